@@ -1,0 +1,455 @@
+"""Loading and validating a dataset (SPEC §2): files in, typed accepted rows and a rejection report out.
+
+A dataset is a folder (or, from the dashboard, a mapping of file names to bytes) of CSV or
+Parquet files. Whole-dataset problems raise ``DatasetRefused`` with the exit status of SPEC §2.1;
+row problems become rows of a tidy rejection table with the file, the physical line number, the
+patient_id, the reason, the column and the offending value. Nothing is dropped silently: for every
+file, rows read = rows accepted + rows rejected, and ``Dataset.files`` records those counts.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandera.errors
+
+from analytics import schemas
+from analytics.schemas import FILES, FileSpec
+
+REJECTED_COLUMNS = ["file", "line", "patient_id", "reason", "column", "value"]
+DEIDENTIFY_HINT = (
+    "Remove direct identifiers before loading: run `python -m analytics deidentify` or drop the column "
+    "and replace patient_id by a pseudonym."
+)
+
+
+class DatasetRefused(Exception):
+    """The whole dataset is refused (SPEC §2.1); ``exit_code`` is 2 or 3, ``str()`` is one line."""
+
+    def __init__(self, message: str, exit_code: int, file: str | None = None, column: str | None = None):
+        super().__init__(message)
+        self.exit_code = exit_code
+        self.file = file
+        self.column = column
+
+
+@dataclass(frozen=True)
+class FileReport:
+    """What happened to one input file."""
+
+    file: str
+    sha256: str
+    rows_read: int
+    rows_accepted: int
+    rows_rejected: int
+    columns_ignored: tuple[str, ...] = ()
+
+
+@dataclass
+class Dataset:
+    """Typed accepted rows per file stem, the rejection report and a report per file read."""
+
+    tables: dict[str, pd.DataFrame]
+    rejected: pd.DataFrame
+    files: list[FileReport]
+    present_columns: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def has_column(self, stem: str, column: str) -> bool:
+        return column in self.present_columns.get(stem, frozenset())
+
+    def file_summary(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            [
+                {
+                    "file": f.file,
+                    "rows_read": f.rows_read,
+                    "rows_accepted": f.rows_accepted,
+                    "rows_rejected": f.rows_rejected,
+                    "sha256": f.sha256,
+                    "columns_ignored": ", ".join(f.columns_ignored),
+                }
+                for f in self.files
+            ]
+        )
+
+
+# --- reading raw files -----------------------------------------------------------------------
+
+
+@dataclass
+class RawTable:
+    """A file's cells as stripped strings ("" = missing) with each row's physical line number."""
+
+    name: str
+    cells: pd.DataFrame
+    lines: np.ndarray
+    malformed: pd.DataFrame  # rows that could not be split into the header's fields
+
+
+def read_source(source: Path | str | Mapping[str, bytes]) -> dict[str, tuple[str, bytes]]:
+    """The input files by stem: stem -> (file name, bytes). CSV is preferred over Parquet."""
+    if isinstance(source, Mapping):
+        named = {Path(name).name: data for name, data in source.items()}
+    else:
+        folder = Path(source)
+        if not folder.is_dir():
+            raise DatasetRefused(f"{folder}: not a folder of data files", 2)
+        named = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    found: dict[str, tuple[str, bytes]] = {}
+    for stem in FILES:
+        for suffix in (".csv", ".parquet"):
+            name = f"{stem}{suffix}"
+            if name in named and stem not in found:
+                found[stem] = (name, named[name])
+    return found
+
+
+def read_table(name: str, data: bytes) -> RawTable:
+    """Cells of one CSV or Parquet file, refusing (exit 2) what cannot be parsed."""
+    if name.endswith(".parquet"):
+        return _read_parquet(name, data)
+    return _read_csv(name, data)
+
+
+def _read_parquet(name: str, data: bytes) -> RawTable:
+    try:
+        frame = pd.read_parquet(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises many types for a broken file
+        raise DatasetRefused(f"{name}: cannot be read as Parquet ({type(exc).__name__})", 2, name) from exc
+    cells = pd.DataFrame({str(c): _parquet_column_as_text(frame[c]) for c in frame.columns})
+    # Parquet rows are numbered as if a header were line 1.
+    lines = np.arange(2, len(cells) + 2)
+    return RawTable(name, _stripped(cells), lines, _empty_malformed())
+
+
+def _parquet_column_as_text(column: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(column):
+        text = column.dt.strftime("%Y-%m-%d")
+    elif pd.api.types.is_bool_dtype(column):
+        text = column.map({True: "true", False: "false"})
+    else:
+        text = column.map(lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
+    return text.where(column.notna(), "").astype(object)
+
+
+def _decode(name: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetRefused(
+            f"{name}: cannot be parsed as CSV: not UTF-8 text (byte {exc.start}); save it as UTF-8", 2, name
+        ) from exc
+
+
+def _read_csv(name: str, data: bytes) -> RawTable:
+    text = _decode(name, data)
+    if not text.strip():
+        raise DatasetRefused(f"{name}: cannot be parsed as CSV: the file is empty (no header row)", 2, name)
+    if "\x00" in text:
+        raise DatasetRefused(f"{name}: cannot be parsed as CSV: it contains binary data (NUL bytes)", 2, name)
+    delimiter = _delimiter(text)
+    fast = None if '"' in text else _read_csv_fast(text, delimiter)
+    table = fast if fast is not None else _read_csv_records(name, text, delimiter)
+    return RawTable(name, _stripped(table[0]), table[1], table[2])
+
+
+def _delimiter(text: str) -> str:
+    """Comma, or semicolon/tab when the header line has no comma but one of those."""
+    header = next((line for line in text.splitlines() if line.strip()), "")
+    if "," not in header:
+        for candidate in (";", "\t"):
+            if candidate in header:
+                return candidate
+    return ","
+
+
+def _read_csv_fast(text: str, delimiter: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame] | None:
+    """pandas' C reader for files without quotes whose lines all have the header's field count.
+
+    Physical line numbers come from the newline positions; blank (or whitespace-only) lines are
+    not rows. Returns None when the file is not that simple, for the record-by-record reader.
+    """
+    raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    newlines = np.flatnonzero(raw == 10)
+    starts = np.concatenate(([0], newlines + 1))
+    ends = np.concatenate((newlines, [raw.size]))
+    if ends[-1] == starts[-1]:  # nothing after the final newline
+        starts, ends = starts[:-1], ends[:-1]
+    lengths = ends - starts
+    first = raw[np.minimum(starts, raw.size - 1)]
+    maybe_blank = (lengths == 0) | np.isin(first, (32, 9, 13))
+    blank = maybe_blank.copy()
+    for i in np.flatnonzero(maybe_blank & (lengths > 0)):
+        blank[i] = not raw[starts[i] : ends[i]].tobytes().strip()
+    delims = np.flatnonzero(raw == ord(delimiter))
+    per_line = np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
+    content = np.flatnonzero(~blank)
+    if content.size == 0 or np.any(per_line[content] != per_line[content[0]]):
+        return None
+    header_line = content[0]
+    try:
+        cells = pd.read_csv(
+            io.StringIO(text[_char_offset(text, raw, starts[header_line]) :]),
+            sep=delimiter, dtype=str, keep_default_na=False, na_filter=False,
+            skip_blank_lines=False, engine="c",
+        )
+    except (pd.errors.ParserError, ValueError):
+        return None
+    # Rows of the frame are the lines after the header one to one, blank ones included.
+    data_lines = np.arange(header_line + 1, len(starts))
+    if len(cells) != data_lines.size or cells.columns.duplicated().any() or _mangled(cells.columns):
+        return None
+    keep = ~blank[data_lines]
+    cells = cells.loc[keep].reset_index(drop=True)
+    return cells, data_lines[keep] + 1, _empty_malformed()
+
+
+def _char_offset(text: str, raw: np.ndarray, byte_offset: int) -> int:
+    return len(raw[:byte_offset].tobytes().decode("utf-8"))
+
+
+def _mangled(columns: pd.Index) -> bool:
+    """pandas renames a repeated header 'x' to 'x.1'; let the record reader report it."""
+    names = set(columns)
+    return any(str(c).rsplit(".", 1)[0] in names for c in columns if "." in str(c))
+
+
+def _read_csv_records(name: str, text: str, delimiter: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+    """Python's csv reader, record by record: handles quotes, quoted newlines and ragged rows."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    malformed: list[dict[str, object]] = []
+    previous_end = 0
+    try:
+        for record in reader:
+            line = previous_end + 1
+            previous_end = reader.line_num
+            if not record or all(not cell.strip() for cell in record) and len(record) == 1:
+                continue
+            if header is None:
+                header = record
+                continue
+            if len(record) != len(header):
+                pid = record[0].strip() if record else ""
+                malformed.append(
+                    {"line": line, "patient_id": pid, "reason": schemas.WRONG_FIELD_COUNT,
+                     "column": "", "value": f"{len(record)} fields, header has {len(header)}"}
+                )
+                continue
+            rows.append(record)
+            lines.append(line)
+    except csv.Error as exc:
+        raise DatasetRefused(
+            f"{name}: cannot be parsed as CSV near line {reader.line_num}: {exc}", 2, name
+        ) from exc
+    assert header is not None
+    duplicated = {h.strip() for h in header if [x.strip() for x in header].count(h.strip()) > 1}
+    if duplicated:
+        column = sorted(duplicated)[0]
+        raise DatasetRefused(f"{name}: column '{column}' appears more than once in the header", 2, name, column)
+    cells = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header, dtype=object)
+    return cells, np.asarray(lines, dtype=np.int64), pd.DataFrame(malformed, columns=REJECTED_COLUMNS[1:])
+
+
+def _stripped(cells: pd.DataFrame) -> pd.DataFrame:
+    """Whitespace around values and header names is ignored (SPEC §2)."""
+    cells = cells.copy()
+    cells.columns = [str(c).strip().lstrip("\ufeff") for c in cells.columns]
+    for column in cells.columns:
+        values = cells[column].fillna("").astype(object)
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
+        cells[column] = pd.Series(np.asarray([str(u).strip() for u in uniques], dtype=object)[codes], index=cells.index)
+    return cells
+
+
+def _empty_malformed() -> pd.DataFrame:
+    return pd.DataFrame(columns=REJECTED_COLUMNS[1:])
+
+
+# --- validating -----------------------------------------------------------------------------
+
+
+def check_header(spec: FileSpec, table: RawTable) -> None:
+    """Refuse a file with a direct identifier column (exit 3) or a missing required column (exit 2)."""
+    for column in table.cells.columns:
+        if schemas.normalise_column_name(column) in schemas.DIRECT_IDENTIFIERS:
+            raise DatasetRefused(
+                f"{table.name}: column '{column}' looks like a direct identifier; refusing the dataset. "
+                + DEIDENTIFY_HINT,
+                3, table.name, column,
+            )
+    for column in spec.required_columns:
+        if column not in table.cells.columns:
+            raise DatasetRefused(
+                f"{table.name}: required column '{column}' is missing", 2, table.name, column
+            )
+
+
+def _value_failures(spec: FileSpec, cells: pd.DataFrame) -> pd.DataFrame:
+    """Rows failing a rule on their own values: row, reason, column (pandera, lazy)."""
+    present = [c.name for c in spec.columns if c.name in cells.columns]
+    schema = schemas.pandera_schema(spec, present)
+    try:
+        schema.validate(cells[present], lazy=True)
+    except pandera.errors.SchemaErrors as errors:
+        cases = errors.failure_cases
+        cases = cases[cases["index"].notna()]
+        return pd.DataFrame(
+            {
+                "row": cases["index"].astype("int64").to_numpy(),
+                "reason": cases["check"].astype(str).to_numpy(),
+                "column": cases["column"].fillna("").astype(str).to_numpy(),
+            }
+        )
+    return pd.DataFrame({"row": pd.Series(dtype="int64"), "reason": pd.Series(dtype=str), "column": pd.Series(dtype=str)})
+
+
+def _first_failure(spec: FileSpec, failures: pd.DataFrame) -> pd.DataFrame:
+    """One reason per row: the first in SPEC §2.1's order."""
+    order = {reason: i for i, reason in enumerate(schemas.rule_order(spec))}
+    ranked = failures.assign(rank=failures["reason"].map(order).fillna(len(order)))
+    ranked = ranked.sort_values(["row", "rank"], kind="stable")
+    return ranked.drop_duplicates("row").drop(columns="rank")
+
+
+def _typed(spec: FileSpec, cells: pd.DataFrame) -> pd.DataFrame:
+    typed = {}
+    for col in spec.columns:
+        if col.name in cells.columns:
+            typed[col.name] = col.parse(cells[col.name])
+        else:
+            typed[col.name] = col.parse(pd.Series([""] * len(cells), index=cells.index, dtype=object))
+    return pd.DataFrame(typed, index=cells.index)
+
+
+def _duplicate_failures(spec: FileSpec, typed: pd.DataFrame) -> pd.DataFrame:
+    """Repeated keys among rows that passed every other rule (SPEC §2.1's duplicate rules)."""
+    if spec.duplicates == "none" or typed.empty:
+        return pd.DataFrame({"row": [], "reason": [], "column": []})
+    key = list(spec.key)
+    if spec.duplicates == "first":
+        repeat = typed.duplicated(key, keep="first")
+        return pd.DataFrame({"row": typed.index[repeat], "reason": spec.duplicate_reason, "column": ",".join(key)})
+    values = [c.name for c in spec.columns]
+    if spec.duplicates == "identical":
+        repeat = typed.duplicated(values, keep="first")
+        return pd.DataFrame({"row": typed.index[repeat], "reason": schemas.DUPLICATE_ROW, "column": ""})
+    # diary: identical repeats keep the first; differing values reject every row of that day.
+    in_group = typed.duplicated(key, keep=False)
+    groups = typed[in_group]
+    if groups.empty:
+        return pd.DataFrame({"row": [], "reason": [], "column": []})
+    variants = groups.astype(object).fillna("<missing>").groupby(key, sort=False)[
+        [v for v in values if v not in key]
+    ].nunique()
+    conflicting = variants.gt(1).any(axis=1)
+    group_conflicts = conflicting.reindex(pd.MultiIndex.from_frame(groups[key])).to_numpy()
+    conflict_rows = groups.index[group_conflicts]
+    identical = groups[~group_conflicts]
+    repeat_rows = identical.index[identical.duplicated(key, keep="first")]
+    return pd.concat(
+        [
+            pd.DataFrame({"row": conflict_rows, "reason": schemas.CONFLICT, "column": ",".join(key)}),
+            pd.DataFrame({"row": repeat_rows, "reason": schemas.DUPLICATE_ROW, "column": ",".join(key)}),
+        ]
+    )
+
+
+def _validate_file(
+    spec: FileSpec,
+    table: RawTable,
+    listed_patients: pd.Index | None,
+    sessions: pd.DataFrame | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Typed accepted rows (with ``line``) and rejected rows of one file."""
+    cells = table.cells
+    failures = _value_failures(spec, cells)
+    failed = pd.Index(failures["row"].unique())
+    passed = cells.index.difference(failed)
+    typed = _typed(spec, cells.loc[passed])
+    relation = []
+    if listed_patients is not None and spec.stem != "patients":
+        unknown = ~typed["patient_id"].isin(listed_patients)
+        relation.append(pd.DataFrame({"row": typed.index[unknown], "reason": schemas.UNKNOWN_PATIENT, "column": "patient_id"}))
+        typed = typed[~unknown]
+    if spec.session_linked and sessions is not None:
+        known = pd.MultiIndex.from_frame(sessions[["patient_id", "session_date"]])
+        linked = pd.MultiIndex.from_frame(typed[["patient_id", "session_date"]]).isin(known)
+        relation.append(pd.DataFrame({"row": typed.index[~linked], "reason": schemas.UNKNOWN_SESSION, "column": "session_date"}))
+        typed = typed[linked]
+    duplicates = _duplicate_failures(spec, typed)
+    typed = typed.drop(index=duplicates["row"].astype("int64"))
+    rejected = pd.concat([_first_failure(spec, failures), *relation, duplicates], ignore_index=True)
+    rows = rejected["row"].astype("int64").to_numpy()
+    rejected_report = pd.DataFrame(
+        {
+            "file": table.name,
+            "line": table.lines[rows],
+            "patient_id": cells["patient_id"].to_numpy()[rows] if "patient_id" in cells else "",
+            "reason": rejected["reason"].to_numpy(),
+            "column": rejected["column"].to_numpy(),
+            "value": [
+                cells.at[r, c] if c in cells.columns else "" for r, c in zip(rows, rejected["column"], strict=True)
+            ],
+        }
+    )
+    malformed = table.malformed.assign(file=table.name)[REJECTED_COLUMNS]
+    accepted = typed.assign(line=table.lines[typed.index.to_numpy()]).reset_index(drop=True)
+    return accepted, pd.concat([rejected_report, malformed], ignore_index=True)
+
+
+def load_dataset(source: Path | str | Mapping[str, bytes]) -> Dataset:
+    """Read, check and type a dataset; raises ``DatasetRefused`` for whole-dataset problems."""
+    files = read_source(source)
+    raw: dict[str, RawTable] = {}
+    for stem, (name, data) in files.items():
+        raw[stem] = read_table(name, data)
+        check_header(FILES[stem], raw[stem])
+    for stem, spec in FILES.items():
+        if spec.required and stem not in raw:
+            raise DatasetRefused(f"{spec.filename}: required file is missing", 2, spec.filename)
+
+    listed = None
+    if "patients" in raw and "patient_id" in raw["patients"].cells:
+        ids = raw["patients"].cells["patient_id"]
+        listed = pd.Index(ids[ids.str.fullmatch(schemas.PATIENT_ID_PATTERN.strip("^$"))].unique())
+
+    tables: dict[str, pd.DataFrame] = {}
+    rejected: list[pd.DataFrame] = []
+    reports: list[FileReport] = []
+    present: dict[str, frozenset[str]] = {}
+    for stem, spec in FILES.items():  # sessions first: linked files need its accepted rows
+        if stem not in raw:
+            tables[stem] = _typed(spec, pd.DataFrame(columns=[c.name for c in spec.columns])).assign(line=pd.Series(dtype="int64"))
+            present[stem] = frozenset()
+            continue
+        table = raw[stem]
+        accepted, rejected_rows = _validate_file(spec, table, listed, tables.get("sessions"))
+        tables[stem] = accepted
+        rejected.append(rejected_rows)
+        contract = {c.name for c in spec.columns}
+        present[stem] = frozenset(c for c in table.cells.columns if c in contract)
+        name, data = files[stem]
+        read = len(table.cells) + len(table.malformed)
+        reports.append(
+            FileReport(
+                file=name,
+                sha256=hashlib.sha256(data).hexdigest(),
+                rows_read=read,
+                rows_accepted=len(accepted),
+                rows_rejected=len(rejected_rows),
+                columns_ignored=tuple(c for c in table.cells.columns if c not in contract),
+            )
+        )
+    report = pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame(columns=REJECTED_COLUMNS)
+    report = report.astype({"line": "int64"}).sort_values(["file", "line"], kind="stable").reset_index(drop=True)
+    return Dataset(tables=tables, rejected=report[REJECTED_COLUMNS], files=reports, present_columns=present)
