@@ -1,0 +1,9 @@
+"""Outcomes page (placeholder until its issue is built)."""
+
+import streamlit as st
+
+from ui import state
+
+ctx = state.context()
+st.title("Outcomes")
+st.dataframe(ctx.analysis.cohort_cycles, hide_index=True)

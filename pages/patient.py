@@ -1,0 +1,9 @@
+"""Patient page (placeholder until its issue is built)."""
+
+import streamlit as st
+
+from ui import state
+
+ctx = state.context()
+st.title("Patient")
+st.dataframe(ctx.analysis.cohort_cycles, hide_index=True)
