@@ -1,0 +1,32 @@
+"""Render helpers shared by the pages: charts with a stable key, tables with a CSV download.
+
+Every CSV a user downloads goes through ``analytics.export.csv_bytes`` (formula-safe, true/false,
+YYYY-MM-DD, empty for missing), the same writer as the export command.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from analytics.export import csv_bytes
+
+PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def chart(fig: go.Figure, key: str, caption: str | None = None) -> None:
+    """A Plotly chart (PNG download from its toolbar) with an optional caption (n, method)."""
+    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, use_container_width=True)
+    if caption:
+        st.caption(caption)
+
+
+def table(frame: pd.DataFrame, key: str, filename: str, caption: str | None = None, **kwargs: object) -> None:
+    """A table with a CSV download of exactly what is shown."""
+    st.dataframe(frame, hide_index=True, key=f"{key}_table", **kwargs)
+    if caption:
+        st.caption(caption)
+    st.download_button(
+        "Download CSV", csv_bytes(frame), file_name=filename, mime="text/csv", key=f"{key}_csv"
+    )
