@@ -17,7 +17,7 @@ PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png",
 
 def chart(fig: go.Figure, key: str, caption: str | None = None) -> None:
     """A Plotly chart (PNG download from its toolbar) with an optional caption (n, method)."""
-    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, use_container_width=True)
+    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
     if caption:
         st.caption(caption)
 
