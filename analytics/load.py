@@ -19,14 +19,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pandera.errors
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from analytics import schemas
 from analytics.schemas import FILES, FileSpec
 
 REJECTED_COLUMNS = ["file", "line", "patient_id", "reason", "column", "value"]
 DEIDENTIFY_HINT = (
-    "Remove direct identifiers before loading: run `python -m analytics deidentify` or drop the column "
-    "and replace patient_id by a pseudonym."
+    "De-identify before loading: drop this column (and any other names, contact details, addresses, "
+    "record numbers or birth dates) and replace patient_id by a pseudonym."
 )
 
 
@@ -155,14 +158,15 @@ def _read_csv(name: str, data: bytes) -> RawTable:
     if "\x00" in text:
         raise DatasetRefused(f"{name}: cannot be parsed as CSV: it contains binary data (NUL bytes)", 2, name)
     delimiter = _delimiter(text)
-    fast = None if '"' in text else _read_csv_fast(text, delimiter)
+    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    fast = None if b'"' in body else _read_csv_fast(body, delimiter)
     table = fast if fast is not None else _read_csv_records(name, text, delimiter)
     return RawTable(name, _stripped(table[0]), table[1], table[2])
 
 
 def _delimiter(text: str) -> str:
     """Comma, or semicolon/tab when the header line has no comma but one of those."""
-    header = next((line for line in text.splitlines() if line.strip()), "")
+    header = next((line for line in text[:65536].splitlines() if line.strip()), "")
     if "," not in header:
         for candidate in (";", "\t"):
             if candidate in header:
@@ -170,55 +174,52 @@ def _delimiter(text: str) -> str:
     return ","
 
 
-def _read_csv_fast(text: str, delimiter: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame] | None:
-    """pandas' C reader for files without quotes whose lines all have the header's field count.
+def _read_csv_fast(body: bytes, delimiter: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame] | None:
+    """Arrow's multi-threaded CSV reader for files without quotes whose lines all have the header's fields.
 
-    Physical line numbers come from the newline positions; blank (or whitespace-only) lines are
-    not rows. Returns None when the file is not that simple, for the record-by-record reader.
+    Physical line numbers come from the newline positions: the reader skips empty lines, so data
+    row i is the i-th non-empty line after the header. Returns None when the file is not that simple
+    (whitespace-only lines, ragged rows, repeated header names), for the record-by-record reader.
     """
-    raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    raw = np.frombuffer(body, dtype=np.uint8)
     newlines = np.flatnonzero(raw == 10)
     starts = np.concatenate(([0], newlines + 1))
     ends = np.concatenate((newlines, [raw.size]))
     if ends[-1] == starts[-1]:  # nothing after the final newline
         starts, ends = starts[:-1], ends[:-1]
     lengths = ends - starts
+    ends_cr = (lengths > 0) & (raw[np.maximum(ends - 1, 0)] == 13)
+    empty = (lengths - ends_cr) == 0
     first = raw[np.minimum(starts, raw.size - 1)]
-    maybe_blank = (lengths == 0) | np.isin(first, (32, 9, 13))
-    blank = maybe_blank.copy()
-    for i in np.flatnonzero(maybe_blank & (lengths > 0)):
-        blank[i] = not raw[starts[i] : ends[i]].tobytes().strip()
+    if np.any(~empty & np.isin(first, (32, 9))):
+        return None  # a line may be whitespace only: leave it to the careful reader
+    content = np.flatnonzero(~empty)
+    if content.size == 0:
+        return None
     delims = np.flatnonzero(raw == ord(delimiter))
-    per_line = np.searchsorted(delims, ends) - np.searchsorted(delims, starts)
-    content = np.flatnonzero(~blank)
-    if content.size == 0 or np.any(per_line[content] != per_line[content[0]]):
+    per_line = np.searchsorted(delims, ends[content]) - np.searchsorted(delims, starts[content])
+    if np.any(per_line != per_line[0]):
         return None
     header_line = content[0]
+    header = body[starts[header_line] : ends[header_line]].decode("utf-8").rstrip("\r").split(delimiter)
+    if len(set(header)) != len(header):
+        return None
     try:
-        cells = pd.read_csv(
-            io.StringIO(text[_char_offset(text, raw, starts[header_line]) :]),
-            sep=delimiter, dtype=str, keep_default_na=False, na_filter=False,
-            skip_blank_lines=False, engine="c",
+        arrow = pacsv.read_csv(
+            io.BytesIO(body[starts[header_line] :]),
+            read_options=pacsv.ReadOptions(use_threads=True),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in header}, strings_can_be_null=False
+            ),
         )
-    except (pd.errors.ParserError, ValueError):
+    except (pa.ArrowInvalid, ValueError):
         return None
-    # Rows of the frame are the lines after the header one to one, blank ones included.
-    data_lines = np.arange(header_line + 1, len(starts))
-    if len(cells) != data_lines.size or cells.columns.duplicated().any() or _mangled(cells.columns):
+    data_lines = content[1:]
+    if arrow.num_rows != data_lines.size:
         return None
-    keep = ~blank[data_lines]
-    cells = cells.loc[keep].reset_index(drop=True)
-    return cells, data_lines[keep] + 1, _empty_malformed()
-
-
-def _char_offset(text: str, raw: np.ndarray, byte_offset: int) -> int:
-    return len(raw[:byte_offset].tobytes().decode("utf-8"))
-
-
-def _mangled(columns: pd.Index) -> bool:
-    """pandas renames a repeated header 'x' to 'x.1'; let the record reader report it."""
-    names = set(columns)
-    return any(str(c).rsplit(".", 1)[0] in names for c in columns if "." in str(c))
+    cells = arrow.to_pandas(types_mapper=lambda t: pd.ArrowDtype(pa.string()) if t == pa.string() else None)
+    return cells, data_lines + 1, _empty_malformed()
 
 
 def _read_csv_records(name: str, text: str, delimiter: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
@@ -261,14 +262,15 @@ def _read_csv_records(name: str, text: str, delimiter: str) -> tuple[pd.DataFram
 
 
 def _stripped(cells: pd.DataFrame) -> pd.DataFrame:
-    """Whitespace around values and header names is ignored (SPEC §2)."""
-    cells = cells.copy()
-    cells.columns = [str(c).strip().lstrip("\ufeff") for c in cells.columns]
+    """Whitespace around values and header names is ignored (SPEC §2); cells become Arrow strings."""
+    stripped = {}
     for column in cells.columns:
-        values = cells[column].fillna("").astype(object)
-        codes, uniques = pd.factorize(values, use_na_sentinel=False)
-        cells[column] = pd.Series(np.asarray([str(u).strip() for u in uniques], dtype=object)[codes], index=cells.index)
-    return cells
+        values = pa.array(cells[column].fillna("").astype(str) if cells[column].dtype == object else cells[column],
+                          type=pa.string(), from_pandas=True)
+        stripped[str(column).strip().lstrip("\ufeff")] = pd.Series(
+            pd.arrays.ArrowExtensionArray(pc.utf8_trim_whitespace(values)), index=cells.index
+        )
+    return pd.DataFrame(stripped, index=cells.index)
 
 
 def _empty_malformed() -> pd.DataFrame:
@@ -294,10 +296,10 @@ def check_header(spec: FileSpec, table: RawTable) -> None:
             )
 
 
-def _value_failures(spec: FileSpec, cells: pd.DataFrame) -> pd.DataFrame:
+def _value_failures(spec: FileSpec, cells: pd.DataFrame, typed: pd.DataFrame) -> pd.DataFrame:
     """Rows failing a rule on their own values: row, reason, column (pandera, lazy)."""
     present = [c.name for c in spec.columns if c.name in cells.columns]
-    schema = schemas.pandera_schema(spec, present)
+    schema = schemas.pandera_schema(spec, typed[present])
     try:
         schema.validate(cells[present], lazy=True)
     except pandera.errors.SchemaErrors as errors:
@@ -372,10 +374,10 @@ def _validate_file(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Typed accepted rows (with ``line``) and rejected rows of one file."""
     cells = table.cells
-    failures = _value_failures(spec, cells)
+    parsed = _typed(spec, cells)
+    failures = _value_failures(spec, cells, parsed)
     failed = pd.Index(failures["row"].unique())
-    passed = cells.index.difference(failed)
-    typed = _typed(spec, cells.loc[passed])
+    typed = parsed.drop(index=failed)
     relation = []
     if listed_patients is not None and spec.stem != "patients":
         unknown = ~typed["patient_id"].isin(listed_patients)

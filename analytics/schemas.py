@@ -67,7 +67,7 @@ def _by_distinct(values: pd.Series, parse_distinct: Callable[[pd.Series], pd.Ser
     """Apply a parser to the distinct values only, then map the results back to every row."""
     codes, uniques = pd.factorize(values, use_na_sentinel=False)
     parsed = parse_distinct(pd.Series(uniques, dtype=object))
-    return pd.Series(parsed.to_numpy()[codes], index=values.index).astype(parsed.dtype)
+    return pd.Series(parsed.array.take(codes), index=values.index)
 
 
 def _parse_dates(distinct: pd.Series) -> pd.Series:
@@ -346,40 +346,42 @@ def rule_order(spec: FileSpec) -> list[str]:
     return ordered
 
 
-def pandera_schema(spec: FileSpec, present: list[str]) -> pa.DataFrameSchema:
+def pandera_schema(spec: FileSpec, typed: pd.DataFrame) -> pa.DataFrameSchema:
     """A pandera schema over the stripped string cells of a file's contract columns.
 
-    Each check is named by its rejection reason, so pandera's failure-case table is the
-    rejection report before precedence is applied. Checks parse with the same ``ColumnSpec.parse``
-    that later converts accepted rows (cheap: parsers work on distinct values).
+    Each check is named by its rejection reason, so pandera's failure-case table is the rejection
+    report before precedence is applied. ``typed`` holds the same rows parsed once by
+    ``ColumnSpec.parse`` (NA where missing or invalid): a non-empty cell whose typed value is NA
+    breaks its column's rule. Only the columns present in the file are checked.
     """
     columns = {}
     for col in spec.columns:
-        if col.name not in present:
+        if col.name not in typed.columns:
             continue
         checks = []
         if col.required:
             checks.append(pa.Check(lambda s: s != "", name=MISSING))
-        checks.append(pa.Check(_valid_or_empty(col), name=col.invalid_reason()))
-        columns[col.name] = pa.Column(str, checks=checks, nullable=False, required=True)
+        checks.append(pa.Check(_valid_or_empty(typed[col.name]), name=col.invalid_reason()))
+        # No dtype or null check: cells are already strings ("" = missing), and pandera's
+        # element-wise dtype check costs seconds on a 2-million-row diary.
+        columns[col.name] = pa.Column(None, checks=checks, nullable=True, required=True)
     frame_checks = [
-        pa.Check(_row_check(spec, rc), name=rc.reason)
-        for rc in spec.row_checks
-        if all(c in present for c in rc.columns)
+        pa.Check(_row_check(rule, typed), name=rule.reason)
+        for rule in spec.row_checks
+        if all(c in typed.columns for c in rule.columns)
     ]
     return pa.DataFrameSchema(columns, checks=frame_checks, strict=False, coerce=False)
 
 
-def _valid_or_empty(col: ColumnSpec) -> Callable[[pd.Series], pd.Series]:
+def _valid_or_empty(parsed: pd.Series) -> Callable[[pd.Series], pd.Series]:
     def check(values: pd.Series) -> pd.Series:
-        return (values == "") | col.parse(values).notna()
+        return (values == "") | parsed.notna()
 
     return check
 
 
-def _row_check(spec: FileSpec, rule: RowCheck) -> Callable[[pd.DataFrame], pd.Series]:
+def _row_check(rule: RowCheck, typed: pd.DataFrame) -> Callable[[pd.DataFrame], pd.Series]:
     def frame_check(frame: pd.DataFrame) -> pd.Series:
-        typed = pd.DataFrame({name: spec.column(name).parse(frame[name]) for name in rule.columns})
-        return rule.check(typed)
+        return rule.check(typed[list(rule.columns)])
 
     return frame_check
