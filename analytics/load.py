@@ -27,9 +27,11 @@ from analytics import schemas
 from analytics.schemas import FILES, FileSpec
 
 REJECTED_COLUMNS = ["file", "line", "patient_id", "reason", "column", "value"]
+MAX_FIELD_CHARS = 10_000_000  # a cell this long is rejected by its column's rule, not a parse failure
+MAX_VALUE_SHOWN = 200  # rejected values are cut to this length in the report
 DEIDENTIFY_HINT = (
-    "De-identify before loading: drop this column (and any other names, contact details, addresses, "
-    "record numbers or birth dates) and replace patient_id by a pseudonym."
+    "De-identify before loading: run `python -m analytics deidentify --in RAW_DIR --out DATA_DIR --key-file KEY` "
+    "or drop the column and replace patient_id by a pseudonym."
 )
 
 
@@ -143,12 +145,24 @@ def _parquet_column_as_text(column: pd.Series) -> pd.Series:
 
 
 def _decode(name: str, data: bytes) -> str:
+    """UTF-8 (with or without BOM); UTF-16 with a BOM is unambiguous, so it is accepted too."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise DatasetRefused(f"{name}: cannot be parsed as CSV: broken UTF-16 text", 2, name) from exc
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        hint = " (it looks like Latin-1/Windows-1252)" if _looks_latin1(data) else ""
         raise DatasetRefused(
-            f"{name}: cannot be parsed as CSV: not UTF-8 text (byte {exc.start}); save it as UTF-8", 2, name
+            f"{name}: cannot be parsed as CSV: not UTF-8 text at byte {exc.start}{hint}; save it as UTF-8", 2, name
         ) from exc
+
+
+def _looks_latin1(data: bytes) -> bool:
+    sample = data[:65536]
+    return b"\x00" not in sample and sum(b >= 0x80 for b in sample) < len(sample) * 0.1
 
 
 def _read_csv(name: str, data: bytes) -> RawTable:
@@ -158,7 +172,8 @@ def _read_csv(name: str, data: bytes) -> RawTable:
     if "\x00" in text:
         raise DatasetRefused(f"{name}: cannot be parsed as CSV: it contains binary data (NUL bytes)", 2, name)
     delimiter = _delimiter(text)
-    body = data[3:] if data.startswith(b"\xef\xbb\xbf") else data
+    body = text.encode("utf-8") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else data
+    body = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
     fast = None if b'"' in body else _read_csv_fast(body, delimiter)
     table = fast if fast is not None else _read_csv_records(name, text, delimiter)
     return RawTable(name, _stripped(table[0]), table[1], table[2])
@@ -224,6 +239,7 @@ def _read_csv_fast(body: bytes, delimiter: str) -> tuple[pd.DataFrame, np.ndarra
 
 def _read_csv_records(name: str, text: str, delimiter: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Python's csv reader, record by record: handles quotes, quoted newlines and ragged rows."""
+    csv.field_size_limit(MAX_FIELD_CHARS)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header: list[str] | None = None
     rows: list[list[str]] = []
@@ -252,8 +268,12 @@ def _read_csv_records(name: str, text: str, delimiter: str) -> tuple[pd.DataFram
         raise DatasetRefused(
             f"{name}: cannot be parsed as CSV near line {reader.line_num}: {exc}", 2, name
         ) from exc
-    assert header is not None
-    duplicated = {h.strip() for h in header if [x.strip() for x in header].count(h.strip()) > 1}
+    if header is None:
+        raise DatasetRefused(f"{name}: cannot be parsed as CSV: no header row", 2, name)
+    # Unnamed columns (e.g. trailing delimiters from a spreadsheet) are outside the contract: name them apart.
+    header = [h if h.strip() else f"unnamed_{i + 1}" for i, h in enumerate(header)]
+    names = [h.strip() for h in header]
+    duplicated = {h for h in names if names.count(h) > 1}
     if duplicated:
         column = sorted(duplicated)[0]
         raise DatasetRefused(f"{name}: column '{column}' appears more than once in the header", 2, name, column)
@@ -350,7 +370,7 @@ def _duplicate_failures(spec: FileSpec, typed: pd.DataFrame) -> pd.DataFrame:
     groups = typed[in_group]
     if groups.empty:
         return pd.DataFrame({"row": [], "reason": [], "column": []})
-    variants = groups.astype(object).fillna("<missing>").groupby(key, sort=False)[
+    variants = groups.astype(object).where(groups.notna(), "<missing>").groupby(key, sort=False)[
         [v for v in values if v not in key]
     ].nunique()
     conflicting = variants.gt(1).any(axis=1)
@@ -400,7 +420,8 @@ def _validate_file(
             "reason": rejected["reason"].to_numpy(),
             "column": rejected["column"].to_numpy(),
             "value": [
-                cells.at[r, c] if c in cells.columns else "" for r, c in zip(rows, rejected["column"], strict=True)
+                str(cells.at[r, c])[:MAX_VALUE_SHOWN] if c in cells.columns else ""
+                for r, c in zip(rows, rejected["column"], strict=True)
             ],
         }
     )

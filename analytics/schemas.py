@@ -83,7 +83,9 @@ def _parse_numbers(distinct: pd.Series) -> pd.Series:
 
 def _parse_integers(distinct: pd.Series) -> pd.Series:
     numbers = _parse_numbers(distinct)
-    return numbers.where(numbers == np.floor(numbers)).astype("Int64")
+    # Beyond 2**53 a float no longer holds every whole number exactly, and int64 overflows.
+    whole = (numbers == np.floor(numbers)) & (numbers.abs() < 2**53)
+    return numbers.where(whole).astype("Int64")
 
 
 def _parse_booleans(distinct: pd.Series) -> pd.Series:
