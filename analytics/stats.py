@@ -42,8 +42,10 @@ def wilson_interval(successes: np.ndarray | float, n: np.ndarray | float, z: flo
         denom = 1 + z**2 / n
         centre = (p + z**2 / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / denom
-    low = np.where(n > 0, np.clip(centre - half, 0, 1), np.nan)
-    high = np.where(n > 0, np.clip(centre + half, 0, 1), np.nan)
+    # The exact interval always holds p (its ends are exactly 0 at k = 0 and 1 at k = n); rounding
+    # can leave a low end of 3e-18 above a rate of 0, so the rate bounds the ends.
+    low = np.where(n > 0, np.minimum(np.clip(centre - half, 0, 1), p), np.nan)
+    high = np.where(n > 0, np.maximum(np.clip(centre + half, 0, 1), p), np.nan)
     return low, high
 
 
