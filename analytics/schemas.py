@@ -132,7 +132,9 @@ class ColumnSpec:
         parser = _KIND_PARSERS[self.kind]
         parsed = _by_distinct(values, parser)
         if self.choices:
-            parsed = parsed.where(parsed.isin(self.choices))
+            # Fixed vocabularies match in any case ("Temporalis", "hit-6") and are stored canonically.
+            canonical = {str(choice).lower(): choice for choice in self.choices}
+            parsed = parsed.str.lower().map(canonical).astype(parsed.dtype)
         if self.low is not None:
             above = parsed > self.low if not self.low_inclusive else parsed >= self.low
             parsed = parsed.where(above)
@@ -152,7 +154,7 @@ class ColumnSpec:
     def describe(self) -> str:
         """The valid values in words, for the data dictionary."""
         if self.choices:
-            return "one of " + ", ".join(self.choices)
+            return "one of " + ", ".join(self.choices) + " (any case)"
         kind_words = {
             "patient_id": f"pseudonym matching {PATIENT_ID_PATTERN}",
             "date": "date YYYY-MM-DD",

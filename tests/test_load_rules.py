@@ -842,3 +842,18 @@ def test_an_identifier_is_refused_even_when_a_required_column_is_also_missing(wr
     # Privacy first: the identifier is the more serious problem and must not be hidden by exit 2.
     error = refusal(write_dataset, tmp_path, sessions="patient_id,Email\nP1,x\n", diary=ONE_DAY)
     assert error.exit_code == 3
+
+
+def test_fixed_vocabularies_match_in_any_case_and_are_stored_canonically(load_files) -> None:
+    # "Temporalis"/"LEFT" are the clinic's spelling of temporalis/left; "f" is sex F; "hit-6" is HIT-6.
+    dataset = load_files(
+        sessions="patient_id,session_date\nP1,2024-01-01\n",
+        diary="patient_id,date,headache_hours\nP1,2024-01-01,0\n",
+        patients="patient_id,sex\nP1,f\n",
+        injections="patient_id,session_date,muscle,side,units\nP1,2024-01-01,Temporalis,LEFT,20\n",
+        questionnaires="patient_id,date,instrument,score\nP1,2024-01-01,hit-6,60\n",
+    )
+    assert dataset.rejected.empty
+    assert dataset.tables["patients"]["sex"].tolist() == ["F"]
+    assert dataset.tables["injections"][["muscle", "side"]].values.tolist() == [["temporalis", "left"]]
+    assert dataset.tables["questionnaires"]["instrument"].tolist() == ["HIT-6"]
