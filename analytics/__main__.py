@@ -3,7 +3,8 @@
 Exit status: 0 success (rejected rows are reported, not fatal); 1 with ``--strict`` when any row was
 rejected (nothing is written); 2 when a required file or column is missing or a file cannot be
 parsed; 3 when a column looks like a direct identifier; 4 when the output cannot be written.
-Progress and a summary go to stderr.
+Progress and a summary go to stderr. ``export --min-cell K`` writes the suppressed, aggregate-only
+export (``analytics.suppression``); ``python -m analytics deidentify ...`` is ``analytics.deidentify``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from analytics import cohort_filter, deidentify
 from analytics.config import AnalysisConfig
-from analytics.export import export_files, write_atomically
+from analytics.export import PATIENT_LEVEL_FILES, write_atomically
 from analytics.load import DatasetRefused, load_dataset
 from analytics.pipeline import analyse
+from analytics.suppression import DEFAULT_MIN_CELL
 
 
 def _iso_date(text: str) -> date:
@@ -28,7 +31,9 @@ def _iso_date(text: str) -> date:
 
 def _parameter_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = AnalysisConfig()
-    parser.add_argument("--as-of", type=_iso_date, help="data cut-off YYYY-MM-DD (default: latest session or diary date)")
+    parser.add_argument(
+        "--as-of", type=_iso_date, help="data cut-off YYYY-MM-DD (default: latest session or diary date)"
+    )
     parser.add_argument("--headache-min-hours", type=float, default=defaults.headache_min_hours, metavar="H")
     parser.add_argument("--baseline-days", type=int, default=defaults.baseline_days, metavar="N")
     parser.add_argument("--cycle-days", type=int, default=defaults.cycle_days, metavar="N")
@@ -54,7 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--data", required=True, type=Path, help="folder with sessions.csv, diary.csv, ...")
     export.add_argument("--out", required=True, type=Path, help="folder to write the export into")
     export.add_argument("--strict", action="store_true", help="write nothing and exit 1 when any row is rejected")
+    export.add_argument(
+        "--min-cell", type=int, nargs="?", const=DEFAULT_MIN_CELL, default=None, metavar="K",
+        help=f"to share outside the clinic: aggregate tables only, counts 1..K-1 suppressed (K={DEFAULT_MIN_CELL} "
+        "when given without a number)",
+    )
     _parameter_arguments(export)
+    cohort_filter.add_arguments(export)
+    deidentify.add_arguments(
+        commands.add_parser("deidentify", help="pseudonymise ids, shift dates and drop identifiers of a raw export")
+    )
     return parser
 
 
@@ -62,11 +76,31 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _min_cell_problem(args: argparse.Namespace) -> str | None:
+    """Why a suppressed export (--min-cell) cannot be written as asked, if it cannot."""
+    if args.min_cell is None:
+        return None
+    if args.min_cell < 2:
+        return f"--min-cell must be at least 2 (got {args.min_cell})"
+    stale = [name for name in PATIENT_LEVEL_FILES if (args.out / name).exists()]
+    if stale:
+        return f"--min-cell: {args.out} holds patient-level files ({', '.join(stale)}); write to a new folder"
+    return None
+
+
 def run_export(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
     except ValueError as exc:
         _say(f"error: {exc}")
+        return 2
+    if problem := _min_cell_problem(args):
+        _say(f"error: {problem}")
+        return 2
+    try:
+        chosen = cohort_filter.from_args(args)
+    except (OSError, ValueError) as exc:
+        _say(f"error: cohort filter: {exc}")
         return 2
     _say(f"reading {args.data} ...")
     try:
@@ -84,7 +118,10 @@ def run_export(args: argparse.Namespace) -> int:
         return 1
     _say("computing cycles and cohort statistics ...")
     analysis = analyse(dataset, config)
-    files = export_files(analysis, dataset)
+    if not chosen.is_empty():
+        _say(f"cohort filter: {'; '.join(chosen.describe())}: {len(chosen.apply(analysis, dataset))} of "
+             f"{analysis.patient_cycles['patient_id'].nunique()} treated patients")
+    files = cohort_filter.filtered_export(analysis, dataset, chosen, min_cell=args.min_cell)
     try:
         write_atomically(files, args.out)
     except OSError as exc:
@@ -103,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "export":
         return run_export(args)
+    if args.command == "deidentify":
+        return deidentify.run(args)
     return 2
 
 

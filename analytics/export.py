@@ -4,13 +4,16 @@
 manifest.json; the command line and the dashboard's download buttons both call it, so the same data
 and parameters give the same bytes. Every CSV goes through ``csv_bytes``: booleans as true/false,
 dates as YYYY-MM-DD, missing values as empty cells, and text cells that a spreadsheet would run as a
-formula (starting with =, +, -, @, tab or carriage return) prefixed with a single quote.
+formula (starting with =, +, -, @, tab or carriage return) prefixed with a single quote. A text cell
+that is a plain number such as -4.5 or +1e3 is left alone: a spreadsheet can only read it as that
+number, and a rejected value is shown back to the user as it was typed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -25,17 +28,21 @@ from analytics.cohort import COHORT_CYCLE_COLUMNS
 from analytics.cycles import PATIENT_CYCLE_COLUMNS
 from analytics.load import Dataset
 from analytics.pipeline import Analysis
+from analytics.suppression import describe, suppress_cohort_cycles, suppress_rejections
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 RESULT_FILES = ("patient_cycles.csv", "cohort_cycles.csv")
 EXPORT_FILES = (*RESULT_FILES, "rejected_rows.csv", "manifest.json")
+SUPPRESSED_EXPORT_FILES = ("cohort_cycles.csv", "rejected_counts.csv", "manifest.json")
+PATIENT_LEVEL_FILES = ("patient_cycles.csv", "rejected_rows.csv")
 
 
 def _text_cell(value: object) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
         return ""
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if text.startswith(FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text) else text
 
 
 def _csv_column(column: pd.Series) -> pd.Series:
@@ -49,14 +56,38 @@ def _csv_column(column: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(column):
         values = column.astype("float64")
         return values.map(repr).where(values.notna(), "")
-    return column.map(_text_cell)
+    codes, uniques = pd.factorize(column, use_na_sentinel=True)
+    texts = np.asarray([_text_cell(u) for u in uniques] + [""], dtype=object)  # code -1 (missing) -> ""
+    return pd.Series(texts[codes], index=column.index)
+
+
+_NEEDS_QUOTES = re.compile(r'[,"\n\r]')
+
+
+def _csv_field(text: str) -> str:
+    """RFC 4180 quoting. The csv module (and so ``DataFrame.to_csv``) with a "\\n" line end leaves a bare
+    carriage return unquoted, which a spreadsheet reads as a new row, whose first cell could then be
+    a formula; so quoting is done here, for a comma, a quote, a line feed or a carriage return."""
+    return '"' + text.replace('"', '""') + '"' if _NEEDS_QUOTES.search(text) else text
+
+
+def _csv_fields(cells: pd.Series, lone: bool) -> np.ndarray:
+    # Each distinct value is quoted once: a diary column holds few distinct values.
+    codes, uniques = pd.factorize(cells, use_na_sentinel=False)
+    fields = np.asarray([_csv_field(str(u)) for u in uniques], dtype=object)[codes]
+    # A row of one empty field would be a blank line, which readers skip: write it as "".
+    return np.where(fields == "", '""', fields) if lone else fields
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The one CSV writer of the project (UTF-8, header row, formula-safe text cells)."""
-    text = pd.DataFrame({name: _csv_column(frame[name]) for name in frame.columns}, columns=frame.columns)
-    text.columns = [_text_cell(c) for c in frame.columns]
-    return text.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    """The one CSV writer of the project (UTF-8, header row, "\\n" line ends, formula-safe text cells)."""
+    lone = frame.shape[1] == 1
+    lines = np.full(len(frame), "", dtype=object)
+    for position, name in enumerate(frame.columns):
+        fields = _csv_fields(_csv_column(frame[name]), lone)
+        lines = fields if position == 0 else lines + "," + fields
+    header = ",".join(_csv_field(_text_cell(c)) for c in frame.columns)
+    return ("\n".join([header, *lines]) + "\n").encode("utf-8")
 
 
 def manifest(
@@ -79,7 +110,7 @@ def manifest(
             }
             for f in dataset.files
         },
-        "rows_rejected_total": int(len(dataset.rejected)),
+        "rows_rejected_total": len(dataset.rejected),
         "software": {"name": "botox-outcomes-analytics", "version": __version__},
         "exported_at": exported_at.astimezone(UTC).isoformat(timespec="seconds"),
         "definitions": "SPEC.md §3; the project's data dictionary (README) documents the rest",
@@ -96,20 +127,64 @@ def export_files(
     """The four export files of SPEC §4, by file name."""
     exported_at = exported_at or datetime.now(UTC)
     patient_table = analysis.patient_cycles[PATIENT_CYCLE_COLUMNS]
-    cohort_table = analysis.cohort_cycles[[c for c in analysis.cohort_cycles.columns if c in COHORT_CYCLE_COLUMNS or c.startswith("new_responder_50_ci")]]
+    cohort_table = analysis.cohort_cycles[
+        [c for c in analysis.cohort_cycles.columns if c in COHORT_CYCLE_COLUMNS or c.startswith("new_responder_50_ci")]
+    ]
     return {
         "patient_cycles.csv": csv_bytes(patient_table),
         "cohort_cycles.csv": csv_bytes(cohort_table),
         "rejected_rows.csv": csv_bytes(dataset.rejected),
-        "manifest.json": (json.dumps(manifest(analysis, dataset, exported_at, extra_manifest), indent=2) + "\n").encode(),
+        "manifest.json": (
+            json.dumps(manifest(analysis, dataset, exported_at, extra_manifest), indent=2) + "\n"
+        ).encode(),
     }
+
+
+def suppressed_export_files(
+    analysis: Analysis,
+    dataset: Dataset,
+    min_cell: int,
+    exported_at: datetime | None = None,
+    extra_manifest: Mapping[str, object] | None = None,
+) -> dict[str, bytes]:
+    """The export to share outside the clinic (``--min-cell K``): aggregate tables only, small cells suppressed.
+
+    No patient_cycles.csv and no rejected_rows.csv, which name patients. cohort_cycles.csv goes
+    through ``suppression.suppress_cohort_cycles``; rejected_counts.csv gives rejected rows per file
+    and reason; the manifest's per-file row counts are suppressed with them (and its total over
+    files left out, which would undo that), and it records ``min_cell`` and the rule.
+    """
+    exported_at = exported_at or datetime.now(UTC)
+    cohort = suppress_cohort_cycles(analysis.cohort_cycles, min_cell)
+    reasons, counts = suppress_rejections(dataset.file_summary(), dataset.rejected, min_cell)
+    record = manifest(analysis, dataset, exported_at, extra_manifest)
+    record.pop("rows_rejected_total")
+    shown = counts.set_index("file")
+    columns = ("rows_read", "rows_accepted", "rows_rejected")
+    record["files"] = {
+        name: {**entry, **{c: _count_or_marker(shown.at[name, c]) for c in columns}}
+        for name, entry in record["files"].items()  # type: ignore[attr-defined]
+    }
+    record["min_cell"] = min_cell
+    record["suppression"] = describe(min_cell)
+    return {
+        "cohort_cycles.csv": csv_bytes(cohort),
+        "rejected_counts.csv": csv_bytes(reasons),
+        "manifest.json": (json.dumps(record, indent=2) + "\n").encode(),
+    }
+
+
+def _count_or_marker(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
 
 
 def write_atomically(files: Mapping[str, bytes], out_dir: Path) -> None:
     """Write every file or none: all go to a temporary folder beside ``out_dir``, then move in.
 
     A new ``out_dir`` appears whole with one rename; in an existing one each file is replaced by
-    ``os.replace`` (the manifest last), so no reader sees a half-written table.
+    ``os.replace`` (the manifest last), so no reader sees a half-written table. If a replacement
+    fails midway (a table held open by a spreadsheet on Windows, say), the files already replaced
+    are put back, so the folder never mixes new tables with a previous export's.
     """
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -123,8 +198,30 @@ def write_atomically(files: Mapping[str, bytes], out_dir: Path) -> None:
         if not out_dir.exists():
             os.rename(staging, out_dir)
             return
-        for name in sorted(files, key=lambda n: n == "manifest.json"):
-            os.replace(staging / name, out_dir / name)
+        previous = staging / ".previous"
+        previous.mkdir()
+        replaced: list[str] = []
+        try:
+            for name in sorted(files, key=lambda n: n == "manifest.json"):
+                if (out_dir / name).exists():
+                    _keep_copy(out_dir / name, previous / name)
+                os.replace(staging / name, out_dir / name)
+                replaced.append(name)
+        except OSError:
+            for name in replaced:
+                if (previous / name).exists():
+                    os.replace(previous / name, out_dir / name)
+                else:
+                    (out_dir / name).unlink(missing_ok=True)
+            raise
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _keep_copy(path: Path, copy: Path) -> None:
+    """A hard link to ``path`` (no data copied), or a copy where the file system has no links."""
+    try:
+        os.link(path, copy)
+    except OSError:
+        shutil.copy2(path, copy)

@@ -1,0 +1,372 @@
+"""Small-cell suppression: hand-worked small tables, the links checked on patient-level data, and an
+independent audit that no withheld or small count can be derived by subtraction from shown cells.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from analytics import suppression as sup
+from analytics.__main__ import main
+from analytics.cohort import COHORT_CYCLE_COLUMNS, itt_grid
+from analytics.load import load_dataset
+from analytics.pipeline import Analysis, analyse
+from analytics.suppression import CD, CN, COUNT_COLUMNS, ID, IN, NR, RATES, E, P, R, T
+
+CONFORMANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "data"
+SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
+
+
+def _cohort(rows: dict[int, dict[str, int]]) -> pd.DataFrame:
+    """A cohort_cycles table from its counts; rates are n/d, means and CIs are placeholders."""
+    table = pd.DataFrame([{"cycle": k, **counts} for k, counts in rows.items()])
+    for column in COHORT_CYCLE_COLUMNS:
+        if column not in table:
+            table[column] = np.nan
+    for prefix, (numerator, denominator) in RATES.items():
+        rate = table[numerator] / table[denominator]
+        table[f"{prefix}_rate"], table[f"{prefix}_ci_low"], table[f"{prefix}_ci_high"] = rate, rate - 0.1, rate + 0.1
+    table["mean_mhd"] = 15.0
+    ones = table["cycle"] >= 1
+    for column in sup.MEANS[1:]:
+        table[column] = np.where(ones, -5.0, np.nan)
+    counts = [c for c in COUNT_COLUMNS if c in table]
+    table[counts] = table[counts].astype("Int64")
+    return table[["cycle", *[c for c in COHORT_CYCLE_COLUMNS if c != "cycle"],
+                  "new_responder_50_ci_low", "new_responder_50_ci_high"]]
+
+
+# --- hand-worked tables --------------------------------------------------------------------------
+
+
+def test_one_reason_below_k_takes_a_second_reason_with_it() -> None:
+    # diary.csv: 100 rows read = 85 accepted + 15 rejected (12 invalid date + 3 out of range), K = 11.
+    # "3" is primary. Shown 15 and 12 would give 15 − 12 = 3, so the cheapest complement, the other
+    # reason (12), is withheld too: 15 = a + b with a and b unknown. A second file has 4 rejections
+    # of one reason: both "<11", and accepted (46) is withheld, since 50 − 46 = 4.
+    files = pd.DataFrame(
+        {"file": ["diary.csv", "sessions.csv"], "rows_read": [100, 50], "rows_accepted": [85, 46],
+         "rows_rejected": [15, 4]}
+    )
+    rejected = pd.DataFrame(
+        {"file": ["diary.csv"] * 15 + ["sessions.csv"] * 4,
+         "reason": ["invalid date"] * 12 + ["headache_hours out of range"] * 3 + ["invalid date"] * 4}
+    )
+    reasons, counts = sup.suppress_rejections(files, rejected, 11)
+    assert reasons.to_dict("records") == [
+        {"file": "diary.csv", "reason": "headache_hours out of range", "rows": "<11"},
+        {"file": "diary.csv", "reason": "invalid date", "rows": "suppressed"},
+        {"file": "sessions.csv", "reason": "invalid date", "rows": "<11"},
+    ]
+    assert counts.to_dict("records") == [
+        {"file": "diary.csv", "rows_read": "100", "rows_accepted": "85", "rows_rejected": "15"},
+        {"file": "sessions.csv", "rows_read": "50", "rows_accepted": "suppressed", "rows_rejected": "<11"},
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 40), min_size=0, max_size=4), min_size=1, max_size=3),
+    st.lists(st.integers(0, 60), min_size=3, max_size=3),
+    st.integers(2, 12),
+)
+def test_rejection_counts_never_give_a_withheld_count_away(
+    reasons: list[list[int]], accepted: list[int], k: int
+) -> None:
+    # Per file, rows read = accepted + rejected and rejected = the sum of its reasons: a withheld
+    # count is safe when no shown total minus shown parts isolates it, i.e. no total (shown or
+    # itself derivable) has exactly one withheld part.
+    names = [f"f{i}.csv" for i in range(len(reasons))]
+    rows = [[n for n in counts if n > 0] for counts in reasons]
+    files = pd.DataFrame({"file": names, "rows_read": [sum(r) + a for r, a in zip(rows, accepted, strict=False)],
+                          "rows_accepted": accepted[: len(names)], "rows_rejected": [sum(r) for r in rows]})
+    rejected = pd.DataFrame(
+        [{"file": name, "reason": f"reason {j}"} for name, counts in zip(names, rows, strict=True)
+         for j, n in enumerate(counts) for _ in range(n)], columns=["file", "reason"],
+    )
+    table, counts = sup.suppress_rejections(files, rejected, k)
+    for name, values in zip(names, rows, strict=True):
+        shown = table.loc[table["file"] == name, "rows"].tolist()
+        for n, text in zip(values, shown, strict=True):
+            assert text == f"<{k}" if n < k else text in (str(n), "suppressed")
+        totals = counts.set_index("file").loc[name]
+        if 1 <= sum(values) < k:
+            assert totals["rows_rejected"] == f"<{k}"
+        withheld_reasons = sum(not t.isdigit() for t in shown)
+        top = [not totals[c].isdigit() for c in ("rows_read", "rows_accepted", "rows_rejected")]
+        assert sum(top) != 1  # read = accepted + rejected
+        if totals["rows_rejected"].isdigit():
+            assert withheld_reasons != 1  # rejected = sum of reasons
+        else:
+            assert withheld_reasons >= 1
+
+
+def test_two_cycle_cohort_by_hand() -> None:
+    # K = 11. Cycle 0: 30 treated, 25 eligible. Cycle 1: 20 evaluable, 8 responders (all first-time),
+    # 25 eligible with a session, 24 who had the time for a cycle, 6 of them responders.
+    table = _cohort({
+        0: {T: 30, E: 25},
+        1: {T: 30, E: 20, R: 8, CN: 8, CD: 25, IN: 6, ID: 24, NR: 8, P: 20},
+    })
+    out = sup.suppress_cohort_cycles(table, 11)
+    # Primary: 8 (R = CN = NR) and 6 (IN). Complements: T0 − E0 = 5 and T1 − E1 = 10 are small
+    # complements, so n_treated (cost 1, both cycles, always equal) goes; CD1 − E1 = 5 is one too, and
+    # of {CD1 = E0} (cost 5 + 3) and {E1 = P1} (9 + 3) the first goes. CD1 − ID1 = 1 is then
+    # protected by CD1, so ID1 stays shown.
+    assert out.loc[0, [T, E]].tolist() == ["suppressed", "suppressed"]
+    assert out.loc[1, [T, E, R, CN, CD, IN, ID, NR, P]].tolist() == [
+        "suppressed", "20", "<11", "<11", "suppressed", "<11", "24", "<11", "20",
+    ]
+    # Statistics: means over E1 = 20 stay; every rate with a withheld numerator goes.
+    assert out.loc[1, "mean_mhd_change"] == -5.0 and out.loc[1, "median_mhd_change"] == -5.0
+    assert pd.isna(out.loc[0, "mean_mhd"])  # its n (25 eligible) is withheld
+    for prefix in RATES:
+        assert pd.isna(out.loc[1, f"{prefix}_rate"]) and pd.isna(out.loc[1, f"{prefix}_ci_low"])
+    assert set(out.loc[1, "suppressed_columns"].split(", ")) == {
+        T, R, CN, CD, IN, NR, *(f"{p}_{s}" for p in RATES for s in ("rate", "ci_low", "ci_high")),
+    }
+    assert out.loc[0, "suppressed_columns"] == f"{T}, {E}, mean_mhd"
+
+
+def test_large_counts_and_zeros_are_shown() -> None:
+    table = _cohort({0: {T: 120, E: 100}, 1: {T: 120, E: 80, R: 0, CN: 0, CD: 100, IN: 0, ID: 60, NR: 0, P: 80}})
+    out = sup.suppress_cohort_cycles(table, 11)
+    assert out.loc[1, [T, E, R, CN, CD, IN, ID, NR, P]].tolist() == ["120", "80", "0", "0", "100", "0", "60", "0", "80"]
+    assert out.loc[1, "responder_50_rate"] == 0.0  # 0 of 80: shown, with its numerator and denominator
+    assert (out["suppressed_columns"] == "").all()
+
+
+def test_min_cell_must_be_at_least_2() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        sup.suppress_cohort_cycles(_cohort({0: {T: 5, E: 5}}), 1)
+    out = sup.suppress_cohort_cycles(_cohort({0: {T: 5, E: 4}}), 2)  # K = 2 hides ones only: 5 − 4 = 1
+    assert out.loc[0, [T, E]].tolist() == ["suppressed", "4"]
+
+
+# --- the links hold in patient-level data ------------------------------------------------------------
+
+
+def _patient_sets(analysis: Analysis) -> dict[tuple[int, str], frozenset]:
+    """Each count of cohort_cycles as the set of patients it counts, from SPEC §3's words."""
+    table = analysis.patient_cycles
+    grid = itt_grid(table, analysis.as_of, analysis.config)
+    cumulative = table.set_index(["patient_id", "cycle"])["cumulative_responder_50"].fillna(False).astype(bool)
+    sets: dict[tuple[int, str], frozenset] = {}
+    for k in range(int(table["cycle"].max()) + 1):
+        rows = table[table["cycle"] == k]
+        sets[(k, T)] = frozenset(rows["patient_id"])
+        if k == 0:
+            sets[(k, E)] = frozenset(rows.loc[rows["eligible"], "patient_id"])
+            continue
+        evaluable = rows[rows["mhd_change"].notna()]
+        responder = evaluable["responder_50"].fillna(False).astype(bool)
+        eligible = rows[rows["eligible"]]
+        had_time = grid[(grid["cycle"] == k) & grid["had_time"].astype(bool)]
+        before = cumulative.reindex(pd.MultiIndex.from_arrays([evaluable["patient_id"], evaluable["cycle"] - 1]))
+        prior_nonresponder = ~before.fillna(False).astype(bool).to_numpy()
+        sets[(k, E)] = frozenset(evaluable["patient_id"])
+        sets[(k, R)] = frozenset(evaluable.loc[responder, "patient_id"])
+        sets[(k, CD)] = frozenset(eligible["patient_id"])
+        sets[(k, CN)] = frozenset(eligible.loc[eligible["cumulative_responder_50"].fillna(False).astype(bool),
+                                               "patient_id"])
+        sets[(k, ID)] = frozenset(had_time["patient_id"])
+        sets[(k, IN)] = frozenset(had_time.loc[had_time["responded"].astype(bool), "patient_id"])
+        sets[(k, P)] = frozenset(evaluable.loc[prior_nonresponder, "patient_id"])
+        sets[(k, NR)] = frozenset(evaluable.loc[prior_nonresponder & responder.to_numpy(), "patient_id"])
+    return sets
+
+
+@pytest.fixture(scope="module", name="cohorts")
+def cohorts_fixture(tmp_path_factory: pytest.TempPathFactory) -> list[Analysis]:
+    from analytics.synth import generate_cohort, write_cohort
+
+    analyses = []
+    for seed, n in ((11, 90), (12, 150), (13, 220)):
+        folder = tmp_path_factory.mktemp(f"synth{seed}")
+        write_cohort({k: v for k, v in generate_cohort(n, seed=seed).items() if k in ("sessions", "diary")}, folder)
+        analyses.append(analyse(load_dataset(folder)))
+    for folder in (CONFORMANCE, SAMPLE):
+        if folder.is_dir():
+            analyses.append(analyse(load_dataset(folder)))
+    return analyses
+
+
+def test_every_declared_link_holds_for_the_patients(cohorts: list[Analysis]) -> None:
+    for analysis in cohorts:
+        sets = _patient_sets(analysis)
+        cohort = analysis.cohort_cycles.set_index("cycle")
+        assert all(len(s) == int(cohort.at[k, c]) for (k, c), s in sets.items())  # the sets are the counts
+        linkage = sup.cohort_linkage(analysis.cohort_cycles)
+        for superset, subset in linkage.nested:
+            if all(c in sets for c in (*superset, *subset)):
+                big = frozenset().union(*(sets[c] for c in superset))
+                small = frozenset().union(*(sets[c] for c in subset))
+                assert small <= big, (superset, subset)
+                if len(superset) > 1:  # a sum of new responders: disjoint, so the sum counts the union
+                    assert sum(len(sets[c]) for c in superset) == len(big)
+        for identity in linkage.identities:
+            (a, _), (b, _) = identity.items()
+            if a in sets and b in sets:
+                assert sets[a] == sets[b], identity
+
+
+# An independent model of SPEC §3's counts (not the module's list of links): each count is the set
+# of patients meeting all of its conditions; one set is inside another when each condition of the
+# outer set follows from a condition of the inner one.
+def _conditions(cell: tuple[int, str]) -> frozenset:
+    k, column = cell
+    treated = {("sessions", max(k, 1))}
+    eligible = treated | {("eligible", 0)}
+    evaluable = eligible | {("evaluable", k)}
+    model = {
+        T: treated,
+        E: eligible if k == 0 else evaluable,
+        CD: eligible,
+        CN: eligible | {("responded_by", k)},
+        R: evaluable | {("responder", k)},
+        P: evaluable | ({("no_response_by", k - 1)} if k > 1 else set()),
+        NR: evaluable | {("responder", k)} | ({("no_response_by", k - 1)} if k > 1 else set()),
+        ID: {("sessions", 1), ("eligible", 0), ("had_time", k)},
+        IN: {("sessions", 1), ("eligible", 0), ("had_time", k), ("itt_responded", k)},
+        "S": {("sessions", 1), ("eligible", 0), ("responded_by", k)},  # NR(1) + ... + NR(k)
+    }
+    return frozenset(model[column])
+
+
+def _follows(condition: tuple[str, int], given: frozenset) -> bool:
+    name, k = condition
+    for other, j in given:
+        if (other, j) == (name, k):
+            return True
+        if name in ("sessions", "had_time", "no_response_by") and other == name and j >= k:
+            return True  # at least j sessions implies at least k sessions when j >= k; likewise time
+        if name == "responded_by" and other == name and j <= k:
+            return True  # responded by cycle j is responded by any later cycle
+        if name == "responded_by" and other in ("responder", "itt_responded") and j <= k:
+            return True
+        if name == "evaluable" and other == "responder" and j == k:
+            return True  # a responder has a change from baseline
+        if name == "responder" and other == "responded_by" and j == k == 1:
+            return True  # responding by cycle 1 is responding at cycle 1
+        if name == "sessions" and other == "evaluable" and j >= k:
+            return True
+    return False
+
+
+def _inside(inner: tuple[int, str], outer: tuple[int, str]) -> bool:
+    given = _conditions(inner)
+    return all(_follows(c, given) for c in _conditions(outer))
+
+
+def _independent_audit(out: pd.DataFrame, k: int, sets: dict) -> list[str]:
+    """Every withheld or small count that follows by subtraction from shown ones, found with the
+    model above: for shown counts (or shown sums of new responders) A and B with B inside A, A − B
+    must be 0 or at least K; a withheld count must not be the same set as a shown one."""
+    shown = {(int(c), col): out.loc[i, col].isdigit() for i, c in enumerate(out["cycle"]) for col in COUNT_COLUMNS
+             if isinstance(out.loc[i, col], str)}
+    cycles = sorted({c for c, _ in shown if c >= 1})
+    known = {c: sets[c] for c in shown if shown[c]}
+    for j in cycles:
+        if all(shown[(i, NR)] for i in cycles if i <= j):
+            known[(j, "S")] = frozenset().union(*(sets[(i, NR)] for i in cycles if i <= j))
+    problems = []
+    for a, outer in known.items():
+        for b, inner in known.items():
+            if a != b and _inside(b, a):
+                assert inner <= outer, (b, a)  # the model is right about the data
+                if 1 <= len(outer) - len(inner) <= k - 1:
+                    problems.append(f"{a} - {b} = {len(outer) - len(inner)}")
+    for cell in shown:
+        if not shown[cell] and any(_inside(cell, d) and _inside(d, cell) for d in known):
+            problems.append(f"{cell} is the same set as a shown count")
+    return problems
+
+
+@pytest.mark.parametrize("k", [5, 11])
+def test_no_withheld_or_small_count_can_be_derived_by_subtraction(cohorts: list[Analysis], k: int) -> None:
+    for analysis in cohorts:
+        sets = _patient_sets(analysis)
+        out = sup.suppress_cohort_cycles(analysis.cohort_cycles, k)
+        assert _independent_audit(out, k, sets) == []
+        original = analysis.cohort_cycles.reset_index(drop=True)
+        for column in COUNT_COLUMNS:
+            for value, shown in zip(original[column], out[column], strict=True):
+                if pd.isna(value):
+                    assert shown is None
+                elif 1 <= value < k:
+                    assert shown == f"<{k}"
+                else:
+                    assert shown in (str(int(value)), "suppressed")
+        # A rate is shown only with its numerator and denominator shown, the denominator >= K.
+        for prefix, (numerator, denominator) in RATES.items():
+            rate = out[f"{prefix}_rate"]
+            visible = rate.notna()
+            assert out.loc[visible, numerator].str.isdigit().all()
+            assert out.loc[visible, denominator].map(lambda v: v.isdigit() and int(v) >= k).all()
+            assert (rate[visible] == original.loc[visible, f"{prefix}_rate"]).all()
+        means = out["mean_mhd_change"].notna()
+        assert out.loc[means, E].map(lambda v: v.isdigit() and int(v) >= k).all()
+
+
+def test_suppression_keeps_most_of_a_360_patient_cohort(cohorts: list[Analysis]) -> None:
+    # Not a rule, a regression guard on utility: with K = 11 the main cycle-1..4 results of the
+    # 360-patient sample stay visible.
+    if not SAMPLE.is_dir():
+        pytest.skip("sample_data not generated")
+    analysis = next(a for a in cohorts if a.patient_cycles["patient_id"].nunique() > 300)
+    out = sup.suppress_cohort_cycles(analysis.cohort_cycles, 11)
+    early = out[out["cycle"].between(1, 4)]
+    assert early["mean_mhd_change"].notna().all()
+    assert early["responder_50_rate"].notna().all()
+
+
+# --- the suppressed export -----------------------------------------------------------------------------
+
+
+def test_suppressed_export_writes_aggregates_only(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("sessions.csv", "patients.csv"):
+        (data / name).write_bytes((CONFORMANCE / name).read_bytes())
+    diary = (CONFORMANCE / "diary.csv").read_text()
+    bad_dates = "".join(f"R03001,2023/01/{d:02d},5,,,\n" for d in range(1, 4))  # 3 invalid dates
+    bad_hours = "".join(f"R03002,2023-01-{d:02d},30,,,\n" for d in range(1, 16))  # 15 out of range
+    (data / "diary.csv").write_text(diary + bad_dates + bad_hours)
+    out = tmp_path / "shared"
+    assert main(["export", "--data", str(data), "--out", str(out), "--min-cell"]) == 0  # K defaults to 11
+
+    assert sorted(p.name for p in out.iterdir()) == ["cohort_cycles.csv", "manifest.json", "rejected_counts.csv"]
+    every_byte = b"".join(p.read_bytes() for p in out.iterdir())
+    ids = {row["patient_id"] for row in csv.DictReader(io.StringIO((CONFORMANCE / "patients.csv").read_text()))}
+    assert not [pid for pid in ids if pid.encode() in every_byte]
+
+    reasons = list(csv.DictReader(io.StringIO((out / "rejected_counts.csv").read_text())))
+    assert reasons == [
+        {"file": "diary.csv", "reason": "headache_hours out of range", "rows": "suppressed"},
+        {"file": "diary.csv", "reason": "invalid date", "rows": "<11"},
+    ]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["min_cell"] == 11 and manifest["suppression"]["min_cell"] == 11
+    assert "rows_rejected_total" not in manifest
+    assert {k: manifest["files"]["diary.csv"][k] for k in ("rows_read", "rows_accepted", "rows_rejected")} == {
+        "rows_read": 7329 + 18, "rows_accepted": 7329, "rows_rejected": 18,
+    }
+    cohort = list(csv.DictReader(io.StringIO((out / "cohort_cycles.csv").read_text())))
+    assert cohort[1]["n_evaluable"] == "19" and cohort[1]["responder_50_n"] == "<11"
+    assert cohort[1]["responder_50_rate"] == ""  # 4 of 19 in the full export: withheld
+
+
+def test_suppressed_export_refuses_a_folder_with_patient_level_files(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    assert main(["export", "--data", str(CONFORMANCE), "--out", str(out)]) == 0
+    assert main(["export", "--data", str(CONFORMANCE), "--out", str(out), "--min-cell", "11"]) == 2
+    assert "holds patient-level files (patient_cycles.csv, rejected_rows.csv)" in capsys.readouterr().err
