@@ -110,7 +110,8 @@ def _parse_age_bands(distinct: pd.Series) -> pd.Series:
 
 
 def _parse_text(distinct: pd.Series) -> pd.Series:
-    return distinct.astype("string")
+    """Free text; an empty cell is missing (NA), never the empty string."""
+    return distinct.where(distinct != "").astype("string")
 
 
 @dataclass(frozen=True)
