@@ -1,0 +1,133 @@
+"""Figure objects of the Outcomes page: each draws its table's numbers, n and intervals, and an empty
+cohort gives a chart that says so instead of zeros. Built from the hand-worked cohort of test_outcomes."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analytics import outcomes
+from analytics.cohort_filter import patient_attributes, restrict
+from analytics.config import AnalysisConfig
+from analytics.figures import outcomes as figures
+from analytics.figures.theme import MISSING
+from analytics.load import load_dataset
+from analytics.pipeline import analyse
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    spec = importlib.util.spec_from_file_location("outcomes_tiny_cohort_figures", TESTS / "test_outcomes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    dataset = load_dataset(module.write_tiny(tmp_path_factory.mktemp("tiny")))
+    analysis = analyse(dataset, AnalysisConfig())
+    return analysis, patient_attributes(analysis, dataset)
+
+
+def annotations(fig) -> list[str]:
+    return [a.text for a in fig.layout.annotations]
+
+
+def test_change_figure_draws_means_with_t_interval_bars_and_n(tiny) -> None:
+    analysis, _ = tiny
+    change = outcomes.change_by_cycle(analysis)
+    rows = change.loc[change["measure"] == "mhd"]
+    fig = figures.build_change_figure(rows, "headache days")
+    trace = fig.data[0]
+    np.testing.assert_allclose(trace.y, rows["mean_change"])
+    np.testing.assert_allclose(np.asarray(trace.y) + np.asarray(trace.error_y.array), rows["ci_high"])
+    np.testing.assert_allclose(np.asarray(trace.y) - np.asarray(trace.error_y.arrayminus), rows["ci_low"])
+    assert "n=4" in fig.layout.xaxis.ticktext[0] and "n=3" in fig.layout.xaxis.ticktext[1]
+
+
+def test_change_figure_of_a_missing_measure_is_empty_not_zero(tiny) -> None:
+    analysis, _ = tiny
+    rows = outcomes.change_by_cycle(analysis).loc[lambda f: f["measure"] == "mhd"].assign(n=0, mean_change=np.nan)
+    fig = figures.build_change_figure(rows, "migraine days")
+    assert len(fig.data) == 0
+    assert any("No patient" in text for text in annotations(fig))
+
+
+def test_responder_figure_has_one_series_per_threshold(tiny) -> None:
+    analysis, _ = tiny
+    rates = outcomes.responder_rates(analysis)
+    fig = figures.build_responder_figure(rates)
+    assert [t.name for t in fig.data] == ["≥30% responders", "≥50% responders", "≥75% responders"]
+    fifty = rates.loc[rates["threshold"] == 50]
+    np.testing.assert_allclose(fig.data[1].y, fifty["rate"])
+    np.testing.assert_allclose(np.asarray(fig.data[1].y) + np.asarray(fig.data[1].error_y.array), fifty["ci_high"])
+    assert "n=4" in fig.layout.xaxis.ticktext[0]
+
+
+def test_cumulative_figure_labels_every_bar_with_numerator_and_denominator(tiny) -> None:
+    analysis, _ = tiny
+    cumulative = outcomes.cumulative_response(analysis)
+    fig = figures.build_cumulative_figure(cumulative)
+    assert [t.name for t in fig.data] == ["Completers", "Intention-to-treat", "New responders (conditional)"]
+    left, right = fig.layout.xaxis.ticktext, fig.layout.xaxis2.ticktext
+    assert ">1/4<" in left[0] and ">2/3<" in left[1] and ">2/4<" in left[1]  # completers, then ITT
+    assert ">1/2<" in right[1]
+    np.testing.assert_allclose(fig.data[0].y, [1 / 4, 2 / 3])
+
+
+def test_weekly_profile_figure_overlays_cycles_with_the_baseline(tiny) -> None:
+    analysis, _ = tiny
+    profile = outcomes.weekly_profile(analysis)
+    fig = figures.build_weekly_profile_figure(profile)
+    lines = [t for t in fig.data if t.mode == "lines"]
+    assert [t.name for t in lines] == ["Cycle 1", "Cycle 2"]
+    markers = [t for t in fig.data if t.mode == "markers"]
+    cycle_1 = profile.weekly.loc[profile.weekly["cycle_group"] == "Cycle 1"]
+    np.testing.assert_allclose(markers[0].y, cycle_1["mean_headache_days"])
+    np.testing.assert_allclose(markers[0].x, cycle_1["week"] * 7 - 3)  # mid-week
+    baseline = [s for s in fig.layout.shapes if s.type == "line" and s.y0 == s.y1]
+    assert baseline and baseline[0].y0 == pytest.approx(5.0)
+    assert fig.layout.yaxis.range[1] > 7  # the weekly means (7) are inside the axis
+
+
+def test_time_to_response_figure_has_the_curve_band_and_number_at_risk(tiny) -> None:
+    analysis, _ = tiny
+    ttr = outcomes.time_to_response(analysis)
+    fig = figures.build_time_to_response_figure(ttr, 84)
+    curve = next(t for t in fig.data if t.name == "responded (1 − KM)")
+    np.testing.assert_allclose(curve.y, 1 - ttr.curve.table["survival"])
+    at_risk = next(t for t in fig.data if t.mode == "text")
+    assert list(at_risk.text) == ["4", "4", "2"]
+    band = next(t for t in fig.data if t.fill == "tonexty")
+    assert "Greenwood" in band.name
+
+
+def test_forest_figure_rows_carry_n_and_grey_for_not_recorded(tiny) -> None:
+    analysis, attributes = tiny
+    forest = outcomes.subgroup_response(analysis, attributes, cycle=1)
+    fig = figures.build_forest_figure(forest)
+    points, counts = fig.data
+    assert list(counts.text) == [f"{r}/{n}" for r, n in zip(forest["responders"], forest["evaluable"], strict=True)]
+    assert "<b>Overall</b>" in fig.layout.yaxis.ticktext[0]
+    levels = forest["level"].tolist()
+    assert points.marker.color[levels.index("not recorded")] == MISSING
+    assert fig.layout.height >= 26 * len(forest)
+    np.testing.assert_allclose(points.x, forest["rate"])
+
+
+def test_an_empty_cohort_gives_empty_charts_that_say_so(tiny) -> None:
+    analysis, attributes = tiny
+    empty = restrict(analysis, set())
+    built = [
+        figures.build_responder_figure(outcomes.responder_rates(empty)),
+        figures.build_cumulative_figure(outcomes.cumulative_response(empty)),
+        figures.build_weekly_profile_figure(outcomes.weekly_profile(empty)),
+        figures.build_time_to_response_figure(outcomes.time_to_response(empty)),
+        figures.build_forest_figure(outcomes.subgroup_response(empty, attributes.iloc[:0], cycle=1)),
+    ]
+    for fig in built:
+        assert len(fig.data) == 0
+        assert any(text.startswith("No ") for text in annotations(fig))
+    assert pd.isna(outcomes.weekly_profile(empty).baseline_mean)
