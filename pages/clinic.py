@@ -1,9 +1,317 @@
-"""Clinic page (placeholder until its issue is built)."""
+"""Clinic page: the clinic manager's view — volumes, re-injection timing, retention, outcomes, safety, worklists.
 
+The page only orchestrates: the filters (clinic, injector, period) are widgets bound to the URL, so a
+link opens the same view; ``analytics.clinic.clinic_view`` computes everything for the filter in one
+cached call; ``analytics.figures.clinic`` draws it and ``ui.render`` shows charts (PNG from the
+toolbar) and tables (CSV download). Definitions live in ``analytics.clinic`` and are printed from there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from datetime import date
+
+import pandas as pd
 import streamlit as st
 
-from ui import state
+from analytics import clinic
+from analytics.config import AnalysisConfig
+from analytics.figures import clinic as figures
+from analytics.stats import WILSON_METHOD
+from ui import render, state
+
+ALL = "(all)"
+PATIENT_LINK = st.column_config.LinkColumn("patient", display_text=r"/patient\?patient=(.*)",
+                                           help="Opens the patient's page")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _options(data_key: tuple, parameters_key: str, _dataset, _analysis) -> clinic.FilterOptions:
+    register = clinic.session_register(_dataset, _analysis.as_of)
+    return clinic.filter_options(_dataset, register, _analysis.as_of)
+
+
+@st.cache_data(max_entries=32, show_spinner="Computing the clinic view…")
+def _view(data_key: tuple, parameters_key: str, filter_key: str, _dataset, _analysis, _flt, _status
+          ) -> clinic.ClinicView:
+    return clinic.clinic_view(_dataset, _analysis, _flt, _status)
+
+
+def _columns(frame: pd.DataFrame, percent: tuple[str, ...] = (), decimals: dict[str, int] | None = None) -> dict:
+    """Column formats: links to the patient page, ISO dates, percentages and rounded numbers."""
+    config: dict[str, object] = {}
+    for name in frame.columns:
+        if name == "patient":
+            config[name] = PATIENT_LINK
+        elif pd.api.types.is_datetime64_any_dtype(frame[name]):
+            config[name] = st.column_config.DateColumn(name, format="YYYY-MM-DD")
+        elif name in percent:
+            config[name] = st.column_config.NumberColumn(name, format="percent")
+    for name, places in (decimals or {}).items():
+        config[name] = st.column_config.NumberColumn(name, format=f"%.{places}f")
+    return config
+
+
+def _table(frame: pd.DataFrame, key: str, caption: str | None = None, percent: tuple[str, ...] = (),
+           decimals: dict[str, int] | None = None) -> None:
+    render.table(frame, key=key, filename=f"clinic_{key}.csv", caption=caption,
+                 column_config=_columns(frame, percent, decimals))
+
+
+def _filters(options: clinic.FilterOptions) -> clinic.ClinicFilter:
+    """The filter widgets, bound to the URL (?site=…&injector=…&period_from=…&period_to=…)."""
+    left, middle, right_from, right_to = st.columns(4)
+    if options.has_clinics:
+        site = left.selectbox("Clinic", [ALL, *options.clinics], key="site", bind="query-params",
+                              format_func=lambda v: "All clinics" if v == ALL else v)
+    else:
+        site = ALL
+        left.caption("No clinic column in patients.csv: the page covers every patient.")
+    chosen_clinic = None if site == ALL else site
+    injector = middle.selectbox("Injector", [ALL, *options.injectors.get(chosen_clinic, [])], key="injector",
+                                bind="query-params", format_func=lambda v: "All injectors" if v == ALL else v)
+    start = right_from.date_input("Period from", value=options.first_date, min_value=options.first_date,
+                                  max_value=options.last_date, key="period_from", bind="query-params",
+                                  format="YYYY-MM-DD")
+    end = right_to.date_input("Period to", value=options.last_date, min_value=options.first_date,
+                              max_value=options.last_date, key="period_to", bind="query-params", format="YYYY-MM-DD")
+    start = start if isinstance(start, date) else options.first_date
+    end = end if isinstance(end, date) else options.last_date
+    if start > end:
+        st.warning("The period starts after it ends; the two dates were swapped.")
+        start, end = end, start
+    return clinic.ClinicFilter(
+        clinic=chosen_clinic,
+        injector=None if injector == ALL else injector,
+        start=None if start == options.first_date else start,
+        end=None if end == options.last_date else end,
+    )
+
+
+def _headline(view: clinic.ClinicView, config: AnalysisConfig) -> None:
+    activity, timing = view.activity, view.interval_summary
+    columns = st.columns(5)
+    columns[0].metric(
+        "Active patients", f"{activity.active:,}", border=True,
+        help=f"of {activity.ever_treated:,} patients ever treated in this clinic/injector selection, as of "
+             f"{view.as_of:%Y-%m-%d}. " + clinic.definition("active", config),
+    )
+    columns[1].metric("Treated in period", f"{activity.treated_in_period:,}", border=True,
+                      help="Distinct patients with a session in the period (by the selected injector, if any).")
+    columns[2].metric("Sessions in period", f"{activity.sessions_in_period:,}", border=True)
+    columns[3].metric("New in period", f"{activity.new_in_period:,}", border=True,
+                      help="Patients whose first session was in the period: the cohort of the outcome figures.")
+    on_time = timing.on_time
+    columns[4].metric(
+        "On-time intervals", "—" if on_time.denominator == 0 else f"{on_time.rate:.0%}", border=True,
+        help=f"{on_time.label()} of intervals at {clinic.ON_TIME_DAYS[0]}–{clinic.ON_TIME_DAYS[1]} days; "
+             f"{WILSON_METHOD}.",
+    )
+    st.caption(
+        f"Active: {activity.active:,} of {activity.ever_treated:,} ever treated · on time: {on_time.label()} "
+        f"({WILSON_METHOD})"
+    )
+
+
+def _activity(view: clinic.ClinicView) -> None:
+    st.subheader("Activity")
+    render.chart(figures.build_sessions_per_month_figure(view.monthly), key="sessions_per_month",
+                 caption="Sessions dated in the period, stacked by the injector who gave them; pale bars are months "
+                         "only partly inside the period or the data.")
+    with st.expander("Table: sessions and patients per month"):
+        _table(view.monthly_totals, "sessions_per_month")
+
+
+def _timing(view: clinic.ClinicView) -> None:
+    st.subheader("Re-injection timing")
+    summary = view.interval_summary
+    chart, numbers = st.columns([3, 2])
+    with chart:
+        render.chart(figures.build_interval_figure(view.interval_distribution, summary), key="intervals",
+                     caption="Each interval is counted at the re-injection that ends it (its date and injector).")
+    with numbers:
+        if summary.n_intervals == 0:
+            st.info("No re-injections in this selection, so there are no intervals to describe.")
+        else:
+            low, high = clinic.ON_TIME_DAYS
+            gap = summary.patients_with_long_gap
+            st.markdown(
+                f"- **Median interval** {summary.median_days:.0f} days (IQR {summary.q1_days:.0f}–"
+                f"{summary.q3_days:.0f}; n = {summary.n_intervals:,} intervals)\n"
+                f"- **On time ({low}–{high} days):** {summary.on_time.label()}\n"
+                f"- Early (< {low} days): {summary.early:,} · late (> {high} days): {summary.late:,}\n"
+                f"- **Patients with at least one gap over 13 weeks:** {gap.label()}. REPOSE found "
+                f"{clinic.REPOSE_GAP_SHARE:.0%} over two years of treatment.\n"
+            )
+            st.caption(f"Intervals: {WILSON_METHOD}.")
+    with st.expander("Table: every re-injection interval"):
+        intervals = view.intervals.assign(patient=clinic.patient_link(view.intervals["patient_id"]))
+        _table(intervals[["patient", "clinic", "previous_session_date", "session_date", "interval_days", "category",
+                          "injector"]], "intervals")
+
+
+def _retention(view: clinic.ClinicView) -> None:
+    st.subheader("Retention and persistence on treatment")
+    st.caption(f"Patients whose first session was in the period: n = {view.activity.new_in_period:,}.")
+    left, right = st.columns(2)
+    with left:
+        render.chart(figures.build_retention_figure(view.retention), key="retention",
+                     caption="Bars: patients who reached each cycle, with the % of those who started. Recent "
+                             "starters have not had the time to reach later cycles; the table gives the share among "
+                             f"those who had the time, with a {WILSON_METHOD}.")
+    with right:
+        curve = view.persistence_curve
+        median = curve.median()
+        median_text = f"median {median / 7:.0f} weeks" if median == median else "median not reached"
+        render.chart(
+            figures.build_kaplan_meier_figure(curve, view.persistence_at_risk,
+                                              f"Persistence on treatment (n = {curve.n:,}, {curve.n_events:,} ended)"),
+            key="persistence",
+            caption=f"{curve.describe()}; {median_text}. Treatment ends at the earlier of a recorded "
+                    f"discontinuation and the last session + {clinic.OVERDUE_AFTER_DAYS} days without a further "
+                    f"session; patients still on treatment are censored at {view.as_of:%Y-%m-%d}. "
+                    "The row under the axis is the number still at risk.",
+        )
+    with st.expander("Tables: retention by cycle, number at risk, time on treatment per patient"):
+        _table(view.retention, "retention", percent=("reached_share", "reached_had_time_rate", "ci_low", "ci_high"),
+               caption=f"reached_share: of those who started; reached_had_time_rate: of those whose first session + "
+                       f"(k − 1) × {clinic.OVERDUE_AFTER_DAYS} days is before the cut-off, with a {WILSON_METHOD} "
+                       "(ci_low, ci_high).")
+        at_risk = view.persistence_at_risk.assign(weeks=view.persistence_at_risk["time"] / 7)
+        _table(at_risk[["time", "weeks", "at_risk", "survival", "ci_low", "ci_high"]], "persistence_at_risk",
+               caption=f"time in days; {curve.ci_method}", percent=("survival", "ci_low", "ci_high"))
+        per_patient = view.persistence.assign(patient=clinic.patient_link(view.persistence["patient_id"]))
+        _table(per_patient[["patient", "first_session", "end_date", "end_reason", "duration_days"]], "persistence")
+
+
+def _outcomes(view: clinic.ClinicView) -> None:
+    st.subheader("Outcomes: 50% responders per cycle")
+    render.chart(figures.build_responder_rate_figure(view.responder_rates), key="responders",
+                 caption="Patients whose first session was in the period; responder_50_n / n_evaluable per cycle "
+                         f"(SPEC §3), error bars: {WILSON_METHOD}.")
+    columns = ["cycle", "n_treated", "n_evaluable", "responder_50_n", "responder_50_rate", "responder_50_ci_low",
+               "responder_50_ci_high"]
+    rows = view.responder_rates.loc[view.responder_rates["cycle"] >= 1, columns]
+    with st.expander("Table: 50% responder rate per cycle"):
+        _table(rows, "responders", caption=WILSON_METHOD,
+               percent=("responder_50_rate", "responder_50_ci_low", "responder_50_ci_high"))
+
+
+def _safety(view: clinic.ClinicView) -> None:
+    st.subheader("Adverse events")
+    if view.adverse_events is None:
+        st.info("No adverse_events.csv in this dataset: adverse event rates are not available (they are not zero).")
+        return
+    total = view.adverse_events.iloc[-1]
+    render.chart(
+        figures.build_adverse_event_figure(view.adverse_events), key="adverse_events",
+        caption=f"All events: {total['per_100_sessions']:.1f} per 100 sessions ({total['events']:,} events / "
+                f"{total['sessions']:,} sessions; 95% CI {total['ci_low']:.1f}–{total['ci_high']:.1f}). "
+                f"Error bars: {clinic.POISSON_METHOD}. Events are attributed to the session they followed.",
+    )
+    with st.expander("Table: adverse events per 100 sessions by type"):
+        _table(view.adverse_events, "adverse_event_rates", caption=clinic.POISSON_METHOD,
+               decimals={"per_100_sessions": 2, "ci_low": 2, "ci_high": 2})
+
+
+def _diary(view: clinic.ClinicView, min_completeness: float) -> None:
+    st.subheader("Diary completeness")
+    current = view.current_cycles
+    poor = int(current["poor_completeness"].sum())
+    render.chart(
+        figures.build_completeness_figure(view.completeness_distribution, min_completeness), key="completeness",
+        caption=f"Active patients' current cycle: recorded days / days elapsed. {poor} of {len(current)} are below "
+                f"{min_completeness:.0%} after at least {clinic.MIN_ELAPSED_DAYS} days (worklist below).",
+    )
+
+
+def _worklists(view: clinic.ClinicView, config: AnalysisConfig) -> None:
+    st.subheader("Worklists")
+    st.caption(f"As of the data cut-off {view.as_of:%Y-%m-%d}; they follow the clinic and injector filters, not the "
+               "period. Patient links open the patient page.")
+    lists = view.worklists
+    counts = {name: ("—" if frame is None else f"{len(frame)}") for name, frame in lists.items()}
+    tabs = st.tabs([
+        f"Overdue for re-injection ({counts['overdue']})",
+        f"Stopping rule met ({counts['stopping_rule']})",
+        f"Poor diary completeness ({counts['diary']})",
+        f"Adverse events, last {clinic.RECENT_AE_DAYS} days ({counts['adverse_events']})",
+    ])
+    with tabs[0]:
+        _table(lists["overdue"], "worklist_overdue", caption=clinic.definition("overdue", config))
+    with tabs[1]:
+        _table(lists["stopping_rule"], "worklist_stopping_rule",
+               caption=f"{clinic.STOPPING_RULE_NOTE} Patients not discontinued, next re-injection due first: the "
+                       "decision belongs at that visit; 'detail' gives the numbers.")
+    with tabs[2]:
+        _table(lists["diary"], "worklist_diary", percent=("completeness",),
+               caption=clinic.definition("diary", config))
+    with tabs[3]:
+        recent = lists["adverse_events"]
+        if recent is None:
+            st.info("No adverse_events.csv in this dataset.")
+        else:
+            _table(recent, "worklist_adverse_events",
+                   caption=f"Onset (else the session date) in the {clinic.RECENT_AE_DAYS} days up to "
+                           f"{view.as_of:%Y-%m-%d}; the injector is the one who gave that session.")
+
+
+def _funnels(view: clinic.ClinicView) -> None:
+    st.subheader("Comparing injectors and clinics")
+    st.caption(
+        f"Funnel plots (Spiegelhalter 2005), not league tables: a unit outside the 95% limits deserves a look, outside "
+        f"99.8% a closer one; inside, its difference from the overall rate is compatible with chance. Rate: 50% "
+        f"responders among the unit's patients evaluable at cycle {clinic.FUNNEL_CYCLE}, patients whose first session "
+        "was in the period, each attributed to the injector of their first session. Injectors are compared within the "
+        "chosen clinic, clinics with each other; the chosen one is highlighted."
+    )
+    funnels = ((view.injector_funnel, "funnel_injectors"), (view.clinic_funnel, "funnel_clinics"))
+    for column, (funnel, key) in zip(st.columns(2), funnels, strict=True):
+        with column:
+            render.chart(figures.build_funnel_figure(funnel), key=key)
+    st.caption(f"Limits: {view.injector_funnel.method}. Hover a point for its rate, numerator/denominator and 95% "
+               "Wilson interval.")
+    for funnel, key in funnels:
+        units = funnel.units[["unit", "patients", "evaluable_n", "responders_n", "rate", "ci_low", "ci_high",
+                              "position", "lower_95", "upper_95", "lower_998", "upper_998"]]
+        _table(units.rename(columns={"unit": funnel.unit_label}), key,
+               caption=f"{funnel.unit_label.capitalize()}s sorted by name, not by rate. ci_low/ci_high: "
+                       f"{WILSON_METHOD}; lower/upper: the control limits at the unit's n.",
+               percent=("rate", "ci_low", "ci_high", "lower_95", "upper_95", "lower_998", "upper_998"))
+
 
 ctx = state.context()
+dataset, analysis = ctx.dataset, ctx.analysis
+data_key = state.content_key(dataset)
+parameters_key = state.parameters_key(analysis.config)
+config = analysis.config
+
 st.title("Clinic")
-st.dataframe(ctx.analysis.cohort_cycles, hide_index=True)
+options = _options(data_key, parameters_key, dataset, analysis)
+flt = _filters(options)
+filter_key = json.dumps(dataclasses.asdict(flt), default=str, sort_keys=True)
+view = _view(data_key, parameters_key, filter_key, dataset, analysis, flt, state.clinical(ctx).status)
+st.caption(
+    f"{ctx.source_label} · data as of {view.as_of:%Y-%m-%d} · clinic: {flt.clinic or 'all'} · injector: "
+    f"{flt.injector or 'all'} · period {view.period_start:%Y-%m-%d} to {view.period_end:%Y-%m-%d}. "
+    "The address bar holds this view: copy it to share it."
+)
+with st.expander("What each filter applies to"):
+    st.markdown(clinic.FILTER_NOTES)
+
+_headline(view, config)
+_activity(view)
+_timing(view)
+_retention(view)
+_outcomes(view)
+_safety(view)
+_diary(view, analysis.config.min_completeness)
+_worklists(view, config)
+_funnels(view)
+with st.expander("Definitions used on this page"):
+    definitions = pd.DataFrame(
+        {"term": [d["term"] for d in clinic.DEFINITIONS],
+         "definition": [clinic.definition(d["key"], config) for d in clinic.DEFINITIONS]}
+    )
+    _table(definitions, "definitions")

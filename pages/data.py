@@ -1,9 +1,241 @@
-"""Data page (placeholder until its issue is built)."""
+"""Data page: what was read and rejected, how complete the diaries are, the exports and the data dictionary.
 
+The page only orchestrates: ``analytics.quality`` reconciles the rows and bins completeness,
+``analytics.figures.data_quality`` draws it, ``analytics.export.export_files`` writes the exports (the
+same function as ``python -m analytics export``, so the bytes are the same for the same data and
+parameters) and ``analytics.dictionary`` generates the dictionary from the schemas, the configuration
+and the analytics modules' own definitions. When the data were refused the dictionary is still shown,
+since it says what the files must look like.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
 
-from ui import state
+from analytics import quality
+from analytics.archive import build_zip
+from analytics.cohort_filter import CohortFilter, export_command
+from analytics.config import PROJECT_DIR, AnalysisConfig
+from analytics.dictionary import column_dictionary, data_dictionary, definition_dictionary, parameter_dictionary
+from analytics.export import EXPORT_FILES, csv_bytes, export_files
+from analytics.figures.data_quality import build_completeness_figure
+from analytics.load import Dataset
+from analytics.pipeline import Analysis
+from ui import render, state
 
-ctx = state.context()
+COUNT = st.column_config.NumberColumn(format="localized")
+MIME = {".csv": "text/csv", ".json": "application/json"}
+EXPORT_NOTES = {
+    "patient_cycles.csv": "one row per treated patient and cycle (0 = baseline)",
+    "cohort_cycles.csv": "one row per cycle: n, mean change with t-interval, responder rates with Wilson intervals",
+    "rejected_rows.csv": "every rejected row: file, line, patient_id, reason",
+    "manifest.json": "as_of, every parameter, each input file's SHA-256 and row counts, version, time",
+}
+
+
+def _files_section(dataset: Dataset) -> None:
+    st.subheader("Files read")
+    files = quality.file_reconciliation(dataset)
+    render.table(
+        files, key="data_files", filename="files_read.csv",
+        caption="Each row read is either accepted or rejected (listed below with its reason); "
+                "sha256 identifies the exact file content, as in the export manifest.",
+        column_config={
+            **{name: COUNT for name in ("rows_read", "rows_accepted", "rows_rejected", "rejected_rows_listed")},
+            "sha256": st.column_config.TextColumn("sha256", width="small"),
+        },
+    )
+    read, accepted, rejected = (int(files[c].sum()) for c in ("rows_read", "rows_accepted", "rows_rejected"))
+    stray = quality.unreported_rejections(dataset)
+    if files["reconciles"].all() and stray == 0:
+        st.success(
+            f"Every row is accounted for: {read:,} rows read = {accepted:,} accepted + {rejected:,} rejected"
+            + (f", and the rejection report lists all {rejected:,} rejected rows." if rejected else "."),
+            icon=":material/check_circle:",
+        )
+    else:
+        broken = ", ".join(files.loc[~files["reconciles"], "file"]) or "none"
+        st.error(
+            f"The row counts do not add up (files: {broken}; rejected rows of unknown files: {stray}). "
+            "Please report this: no row should ever be dropped silently.",
+            icon=":material/error:",
+        )
+
+
+def _rejections_section(dataset: Dataset) -> None:
+    st.subheader("Rejected rows")
+    rejected = dataset.rejected
+    if rejected.empty:
+        st.success("No rows were rejected.", icon=":material/check_circle:")
+        return
+    st.markdown(
+        f"**{len(rejected):,} rows were rejected** and are not used in any figure or export. The line is the "
+        "physical line in the file (the header is line 1), so you can find and correct each row at its source."
+    )
+    render.table(quality.rejection_summary(dataset), key="data_reasons", filename="rejections_by_reason.csv",
+                 caption="Rejected rows by file and reason.", column_config={"rows": COUNT})
+    render.table(rejected, key="data_rejected", filename="rejected_rows.csv", height=320,
+                 caption=f"All {len(rejected):,} rejected rows with the column and value that failed.")
+
+
+def _completeness_section(analysis: Analysis) -> None:
+    st.subheader("Diary completeness")
+    table = analysis.patient_cycles
+    if table.empty:
+        st.info("No treated patients, so no windows to describe.")
+        return
+    summary = quality.completeness_summary(table, analysis.config)
+    render.chart(
+        build_completeness_figure(quality.completeness_bins(table), analysis.config.min_completeness),
+        key="data_completeness",
+        caption=(
+            f"n = {summary.windows:,} patient-cycle windows of {summary.patients:,} patients "
+            f"({summary.baseline_windows:,} baselines, {summary.treatment_windows:,} treatment cycles; an ongoing "
+            f"cycle counts the days so far). {summary.below_threshold:,} of {summary.windows:,} windows "
+            f"({summary.below_share:.0%}) have fewer than {summary.min_completeness:.0%} of their days recorded "
+            "and are not evaluable"
+            + (f"; median completeness {summary.median:.0%}." if summary.median is not None else ".")
+            + " A day without a diary entry is missing, never headache-free."
+        ),
+    )
+
+
+def _exports_section(dataset: Dataset, analysis: Analysis, data_dir: Path | None) -> None:
+    st.subheader("Exports")
+    st.markdown(
+        "The same four files as the command line writes for these data and parameters "
+        f"(data as of {analysis.as_of:%Y-%m-%d}); the files are written when you click. The command:"
+    )
+    folder = "DATA_DIR"
+    if data_dir is not None:  # the bundled sample data as the project-relative path `make` users know
+        folder = str(data_dir.relative_to(PROJECT_DIR) if data_dir.is_relative_to(PROJECT_DIR) else data_dir)
+    st.code(export_command(CohortFilter(), analysis.config, data=folder), language="bash")
+
+    def files() -> dict[str, bytes]:
+        return export_files(analysis, dataset)
+
+    columns = st.columns(len(EXPORT_FILES) + 1)
+    for column, name in zip(columns, EXPORT_FILES, strict=False):
+        column.download_button(
+            name, lambda name=name: files()[name], file_name=name, mime=MIME[name[name.rfind("."):]],
+            key=f"export_{name}", help=EXPORT_NOTES[name], on_click="ignore", icon=":material/download:",
+            width="stretch",
+        )
+    columns[-1].download_button(
+        "All four (ZIP)", lambda: build_zip(files()), file_name=f"outcomes_export_{analysis.as_of:%Y-%m-%d}.zip",
+        mime="application/zip", key="export_zip", help="The four files above in one ZIP archive.",
+        on_click="ignore", icon=":material/folder_zip:", type="primary", width="stretch",
+    )
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _dictionary_parts(parameters: str, as_of: str | None, _config: AnalysisConfig) -> tuple:
+    """The dictionary's parts and its CSV for one set of parameters (keyed on their text)."""
+    return (
+        column_dictionary(),
+        parameter_dictionary(_config, as_of),
+        definition_dictionary(_config, as_of),
+        csv_bytes(data_dictionary(_config, as_of)),
+    )
+
+
+def _markdown_text(text: object) -> str:
+    """Text shown literally in markdown (no emphasis from mhd_0 or *, no LaTeX from $, no strike from ~)."""
+    out = str(text)
+    for char in "\\`*_~$[]<>|":
+        out = out.replace(char, "\\" + char)
+    return out
+
+
+def _definitions_markdown(definitions: pd.DataFrame) -> str:
+    lines = []
+    for row in definitions.itertuples():
+        details = " · ".join(
+            part for part in (
+                f"parameters: {_markdown_text(row.parameters)}" if row.parameters else "",
+                f"columns: {_markdown_text(row.columns)}" if row.columns else "",
+            ) if part
+        )
+        lines.append(
+            f"- **{_markdown_text(row.term)}**: {_markdown_text(row.definition)}"
+            + (f"  \n  :gray[{details}]" if details else "")
+        )
+    return "\n".join(lines)
+
+
+def _dictionary_section(ctx: state.AppContext) -> None:
+    st.subheader("Data dictionary")
+    as_of = ctx.analysis.as_of.date().isoformat() if ctx.analysis is not None else None
+    columns, parameters, definitions, download = _dictionary_parts(state.parameters_key(ctx.config), as_of, ctx.config)
+    st.markdown(
+        "Generated from the code that runs: every definition with the parameter values in use filled in, the "
+        "parameters, and the input contract (every column, its valid values and the reason a row is rejected)."
+    )
+    st.download_button("Download the data dictionary (CSV)", download, file_name="data_dictionary.csv",
+                       mime="text/csv", key="dictionary_csv", on_click="ignore", icon=":material/download:")
+
+    module = definitions["source"].str.split(".").str[:2].str.join(".")
+    core = module == "SPEC §3"
+    st.markdown(f"##### Core definitions (SPEC §3, {int(core.sum())})")
+    st.markdown(_definitions_markdown(definitions[core]))
+    for source, group in definitions[~core].groupby(module[~core], sort=False):
+        with st.expander(f"Definitions of {source} ({len(group)})"):
+            st.markdown(_definitions_markdown(group))
+
+    st.markdown(f"##### Parameters ({len(parameters)})")
+    st.markdown(_parameters_markdown(parameters))
+    st.markdown(f"##### Input files and columns ({len(columns)} rules)")
+    for file, rules in columns.groupby("file", sort=False):
+        first = rules.iloc[0]
+        with st.expander(
+            f"{file}: {'required' if first['file_required'] else 'optional'}, one row per {first['one_row_per']}",
+            expanded=bool(first["file_required"]),
+        ):
+            st.markdown(_columns_markdown(rules))
+
+
+def _parameters_markdown(parameters: pd.DataFrame) -> str:
+    lines = []
+    for row in parameters.itertuples():
+        value = f"**{_markdown_text(row.value)}**"
+        if row.differs_from_default:
+            value += f" :orange[(changed; default {_markdown_text(row.default)})]"
+        lines.append(
+            f"- `{row.parameter}` = {value}: {_markdown_text(row.meaning)}  \n"
+            f"  :gray[basis: {_markdown_text(row.basis)} · {_markdown_text(row.source)}]"
+        )
+    return "\n".join(lines)
+
+
+def _columns_markdown(rules: pd.DataFrame) -> str:
+    lines = []
+    for row in rules.itertuples():
+        rejected = f" Rejected as: *{_markdown_text(row.rejection_reason)}*." if row.rejection_reason else ""
+        if row.column == "(row)":
+            lines.append(f"- Row rule: {_markdown_text(row.valid_values)}.{rejected}")
+        else:
+            required = " (required)" if row.required else ""
+            lines.append(
+                f"- `{row.column}`{required}: {_markdown_text(row.meaning)}  \n"
+                f"  :gray[valid: {_markdown_text(row.valid_values)}.{rejected}]"
+            )
+    return "\n".join(lines)
+
+
+ctx = state.current()
 st.title("Data")
-st.dataframe(ctx.analysis.cohort_cycles, hide_index=True)
+if ctx is not None and ctx.dataset is not None and ctx.analysis is not None:
+    st.caption(f"{ctx.source_label} · data as of {ctx.analysis.as_of:%Y-%m-%d}")
+    _files_section(ctx.dataset)
+    _rejections_section(ctx.dataset)
+    _completeness_section(ctx.analysis)
+    _exports_section(ctx.dataset, ctx.analysis, ctx.data_dir)
+elif ctx is not None and ctx.notice:
+    st.info(ctx.notice)
+elif ctx is not None and ctx.refused:
+    st.info("The files were not loaded (see the message above). The data dictionary below says what they must contain.")
+if ctx is not None:
+    _dictionary_section(ctx)

@@ -1,9 +1,493 @@
-"""Outcomes page (placeholder until its issue is built)."""
+"""Outcomes page: the researcher's view — build a cohort, read per-cycle statistics, export them.
 
+The page only orchestrates. The cohort builder's widgets are bound to the URL under the names of
+``analytics.cohort_filter.QUERY_PARAMETERS`` (plus ``cycle`` and ``cycles_to`` for the view), so a
+link reproduces the cohort; they make a ``CohortFilter``, which narrows the cached analysis
+(``cohort_filter.restrict``). Every statistic comes from ``analytics.outcomes`` through caches
+keyed on the data's SHA-256, the parameters and the filter, is drawn by ``analytics.figures.outcomes``
+and shown with ``ui.render`` (charts with a PNG toolbar, tables with a CSV download). The export
+tab downloads the same bytes as ``python -m analytics export`` with the same filter.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-from ui import state
+from analytics import outcomes
+from analytics.cohort_filter import (
+    FILTER_FILE_NAME,
+    RANGES,
+    CohortFilter,
+    attribute_options,
+    export_command,
+    filtered_export,
+    patient_attributes,
+    restrict,
+)
+from analytics.config import PROJECT_DIR, SAMPLE_DATA_DIR
+from analytics.figures import outcomes as figures
+from analytics.pipeline import Analysis
+from analytics.stats import T_METHOD, WILSON_METHOD
+from ui import render, state
+
+ANY = "any"
+# Bound widgets write their option's label into the URL, so the labels are the URL's values (true/false).
+OVERUSE_OPTIONS = (ANY, "true", "false")
+AUTO = "auto"
+MIXED_MODEL_REQUESTS = "mixed_model_requested"
+MIN_SHOWN = 10  # "auto" shows cycles while at least this many patients are treated
+DECIMALS = {"mean_baseline": 1, "mean_cycle": 1, "mean_change": 2, "ci_low": 2, "ci_high": 2, "sd_change": 2,
+            "median_change": 2, "mean_headache_days": 2, "sd": 2, "moving_average": 2, "estimate": 2}
+
+
+# --- cached computations -----------------------------------------------------------------------
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _attributes(data_key: tuple, _analysis: Analysis, _dataset) -> pd.DataFrame:
+    return patient_attributes(_analysis, _dataset)
+
+
+# Read-only arrays of every treated diary day: one shared object (st.cache_data would copy them on
+# every rerun), from which the within-cycle course of any cohort is counted.
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _treated_days(data_key: tuple, _analysis: Analysis) -> outcomes.TreatedDays:
+    return outcomes.treated_days(_analysis)
+
+
+# The cohort's analysis without its diary days (read through _treated_days instead), so a filter
+# change does not copy millions of diary rows.
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _cohort(data_key: tuple, filter_key: str, _analysis: Analysis, _ids: frozenset[str] | None) -> Analysis:
+    return _analysis if _ids is None else restrict(_analysis, _ids, with_days=False)
+
+
+@st.cache_data(max_entries=16, show_spinner="Computing the cohort's statistics…")
+def _cohort_results(data_key: tuple, filter_key: str, _cohort: Analysis, _days: outcomes.TreatedDays
+                    ) -> dict[str, object]:
+    return {
+        "change": outcomes.change_by_cycle(_cohort),
+        "responders": outcomes.responder_rates(_cohort),
+        "cumulative": outcomes.cumulative_response(_cohort),
+        "weekly": outcomes.weekly_profile(_cohort, days=_days),
+        "time_to_response": outcomes.time_to_response(_cohort),
+        "wilcoxon": outcomes.results_frame(outcomes.wilcoxon_by_cycle(_cohort), omit_caveats=outcomes.WILCOXON_CAVEATS),
+        "cohort_cycles": _cohort.cohort_cycles,
+    }
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _cycle_results(data_key: tuple, filter_key: str, cycle: int, _cohort: Analysis, _attributes: pd.DataFrame
+                   ) -> tuple[pd.DataFrame, outcomes.BaselineTable]:
+    return (outcomes.subgroup_response(_cohort, _attributes, cycle),
+            outcomes.baseline_table(_cohort, _attributes, cycle))
+
+
+@st.cache_data(max_entries=16, show_spinner="Fitting the mixed model (statsmodels MixedLM)…")
+def _mixed_model(data_key: tuple, filter_key: str, _cohort: Analysis) -> outcomes.MixedModelResult | None:
+    return outcomes.mixed_model(_cohort)
+
+
+# --- the cohort builder ------------------------------------------------------------------------
+
+
+def _bounds(options: dict[str, list]) -> dict[str, tuple]:
+    return {name: tuple(options[name]) for name in RANGES if len(options[name]) == 2}
+
+
+def _widget_values(cohort_filter: CohortFilter, options: dict[str, list]) -> dict[str, object]:
+    """The builder's widget values that show ``cohort_filter`` (open range ends at the data's bounds)."""
+    bounds = _bounds(options)
+    values: dict[str, object] = {
+        name: [v for v in getattr(cohort_filter, name) if v in options[name]] for name in ("sex", "age_band", "clinic")
+    }
+    for name, (low_field, high_field, _kind) in RANGES.items():
+        if name in bounds:
+            low, high = bounds[name]
+            chosen_low, chosen_high = getattr(cohort_filter, low_field), getattr(cohort_filter, high_field)
+            chosen_low = low if chosen_low is None else min(max(chosen_low, low), high)
+            chosen_high = high if chosen_high is None else max(min(chosen_high, high), chosen_low)
+            values[name] = (chosen_low, chosen_high)
+    overuse = cohort_filter.medication_overuse
+    values["medication_overuse"] = ANY if overuse is None else ("true" if overuse else "false")
+    values["min_cycles"] = max(1, cohort_filter.min_cycles)
+    return values
+
+
+def _set_widgets(cohort_filter: CohortFilter, options: dict[str, list]) -> None:
+    for key, value in _widget_values(cohort_filter, options).items():
+        st.session_state[key] = value
+
+
+def _load_filter_file(options: dict[str, list]) -> None:
+    upload = st.session_state.get("filter_file")
+    if upload is None:
+        return
+    try:
+        loaded = CohortFilter.from_json(upload.getvalue())
+        _set_widgets(loaded, options)
+        absent = [f"{name} {value}" for name in ("sex", "age_band", "clinic") for value in getattr(loaded, name)
+                  if value not in options[name]]
+        note = f" Not in these data, so left out: {', '.join(absent)}." if absent else ""
+        st.session_state["filter_file_message"] = ("success", f"Loaded the cohort filter from {upload.name}.{note}")
+    except (ValueError, json.JSONDecodeError) as exc:
+        st.session_state["filter_file_message"] = ("error", f"{upload.name} is not a cohort filter: {exc}")
+
+
+def _default(key: str, value: object) -> dict[str, object]:
+    """``value=`` for a widget only on its first run: afterwards session state (or the URL) holds it."""
+    return {} if key in st.session_state else {"value": value}
+
+
+def _clamp_range(key: str, low: object, high: object) -> None:
+    """Keep a range widget's state inside the data's bounds (they move when the data or parameters do)."""
+    if key in st.session_state and isinstance(st.session_state[key], (tuple, list)) and len(st.session_state[key]) == 2:
+        a, b = st.session_state[key]
+        a, b = min(max(a, low), high), min(max(b, low), high)
+        st.session_state[key] = (a, max(a, b))
+
+
+def cohort_builder(options: dict[str, list]) -> CohortFilter:
+    """The filter widgets (bound to the URL) and the CohortFilter they describe."""
+    bounds = _bounds(options)
+    first, second, third = st.columns(3)
+    sex = first.multiselect("Sex", options["sex"], key="sex", bind="query-params", placeholder="all")
+    age_band = second.multiselect("Age band", options["age_band"], key="age_band", bind="query-params",
+                                  placeholder="all")
+    clinic = third.multiselect("Clinic", options["clinic"], key="clinic", bind="query-params", placeholder="all")
+    first, second, third = st.columns(3)
+    ranges: dict[str, tuple] = {}
+    if "prior_preventives" in bounds and bounds["prior_preventives"][0] < bounds["prior_preventives"][1]:
+        low, high = bounds["prior_preventives"]
+        _clamp_range("prior_preventives", low, high)
+        ranges["prior_preventives"] = first.slider("Prior preventives (failed)", low, high, step=1,
+                                                   key="prior_preventives", bind="query-params",
+                                                   **_default("prior_preventives", (low, high)))
+    else:
+        first.caption("Prior preventives: not recorded for this cohort.")
+    if "baseline_mhd" in bounds and bounds["baseline_mhd"][0] < bounds["baseline_mhd"][1]:
+        low, high = bounds["baseline_mhd"]
+        _clamp_range("baseline_mhd", low, high)
+        ranges["baseline_mhd"] = second.slider("Baseline headache days / 28 d", low, high, step=0.5,
+                                               key="baseline_mhd", bind="query-params",
+                                               **_default("baseline_mhd", (low, high)))
+    if "first_injection" in bounds:
+        low, high = bounds["first_injection"]
+        _clamp_range("first_injection", low, high)
+        period = third.date_input("First injection between", min_value=low, max_value=high, format="YYYY-MM-DD",
+                                  key="first_injection", bind="query-params",
+                                  **_default("first_injection", (low, high)))
+        # While a range is being picked the widget holds one date only; the filter waits for both.
+        ranges["first_injection"] = tuple(period) if isinstance(period, (tuple, list)) and len(period) == 2 else (
+            low, high)
+    first, second, third = st.columns(3)
+    overuse = first.radio("Medication overuse at baseline", OVERUSE_OPTIONS, key="medication_overuse",
+                          bind="query-params", horizontal=True)
+    most_cycles = max(1, options["n_cycles"][1] if options["n_cycles"] else 1)
+    min_cycles = second.number_input("At least … cycles started", min_value=1, max_value=most_cycles, step=1,
+                                     key="min_cycles", bind="query-params", **_default("min_cycles", 1))
+    fields: dict[str, object] = {"sex": sex, "age_band": age_band, "clinic": clinic,
+                                 "medication_overuse": None if overuse == ANY else overuse == "true",
+                                 "min_cycles": 0 if int(min_cycles) <= 1 else int(min_cycles)}
+    for name, (low, high) in ranges.items():
+        low_field, high_field, _kind = RANGES[name]
+        data_low, data_high = bounds[name]
+        fields[low_field] = None if low <= data_low else low
+        fields[high_field] = None if high >= data_high else high
+    with third:
+        reset, upload = st.columns(2)
+        reset.button("Reset filter", key="reset_filter", on_click=_set_widgets, args=(CohortFilter(), options),
+                     help="Select every treated patient again.", icon=":material/restart_alt:")
+        with upload.popover("Load a filter", icon=":material/upload_file:"):
+            st.file_uploader("A cohort_filter.json from this page, or an export's manifest.json", type=["json"],
+                             key="filter_file", on_change=_load_filter_file, args=(options,))
+    message = st.session_state.pop("filter_file_message", None)
+    if message:
+        (st.success if message[0] == "success" else st.error)(message[1])
+    return CohortFilter(**fields)  # type: ignore[arg-type]
+
+
+def view_controls(k_max: int, cohort_cycles: pd.DataFrame) -> tuple[int, int]:
+    """The cycle chosen for subgroups and Table 1, and the last cycle the per-cycle charts show."""
+    cycles = list(range(1, max(k_max, 1) + 1))
+    left, right, _ = st.columns([1, 1.3, 1.7])
+    chosen = left.selectbox("Cycle for subgroups and Table 1", cycles, index=min(1, len(cycles) - 1), key="cycle",
+                            bind="query-params")
+    treated = cohort_cycles.loc[(cohort_cycles["cycle"] >= 1) & (cohort_cycles["n_treated"] >= MIN_SHOWN), "cycle"]
+    auto = int(treated.max()) if len(treated) else max(k_max, 1)
+    shown = right.selectbox(f"Per-cycle charts show cycles 1 to … (auto: {auto})", [AUTO, *cycles], key="cycles_to",
+                            bind="query-params",
+                            help=f"auto: the cycles with at least {MIN_SHOWN} treated patients in the cohort.")
+    return int(chosen), auto if shown == AUTO else int(shown)
+
+
+def _request_mixed_model(key: tuple) -> None:
+    # A callback, so the request survives the rerun in which the click arrives.
+    st.session_state[MIXED_MODEL_REQUESTS] = {*st.session_state.get(MIXED_MODEL_REQUESTS, set()), key}
+
+
+# --- rendering helpers -------------------------------------------------------------------------
+
+
+def _table(frame: pd.DataFrame, key: str, caption: str | None = None, percent: tuple[str, ...] = (),
+           height: int | None = None) -> None:
+    config: dict[str, object] = {}
+    for name in frame.columns:
+        if name in percent:
+            config[name] = st.column_config.NumberColumn(name, format="percent")
+        elif name == "p_value":
+            config[name] = st.column_config.NumberColumn(name, format="%.3g")
+        elif name == "caveats":
+            config[name] = st.column_config.TextColumn(name, width="large")
+        elif name in ("variable", "level") and not pd.api.types.is_numeric_dtype(frame[name]):
+            config[name] = st.column_config.TextColumn(name, width="medium")
+        elif name in DECIMALS and pd.api.types.is_float_dtype(frame[name]):
+            config[name] = st.column_config.NumberColumn(name, format=f"%.{DECIMALS[name]}f")
+        elif pd.api.types.is_datetime64_any_dtype(frame[name]):
+            config[name] = st.column_config.DateColumn(name, format="YYYY-MM-DD")
+    extra = {"height": height} if height else {}
+    render.table(frame, key=key, filename=f"outcomes_{key}.csv", caption=caption, column_config=config, **extra)
+
+
+def _table_behind(frame: pd.DataFrame, key: str, caption: str | None = None, percent: tuple[str, ...] = ()) -> None:
+    with st.expander("Table behind the chart (CSV download)"):
+        _table(frame, key, caption, percent)
+
+
+def _shown(frame: pd.DataFrame, last_cycle: int) -> pd.DataFrame:
+    return frame.loc[frame["cycle"] <= last_cycle].reset_index(drop=True)
+
+
+def _archive(files: dict[str, bytes]) -> bytes:
+    """A ZIP of the export files, byte-stable for the same contents (fixed member dates)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name, date_time=(2000, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16  # readable files when unpacked (the default is no permissions)
+            archive.writestr(info, data)
+    return buffer.getvalue()
+
+
+def _data_argument(ctx: state.AppContext) -> str:
+    """The --data folder of the equivalent command line (a placeholder for uploads)."""
+    if ctx.source_label == state.SAMPLE_LABEL:
+        return str(SAMPLE_DATA_DIR.relative_to(PROJECT_DIR))
+    folder = state.configured_data_dir()
+    if ctx.source_label.startswith(state.FOLDER_LABEL) and folder is not None:
+        return str(folder)
+    return "DATA_DIR"
+
+
+# --- the page ----------------------------------------------------------------------------------
 
 ctx = state.context()
+analysis, dataset = ctx.analysis, ctx.dataset
+data_key = (state.content_key(dataset), json.dumps(analysis.config.parameters(), sort_keys=True),
+            str(analysis.as_of.date()))
+
 st.title("Outcomes")
-st.dataframe(ctx.analysis.cohort_cycles, hide_index=True)
+st.caption("The researcher's view: build a cohort, read per-cycle response statistics with their n and method, "
+           "and export the cohort's tables exactly as the command line would.")
+summary = st.container()
+
+attributes = _attributes(data_key, analysis, dataset)
+options = attribute_options(attributes)
+with st.expander("Cohort builder", expanded=True, icon=":material/filter_alt:"):
+    cohort_filter = cohort_builder(options)
+    st.caption("Empty selections and full ranges mean *any*. A patient whose attribute is not recorded never "
+               "matches a criterion on it. The filter is kept in the page's link.")
+filter_key = cohort_filter.to_json()
+selected = cohort_filter.select(attributes)
+cohort = _cohort(data_key, filter_key, analysis, None if cohort_filter.is_empty() else frozenset(selected))
+selected_attributes = attributes.loc[attributes["patient_id"].isin(selected)].reset_index(drop=True)
+results = _cohort_results(data_key, filter_key, cohort, _treated_days(data_key, analysis))
+cohort_cycles = results["cohort_cycles"]
+k_max = int(analysis.patient_cycles["cycle"].max()) if len(analysis.patient_cycles) else 0
+chosen_cycle, last_cycle = view_controls(k_max, cohort_cycles)
+
+n_selected, n_treated = len(selected), len(attributes)
+n_eligible = int(selected_attributes["eligible"].sum())
+at_cycle = cohort_cycles.loc[cohort_cycles["cycle"] == chosen_cycle, "n_evaluable"]
+n_at_cycle = int(at_cycle.iloc[0]) if len(at_cycle) else 0
+with summary:
+    first, second, third, fourth = st.columns(4)
+    first.metric("Patients in the cohort", f"{n_selected:,}", border=True,
+                 help=f"Treated patients (at least one session) matching the filter, of {n_treated:,} treated.")
+    first.caption(f"of {n_treated:,} treated patients in the data")
+    second.metric("Eligible patients", f"{n_eligible:,}", border=True,
+                  help="Eligible for response statistics: an evaluable baseline with headache days > 0 (SPEC §3).")
+    second.caption("evaluable baseline with headache days > 0")
+    third.metric(f"Evaluable at cycle {chosen_cycle}", f"{n_at_cycle:,}", border=True,
+                 help="Patients with a change from baseline at the chosen cycle (n_evaluable).")
+    criteria = cohort_filter.describe()
+    fourth.metric("Filter criteria", len(criteria), border=True, help="\n".join(criteria) or "none: everyone")
+    third.caption("with a change from baseline at that cycle")
+    fourth.caption("; ".join(criteria) if criteria else "none: all treated patients")
+st.sidebar.markdown(f"**Outcomes cohort:** n = {n_selected:,} of {n_treated:,} treated patients")
+
+if n_selected == 0:
+    st.warning("No treated patient matches this filter. Widen a criterion or press **Reset filter**.")
+    st.stop()
+
+tabs = st.tabs(["Change from baseline", "Responders", "Within-cycle course", "Time to response",
+                "Subgroups & Table 1", "Statistics", "Export"])
+
+with tabs[0]:
+    change = _shown(results["change"], last_cycle)
+    # Headache days (the primary outcome) full width; migraine and acute-medication days side by side.
+    places = dict(zip(outcomes.MEASURES, [st.container(), *st.columns(2)], strict=True))
+    for measure, label in outcomes.MEASURES.items():
+        rows = change.loc[change["measure"] == measure].drop(columns=["measure", "measure_label"])
+        with places[measure]:
+            render.chart(figures.build_change_figure(rows, label), key=f"change_{measure}",
+                         caption=f"Mean of (cycle − baseline) {label} per 28 recorded days among patients with an "
+                                 "evaluable change (SPEC §3: both windows evaluable, baseline headache days > 0); "
+                                 f"error bars: {T_METHOD}; n under each cycle.")
+            _table_behind(rows, f"change_{measure}")
+
+with tabs[1]:
+    rates = _shown(results["responders"], last_cycle)
+    render.chart(figures.build_responder_figure(rates), key="responders",
+                 caption=f"Share of evaluable patients (n under each cycle) whose monthly headache days fell by at "
+                         f"least 30, 50 or 75% from baseline; error bars: {WILSON_METHOD}.")
+    _table_behind(rates, "responders", percent=("rate", "ci_low", "ci_high"))
+    cumulative = _shown(results["cumulative"], last_cycle)
+    render.chart(figures.build_cumulative_figure(cumulative), key="cumulative", caption=(
+        "Under each cycle: responders / denominator of each bar. Completers: among eligible patients with at least "
+        "k sessions, the share with a 50% response in any cycle 1..k. Intention-to-treat: among eligible patients "
+        "who had time to complete k cycles by the data cut-off (stopped = non-responder). New responders: among "
+        "patients with an evaluable change at cycle k and no 50% response before, the share responding at k "
+        f"(SPEC §3). Error bars: {WILSON_METHOD}."))
+    _table_behind(cumulative, "cumulative", percent=("rate", "ci_low", "ci_high"))
+
+with tabs[2]:
+    profile: outcomes.WithinCycleProfile = results["weekly"]
+    render.chart(figures.build_weekly_profile_figure(profile), key="weekly_profile",
+                 caption=f"Onset and wearing-off. Markers: {profile.method}. Lines: {profile.moving_average_method}. "
+                         f"Dashed: the same patients' baseline (mean baseline headache days per 28 days / 4, "
+                         f"n = {profile.baseline_n}). Cycles 5 and later are pooled.")
+    with st.expander("Tables behind the chart (CSV download)"):
+        _table(profile.weekly, "weekly_profile", caption="Weekly means; n = patient-cycles with an evaluable week.")
+        _table(profile.daily, "daily_profile",
+               caption="Per day since injection: recorded patient-days, headache days and the centred 7-day "
+                       "moving average (headache days per week).")
+
+with tabs[3]:
+    ttr: outcomes.TimeToResponse = results["time_to_response"]
+    step = analysis.config.cycle_days
+    render.chart(figures.build_time_to_response_figure(ttr, step), key="time_to_response")
+    median = ttr.curve.median()
+    median_text = f"{median:.0f} days" if np.isfinite(median) else "not reached (fewer than half responded)"
+    st.caption(f"{ttr.definition} {ttr.curve.describe()}; {ttr.excluded_no_evaluable_cycle} eligible patient(s) "
+               f"without any evaluable cycle are not at risk and left out. Median time to a first 50% response (half "
+               f"of the patients at risk have responded): {median_text}. Number at risk every {step} days (one cycle).")
+    _table(ttr.at_risk(step), "time_to_response_at_risk", percent=("responded", "ci_low", "ci_high"),
+           caption="Number at risk and share responded with its 95% CI at each cycle length.")
+    with st.expander("Kaplan–Meier table (CSV download)"):
+        _table(ttr.cumulative(), "time_to_response_curve", percent=("responded", "ci_low", "ci_high"))
+
+with tabs[4]:
+    forest, table_one = _cycle_results(data_key, filter_key, chosen_cycle, cohort, selected_attributes)
+    render.chart(figures.build_forest_figure(forest), key="forest",
+                 caption=f"Share of patients with a 50% response at cycle {chosen_cycle} among those evaluable at that "
+                         f"cycle, by subgroup (responders / n at the right); squares scale with n; grey: attribute "
+                         f"not recorded; dashed line: the whole cohort. Error bars: {WILSON_METHOD}. Subgroups are "
+                         "descriptive: no test of interaction, and small subgroups have wide intervals.")
+    _table_behind(forest, "forest", percent=("rate", "ci_low", "ci_high"))
+    st.subheader(f"Table 1: baseline characteristics by response at cycle {chosen_cycle}")
+    formatted = table_one.formatted()
+    _table(formatted, "table1", height=min(38 * len(formatted) + 40, 1400),
+           caption="Categorical: n (% of the column's patients with the value recorded); continuous: mean (SD) and "
+                   "median [IQR]; 'missing' counts patients without the value. Response classes use the SPEC "
+                   "responder flags at the chosen cycle; 'not evaluable' reached the cycle without a change from "
+                   "baseline; 'did not reach' had fewer sessions.")
+    with st.expander("Table 1 in long form (numbers, CSV download)"):
+        _table(table_one.long, "table1_long")
+
+with tabs[5]:
+    st.subheader("Change from baseline per cycle: Wilcoxon signed-rank test")
+    wilcoxon = _shown(results["wilcoxon"], last_cycle)
+    left, right = st.columns([3, 1])
+    with left:
+        _table(wilcoxon.drop(columns=["name", "estimate_label", "method", "ci_method"]).rename(
+            columns={"estimate": "median_change"}), "wilcoxon",
+            caption="median_change: median change in headache days per 28 days (cycle − baseline); ci_low / ci_high: "
+                    "its 95% CI; statistic: Wilcoxon's W; caveats: those of the row only (the others are beside).")
+    with right:
+        st.markdown(f"**Method:** {outcomes.WILCOXON_METHOD}.  \n**Estimate:** median change with a "
+                    f"{outcomes.MEDIAN_CI_METHOD}.  \n**n:** patients with an evaluable change at the cycle (in "
+                    "the table).")
+        st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in outcomes.WILCOXON_CAVEATS))
+    st.subheader("Headache days per 28 days over cycles: linear mixed model")
+    left, right = st.columns([3, 1])
+    with right:
+        st.markdown(f"**Method:** {outcomes.MIXED_MODEL_METHOD}.")
+        st.button("Fit the mixed model", key="fit_mixed_model", type="primary", on_click=_request_mixed_model,
+                  args=((data_key, filter_key),),
+                  help="Takes about a second for a few hundred patients, longer for thousands; the result is kept.")
+    if (data_key, filter_key) in st.session_state.get(MIXED_MODEL_REQUESTS, set()):
+        model = _mixed_model(data_key, filter_key, cohort)
+        if model is None:
+            left.info("Not enough data to fit the model (it needs at least two patients and a treated cycle with "
+                      f"{outcomes.MIN_PATIENTS_PER_MODEL_CYCLE} or more evaluable patients).")
+        else:
+            with left:
+                _table(model.coefficients, "mixed_model",
+                       caption="Each row: model-based mean change in headache days per 28 days at the cycle versus "
+                               "baseline (cycle 0), with its Wald 95% CI and p-value; n_patients with an evaluable "
+                               "window at that cycle.")
+            with right:
+                st.markdown(
+                    f"**n:** {model.n_patients:,} patients, {model.n_observations:,} evaluable windows (cycles "
+                    f"{model.cycles[0]}–{model.cycles[-1]}).  \n**Baseline mean:** {model.baseline_mean:.1f} days.  \n"
+                    f"**Between-patient variance:** {model.patient_variance:.2f}; residual "
+                    f"{model.residual_variance:.2f} (ICC {model.icc:.2f}).  \n"
+                    f"**Converged:** {'yes' if model.converged else 'no'}.")
+                st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in model.caveats))
+    else:
+        left.info("Press **Fit the mixed model** to fit it for this cohort (it is then kept for this filter).")
+
+with tabs[6]:
+    st.markdown(f"**Filtered export** of {n_selected:,} patients: `patient_cycles.csv` and `cohort_cycles.csv` "
+                "of the cohort, `rejected_rows.csv` of the whole dataset, `manifest.json` with the parameters, the "
+                f"file hashes and the filter, and `{FILTER_FILE_NAME}`. Written by the same code as "
+                "`python -m analytics export`, so the command below gives the same files (but for exported_at).")
+
+    def export_bundle() -> dict[str, bytes]:
+        files = filtered_export(analysis, dataset, cohort_filter, attributes=attributes)
+        files[FILTER_FILE_NAME] = cohort_filter.to_json().encode()
+        return files
+
+    st.download_button("Download the export (ZIP)", lambda: _archive(export_bundle()), file_name="outcomes_export.zip",
+                       mime="application/zip", key="export_zip", type="primary", on_click="ignore",
+                       icon=":material/download:")
+    columns = st.columns(5)
+    for column, name in zip(columns, ["patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv", "manifest.json"],
+                            strict=False):
+        column.download_button(name, lambda name=name: export_bundle()[name], file_name=name, key=f"export_{name}",
+                               on_click="ignore", mime="application/json" if name.endswith(".json") else "text/csv")
+    columns[4].download_button(FILTER_FILE_NAME, cohort_filter.to_json(), file_name=FILTER_FILE_NAME,
+                               mime="application/json", key="export_filter", on_click="ignore")
+    data_argument = _data_argument(ctx)
+    st.markdown("**The same export from the command line**"
+                + (f" (with `{FILTER_FILE_NAME}` downloaded above):" if not cohort_filter.is_empty() else ":"))
+    st.code(export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export",
+                           filter_file=FILTER_FILE_NAME if not cohort_filter.is_empty() else None), language="bash")
+    if not cohort_filter.is_empty():
+        st.markdown("or with the filter as flags:")
+        st.code(export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export"),
+                language="bash")
+    if data_argument == "DATA_DIR":
+        st.caption("DATA_DIR: the folder holding the uploaded files.")
+    st.markdown(f"**{FILTER_FILE_NAME}**")
+    st.code(cohort_filter.to_json(), language="json")
+    st.caption(f"Data as of {analysis.as_of:%Y-%m-%d}; manifest.json records the time of the download as "
+               "exported_at.")

@@ -16,7 +16,12 @@ PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png",
 
 
 def chart(fig: go.Figure, key: str, caption: str | None = None) -> None:
-    """A Plotly chart (PNG download from its toolbar) with an optional caption (n, method)."""
+    """A Plotly chart (PNG download from its toolbar) with an optional caption (n, method).
+
+    Streamlit's chart theme sets the fonts and axes to match the app; its default trace colours are
+    the template's ``SEQUENCE`` (``theme.chartCategoricalColors`` in .streamlit/config.toml), and
+    colours a figure sets itself (missing = grey, responder classes, ...) are kept.
+    """
     st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
     if caption:
         st.caption(caption)
@@ -27,6 +32,8 @@ def table(frame: pd.DataFrame, key: str, filename: str, caption: str | None = No
     st.dataframe(frame, hide_index=True, key=f"{key}_table", **kwargs)
     if caption:
         st.caption(caption)
+    # The CSV is written when the button is clicked (not on every rerun), and clicking does not rerun the page.
     st.download_button(
-        "Download CSV", csv_bytes(frame), file_name=filename, mime="text/csv", key=f"{key}_csv"
+        "Download CSV", lambda: csv_bytes(frame), file_name=filename, mime="text/csv", key=f"{key}_csv",
+        on_click="ignore",
     )

@@ -1,31 +1,58 @@
-"""The app's shared state: which data, which parameters, and the cached results for them.
+"""The app's shared state: which data, which parameters, the cached results, and the URL.
 
-``dashboard.py`` calls ``sidebar()`` once per run, before the page runs; it draws the data-source
-and parameter controls and stores an ``AppContext`` in the session. Pages call ``context()`` to get
-it. Loading and analysis are cached with ``st.cache_data`` keyed on the files' SHA-256 and the
-parameters, so switching pages or patients never recomputes a definition.
+``dashboard.py`` calls ``sidebar()`` once per run, before the page runs: it draws the data-source
+and parameter controls, loads and analyses through the caches and stores an ``AppContext`` in the
+session; ``banner()`` then tells the user, above every page, when the data were refused or the
+parameters differ from the SPEC defaults. Pages call ``context()`` (which stops the page when there
+is nothing to show) or ``current()`` (which does not).
+
+Caching: a data source is identified cheaply first (a folder by its files' names, modification
+times and sizes; an upload by the SHA-256 of each file, computed once per uploaded file), so an
+unchanged source is never read or hashed again on a rerun; the analysis is keyed on the SHA-256 of
+every file the loader read and on the parameters. Refusals are cached too, so a refused upload is
+not re-validated on every click.
+
+URL convention: the page is the path (``/patient``, ``/clinic``, ...); everything else that makes a
+view shareable is a query parameter named in lower_snake_case, one value as text (dates
+``YYYY-MM-DD``, booleans ``true``/``false``), several values as a repeated parameter. The analysis
+parameters are widgets bound to the URL (``bind="query-params"``) under their ``AnalysisConfig``
+names, e.g. ``?min_completeness=0.8``; pages do the same with their own widgets, or use
+``query_value`` / ``set_query`` for state that is not a widget.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 
 import streamlit as st
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.uploaded_file_manager import UploadedFile
 
+from analytics.archive import DATA_SUFFIXES, files_from_upload
+from analytics.clinical import ClinicalTables, clinical_tables
 from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.load import Dataset, DatasetRefused, load_dataset
 from analytics.pipeline import Analysis, analyse
+
+logger = logging.getLogger("outcomes.dashboard")
 
 DATA_DIR_VARIABLE = "OUTCOMES_DATA_DIR"
 SAMPLE_LABEL = "Bundled sample data (synthetic)"
 FOLDER_LABEL = "Clinic data folder"
 UPLOAD_LABEL = "Upload files"
+DATA_PAGE = "pages/data.py"
+CONTEXT_KEY = "app_context"
+
+SourceKey = tuple[object, ...]
+Loaded = tuple[Dataset | None, str | None]
 
 
 @dataclass
@@ -37,24 +64,126 @@ class AppContext:
     dataset: Dataset | None = None
     analysis: Analysis | None = None
     refused: str | None = None
+    """Why the chosen data cannot be used (refused dataset or archive, missing folder), in plain words."""
+    notice: str | None = None
+    """What the user still has to do before there is anything to show (e.g. upload the files)."""
+    data_dir: Path | None = None
+    """The folder the data came from (sample data or the clinic folder); None for an upload."""
 
 
-def _files_key(files: Mapping[str, bytes]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode())
-        digest.update(hashlib.sha256(files[name]).digest())
-    return digest.hexdigest()
+# --- the URL -------------------------------------------------------------------------------------
 
 
-@st.cache_data(max_entries=4, show_spinner="Reading and validating the data files…")
-def _load(files_key: str, _files: Mapping[str, bytes]) -> Dataset:
-    return load_dataset(_files)
+def query_value(name: str, default: str | None = None) -> str | None:
+    """A query parameter's value (the last one when repeated), or ``default`` when absent."""
+    values = st.query_params.get_all(name)
+    return values[-1] if values else default
 
 
-@st.cache_data(max_entries=16, show_spinner="Computing cycles and cohort statistics…")
-def _analyse(files_key: str, parameters_key: str, _dataset: Dataset, _config: AnalysisConfig) -> Analysis:
-    return analyse(_dataset, _config)
+def query_values(name: str) -> list[str]:
+    """Every value of a repeated query parameter (a multi-select filter), possibly none."""
+    return list(st.query_params.get_all(name))
+
+
+def _query_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
+
+
+def set_query(**values: object) -> None:
+    """Write query parameters; ``None``, ``""`` or an empty list removes one, a list repeats it.
+
+    Only parameters whose text changes are written, so calling this on every run is cheap and does
+    not add history entries. Parameters bound to a widget (``bind="query-params"``) belong to that
+    widget and must be changed through ``st.session_state`` instead.
+    """
+    for name, value in values.items():
+        if value is None or value == "" or (isinstance(value, (list, tuple, set)) and not value):
+            if name in st.query_params:
+                del st.query_params[name]
+            continue
+        if isinstance(value, (list, tuple, set)):
+            text: str | list[str] = [_query_text(v) for v in value]
+            if st.query_params.get_all(name) != text:
+                st.query_params[name] = text
+        else:
+            text = _query_text(value)
+            if st.query_params.get_all(name) != [text]:
+                st.query_params[name] = text
+
+
+# --- analysis parameters -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _NumberControl:
+    """A sidebar control for one numeric ``AnalysisConfig`` field; the key is the field's name."""
+
+    name: str
+    label: str
+    low: float
+    high: float
+    step: float
+    slider: bool = False
+
+
+PARAMETER_CONTROLS = (
+    _NumberControl("headache_min_hours", "Headache day: at least … hours", 0.0, 24.0, 0.5),
+    _NumberControl("baseline_days", "Baseline window (days)", 7, 180, 1),
+    _NumberControl("cycle_days", "Cycle length (days)", 28, 365, 1),
+    _NumberControl("min_completeness", "Minimum diary completeness", 0.0, 1.0, 0.05, slider=True),
+    _NumberControl("min_window_days", "Minimum window length (days)", 1, 365, 1),
+)
+AS_OF_KEY = "as_of"
+
+
+def _help(name: str) -> str:
+    """A control's help text from the parameter's own documentation in ``AnalysisConfig``."""
+    field = next(f for f in dataclasses.fields(AnalysisConfig) if f.name == name)
+    default = "empty (automatic)" if field.default is None else field.default
+    return f"{field.metadata['doc']} Basis: {field.metadata['basis']}. Default: {default}."
+
+
+def _reset_parameters() -> None:
+    default = AnalysisConfig()
+    for control in PARAMETER_CONTROLS:
+        st.session_state[control.name] = getattr(default, control.name)
+    st.session_state[AS_OF_KEY] = None
+
+
+def _parameter_controls() -> AnalysisConfig:
+    """The parameter widgets (bound to the URL) and the configuration they describe."""
+    default = AnalysisConfig()
+    with st.sidebar.expander("Analysis parameters (SPEC §3)", expanded=False):
+        values: dict[str, object] = {}
+        for control in PARAMETER_CONTROLS:
+            value = getattr(default, control.name)
+            cast = float if isinstance(value, float) else int
+            widget = st.slider if control.slider else st.number_input
+            chosen = widget(
+                control.label,
+                min_value=cast(control.low),
+                max_value=cast(control.high),
+                value=value,
+                step=cast(control.step),
+                key=control.name,
+                help=_help(control.name),
+                bind="query-params",
+            )
+            values[control.name] = cast(chosen if chosen is not None else value)
+        values["as_of"] = st.date_input(
+            "Data cut-off (as_of)", value=None, key=AS_OF_KEY, help=_help("as_of"), bind="query-params",
+            format="YYYY-MM-DD",
+        )
+        st.caption("Responder thresholds: " + ", ".join(f"{t}%" for t in default.responder_thresholds) + " (fixed).")
+        st.button("Reset to the SPEC defaults", key="reset_parameters", on_click=_reset_parameters)
+    return AnalysisConfig(**values)
+
+
+# --- data sources and the caches -----------------------------------------------------------------
 
 
 def folder_files(folder: Path) -> dict[str, bytes]:
@@ -62,8 +191,14 @@ def folder_files(folder: Path) -> dict[str, bytes]:
     return {
         p.name: p.read_bytes()
         for p in sorted(Path(folder).iterdir())
-        if p.is_file() and p.suffix.lower() in (".csv", ".parquet")
+        if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
     }
+
+
+def folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
+    """Each data file's name, modification time (ns) and size: changes whenever a file does."""
+    files = [p for p in sorted(Path(folder).iterdir()) if p.is_file() and p.suffix.lower() in DATA_SUFFIXES]
+    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
 
 
 def configured_data_dir() -> Path | None:
@@ -74,84 +209,205 @@ def configured_data_dir() -> Path | None:
             value = st.secrets.get(DATA_DIR_VARIABLE)
         except (FileNotFoundError, st.errors.StreamlitSecretNotFoundError):
             value = None
-    return Path(value) if value else None
+    return Path(value).expanduser() if value else None
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading and validating the data files…")
+def _load(source_key: SourceKey, _read: Callable[[], Mapping[str, bytes]]) -> Loaded:
+    """The dataset, or the refusal in words; keyed on ``source_key``, so ``_read`` runs on a miss only."""
+    try:
+        return load_dataset(_read()), None
+    except DatasetRefused as exc:
+        return None, str(exc)
+
+
+def content_key(dataset: Dataset) -> tuple[tuple[str, str], ...]:
+    """The SHA-256 of every file the loader read: what the analysis really depends on."""
+    return tuple((f.file, f.sha256) for f in dataset.files)
+
+
+# A few parameter sets per dataset; each entry holds the per-patient-day frame, so keep the count modest.
+@st.cache_data(max_entries=8, show_spinner="Computing cycles and cohort statistics…")
+def _analyse(
+    files_key: tuple[tuple[str, str], ...], parameters: str, _dataset: Dataset, _config: AnalysisConfig
+) -> Analysis:
+    return analyse(_dataset, _config)
+
+
+def parameters_key(config: AnalysisConfig) -> str:
+    """The parameters as one text, for keying a page's own caches together with ``content_key``."""
+    return json.dumps(config.parameters(), sort_keys=True)
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing the patient-level definitions…")
+def _clinical(
+    files_key: tuple[tuple[str, str], ...], parameters: str, _analysis: Analysis, _dataset: Dataset
+) -> ClinicalTables:
+    return clinical_tables(_analysis, _dataset)
+
+
+def clinical(ctx: AppContext) -> ClinicalTables:
+    """``analytics.clinical.clinical_tables`` for the context's data and parameters, computed once for all pages."""
+    return _clinical(content_key(ctx.dataset), parameters_key(ctx.config), ctx.analysis, ctx.dataset)
 
 
 def compute(files: Mapping[str, bytes], config: AnalysisConfig) -> tuple[Dataset, Analysis]:
-    """Load and analyse through the caches."""
-    key = _files_key(files)
-    dataset = _load(key, files)
-    parameters_key = json.dumps(config.parameters(), sort_keys=True)
-    return dataset, _analyse(key, parameters_key, dataset, config)
+    """Load and analyse files given as bytes through the caches; raises ``DatasetRefused``."""
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    dataset, refusal = _load(("files", digest.hexdigest()), lambda: files)
+    if dataset is None:
+        raise DatasetRefused(refusal or "the dataset was refused", 2)
+    return dataset, _analyse(content_key(dataset), parameters_key(config), dataset, config)
 
 
-def _parameter_controls() -> AnalysisConfig:
-    default = AnalysisConfig()
-    with st.sidebar.expander("Analysis parameters (SPEC §3)", expanded=False):
-        hours = st.number_input("Headache day: at least … hours", 0.0, 24.0, float(default.headache_min_hours), 0.5, key="p_hours")
-        baseline = st.number_input("Baseline window (days)", 7, 180, default.baseline_days, 1, key="p_baseline")
-        cycle = st.number_input("Cycle length (days)", 28, 365, default.cycle_days, 1, key="p_cycle")
-        completeness = st.slider("Minimum diary completeness", 0.0, 1.0, float(default.min_completeness), 0.05, key="p_completeness")
-        window = st.number_input("Minimum window length (days)", 1, 365, default.min_window_days, 1, key="p_window")
-        use_as_of = st.checkbox("Set a data cut-off (as_of)", key="p_use_as_of")
-        as_of = st.date_input("Data cut-off", value=date.today(), key="p_as_of") if use_as_of else None
-    return AnalysisConfig(
-        headache_min_hours=float(hours),
-        baseline_days=int(baseline),
-        cycle_days=int(cycle),
-        min_completeness=float(completeness),
-        min_window_days=int(window),
-        as_of=as_of,
-    )
+def _upload_key(uploads: Iterable[UploadedFile]) -> SourceKey:
+    """The uploaded files' names and SHA-256, hashed once per uploaded file (by its upload id)."""
+    known: dict[str, str] = st.session_state.get("_upload_sha256", {})
+    digests = {u.file_id: known.get(u.file_id) or hashlib.sha256(u.getvalue()).hexdigest() for u in uploads}
+    st.session_state["_upload_sha256"] = digests
+    return ("upload", tuple(sorted((u.name, digests[u.file_id]) for u in uploads)))
 
 
-def _source_files() -> tuple[str, Mapping[str, bytes] | None, str | None]:
-    """The chosen data source's label and files (None with a message when there are none yet)."""
+@dataclass(frozen=True)
+class _Source:
+    label: str
+    key: SourceKey | None = None
+    read: Callable[[], Mapping[str, bytes]] | None = None
+    refused: str | None = None
+    notice: str | None = None
+    folder: Path | None = None
+
+
+def _folder_source(label: str, folder: Path, origin: str) -> _Source:
+    if not folder.is_dir():
+        return _Source(label, refused=f"The data folder {folder} ({origin}) does not exist or is not a folder.")
+    signature = folder_signature(folder)
+    if not signature:
+        return _Source(label, refused=f"The data folder {folder} ({origin}) holds no CSV or Parquet files.")
+    return _Source(label, ("folder", str(folder.resolve()), signature), lambda: folder_files(folder), folder=folder)
+
+
+def _choose_source() -> _Source:
     folder = configured_data_dir()
     options = [SAMPLE_LABEL] + ([FOLDER_LABEL] if folder else []) + [UPLOAD_LABEL]
     choice = st.sidebar.radio("Data source", options, index=1 if folder else 0, key="data_source")
-    if choice == SAMPLE_LABEL:
-        return choice, folder_files(SAMPLE_DATA_DIR), None
     if choice == FOLDER_LABEL and folder is not None:
-        if not folder.is_dir():
-            return choice, None, f"The data folder {folder} (from {DATA_DIR_VARIABLE}) does not exist."
-        return f"{FOLDER_LABEL}: {folder.name}", folder_files(folder), None
-    uploads = st.sidebar.file_uploader(
-        "sessions.csv, diary.csv and optional files (CSV or Parquet)",
-        type=["csv", "parquet"], accept_multiple_files=True, key="uploads",
+        return _folder_source(f"{FOLDER_LABEL}: {folder.name}", folder, f"set by {DATA_DIR_VARIABLE}")
+    if choice == UPLOAD_LABEL:
+        uploads = st.sidebar.file_uploader(
+            "sessions.csv, diary.csv and the optional files (CSV or Parquet), or one ZIP holding them",
+            type=["csv", "parquet", "zip"], accept_multiple_files=True, key="uploads",
+            help="Files stay in this session's memory and are never written to disk.",
+        )
+        if not uploads:
+            return _Source(choice, notice="Upload at least sessions.csv and diary.csv (or one ZIP holding them).")
+        label = f"Uploaded: {', '.join(u.name for u in uploads)}"
+        return _Source(label, _upload_key(uploads), lambda: files_from_upload({u.name: u.getvalue() for u in uploads}))
+    return _folder_source(SAMPLE_LABEL, SAMPLE_DATA_DIR, "run `make sample-data` to create it")
+
+
+def _source_status(ctx: AppContext) -> None:
+    """Under the controls: what was loaded, as of when, and a pointer to any rejected rows."""
+    if ctx.dataset is None or ctx.analysis is None:
+        return
+    tables = ctx.dataset.tables
+    st.sidebar.caption(
+        f"**{ctx.source_label}**  \n"
+        f"{tables['sessions']['patient_id'].nunique():,} patients with sessions  \n"
+        f"{len(tables['sessions']):,} sessions · {len(tables['diary']):,} diary days  \n"
+        f"data as of {ctx.analysis.as_of:%Y-%m-%d}"
     )
-    if not uploads:
-        return choice, None, "Upload at least sessions.csv and diary.csv to analyse your own data."
-    return f"Uploaded: {', '.join(u.name for u in uploads)}", {u.name: u.getvalue() for u in uploads}, None
+    rejected = ctx.dataset.rejected
+    if len(rejected):
+        per_file = rejected["file"].value_counts(sort=False)
+        st.sidebar.warning(
+            f"{len(rejected):,} rows were rejected and are not used ("
+            + ", ".join(f"{name}: {count:,}" for name, count in per_file.items())
+            + ")."
+        )
+        st.sidebar.page_link(DATA_PAGE, label="See the rejected rows and why", icon=":material/table_view:")
 
 
 def sidebar() -> AppContext:
-    """Draw the shared sidebar, compute (cached) and store the context for the pages."""
+    """Draw the shared sidebar, load and compute (cached) and store the context for the pages."""
     st.sidebar.markdown("### Data")
-    label, files, message = _source_files()
+    source = _choose_source()
     config = _parameter_controls()
-    ctx = AppContext(source_label=label, config=config, refused=message)
-    if files is not None:
-        try:
-            ctx.dataset, ctx.analysis = compute(files, config)
-        except DatasetRefused as exc:
-            ctx.refused = f"The dataset was refused: {exc}"
-    changed = config.differences_from_default()
-    if changed:
-        st.sidebar.warning(
-            "Parameters differ from the SPEC defaults: "
-            + "; ".join(f"{name} = {value} (default {default})" for name, (default, value) in changed.items())
-        )
-    if ctx.analysis is not None:
-        st.sidebar.caption(f"{label} · data as of {ctx.analysis.as_of:%Y-%m-%d}")
-    st.session_state["app_context"] = ctx
+    ctx = AppContext(
+        source_label=source.label, config=config, refused=source.refused, notice=source.notice, data_dir=source.folder
+    )
+    if source.key is not None and source.read is not None:
+        dataset, refusal = _load(source.key, source.read)
+        if dataset is None:
+            ctx.refused = refusal
+        else:
+            ctx.dataset = dataset
+            ctx.analysis = _analyse(content_key(dataset), parameters_key(config), dataset, config)
+    _source_status(ctx)
+    st.session_state[CONTEXT_KEY] = ctx
     return ctx
+
+
+def parameter_changes(config: AnalysisConfig) -> str:
+    """The parameters that differ from the SPEC defaults, in words (empty when none do)."""
+    return "; ".join(
+        f"{name} = {value} (default {'automatic' if default is None else default})"
+        for name, (default, value) in config.differences_from_default().items()
+    )
+
+
+def banner(ctx: AppContext) -> None:
+    """Above every page: a refused dataset in plain words, and parameters that differ from defaults."""
+    if ctx.refused:
+        st.error(f"**The data could not be used.** {ctx.refused}", icon=":material/block:")
+    changes = parameter_changes(ctx.config)
+    if changes:
+        st.warning(f"**Analysis parameters differ from the SPEC defaults:** {changes}.", icon=":material/tune:")
+
+
+def run_entry_point_first() -> None:
+    """Rerun through ``dashboard.py`` when Streamlit ran a page file on its own.
+
+    With a ``pages/`` folder beside the entry point, Streamlit 1.67 starts in its old multipage
+    mode ("MPA v1") until ``st.navigation`` is called: the first request a fresh server gets for a
+    page URL such as ``/data`` (and, in AppTest, every rerun) executes ``pages/data.py`` alone, so
+    the sidebar, the data and this context never ran and the page comes out blank or stale.
+    ``st.navigation`` switches that mode off; do the same here and rerun, so the entry point runs.
+    ``current()`` and ``context()`` call this; a page that uses neither should call it first.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def current() -> AppContext | None:
+    """The context stored by ``sidebar()`` for this run, whether or not there are results."""
+    run_entry_point_first()
+    return st.session_state.get(CONTEXT_KEY)
 
 
 def context() -> AppContext:
     """The context stored by ``sidebar()``; stops the page with a message when there is no data."""
-    ctx: AppContext | None = st.session_state.get("app_context")
+    ctx = current()
     if ctx is None or ctx.analysis is None or ctx.dataset is None:
-        st.info(ctx.refused if ctx and ctx.refused else "No data loaded yet.")
+        if ctx is not None and ctx.refused:
+            st.info("Nothing to show until a dataset is loaded; the message above says what was wrong.")
+        else:
+            st.info(ctx.notice if ctx and ctx.notice else "No data loaded yet.")
         st.stop()
     return ctx
+
+
+def report_unexpected_error() -> str:
+    """Call inside ``except``: log the traceback server-side and show a short reference instead."""
+    reference = uuid.uuid4().hex[:8]
+    logger.exception("Unexpected error while drawing the page (reference %s)", reference)
+    st.error(
+        "Something went wrong while drawing this page. The details were logged with reference "
+        f"**{reference}**; please quote it when you report the problem. Reloading the page or going "
+        "back to the default data and parameters usually gets you going again.",
+        icon=":material/report:",
+    )
+    return reference

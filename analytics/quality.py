@@ -1,0 +1,126 @@
+"""Data quality: what happened to every row read, and how complete the diaries are.
+
+The Data page shows these tables; they are computed here so that the page only renders them. The
+file reconciliation restates SPEC §2.1's promise that nothing is silently dropped (rows read =
+accepted + rejected, and the rejection report lists exactly the rejected rows of each file); the
+completeness distribution bins ``completeness`` of the per-patient-cycle table, the share of a
+window's days with a diary entry that decides whether the window is evaluable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analytics.config import AnalysisConfig
+from analytics.load import Dataset
+
+RECONCILIATION_COLUMNS = [
+    "file", "rows_read", "rows_accepted", "rows_rejected", "rejected_rows_listed", "reconciles", "columns_ignored",
+    "sha256",
+]
+BASELINE_WINDOW = "baseline (cycle 0)"
+TREATMENT_WINDOW = "treatment cycles (1, 2, …)"
+# A completeness on a bin edge (e.g. 21 of 30 days = 0.7) belongs to the bin it starts, whatever rounding says.
+_EDGE_TOLERANCE = 1e-9
+
+
+def file_reconciliation(dataset: Dataset) -> pd.DataFrame:
+    """Per file read: rows read, accepted and rejected, the rejected rows listed, and whether they add up.
+
+    ``reconciles`` is true when rows_read = rows_accepted + rows_rejected and the rejection report
+    lists exactly rows_rejected rows of that file.
+    """
+    listed = dataset.rejected["file"].value_counts()
+    frame = pd.DataFrame(
+        [
+            {
+                "file": f.file,
+                "rows_read": f.rows_read,
+                "rows_accepted": f.rows_accepted,
+                "rows_rejected": f.rows_rejected,
+                "rejected_rows_listed": int(listed.get(f.file, 0)),
+                "columns_ignored": ", ".join(f.columns_ignored),
+                "sha256": f.sha256,
+            }
+            for f in dataset.files
+        ],
+        columns=[c for c in RECONCILIATION_COLUMNS if c != "reconciles"],
+    )
+    counts = ["rows_read", "rows_accepted", "rows_rejected", "rejected_rows_listed"]
+    frame[counts] = frame[counts].astype("int64")
+    frame["reconciles"] = (frame["rows_read"] == frame["rows_accepted"] + frame["rows_rejected"]) & (
+        frame["rows_rejected"] == frame["rejected_rows_listed"]
+    )
+    return frame[RECONCILIATION_COLUMNS]
+
+
+def unreported_rejections(dataset: Dataset) -> int:
+    """Rows in the rejection report whose file is not among the files read (should be 0)."""
+    return int((~dataset.rejected["file"].isin([f.file for f in dataset.files])).sum())
+
+
+def rejection_summary(dataset: Dataset) -> pd.DataFrame:
+    """Rejected rows counted by file and reason, the most frequent first."""
+    rejected = dataset.rejected
+    if rejected.empty:
+        empty = pd.DataFrame({"file": [], "reason": [], "rows": []})
+        return empty.astype({"file": str, "reason": str, "rows": "int64"})
+    counts = rejected.groupby(["file", "reason"], sort=False).size().rename("rows").reset_index()
+    ordered = counts.sort_values(["rows", "file", "reason"], ascending=[False, True, True], kind="stable")
+    return ordered.reset_index(drop=True)
+
+
+def completeness_bins(patient_cycles: pd.DataFrame, width: float = 0.05) -> pd.DataFrame:
+    """Patient-cycle windows per completeness bin, baseline and treatment cycles apart.
+
+    Bins are [0, w), [w, 2w), …, and the last one is closed ([1 − w, 1]); every window of the
+    table is counted once, including ongoing cycles with the days so far. Columns: bin_low,
+    bin_high, window, windows.
+    """
+    n_bins = round(1 / width)
+    completeness = patient_cycles["completeness"].astype("float64").to_numpy()
+    known = ~np.isnan(completeness)
+    index = np.minimum(np.floor(completeness[known] * n_bins + _EDGE_TOLERANCE), n_bins - 1).astype(int)
+    kinds = np.where(patient_cycles["cycle"].to_numpy()[known] == 0, BASELINE_WINDOW, TREATMENT_WINDOW)
+    counts = pd.crosstab(pd.Categorical(index, categories=range(n_bins)), kinds, dropna=False)
+    counts = counts.reindex(columns=[BASELINE_WINDOW, TREATMENT_WINDOW], fill_value=0)
+    long = counts.rename_axis(index="bin", columns="window").stack().rename("windows").reset_index()
+    long["bin"] = long["bin"].astype(int)
+    long["bin_low"] = long["bin"] / n_bins
+    long["bin_high"] = (long["bin"] + 1) / n_bins
+    return long[["bin_low", "bin_high", "window", "windows"]].astype({"windows": "int64"})
+
+
+@dataclass(frozen=True)
+class CompletenessSummary:
+    """How complete the diaries are across the patient-cycle windows, with the counts behind it."""
+
+    windows: int
+    patients: int
+    baseline_windows: int
+    treatment_windows: int
+    below_threshold: int
+    """Windows with completeness under ``min_completeness`` (not evaluable for that reason)."""
+    median: float | None
+    min_completeness: float
+
+    @property
+    def below_share(self) -> float | None:
+        return self.below_threshold / self.windows if self.windows else None
+
+
+def completeness_summary(patient_cycles: pd.DataFrame, config: AnalysisConfig) -> CompletenessSummary:
+    completeness = patient_cycles["completeness"].astype("float64")
+    below = completeness < config.min_completeness - _EDGE_TOLERANCE
+    return CompletenessSummary(
+        windows=int(completeness.notna().sum()),
+        patients=int(patient_cycles["patient_id"].nunique()),
+        baseline_windows=int((patient_cycles["cycle"] == 0).sum()),
+        treatment_windows=int((patient_cycles["cycle"] >= 1).sum()),
+        below_threshold=int(below.sum()),
+        median=float(completeness.median()) if completeness.notna().any() else None,
+        min_completeness=config.min_completeness,
+    )

@@ -1,0 +1,253 @@
+"""The app shell under Streamlit's AppTest: pages, data sources, refusals, parameters, caching, errors.
+
+AppTest cannot drive ``st.file_uploader``, so refused data reach the app the way a clinic's folder
+does (``OUTCOMES_DATA_DIR``); the upload and ZIP functions are tested directly in test_archive.py.
+Datasets are the bundled sample data (or, in a checkout without it, a small synthetic cohort) and
+hand-written folders from the ``write_dataset`` fixture.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from analytics.config import AnalysisConfig
+from analytics.load import load_dataset
+from analytics.pipeline import analyse
+from ui import state
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DASHBOARD = str(PROJECT_DIR / "dashboard.py")
+PAGES = ("patient", "clinic", "outcomes", "data")
+SESSIONS = "patient_id,session_date\nP1,2024-03-01\nP1,2024-05-24\n"
+DIARY_HEADER = "patient_id,date,headache_hours,migraine,severity,acute_medication\n"
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled sample data, or a small synthetic cohort where the checkout has none."""
+    if (PROJECT_DIR / "sample_data" / "sessions.csv").is_file():
+        return PROJECT_DIR / "sample_data"
+    folder = tmp_path_factory.mktemp("sample")
+    subprocess.run([sys.executable, "-m", "analytics.synth", "--patients", "60", "--seed", "3", "--out", str(folder)],
+                   cwd=PROJECT_DIR, check=True, capture_output=True)
+    return folder
+
+
+@pytest.fixture
+def on_sample(sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the app at the sample data: its default source, or the folder variable when generated."""
+    if sample_dir == PROJECT_DIR / "sample_data":
+        monkeypatch.delenv(state.DATA_DIR_VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(state.DATA_DIR_VARIABLE, str(sample_dir))
+    return sample_dir
+
+
+def app_on(page: str) -> AppTest:
+    at = AppTest.from_file(DASHBOARD, default_timeout=120)
+    at.switch_page(f"pages/{page}.py")
+    return at
+
+
+def texts(elements: object) -> list[str]:
+    return [str(e.value) for e in elements]
+
+
+def diary_text(days: int, first: str = "2024-02-01", headache: float = 5.0) -> str:
+    dates = __import__("pandas").date_range(first, periods=days)
+    return DIARY_HEADER + "".join(f"P1,{d:%Y-%m-%d},{headache},true,2,false\n" for d in dates)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_smoke_each_page_loads_on_the_sample_data(on_sample: Path, page: str) -> None:
+    at = app_on(page)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, texts(at.error)
+    assert texts(at.title)  # the page drew its title
+    assert texts(at.radio(key="data_source"))  # and the shared sidebar ran in the same run
+    assert len(at.sidebar.children) > 0
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"sessions.csv": SESSIONS, "diary.csv": "patient_id,date,headache_hours,Name\nP1,2024-03-02,5,Ann\n"},
+         "diary.csv: column 'Name' looks like a direct identifier"),
+        ({"sessions.csv": SESSIONS, "diary.csv": "patient_id,date,migraine\nP1,2024-03-02,true\n"},
+         "diary.csv: required column 'headache_hours' is missing"),
+        ({"sessions.csv": SESSIONS}, "diary.csv: required file is missing"),
+        ({"sessions.csv": SESSIONS, "diary.parquet": b"PAR1 this is not parquet"},
+         "diary.parquet: cannot be read as Parquet"),
+        ({"sessions.csv": SESSIONS, "diary.csv": "patient_id,date,headache_hours\nP1\x00,2024"},
+         "diary.csv: cannot be parsed as CSV"),
+    ],
+)
+def test_a_refused_dataset_shows_the_reason_not_an_exception(
+    write_dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, files: dict[str, str | bytes], expected: str
+) -> None:
+    folder = write_dataset(tmp_path, extra=files)
+    monkeypatch.setenv(state.DATA_DIR_VARIABLE, str(folder))
+    for page in ("patient", "data"):
+        at = app_on(page)
+        at.run()
+        assert not at.exception, at.exception
+        errors = texts(at.error)
+        assert len(errors) == 1 and expected in errors[0], errors
+        assert errors[0].startswith("**The data could not be used.**")
+    assert "Data dictionary" in texts(at.subheader)  # the Data page still says what the files must hold
+
+
+@pytest.mark.parametrize(("make_folder", "expected"), [("missing", "does not exist"), ("empty", "holds no CSV")])
+def test_an_unusable_data_folder_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              make_folder: str, expected: str) -> None:
+    folder = tmp_path / "clinic_export"
+    if make_folder == "empty":
+        folder.mkdir()
+    monkeypatch.setenv(state.DATA_DIR_VARIABLE, str(folder))
+    at = app_on("clinic")
+    at.run()
+    assert not at.exception
+    assert expected in texts(at.error)[0] and str(folder) in texts(at.error)[0]
+
+
+def test_choosing_upload_without_files_asks_for_them(on_sample: Path) -> None:
+    at = app_on("outcomes")
+    at.run()
+    at.radio(key="data_source").set_value(state.UPLOAD_LABEL).run()
+    assert not at.exception and not at.error
+    assert any("Upload at least sessions.csv and diary.csv" in t for t in texts(at.info))
+
+
+def test_a_parameter_change_changes_the_numbers_shown(on_sample: Path) -> None:
+    table = analyse(load_dataset(on_sample), AnalysisConfig()).patient_cycles
+    total = int(table["completeness"].notna().sum())
+    below = {t: int((table["completeness"] < t).sum()) for t in (0.7, 0.9)}
+    assert below[0.7] != below[0.9]  # the sample data must make the check meaningful
+    at = app_on("data")
+    at.run()
+    assert any(f"{below[0.7]:,} of {total:,} windows" in c and "fewer than 70%" in c for c in texts(at.caption))
+    assert not at.warning
+
+    at.slider(key="min_completeness").set_value(0.9).run()
+    assert not at.exception
+    assert any(f"{below[0.9]:,} of {total:,} windows" in c and "fewer than 90%" in c for c in texts(at.caption))
+    assert any("min_completeness = 0.9 (default 0.7)" in w for w in texts(at.warning))
+
+    at.button(key="reset_parameters").click().run()
+    assert at.slider(key="min_completeness").value == pytest.approx(0.7)
+    assert not at.warning
+
+
+def test_a_parameter_in_the_url_is_applied(on_sample: Path) -> None:
+    at = app_on("data")
+    at.query_params["min_completeness"] = "0.8"
+    at.query_params["baseline_days"] = "42"
+    at.run()
+    assert not at.exception
+    assert at.slider(key="min_completeness").value == pytest.approx(0.8)
+    assert at.number_input(key="baseline_days").value == 42
+    warning = " ".join(texts(at.warning))
+    assert "baseline_days = 42 (default 28)" in warning and "min_completeness = 0.8 (default 0.7)" in warning
+
+
+def test_parameters_and_source_survive_a_page_switch(on_sample: Path) -> None:
+    at = app_on("data")
+    at.run()
+    at.number_input(key="headache_min_hours").set_value(6.0).run()
+    at.switch_page("pages/outcomes.py").run()
+    assert at.number_input(key="headache_min_hours").value == 6.0
+    assert any("headache_min_hours = 6.0 (default 4.0)" in w for w in texts(at.warning))
+    assert at.session_state[state.CONTEXT_KEY].config.headache_min_hours == 6.0
+
+
+class _Counter:
+    def __init__(self, function: object) -> None:
+        self.function, self.calls = function, 0
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        return self.function(*args, **kwargs)
+
+
+def test_reruns_and_page_switches_do_not_load_or_compute_again(
+    write_dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = write_dataset(tmp_path, sessions=SESSIONS, diary=diary_text(120))
+    monkeypatch.setenv(state.DATA_DIR_VARIABLE, str(folder))
+    loads, analyses = _Counter(state.load_dataset), _Counter(state.analyse)
+    monkeypatch.setattr(state, "load_dataset", loads)
+    monkeypatch.setattr(state, "analyse", analyses)
+    st.cache_data.clear()
+
+    at = app_on("data")
+    at.run()
+    at.run()
+    at.switch_page("pages/clinic.py").run()
+    assert (loads.calls, analyses.calls) == (1, 1)
+
+    at.slider(key="min_completeness").set_value(0.5).run()  # new parameters: analyse, do not load
+    assert (loads.calls, analyses.calls) == (1, 2)
+    at.slider(key="min_completeness").set_value(0.7).run()  # back to the first parameters: both cached
+    assert (loads.calls, analyses.calls) == (1, 2)
+
+    (folder / "diary.csv").write_text(diary_text(121))  # the folder changed: read it again
+    at.run()
+    assert (loads.calls, analyses.calls) == (2, 3)
+    assert not at.exception
+
+
+def test_an_unexpected_error_shows_a_reference_and_logs_the_details(
+    on_sample: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from analytics import quality
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug in the data page")
+
+    monkeypatch.setattr(quality, "file_reconciliation", broken)
+    monkeypatch.delenv("PYTEST_CURRENT_TEST")  # behave as in production
+    at = app_on("data")
+    with caplog.at_level(logging.ERROR, logger="outcomes.dashboard"):
+        at.run()
+    assert not at.exception
+    message = texts(at.error)[0]
+    reference = re.search(r"reference \*\*([0-9a-f]{8})\*\*", message).group(1)
+    assert "a bug in the data page" not in message  # details stay on the server
+    record = next(r for r in caplog.records if reference in r.getMessage())
+    assert record.exc_info and "a bug in the data page" in str(record.exc_info[1])
+
+
+def test_under_pytest_an_unexpected_error_is_raised_after_the_message(
+    on_sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from analytics import quality
+
+    monkeypatch.setattr(quality, "file_reconciliation", lambda dataset: 1 / 0)
+    at = app_on("data")
+    at.run()
+    assert at.exception  # a test can never pass over a broken page
+    assert "Something went wrong while drawing this page" in texts(at.error)[0]
+
+
+def test_config_toml_is_production_and_shares_the_plotly_colours() -> None:
+    import tomllib
+
+    from analytics.figures import theme
+
+    config = tomllib.loads((PROJECT_DIR / ".streamlit" / "config.toml").read_text())
+    assert config["client"]["showErrorDetails"] == "none"
+    assert config["browser"]["gatherUsageStats"] is False
+    assert config["server"]["maxUploadSize"] == 200
+    assert config["theme"]["primaryColor"].lower() == theme.PRIMARY.lower()
+    assert config["theme"]["textColor"].lower() == theme.TEXT.lower()
+    assert config["theme"]["backgroundColor"].lower() == "#ffffff"
+    assert [c.lower() for c in config["theme"]["chartCategoricalColors"]] == [c.lower() for c in theme.SEQUENCE]

@@ -1,0 +1,185 @@
+"""The generated data dictionary (analytics.dictionary) against its sources of truth.
+
+Each input column must come from ``schemas.FILES`` once, with the rejection reasons the loader
+really gives; the parameters must show the values of the configuration in use; every definition
+must have its parameter placeholders filled with those values; every column of the SPEC §4 exports
+must be documented by a SPEC §3 definition; and analytics modules contribute their own
+``DEFINITIONS`` (in any of the accepted shapes) without a missing module breaking anything.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from datetime import date
+from types import ModuleType
+
+import pandas as pd
+import pytest
+
+from analytics import dictionary, schemas
+from analytics.cohort import COHORT_CYCLE_COLUMNS
+from analytics.config import AnalysisConfig, parameter_docs
+from analytics.cycles import PATIENT_CYCLE_COLUMNS
+from analytics.export import csv_bytes
+from analytics.load import load_dataset
+
+
+def row(frame: pd.DataFrame, **match: object) -> pd.Series:
+    selected = frame
+    for column, value in match.items():
+        selected = selected[selected[column] == value]
+    assert len(selected) == 1, f"{match}: {len(selected)} rows"
+    return selected.iloc[0]
+
+
+def test_every_input_column_appears_once_with_its_file_and_required_flag() -> None:
+    columns = dictionary.column_dictionary()
+    listed = columns[columns["column"] != "(row)"]
+    expected = {(spec.filename, c.name, c.required) for spec in schemas.FILES.values() for c in spec.columns}
+    assert set(zip(listed["file"], listed["column"], listed["required"], strict=True)) == expected
+    assert len(listed) == len(expected)
+
+
+def test_rejection_reasons_are_the_loaders_words(write_dataset, tmp_path) -> None:
+    columns = dictionary.column_dictionary()
+    assert row(columns, file="diary.csv", column="headache_hours")["rejection_reason"] == (
+        "missing required value; headache_hours out of range"
+    )
+    assert row(columns, file="patients.csv", column="sex")["rejection_reason"] == "invalid sex"
+    assert row(columns, file="sessions.csv", column="injector_id")["rejection_reason"] == ""  # free text
+    assert row(columns, file="sessions.csv", column="total_units")["valid_values"] == "number in (0, 400]"
+    # The documented reason is what the loader writes for such a row.
+    folder = write_dataset(
+        tmp_path,
+        sessions="patient_id,session_date\nP1,2024-01-01\n",
+        diary="patient_id,date,headache_hours\nP1,2024-01-02,25\n",
+    )
+    assert load_dataset(folder).rejected["reason"].tolist() == ["headache_hours out of range"]
+
+
+def test_row_rules_list_the_duplicate_and_relation_reasons() -> None:
+    rules = dictionary.column_dictionary().query("column == '(row)'")
+    diary_reasons = set(rules.loc[rules["file"] == "diary.csv", "rejection_reason"])
+    assert {schemas.DUPLICATE_ROW, schemas.CONFLICT, schemas.UNKNOWN_PATIENT} <= diary_reasons
+    assert schemas.UNKNOWN_SESSION in set(rules.loc[rules["file"] == "injections.csv", "rejection_reason"])
+    assert schemas.DUPLICATE_PATIENT in set(rules.loc[rules["file"] == "patients.csv", "rejection_reason"])
+
+
+def test_parameters_show_current_values_and_which_differ_from_the_defaults() -> None:
+    config = AnalysisConfig(min_completeness=0.8, headache_min_hours=3.5)
+    table = dictionary.parameter_dictionary(config, modules=())
+    assert list(table["parameter"]) == [d["parameter"] for d in parameter_docs()]
+    completeness = row(table, parameter="min_completeness")
+    assert completeness[["value", "default", "differs_from_default"]].tolist() == ["0.8", "0.7", True]
+    assert row(table, parameter="headache_min_hours")["value"] == "3.5"
+    assert row(table, parameter="cycle_days")[["value", "differs_from_default"]].tolist() == ["84", False]
+    assert row(table, parameter="responder_thresholds")["value"] == "30%, 50%, 75%"
+    assert table["differs_from_default"].sum() == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "as_of", "expected"),
+    [
+        (AnalysisConfig(as_of=date(2025, 6, 30)), None, "2025-06-30 (set in the parameters)"),
+        (AnalysisConfig(), pd.Timestamp("2025-11-30"), "2025-11-30 (the latest accepted session or diary date)"),
+    ],
+)
+def test_the_cut_off_says_where_it_comes_from(config: AnalysisConfig, as_of: object, expected: str) -> None:
+    assert row(dictionary.parameter_dictionary(config, as_of, modules=()), parameter="as_of")["value"] == expected
+    cut_off = row(dictionary.definition_dictionary(config, as_of, modules=()), term="Data cut-off (as_of)")
+    assert cut_off["definition"].startswith(expected)
+
+
+def test_definitions_state_the_parameter_values_in_use() -> None:
+    config = AnalysisConfig(min_completeness=0.8, min_window_days=21, headache_min_hours=2, cycle_days=90)
+    table = dictionary.definition_dictionary(config, modules=())
+    evaluable = row(table, term="Evaluable window")
+    assert evaluable["definition"] == "completeness ≥ 0.8 and window_days ≥ 21."
+    assert evaluable["parameters"] == "min_completeness = 0.8; min_window_days = 21"
+    assert row(table, term="Headache day")["definition"] == "A recorded diary day with headache_hours ≥ 2 h."
+    assert "Dk + 90 − 1" in row(table, term="Cycle k")["definition"]
+    assert not table["definition"].str.contains(r"\{[a-z_]+\}").any()  # no placeholder left unfilled
+
+
+def test_every_export_column_is_documented_by_a_spec_definition() -> None:
+    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=()).query("source == 'SPEC §3'")
+    documented = {name.strip() for text in spec["columns"] for name in text.split(",") if name.strip()}
+    assert set(PATIENT_CYCLE_COLUMNS) | set(COHORT_CYCLE_COLUMNS) <= documented
+
+
+def test_every_parameter_is_used_by_some_spec_definition() -> None:
+    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=()).query("source == 'SPEC §3'")
+    used = {part.split(" = ")[0] for text in spec["parameters"] for part in text.split("; ") if part}
+    assert {d["parameter"] for d in parameter_docs()} <= used
+
+
+class _Definition:
+    term = "Attribute-style definition"
+    definition = "uses {cycle_days} days"
+    columns = ("x", "y")
+
+
+@pytest.fixture
+def fake_module(monkeypatch: pytest.MonkeyPatch) -> str:
+    """An analytics module exposing DEFINITIONS in three shapes and a parameter_docs function."""
+    module = ModuleType("analytics._dictionary_probe")
+
+    def probe_parameter_docs() -> list[dict[str, object]]:
+        return [{"parameter": "probe_weeks", "default": 6, "meaning": "Weeks probed.", "basis": "a test"}]
+
+    probe_parameter_docs.__module__ = module.__name__
+    module.probe_parameter_docs = probe_parameter_docs
+    module.DEFINITIONS = [
+        {"name": "Mapping with name", "definition": "at least {min_completeness} of days",
+         "parameters": ("min_completeness", "probe_weeks")},
+        _Definition(),
+        ("Tuple term", "plain text with a brace } that is not a template"),
+        {"key": "no-text"},  # neither term nor definition: skipped
+    ]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return module.__name__
+
+
+def test_module_definitions_in_any_shape_are_included_with_values(fake_module: str) -> None:
+    modules = (fake_module, "analytics._no_such_module")
+    table = dictionary.definition_dictionary(AnalysisConfig(min_completeness=0.75), modules=modules)
+    mine = table[table["source"] == fake_module]
+    assert list(mine["term"]) == ["Mapping with name", "Attribute-style definition", "Tuple term"]
+    first = row(mine, term="Mapping with name")
+    assert first["definition"] == "at least 0.75 of days"
+    assert first["parameters"] == "min_completeness = 0.75; probe_weeks = 6"
+    assert row(mine, term="Attribute-style definition")[["definition", "columns"]].tolist() == ["uses 84 days", "x, y"]
+    assert row(mine, term="Tuple term")["definition"] == "plain text with a brace } that is not a template"
+    parameters = dictionary.parameter_dictionary(AnalysisConfig(), modules=modules)
+    assert row(parameters, parameter="probe_weeks")[["value", "source"]].tolist() == ["6", fake_module]
+
+
+def test_a_module_that_exists_but_fails_to_import_is_not_hidden(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    (tmp_path / "broken_probe_module.py").write_text("import a_dependency_that_is_not_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match="a_dependency_that_is_not_installed"):
+        dictionary.module_definitions(["broken_probe_module"])
+
+
+def test_the_registered_modules_that_exist_contribute_every_definition() -> None:
+    present = [m for m in dictionary.DEFINITION_MODULES if importlib.util.find_spec(m) is not None]
+    expected = sum(len(getattr(importlib.import_module(m), "DEFINITIONS", ())) for m in present)
+    table = dictionary.definition_dictionary(AnalysisConfig())
+    assert (table["source"] == "SPEC §3").sum() == len(dictionary.SPEC_DEFINITIONS)
+    assert len(table) == len(dictionary.SPEC_DEFINITIONS) + expected
+
+
+def test_the_combined_dictionary_has_every_part_and_writes_true_false() -> None:
+    config = AnalysisConfig(min_completeness=0.8)
+    combined = dictionary.data_dictionary(config, modules=())
+    sizes = combined["section"].value_counts()
+    assert sizes["input column"] == len(dictionary.column_dictionary())
+    assert sizes["parameter"] == len(parameter_docs())
+    assert sizes["definition"] == len(dictionary.SPEC_DEFINITIONS)
+    text = csv_bytes(combined).decode()
+    header, first = text.splitlines()[:2]
+    assert header.startswith("section,item,description,file,file_required")
+    assert first.startswith("input column,sessions.csv:patient_id,Pseudonymous patient identifier.,sessions.csv,true,")
+    assert "parameter,min_completeness," in text and ",0.8,0.7,true," in text

@@ -1,0 +1,141 @@
+"""The Patient page in Streamlit's AppTest.
+
+The numbers the page shows are checked against ``analytics.clinical`` computed directly for the
+same patient and parameters: the page loads on the bundled sample data, a ``?patient=`` link opens
+that patient, choosing another patient changes the numbers and the charts, and a parameter change
+changes the numbers. Edge cases run on small datasets: a patient with a diary but no session, and
+a dataset without the optional files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics import clinical
+from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
+from analytics.load import load_dataset
+from analytics.pipeline import analyse
+
+APP = Path(__file__).resolve().parent.parent / "dashboard.py"
+PAGE = "pages/patient.py"
+CONFORMANCE_DATA = Path(__file__).resolve().parent / "conformance" / "data"
+HAS_SAMPLE = (SAMPLE_DATA_DIR / "sessions.csv").exists()
+
+
+@pytest.fixture(scope="module")
+def sample():
+    if not HAS_SAMPLE:
+        pytest.skip("no bundled sample data")
+    dataset = load_dataset(SAMPLE_DATA_DIR)
+    return dataset, analyse(dataset, AnalysisConfig())
+
+
+def open_page(monkeypatch: pytest.MonkeyPatch, folder: Path | None = None, **query: str) -> AppTest:
+    if folder is None:
+        monkeypatch.delenv("OUTCOMES_DATA_DIR", raising=False)  # the bundled sample data is the default source
+    else:
+        monkeypatch.setenv("OUTCOMES_DATA_DIR", str(folder))
+    at = AppTest.from_file(str(APP), default_timeout=90)
+    at.switch_page(PAGE)
+    for name, value in query.items():
+        at.query_params[name] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def shown(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def expected(analysis, patient_id: str) -> dict[str, str]:
+    cycles = analysis.patient_cycles[analysis.patient_cycles["patient_id"] == patient_id]
+    measures = clinical.header_measures(cycles)
+    return {m["measure"]: "—" if pd.isna(m["latest"]) else f"{m['latest']:.1f}" for m in measures}
+
+
+def charts(at: AppTest) -> list[str]:
+    return [chart.proto.spec for chart in at.get("plotly_chart")]
+
+
+def test_page_opens_the_first_patient_with_numbers_and_seven_charts(monkeypatch, sample) -> None:
+    _, analysis = sample
+    at = open_page(monkeypatch)
+    first = sorted(analysis.patient_cycles["patient_id"].unique())[0]
+    assert at.selectbox(key="patient").value == first
+    numbers = shown(at)
+    assert {k: numbers[k] for k in expected(analysis, first)} == expected(analysis, first)
+    assert len(at.get("plotly_chart")) == 7
+    assert any("NICE TA260" in m.value for m in at.markdown)
+    assert at.get("download_button")  # the printable summary
+
+
+def test_a_patient_link_opens_that_patient(monkeypatch, sample) -> None:
+    _, analysis = sample
+    patient = sorted(analysis.patient_cycles["patient_id"].unique())[10]
+    at = open_page(monkeypatch, patient=patient)
+    assert at.selectbox(key="patient").value == patient
+    numbers = shown(at)
+    assert {k: numbers[k] for k in expected(analysis, patient)} == expected(analysis, patient)
+
+
+def test_choosing_another_patient_changes_numbers_and_charts(monkeypatch, sample) -> None:
+    _, analysis = sample
+    ids = sorted(analysis.patient_cycles["patient_id"].unique())
+    at = open_page(monkeypatch)
+    before_numbers, before_charts = shown(at), charts(at)
+    # A patient whose numbers differ from the first one's.
+    other = next(p for p in ids[1:] if expected(analysis, p) != expected(analysis, ids[0]))
+    at.selectbox(key="patient").select(other).run()
+    assert not at.exception
+    after = shown(at)
+    assert {k: after[k] for k in expected(analysis, other)} == expected(analysis, other)
+    assert after != before_numbers
+    changed = [a != b for a, b in zip(before_charts, charts(at), strict=True)]
+    assert all(changed[:4]), changed  # calendar, rolling, per-cycle bars and weekly profile are this patient's
+
+
+def test_a_parameter_change_changes_the_numbers(monkeypatch, sample) -> None:
+    dataset, analysis = sample
+    patient = sorted(analysis.patient_cycles["patient_id"].unique())[0]
+    at = open_page(monkeypatch, patient=patient)
+    before = shown(at)
+    at.number_input(key="headache_min_hours").set_value(8.0).run()
+    assert not at.exception
+    stricter = analyse(dataset, AnalysisConfig(headache_min_hours=8.0))
+    after = shown(at)
+    assert {k: after[k] for k in expected(stricter, patient)} == expected(stricter, patient)
+    assert after["Headache days / 28 d"] != before["Headache days / 28 d"]
+
+
+def test_an_unknown_patient_in_the_link_falls_back_to_the_first(monkeypatch, sample) -> None:
+    _, analysis = sample
+    at = open_page(monkeypatch, patient="NOT-A-PATIENT")
+    assert at.selectbox(key="patient").value == sorted(analysis.patient_cycles["patient_id"].unique())[0]
+
+
+def test_a_patient_with_a_diary_but_no_session(monkeypatch, tmp_path) -> None:
+    days = pd.date_range("2024-01-01", periods=40)
+    diary = "patient_id,date,headache_hours,migraine,severity,acute_medication\n" + "".join(
+        f"{p},{d:%Y-%m-%d},{5 if i % 2 else 0},false,1,false\n" for p in ("A1", "Z9") for i, d in enumerate(days)
+    )
+    (tmp_path / "diary.csv").write_text(diary)
+    (tmp_path / "sessions.csv").write_text("patient_id,session_date\nA1,2024-01-29\n")
+    at = open_page(monkeypatch, tmp_path, patient="Z9")
+    assert at.selectbox(key="patient").value == "Z9"
+    assert any("No injection session" in i.value for i in at.info)
+    assert len(at.get("plotly_chart")) >= 1  # the diary calendar and the other charts' empty states
+
+
+def test_a_dataset_without_the_optional_files(monkeypatch) -> None:
+    if not (CONFORMANCE_DATA / "sessions.csv").exists():
+        pytest.skip("no conformance data")
+    at = open_page(monkeypatch, CONFORMANCE_DATA)
+    specs = " ".join(charts(at))
+    assert "No adverse-event file (adverse_events.csv) in this dataset" in specs
+    assert "No questionnaire file (questionnaires.csv) in this dataset" in specs
+    assert any("No injections.csv in this dataset" in c.value for c in at.caption)
