@@ -396,27 +396,34 @@ def _validate_file(
     cells = table.cells
     parsed = _typed(spec, cells)
     failures = _value_failures(spec, cells, parsed)
-    failed = pd.Index(failures["row"].unique())
-    typed = parsed.drop(index=failed)
+    # Rows still in the running; filtering only when something fails keeps the clean path copy-free.
+    typed = parsed.drop(index=pd.Index(failures["row"].unique())) if len(failures) else parsed
     relation = []
     if listed_patients is not None and spec.stem != "patients":
         unknown = ~typed["patient_id"].isin(listed_patients)
-        relation.append(pd.DataFrame({"row": typed.index[unknown], "reason": schemas.UNKNOWN_PATIENT, "column": "patient_id"}))
-        typed = typed[~unknown]
+        if unknown.any():
+            relation.append(
+                pd.DataFrame({"row": typed.index[unknown], "reason": schemas.UNKNOWN_PATIENT, "column": "patient_id"})
+            )
+            typed = typed[~unknown]
     if spec.session_linked and sessions is not None:
         known = pd.MultiIndex.from_frame(sessions[["patient_id", "session_date"]])
         linked = pd.MultiIndex.from_frame(typed[["patient_id", "session_date"]]).isin(known)
-        relation.append(pd.DataFrame({"row": typed.index[~linked], "reason": schemas.UNKNOWN_SESSION, "column": "session_date"}))
-        typed = typed[linked]
+        if not linked.all():
+            relation.append(
+                pd.DataFrame({"row": typed.index[~linked], "reason": schemas.UNKNOWN_SESSION, "column": "session_date"})
+            )
+            typed = typed[linked]
     duplicates = _duplicate_failures(spec, typed)
-    typed = typed.drop(index=duplicates["row"].astype("int64"))
+    if len(duplicates):
+        typed = typed.drop(index=duplicates["row"].astype("int64"))
     rejected = pd.concat([_first_failure(spec, failures), *relation, duplicates], ignore_index=True)
     rows = rejected["row"].astype("int64").to_numpy()
     rejected_report = pd.DataFrame(
         {
             "file": table.name,
             "line": table.lines[rows],
-            "patient_id": cells["patient_id"].to_numpy()[rows] if "patient_id" in cells else "",
+            "patient_id": cells["patient_id"].iloc[rows].to_numpy(dtype=object) if "patient_id" in cells else "",
             "reason": rejected["reason"].to_numpy(),
             "column": rejected["column"].to_numpy(),
             "value": [
