@@ -75,21 +75,35 @@ def assign_days_to_windows(diary: pd.DataFrame, windows: pd.DataFrame) -> pd.Dat
 
     Windows of one patient never overlap, so the window starting last on or before a day holds
     it if the day is not past that window's end. Days in no window (before the baseline, in a
-    gap after a capped cycle, or after ``as_of``) get cycle NA.
+    gap after a capped cycle, or after ``as_of``) get cycle NA. Rows keep the diary's order.
+
+    The lookup is one ``searchsorted`` over a combined (patient, date) key, so the diary is never
+    sorted or merged (it is the largest table by far).
     """
-    # merge_asof's "by" is much faster on integer codes than on string ids.
-    codes, _ = pd.factorize(pd.concat([diary["patient_id"], windows["patient_id"]], ignore_index=True))
-    days = diary.assign(_patient=codes[: len(diary)]).sort_values("date", kind="stable")
-    starts = windows[["cycle", "start_date", "end_date"]].assign(_patient=codes[len(diary) :])
-    merged = pd.merge_asof(
-        days, starts.sort_values("start_date", kind="stable"),
-        left_on="date", right_on="start_date", by="_patient", direction="backward",
-    ).drop(columns="_patient")
-    inside = (merged["date"] <= merged["end_date"]).to_numpy()
-    day = (merged["date"] - merged["start_date"]).dt.days.to_numpy(dtype="float64", na_value=np.nan) + 1
-    merged["cycle"] = _masked_int(merged["cycle"].to_numpy(dtype="float64", na_value=np.nan), inside)
-    merged["day_in_cycle"] = _masked_int(day, inside)
-    return merged.drop(columns=["start_date", "end_date"])
+    days = diary.copy(deep=False)  # new columns only; the diary's own columns are not written
+    if windows.empty:
+        days["cycle"] = days["day_in_cycle"] = pd.array([pd.NA] * len(days), dtype="Int64")
+        return days
+    codes, _ = pd.factorize(pd.concat([windows["patient_id"], diary["patient_id"]], ignore_index=True))
+    window_code, day_code = codes[: len(windows)].astype("int64"), codes[len(windows) :].astype("int64")
+    start = _day_number(windows["start_date"])
+    end = _day_number(windows["end_date"])
+    date = _day_number(diary["date"])
+    span = int(max(start.max(initial=0), date.max(initial=0)) - min(start.min(initial=0), date.min(initial=0)) + 2)
+    offset = min(start.min(initial=0), date.min(initial=0))
+    window_key = window_code * span + (start - offset)
+    order = np.argsort(window_key, kind="stable")
+    found = np.searchsorted(window_key[order], day_code * span + (date - offset), side="right") - 1
+    window = order[np.maximum(found, 0)]
+    inside = (found >= 0) & (window_code[window] == day_code) & (date <= end[window])
+    days["cycle"] = _masked_int(windows["cycle"].to_numpy(dtype="float64")[window], inside)
+    days["day_in_cycle"] = _masked_int((date - start[window] + 1).astype("float64"), inside)
+    return days
+
+
+def _day_number(dates: pd.Series) -> np.ndarray:
+    """Dates as whole days since 1970-01-01."""
+    return dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]").astype("int64")
 
 
 def _masked_int(values: np.ndarray, keep: np.ndarray) -> pd.arrays.IntegerArray:
