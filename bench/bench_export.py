@@ -45,9 +45,13 @@ def main() -> None:
     size_mb = sum(p.stat().st_size for p in data_dir.iterdir()) / 1e6
     print(f"dataset: {diary_rows:,} diary rows, {size_mb:.0f} MB of CSV in {data_dir}")
 
-    started = time.perf_counter()
-    pd.read_csv(data_dir / "diary.csv")
-    read_csv_s = time.perf_counter() - started
+    # The best of three, so a cold page cache or a busy moment does not flatter the ratio.
+    timings = []
+    for _ in range(3):
+        started = time.perf_counter()
+        pd.read_csv(data_dir / "diary.csv")
+        timings.append(time.perf_counter() - started)
+    read_csv_s = min(timings)
 
     started = time.perf_counter()
     result = subprocess.run(
@@ -60,7 +64,7 @@ def main() -> None:
         print(result.stderr)
         raise SystemExit(f"export failed with exit status {result.returncode}")
     print(result.stderr.strip().splitlines()[-1])
-    print(f"pandas read_csv(diary.csv): {read_csv_s:.2f} s")
+    print(f"pandas read_csv(diary.csv): {read_csv_s:.2f} s (best of 3)")
     print(f"export wall time:           {export_s:.2f} s (including interpreter start and imports)")
     print(f"ratio export / read_csv:    {export_s / read_csv_s:.1f} (target <= 10, goal 5)")
     print(f"peak memory of the export:  {peak_mb:.0f} MB (target < 2048 MB)")
