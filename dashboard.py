@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 from streamlit.runtime.scriptrunner import RerunException, StopException
 
-from ui import state
+from ui import auth, state
 
 # Page files by absolute path, from this file and not from the working directory. Icons are Material
 # Symbols (a font Streamlit ships), not emoji, which a browser without an emoji font shows as boxes.
@@ -20,7 +20,8 @@ PAGES = Path(__file__).resolve().parent / "pages"
 
 st.set_page_config(page_title="Botox outcomes", page_icon=":material/stethoscope:", layout="wide")
 
-navigation = st.navigation(
+# The pages this user's role may open (login, or refusal, first): ui/auth.py.
+navigation = auth.navigation(
     [
         st.Page(PAGES / "patient.py", title="Patient", icon=":material/person:", url_path="patient", default=True),
         st.Page(PAGES / "clinic.py", title="Clinic", icon=":material/local_hospital:", url_path="clinic"),
@@ -29,6 +30,7 @@ navigation = st.navigation(
     ]
 )
 try:
+    auth.identity()
     state.banner(state.sidebar())
     navigation.run()
 except (StopException, RerunException):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from analytics import quality
+from analytics import access, quality
 from analytics.archive import build_zip
 from analytics.cohort_filter import CohortFilter, export_command
 from analytics.config import PROJECT_DIR, AnalysisConfig
@@ -24,7 +24,7 @@ from analytics.export import EXPORT_FILES, csv_bytes, export_files
 from analytics.figures.data_quality import build_completeness_figure
 from analytics.load import Dataset
 from analytics.pipeline import Analysis
-from ui import render, state
+from ui import auth, render, state
 
 COUNT = st.column_config.NumberColumn(format="localized")
 MIME = {".csv": "text/csv", ".json": "application/json"}
@@ -119,13 +119,15 @@ def _exports_section(dataset: Dataset, analysis: Analysis, data_dir: Path | None
 
     columns = st.columns(len(EXPORT_FILES) + 1)
     for column, name in zip(columns, EXPORT_FILES, strict=False):
-        column.download_button(
-            name, lambda name=name: files()[name], file_name=name, mime=MIME[name[name.rfind("."):]],
+        auth.download_button(  # checked against the user's role and audited: ui/auth.py
+            name, lambda name=name: files()[name], kind=access.EXPORT_FILE_KINDS[name], container=column,
+            file_name=name, mime=MIME[name[name.rfind("."):]],
             key=f"export_{name}", help=EXPORT_NOTES[name], on_click="ignore", icon=":material/download:",
             width="stretch",
         )
-    columns[-1].download_button(
-        "All four (ZIP)", lambda: build_zip(files()), file_name=f"outcomes_export_{analysis.as_of:%Y-%m-%d}.zip",
+    auth.download_button(
+        "All four (ZIP)", lambda: build_zip(files()), kind="patient_level", container=columns[-1],
+        file_name=f"outcomes_export_{analysis.as_of:%Y-%m-%d}.zip",
         mime="application/zip", key="export_zip", help="The four files above in one ZIP archive.",
         on_click="ignore", icon=":material/folder_zip:", type="primary", width="stretch",
     )

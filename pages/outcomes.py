@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analytics import outcomes
+from analytics import access, outcomes
 from analytics.cohort_filter import (
     FILTER_FILE_NAME,
     RANGES,
@@ -34,7 +34,7 @@ from analytics.config import PROJECT_DIR, SAMPLE_DATA_DIR
 from analytics.figures import outcomes as figures
 from analytics.pipeline import Analysis
 from analytics.stats import T_METHOD, WILSON_METHOD
-from ui import render, state
+from ui import auth, render, state
 
 ANY = "any"
 # Bound widgets write their option's label into the URL, so the labels are the URL's values (true/false).
@@ -466,14 +466,16 @@ with tabs[6]:
         files[FILTER_FILE_NAME] = cohort_filter.to_json().encode()
         return files
 
-    st.download_button("Download the export (ZIP)", lambda: _archive(export_bundle()), file_name="outcomes_export.zip",
-                       mime="application/zip", key="export_zip", type="primary", on_click="ignore",
-                       icon=":material/download:")
+    # Checked against the user's role (the ZIP holds patient-level rows) and audited: ui/auth.py.
+    auth.download_button("Download the export (ZIP)", lambda: _archive(export_bundle()), kind="patient_level",
+                         file_name="outcomes_export.zip", mime="application/zip", key="export_zip", type="primary",
+                         on_click="ignore", icon=":material/download:")
     columns = st.columns(5)
     for column, name in zip(columns, ["patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv", "manifest.json"],
                             strict=False):
-        column.download_button(name, lambda name=name: export_bundle()[name], file_name=name, key=f"export_{name}",
-                               on_click="ignore", mime="application/json" if name.endswith(".json") else "text/csv")
+        auth.download_button(name, lambda name=name: export_bundle()[name], kind=access.EXPORT_FILE_KINDS[name],
+                             container=column, file_name=name, key=f"export_{name}",
+                             on_click="ignore", mime="application/json" if name.endswith(".json") else "text/csv")
     columns[4].download_button(FILTER_FILE_NAME, cohort_filter.to_json(), file_name=FILTER_FILE_NAME,
                                mime="application/json", key="export_filter", on_click="ignore")
     data_argument = _data_argument(ctx)

@@ -17,7 +17,7 @@ import streamlit as st
 
 from analytics import clinical, report
 from analytics.figures import patient as figures
-from ui import render, state
+from ui import auth, render, state
 
 BADGE_COLOURS = {"good": "green", "bad": "red", "warn": "orange", "info": "blue", "neutral": "gray"}
 # Material icons ship with Streamlit, so they show on PCs without an emoji font.
@@ -63,6 +63,7 @@ patient_id = top[0].selectbox(
     bind="query-params",
     help="The patient is kept in the page address (?patient=…), so a copied link opens the same patient.",
 )
+auth.opened_patient(patient_id)  # the audit trail: who opened which patient, when
 status_rows = _one(tables.status, patient_id)
 status = status_rows.iloc[0] if len(status_rows) else None
 cycles = _one(analysis.patient_cycles, patient_id).sort_values("cycle")
@@ -109,8 +110,10 @@ def summary_bytes(
 
 
 # The summary is built only when the button is pressed; by then this run has filled figure_list.
-top[2].download_button(
+auth.download_button(  # checked against the user's role and audited: ui/auth.py
     "Printable summary",
+    kind="patient_level",
+    container=top[2],
     data=partial(summary_bytes, patient_id, cycles, status, figure_list, facts),
     file_name=f"patient_{patient_id}_{analysis.as_of:%Y-%m-%d}.html",
     mime="text/html",

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.export import csv_bytes
+from ui import auth
 
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
@@ -32,8 +33,6 @@ def table(frame: pd.DataFrame, key: str, filename: str, caption: str | None = No
     st.dataframe(frame, hide_index=True, key=f"{key}_table", **kwargs)
     if caption:
         st.caption(caption)
-    # The CSV is written when the button is clicked (not on every rerun), and clicking does not rerun the page.
-    st.download_button(
-        "Download CSV", lambda: csv_bytes(frame), file_name=filename, mime="text/csv", key=f"{key}_csv",
-        on_click="ignore",
-    )
+    # The CSV is written when the button is clicked (not on every rerun), and clicking does not rerun the page;
+    # ui/auth.py shows the button only when the user's role may export the table, and audits the download.
+    auth.table_download(frame, filename, key=f"{key}_csv", csv=csv_bytes)

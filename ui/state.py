@@ -41,6 +41,7 @@ from analytics.clinical import ClinicalTables, clinical_tables
 from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.load import Dataset, DatasetRefused, load_dataset
 from analytics.pipeline import Analysis, analyse
+from ui import auth
 
 logger = logging.getLogger("outcomes.dashboard")
 
@@ -343,8 +344,10 @@ def sidebar() -> AppContext:
         if dataset is None:
             ctx.refused = refusal
         else:
+            # From here on only the user's clinics (and pseudonyms for researchers): ui/auth.py.
+            dataset, scoped_config = auth.scoped(dataset, config)
             ctx.dataset = dataset
-            ctx.analysis = _analyse(content_key(dataset), parameters_key(config), dataset, config)
+            ctx.analysis = _analyse(content_key(dataset), parameters_key(scoped_config), dataset, scoped_config)
     _source_status(ctx)
     st.session_state[CONTEXT_KEY] = ctx
     return ctx

@@ -1,0 +1,422 @@
+"""Who is using the dashboard and what they may see: login, roles, clinic scoping, guarded exports, audit.
+
+``dashboard.py`` calls ``navigation(pages)`` instead of ``st.navigation``: it identifies the user and
+offers only the pages their role may open (``analytics.access.PERMISSIONS``; admins also get the
+Audit page). ``ui.state`` passes every loaded dataset through ``scoped()`` before analysing it, so
+no page ever holds another clinic's patients; pages guard their downloads with ``download_button``
+(and ``ui.render.table`` with ``table_download``), which checks the role, enforces small-cell
+suppression and writes an ``export`` audit event when the file is actually downloaded; the patient
+page calls ``opened_patient``.
+
+Two modes:
+
+- **OIDC**, when ``.streamlit/secrets.toml`` has an ``[auth]`` section: Streamlit's ``st.login()``
+  (Authlib) signs the user in with the clinic's identity provider and ``st.user.email`` is looked up
+  in the access file (path in ``OUTCOMES_ACCESS_FILE``, from the environment or the secrets). A user
+  not in the file, an unreadable access file or a provider that sends no e-mail address is refused
+  with a message and a ``refused`` audit event: the app fails closed.
+- **Local single-user mode**, without ``[auth]``: nobody logs in, the one user is an admin who sees
+  all data, and a banner on every page says so.
+
+The audit log's path is ``OUTCOMES_AUDIT_LOG`` (environment or secrets), by default
+``logs/audit.jsonl`` in the project folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from streamlit.navigation.page import StreamlitPage
+
+from analytics import access, audit
+from analytics.config import AnalysisConfig
+from analytics.deidentify import DeidentifyError, load_or_create_key
+from analytics.load import Dataset
+
+logger = logging.getLogger("outcomes.auth")
+
+ACCESS_FILE_VARIABLE = "OUTCOMES_ACCESS_FILE"
+AUDIT_LOG_VARIABLE = "OUTCOMES_AUDIT_LOG"
+LOCAL_MODE_BANNER = "Local single-user mode: no login; everyone with access to this computer sees all data"
+AUDIT_PAGE = Path(__file__).resolve().parent.parent / "pages" / "audit.py"
+USER_KEY = "auth_user"
+PAGE_KEY = "auth_page"
+LOGGED_KEY = "auth_logged"
+OPENED_KEY = "auth_opened_patient"
+ANALYSIS_PARAMETERS = frozenset(f.name for f in fields(AnalysisConfig) if f.repr)
+REFUSED_UNKNOWN = "not in the access file"
+
+
+@dataclass(frozen=True)
+class User:
+    """The person using this session, with what the access file grants them."""
+
+    email: str
+    name: str
+    role: str
+    clinics: access.Clinics
+    mode: str = "oidc"
+    """``oidc`` (signed in) or ``local`` (single-user mode, no login)."""
+    min_cell: int | None = None
+    """Small-cell suppression enforced on this user's exports (from the access file)."""
+    scope: access.Scope = field(default_factory=access.Scope, repr=False)
+
+    @property
+    def clinics_text(self) -> str:
+        return "all clinics" if self.clinics == access.ALL_CLINICS else ", ".join(self.clinics)
+
+
+LOCAL_USER = User(email="local", name="Local user", role="admin", clinics=access.ALL_CLINICS, mode="local")
+
+
+class Refused(Exception):
+    """The signed-in person may not use the dashboard; ``str()`` is the message they see."""
+
+    def __init__(self, message: str, reason: str, email: str):
+        super().__init__(message)
+        self.reason = reason
+        self.email = email
+
+
+# --- settings --------------------------------------------------------------------------------------
+
+
+def _secrets() -> Mapping[str, object]:
+    try:
+        return {key: st.secrets[key] for key in st.secrets}
+    except (FileNotFoundError, st.errors.StreamlitSecretNotFoundError):
+        return {}
+
+
+def setting(name: str) -> str | None:
+    """A setting from the environment, else from ``.streamlit/secrets.toml``."""
+    value = os.environ.get(name) or _secrets().get(name)
+    return str(value) if value else None
+
+
+def auth_section() -> Mapping[str, object] | None:
+    """The ``[auth]`` section of the secrets, when there is one (then users log in)."""
+    section = _secrets().get("auth")
+    return section if isinstance(section, Mapping) else None
+
+
+def audit_log() -> audit.AuditLog:
+    return audit.AuditLog(setting(AUDIT_LOG_VARIABLE) or audit.DEFAULT_AUDIT_LOG)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _policy(path: str, modified_ns: int, size: int) -> access.AccessPolicy | str:
+    """The parsed access file, or the problem in words; re-read whenever the file changes."""
+    try:
+        return access.load_access_file(Path(path))
+    except access.AccessFileError as exc:
+        return str(exc)
+
+
+def access_policy() -> access.AccessPolicy:
+    """The access file named by ``OUTCOMES_ACCESS_FILE``; raises ``AccessFileError``."""
+    path = setting(ACCESS_FILE_VARIABLE)
+    if not path:
+        raise access.AccessFileError(f"no access file is configured ({ACCESS_FILE_VARIABLE})")
+    try:
+        stat = Path(path).expanduser().stat()
+    except OSError as exc:
+        raise access.AccessFileError(f"the access file {path} cannot be read ({exc.strerror or exc})") from exc
+    policy = _policy(str(Path(path).expanduser()), stat.st_mtime_ns, stat.st_size)
+    if isinstance(policy, str):
+        raise access.AccessFileError(policy)
+    return policy
+
+
+def _pseudonym_key(policy: access.AccessPolicy) -> bytes:
+    try:
+        key, created, warnings = load_or_create_key(policy.pseudonym_key_file)
+    except DeidentifyError as exc:
+        raise access.AccessFileError(str(exc)) from exc
+    if created:
+        logger.info("created the researchers' pseudonym key %s", policy.pseudonym_key_file)
+    for warning in warnings:
+        logger.warning(warning)
+    return key
+
+
+# --- who is this -----------------------------------------------------------------------------------
+
+
+def _signed_in_user() -> User:
+    """The signed-in user from ``st.user`` and the access file; raises ``Refused``."""
+    email = str(st.user.get("email") or "").strip()
+    if not email:
+        raise Refused("Your identity provider did not send an e-mail address, so your access cannot be checked.",
+                      "no e-mail address from the identity provider", "")
+    if st.user.get("email_verified") is False:
+        raise Refused(f"The e-mail address {email} is not verified by your identity provider.",
+                      "e-mail address not verified", email)
+    try:
+        policy = access_policy()
+    except access.AccessFileError as exc:
+        logger.error("Access file problem: %s", exc)
+        raise Refused("The dashboard's access settings cannot be read, so nobody can be let in. Please tell the "
+                      "administrator (the details are in the server log).", f"access file: {exc}", email) from exc
+    grant = policy.grant_for(email)
+    if grant is None:
+        raise Refused(f"You are signed in as {email}, but this address has no access to the dashboard. Ask the "
+                      "administrator to add it to the access file with your role and clinics.", REFUSED_UNKNOWN,
+                      email)
+    try:
+        key = _pseudonym_key(policy) if access.PERMISSIONS[grant.role].pseudonymised else None
+        scope = access.scope_for(grant.role, grant.clinics, key)
+    except access.AccessFileError as exc:
+        logger.error("Pseudonym key problem: %s", exc)
+        raise Refused("Your access needs the pseudonym key, which cannot be read. Please tell the administrator.",
+                      f"pseudonym key: {exc}", email) from exc
+    name = grant.name or str(st.user.get("name") or "") or email
+    return User(email=grant.email, name=name, role=grant.role, clinics=grant.clinics,
+                min_cell=policy.min_cell_for(grant.role), scope=scope)
+
+
+def _login_screen() -> None:
+    st.title("Botox outcomes")
+    st.markdown("This dashboard holds patients' data. **Sign in** with your clinic account to continue.")
+    section = auth_section() or {}
+    providers = [name for name, value in section.items() if isinstance(value, Mapping) and "client_id" in value]
+    if "client_id" in section or not providers:
+        if st.button("Log in", key="auth_login", type="primary", icon=":material/login:"):
+            st.login()
+        return
+    for name in providers:
+        if st.button(f"Log in with {name}", key=f"auth_login_{name}", type="primary", icon=":material/login:"):
+            st.login(name)
+
+
+def _refusal_screen(refusal: Refused) -> Callable[[], None]:
+    def screen() -> None:
+        st.title("No access")
+        st.error(str(refusal), icon=":material/block:")
+        if st.button("Log out", key="auth_logout_refused"):
+            st.logout()
+
+    return screen
+
+
+def _audit_once(flag: str, event: str, user: str, role: str | None, **fields: object) -> None:
+    """Write an event once per session and flag (a rerun does not log in again)."""
+    if st.session_state.get(LOGGED_KEY) == flag:
+        return
+    audit_log().record(event, user, role, **fields)
+    st.session_state[LOGGED_KEY] = flag
+
+
+def identify() -> User | Callable[[], None]:
+    """The user of this session, or the screen to show instead (login, refusal)."""
+    if auth_section() is None:
+        return LOCAL_USER
+    if not st.user.get("is_logged_in", False):
+        return _login_screen
+    try:
+        user = _signed_in_user()
+    except Refused as refusal:
+        _audit_once(f"refused:{refusal.email}:{refusal.reason}", "refused", refusal.email or "(unknown)", None,
+                    reason=refusal.reason)
+        return _refusal_screen(refusal)
+    return user
+
+
+def page_name(page: StreamlitPage) -> str:
+    """The access-matrix name of a page: its url_path (which the default page reports as "")."""
+    return getattr(page, "_url_path", "") or page.url_path
+
+
+def navigation(pages: Sequence[StreamlitPage]) -> StreamlitPage:
+    """``st.navigation`` over the pages this user may open (plus Audit for admins).
+
+    Without a permitted user it draws the login or refusal screen and stops the run; the pages stay
+    registered (hidden, never run) meanwhile, so that a link to a page shows that screen rather than
+    Streamlit's "page not found".
+    """
+    who = identify()
+    if not isinstance(who, User):
+        st.session_state.pop(USER_KEY, None)
+        st.navigation(list(pages), position="hidden")
+        who()
+        st.stop()
+    user = who
+    st.session_state[USER_KEY] = user
+    _audit_once(f"login:{user.email}", "login", user.email, user.role, mode=user.mode,
+                clinics=list(user.clinics) if user.clinics != access.ALL_CLINICS else access.ALL_CLINICS)
+    permitted = [page for page in pages if access.can_view(user.role, page_name(page))]
+    if access.can_view(user.role, "audit"):
+        permitted.append(st.Page(AUDIT_PAGE, title="Audit", icon=":material/policy:", url_path="audit"))
+    page = st.navigation(permitted)
+    st.session_state[PAGE_KEY] = page_name(page)
+    return page
+
+
+def current_user() -> User | None:
+    """The user identified for this run by ``navigation`` (``None`` before that, or when refused)."""
+    return st.session_state.get(USER_KEY)
+
+
+def identity() -> None:
+    """The local-mode banner above the page; who is signed in (role, clinics, log out) in the sidebar."""
+    user = current_user()
+    if user is None:
+        return
+    if user.mode == "local":
+        note = ""
+        if setting(ACCESS_FILE_VARIABLE):
+            note = " The access file is not used: add an [auth] section to .streamlit/secrets.toml to require login."
+        # A coloured line rather than st.warning: warnings above the page are the parameter notices.
+        st.markdown(f":orange-background[:material/lock_open: **{LOCAL_MODE_BANNER}.**{note}]")
+        return
+    who = f"**{user.name}** ({user.email})" if user.name != user.email else f"**{user.email}**"
+    lines = [f"Signed in as {who} · {user.role} · {user.clinics_text}"]
+    if user.scope.pseudonym_key is not None:
+        lines.append("Patient ids are pseudonyms.")
+    if user.min_cell is not None:
+        lines.append(f"Small-cell suppression: counts below {user.min_cell} are withheld in exports.")
+    st.sidebar.caption("  \n".join(lines))
+    if st.sidebar.button("Log out", key="auth_logout", icon=":material/logout:"):
+        st.logout()
+
+
+def require_page(page: str) -> User:
+    """Stop the page unless the current user may open it (a second check behind the navigation)."""
+    user = current_user()
+    if user is None or not access.can_view(user.role, page):
+        st.error("You do not have access to this page.", icon=":material/block:")
+        st.stop()
+    return user
+
+
+# --- scoping ---------------------------------------------------------------------------------------
+
+
+def _files_key(dataset: Dataset) -> tuple[tuple[str, str], ...]:
+    return tuple((f.file, f.sha256) for f in dataset.files)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _scoped(files_key: tuple[tuple[str, str], ...], scope_tag: str, _dataset: Dataset, _scope: access.Scope) -> Dataset:
+    return access.apply_scope(_dataset, _scope)
+
+
+def scoped(dataset: Dataset, config: AnalysisConfig) -> tuple[Dataset, AnalysisConfig]:
+    """The part of ``dataset`` the current user may see, and the configuration to analyse it with.
+
+    Without an identified user nothing is visible (fail closed). See ``analytics.access`` for the
+    rules; the configuration differs from ``config`` only by a pinned as_of for clinic-scoped users.
+    """
+    user = current_user()
+    scope = user.scope if user is not None else access.Scope(clinics=())
+    if scope.everything:
+        return dataset, config
+    return _scoped(_files_key(dataset), scope.tag, dataset, scope), access.pinned_config(dataset, config, scope)
+
+
+# --- exports and audit events ----------------------------------------------------------------------
+
+
+def enforced_min_cell() -> int | None:
+    """The small-cell suppression K the access file enforces on the current user, if any."""
+    user = current_user()
+    return user.min_cell if user is not None else None
+
+
+def export_refusal(kind: str, suppressed: bool = False) -> str | None:
+    """Why the current user may not download an export of ``kind`` (``None`` when they may)."""
+    user = current_user()
+    if user is None:
+        return "nobody is signed in"
+    return access.export_refusal(user.role, kind, user.min_cell, suppressed)
+
+
+def can_export(kind: str, suppressed: bool = False) -> bool:
+    return export_refusal(kind, suppressed) is None
+
+
+def _view_record() -> dict[str, object]:
+    """The view an export comes from: page, filter (query parameters) and analysis parameters."""
+    from ui import state  # imported here: ui.state imports this module
+
+    context = st.session_state.get(state.CONTEXT_KEY)
+    parameters: dict[str, object] = {}
+    if context is not None and context.analysis is not None:
+        parameters = context.analysis.config.parameters()
+        parameters["as_of"] = context.analysis.as_of.date().isoformat()
+    query = {name: st.query_params.get_all(name) for name in st.query_params if name not in ANALYSIS_PARAMETERS}
+    return {
+        "page": st.session_state.get(PAGE_KEY),
+        "filter": {name: values[0] if len(values) == 1 else list(values) for name, values in query.items()},
+        "parameters": parameters,
+    }
+
+
+def audited(data: Callable[[], bytes | str], file_name: str, kind: str, rows: int | None = None,
+            min_cell: int | None = None) -> Callable[[], bytes | str]:
+    """``data`` that writes an ``export`` audit event each time it runs, i.e. when the file is downloaded.
+
+    Who and what are taken now, in the script run: the download itself runs later, outside it. An
+    export whose audit event cannot be written fails rather than leave no trace.
+    """
+    user = current_user()
+    who, role = (user.email, user.role) if user is not None else ("(nobody)", None)
+    view = _view_record()
+    log = audit_log()
+
+    def produce() -> bytes | str:
+        content = data()
+        log.record("export", who, role, file=file_name, kind=kind, rows=rows, min_cell=min_cell, **view)
+        return content
+
+    return produce
+
+
+def download_button(label: str, data: bytes | str | Callable[[], bytes | str], *, file_name: str, kind: str,
+                    rows: int | None = None, suppressed: bool = False, container: object = None,
+                    **kwargs: object) -> bool:
+    """``st.download_button`` when the current user may export ``kind``, else a note saying why not.
+
+    The file is produced when clicked (deferred) and each download is audited. ``suppressed`` says
+    that the data went through ``analytics.suppression`` (required when suppression is enforced).
+    Returns whether the button was shown.
+    """
+    target = container if container is not None else st
+    refusal = export_refusal(kind, suppressed)
+    if refusal is not None:
+        target.caption(f":material/block: {label}: not available — {refusal}.")
+        return False
+    produce = data if callable(data) else (lambda: data)
+    kwargs.setdefault("on_click", "ignore")
+    target.download_button(label, audited(produce, file_name, kind, rows, enforced_min_cell()),
+                           file_name=file_name, **kwargs)
+    return True
+
+
+def table_download(frame: pd.DataFrame, filename: str, key: str, csv: Callable[[pd.DataFrame], bytes]) -> None:
+    """The CSV download under a table: patient-level or aggregate by its columns, suppressed when enforced."""
+    kind = access.export_kind(frame)
+    min_cell = enforced_min_cell()
+    suppressed = min_cell is not None and kind == "aggregate" and access.suppressible(frame)
+
+    def content() -> bytes:  # run on click: the suppression auditor does not run on every rerun
+        return csv(access.suppressed_table(frame, min_cell) if suppressed and min_cell is not None else frame)
+
+    download_button("Download CSV", content, file_name=filename, kind=kind, rows=len(frame), suppressed=suppressed,
+                    mime="text/csv", key=key)
+
+
+def opened_patient(patient_id: str | None) -> None:
+    """Write an ``open_patient`` audit event when this session turns to another patient."""
+    if not patient_id or st.session_state.get(OPENED_KEY) == patient_id:
+        return
+    user = current_user()
+    who, role = (user.email, user.role) if user is not None else ("(nobody)", None)
+    audit_log().record("open_patient", who, role, patient_id=str(patient_id), page=st.session_state.get(PAGE_KEY))
+    st.session_state[OPENED_KEY] = patient_id
