@@ -23,6 +23,16 @@ from analytics.config import AnalysisConfig  # noqa: E402
 from analytics.load import Dataset, load_dataset  # noqa: E402
 from analytics.pipeline import Analysis, analyse  # noqa: E402
 
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Tests (and the app servers they start) write audit events to a temporary log, not the repo's."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("OUTCOMES_AUDIT_LOG", str(Path(tempfile.mkdtemp(prefix="audit_")) / "audit.jsonl"))
+
+
 INPUT_STEMS = ("sessions", "diary", "patients", "injections", "adverse_events", "questionnaires")
 
 SESSIONS_HEADER = "patient_id,session_date,total_units,n_injections,injector_id,protocol"
