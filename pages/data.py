@@ -20,10 +20,11 @@ from analytics.archive import build_zip
 from analytics.cohort_filter import CohortFilter, export_command
 from analytics.config import PROJECT_DIR, AnalysisConfig
 from analytics.dictionary import column_dictionary, data_dictionary, definition_dictionary, parameter_dictionary
-from analytics.export import EXPORT_FILES, csv_bytes, export_files
+from analytics.export import EXPORT_FILES, SUPPRESSED_EXPORT_FILES, csv_bytes, export_files, suppressed_export_files
 from analytics.figures.data_quality import build_completeness_figure
 from analytics.load import Dataset
 from analytics.pipeline import Analysis
+from analytics.suppression import DEFAULT_MIN_CELL
 from ui import auth, render, state
 
 COUNT = st.column_config.NumberColumn(format="localized")
@@ -33,6 +34,7 @@ EXPORT_NOTES = {
     "cohort_cycles.csv": "one row per cycle: n, mean change with t-interval, responder rates with Wilson intervals",
     "rejected_rows.csv": "every rejected row: file, line, patient_id, reason",
     "manifest.json": "as_of, every parameter, each input file's SHA-256 and row counts, version, time",
+    "rejected_counts.csv": "rejected rows counted per file and reason (small counts suppressed)",
 }
 
 
@@ -105,30 +107,53 @@ def _completeness_section(analysis: Analysis) -> None:
 
 def _exports_section(dataset: Dataset, analysis: Analysis, data_dir: Path | None) -> None:
     st.subheader("Exports")
+    enforced = auth.enforced_min_cell()
+    left, right = st.columns([3, 2], vertical_alignment="bottom")
+    suppress = left.toggle(
+        "Small-cell suppression, for sharing outside the clinic",
+        value=enforced is not None, disabled=enforced is not None, key="export_suppress",
+        help="Aggregate tables only (no patient ids anywhere): counts from 1 to K−1 show as <K, and cells that "
+        "would let someone recover a hidden count by subtraction are suppressed too. Same as --min-cell K.",
+    )
+    min_cell = int(
+        right.number_input(
+            "K (smallest count shown)", min_value=2, max_value=100, value=max(enforced or 0, DEFAULT_MIN_CELL),
+            key="export_min_cell", disabled=not suppress,
+        )
+    )
+    if enforced is not None:
+        min_cell = max(min_cell, enforced)
+        left.caption(f"Suppression with K ≥ {enforced} is required for your role by the access file.")
+    names = SUPPRESSED_EXPORT_FILES if suppress else EXPORT_FILES
     st.markdown(
-        "The same four files as the command line writes for these data and parameters "
+        ("The suppressed aggregate export" if suppress else "The same four files")
+        + " as the command line writes for these data and parameters "
         f"(data as of {analysis.as_of:%Y-%m-%d}); the files are written when you click. The command:"
     )
     folder = "DATA_DIR"
     if data_dir is not None:  # the bundled sample data as the project-relative path `make` users know
         folder = str(data_dir.relative_to(PROJECT_DIR) if data_dir.is_relative_to(PROJECT_DIR) else data_dir)
-    st.code(export_command(CohortFilter(), analysis.config, data=folder), language="bash")
+    command = export_command(CohortFilter(), analysis.config, data=folder)
+    st.code(command + (f" --min-cell {min_cell}" if suppress else ""), language="bash")
 
     def files() -> dict[str, bytes]:
+        if suppress:
+            return suppressed_export_files(analysis, dataset, min_cell)
         return export_files(analysis, dataset)
 
-    columns = st.columns(len(EXPORT_FILES) + 1)
-    for column, name in zip(columns, EXPORT_FILES, strict=False):
+    columns = st.columns(len(names) + 1)
+    for column, name in zip(columns, names, strict=False):
         auth.download_button(  # checked against the user's role and audited: ui/auth.py
             name, lambda name=name: files()[name], kind=access.EXPORT_FILE_KINDS[name], container=column,
-            file_name=name, mime=MIME[name[name.rfind("."):]],
+            file_name=name, mime=MIME[name[name.rfind("."):]], suppressed=suppress,
             key=f"export_{name}", help=EXPORT_NOTES[name], on_click="ignore", icon=":material/download:",
             width="stretch",
         )
     auth.download_button(
-        "All four (ZIP)", lambda: build_zip(files()), kind="patient_level", container=columns[-1],
-        file_name=f"outcomes_export_{analysis.as_of:%Y-%m-%d}.zip",
-        mime="application/zip", key="export_zip", help="The four files above in one ZIP archive.",
+        f"All {len(names)} (ZIP)", lambda: build_zip(files()), kind="aggregate" if suppress else "patient_level",
+        container=columns[-1], suppressed=suppress,
+        file_name=f"outcomes_export_{analysis.as_of:%Y-%m-%d}{'_suppressed' if suppress else ''}.zip",
+        mime="application/zip", key="export_zip", help="The files above in one ZIP archive.",
         on_click="ignore", icon=":material/folder_zip:", type="primary", width="stretch",
     )
 

@@ -167,6 +167,30 @@ def test_the_page_exports_are_the_bytes_of_the_command_line(
     assert "Data dictionary" in [s.value for s in at.subheader]
 
 
+def test_the_suppression_switch_exports_aggregates_only_as_the_command_line_with_min_cell(
+    data_with_rejections, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    folder = data_with_rejections[0]
+    captured = capture_downloads(monkeypatch)
+    at = run_data_page(folder, monkeypatch, {})
+    at.toggle(key="export_suppress").set_value(True).run()
+    at.number_input(key="export_min_cell").set_value(5).run()
+    assert not at.exception
+    shown = shlex.split(next(c.value for c in at.code if "analytics export" in c.value))
+    assert shown[-2:] == ["--min-cell", "5"]
+    out = tmp_path / "cli_suppressed"
+    assert cli([*shown[3:6], "--out", str(out), *shown[8:]]) == 0
+    # The aggregate files are the command line's bytes; no patient-level file is offered (labels below).
+    page = {name: as_bytes(captured[name]) for name in ("cohort_cycles.csv", "rejected_counts.csv", "manifest.json")}
+    assert sorted(p.name for p in out.iterdir()) == ["cohort_cycles.csv", "manifest.json", "rejected_counts.csv"]
+    for name in ("cohort_cycles.csv", "rejected_counts.csv"):
+        assert page[name] == (out / name).read_bytes(), name
+    assert without_time(page["manifest.json"]) == without_time((out / "manifest.json").read_bytes())
+    assert json.loads(page["manifest.json"])["min_cell"] == 5
+    labels = [b.label for b in at.get("download_button")]
+    assert not any("patient_cycles" in label or "rejected_rows" in label for label in labels)
+
+
 def test_completeness_bins_count_each_window_once_on_hand_computed_edges() -> None:
     table = pd.DataFrame({
         "patient_id": ["A", "A", "A", "B", "B", "C", "C"],
