@@ -60,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, type=Path, help="folder to write the export into")
     export.add_argument("--strict", action="store_true", help="write nothing and exit 1 when any row is rejected")
     export.add_argument(
-        "--min-cell", type=int, nargs="?", const=DEFAULT_MIN_CELL, default=None, metavar="K",
+        "--min-cell",
+        type=int,
+        nargs="?",
+        const=DEFAULT_MIN_CELL,
+        default=None,
+        metavar="K",
         help=f"to share outside the clinic: aggregate tables only, counts 1..K-1 suppressed (K={DEFAULT_MIN_CELL} "
         "when given without a number)",
     )
@@ -119,8 +124,10 @@ def run_export(args: argparse.Namespace) -> int:
     _say("computing cycles and cohort statistics ...")
     analysis = analyse(dataset, config)
     if not chosen.is_empty():
-        _say(f"cohort filter: {'; '.join(chosen.describe())}: {len(chosen.apply(analysis, dataset))} of "
-             f"{analysis.patient_cycles['patient_id'].nunique()} treated patients")
+        _say(
+            f"cohort filter: {'; '.join(chosen.describe())}: {len(chosen.apply(analysis, dataset))} of "
+            f"{analysis.patient_cycles['patient_id'].nunique()} treated patients"
+        )
     files = cohort_filter.filtered_export(analysis, dataset, chosen, min_cell=args.min_cell)
     try:
         write_atomically(files, args.out)

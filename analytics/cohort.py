@@ -15,13 +15,31 @@ from analytics.config import AnalysisConfig
 from analytics.stats import t_interval, wilson_interval
 
 COHORT_CYCLE_COLUMNS = [
-    "cycle", "n_treated", "n_evaluable", "mean_mhd", "mean_mhd_change", "mean_mhd_change_ci_low",
-    "mean_mhd_change_ci_high", "median_mhd_change", "responder_50_n", "responder_50_rate",
-    "responder_50_ci_low", "responder_50_ci_high", "cum_responder_50_completers_n",
-    "cum_responder_50_completers_denom", "cum_responder_50_completers_rate",
-    "cum_responder_50_completers_ci_low", "cum_responder_50_completers_ci_high", "cum_responder_50_itt_n",
-    "cum_responder_50_itt_denom", "cum_responder_50_itt_rate", "cum_responder_50_itt_ci_low",
-    "cum_responder_50_itt_ci_high", "new_responder_50_n", "prior_nonresponder_denom", "new_responder_50_rate",
+    "cycle",
+    "n_treated",
+    "n_evaluable",
+    "mean_mhd",
+    "mean_mhd_change",
+    "mean_mhd_change_ci_low",
+    "mean_mhd_change_ci_high",
+    "median_mhd_change",
+    "responder_50_n",
+    "responder_50_rate",
+    "responder_50_ci_low",
+    "responder_50_ci_high",
+    "cum_responder_50_completers_n",
+    "cum_responder_50_completers_denom",
+    "cum_responder_50_completers_rate",
+    "cum_responder_50_completers_ci_low",
+    "cum_responder_50_completers_ci_high",
+    "cum_responder_50_itt_n",
+    "cum_responder_50_itt_denom",
+    "cum_responder_50_itt_rate",
+    "cum_responder_50_itt_ci_low",
+    "cum_responder_50_itt_ci_high",
+    "new_responder_50_n",
+    "prior_nonresponder_denom",
+    "new_responder_50_rate",
 ]
 
 
@@ -54,7 +72,10 @@ def itt_grid(table: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisConfig) -
     )
     first_session = treated.loc[treated["cycle"] == 1].set_index("patient_id")["start_date"].reindex(responded.index)
     cycles = np.arange(1, k_max + 1)
-    completes_by = first_session.to_numpy()[:, None] + pd.to_timedelta(cycles * config.cycle_days - 1, unit="D").to_numpy()[None, :]
+    completes_by = (
+        first_session.to_numpy()[:, None]
+        + pd.to_timedelta(cycles * config.cycle_days - 1, unit="D").to_numpy()[None, :]
+    )
     had_time = completes_by <= as_of.to_datetime64()
     return pd.DataFrame(
         {
@@ -87,15 +108,24 @@ def cohort_cycles(table: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisConf
     change = ev["mhd_change"]
     out["mean_mhd_change"] = change.mean().reindex(out["cycle"]).to_numpy()
     sd = change.std(ddof=1).reindex(out["cycle"]).to_numpy()
-    out["mean_mhd_change_ci_low"], out["mean_mhd_change_ci_high"] = t_interval(out["mean_mhd_change"], sd, out["n_evaluable"])
+    out["mean_mhd_change_ci_low"], out["mean_mhd_change_ci_high"] = t_interval(
+        out["mean_mhd_change"], sd, out["n_evaluable"]
+    )
     out["median_mhd_change"] = change.median().reindex(out["cycle"]).to_numpy()
     out["responder_50_n"] = ev["responder"].sum().reindex(out["cycle"], fill_value=0).to_numpy()
     _rate(out, "responder_50", out["responder_50_n"], out["n_evaluable"])
 
     completers = rows[rows["eligible"]].groupby("cycle")
-    out["cum_responder_50_completers_n"] = completers["cum_responder"].sum().reindex(out["cycle"], fill_value=0).to_numpy()
+    out["cum_responder_50_completers_n"] = (
+        completers["cum_responder"].sum().reindex(out["cycle"], fill_value=0).to_numpy()
+    )
     out["cum_responder_50_completers_denom"] = completers.size().reindex(out["cycle"], fill_value=0).to_numpy()
-    _rate(out, "cum_responder_50_completers", out["cum_responder_50_completers_n"], out["cum_responder_50_completers_denom"])
+    _rate(
+        out,
+        "cum_responder_50_completers",
+        out["cum_responder_50_completers_n"],
+        out["cum_responder_50_completers_denom"],
+    )
 
     grid = itt_grid(table, as_of, config)
     itt = grid[grid["had_time"].astype(bool)].groupby("cycle")

@@ -16,21 +16,65 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 SAMPLE_DATA_DIR = PROJECT_DIR / "sample_data"
 
 
-def _param(default: object, doc: str, basis: str) -> object:
-    return field(default=default, metadata={"doc": doc, "basis": basis})
+def _doc(doc: str, basis: str) -> dict[str, str]:
+    """Field metadata: the parameter's meaning and its basis, for the data dictionary."""
+    return {"doc": doc, "basis": basis}
 
 
 @dataclass(frozen=True)
 class AnalysisConfig:
     """Parameters of the definitions in SPEC §3; defaults are the SPEC's."""
 
-    headache_min_hours: float = _param(4.0, "A headache day has at least this many hours of headache.", "PREEMPT: a headache day has >=4 h of headache")
-    baseline_days: int = _param(28, "Length of the prospective baseline window before the first injection (days).", "PREEMPT / COMPEL 28-day prospective baseline")
-    cycle_days: int = _param(84, "Treatment cycle length: a cycle never runs past this many days (days).", "12-week re-injection interval")
-    min_completeness: float = _param(0.7, "A window is evaluable with at least this share of its days recorded.", ">=20 of 28 days, i.e. >=5 diary days a week")
-    min_window_days: int = _param(28, "A window is evaluable only when it spans at least this many days.", "a cycle is judged on at least 4 weeks")
-    responder_thresholds: tuple[int, ...] = _param((30, 50, 75), "Responder thresholds, % reduction of monthly headache days.", "NICE / EHF continuation, trial standard, 'excellent'")
-    as_of: date | None = _param(None, "Data cut-off; empty means the latest date among accepted session and diary rows. Rows dated after it are ignored.", "the data cut-off")
+    headache_min_hours: float = field(
+        default=4.0,
+        metadata=_doc(
+            "A headache day has at least this many hours of headache.",
+            "PREEMPT: a headache day has >=4 h of headache",
+        ),
+    )
+    baseline_days: int = field(
+        default=28,
+        metadata=_doc(
+            "Length of the prospective baseline window before the first injection (days).",
+            "PREEMPT / COMPEL 28-day prospective baseline",
+        ),
+    )
+    cycle_days: int = field(
+        default=84,
+        metadata=_doc(
+            "Treatment cycle length: a cycle never runs past this many days (days).",
+            "12-week re-injection interval",
+        ),
+    )
+    min_completeness: float = field(
+        default=0.7,
+        metadata=_doc(
+            "A window is evaluable with at least this share of its days recorded.",
+            ">=20 of 28 days, i.e. >=5 diary days a week",
+        ),
+    )
+    min_window_days: int = field(
+        default=28,
+        metadata=_doc(
+            "A window is evaluable only when it spans at least this many days.",
+            "a cycle is judged on at least 4 weeks",
+        ),
+    )
+    responder_thresholds: tuple[int, ...] = field(
+        default=(30, 50, 75),
+        metadata=_doc(
+            "Responder thresholds, % reduction of monthly headache days.",
+            "NICE / EHF continuation, trial standard, 'excellent'",
+        ),
+    )
+    as_of: date | None = field(
+        default=None,
+        metadata=_doc(
+            "Data cut-off; empty means the latest date among accepted session and diary rows. "
+            "Rows dated after it are ignored.",
+            "the data cut-off",
+        ),
+    )
     tolerance: float = field(default=1e-9, repr=False)
 
     def __post_init__(self) -> None:
@@ -68,8 +112,6 @@ class AnalysisConfig:
             for f in dataclasses.fields(self)
             if f.repr and getattr(default, f.name) != getattr(self, f.name)
         }
-
-
 
 
 def parameter_docs() -> list[dict[str, object]]:

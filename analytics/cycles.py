@@ -111,7 +111,9 @@ def _masked_int(values: np.ndarray, keep: np.ndarray) -> pd.arrays.IntegerArray:
     return pd.arrays.IntegerArray(np.where(keep, np.nan_to_num(values), 0).astype("int64"), ~keep)
 
 
-def window_counts(days: pd.DataFrame, windows: pd.DataFrame, config: AnalysisConfig, present: frozenset[str]) -> pd.DataFrame:
+def window_counts(
+    days: pd.DataFrame, windows: pd.DataFrame, config: AnalysisConfig, present: frozenset[str]
+) -> pd.DataFrame:
     """Windows with recorded_days, completeness, evaluable and the day counts of SPEC §3."""
     in_window = days[days["cycle"].notna()]
     flags = pd.DataFrame(
@@ -147,7 +149,9 @@ def responses(windows: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
         columns={"mhd": "baseline_mhd", "evaluable": "baseline_evaluable"}
     )
     out = windows.merge(base, on="patient_id", how="left")
-    comparable = (out["cycle"] >= 1) & out["evaluable"] & out["baseline_evaluable"].fillna(False) & (out["baseline_mhd"] > 0)
+    comparable = (
+        (out["cycle"] >= 1) & out["evaluable"] & out["baseline_evaluable"].fillna(False) & (out["baseline_mhd"] > 0)
+    )
     out["mhd_change"] = (out["mhd"] - out["baseline_mhd"]).where(comparable)
     out["mhd_pct_change"] = (100 * out["mhd_change"] / out["baseline_mhd"]).where(comparable)
     for threshold in config.responder_thresholds:
@@ -165,16 +169,32 @@ def responses(windows: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
     cumulative[any_valued] = False
     cumulative[any_true] = True
     out["cumulative_responder_50"] = cumulative.where(treated, pd.NA)
-    out["eligible"] = by_patient["baseline_evaluable"].transform("first").fillna(False) & (
-        out["baseline_mhd"] > 0
-    )
+    out["eligible"] = by_patient["baseline_evaluable"].transform("first").fillna(False) & (out["baseline_mhd"] > 0)
     return out.drop(columns=["baseline_evaluable"])
 
 
 PATIENT_CYCLE_COLUMNS = [
-    "patient_id", "cycle", "start_date", "end_date", "window_days", "recorded_days", "completeness",
-    "evaluable", "headache_days", "migraine_days", "acute_med_days", "mhd", "mmd", "amd", "status",
-    "mhd_change", "mhd_pct_change", "responder_30", "responder_50", "responder_75", "cumulative_responder_50",
+    "patient_id",
+    "cycle",
+    "start_date",
+    "end_date",
+    "window_days",
+    "recorded_days",
+    "completeness",
+    "evaluable",
+    "headache_days",
+    "migraine_days",
+    "acute_med_days",
+    "mhd",
+    "mmd",
+    "amd",
+    "status",
+    "mhd_change",
+    "mhd_pct_change",
+    "responder_30",
+    "responder_50",
+    "responder_75",
+    "cumulative_responder_50",
 ]
 
 

@@ -33,7 +33,9 @@ class Proportion:
         return f"{self.rate:.0%} ({self.numerator}/{self.denominator}; 95% CI {self.ci_low:.0%}–{self.ci_high:.0%})"
 
 
-def wilson_interval(successes: np.ndarray | float, n: np.ndarray | float, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(
+    successes: np.ndarray | float, n: np.ndarray | float, z: float = Z_95
+) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for a binomial proportion; NaN where n is 0."""
     k = np.asarray(successes, dtype="float64")
     n = np.asarray(n, dtype="float64")
@@ -55,7 +57,9 @@ def proportion(successes: int, n: int) -> Proportion:
     return Proportion(int(successes), int(n), rate, float(low), float(high))
 
 
-def t_interval(mean: np.ndarray | float, sd: np.ndarray | float, n: np.ndarray | float, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def t_interval(
+    mean: np.ndarray | float, sd: np.ndarray | float, n: np.ndarray | float, level: float = 0.95
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean ± t(1 − α/2, n − 1) · sd / √n; NaN where n < 2."""
     mean = np.asarray(mean, dtype="float64")
     sd = np.asarray(sd, dtype="float64")

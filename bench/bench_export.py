@@ -24,7 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analytics.synth import generate_cohort, write_cohort  # noqa: E402
+from analytics.synth import generate_cohort, write_cohort
 
 
 def main() -> None:

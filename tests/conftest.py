@@ -24,7 +24,6 @@ from analytics.load import Dataset, load_dataset  # noqa: E402
 from analytics.pipeline import Analysis, analyse  # noqa: E402
 
 
-
 def pytest_configure(config: pytest.Config) -> None:
     """Tests (and the app servers they start) write audit events to a temporary log, not the repo's."""
     import os
