@@ -31,10 +31,12 @@ test: $(STAMP) chromium
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: $(STAMP)
-	$(PY) -m ruff check analytics pages tests bench dashboard.py
+	$(PY) -m ruff check .
 
 bench: $(STAMP)
-	$(PY) bench/bench_export.py
+	$(PY) bench/bench_export.py --keep bench/out/cohort10k
+	$(PY) bench/bench_outcomes.py --data bench/out/cohort10k/data
+	$(PY) bench/bench_pages.py
 
 sample-data: $(STAMP)
 	$(PY) -m analytics.synth --patients 360 --seed 20261124 --out sample_data
