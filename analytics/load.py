@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,9 @@ from analytics.schemas import FILES, FileSpec
 
 REJECTED_COLUMNS = ["file", "line", "patient_id", "reason", "column", "value"]
 MAX_FIELD_CHARS = 10_000_000  # a cell this long is rejected by its column's rule, not a parse failure
+# Each column costs fixed pandas work: a header that is one long line of delimiters must be refused
+# quickly, not take minutes. Contract files have at most 8 columns; exports with extra columns fit.
+MAX_COLUMNS = 1_000
 MAX_VALUE_SHOWN = 200  # rejected values are cut to this length in the report
 DEIDENTIFY_HINT = (
     "De-identify before loading: run `python -m analytics deidentify --in RAW_DIR --out DATA_DIR --key-file KEY` "
@@ -128,7 +132,8 @@ def _read_parquet(name: str, data: bytes) -> RawTable:
         frame = pd.read_parquet(io.BytesIO(data))
     except Exception as exc:  # pyarrow raises many types for a broken file
         raise DatasetRefused(f"{name}: cannot be read as Parquet ({type(exc).__name__})", 2, name) from exc
-    cells = pd.DataFrame({str(c): _parquet_column_as_text(frame[c]) for c in frame.columns})
+    header = _checked_header(name, [str(c) for c in frame.columns])
+    cells = pd.DataFrame({h: _parquet_column_as_text(frame[c]) for h, c in zip(header, frame.columns, strict=True)})
     # Parquet rows are numbered as if a header were line 1.
     lines = np.arange(2, len(cells) + 2)
     return RawTable(name, _stripped(cells), lines, _empty_malformed())
@@ -204,6 +209,8 @@ def _read_csv_fast(body: bytes, delimiter: str) -> tuple[pd.DataFrame, np.ndarra
         starts, ends = starts[:-1], ends[:-1]
     lengths = ends - starts
     ends_cr = (lengths > 0) & (raw[np.maximum(ends - 1, 0)] == 13)
+    if b"\r" in body and body.count(b"\r") != int(ends_cr.sum()):
+        return None  # a lone carriage return ends a line for the csv module: one way of numbering lines
     empty = (lengths - ends_cr) == 0
     first = raw[np.minimum(starts, raw.size - 1)]
     if np.any(~empty & np.isin(first, (32, 9))):
@@ -217,8 +224,9 @@ def _read_csv_fast(body: bytes, delimiter: str) -> tuple[pd.DataFrame, np.ndarra
         return None
     header_line = content[0]
     header = body[starts[header_line] : ends[header_line]].decode("utf-8").rstrip("\r").split(delimiter)
-    if len(set(header)) != len(header):
-        return None
+    names = [_header_name(h) for h in header]
+    if len(header) > MAX_COLUMNS or "" in names or len(set(names)) != len(names):
+        return None  # the careful reader names empty columns and refuses repeated ones or too many
     try:
         arrow = pacsv.read_csv(
             io.BytesIO(body[starts[header_line] :]),
@@ -250,10 +258,10 @@ def _read_csv_records(name: str, text: str, delimiter: str) -> tuple[pd.DataFram
         for record in reader:
             line = previous_end + 1
             previous_end = reader.line_num
-            if not record or all(not cell.strip() for cell in record) and len(record) == 1:
+            if not record or (all(not cell.strip() for cell in record) and len(record) == 1):
                 continue
             if header is None:
-                header = record
+                header = _checked_header(name, record)
                 continue
             if len(record) != len(header):
                 pid = record[0].strip() if record else ""
@@ -270,15 +278,34 @@ def _read_csv_records(name: str, text: str, delimiter: str) -> tuple[pd.DataFram
         ) from exc
     if header is None:
         raise DatasetRefused(f"{name}: cannot be parsed as CSV: no header row", 2, name)
-    # Unnamed columns (e.g. trailing delimiters from a spreadsheet) are outside the contract: name them apart.
-    header = [h if h.strip() else f"unnamed_{i + 1}" for i, h in enumerate(header)]
-    names = [h.strip() for h in header]
-    duplicated = {h for h in names if names.count(h) > 1}
-    if duplicated:
-        column = sorted(duplicated)[0]
-        raise DatasetRefused(f"{name}: column '{column}' appears more than once in the header", 2, name, column)
     cells = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header, dtype=object)
     return cells, np.asarray(lines, dtype=np.int64), pd.DataFrame(malformed, columns=REJECTED_COLUMNS[1:])
+
+
+def _header_name(column: object) -> str:
+    """A column's name as the loader uses it: surrounding whitespace and a stray byte-order mark removed."""
+    return str(column).strip().lstrip("\ufeff")
+
+
+def _checked_header(name: str, header: list[str]) -> list[str]:
+    """The header with empty names made unique; refuses (exit 2) too many columns or a name given twice.
+
+    Names are compared as the loader uses them, so ``date`` and `` date `` are the same column: one
+    would otherwise silently replace the other's values.
+    """
+    if len(header) > MAX_COLUMNS:
+        raise DatasetRefused(
+            f"{name}: cannot be parsed: the header has {len(header):,} columns, more than {MAX_COLUMNS:,} "
+            "(check the delimiter, or delete the empty columns right of the data)", 2, name,
+        )
+    # Unnamed columns (e.g. trailing delimiters from a spreadsheet) are outside the contract: name them apart.
+    named = [h if _header_name(h) else f"unnamed_{i + 1}" for i, h in enumerate(header)]
+    counts = Counter(_header_name(h) for h in named)
+    repeated = sorted(h for h, n in counts.items() if n > 1)
+    if repeated:
+        column = repeated[0]
+        raise DatasetRefused(f"{name}: column '{column}' appears more than once in the header", 2, name, column)
+    return named
 
 
 def _stripped(cells: pd.DataFrame) -> pd.DataFrame:
@@ -287,7 +314,7 @@ def _stripped(cells: pd.DataFrame) -> pd.DataFrame:
     for column in cells.columns:
         values = pa.array(cells[column].fillna("").astype(str) if cells[column].dtype == object else cells[column],
                           type=pa.string(), from_pandas=True)
-        stripped[str(column).strip().lstrip("\ufeff")] = pd.Series(
+        stripped[_header_name(column)] = pd.Series(
             pd.arrays.ArrowExtensionArray(pc.utf8_trim_whitespace(values)), index=cells.index
         )
     return pd.DataFrame(stripped, index=cells.index)

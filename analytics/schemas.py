@@ -19,7 +19,8 @@ import pandera.pandas as pa
 
 PATIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _PATIENT_ID_RE = re.compile(PATIENT_ID_PATTERN)
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# ASCII digits only: \d would also take other scripts' digits (２０２４-02-01), which ISO 8601 does not.
+_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _AGE_BAND_RE = re.compile(r"^(\d{1,3})-(\d{1,3})$|^(\d{1,3})\+$")
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
