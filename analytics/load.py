@@ -103,20 +103,32 @@ class RawTable:
 
 
 def read_source(source: Path | str | Mapping[str, bytes]) -> dict[str, tuple[str, bytes]]:
-    """The input files by stem: stem -> (file name, bytes). CSV is preferred over Parquet."""
+    """The input files by stem: stem -> (file name, bytes). CSV is preferred over Parquet.
+
+    File names match without regard to case (``Sessions.CSV`` is sessions.csv); other files in a
+    folder are neither read nor used. A file that cannot be read refuses the dataset (exit 2).
+    """
     if isinstance(source, Mapping):
-        named = {Path(name).name: data for name, data in source.items()}
+        named: dict[str, Path | bytes] = {Path(name).name: data for name, data in source.items()}
     else:
         folder = Path(source)
         if not folder.is_dir():
             raise DatasetRefused(f"{folder}: not a folder of data files", 2)
-        named = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+        named = {p.name: p for p in sorted(folder.iterdir()) if p.is_file()}
+    by_lower = {name.lower(): name for name in sorted(named, reverse=True)}
     found: dict[str, tuple[str, bytes]] = {}
     for stem in FILES:
         for suffix in (".csv", ".parquet"):
-            name = f"{stem}{suffix}"
-            if name in named and stem not in found:
-                found[stem] = (name, named[name])
+            name = by_lower.get(f"{stem}{suffix}")
+            if name is None or stem in found:
+                continue
+            content = named[name]
+            if isinstance(content, Path):
+                try:
+                    content = content.read_bytes()
+                except OSError as exc:
+                    raise DatasetRefused(f"{name}: cannot be read ({exc.strerror or exc})", 2, name) from exc
+            found[stem] = (name, content)
     return found
 
 

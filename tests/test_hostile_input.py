@@ -296,6 +296,7 @@ def test_streamlits_upload_endpoint_refuses_a_file_over_the_limit() -> None:
             return True
 
     changed = {"server.maxUploadSize": 1, "server.enableXsrfProtection": False}
+    config.get_option("server.maxUploadSize")  # loads the options when this test runs first in its process
     before = {key: (config._config_options[key].value, config._config_options[key].where_defined) for key in changed}
     files = MemoryUploadedFileManager("/_stcore/upload_file")
     try:
