@@ -278,16 +278,19 @@ def _read_csv_records(name: str, text: str, delimiter: str) -> tuple[pd.DataFram
             if len(record) != len(header):
                 pid = record[0].strip() if record else ""
                 malformed.append(
-                    {"line": line, "patient_id": pid, "reason": schemas.WRONG_FIELD_COUNT,
-                     "column": "", "value": f"{len(record)} fields, header has {len(header)}"}
+                    {
+                        "line": line,
+                        "patient_id": pid,
+                        "reason": schemas.WRONG_FIELD_COUNT,
+                        "column": "",
+                        "value": f"{len(record)} fields, header has {len(header)}",
+                    }
                 )
                 continue
             rows.append(record)
             lines.append(line)
     except csv.Error as exc:
-        raise DatasetRefused(
-            f"{name}: cannot be parsed as CSV near line {reader.line_num}: {exc}", 2, name
-        ) from exc
+        raise DatasetRefused(f"{name}: cannot be parsed as CSV near line {reader.line_num}: {exc}", 2, name) from exc
     if header is None:
         raise DatasetRefused(f"{name}: cannot be parsed as CSV: no header row", 2, name)
     cells = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header, dtype=object)
@@ -308,7 +311,9 @@ def _checked_header(name: str, header: list[str]) -> list[str]:
     if len(header) > MAX_COLUMNS:
         raise DatasetRefused(
             f"{name}: cannot be parsed: the header has {len(header):,} columns, more than {MAX_COLUMNS:,} "
-            "(check the delimiter, or delete the empty columns right of the data)", 2, name,
+            "(check the delimiter, or delete the empty columns right of the data)",
+            2,
+            name,
         )
     # Unnamed columns (e.g. trailing delimiters from a spreadsheet) are outside the contract: name them apart.
     named = [h if _header_name(h) else f"unnamed_{i + 1}" for i, h in enumerate(header)]
@@ -316,7 +321,7 @@ def _checked_header(name: str, header: list[str]) -> list[str]:
     repeated = sorted(h for h, n in counts.items() if n > 1)
     if repeated:
         column = repeated[0]
-        raise DatasetRefused(f"{name}: column '{column}' appears more than once in the header", 2, name, column)
+        raise DatasetRefused(f"{name}: column '{_shown(column)}' appears more than once in the header", 2, name, column)
     return named
 
 
@@ -324,8 +329,11 @@ def _stripped(cells: pd.DataFrame) -> pd.DataFrame:
     """Whitespace around values and header names is ignored (SPEC §2); cells become Arrow strings."""
     stripped = {}
     for column in cells.columns:
-        values = pa.array(cells[column].fillna("").astype(str) if cells[column].dtype == object else cells[column],
-                          type=pa.string(), from_pandas=True)
+        values = pa.array(
+            cells[column].fillna("").astype(str) if cells[column].dtype == object else cells[column],
+            type=pa.string(),
+            from_pandas=True,
+        )
         stripped[_header_name(column)] = pd.Series(
             pd.arrays.ArrowExtensionArray(pc.utf8_trim_whitespace(values)), index=cells.index
         )
@@ -339,20 +347,25 @@ def _empty_malformed() -> pd.DataFrame:
 # --- validating -----------------------------------------------------------------------------
 
 
+def _shown(text: str, limit: int = 60) -> str:
+    """A name cut short for a one-line message (a header cell can be megabytes long)."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def check_header(spec: FileSpec, table: RawTable) -> None:
     """Refuse a file with a direct identifier column (exit 3) or a missing required column (exit 2)."""
     for column in table.cells.columns:
         if schemas.normalise_column_name(column) in schemas.DIRECT_IDENTIFIERS:
             raise DatasetRefused(
-                f"{table.name}: column '{column}' looks like a direct identifier; refusing the dataset. "
+                f"{table.name}: column '{_shown(column)}' looks like a direct identifier; refusing the dataset. "
                 + DEIDENTIFY_HINT,
-                3, table.name, column,
+                3,
+                table.name,
+                column,
             )
     for column in spec.required_columns:
         if column not in table.cells.columns:
-            raise DatasetRefused(
-                f"{table.name}: required column '{column}' is missing", 2, table.name, column
-            )
+            raise DatasetRefused(f"{table.name}: required column '{column}' is missing", 2, table.name, column)
 
 
 def _value_failures(spec: FileSpec, cells: pd.DataFrame, typed: pd.DataFrame) -> pd.DataFrame:
@@ -371,7 +384,9 @@ def _value_failures(spec: FileSpec, cells: pd.DataFrame, typed: pd.DataFrame) ->
                 "column": cases["column"].fillna("").astype(str).to_numpy(),
             }
         )
-    return pd.DataFrame({"row": pd.Series(dtype="int64"), "reason": pd.Series(dtype=str), "column": pd.Series(dtype=str)})
+    return pd.DataFrame(
+        {"row": pd.Series(dtype="int64"), "reason": pd.Series(dtype=str), "column": pd.Series(dtype=str)}
+    )
 
 
 def _first_failure(spec: FileSpec, failures: pd.DataFrame) -> pd.DataFrame:
@@ -409,9 +424,12 @@ def _duplicate_failures(spec: FileSpec, typed: pd.DataFrame) -> pd.DataFrame:
     groups = typed[in_group]
     if groups.empty:
         return pd.DataFrame({"row": [], "reason": [], "column": []})
-    variants = groups.astype(object).where(groups.notna(), "<missing>").groupby(key, sort=False)[
-        [v for v in values if v not in key]
-    ].nunique()
+    variants = (
+        groups.astype(object)
+        .where(groups.notna(), "<missing>")
+        .groupby(key, sort=False)[[v for v in values if v not in key]]
+        .nunique()
+    )
     conflicting = variants.gt(1).any(axis=1)
     group_conflicts = conflicting.reindex(pd.MultiIndex.from_frame(groups[key])).to_numpy()
     conflict_rows = groups.index[group_conflicts]
@@ -498,7 +516,9 @@ def load_dataset(source: Path | str | Mapping[str, bytes]) -> Dataset:
     present: dict[str, frozenset[str]] = {}
     for stem, spec in FILES.items():  # sessions first: linked files need its accepted rows
         if stem not in raw:
-            tables[stem] = _typed(spec, pd.DataFrame(columns=[c.name for c in spec.columns])).assign(line=pd.Series(dtype="int64"))
+            tables[stem] = _typed(spec, pd.DataFrame(columns=[c.name for c in spec.columns])).assign(
+                line=pd.Series(dtype="int64")
+            )
             present[stem] = frozenset()
             continue
         table = raw[stem]
