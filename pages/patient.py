@@ -55,10 +55,14 @@ if not patient_ids:
     st.stop()
 
 st.title("Patient")
+# Without a patient in the link, open the first one whose response can be judged (evaluable baseline).
+judged = set(analysis.patient_cycles.loc[analysis.patient_cycles["eligible"].astype(bool), "patient_id"])
+first_judged = next((i for i, pid in enumerate(patient_ids) if pid in judged), 0)
 top = st.columns([2, 4, 2], vertical_alignment="bottom")
 patient_id = top[0].selectbox(
     "Patient (type to search)",
     patient_ids,
+    index=first_judged,
     key="patient",
     bind="query-params",
     help="The patient is kept in the page address (?patient=…), so a copied link opens the same patient.",
