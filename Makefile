@@ -4,7 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements-installed
 STREAMLIT_SERVER_PORT ?= 8501
-export STREAMLIT_SERVER_PORT
+# Loopback by default: without login (local single-user mode) nobody else on the network should reach it.
+# A clinic server with login sets STREAMLIT_SERVER_ADDRESS=0.0.0.0 (see README, Access control).
+STREAMLIT_SERVER_ADDRESS ?= 127.0.0.1
+export STREAMLIT_SERVER_PORT STREAMLIT_SERVER_ADDRESS
 
 .PHONY: run test venv chromium lint bench sample-data clean
 
@@ -17,7 +20,7 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m streamlit run dashboard.py --server.port $(STREAMLIT_SERVER_PORT)
+	$(PY) -m streamlit run dashboard.py --server.port $(STREAMLIT_SERVER_PORT) --server.address $(STREAMLIT_SERVER_ADDRESS)
 
 # Debian's chromium for the real-browser tests; skipped quietly where apt is not available.
 chromium:
