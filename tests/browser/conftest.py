@@ -9,6 +9,7 @@ chromium or the Playwright package is missing.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -16,16 +17,21 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 ARTIFACTS = PROJECT_DIR / "test-artifacts"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 SERVER_START_SECONDS = 90
 
@@ -36,7 +42,7 @@ def chromium_path() -> str | None:
     return shutil.which("chromium")
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
@@ -50,38 +56,37 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def browser_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
-    """None when the bundled sample data exist (the app's default); else a generated cohort."""
-    if (PROJECT_DIR / "sample_data" / "sessions.csv").is_file():
-        return None
-    folder = tmp_path_factory.mktemp("browser_data")
-    subprocess.run(
-        [sys.executable, "-m", "analytics.synth", "--patients", "60", "--seed", "7", "--out", str(folder)],
-        cwd=PROJECT_DIR, check=True, capture_output=True,
-    )
-    return folder
+@contextlib.contextmanager
+def running_streamlit(
+    port: int, env: Mapping[str, str], log_name: str, extra_args: Sequence[str] = ()
+) -> Iterator[str]:
+    """``streamlit run dashboard.py`` on 127.0.0.1:``port``; yields its URL once healthy, then stops it.
 
-
-@pytest.fixture(scope="session")
-def app_url(browser_data_dir: Path | None) -> Iterator[str]:
-    """The URL of a fresh ``streamlit run dashboard.py`` server, terminated after the session."""
-    if chromium_path() is None:
-        pytest.skip("chromium is not installed (/usr/bin/chromium); `make test` installs it with apt as root")
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    port = _free_port()
+    The server's output goes to ``test-artifacts/<log_name>``, whose tail is shown if it never gets healthy.
+    """
     url = f"http://127.0.0.1:{port}"
-    # The server must behave as in production: no pytest marker (which makes page errors raise).
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST", "OUTCOMES_DATA_DIR")}
-    if browser_data_dir is not None:
-        env["OUTCOMES_DATA_DIR"] = str(browser_data_dir)
     ARTIFACTS.mkdir(exist_ok=True)
-    log_path = ARTIFACTS / "streamlit-server.log"
+    log_path = ARTIFACTS / log_name
     with open(log_path, "wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true"],
-            cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "streamlit",
+                "run",
+                "dashboard.py",
+                "--server.port",
+                str(port),
+                "--server.address",
+                "127.0.0.1",
+                "--server.headless",
+                "true",
+                *extra_args,
+            ],
+            cwd=PROJECT_DIR,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         deadline = time.monotonic() + SERVER_START_SECONDS
@@ -98,6 +103,41 @@ def app_url(browser_data_dir: Path | None) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def streamlit_servers() -> SimpleNamespace:
+    """What a test module needs to run its own app server: ``free_port()`` and ``running(...)``."""
+    return SimpleNamespace(free_port=free_port, running=running_streamlit, chromium_path=chromium_path)
+
+
+@pytest.fixture(scope="session")
+def browser_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path | None:
+    """None when the bundled sample data exist (the app's default); else a generated cohort."""
+    if (PROJECT_DIR / "sample_data" / "sessions.csv").is_file():
+        return None
+    folder = tmp_path_factory.mktemp("browser_data")
+    subprocess.run(
+        [sys.executable, "-m", "analytics.synth", "--patients", "60", "--seed", "7", "--out", str(folder)],
+        cwd=PROJECT_DIR,
+        check=True,
+        capture_output=True,
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def app_url(browser_data_dir: Path | None) -> Iterator[str]:
+    """The URL of a fresh ``streamlit run dashboard.py`` server, terminated after the session."""
+    if chromium_path() is None:
+        pytest.skip("chromium is not installed (/usr/bin/chromium); `make test` installs it with apt as root")
+    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+    # The server must behave as in production: no pytest marker (which makes page errors raise).
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST", "OUTCOMES_DATA_DIR")}
+    if browser_data_dir is not None:
+        env["OUTCOMES_DATA_DIR"] = str(browser_data_dir)
+    with running_streamlit(free_port(), env, "streamlit-server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

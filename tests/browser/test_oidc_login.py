@@ -15,13 +15,8 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -44,24 +39,6 @@ role = "manager"
 clinics = ["North"]
 name = "Manager North"
 """
-
-
-def _chromium() -> str | None:
-    return "/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else shutil.which("chromium")
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _healthy(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
 
 
 def _write_data(folder: Path) -> None:
@@ -95,15 +72,17 @@ def oidc_provider() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def app(oidc_provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+def app(
+    oidc_provider: str, tmp_path_factory: pytest.TempPathFactory, streamlit_servers: object
+) -> Iterator[dict[str, object]]:
     """``streamlit run dashboard.py`` in OIDC mode with the test's secrets, access file, data and audit log."""
-    if _chromium() is None:
+    if streamlit_servers.chromium_path() is None:
         pytest.skip("chromium is not installed (/usr/bin/chromium); `make test` installs it with apt as root")
     pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
     root = tmp_path_factory.mktemp("oidc_app")
     _write_data(root / "data")
     (root / "access.toml").write_text(ACCESS_FILE)
-    port = _free_port()
+    port = streamlit_servers.free_port()
     url = f"http://127.0.0.1:{port}"
     secrets_file = root / "secrets.toml"
     secrets_file.write_text(
@@ -115,31 +94,16 @@ def app(oidc_provider: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         f'server_metadata_url = "{oidc_provider}/.well-known/openid-configuration"\n'
     )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTEST_CURRENT_TEST",)}
-    env.update(OUTCOMES_DATA_DIR=str(root / "data"), OUTCOMES_ACCESS_FILE=str(root / "access.toml"),
-               OUTCOMES_AUDIT_LOG=str(root / "audit.jsonl"))
-    ARTIFACTS.mkdir(exist_ok=True)
-    log_path = ARTIFACTS / "streamlit-oidc-server.log"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port),
-             "--server.address", "127.0.0.1", "--server.headless", "true", "--secrets.files", str(secrets_file)],
-            cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + 90
-        while not _healthy(url):
-            if server.poll() is not None or time.monotonic() > deadline:
-                tail = log_path.read_text(errors="replace")[-2000:]
-                pytest.fail(f"streamlit did not become healthy on {url}:\n{tail}")
-            time.sleep(0.2)
+    env.update(
+        OUTCOMES_DATA_DIR=str(root / "data"),
+        OUTCOMES_ACCESS_FILE=str(root / "access.toml"),
+        OUTCOMES_AUDIT_LOG=str(root / "audit.jsonl"),
+    )
+    with streamlit_servers.running(
+        port, env, "streamlit-oidc-server.log", ["--secrets.files", str(secrets_file)]
+    ) as served:
+        assert served == url
         yield {"url": url, "audit": root / "audit.jsonl"}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=15)
 
 
 @pytest.fixture(scope="module")
