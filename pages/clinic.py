@@ -15,11 +15,11 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from analytics import clinic
+from analytics import access, clinic
 from analytics.config import AnalysisConfig
 from analytics.figures import clinic as figures
 from analytics.stats import WILSON_METHOD
-from ui import render, state
+from ui import auth, render, state
 
 ALL = "(all)"
 PATIENT_LINK = st.column_config.LinkColumn("patient", display_text=r"/patient\?patient=(.*)",
@@ -43,7 +43,12 @@ def _columns(frame: pd.DataFrame, percent: tuple[str, ...] = (), decimals: dict[
     config: dict[str, object] = {}
     for name in frame.columns:
         if name == "patient":
-            config[name] = PATIENT_LINK
+            # A link only for roles that may open the Patient page; managers see the id as text.
+            user = auth.current_user()
+            if user is None or access.can_view(user.role, "patient"):
+                config[name] = PATIENT_LINK
+            else:
+                config[name] = st.column_config.TextColumn(name, help="Patient pages are not part of your role")
         elif pd.api.types.is_datetime64_any_dtype(frame[name]):
             config[name] = st.column_config.DateColumn(name, format="YYYY-MM-DD")
         elif name in percent:

@@ -204,6 +204,10 @@ def test_manager_sees_the_clinic_page_without_patient_level_exports(app: Callabl
     assert visible_ids(at) == NORTH
     assert no_page(at, "patient") and no_page(at, "audit")
     assert any(b.label == "Download CSV" for b in at.get("download_button"))  # aggregate tables download
+    # Worklists show patient ids as text, not links to a page this role cannot open.
+    configs = [json.loads(frame.proto.columns or "{}") for frame in at.dataframe]
+    patient_columns = [c["patient"] for c in configs if "patient" in c]
+    assert patient_columns and all(c.get("type_config", {}).get("type") != "link" for c in patient_columns)
     at.switch_page("pages/data.py")
     at.run()
     assert not at.exception
