@@ -9,9 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats as sps
+# scipy.special holds the two quantile functions scipy.stats itself calls; importing scipy.stats
+# would add about 0.7 s to every command-line run.
+from scipy.special import ndtri, stdtrit
 
-Z_95 = float(sps.norm.ppf(0.975))
+Z_95 = float(ndtri(0.975))
 WILSON_METHOD = "95% Wilson score interval"
 T_METHOD = "95% t-interval (mean ± t(0.975, n−1)·sd/√n, sd with n−1)"
 
@@ -66,5 +68,5 @@ def t_interval(
     n = np.asarray(n, dtype="float64")
     df = np.where(n >= 2, n - 1, np.nan)
     with np.errstate(divide="ignore", invalid="ignore"):
-        half = sps.t.ppf(0.5 + level / 2, df) * sd / np.sqrt(n)
+        half = stdtrit(df, 0.5 + level / 2) * sd / np.sqrt(n)
     return np.where(n >= 2, mean - half, np.nan), np.where(n >= 2, mean + half, np.nan)
