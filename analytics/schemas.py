@@ -23,6 +23,10 @@ _PATIENT_ID_RE = re.compile(PATIENT_ID_PATTERN)
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _AGE_BAND_RE = re.compile(r"^(\d{1,3})-(\d{1,3})$|^(\d{1,3})\+$")
 
+# Text columns are Arrow-backed strings: hashing them (duplicate checks, group-bys, merges on
+# patient_id) is several times faster than Python-object strings on a 2-million-row diary.
+TEXT_DTYPE = "string[pyarrow]"
+
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
 
@@ -99,7 +103,7 @@ def _parse_booleans(distinct: pd.Series) -> pd.Series:
 
 def _parse_patient_ids(distinct: pd.Series) -> pd.Series:
     ok = distinct.map(lambda v: bool(_PATIENT_ID_RE.match(v)))
-    return distinct.where(ok).astype("string")
+    return distinct.where(ok).astype(TEXT_DTYPE)
 
 
 def _parse_age_bands(distinct: pd.Series) -> pd.Series:
@@ -107,12 +111,12 @@ def _parse_age_bands(distinct: pd.Series) -> pd.Series:
         m = _AGE_BAND_RE.match(v)
         return bool(m) and (m.group(3) is not None or int(m.group(1)) <= int(m.group(2)))
 
-    return distinct.where(distinct.map(valid)).astype("string")
+    return distinct.where(distinct.map(valid)).astype(TEXT_DTYPE)
 
 
 def _parse_text(distinct: pd.Series) -> pd.Series:
     """Free text; an empty cell is missing (NA), never the empty string."""
-    return distinct.where(distinct != "").astype("string")
+    return distinct.where(distinct != "").astype(TEXT_DTYPE)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
 # scipy.special holds the two quantile functions scipy.stats itself calls; importing scipy.stats
 # would add about 0.7 s to every command-line run.
 from scipy.special import ndtri, stdtrit
