@@ -64,6 +64,14 @@ def _legend_square(name: str, colour: str, symbol: str = "square", line: str | N
     )
 
 
+def _hline(
+    y: float, colour: str, width: float, dash: str | None = None, x0: float = 0, x1: float = 1, xref: str = "paper"
+) -> dict:
+    """A horizontal reference line at ``y`` (baseline, threshold) across the plot, or from x0 to x1."""
+    line = dict(color=colour, width=width) | (dict(dash=dash) if dash else {})
+    return dict(type="line", xref=xref, yref="y", x0=x0, x1=x1, y0=y, y1=y, line=line)
+
+
 def _injection_lines(cycles: pd.DataFrame, yref: str = "paper", xref: str = "x") -> tuple[list[dict], list[dict]]:
     """Vertical lines and 'C1', 'C2' … labels at each injection date."""
     sessions = cycles[cycles["cycle"] >= 1]
@@ -353,18 +361,7 @@ def build_rolling_headache_figure(
         if pd.notna(b["mhd"]):
             evaluable = "" if b["evaluable"] else ", not evaluable"
             label = f"baseline {b['mhd']:.1f} ({int(b['recorded_days'])}/{int(b['window_days'])} d{evaluable})"
-            shapes.append(
-                dict(
-                    type="line",
-                    xref="paper",
-                    yref="y",
-                    x0=0,
-                    x1=1,
-                    y0=b["mhd"],
-                    y1=b["mhd"],
-                    line=dict(color=theme.BASELINE, width=1.5, dash="dash"),
-                )
-            )
+            shapes.append(_hline(b["mhd"], theme.BASELINE, 1.5, dash="dash"))
             annotations.append(
                 dict(
                     x=1,
@@ -378,18 +375,7 @@ def build_rolling_headache_figure(
                     font=dict(size=12, color=theme.BASELINE),
                 )
             )
-    shapes.append(
-        dict(
-            type="line",
-            xref="paper",
-            yref="y",
-            x0=0,
-            x1=1,
-            y0=15,
-            y1=15,
-            line=dict(color=theme.NON_RESPONDER, width=1, dash="dot"),
-        )
-    )
+    shapes.append(_hline(15, theme.NON_RESPONDER, 1, dash="dot"))
     annotations.append(
         dict(
             x=0,
@@ -484,18 +470,7 @@ def build_cycle_bars_figure(cycles: pd.DataFrame, thresholds: tuple[int, ...] = 
         for t in thresholds:
             level = baseline_mhd * (1 - t / 100)
             colour = theme.THRESHOLD_COLOURS.get(t, theme.BASELINE)
-            shapes.append(
-                dict(
-                    type="line",
-                    xref="x",
-                    yref="y",
-                    x0=0.5,
-                    x1=len(c) - 0.5,
-                    y0=level,
-                    y1=level,
-                    line=dict(color=colour, width=1.5, dash="dash"),
-                )
-            )
+            shapes.append(_hline(level, colour, 1.5, dash="dash", x0=0.5, x1=len(c) - 0.5, xref="x"))
             annotations.append(
                 dict(
                     x=len(c) - 0.5,
@@ -508,18 +483,7 @@ def build_cycle_bars_figure(cycles: pd.DataFrame, thresholds: tuple[int, ...] = 
                     font=dict(size=12, color=colour),
                 )
             )
-        shapes.append(
-            dict(
-                type="line",
-                xref="x",
-                yref="y",
-                x0=-0.5,
-                x1=len(c) - 0.5,
-                y0=baseline_mhd,
-                y1=baseline_mhd,
-                line=dict(color=theme.BASELINE, width=1.5),
-            )
-        )
+        shapes.append(_hline(baseline_mhd, theme.BASELINE, 1.5, x0=-0.5, x1=len(c) - 0.5, xref="x"))
         annotations.append(
             dict(
                 x=len(c) - 0.5,
@@ -658,30 +622,8 @@ def build_weekly_profile_figure(
     baseline = prof["baseline_per_7"].dropna() if "baseline_per_7" in prof else pd.Series(dtype="float64")
     if len(baseline):
         level, threshold = float(baseline.iloc[0]), float(prof["onset_threshold_per_7"].dropna().iloc[0])
-        shapes.append(
-            dict(
-                type="line",
-                xref="paper",
-                yref="y",
-                x0=0,
-                x1=1,
-                y0=level,
-                y1=level,
-                line=dict(color=theme.BASELINE, width=1.5, dash="dash"),
-            )
-        )
-        shapes.append(
-            dict(
-                type="line",
-                xref="paper",
-                yref="y",
-                x0=0,
-                x1=1,
-                y0=threshold,
-                y1=threshold,
-                line=dict(color=theme.RESPONDER, width=1.2, dash="dot"),
-            )
-        )
+        shapes.append(_hline(level, theme.BASELINE, 1.5, dash="dash"))
+        shapes.append(_hline(threshold, theme.RESPONDER, 1.2, dash="dot"))
         annotations += [
             dict(
                 x=1,
