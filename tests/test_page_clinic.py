@@ -12,6 +12,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from page_helpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
 from analytics import clinic
@@ -39,14 +40,7 @@ def expected(sample, **kwargs: object) -> clinic.ClinicView:
 
 
 def open_page(monkeypatch: pytest.MonkeyPatch, **query: str) -> AppTest:
-    monkeypatch.delenv("OUTCOMES_DATA_DIR", raising=False)  # the bundled sample data is the default source
-    at = AppTest.from_file(str(APP), default_timeout=60)
-    at.switch_page(PAGE)
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_app_page(monkeypatch, PAGE, query=query, timeout=60)
 
 
 def metrics(at: AppTest) -> dict[str, str]:

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
+from page_helpers import open_app_page
 from streamlit.elements.widgets.button import ButtonMixin
 from streamlit.testing.v1 import AppTest
 
@@ -29,7 +30,6 @@ from analytics.config import AnalysisConfig
 from analytics.export import EXPORT_FILES
 from analytics.figures.data_quality import build_completeness_figure
 from analytics.load import Dataset, FileReport
-from ui import state
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CONFORMANCE = PROJECT_DIR / "tests" / "conformance" / "data"
@@ -66,14 +66,7 @@ def data_with_rejections(tmp_path: Path) -> tuple[Path, list[tuple[str, int, str
 
 
 def run_data_page(folder: Path, monkeypatch: pytest.MonkeyPatch, query: dict[str, str] | None = None) -> AppTest:
-    monkeypatch.setenv(state.DATA_DIR_VARIABLE, str(folder))
-    at = AppTest.from_file(str(PROJECT_DIR / "dashboard.py"), default_timeout=120)
-    at.switch_page("pages/data.py")
-    for name, value in (query or {}).items():
-        at.query_params[name] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_app_page(monkeypatch, "pages/data.py", folder, query, timeout=120)
 
 
 def frame_with_columns(at: AppTest, columns: list[str]) -> pd.DataFrame:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
+from page_helpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
 from analytics import outcomes
@@ -21,7 +21,6 @@ from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.load import load_dataset
 from analytics.pipeline import analyse
 
-APP = Path(__file__).resolve().parent.parent / "dashboard.py"
 PAGE = "pages/outcomes.py"
 
 pytestmark = pytest.mark.skipif(not (SAMPLE_DATA_DIR / "sessions.csv").exists(), reason="no bundled sample data")
@@ -35,14 +34,7 @@ def sample():
 
 
 def open_page(monkeypatch: pytest.MonkeyPatch, query: dict[str, list[str]] | None = None) -> AppTest:
-    monkeypatch.delenv("OUTCOMES_DATA_DIR", raising=False)  # the bundled sample data is the default source
-    at = AppTest.from_file(str(APP), default_timeout=90)
-    at.switch_page(PAGE)
-    for name, values in (query or {}).items():
-        at.query_params[name] = values
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_app_page(monkeypatch, PAGE, query=query)
 
 
 def metrics(at: AppTest) -> dict[str, str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from page_helpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
 from analytics import clinical
@@ -20,7 +21,6 @@ from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.load import load_dataset
 from analytics.pipeline import analyse
 
-APP = Path(__file__).resolve().parent.parent / "dashboard.py"
 PAGE = "pages/patient.py"
 CONFORMANCE_DATA = Path(__file__).resolve().parent / "conformance" / "data"
 HAS_SAMPLE = (SAMPLE_DATA_DIR / "sessions.csv").exists()
@@ -35,17 +35,7 @@ def sample():
 
 
 def open_page(monkeypatch: pytest.MonkeyPatch, folder: Path | None = None, **query: str) -> AppTest:
-    if folder is None:
-        monkeypatch.delenv("OUTCOMES_DATA_DIR", raising=False)  # the bundled sample data is the default source
-    else:
-        monkeypatch.setenv("OUTCOMES_DATA_DIR", str(folder))
-    at = AppTest.from_file(str(APP), default_timeout=90)
-    at.switch_page(PAGE)
-    for name, value in query.items():
-        at.query_params[name] = value
-    at.run()
-    assert not at.exception, at.exception
-    return at
+    return open_app_page(monkeypatch, PAGE, folder, query)
 
 
 def shown(at: AppTest) -> dict[str, str]:
