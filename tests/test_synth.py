@@ -254,12 +254,16 @@ def test_reinjection_intervals_are_about_twelve_weeks_with_delays(cohort: dict[s
 
 def test_adverse_event_rates_per_session_are_in_published_ranges(cohort: dict[str, pd.DataFrame]) -> None:
     events, sessions = cohort["adverse_events"], cohort["sessions"]
+    # PREEMPT's figures (neck pain 8.7%, muscular weakness 5.5%, eyelid ptosis 3.3%, injection-site pain
+    # and headache 3.2%) are shares of *patients* over two cycles, so a session's rate is about half of
+    # them (the per-patient figures are checked in tests/test_synth_calibration.py). Ranges: about half
+    # the published figure, wide enough for ~1,000 sessions.
     rate = events["event"].value_counts() / len(sessions)
-    assert 0.04 <= rate["neck_pain"] <= 0.09
-    assert 0.02 <= rate["eyelid_ptosis"] <= 0.05
-    assert 0.01 <= rate["muscular_weakness"] <= 0.08
-    assert 0.005 <= rate["injection_site_pain"] <= 0.04
-    assert 0.005 <= rate["headache"] <= 0.04
+    assert 0.02 <= rate["neck_pain"] <= 0.06
+    assert 0.007 <= rate["eyelid_ptosis"] <= 0.025
+    assert 0.01 <= rate["muscular_weakness"] <= 0.04
+    assert 0.004 <= rate["injection_site_pain"] <= 0.025
+    assert 0.004 <= rate["headache"] <= 0.025
     assert (events["severity"] == "mild").mean() > 0.5
     assert events["serious"].mean() < 0.05
     keyed = events.merge(sessions[["patient_id", "session_date"]], on=["patient_id", "session_date"])
@@ -318,7 +322,14 @@ def test_nobody_is_treated_or_keeps_a_diary_after_stopping(cohort: dict[str, pd.
 def test_retention_falls_across_cycles(cohort: dict[str, pd.DataFrame]) -> None:
     per_patient = cohort["sessions"].groupby("patient_id").size()
     treated = [(per_patient >= k).sum() for k in range(1, 6)]
-    assert treated == sorted(treated, reverse=True) and treated[4] < treated[0] / 2
+    # Fewer patients at each cycle, by stopping and because later starters have not had the time.
+    assert treated == sorted(treated, reverse=True) and treated[4] < 0.65 * treated[0]
+    # PREEMPT: 72.6% of patients received all five cycles. Among patients whose first session was at
+    # least 4 x 16 weeks before the end (time for 4 intervals, late ones included), about 70% reach
+    # session 5; the range allows for ~120 such patients.
+    first = cohort["sessions"].groupby("patient_id")["session_date"].min()
+    had_the_time = first <= pd.Timestamp(END) - pd.Timedelta(days=4 * 112)
+    assert 0.55 <= (per_patient[had_the_time] >= 5).mean() <= 0.85
     assert per_patient.max() >= 8
 
 

@@ -5,7 +5,8 @@ cycle 2 and 70.9% by cycle 3 (cumulative). The generator (analytics/synth.py) is
 the SPEC §3 "cumulative responder rate, completers", computed by load_dataset + analyse from the
 files it writes, lands on those figures. Tolerance: ±8 percentage points; with 1,000 patients the
 cycle-3 denominator is ~570, a binomial standard error of ~2 points, so the band is ~4 SE wide and
-leaves room for the calibration error (a 10,000-patient run gives 48.8 / 60.1 / 70.7%).
+leaves room for the calibration error (a 10,000-patient run gives 49.0 / 61.0 / 71.3%). The tighter
+calibration checks, per-cycle rates included, are in tests/test_synth_calibration.py.
 """
 
 from __future__ import annotations
