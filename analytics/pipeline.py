@@ -1,8 +1,8 @@
 """The analysis chain from a loaded dataset to the tables every page and export reads.
 
 ``analyse`` runs files -> per-patient-day frame -> cycle windows -> per-patient-cycle table ->
-cohort table, and the patient status and safety tables of SPEC §5, once, for one set of parameters; pages and the export command call it and never
-recompute a definition themselves.
+cohort table, and the patient status and safety tables of SPEC §5, once, for one set of
+parameters; pages and the export command call it and never recompute a definition themselves.
 """
 
 from __future__ import annotations
