@@ -10,12 +10,13 @@ export (``analytics.suppression``); ``python -m analytics deidentify ...`` is ``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from datetime import date
 from pathlib import Path
 
 from analytics import cohort_filter, deidentify
-from analytics.config import AnalysisConfig
+from analytics.config import AnalysisConfig, flag_name, flag_parameters
 from analytics.export import PATIENT_LEVEL_FILES, write_atomically
 from analytics.load import DatasetRefused, load_dataset
 from analytics.pipeline import analyse
@@ -29,33 +30,38 @@ def _iso_date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from exc
 
 
+_METAVARS = {float: "X", int: "N"}
+
+
 def _parameter_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = AnalysisConfig()
+    """One flag per parameter of ``AnalysisConfig`` (SPEC §3 and §5), from its field and documentation."""
     parser.add_argument(
         "--as-of", type=_iso_date, help="data cut-off YYYY-MM-DD (default: latest session or diary date)"
     )
-    parser.add_argument("--headache-min-hours", type=float, default=defaults.headache_min_hours, metavar="H")
-    parser.add_argument("--baseline-days", type=int, default=defaults.baseline_days, metavar="N")
-    parser.add_argument("--cycle-days", type=int, default=defaults.cycle_days, metavar="N")
-    parser.add_argument("--min-completeness", type=float, default=defaults.min_completeness, metavar="F")
-    parser.add_argument("--min-window-days", type=int, default=defaults.min_window_days, metavar="N")
+    defaults = AnalysisConfig()
+    docs = {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(AnalysisConfig)}
+    for name in flag_parameters():
+        kind = type(getattr(defaults, name))
+        parser.add_argument(
+            flag_name(name),
+            type=kind,
+            default=getattr(defaults, name),
+            metavar=_METAVARS.get(kind, "V"),
+            help=docs[name].replace("%", "%%") + " (default %(default)s)",
+        )
 
 
 def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
-    return AnalysisConfig(
-        headache_min_hours=args.headache_min_hours,
-        baseline_days=args.baseline_days,
-        cycle_days=args.cycle_days,
-        min_completeness=args.min_completeness,
-        min_window_days=args.min_window_days,
-        as_of=args.as_of,
-    )
+    values = {name: getattr(args, name) for name in flag_parameters() if hasattr(args, name)}
+    return AnalysisConfig(**values, as_of=args.as_of)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analytics", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    export = commands.add_parser("export", help="write patient_cycles, cohort_cycles, rejected_rows and manifest")
+    export = commands.add_parser(
+        "export", help="write patient_cycles, cohort_cycles, patient_status, safety, rejected_rows and manifest"
+    )
     export.add_argument("--data", required=True, type=Path, help="folder with sessions.csv, diary.csv, ...")
     export.add_argument("--out", required=True, type=Path, help="folder to write the export into")
     export.add_argument("--strict", action="store_true", help="write nothing and exit 1 when any row is rejected")

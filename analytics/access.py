@@ -98,7 +98,9 @@ EXPORT_FILE_KINDS: Mapping[str, str] = MappingProxyType(
     {
         "patient_cycles.csv": "patient_level",
         "rejected_rows.csv": "patient_level",
+        "patient_status.csv": "patient_level",
         "cohort_cycles.csv": "aggregate",
+        "safety.csv": "aggregate",
         "manifest.json": "aggregate",
         "rejected_counts.csv": "aggregate",
     }

@@ -34,6 +34,7 @@ from analytics.config import AnalysisConfig
 from analytics.export import export_files, suppressed_export_files
 from analytics.load import Dataset
 from analytics.pipeline import Analysis
+from analytics.status import safety
 
 FILTER_FILE_NAME = "cohort_filter.json"
 MANIFEST_KEY = "cohort_filter"
@@ -428,6 +429,7 @@ def restrict(analysis: Analysis, patient_ids: Iterable[str], with_days: bool = T
     """The analysis of only ``patient_ids``: their patient_cycles and patient_days rows, and a
     cohort_cycles table recomputed from them with the same as_of and parameters (SPEC §3).
 
+    patient_status keeps their rows (SPEC §5 is per patient) and safety is recomputed over them.
     ``with_days=False`` leaves patient_days empty (same columns): copying millions of diary rows is
     most of the cost of a filter change, and a caller that reads the days through
     ``outcomes.treated_days`` of the whole analysis (the Outcomes page) does not need them.
@@ -438,8 +440,13 @@ def restrict(analysis: Analysis, patient_ids: Iterable[str], with_days: bool = T
     days = analysis.patient_days
     days = days.loc[days["patient_id"].isin(keep)] if with_days else days.iloc[:0]
     cohort = cohort_cycles(table, analysis.as_of, analysis.config)
+    status = analysis.patient_status
+    status = status.loc[status["patient_id"].isin(keep)].reset_index(drop=True)
+    events = analysis.adverse_events
+    events = None if events is None else events.loc[events["patient_id"].isin(keep)].reset_index(drop=True)
     return dataclasses.replace(analysis, patient_cycles=table, patient_days=days.reset_index(drop=True),
-                               cohort_cycles=cohort)
+                               cohort_cycles=cohort, patient_status=status, adverse_events=events,
+                               safety=safety(table, events))
 
 
 def filter_manifest(cohort_filter: CohortFilter, selected: int, treated: int, min_cell: int | None = None
@@ -542,14 +549,7 @@ def export_command(cohort_filter: CohortFilter, config: AnalysisConfig, data: st
     args = ["python", "-m", "analytics", "export", "--data", data, "--out", out]
     if config.as_of is not None:
         args += ["--as-of", config.as_of.isoformat()]
-    flags = {"headache_min_hours": "--headache-min-hours", "baseline_days": "--baseline-days",
-             "cycle_days": "--cycle-days", "min_completeness": "--min-completeness",
-             "min_window_days": "--min-window-days"}
-    default = AnalysisConfig()
-    for name, flag in flags.items():
-        value = getattr(config, name)
-        if value != getattr(default, name):
-            args += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+    args += config.flag_arguments()
     if not cohort_filter.is_empty():
         args += ["--filter-file", filter_file] if filter_file else cohort_filter.cli_arguments()
     return shlex.join(args)

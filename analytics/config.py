@@ -1,4 +1,4 @@
-"""Analysis parameters (SPEC §3) and project paths.
+"""Analysis parameters (SPEC §3 and §5) and project paths.
 
 One frozen dataclass holds every parameter of the clinical definitions with its documented
 default, so the export manifest, the data dictionary and the dashboard sidebar all read the
@@ -21,9 +21,27 @@ def _doc(doc: str, basis: str) -> dict[str, str]:
     return {"doc": doc, "basis": basis}
 
 
+# The parameters of SPEC §5 (patient status and safety), in the SPEC's order.
+STATUS_PARAMETERS = (
+    "chronic_min_headache_days",
+    "chronic_min_migraine_days",
+    "min_prior_preventives",
+    "overuse_acute_days",
+    "stopping_cycle",
+    "stopping_min_reduction",
+    "ehf_cycles",
+    "episodic_max_days",
+    "ehf_episodic_max_days",
+    "episodic_periods",
+    "on_time_min_days",
+    "on_time_max_days",
+    "lapse_days",
+)
+
+
 @dataclass(frozen=True)
 class AnalysisConfig:
-    """Parameters of the definitions in SPEC §3; defaults are the SPEC's."""
+    """Parameters of the definitions in SPEC §3 and §5; defaults are the SPEC's."""
 
     headache_min_hours: float = field(
         default=4.0,
@@ -67,6 +85,87 @@ class AnalysisConfig:
             "NICE / EHF continuation, trial standard, 'excellent'",
         ),
     )
+    chronic_min_headache_days: float = field(
+        default=15.0,
+        metadata=_doc(
+            "Baseline headache days per 28 days for chronic migraine (at least).",
+            "ICHD-3 / NICE TA260: >=15 headache days a month",
+        ),
+    )
+    chronic_min_migraine_days: float = field(
+        default=8.0,
+        metadata=_doc(
+            "Baseline migraine days per 28 days for chronic migraine (at least).",
+            "ICHD-3: of which >=8 migraine days",
+        ),
+    )
+    min_prior_preventives: int = field(
+        default=3,
+        metadata=_doc("Prior preventive treatments that failed (at least).", "NICE TA260: >=3 preventives failed"),
+    )
+    overuse_acute_days: float = field(
+        default=10.0,
+        metadata=_doc(
+            "Acute-medication days per 28 days that indicate medication overuse (at least).",
+            "ICHD-3 medication overuse: acute medication on >=10 days a month",
+        ),
+    )
+    stopping_cycle: int = field(
+        default=2,
+        metadata=_doc("Cycle at which the NICE non-response rule is judged.", "NICE TA260: after 2 treatment cycles"),
+    )
+    stopping_min_reduction: float = field(
+        default=30.0,
+        metadata=_doc(
+            "Reduction of monthly headache days (%) below which treatment stops (NICE and EHF rules).",
+            "NICE TA260 / EHF: stop below a 30% reduction",
+        ),
+    )
+    ehf_cycles: int = field(
+        default=3,
+        metadata=_doc(
+            "Cycles without a response after which the EHF rule says stop.",
+            "EHF 2018: stop after no response to the first 2-3 cycles",
+        ),
+    )
+    episodic_max_days: float = field(
+        default=15.0,
+        metadata=_doc(
+            "Headache days per 28 days below which a 28-day period counts as episodic (NICE).",
+            "NICE TA260: changed to episodic, <15 headache days a month",
+        ),
+    )
+    ehf_episodic_max_days: float = field(
+        default=10.0,
+        metadata=_doc(
+            "Headache days per 28 days below which a 28-day period counts as episodic (EHF).",
+            "EHF 2018: <10 headache days a month",
+        ),
+    )
+    episodic_periods: int = field(
+        default=3,
+        metadata=_doc(
+            "Consecutive evaluable 28-day periods below the threshold for conversion to episodic migraine.",
+            "NICE TA260 / EHF: for 3 consecutive months",
+        ),
+    )
+    on_time_min_days: int = field(
+        default=77,
+        metadata=_doc("Shortest on-time interval between sessions (days).", "re-injection at 12 weeks - 3 weeks"),
+    )
+    on_time_max_days: int = field(
+        default=98,
+        metadata=_doc(
+            "Longest on-time interval between sessions (days); later is overdue.", "re-injection at 12 weeks + 3 weeks"
+        ),
+    )
+    lapse_days: int = field(
+        default=182,
+        metadata=_doc(
+            "Days since the last session after which a patient is lapsed (lost to follow-up).",
+            "no session for about 6 months",
+        ),
+    )
     as_of: date | None = field(
         default=None,
         metadata=_doc(
@@ -84,6 +183,14 @@ class AnalysisConfig:
         for name in ("baseline_days", "cycle_days", "min_window_days"):
             if int(getattr(self, name)) < 1:
                 problems.append(f"{name} must be a positive number of days")
+        for name in ("min_prior_preventives", "on_time_min_days", "on_time_max_days", "lapse_days"):
+            if int(getattr(self, name)) < 0:
+                problems.append(f"{name} must not be negative")
+        for name in ("stopping_cycle", "ehf_cycles", "episodic_periods"):
+            if int(getattr(self, name)) < 1:
+                problems.append(f"{name} must be at least 1")
+        if self.on_time_min_days > self.on_time_max_days:
+            problems.append("on_time_min_days must not exceed on_time_max_days")
         if not 0 <= self.min_completeness <= 1:
             problems.append("min_completeness must lie in [0, 1]")
         if problems:
@@ -101,8 +208,19 @@ class AnalysisConfig:
             "min_completeness": self.min_completeness,
             "min_window_days": self.min_window_days,
             "responder_thresholds": list(self.responder_thresholds),
+            **{name: getattr(self, name) for name in STATUS_PARAMETERS},
             "as_of": self.as_of.isoformat() if self.as_of else None,
         }
+
+    def flag_arguments(self) -> list[str]:
+        """The command-line flags that set this configuration's parameters where they differ from the default."""
+        default = AnalysisConfig()
+        args: list[str] = []
+        for name in flag_parameters():
+            value = getattr(self, name)
+            if value != getattr(default, name):
+                args += [flag_name(name), f"{value:g}" if isinstance(value, float) else str(value)]
+        return args
 
     def differences_from_default(self) -> dict[str, tuple[object, object]]:
         """Parameters whose value differs from the SPEC default: name -> (default, value)."""
@@ -121,3 +239,14 @@ def parameter_docs() -> list[dict[str, object]]:
         for f in dataclasses.fields(AnalysisConfig)
         if f.repr
     ]
+
+
+def flag_parameters() -> list[str]:
+    """The parameters that the command line takes as flags of their own (as_of has --as-of)."""
+    skipped = ("as_of", "responder_thresholds")
+    return [f.name for f in dataclasses.fields(AnalysisConfig) if f.repr and f.name not in skipped]
+
+
+def flag_name(parameter: str) -> str:
+    """The command-line flag of a parameter: ``--`` and its name with dashes (SPEC §4)."""
+    return "--" + parameter.replace("_", "-")

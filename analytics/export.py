@@ -28,14 +28,15 @@ from analytics.cohort import COHORT_CYCLE_COLUMNS
 from analytics.cycles import PATIENT_CYCLE_COLUMNS
 from analytics.load import Dataset
 from analytics.pipeline import Analysis
+from analytics.status import PATIENT_STATUS_COLUMNS
 from analytics.suppression import describe, suppress_cohort_cycles, suppress_rejections
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
-RESULT_FILES = ("patient_cycles.csv", "cohort_cycles.csv")
+RESULT_FILES = ("patient_cycles.csv", "cohort_cycles.csv", "patient_status.csv", "safety.csv")
 EXPORT_FILES = (*RESULT_FILES, "rejected_rows.csv", "manifest.json")
 SUPPRESSED_EXPORT_FILES = ("cohort_cycles.csv", "rejected_counts.csv", "manifest.json")
-PATIENT_LEVEL_FILES = ("patient_cycles.csv", "rejected_rows.csv")
+PATIENT_LEVEL_FILES = ("patient_cycles.csv", "patient_status.csv", "rejected_rows.csv")
 
 
 def _text_cell(value: object) -> str:
@@ -113,7 +114,7 @@ def manifest(
         "rows_rejected_total": len(dataset.rejected),
         "software": {"name": "botox-outcomes-analytics", "version": __version__},
         "exported_at": exported_at.astimezone(UTC).isoformat(timespec="seconds"),
-        "definitions": "SPEC.md §3; the project's data dictionary (README) documents the rest",
+        "definitions": "SPEC.md §3 and §5; the project's data dictionary (README) documents the rest",
         **(dict(extra) if extra else {}),
     }
 
@@ -124,15 +125,18 @@ def export_files(
     exported_at: datetime | None = None,
     extra_manifest: Mapping[str, object] | None = None,
 ) -> dict[str, bytes]:
-    """The four export files of SPEC §4, by file name."""
+    """The export files of SPEC §4, by file name (``safety.csv`` only when the dataset has adverse events)."""
     exported_at = exported_at or datetime.now(UTC)
     patient_table = analysis.patient_cycles[PATIENT_CYCLE_COLUMNS]
     cohort_table = analysis.cohort_cycles[
         [c for c in analysis.cohort_cycles.columns if c in COHORT_CYCLE_COLUMNS or c.startswith("new_responder_50_ci")]
     ]
+    safety = {} if analysis.safety is None else {"safety.csv": csv_bytes(analysis.safety)}
     return {
         "patient_cycles.csv": csv_bytes(patient_table),
         "cohort_cycles.csv": csv_bytes(cohort_table),
+        "patient_status.csv": csv_bytes(analysis.patient_status[PATIENT_STATUS_COLUMNS]),
+        **safety,
         "rejected_rows.csv": csv_bytes(dataset.rejected),
         "manifest.json": (
             json.dumps(manifest(analysis, dataset, exported_at, extra_manifest), indent=2) + "\n"

@@ -1,8 +1,8 @@
 """The analysis chain from a loaded dataset to the tables every page and export reads.
 
 ``analyse`` runs files -> per-patient-day frame -> cycle windows -> per-patient-cycle table ->
-cohort table once, for one set of parameters; pages and the export command call it and never
-recompute a definition themselves.
+cohort table, and the patient status and safety tables of SPEC §5, once, for one set of
+parameters; pages and the export command call it and never recompute a definition themselves.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from analytics.cohort import cohort_cycles
 from analytics.config import AnalysisConfig
 from analytics.cycles import data_cutoff, patient_cycles
 from analytics.load import Dataset
+from analytics.status import counted_adverse_events, patient_status, safety
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,12 @@ class Analysis:
     """One row per treated patient and cycle 0..n (SPEC §4 columns, then eligible, n_sessions, baseline_mhd)."""
     cohort_cycles: pd.DataFrame
     """One row per cycle 0..K (SPEC §4 columns)."""
+    patient_status: pd.DataFrame
+    """One row per treated patient (SPEC §5.1 columns)."""
+    adverse_events: pd.DataFrame | None
+    """The adverse-event rows SPEC §5.4 counts (treated patients' sessions up to as_of), with the cycle."""
+    safety: pd.DataFrame | None
+    """Adverse events per event (SPEC §5.4); None when the dataset has no adverse_events.csv."""
 
 
 def analyse(dataset: Dataset, config: AnalysisConfig | None = None) -> Analysis:
@@ -36,4 +43,8 @@ def analyse(dataset: Dataset, config: AnalysisConfig | None = None) -> Analysis:
     sessions, diary = dataset.tables["sessions"], dataset.tables["diary"]
     as_of = data_cutoff(sessions, diary, config)
     table, days = patient_cycles(sessions, diary, as_of, config, dataset.present_columns.get("diary", frozenset()))
-    return Analysis(config, as_of, days, table, cohort_cycles(table, as_of, config))
+    status = patient_status(table, days, as_of, config, dataset)
+    events = counted_adverse_events(table, dataset)
+    return Analysis(
+        config, as_of, days, table, cohort_cycles(table, as_of, config), status, events, safety(table, events)
+    )

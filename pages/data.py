@@ -32,6 +32,8 @@ MIME = {".csv": "text/csv", ".json": "application/json"}
 EXPORT_NOTES = {
     "patient_cycles.csv": "one row per treated patient and cycle (0 = baseline)",
     "cohort_cycles.csv": "one row per cycle: n, mean change with t-interval, responder rates with Wilson intervals",
+    "patient_status.csv": "one row per treated patient: treatment state, next due date, stopping rules (SPEC §5)",
+    "safety.csv": "adverse events: patients with an event, in the first two cycles, per 100 sessions (SPEC §5)",
     "rejected_rows.csv": "every rejected row: file, line, patient_id, reason",
     "manifest.json": "as_of, every parameter, each input file's SHA-256 and row counts, version, time",
     "rejected_counts.csv": "rejected rows counted per file and reason (small counts suppressed)",
@@ -124,9 +126,11 @@ def _exports_section(dataset: Dataset, analysis: Analysis, data_dir: Path | None
     if enforced is not None:
         min_cell = max(min_cell, enforced)
         left.caption(f"Suppression with K ≥ {enforced} is required for your role by the access file.")
-    names = SUPPRESSED_EXPORT_FILES if suppress else EXPORT_FILES
+    names = SUPPRESSED_EXPORT_FILES if suppress else [
+        name for name in EXPORT_FILES if name != "safety.csv" or analysis.safety is not None
+    ]
     st.markdown(
-        ("The suppressed aggregate export" if suppress else "The same four files")
+        ("The suppressed aggregate export" if suppress else "The same files")
         + " as the command line writes for these data and parameters "
         f"(data as of {analysis.as_of:%Y-%m-%d}); the files are written when you click. The command:"
     )

@@ -61,6 +61,7 @@ def test_the_copy_is_complete() -> None:
         "data/diary.csv",
         "expected/patient_cycles.csv",
         "expected/cohort_cycles.csv",
+        "expected/patient_status.csv",
         "expected/rejected_rows.csv",
         "expected/manifest.json",
         "check.py",

@@ -369,4 +369,4 @@ def test_suppressed_export_refuses_a_folder_with_patient_level_files(tmp_path: P
     out = tmp_path / "out"
     assert main(["export", "--data", str(CONFORMANCE), "--out", str(out)]) == 0
     assert main(["export", "--data", str(CONFORMANCE), "--out", str(out), "--min-cell", "11"]) == 2
-    assert "holds patient-level files (patient_cycles.csv, rejected_rows.csv)" in capsys.readouterr().err
+    assert "holds patient-level files (patient_cycles.csv, patient_status.csv, rejected_rows.csv)" in capsys.readouterr().err
