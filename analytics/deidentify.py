@@ -3,7 +3,7 @@
 It turns a folder of raw files named like the data contract's (SPEC §2) into a dataset the
 dashboard accepts, and writes nothing that links it back to the clinic's records:
 
-- **columns**: direct identifiers (SPEC §2.1, after ``schemas.normalise_column_name``) and every
+- **columns**: direct identifiers (SPEC §2.1, ``schemas.direct_identifier``) and every
   column outside the data contract are dropped and named in the report; ``--keep COL`` keeps a
   contract-free column the user vouches for (never a direct identifier). Kept columns are copied
   verbatim: not pseudonymised, not shifted, not top-coded.
@@ -55,7 +55,7 @@ import pandas as pd
 from analytics import __version__
 from analytics.export import csv_bytes, write_atomically
 from analytics.load import DatasetRefused, RawTable, read_source, read_table
-from analytics.schemas import DIRECT_IDENTIFIERS, FILES, PATIENT_ID_PATTERN, normalise_column_name
+from analytics.schemas import FILES, PATIENT_ID_PATTERN, direct_identifier
 
 REPORT_FILE = "deidentify_report.json"
 PSEUDONYM_PREFIX = "P"
@@ -196,7 +196,7 @@ def load_or_create_key(path: Path) -> tuple[bytes, bool, list[str]]:
 
 def _check_keep(keep: list[str]) -> None:
     for column in keep:
-        if normalise_column_name(column) in DIRECT_IDENTIFIERS:
+        if direct_identifier(column):
             raise DeidentifyError(
                 f"--keep {column}: '{column}' is a direct identifier (SPEC §2.1) and is always dropped"
             )
@@ -207,7 +207,7 @@ def _columns(stem: str, table: RawTable, keep: set[str]) -> tuple[list[str], dic
     contract = {c.name for c in FILES[stem].columns}
     written, dropped = [], {}
     for column in table.cells.columns:
-        if normalise_column_name(column) in DIRECT_IDENTIFIERS:
+        if direct_identifier(column):
             dropped[column] = DROPPED_IDENTIFIER
         elif column in contract or column in keep:
             written.append(column)

@@ -267,6 +267,29 @@ def test_bad_input_exits_2_with_one_line_and_creates_no_key(tmp_path: Path, caps
     assert change == "bad_key" or not key_file.exists()
 
 
+@pytest.mark.parametrize("column", ["Patient Name", "nhs_no", "phone_no", "postal_code", "Hospital No.", "DOB"])
+def test_keep_of_a_direct_identifier_is_refused_not_warned(tmp_path: Path, capsys, column: str) -> None:
+    # Security review: names on SPEC §2.1's longer list were kept with a mere warning.
+    raw = _raw_export(tmp_path / "raw")
+    patients = (raw / "patients.csv").read_text(encoding="utf-8").splitlines()
+    (raw / "patients.csv").write_text(
+        "\n".join([f'{patients[0]},"{column}"', *(f'{row},"Jane Doe 0123"' for row in patients[1:])]) + "\n",
+        encoding="utf-8",
+    )
+    out, key_file = tmp_path / "out", tmp_path / "new.key"
+    argv = ["deidentify", "--in", str(raw), "--out", str(out), "--key-file", str(key_file)]
+    assert main([*argv, "--keep", column]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --keep ") and "is a direct identifier" in err[-1]
+    assert not out.exists() and not key_file.exists()
+    with pytest.raises(deid.DeidentifyError, match="direct identifier"):
+        deid.deidentify(raw, KEY, [column])
+    # Without --keep the column is dropped as a direct identifier, and the output loads.
+    assert main(argv) == 0
+    assert b"Jane Doe" not in b"".join(p.read_bytes() for p in out.iterdir())
+    load_dataset(out)
+
+
 # --- statistics survive de-identification -------------------------------------------------------------
 
 
