@@ -20,7 +20,9 @@ dashboard accepts, and writes nothing that links it back to the clinic's records
   pseudonym would undo the shift for that patient.
 - **age_band**: a band whose first number is over 89 (``90-94``, ``95+``, ``92``) becomes ``90+``.
 - **key**: a secret file of 64 hex digits (32 random bytes) created with mode 0600 when missing;
-  it, the raw ids and any mapping between them are never written to the output folder.
+  it, the raw ids and any mapping between them are never written to the output folder. A key file
+  its group or others may access is refused (not merely warned about), and so is a key shorter
+  than 32 bytes or not random (all one byte, a repeated pattern, fewer than 8 distinct bytes).
 
 What it does not guarantee: shifted dates are not HIPAA Safe Harbor (which removes every date
 element but the year); the output suits an expert-determination or GDPR-pseudonymisation
@@ -62,7 +64,9 @@ PSEUDONYM_PREFIX = "P"
 PSEUDONYM_HEX_DIGITS = 16
 MAX_SHIFT_DAYS = 364
 KEY_BYTES = 32
-MIN_KEY_BYTES = 16
+MIN_KEY_BYTES = 32
+MIN_DISTINCT_KEY_BYTES = 8
+MAX_KEY_FILE_BYTES = 4096
 TOP_CODED_AGE = "90+"
 INVALID_DATE_MARKER = "withheld-invalid-date"
 DROPPED_IDENTIFIER = "direct identifier"
@@ -158,10 +162,26 @@ def shift_days(key: bytes, raw_id: str) -> int:
     return 1 + int.from_bytes(_digest(key, "shift:", raw_id)[:8], "big") % MAX_SHIFT_DAYS
 
 
+def check_key(key: bytes, where: str = "the key") -> None:
+    """Refuse a key too short or too regular to be secret (all zeros, one byte repeated, a short pattern)."""
+    if len(key) < MIN_KEY_BYTES:
+        raise DeidentifyError(f"{where} holds {len(key)} bytes; a key needs at least {MIN_KEY_BYTES} random bytes")
+    # 32 random bytes have about 30 distinct values and no period; fewer than 8 distinct values, or
+    # one block repeated, is a made-up key (probability of either by chance: below 2**-100).
+    periodic = any(len(key) % p == 0 and key == key[:p] * (len(key) // p) for p in range(1, len(key) // 2 + 1))
+    if periodic or len(set(key)) < MIN_DISTINCT_KEY_BYTES:
+        raise DeidentifyError(
+            f"{where} is not random (all one byte, a repeated pattern or a few distinct bytes); delete it and run "
+            "again to create a new key (pseudonyms then change)"
+        )
+
+
 def load_or_create_key(path: Path) -> tuple[bytes, bool, list[str]]:
     """The secret key from ``path`` (hex), created with 32 random bytes and mode 0600 when missing.
 
-    Returns the key, whether it was created, and warnings (a key readable by others).
+    Returns the key, whether it was created, and warnings (none at present: the list is kept for
+    callers). Refuses a key file that its group or other users may access in any way (its secret may
+    be out already), and a degenerate key (``check_key``).
     """
     path = Path(path)
     try:
@@ -178,17 +198,26 @@ def load_or_create_key(path: Path) -> tuple[bytes, bool, list[str]]:
         return bytes.fromhex(key_hex), True, []
     if not path.is_file():
         raise DeidentifyError(f"key file {path} is not a file")
-    warnings = []
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        warnings.append(f"key file {path} can be read by other users (mode {mode:04o}); run: chmod 600 {path}")
     try:
-        key = bytes.fromhex(path.read_text(encoding="ascii").strip())
+        # One open file for the mode and the content, so they are of the same file.
+        with open(path, "rb") as handle:
+            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+            text = handle.read(MAX_KEY_FILE_BYTES + 1)
+    except OSError as exc:
+        raise DeidentifyError(f"cannot read key file {path}: {exc.strerror or exc}") from exc
+    try:
+        if len(text) > MAX_KEY_FILE_BYTES:
+            raise ValueError("too long")
+        key = bytes.fromhex(text.decode("ascii").strip())
     except (UnicodeDecodeError, ValueError) as exc:
         raise DeidentifyError(f"key file {path} does not hold a hex key (expected {2 * KEY_BYTES} hex digits)") from exc
-    if len(key) < MIN_KEY_BYTES:
-        raise DeidentifyError(f"key file {path} holds {len(key)} bytes; a key needs at least {MIN_KEY_BYTES}")
-    return key, False, warnings
+    check_key(key, f"key file {path}")
+    if mode & 0o077:
+        raise DeidentifyError(
+            f"key file {path} is accessible to other users (mode {mode:04o}), so the key may no longer be secret; "
+            f"if nobody else has read it, run: chmod 600 {path}; otherwise make a new key (pseudonyms then change)"
+        )
+    return key, False, []
 
 
 # --- de-identifying tables -----------------------------------------------------------------------
@@ -315,6 +344,7 @@ def deidentify_tables(
     """The de-identified files of raw tables read by ``read_raw``."""
     keep = list(keep)
     _check_keep(keep)
+    check_key(key)
     layouts = _layouts(tables, keep)
     # One pseudonym and one offset per distinct raw id over all files, so a patient matches across
     # files; HMAC is a per-value function, so this loop runs once per patient, not per row.

@@ -216,15 +216,58 @@ def test_same_key_same_bytes_other_key_other_pseudonyms_and_shifts(deidentified:
     assert [deid.shift_days(key, p) for p in RAW_IDS] != [deid.shift_days(OTHER_KEY, p) for p in RAW_IDS]
 
 
-def test_an_existing_key_readable_by_others_is_used_with_a_warning(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o602, 0o610, 0o601, 0o660, 0o666])
+def test_a_key_file_others_may_access_is_refused(tmp_path: Path, capsys, mode: int) -> None:
+    # Security review: a key readable by others was used with a warning. Any group/other bit refuses.
     raw = _raw_export(tmp_path / "raw")
     key_file = tmp_path / "shared.key"
     key_file.write_text(KEY.hex() + "\n")
-    os.chmod(key_file, 0o644)
-    assert main(["deidentify", "--in", str(raw), "--out", str(tmp_path / "out"), "--key-file", str(key_file)]) == 0
-    assert "can be read by other users (mode 0644)" in capsys.readouterr().err
+    os.chmod(key_file, mode)
+    argv = ["deidentify", "--in", str(raw), "--out", str(tmp_path / "out"), "--key-file", str(key_file)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: key file {key_file} is accessible to other users (mode {mode:04o}), so the key may no longer be "
+        f"secret; if nobody else has read it, run: chmod 600 {key_file}; otherwise make a new key (pseudonyms then "
+        "change)"
+    )
+    assert not (tmp_path / "out").exists()
+    assert key_file.read_text() == KEY.hex() + "\n"  # never overwritten
+    os.chmod(key_file, 0o600)  # the advice works
+    assert main(argv) == 0
     sessions = _rows((tmp_path / "out" / "sessions.csv").read_bytes())
-    assert sessions[0]["patient_id"] == deid.pseudonym(KEY, RAW_IDS[0])
+    assert {r["patient_id"] for r in sessions} == {deid.pseudonym(KEY, pid) for pid in RAW_IDS}
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (bytes(32), "is not random"),  # all zeros
+        (b"\xab" * 32, "is not random"),  # one byte repeated
+        (bytes.fromhex("0123456789abcdef" * 4), "is not random"),  # an 8-byte pattern, 8 distinct bytes
+        (b"\x00\x01" * 20, "is not random"),
+        (bytes(31) + b"\x01", "is not random"),  # 2 distinct bytes
+        (bytes(range(16)), "holds 16 bytes; a key needs at least 32 random bytes"),
+        (bytes(range(31)), "holds 31 bytes; a key needs at least 32 random bytes"),
+    ],
+)
+def test_a_degenerate_key_is_refused(tmp_path: Path, capsys, key: bytes, message: str) -> None:
+    raw = _raw_export(tmp_path / "raw")
+    key_file = tmp_path / "weak.key"
+    key_file.write_text(key.hex() + "\n")
+    os.chmod(key_file, 0o600)
+    assert main(["deidentify", "--in", str(raw), "--out", str(tmp_path / "out"), "--key-file", str(key_file)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: key file {key_file} ") and message in err[-1]
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(deid.DeidentifyError, match=message):  # the library refuses it too
+        deid.deidentify(raw, key)
+
+
+def test_a_random_key_passes_the_degenerate_key_checks() -> None:
+    for _ in range(200):
+        deid.check_key(os.urandom(32))
+    deid.check_key(KEY)
 
 
 @pytest.mark.parametrize(
