@@ -4,7 +4,9 @@ It turns a folder of raw files named like the data contract's (SPEC §2) into a 
 dashboard accepts, and writes nothing that links it back to the clinic's records:
 
 - **columns**: direct identifiers (SPEC §2.1, ``schemas.direct_identifier``) and every
-  column outside the data contract are dropped and named in the report; ``--keep COL`` keeps a
+  column outside the data contract are dropped and listed in the report by position and category
+  (``"column 3: direct identifier (email)"``), never by their header text, which may itself be
+  personal data (an e-mail address used as a header); ``--keep COL`` keeps a
   contract-free column the user vouches for (never a direct identifier). Kept columns are copied
   verbatim: not pseudonymised, not shifted, not top-coded.
 - **patient_id** becomes a keyed pseudonym: ``"P"`` + the first 16 hex digits of
@@ -82,7 +84,10 @@ METHOD = {
         f"dates that are not valid YYYY-MM-DD are replaced by '{INVALID_DATE_MARKER}'"
     ),
     "age_band": f"a band whose first number is over 89 becomes '{TOP_CODED_AGE}'",
-    "columns": "direct identifiers and columns outside the data contract are dropped unless kept with --keep",
+    "columns": (
+        "direct identifiers and columns outside the data contract are dropped unless kept with --keep; dropped "
+        "columns are listed by position (1 = first column of the raw file) and category, never by header"
+    ),
     "kept_columns": "copied verbatim: not pseudonymised, shifted or top-coded",
     "caveat": (
         "patients move by different offsets, so the data no longer share one cut-off: a cycle that was ongoing "
@@ -111,7 +116,7 @@ class FileResult:
     unreadable_lines: tuple[int, ...]
     patients: int
     columns_written: tuple[str, ...]
-    columns_dropped: dict[str, str]
+    columns_dropped: tuple[str, ...]
     dates_shifted: int
     invalid_dates_withheld: int
     ages_top_coded: int
@@ -125,7 +130,7 @@ class FileResult:
             "unreadable_lines": list(self.unreadable_lines),
             "patients": self.patients,
             "columns_written": list(self.columns_written),
-            "columns_dropped": dict(self.columns_dropped),
+            "columns_dropped": list(self.columns_dropped),
             "dates_shifted": self.dates_shifted,
             "invalid_dates_withheld": self.invalid_dates_withheld,
             "ages_top_coded": self.ages_top_coded,
@@ -231,24 +236,29 @@ def _check_keep(keep: list[str]) -> None:
             )
 
 
-def _columns(stem: str, table: RawTable, keep: set[str]) -> tuple[list[str], dict[str, str]]:
-    """Columns written (in file order) and columns dropped with the reason."""
+def _columns(stem: str, table: RawTable, keep: set[str]) -> tuple[list[str], list[str]]:
+    """Columns written (in file order) and the dropped ones described by position and category.
+
+    A dropped column is never named by its header: the header of a column outside the contract is
+    the raw export's text and may be personal data itself.
+    """
     contract = {c.name for c in FILES[stem].columns}
-    written, dropped = [], {}
-    for column in table.cells.columns:
-        if direct_identifier(column):
-            dropped[column] = DROPPED_IDENTIFIER
+    written, dropped = [], []
+    for position, column in enumerate(table.cells.columns, start=1):
+        identifier = direct_identifier(column)
+        if identifier:
+            dropped.append(f"column {position}: {DROPPED_IDENTIFIER} ({identifier})")
         elif column in contract or column in keep:
             written.append(column)
         else:
-            dropped[column] = DROPPED_NOT_IN_CONTRACT
+            dropped.append(f"column {position}: {DROPPED_NOT_IN_CONTRACT}")
     missing = [c for c in FILES[stem].required_columns if c not in written]
     if missing:
         raise DeidentifyError(f"{table.name}: required column '{missing[0]}' is missing")
     return written, dropped
 
 
-def _layouts(tables: Mapping[str, RawTable], keep: list[str]) -> dict[str, tuple[list[str], dict[str, str]]]:
+def _layouts(tables: Mapping[str, RawTable], keep: list[str]) -> dict[str, tuple[list[str], list[str]]]:
     """Columns written and dropped per file; refuses a file without a required column."""
     return {stem: _columns(stem, table, set(keep)) for stem, table in tables.items()}
 
@@ -281,7 +291,7 @@ def _top_coded_ages(values: pd.Series) -> tuple[np.ndarray, int]:
 
 
 def _deidentify_table(
-    stem: str, table: RawTable, layout: tuple[list[str], dict[str, str]], ids: pd.Index, pseudonyms: np.ndarray,
+    stem: str, table: RawTable, layout: tuple[list[str], list[str]], ids: pd.Index, pseudonyms: np.ndarray,
     offsets: np.ndarray,
 ) -> tuple[pd.DataFrame, FileResult]:
     contract = {c.name: c for c in FILES[stem].columns}
@@ -311,7 +321,7 @@ def _deidentify_table(
         unreadable_lines=tuple(int(line) for line in table.malformed["line"]),
         patients=len(set(patients[patients != ""])),
         columns_written=tuple(written),
-        columns_dropped=dropped,
+        columns_dropped=tuple(dropped),
         dates_shifted=shifted,
         invalid_dates_withheld=withheld,
         ages_top_coded=top_coded,
@@ -453,7 +463,7 @@ def run(args: argparse.Namespace) -> int:
         _say(f"created key file {args.key_file} (mode 0600): keep it secret, apart from the data; "
              "the same key gives the same pseudonyms next time")
     for r in result.results:
-        dropped = ", ".join(f"{c} ({why})" for c, why in r.columns_dropped.items()) or "none"
+        dropped = "; ".join(r.columns_dropped) or "none"
         _say(f"  {r.source} -> {r.file}: {r.rows_in} rows in, {r.rows_out} out, {r.patients} patients, "
              f"{r.dates_shifted} dates shifted; dropped: {dropped}")
     for warning in key_warnings + result.warnings:

@@ -134,13 +134,15 @@ def test_identifier_and_free_columns_are_dropped_and_named(deidentified: dict) -
     assert (out / "sessions.csv").read_text().splitlines()[0] == "patient_id,session_date,total_units"
     assert (out / "patients.csv").read_text().splitlines()[0] == "patient_id,sex,age_band,discontinued_on,referrer"
     report = json.loads((out / "deidentify_report.json").read_text())
-    assert report["files"]["sessions.csv"]["columns_dropped"] == {
-        "Surname": "direct identifier", "MRN": "direct identifier", "Room": "not in the data contract",
-    }
-    assert report["files"]["patients.csv"]["columns_dropped"] == {
-        "E-mail": "direct identifier", "Date of Birth": "direct identifier",
-    }
-    assert report["files"]["diary.csv"]["columns_dropped"] == {"Phone": "direct identifier"}
+    # Dropped columns by position in the raw file and category, never by header text.
+    assert report["files"]["sessions.csv"]["columns_dropped"] == [
+        "column 4: direct identifier (surname)", "column 5: direct identifier (mrn)",
+        "column 6: not in the data contract",
+    ]
+    assert report["files"]["patients.csv"]["columns_dropped"] == [
+        "column 5: direct identifier (email)", "column 6: direct identifier (dateofbirth)",
+    ]
+    assert report["files"]["diary.csv"]["columns_dropped"] == ["column 5: direct identifier (phone)"]
     assert report["columns_kept_on_request"] == ["referrer"]
 
 
@@ -308,6 +310,27 @@ def test_bad_input_exits_2_with_one_line_and_creates_no_key(tmp_path: Path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and message in err[-1]
     assert change == "bad_key" or not key_file.exists()
+
+
+def test_the_report_never_repeats_the_header_of_a_dropped_column(tmp_path: Path, capsys) -> None:
+    # Security review: an e-mail address or a name used as a header was copied into the report.
+    headers = ["jane.doe@example.org", "Dr Jane Doe (GMC 7012345)", "E-mail: jdoe@nhs.net", "Smith_notes_1999-12-31"]
+    raw = _raw_export(tmp_path / "raw")
+    for name in ("sessions.csv", "patients.csv"):
+        lines = (raw / name).read_text(encoding="utf-8").removeprefix("\ufeff").splitlines()
+        rows = [lines[0] + "".join(f',"{h}"' for h in headers), *(line + ',"x"' * len(headers) for line in lines[1:])]
+        (raw / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out, key_file = tmp_path / "out", tmp_path / "new.key"
+    assert main(["deidentify", "--in", str(raw), "--out", str(out), "--key-file", str(key_file)]) == 0
+    report_text = (out / "deidentify_report.json").read_text(encoding="utf-8")
+    every_byte = b"".join(p.read_bytes() for p in sorted(out.iterdir())) + capsys.readouterr().err.encode()
+    for secret in ("jane", "Jane", "Doe", "7012345", "jdoe", "nhs.net", "Smith", "1999-12-31"):
+        assert secret.encode() not in every_byte, secret
+    report = json.loads(report_text)
+    assert report["files"]["sessions.csv"]["columns_dropped"][-4:] == [
+        "column 7: not in the data contract", "column 8: not in the data contract",
+        "column 9: not in the data contract", "column 10: not in the data contract",
+    ]
 
 
 @pytest.mark.parametrize("column", ["Patient Name", "nhs_no", "phone_no", "postal_code", "Hospital No.", "DOB"])
