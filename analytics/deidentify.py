@@ -7,8 +7,22 @@ dashboard accepts, and writes nothing that links it back to the clinic's records
   column outside the data contract are dropped and listed in the report by position and category
   (``"column 3: direct identifier (email)"``), never by their header text, which may itself be
   personal data (an e-mail address used as a header); ``--keep COL`` keeps a
-  contract-free column the user vouches for (never a direct identifier). Kept columns are copied
-  verbatim: not pseudonymised, not shifted, not top-coded.
+  contract-free column the user vouches for (never a direct identifier).
+- **free text** in the contract (``protocol``, ``discontinuation_reason``: clinicians write names,
+  dates and events there) is dropped like a column outside the contract unless kept with
+  ``--keep``. ``clinic`` is kept: the dashboard scopes every user's data by clinic name (access
+  file), and a site name describes the service, not the patient. ``injector_id`` (often a
+  clinician's name and registration number) becomes ``"I"`` + 16 hex digits of
+  HMAC-SHA256(key, ``"injector:"`` + id): stable across runs, a separate domain from patients.
+- **kept text**: every value copied as is (``clinic``, free text kept with ``--keep``, any column
+  kept with ``--keep``) that contains something date-like (``2024-03-01``, ``1/3/24``,
+  ``20240301``, a year such as ``2024``, ``3 March``, a month or weekday name, Christmas/Easter)
+  is withheld (emptied) and counted in the report: a real date beside the patient's shifted dates
+  gives the offset away. The test errs towards withholding (``may`` is a month).
+- **coded values**: a value of a contract column with a fixed form (numbers, booleans, muscles,
+  events, sex, age band...) that its rule rejects is replaced by ``INVALID_VALUE_MARKER``, as an
+  invalid date is: the loader rejects the row for the same reason, and no free text slips through
+  a coded column.
 - **patient_id** becomes a keyed pseudonym: ``"P"`` + the first 16 hex digits of
   HMAC-SHA256(key, ``"id:"`` + raw id with surrounding whitespace removed). It matches
   ``schemas.PATIENT_ID_PATTERN`` and is the same in every file and every run with the same key; an
@@ -36,7 +50,7 @@ looks complete (and is judged on a diary that stops early), and intention-to-tre
 results that depend on the cut-off on the raw data, inside the clinic.
 
 Rows that cannot be split into the header's fields are not written; the report gives their line
-numbers. Everything else is written row for row, through ``export.csv_bytes`` (formula-safe).
+numbers. Everything else is written through ``export.csv_bytes`` (formula-safe).
 """
 
 from __future__ import annotations
@@ -46,6 +60,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import stat
 import sys
@@ -59,7 +74,7 @@ import pandas as pd
 from analytics import __version__
 from analytics.export import csv_bytes, write_atomically
 from analytics.load import DatasetRefused, RawTable, read_source, read_table
-from analytics.schemas import FILES, PATIENT_ID_PATTERN, direct_identifier
+from analytics.schemas import FILES, PATIENT_ID_PATTERN, ColumnSpec, direct_identifier
 
 REPORT_FILE = "deidentify_report.json"
 PSEUDONYM_PREFIX = "P"
@@ -71,8 +86,34 @@ MIN_DISTINCT_KEY_BYTES = 8
 MAX_KEY_FILE_BYTES = 4096
 TOP_CODED_AGE = "90+"
 INVALID_DATE_MARKER = "withheld-invalid-date"
+INVALID_VALUE_MARKER = "withheld-invalid-value"
+INJECTOR_PREFIX = "I"
+PSEUDONYMISED_TEXT = frozenset({"injector_id"})
+"""Contract free-text columns written as keyed pseudonyms (never copied, never kept as is)."""
+FREE_TEXT_KEPT_BY_DEFAULT = frozenset({"clinic"})
+"""Contract free-text columns written without ``--keep`` (date-like values withheld): clinic scoping needs them."""
+# Date-like text: a real date next to the shifted ones gives the patient's offset away. Digits must
+# not continue a match on either side (so "GMC 7012345" is no year), words are whole words.
+_MONTHS = (
+    "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+    "|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
+_WEEKDAYS = "mon(?:day)?|tue(?:s(?:day)?)?|wed(?:nesday)?|thu(?:r(?:s(?:day)?)?)?|fri(?:day)?|sat(?:urday)?|sun(?:day)?"
+_DAY, _MONTH = r"(?:0?[1-9]|[12][0-9]|3[01])", r"(?:0?[1-9]|1[0-2])"
+DATE_LIKE = re.compile(
+    r"(?<![0-9])(?:"
+    r"[0-9]{4}[-/.][0-9]{1,2}[-/.][0-9]{1,2}"  # 2024-03-01, 2024/3/1, 2024.03.01
+    r"|[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2,4}"  # 01/03/2024, 1.3.24, 3-1-2024
+    r"|(?:19|20)[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])"  # 20240301
+    r"|(?:19|20)[0-9]{2}"  # a year
+    rf"|{_DAY}/{_MONTH}|{_MONTH}/{_DAY}"  # 3/4 (day and month)
+    r")(?![0-9])"
+    rf"|\b(?:{_MONTHS}|(?:{_WEEKDAYS})s?|christmas|xmas|easter)\b",  # "Tuesdays" too
+    re.IGNORECASE,
+)
 DROPPED_IDENTIFIER = "direct identifier"
 DROPPED_NOT_IN_CONTRACT = "not in the data contract"
+DROPPED_FREE_TEXT = "free text"
 METHOD = {
     "patient_id": (
         f"'{PSEUDONYM_PREFIX}' + first {PSEUDONYM_HEX_DIGITS} hex digits of HMAC-SHA256(key, 'id:' + patient_id "
@@ -84,11 +125,26 @@ METHOD = {
         f"dates that are not valid YYYY-MM-DD are replaced by '{INVALID_DATE_MARKER}'"
     ),
     "age_band": f"a band whose first number is over 89 becomes '{TOP_CODED_AGE}'",
+    "injector_id": (
+        f"'{INJECTOR_PREFIX}' + first {PSEUDONYM_HEX_DIGITS} hex digits of HMAC-SHA256(key, 'injector:' + "
+        "injector_id without surrounding whitespace); empty stays empty"
+    ),
+    "free_text": (
+        "protocol and discontinuation_reason are dropped unless kept with --keep; clinic is kept (clinic scoping)"
+    ),
+    "date_like_text": (
+        "a value copied as is (clinic, kept free text, kept columns) that contains a date-like substring "
+        "(ISO, d/m/y, yyyymmdd, a year, a month or weekday name, a feast day) is withheld (emptied)"
+    ),
+    "invalid_values": (
+        f"a value of a coded contract column (number, boolean, fixed vocabulary, age band) that its rule rejects "
+        f"is replaced by '{INVALID_VALUE_MARKER}'"
+    ),
     "columns": (
         "direct identifiers and columns outside the data contract are dropped unless kept with --keep; dropped "
         "columns are listed by position (1 = first column of the raw file) and category, never by header"
     ),
-    "kept_columns": "copied verbatim: not pseudonymised, shifted or top-coded",
+    "kept_columns": "copied as is (not pseudonymised, shifted or top-coded) except date-like values, withheld",
     "caveat": (
         "patients move by different offsets, so the data no longer share one cut-off: a cycle that was ongoing "
         "at the export may look complete (judged on a shortened diary) and intention-to-treat denominators "
@@ -120,6 +176,8 @@ class FileResult:
     dates_shifted: int
     invalid_dates_withheld: int
     ages_top_coded: int
+    date_like_text_withheld: dict[str, int] = field(default_factory=dict)
+    invalid_values_withheld: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -134,6 +192,8 @@ class FileResult:
             "dates_shifted": self.dates_shifted,
             "invalid_dates_withheld": self.invalid_dates_withheld,
             "ages_top_coded": self.ages_top_coded,
+            "date_like_text_withheld": dict(self.date_like_text_withheld),
+            "invalid_values_withheld": dict(self.invalid_values_withheld),
         }
 
 
@@ -159,6 +219,13 @@ def pseudonym(key: bytes, raw_id: str) -> str:
     if not raw_id.strip():
         return ""
     return PSEUDONYM_PREFIX + _digest(key, "id:", raw_id).hex()[:PSEUDONYM_HEX_DIGITS]
+
+
+def injector_pseudonym(key: bytes, raw_id: str) -> str:
+    """The keyed pseudonym of a raw injector_id ("" for an empty one); never equal to a patient's."""
+    if not raw_id.strip():
+        return ""
+    return INJECTOR_PREFIX + _digest(key, "injector:", raw_id).hex()[:PSEUDONYM_HEX_DIGITS]
 
 
 def shift_days(key: bytes, raw_id: str) -> int:
@@ -228,11 +295,29 @@ def load_or_create_key(path: Path) -> tuple[bytes, bool, list[str]]:
 # --- de-identifying tables -----------------------------------------------------------------------
 
 
+def _free_text(column: ColumnSpec) -> bool:
+    return column.kind == "text" and not column.choices
+
+
+# Contract columns that are always written transformed, so --keep (copy as is) cannot apply.
+_HOW = {"patient_id": "pseudonymised", "date": "date-shifted", "age_band": "top-coded"}
+_TRANSFORMED = {
+    c.name: _HOW.get(c.kind, "pseudonymised")
+    for spec in FILES.values()
+    for c in spec.columns
+    if c.kind in ("patient_id", "date", "age_band") or c.name in PSEUDONYMISED_TEXT
+}
+
+
 def _check_keep(keep: list[str]) -> None:
     for column in keep:
         if direct_identifier(column):
             raise DeidentifyError(
                 f"--keep {column}: '{column}' is a direct identifier (SPEC §2.1) and is always dropped"
+            )
+        if column in _TRANSFORMED:
+            raise DeidentifyError(
+                f"--keep {column}: '{column}' is always {_TRANSFORMED[column]}, never copied as is"
             )
 
 
@@ -242,12 +327,19 @@ def _columns(stem: str, table: RawTable, keep: set[str]) -> tuple[list[str], lis
     A dropped column is never named by its header: the header of a column outside the contract is
     the raw export's text and may be personal data itself.
     """
-    contract = {c.name for c in FILES[stem].columns}
+    contract = {c.name: c for c in FILES[stem].columns}
     written, dropped = [], []
     for position, column in enumerate(table.cells.columns, start=1):
         identifier = direct_identifier(column)
         if identifier:
             dropped.append(f"column {position}: {DROPPED_IDENTIFIER} ({identifier})")
+        elif (
+            column in contract
+            and _free_text(contract[column])
+            and column not in PSEUDONYMISED_TEXT | FREE_TEXT_KEPT_BY_DEFAULT | keep
+        ):
+            # A contract name, not the raw header's text: safe to name.
+            dropped.append(f"column {position}: {column} ({DROPPED_FREE_TEXT}; keep it with --keep {column})")
         elif column in contract or column in keep:
             written.append(column)
         else:
@@ -282,6 +374,28 @@ def _shifted_dates(values: pd.Series, parse: object, offsets: np.ndarray) -> tup
     return text, int(valid.sum()), int((given & ~valid).sum())
 
 
+def _keyed_text(values: pd.Series, key: bytes) -> np.ndarray:
+    """Each value's injector pseudonym, computed once per distinct value; empty stays empty."""
+    codes, distinct = pd.factorize(values.astype(object), use_na_sentinel=False)
+    return np.asarray([injector_pseudonym(key, str(v)) for v in distinct], dtype=object)[codes]
+
+
+def _without_date_like(values: pd.Series | np.ndarray) -> tuple[np.ndarray, int]:
+    """Values copied as is, except those holding something date-like, emptied; and how many were."""
+    codes, distinct = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    # Python's re on the distinct values (Arrow's RE2 has no look-behind); few distinct texts.
+    date_like = pd.Series(distinct, dtype=object).str.contains(DATE_LIKE).fillna(False).to_numpy(dtype=bool)
+    text = np.where(date_like, "", np.asarray(distinct, dtype=object)).astype(object)[codes]
+    return text, int(date_like[codes].sum())
+
+
+def _without_invalid(values: pd.Series | np.ndarray, spec: ColumnSpec) -> tuple[np.ndarray, int]:
+    """A coded column's values with those its rule rejects replaced by ``INVALID_VALUE_MARKER``."""
+    text = pd.Series(values, dtype=object)
+    invalid = ((text != "") & spec.parse(text).isna()).to_numpy(dtype=bool)
+    return np.where(invalid, INVALID_VALUE_MARKER, text.to_numpy()).astype(object), int(invalid.sum())
+
+
 def _top_coded_ages(values: pd.Series) -> tuple[np.ndarray, int]:
     text = values.astype(object)
     first_number = pd.to_numeric(text.str.extract(r"^\s*(\d+)", expand=False), errors="coerce")
@@ -292,25 +406,32 @@ def _top_coded_ages(values: pd.Series) -> tuple[np.ndarray, int]:
 
 def _deidentify_table(
     stem: str, table: RawTable, layout: tuple[list[str], list[str]], ids: pd.Index, pseudonyms: np.ndarray,
-    offsets: np.ndarray,
+    offsets: np.ndarray, key: bytes,
 ) -> tuple[pd.DataFrame, FileResult]:
     contract = {c.name: c for c in FILES[stem].columns}
     written, dropped = layout
     row_patient = ids.get_indexer(_raw_ids(table))
     out: dict[str, np.ndarray] = {}
     shifted = withheld = top_coded = 0
+    date_like: dict[str, int] = {}
+    invalid: dict[str, int] = {}
     for column in written:
         values = table.cells[column]
-        kind = contract[column].kind if column in contract else "kept"
-        if kind == "patient_id":
+        spec = contract.get(column)
+        if spec is not None and spec.kind == "patient_id":
             out[column] = pseudonyms[row_patient]
-        elif kind == "date":
-            out[column], n_shifted, n_withheld = _shifted_dates(values, contract[column].parse, offsets[row_patient])
+        elif spec is not None and spec.kind == "date":
+            out[column], n_shifted, n_withheld = _shifted_dates(values, spec.parse, offsets[row_patient])
             shifted, withheld = shifted + n_shifted, withheld + n_withheld
-        elif kind == "age_band":
-            out[column], top_coded = _top_coded_ages(values)
-        else:
-            out[column] = values.astype(object).to_numpy()
+        elif column in PSEUDONYMISED_TEXT and spec is not None:
+            out[column] = _keyed_text(values, key)
+        elif spec is None or _free_text(spec):  # copied as is: kept columns, clinic, kept free text
+            out[column], date_like[column] = _without_date_like(values)
+        elif spec.kind == "age_band":
+            ages, top_coded = _top_coded_ages(values)
+            out[column], invalid[column] = _without_invalid(ages, spec)
+        else:  # coded: numbers, booleans, fixed vocabularies
+            out[column], invalid[column] = _without_invalid(values, spec)
     frame = pd.DataFrame(out, columns=written)
     patients = pseudonyms[row_patient]
     result = FileResult(
@@ -325,6 +446,8 @@ def _deidentify_table(
         dates_shifted=shifted,
         invalid_dates_withheld=withheld,
         ages_top_coded=top_coded,
+        date_like_text_withheld={c: n for c, n in date_like.items() if n},
+        invalid_values_withheld={c: n for c, n in invalid.items() if n},
     )
     return frame, result
 
@@ -368,7 +491,7 @@ def deidentify_tables(
     files: dict[str, bytes] = {}
     results: list[FileResult] = []
     for stem, table in tables.items():
-        frame, result = _deidentify_table(stem, table, layouts[stem], ids, pseudonyms, offsets)
+        frame, result = _deidentify_table(stem, table, layouts[stem], ids, pseudonyms, offsets, key)
         files[result.file] = csv_bytes(frame)
         results.append(result)
 
@@ -393,7 +516,8 @@ def _warnings(results: list[FileResult], keep: list[str]) -> list[str]:
         if column not in found:
             warnings.append(f"--keep {column}: no file has a column named '{column}'")
         elif column not in {c.name for spec in FILES.values() for c in spec.columns}:
-            warnings.append(f"kept column '{column}' is copied verbatim (not pseudonymised or date-shifted)")
+            warnings.append(f"kept column '{column}' is copied as is (not pseudonymised or date-shifted; "
+                            "date-like values withheld)")
     for r in results:
         if r.unreadable_lines:
             lines = ", ".join(map(str, r.unreadable_lines[:10])) + (" ..." if len(r.unreadable_lines) > 10 else "")
@@ -402,6 +526,12 @@ def _warnings(results: list[FileResult], keep: list[str]) -> list[str]:
         if r.invalid_dates_withheld:
             warnings.append(f"{r.source}: {r.invalid_dates_withheld} dates are not valid YYYY-MM-DD and were "
                             f"replaced by '{INVALID_DATE_MARKER}'; the loader will reject those rows")
+        for column, n in r.date_like_text_withheld.items():
+            warnings.append(f"{r.source}: {n} values of {column} contain something date-like and were withheld "
+                            "(emptied): a real date beside the shifted ones would give the offset away")
+        for column, n in r.invalid_values_withheld.items():
+            warnings.append(f"{r.source}: {n} values of {column} break its rule and were replaced by "
+                            f"'{INVALID_VALUE_MARKER}'; the loader will reject those rows")
     return warnings
 
 
@@ -416,7 +546,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key-file", required=True, type=Path, metavar="KEY_FILE",
                         help="secret key (created with mode 0600 if missing); keep it outside OUT_DIR, never share it")
     parser.add_argument("--keep", action="append", default=[], metavar="COL",
-                        help="keep this column outside the data contract (repeatable); never a direct identifier")
+                        help="keep this column outside the data contract, or the free-text protocol or "
+                        "discontinuation_reason (repeatable); never a direct identifier; date-like values are withheld")
 
 
 def _check_paths(in_dir: Path, out_dir: Path, key_file: Path, names: list[str]) -> None:

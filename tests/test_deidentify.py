@@ -356,6 +356,144 @@ def test_keep_of_a_direct_identifier_is_refused_not_warned(tmp_path: Path, capsy
     load_dataset(out)
 
 
+# --- free text: dropped, pseudonymised or date-checked ----------------------------------------------
+
+
+INJECTOR = "Dr Jane Doe (GMC 7012345)"
+
+
+def _free_text_export(folder: Path, reasons: list[str], protocols: list[str], clinics: list[str]) -> Path:
+    """Three patients whose free text names people, places and real dates."""
+    folder.mkdir()
+    sessions = [["patient_id", "session_date", "injector_id", "protocol", "referral_note"]]
+    diary = [["patient_id", "date", "headache_hours"]]
+    patients = [["patient_id", "clinic", "discontinued_on", "discontinuation_reason"]]
+    for i in range(3):
+        pid, first = f"MRN-{i}", date(2024, 3, 1) + timedelta(days=7 * i)
+        sessions.append([pid, first.isoformat(), INJECTOR if i < 2 else "jd7012345", protocols[i],
+                         "referred 1998-07-15" if i == 0 else "by GP"])
+        diary.append([pid, first.isoformat(), "4"])
+        patients.append([pid, clinics[i], (first + timedelta(days=100)).isoformat(), reasons[i]])
+    for name, rows in (("sessions", sessions), ("diary", diary), ("patients", patients)):
+        (folder / f"{name}.csv").write_text(_csv(rows), encoding="utf-8")
+    return folder
+
+
+def test_free_text_is_dropped_and_injector_ids_are_pseudonymised(tmp_path: Path) -> None:
+    # Security review: protocol, discontinuation_reason and injector_id were copied verbatim.
+    raw = _free_text_export(tmp_path / "raw", ["Moved to Leeds with Jane", "ptosis", ""],
+                            ["PREEMPT as agreed with Jane", "PREEMPT", "PREEMPT"], ["North", "North", "South"])
+    result = deid.deidentify(raw, KEY)
+    every_byte = b"".join(result.files.values())
+    for secret in (b"Jane", b"Doe", b"7012345", b"Leeds", b"agreed", b"ptosis", b"MRN-"):
+        assert secret not in every_byte, secret
+    sessions, patients = _rows(result.files["sessions.csv"]), _rows(result.files["patients.csv"])
+    assert list(sessions[0]) == ["patient_id", "session_date", "injector_id"]
+    assert list(patients[0]) == ["patient_id", "clinic", "discontinued_on"]
+    # clinic is kept (clinic scoping needs it); injector_id is keyed, stable, and in its own domain.
+    assert sorted(r["clinic"] for r in patients) == ["North", "North", "South"]
+    doe = "I" + hmac.new(KEY, f"injector:{INJECTOR}".encode(), hashlib.sha256).hexdigest()[:16]
+    assert deid.injector_pseudonym(KEY, f" {INJECTOR} ") == doe
+    assert sorted(r["injector_id"] for r in sessions) == sorted([doe, doe, deid.injector_pseudonym(KEY, "jd7012345")])
+    assert doe != deid.pseudonym(KEY, INJECTOR) and not doe.startswith("P")
+    assert deid.injector_pseudonym(OTHER_KEY, INJECTOR) != doe
+    assert deid.deidentify(raw, KEY).files == result.files
+    report = result.report["files"]
+    assert report["sessions.csv"]["columns_dropped"] == [
+        "column 4: protocol (free text; keep it with --keep protocol)", "column 5: not in the data contract",
+    ]
+    assert report["patients.csv"]["columns_dropped"] == [
+        "column 4: discontinuation_reason (free text; keep it with --keep discontinuation_reason)",
+    ]
+    load_dataset({n: b for n, b in result.files.items() if n.endswith(".csv")})  # the output loads
+
+
+def test_free_text_kept_on_request_is_copied(tmp_path: Path) -> None:
+    raw = _free_text_export(tmp_path / "raw", ["ptosis", "no benefit", ""], ["PREEMPT", "PREEMPT+FTP", ""],
+                            ["North", "North", "South"])
+    result = deid.deidentify(raw, KEY, ["protocol", "discontinuation_reason"])
+    assert sorted(r["protocol"] for r in _rows(result.files["sessions.csv"])) == ["", "PREEMPT", "PREEMPT+FTP"]
+    assert sorted(r["discontinuation_reason"] for r in _rows(result.files["patients.csv"])) == [
+        "", "no benefit", "ptosis"]
+    assert all(not r["date_like_text_withheld"] for r in result.report["files"].values())
+
+
+@pytest.mark.parametrize(("column", "how"), [("injector_id", "pseudonymised"), ("patient_id", "pseudonymised"),
+                                             ("session_date", "date-shifted"), ("age_band", "top-coded")])
+def test_keep_of_a_transformed_column_is_refused(tmp_path: Path, column: str, how: str) -> None:
+    raw = _free_text_export(tmp_path / "raw", ["", "", ""], ["", "", ""], ["", "", ""])
+    with pytest.raises(deid.DeidentifyError, match=f"'{column}' is always {how}, never copied as is"):
+        deid.deidentify(raw, KEY, [column])
+
+
+def test_kept_text_with_a_real_date_is_withheld_and_counted(tmp_path: Path, capsys) -> None:
+    # Security review: a real date in free text, next to the shifted dates, gives the offset away.
+    raw = _free_text_export(
+        tmp_path / "raw",
+        reasons=["stopped 3 March 2024 (ptosis)", "seen 01/03/2024, no benefit", "no benefit"],
+        protocols=["PREEMPT since 20240301", "PREEMPT", "PREEMPT, follow the pain on Tuesdays"],
+        clinics=["North", "North Christmas clinic", "South"],
+    )
+    out, key_file = tmp_path / "out", tmp_path / "new.key"
+    assert main(["deidentify", "--in", str(raw), "--out", str(out), "--key-file", str(key_file), "--keep", "protocol",
+                 "--keep", "discontinuation_reason", "--keep", "referral_note"]) == 0
+    every_byte = b"".join(p.read_bytes() for p in out.iterdir())
+    for secret in (b"March", b"01/03/2024", b"20240301", b"Tuesday", b"Christmas", b"1998-07-15", b"ptosis"):
+        assert secret not in every_byte, secret
+    sessions, patients = _rows((out / "sessions.csv").read_bytes()), _rows((out / "patients.csv").read_bytes())
+    assert sorted(r["protocol"] for r in sessions) == ["", "", "PREEMPT"]
+    assert sorted(r["referral_note"] for r in sessions) == ["", "by GP", "by GP"]
+    assert sorted(r["discontinuation_reason"] for r in patients) == ["", "", "no benefit"]
+    assert sorted(r["clinic"] for r in patients) == ["", "North", "South"]
+    report = json.loads((out / "deidentify_report.json").read_text())["files"]
+    assert report["sessions.csv"]["date_like_text_withheld"] == {"protocol": 2, "referral_note": 1}
+    assert report["patients.csv"]["date_like_text_withheld"] == {"clinic": 1, "discontinuation_reason": 2}
+    err = capsys.readouterr().err
+    assert "patients.csv: 2 values of discontinuation_reason contain something date-like and were withheld" in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-03-01", "on 2024/3/1", "1.3.24", "01/03/2024", "3-1-2024", "20240301", "in 2023", "3/4", "12/1 review",
+     "3 March", "Mar 3rd", "sept", "MAY", "since Monday", "on Tuesdays", "sat", "Xmas", "after Easter", "(2019)",
+     "x1999y"],
+)
+def test_date_like_text(text: str) -> None:
+    assert deid.DATE_LIKE.search(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["North", "PREEMPT", "PREEMPT 31/39", "GMC 7012345", "155 units", "1.5", "Site 12-3", "3-4 days", "ptosis",
+     "St Mary's", "Marchant", "Sunderland", "Dr Jane Doe", "I0123456789abcdef"],
+)
+def test_not_date_like_text(text: str) -> None:
+    assert not deid.DATE_LIKE.search(text), text
+
+
+def test_an_invalid_coded_value_is_withheld_not_copied(tmp_path: Path) -> None:
+    # A coded column carries no free text: a value its rule rejects is replaced, and still rejected.
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "sessions.csv").write_text(_csv([["patient_id", "session_date", "total_units"],
+                                            ["A", "2024-03-01", "155 (Dr Doe)"], ["B", "2024-03-01", "155"]]))
+    (raw / "diary.csv").write_text(_csv([["patient_id", "date", "headache_hours", "migraine"],
+                                         ["A", "2024-03-01", "4", "per Jane, yes"], ["B", "2024-03-01", "0", "no"]]))
+    (raw / "patients.csv").write_text(_csv([["patient_id", "sex", "age_band"], ["A", "Jane (F)", "born 1931"],
+                                            ["B", "f", "40-49"]]))
+    result = deid.deidentify(raw, KEY)
+    every_byte = b"".join(result.files.values())
+    for secret in (b"Doe", b"Jane", b"1931", b"born"):
+        assert secret not in every_byte, secret
+    files = result.report["files"]
+    assert files["sessions.csv"]["invalid_values_withheld"] == {"total_units": 1}
+    assert files["diary.csv"]["invalid_values_withheld"] == {"migraine": 1}
+    assert files["patients.csv"]["invalid_values_withheld"] == {"sex": 1, "age_band": 1}
+    rejected = load_dataset({n: b for n, b in result.files.items() if n.endswith(".csv")}).rejected
+    assert sorted(rejected["reason"]) == ["implausible total_units", "invalid boolean", "invalid sex"]
+    assert set(rejected["value"]) == {deid.INVALID_VALUE_MARKER}
+
+
 # --- statistics survive de-identification -------------------------------------------------------------
 
 
