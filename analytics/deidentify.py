@@ -50,7 +50,9 @@ looks complete (and is judged on a diary that stops early), and intention-to-tre
 results that depend on the cut-off on the raw data, inside the clinic.
 
 Rows that cannot be split into the header's fields are not written; the report gives their line
-numbers. Everything else is written through ``export.csv_bytes`` (formula-safe).
+numbers. Everything else is written through ``export.csv_bytes`` (formula-safe), with the rows
+of each file in the order of their pseudonym and then their (shifted) key dates, never in the
+raw export's order (``_in_pseudonym_order``).
 """
 
 from __future__ import annotations
@@ -404,6 +406,22 @@ def _top_coded_ages(values: pd.Series) -> tuple[np.ndarray, int]:
     return np.where(over_89, TOP_CODED_AGE, text.to_numpy()).astype(object), int(changed.sum())
 
 
+def _in_pseudonym_order(stem: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows ordered by pseudonym, then by the file's key dates (shifted), so that their order says
+    nothing about the raw export's (sorted by name, by record number, by first visit...).
+
+    The sort is stable: rows of one patient with the same key dates (a repeated session, the muscles
+    of one session) keep their relative order, so the loader's "the first row is kept" picks the
+    same row as it would in the raw export. The order depends only on pseudonyms and shifted dates:
+    the same key gives the same bytes.
+    """
+    dates = [c for c in FILES[stem].key if c in frame.columns and FILES[stem].column(c).kind == "date"]
+    keys = ["patient_id", *dates]
+    # np.lexsort is stable and sorts by the last key first.
+    order = np.lexsort([pd.factorize(frame[c], sort=True)[0] for c in reversed(keys)])
+    return frame.iloc[order].reset_index(drop=True)
+
+
 def _deidentify_table(
     stem: str, table: RawTable, layout: tuple[list[str], list[str]], ids: pd.Index, pseudonyms: np.ndarray,
     offsets: np.ndarray, key: bytes,
@@ -432,7 +450,7 @@ def _deidentify_table(
             out[column], invalid[column] = _without_invalid(ages, spec)
         else:  # coded: numbers, booleans, fixed vocabularies
             out[column], invalid[column] = _without_invalid(values, spec)
-    frame = pd.DataFrame(out, columns=written)
+    frame = _in_pseudonym_order(stem, pd.DataFrame(out, columns=written))
     patients = pseudonyms[row_patient]
     result = FileResult(
         file=FILES[stem].filename,

@@ -163,25 +163,76 @@ def test_pseudonyms_and_date_shifts_are_one_per_patient_across_files(deidentifie
     raw, out, key = deidentified["raw"], deidentified["out"], deidentified["key"]
     date_columns = {"sessions": ["session_date"], "diary": ["date"], "patients": ["discontinued_on"],
                     "adverse_events": ["session_date", "onset_date", "resolved_date"], "questionnaires": ["date"]}
-    seen: dict[str, set[int]] = {pid: set() for pid in RAW_IDS}
     for stem, columns in date_columns.items():
         before = _rows((raw / f"{stem}.csv").read_bytes().removeprefix(b"\xef\xbb\xbf"))
         after = _rows((out / f"{stem}.csv").read_bytes())
-        for b, a in zip(before, after, strict=False):  # rows keep their order
-            assert a["patient_id"] == deid.pseudonym(key, b["patient_id"])
-            assert PSEUDONYM.fullmatch(a["patient_id"])
-            for column in columns:
-                if not b[column] or "/" in b[column]:
-                    continue
-                shift = (date.fromisoformat(b[column]) - date.fromisoformat(a[column])).days
-                seen[b["patient_id"]].add(shift)
-    for pid, shifts in seen.items():
-        assert shifts == {deid.shift_days(key, pid)}, pid  # one offset per patient, in every file
+        # Every written row is its raw row with the pseudonym and every date moved back by the
+        # patient's one offset, the same in every file (rows are reordered: compared as multisets).
+        expected = []
+        for b in before:
+            if stem == "diary" and b["headache_hours"] is None:
+                continue  # the ragged row is not written
+            shift = timedelta(days=deid.shift_days(key, b["patient_id"]))
+            moved = [
+                "" if not b[c] else deid.INVALID_DATE_MARKER if "/" in b[c] else
+                (date.fromisoformat(b[c]) - shift).isoformat()
+                for c in columns
+            ]
+            expected.append((deid.pseudonym(key, b["patient_id"]), *moved))
+        written = [(a["patient_id"], *(a[c] for c in columns)) for a in after]
+        assert sorted(written) == sorted(expected), stem
+        assert all(PSEUDONYM.fullmatch(a["patient_id"]) for a in after)
+
+
+def test_rows_are_in_pseudonym_then_date_order_whatever_the_raw_order(tmp_path: Path) -> None:
+    # Security review: output rows kept the input's order, so an export sorted by name stayed so.
+    names = ["Adams, Ann", "Baker, Bob", "Clark, Cy", "Davis, Di", "Evans, Ed", "Foster, Flo", "Green, Gus",
+             "Hill, Hal", "Irwin, Ivy", "Jones, Jo", "King, Kit", "Lewis, Liz"]
+    sessions = [["patient_id", "session_date", "total_units"]]
+    diary = [["patient_id", "date", "headache_hours"]]
+    for i, name in enumerate(names):  # sorted by name, then date: the order a clinic's export has
+        for k in range(3):
+            sessions.append([name, (date(2024, 1, 1) + timedelta(days=i + 90 * k)).isoformat(), "155"])
+        for d in range(5):
+            diary.append([name, (date(2024, 1, 1) + timedelta(days=i + d)).isoformat(), str(d)])
+    # A repeated session with other units: the loader keeps the first, so that one must stay first.
+    sessions.insert(2, [names[0], sessions[1][1], "195"])
+    source = {"sessions.csv": _csv(sessions).encode(), "diary.csv": _csv(diary).encode()}
+    result = deid.deidentify(source, KEY)
+    csvs = {n: b for n, b in result.files.items() if n.endswith(".csv")}
+    out = _rows(result.files["sessions.csv"])
+    keys = [(r["patient_id"], r["session_date"]) for r in out]
+    assert keys == sorted(keys)  # by pseudonym, then by date
+    diary_keys = [(r["patient_id"], r["date"]) for r in _rows(result.files["diary.csv"])]
+    assert diary_keys == sorted(diary_keys)
+    patients_in_order = list(dict.fromkeys(r["patient_id"] for r in out))
+    assert patients_in_order == sorted(deid.pseudonym(KEY, n) for n in names)
+    assert patients_in_order != [deid.pseudonym(KEY, n) for n in names]  # not the name order (1 in 12!)
+    adams = deid.pseudonym(KEY, names[0])
+    assert [r["total_units"] for r in out if r["patient_id"] == adams][:2] == ["155", "195"]
+    loaded = load_dataset(csvs)
+    assert list(loaded.rejected["reason"]) == ["duplicate session"]
+    kept = loaded.tables["sessions"]
+    assert kept.loc[kept["patient_id"] == adams, "total_units"].tolist() == [155, 155, 155]
+
+    # Any other order of the raw rows (the repeated session's two rows kept in their order) gives
+    # the same bytes: the output order carries nothing of the input's.
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        shuffled = [sessions[0], *(sessions[1 + i] for i in rng.permutation(len(sessions) - 1))]
+        first, second = shuffled.index(sessions[1]), shuffled.index(sessions[2])
+        if first > second:
+            shuffled[first], shuffled[second] = shuffled[second], shuffled[first]
+        other = deid.deidentify({"sessions.csv": _csv(shuffled).encode(),
+                                 "diary.csv": _csv([diary[0], *reversed(diary[1:])]).encode()}, KEY)
+        assert {n: b for n, b in other.files.items() if n.endswith(".csv")} == csvs
 
 
 def test_ages_over_89_become_90_plus_and_invalid_dates_are_withheld(deidentified: dict) -> None:
-    out = deidentified["out"]
-    assert [r["age_band"] for r in _rows((out / "patients.csv").read_bytes())] == ["90+", "90+", "90+", "40-49"]
+    out, key = deidentified["out"], deidentified["key"]
+    ages = {r["patient_id"]: r["age_band"] for r in _rows((out / "patients.csv").read_bytes())}
+    expected = dict(zip(RAW_IDS, ["90+", "90+", "90+", "40-49"], strict=True))
+    assert ages == {deid.pseudonym(key, pid): age for pid, age in expected.items()}
     withheld = [r for r in _rows((out / "diary.csv").read_bytes()) if r["date"] == deid.INVALID_DATE_MARKER]
     assert len(withheld) == 1
     dataset = load_dataset(out)  # the dashboard accepts the output; the bad date is still rejected
@@ -609,14 +660,29 @@ def test_fuzz_deidentify_keeps_every_row_and_never_crashes(sessions: list, diary
     for name, raw in (("sessions.csv", sessions), ("diary.csv", diary)):
         rows = _rows(result.files[name])
         assert len(rows) == len(raw)
-        for row, raw_row in zip(rows, raw, strict=True):
-            # Stable and keyed; valid under the SPEC pattern unless the raw id was blank.
-            assert row["patient_id"] == deid.pseudonym(KEY, raw_row[0])
-            assert PSEUDONYM.fullmatch(row["patient_id"]) or not raw_row[0].strip()
-            date_column = "session_date" if name == "sessions.csv" else "date"
-            assert row[date_column] == "" or row[date_column] == deid.INVALID_DATE_MARKER or (
-                date.fromisoformat(raw_row[1].strip()) - date.fromisoformat(row[date_column])
-            ).days == deid.shift_days(KEY, raw_row[0])
+        date_column = "session_date" if name == "sessions.csv" else "date"
+        # Rows are in pseudonym, then date order, not in the raw order.
+        order = [(row["patient_id"], row[date_column]) for row in rows]
+        assert order == sorted(order)
+        # Each patient has as many rows as in the raw data (keyed and stable; valid under the SPEC
+        # pattern unless the raw id was blank), each date empty, withheld or moved back by the offset.
+        raw_by_patient: dict[str, list[tuple[str, str]]] = {}
+        for raw_row in raw:
+            raw_by_patient.setdefault(deid.pseudonym(KEY, raw_row[0]), []).append(raw_row[:2])
+        out_by_patient: dict[str, list[str]] = {}
+        for row in rows:
+            out_by_patient.setdefault(row["patient_id"], []).append(row[date_column])
+        assert {p: len(d) for p, d in out_by_patient.items()} == {p: len(r) for p, r in raw_by_patient.items()}
+        for patient, dates in out_by_patient.items():
+            assert PSEUDONYM.fullmatch(patient) or all(not pid.strip() for pid, _ in raw_by_patient[patient])
+            allowed = {"", deid.INVALID_DATE_MARKER}
+            for pid, value in raw_by_patient[patient]:
+                try:
+                    allowed.add((date.fromisoformat(value.strip()) - timedelta(days=deid.shift_days(KEY, pid)))
+                                .isoformat())
+                except (ValueError, OverflowError):
+                    pass
+            assert set(dates) <= allowed
     assert deid.deidentify(source, KEY).files == result.files  # same key, same bytes
 
 
