@@ -391,11 +391,11 @@ def _without_date_like(values: pd.Series | np.ndarray) -> tuple[np.ndarray, int]
     return text, int(date_like[codes].sum())
 
 
-def _without_invalid(values: pd.Series | np.ndarray, spec: ColumnSpec) -> tuple[np.ndarray, int]:
+def _without_invalid(values: pd.Series, spec: ColumnSpec) -> tuple[np.ndarray, int]:
     """A coded column's values with those its rule rejects replaced by ``INVALID_VALUE_MARKER``."""
-    text = pd.Series(values, dtype=object)
-    invalid = ((text != "") & spec.parse(text).isna()).to_numpy(dtype=bool)
-    return np.where(invalid, INVALID_VALUE_MARKER, text.to_numpy()).astype(object), int(invalid.sum())
+    # The loader's own parser (per distinct value), so "invalid" means what it means on loading.
+    invalid = ((values != "") & spec.parse(values).isna()).to_numpy(dtype=bool)
+    return np.where(invalid, INVALID_VALUE_MARKER, values.astype(object).to_numpy()).astype(object), int(invalid.sum())
 
 
 def _top_coded_ages(values: pd.Series) -> tuple[np.ndarray, int]:
@@ -406,25 +406,25 @@ def _top_coded_ages(values: pd.Series) -> tuple[np.ndarray, int]:
     return np.where(over_89, TOP_CODED_AGE, text.to_numpy()).astype(object), int(changed.sum())
 
 
-def _in_pseudonym_order(stem: str, frame: pd.DataFrame) -> pd.DataFrame:
+def _in_pseudonym_order(stem: str, frame: pd.DataFrame, patient_rank: np.ndarray) -> pd.DataFrame:
     """Rows ordered by pseudonym, then by the file's key dates (shifted), so that their order says
     nothing about the raw export's (sorted by name, by record number, by first visit...).
 
     The sort is stable: rows of one patient with the same key dates (a repeated session, the muscles
     of one session) keep their relative order, so the loader's "the first row is kept" picks the
     same row as it would in the raw export. The order depends only on pseudonyms and shifted dates:
-    the same key gives the same bytes.
+    the same key gives the same bytes. ``patient_rank`` is each row's pseudonym's rank among all.
     """
     dates = [c for c in FILES[stem].key if c in frame.columns and FILES[stem].column(c).kind == "date"]
-    keys = ["patient_id", *dates]
-    # np.lexsort is stable and sorts by the last key first.
-    order = np.lexsort([pd.factorize(frame[c], sort=True)[0] for c in reversed(keys)])
+    # np.lexsort is stable and sorts by the last key first. ISO dates sort as text.
+    keys = [pd.factorize(frame[c], sort=True)[0] for c in reversed(dates)]
+    order = np.lexsort([*keys, patient_rank])
     return frame.iloc[order].reset_index(drop=True)
 
 
 def _deidentify_table(
     stem: str, table: RawTable, layout: tuple[list[str], list[str]], ids: pd.Index, pseudonyms: np.ndarray,
-    offsets: np.ndarray, key: bytes,
+    offsets: np.ndarray, ranks: np.ndarray, key: bytes,
 ) -> tuple[pd.DataFrame, FileResult]:
     contract = {c.name: c for c in FILES[stem].columns}
     written, dropped = layout
@@ -447,10 +447,10 @@ def _deidentify_table(
             out[column], date_like[column] = _without_date_like(values)
         elif spec.kind == "age_band":
             ages, top_coded = _top_coded_ages(values)
-            out[column], invalid[column] = _without_invalid(ages, spec)
+            out[column], invalid[column] = _without_invalid(pd.Series(ages, dtype=object), spec)
         else:  # coded: numbers, booleans, fixed vocabularies
             out[column], invalid[column] = _without_invalid(values, spec)
-    frame = _in_pseudonym_order(stem, pd.DataFrame(out, columns=written))
+    frame = _in_pseudonym_order(stem, pd.DataFrame(out, columns=written), ranks[row_patient])
     patients = pseudonyms[row_patient]
     result = FileResult(
         file=FILES[stem].filename,
@@ -502,6 +502,7 @@ def deidentify_tables(
     ids = pd.Index(pd.unique(np.concatenate([_raw_ids(t) for t in tables.values()])))
     pseudonyms = np.asarray([pseudonym(key, raw) for raw in ids], dtype=object)
     offsets = np.asarray([shift_days(key, raw) for raw in ids], dtype=np.int64)
+    ranks = np.argsort(np.argsort(pseudonyms.astype(str), kind="stable"), kind="stable")  # rows sort by these
     named = pseudonyms[pseudonyms != ""]
     if len(set(named)) != len(named):  # 64-bit pseudonyms: about 1 in 10**13 for 2,000 patients
         raise DeidentifyError("two patients got the same pseudonym; create a new key and run again")
@@ -509,7 +510,7 @@ def deidentify_tables(
     files: dict[str, bytes] = {}
     results: list[FileResult] = []
     for stem, table in tables.items():
-        frame, result = _deidentify_table(stem, table, layouts[stem], ids, pseudonyms, offsets, key)
+        frame, result = _deidentify_table(stem, table, layouts[stem], ids, pseudonyms, offsets, ranks, key)
         files[result.file] = csv_bytes(frame)
         results.append(result)
 
