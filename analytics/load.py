@@ -355,7 +355,7 @@ def _shown(text: str, limit: int = 60) -> str:
 def check_header(spec: FileSpec, table: RawTable) -> None:
     """Refuse a file with a direct identifier column (exit 3) or a missing required column (exit 2)."""
     for column in table.cells.columns:
-        if schemas.normalise_column_name(column) in schemas.DIRECT_IDENTIFIERS:
+        if schemas.direct_identifier(column):
             raise DatasetRefused(
                 f"{table.name}: column '{_shown(column)}' looks like a direct identifier; refusing the dataset. "
                 + DEIDENTIFY_HINT,

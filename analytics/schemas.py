@@ -10,6 +10,7 @@ keeps a 2-million-row diary fast: a diary has few distinct dates, hours and flag
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -30,11 +31,15 @@ TEXT_DTYPE = "string[pyarrow]"
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
 
-# Names of direct identifiers after lower-casing and removing everything but letters and digits.
+# Names of direct identifiers after lower-casing and removing everything but letters and digits
+# (SPEC §2.1's list). Test a column name with ``direct_identifier``: the loader and the
+# de-identification tool both use it, so the two can never disagree.
 DIRECT_IDENTIFIERS = frozenset(
     "name firstname lastname surname fullname email emailaddress phone phonenumber telephone "
     "mobile address street postcode zipcode zip mrn medicalrecordnumber nhsnumber ssn "
-    "socialsecuritynumber dob dateofbirth birthdate".split()
+    "socialsecuritynumber dob dateofbirth birthdate patientname forename givenname familyname "
+    "nhsno hospitalnumber hospitalno phoneno telno mobileno contactnumber postalcode "
+    "addressline1 addressline2".split()
 )
 
 # Rejection reasons, worded as in SPEC §2.1; listed in the order a row's first failure is reported.
@@ -61,8 +66,22 @@ SCORE_OUT_OF_RANGE = "score out of range for instrument"
 
 
 def normalise_column_name(name: str) -> str:
-    """Lower-case a header and keep only letters and digits (the direct-identifier test)."""
-    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+    """Lower-case a header and keep only letters and digits (the direct-identifier test).
+
+    NFKC first, so full-width or ligature spellings (``Ｅ-mail``, ``ﬁrst name``) are the ASCII words.
+    """
+    return re.sub(r"[^a-z0-9]", "", unicodedata.normalize("NFKC", str(name)).lower())
+
+
+def direct_identifier(name: str) -> str | None:
+    """The SPEC §2.1 direct identifier a column name is (its normalised form, e.g. ``"email"``), or None.
+
+    The one test of a column name for a direct identifier: loading refuses such a column (exit 3),
+    de-identification drops it and refuses to ``--keep`` it. The returned word comes from the fixed
+    list, never from the header, so it can be reported without repeating the header's text.
+    """
+    normalised = normalise_column_name(name)
+    return normalised if normalised in DIRECT_IDENTIFIERS else None
 
 
 # --- vectorised parsers: Series of stripped strings ("" = missing) -> typed Series (NA = invalid)

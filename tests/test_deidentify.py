@@ -134,13 +134,15 @@ def test_identifier_and_free_columns_are_dropped_and_named(deidentified: dict) -
     assert (out / "sessions.csv").read_text().splitlines()[0] == "patient_id,session_date,total_units"
     assert (out / "patients.csv").read_text().splitlines()[0] == "patient_id,sex,age_band,discontinued_on,referrer"
     report = json.loads((out / "deidentify_report.json").read_text())
-    assert report["files"]["sessions.csv"]["columns_dropped"] == {
-        "Surname": "direct identifier", "MRN": "direct identifier", "Room": "not in the data contract",
-    }
-    assert report["files"]["patients.csv"]["columns_dropped"] == {
-        "E-mail": "direct identifier", "Date of Birth": "direct identifier",
-    }
-    assert report["files"]["diary.csv"]["columns_dropped"] == {"Phone": "direct identifier"}
+    # Dropped columns by position in the raw file and category, never by header text.
+    assert report["files"]["sessions.csv"]["columns_dropped"] == [
+        "column 4: direct identifier (surname)", "column 5: direct identifier (mrn)",
+        "column 6: not in the data contract",
+    ]
+    assert report["files"]["patients.csv"]["columns_dropped"] == [
+        "column 5: direct identifier (email)", "column 6: direct identifier (dateofbirth)",
+    ]
+    assert report["files"]["diary.csv"]["columns_dropped"] == ["column 5: direct identifier (phone)"]
     assert report["columns_kept_on_request"] == ["referrer"]
 
 
@@ -161,25 +163,76 @@ def test_pseudonyms_and_date_shifts_are_one_per_patient_across_files(deidentifie
     raw, out, key = deidentified["raw"], deidentified["out"], deidentified["key"]
     date_columns = {"sessions": ["session_date"], "diary": ["date"], "patients": ["discontinued_on"],
                     "adverse_events": ["session_date", "onset_date", "resolved_date"], "questionnaires": ["date"]}
-    seen: dict[str, set[int]] = {pid: set() for pid in RAW_IDS}
     for stem, columns in date_columns.items():
         before = _rows((raw / f"{stem}.csv").read_bytes().removeprefix(b"\xef\xbb\xbf"))
         after = _rows((out / f"{stem}.csv").read_bytes())
-        for b, a in zip(before, after, strict=False):  # rows keep their order
-            assert a["patient_id"] == deid.pseudonym(key, b["patient_id"])
-            assert PSEUDONYM.fullmatch(a["patient_id"])
-            for column in columns:
-                if not b[column] or "/" in b[column]:
-                    continue
-                shift = (date.fromisoformat(b[column]) - date.fromisoformat(a[column])).days
-                seen[b["patient_id"]].add(shift)
-    for pid, shifts in seen.items():
-        assert shifts == {deid.shift_days(key, pid)}, pid  # one offset per patient, in every file
+        # Every written row is its raw row with the pseudonym and every date moved back by the
+        # patient's one offset, the same in every file (rows are reordered: compared as multisets).
+        expected = []
+        for b in before:
+            if stem == "diary" and b["headache_hours"] is None:
+                continue  # the ragged row is not written
+            shift = timedelta(days=deid.shift_days(key, b["patient_id"]))
+            moved = [
+                "" if not b[c] else deid.INVALID_DATE_MARKER if "/" in b[c] else
+                (date.fromisoformat(b[c]) - shift).isoformat()
+                for c in columns
+            ]
+            expected.append((deid.pseudonym(key, b["patient_id"]), *moved))
+        written = [(a["patient_id"], *(a[c] for c in columns)) for a in after]
+        assert sorted(written) == sorted(expected), stem
+        assert all(PSEUDONYM.fullmatch(a["patient_id"]) for a in after)
+
+
+def test_rows_are_in_pseudonym_then_date_order_whatever_the_raw_order(tmp_path: Path) -> None:
+    # Security review: output rows kept the input's order, so an export sorted by name stayed so.
+    names = ["Adams, Ann", "Baker, Bob", "Clark, Cy", "Davis, Di", "Evans, Ed", "Foster, Flo", "Green, Gus",
+             "Hill, Hal", "Irwin, Ivy", "Jones, Jo", "King, Kit", "Lewis, Liz"]
+    sessions = [["patient_id", "session_date", "total_units"]]
+    diary = [["patient_id", "date", "headache_hours"]]
+    for i, name in enumerate(names):  # sorted by name, then date: the order a clinic's export has
+        for k in range(3):
+            sessions.append([name, (date(2024, 1, 1) + timedelta(days=i + 90 * k)).isoformat(), "155"])
+        for d in range(5):
+            diary.append([name, (date(2024, 1, 1) + timedelta(days=i + d)).isoformat(), str(d)])
+    # A repeated session with other units: the loader keeps the first, so that one must stay first.
+    sessions.insert(2, [names[0], sessions[1][1], "195"])
+    source = {"sessions.csv": _csv(sessions).encode(), "diary.csv": _csv(diary).encode()}
+    result = deid.deidentify(source, KEY)
+    csvs = {n: b for n, b in result.files.items() if n.endswith(".csv")}
+    out = _rows(result.files["sessions.csv"])
+    keys = [(r["patient_id"], r["session_date"]) for r in out]
+    assert keys == sorted(keys)  # by pseudonym, then by date
+    diary_keys = [(r["patient_id"], r["date"]) for r in _rows(result.files["diary.csv"])]
+    assert diary_keys == sorted(diary_keys)
+    patients_in_order = list(dict.fromkeys(r["patient_id"] for r in out))
+    assert patients_in_order == sorted(deid.pseudonym(KEY, n) for n in names)
+    assert patients_in_order != [deid.pseudonym(KEY, n) for n in names]  # not the name order (1 in 12!)
+    adams = deid.pseudonym(KEY, names[0])
+    assert [r["total_units"] for r in out if r["patient_id"] == adams][:2] == ["155", "195"]
+    loaded = load_dataset(csvs)
+    assert list(loaded.rejected["reason"]) == ["duplicate session"]
+    kept = loaded.tables["sessions"]
+    assert kept.loc[kept["patient_id"] == adams, "total_units"].tolist() == [155, 155, 155]
+
+    # Any other order of the raw rows (the repeated session's two rows kept in their order) gives
+    # the same bytes: the output order carries nothing of the input's.
+    rng = np.random.default_rng(1)
+    for _ in range(3):
+        shuffled = [sessions[0], *(sessions[1 + i] for i in rng.permutation(len(sessions) - 1))]
+        first, second = shuffled.index(sessions[1]), shuffled.index(sessions[2])
+        if first > second:
+            shuffled[first], shuffled[second] = shuffled[second], shuffled[first]
+        other = deid.deidentify({"sessions.csv": _csv(shuffled).encode(),
+                                 "diary.csv": _csv([diary[0], *reversed(diary[1:])]).encode()}, KEY)
+        assert {n: b for n, b in other.files.items() if n.endswith(".csv")} == csvs
 
 
 def test_ages_over_89_become_90_plus_and_invalid_dates_are_withheld(deidentified: dict) -> None:
-    out = deidentified["out"]
-    assert [r["age_band"] for r in _rows((out / "patients.csv").read_bytes())] == ["90+", "90+", "90+", "40-49"]
+    out, key = deidentified["out"], deidentified["key"]
+    ages = {r["patient_id"]: r["age_band"] for r in _rows((out / "patients.csv").read_bytes())}
+    expected = dict(zip(RAW_IDS, ["90+", "90+", "90+", "40-49"], strict=True))
+    assert ages == {deid.pseudonym(key, pid): age for pid, age in expected.items()}
     withheld = [r for r in _rows((out / "diary.csv").read_bytes()) if r["date"] == deid.INVALID_DATE_MARKER]
     assert len(withheld) == 1
     dataset = load_dataset(out)  # the dashboard accepts the output; the bad date is still rejected
@@ -216,15 +269,58 @@ def test_same_key_same_bytes_other_key_other_pseudonyms_and_shifts(deidentified:
     assert [deid.shift_days(key, p) for p in RAW_IDS] != [deid.shift_days(OTHER_KEY, p) for p in RAW_IDS]
 
 
-def test_an_existing_key_readable_by_others_is_used_with_a_warning(tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o620, 0o602, 0o610, 0o601, 0o660, 0o666])
+def test_a_key_file_others_may_access_is_refused(tmp_path: Path, capsys, mode: int) -> None:
+    # Security review: a key readable by others was used with a warning. Any group/other bit refuses.
     raw = _raw_export(tmp_path / "raw")
     key_file = tmp_path / "shared.key"
     key_file.write_text(KEY.hex() + "\n")
-    os.chmod(key_file, 0o644)
-    assert main(["deidentify", "--in", str(raw), "--out", str(tmp_path / "out"), "--key-file", str(key_file)]) == 0
-    assert "can be read by other users (mode 0644)" in capsys.readouterr().err
+    os.chmod(key_file, mode)
+    argv = ["deidentify", "--in", str(raw), "--out", str(tmp_path / "out"), "--key-file", str(key_file)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == (
+        f"error: key file {key_file} is accessible to other users (mode {mode:04o}), so the key may no longer be "
+        f"secret; if nobody else has read it, run: chmod 600 {key_file}; otherwise make a new key (pseudonyms then "
+        "change)"
+    )
+    assert not (tmp_path / "out").exists()
+    assert key_file.read_text() == KEY.hex() + "\n"  # never overwritten
+    os.chmod(key_file, 0o600)  # the advice works
+    assert main(argv) == 0
     sessions = _rows((tmp_path / "out" / "sessions.csv").read_bytes())
-    assert sessions[0]["patient_id"] == deid.pseudonym(KEY, RAW_IDS[0])
+    assert {r["patient_id"] for r in sessions} == {deid.pseudonym(KEY, pid) for pid in RAW_IDS}
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (bytes(32), "is not random"),  # all zeros
+        (b"\xab" * 32, "is not random"),  # one byte repeated
+        (bytes.fromhex("0123456789abcdef" * 4), "is not random"),  # an 8-byte pattern, 8 distinct bytes
+        (b"\x00\x01" * 20, "is not random"),
+        (bytes(31) + b"\x01", "is not random"),  # 2 distinct bytes
+        (bytes(range(16)), "holds 16 bytes; a key needs at least 32 random bytes"),
+        (bytes(range(31)), "holds 31 bytes; a key needs at least 32 random bytes"),
+    ],
+)
+def test_a_degenerate_key_is_refused(tmp_path: Path, capsys, key: bytes, message: str) -> None:
+    raw = _raw_export(tmp_path / "raw")
+    key_file = tmp_path / "weak.key"
+    key_file.write_text(key.hex() + "\n")
+    os.chmod(key_file, 0o600)
+    assert main(["deidentify", "--in", str(raw), "--out", str(tmp_path / "out"), "--key-file", str(key_file)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(f"error: key file {key_file} ") and message in err[-1]
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(deid.DeidentifyError, match=message):  # the library refuses it too
+        deid.deidentify(raw, key)
+
+
+def test_a_random_key_passes_the_degenerate_key_checks() -> None:
+    for _ in range(200):
+        deid.check_key(os.urandom(32))
+    deid.check_key(KEY)
 
 
 @pytest.mark.parametrize(
@@ -265,6 +361,188 @@ def test_bad_input_exits_2_with_one_line_and_creates_no_key(tmp_path: Path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: ") and message in err[-1]
     assert change == "bad_key" or not key_file.exists()
+
+
+def test_the_report_never_repeats_the_header_of_a_dropped_column(tmp_path: Path, capsys) -> None:
+    # Security review: an e-mail address or a name used as a header was copied into the report.
+    headers = ["jane.doe@example.org", "Dr Jane Doe (GMC 7012345)", "E-mail: jdoe@nhs.net", "Smith_notes_1999-12-31"]
+    raw = _raw_export(tmp_path / "raw")
+    for name in ("sessions.csv", "patients.csv"):
+        lines = (raw / name).read_text(encoding="utf-8").removeprefix("\ufeff").splitlines()
+        rows = [lines[0] + "".join(f',"{h}"' for h in headers), *(line + ',"x"' * len(headers) for line in lines[1:])]
+        (raw / name).write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out, key_file = tmp_path / "out", tmp_path / "new.key"
+    assert main(["deidentify", "--in", str(raw), "--out", str(out), "--key-file", str(key_file)]) == 0
+    report_text = (out / "deidentify_report.json").read_text(encoding="utf-8")
+    every_byte = b"".join(p.read_bytes() for p in sorted(out.iterdir())) + capsys.readouterr().err.encode()
+    for secret in ("jane", "Jane", "Doe", "7012345", "jdoe", "nhs.net", "Smith", "1999-12-31"):
+        assert secret.encode() not in every_byte, secret
+    report = json.loads(report_text)
+    assert report["files"]["sessions.csv"]["columns_dropped"][-4:] == [
+        "column 7: not in the data contract", "column 8: not in the data contract",
+        "column 9: not in the data contract", "column 10: not in the data contract",
+    ]
+
+
+@pytest.mark.parametrize("column", ["Patient Name", "nhs_no", "phone_no", "postal_code", "Hospital No.", "DOB"])
+def test_keep_of_a_direct_identifier_is_refused_not_warned(tmp_path: Path, capsys, column: str) -> None:
+    # Security review: names on SPEC §2.1's longer list were kept with a mere warning.
+    raw = _raw_export(tmp_path / "raw")
+    patients = (raw / "patients.csv").read_text(encoding="utf-8").splitlines()
+    (raw / "patients.csv").write_text(
+        "\n".join([f'{patients[0]},"{column}"', *(f'{row},"Jane Doe 0123"' for row in patients[1:])]) + "\n",
+        encoding="utf-8",
+    )
+    out, key_file = tmp_path / "out", tmp_path / "new.key"
+    argv = ["deidentify", "--in", str(raw), "--out", str(out), "--key-file", str(key_file)]
+    assert main([*argv, "--keep", column]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: --keep ") and "is a direct identifier" in err[-1]
+    assert not out.exists() and not key_file.exists()
+    with pytest.raises(deid.DeidentifyError, match="direct identifier"):
+        deid.deidentify(raw, KEY, [column])
+    # Without --keep the column is dropped as a direct identifier, and the output loads.
+    assert main(argv) == 0
+    assert b"Jane Doe" not in b"".join(p.read_bytes() for p in out.iterdir())
+    load_dataset(out)
+
+
+# --- free text: dropped, pseudonymised or date-checked ----------------------------------------------
+
+
+INJECTOR = "Dr Jane Doe (GMC 7012345)"
+
+
+def _free_text_export(folder: Path, reasons: list[str], protocols: list[str], clinics: list[str]) -> Path:
+    """Three patients whose free text names people, places and real dates."""
+    folder.mkdir()
+    sessions = [["patient_id", "session_date", "injector_id", "protocol", "referral_note"]]
+    diary = [["patient_id", "date", "headache_hours"]]
+    patients = [["patient_id", "clinic", "discontinued_on", "discontinuation_reason"]]
+    for i in range(3):
+        pid, first = f"MRN-{i}", date(2024, 3, 1) + timedelta(days=7 * i)
+        sessions.append([pid, first.isoformat(), INJECTOR if i < 2 else "jd7012345", protocols[i],
+                         "referred 1998-07-15" if i == 0 else "by GP"])
+        diary.append([pid, first.isoformat(), "4"])
+        patients.append([pid, clinics[i], (first + timedelta(days=100)).isoformat(), reasons[i]])
+    for name, rows in (("sessions", sessions), ("diary", diary), ("patients", patients)):
+        (folder / f"{name}.csv").write_text(_csv(rows), encoding="utf-8")
+    return folder
+
+
+def test_free_text_is_dropped_and_injector_ids_are_pseudonymised(tmp_path: Path) -> None:
+    # Security review: protocol, discontinuation_reason and injector_id were copied verbatim.
+    raw = _free_text_export(tmp_path / "raw", ["Moved to Leeds with Jane", "ptosis", ""],
+                            ["PREEMPT as agreed with Jane", "PREEMPT", "PREEMPT"], ["North", "North", "South"])
+    result = deid.deidentify(raw, KEY)
+    every_byte = b"".join(result.files.values())
+    for secret in (b"Jane", b"Doe", b"7012345", b"Leeds", b"agreed", b"ptosis", b"MRN-"):
+        assert secret not in every_byte, secret
+    sessions, patients = _rows(result.files["sessions.csv"]), _rows(result.files["patients.csv"])
+    assert list(sessions[0]) == ["patient_id", "session_date", "injector_id"]
+    assert list(patients[0]) == ["patient_id", "clinic", "discontinued_on"]
+    # clinic is kept (clinic scoping needs it); injector_id is keyed, stable, and in its own domain.
+    assert sorted(r["clinic"] for r in patients) == ["North", "North", "South"]
+    doe = "I" + hmac.new(KEY, f"injector:{INJECTOR}".encode(), hashlib.sha256).hexdigest()[:16]
+    assert deid.injector_pseudonym(KEY, f" {INJECTOR} ") == doe
+    assert sorted(r["injector_id"] for r in sessions) == sorted([doe, doe, deid.injector_pseudonym(KEY, "jd7012345")])
+    assert doe != deid.pseudonym(KEY, INJECTOR) and not doe.startswith("P")
+    assert deid.injector_pseudonym(OTHER_KEY, INJECTOR) != doe
+    assert deid.deidentify(raw, KEY).files == result.files
+    report = result.report["files"]
+    assert report["sessions.csv"]["columns_dropped"] == [
+        "column 4: protocol (free text; keep it with --keep protocol)", "column 5: not in the data contract",
+    ]
+    assert report["patients.csv"]["columns_dropped"] == [
+        "column 4: discontinuation_reason (free text; keep it with --keep discontinuation_reason)",
+    ]
+    load_dataset({n: b for n, b in result.files.items() if n.endswith(".csv")})  # the output loads
+
+
+def test_free_text_kept_on_request_is_copied(tmp_path: Path) -> None:
+    raw = _free_text_export(tmp_path / "raw", ["ptosis", "no benefit", ""], ["PREEMPT", "PREEMPT+FTP", ""],
+                            ["North", "North", "South"])
+    result = deid.deidentify(raw, KEY, ["protocol", "discontinuation_reason"])
+    assert sorted(r["protocol"] for r in _rows(result.files["sessions.csv"])) == ["", "PREEMPT", "PREEMPT+FTP"]
+    assert sorted(r["discontinuation_reason"] for r in _rows(result.files["patients.csv"])) == [
+        "", "no benefit", "ptosis"]
+    assert all(not r["date_like_text_withheld"] for r in result.report["files"].values())
+
+
+@pytest.mark.parametrize(("column", "how"), [("injector_id", "pseudonymised"), ("patient_id", "pseudonymised"),
+                                             ("session_date", "date-shifted"), ("age_band", "top-coded")])
+def test_keep_of_a_transformed_column_is_refused(tmp_path: Path, column: str, how: str) -> None:
+    raw = _free_text_export(tmp_path / "raw", ["", "", ""], ["", "", ""], ["", "", ""])
+    with pytest.raises(deid.DeidentifyError, match=f"'{column}' is always {how}, never copied as is"):
+        deid.deidentify(raw, KEY, [column])
+
+
+def test_kept_text_with_a_real_date_is_withheld_and_counted(tmp_path: Path, capsys) -> None:
+    # Security review: a real date in free text, next to the shifted dates, gives the offset away.
+    raw = _free_text_export(
+        tmp_path / "raw",
+        reasons=["stopped 3 March 2024 (ptosis)", "seen 01/03/2024, no benefit", "no benefit"],
+        protocols=["PREEMPT since 20240301", "PREEMPT", "PREEMPT, follow the pain on Tuesdays"],
+        clinics=["North", "North Christmas clinic", "South"],
+    )
+    out, key_file = tmp_path / "out", tmp_path / "new.key"
+    assert main(["deidentify", "--in", str(raw), "--out", str(out), "--key-file", str(key_file), "--keep", "protocol",
+                 "--keep", "discontinuation_reason", "--keep", "referral_note"]) == 0
+    every_byte = b"".join(p.read_bytes() for p in out.iterdir())
+    for secret in (b"March", b"01/03/2024", b"20240301", b"Tuesday", b"Christmas", b"1998-07-15", b"ptosis"):
+        assert secret not in every_byte, secret
+    sessions, patients = _rows((out / "sessions.csv").read_bytes()), _rows((out / "patients.csv").read_bytes())
+    assert sorted(r["protocol"] for r in sessions) == ["", "", "PREEMPT"]
+    assert sorted(r["referral_note"] for r in sessions) == ["", "by GP", "by GP"]
+    assert sorted(r["discontinuation_reason"] for r in patients) == ["", "", "no benefit"]
+    assert sorted(r["clinic"] for r in patients) == ["", "North", "South"]
+    report = json.loads((out / "deidentify_report.json").read_text())["files"]
+    assert report["sessions.csv"]["date_like_text_withheld"] == {"protocol": 2, "referral_note": 1}
+    assert report["patients.csv"]["date_like_text_withheld"] == {"clinic": 1, "discontinuation_reason": 2}
+    err = capsys.readouterr().err
+    assert "patients.csv: 2 values of discontinuation_reason contain something date-like and were withheld" in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["2024-03-01", "on 2024/3/1", "1.3.24", "01/03/2024", "3-1-2024", "20240301", "in 2023", "3/4", "12/1 review",
+     "3 March", "Mar 3rd", "sept", "MAY", "since Monday", "on Tuesdays", "sat", "Xmas", "after Easter", "(2019)",
+     "x1999y"],
+)
+def test_date_like_text(text: str) -> None:
+    assert deid.DATE_LIKE.search(text), text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["North", "PREEMPT", "PREEMPT 31/39", "GMC 7012345", "155 units", "1.5", "Site 12-3", "3-4 days", "ptosis",
+     "St Mary's", "Marchant", "Sunderland", "Dr Jane Doe", "I0123456789abcdef"],
+)
+def test_not_date_like_text(text: str) -> None:
+    assert not deid.DATE_LIKE.search(text), text
+
+
+def test_an_invalid_coded_value_is_withheld_not_copied(tmp_path: Path) -> None:
+    # A coded column carries no free text: a value its rule rejects is replaced, and still rejected.
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "sessions.csv").write_text(_csv([["patient_id", "session_date", "total_units"],
+                                            ["A", "2024-03-01", "155 (Dr Doe)"], ["B", "2024-03-01", "155"]]))
+    (raw / "diary.csv").write_text(_csv([["patient_id", "date", "headache_hours", "migraine"],
+                                         ["A", "2024-03-01", "4", "per Jane, yes"], ["B", "2024-03-01", "0", "no"]]))
+    (raw / "patients.csv").write_text(_csv([["patient_id", "sex", "age_band"], ["A", "Jane (F)", "born 1931"],
+                                            ["B", "f", "40-49"]]))
+    result = deid.deidentify(raw, KEY)
+    every_byte = b"".join(result.files.values())
+    for secret in (b"Doe", b"Jane", b"1931", b"born"):
+        assert secret not in every_byte, secret
+    files = result.report["files"]
+    assert files["sessions.csv"]["invalid_values_withheld"] == {"total_units": 1}
+    assert files["diary.csv"]["invalid_values_withheld"] == {"migraine": 1}
+    assert files["patients.csv"]["invalid_values_withheld"] == {"sex": 1, "age_band": 1}
+    rejected = load_dataset({n: b for n, b in result.files.items() if n.endswith(".csv")}).rejected
+    assert sorted(rejected["reason"]) == ["implausible total_units", "invalid boolean", "invalid sex"]
+    assert set(rejected["value"]) == {deid.INVALID_VALUE_MARKER}
 
 
 # --- statistics survive de-identification -------------------------------------------------------------
@@ -382,14 +660,29 @@ def test_fuzz_deidentify_keeps_every_row_and_never_crashes(sessions: list, diary
     for name, raw in (("sessions.csv", sessions), ("diary.csv", diary)):
         rows = _rows(result.files[name])
         assert len(rows) == len(raw)
-        for row, raw_row in zip(rows, raw, strict=True):
-            # Stable and keyed; valid under the SPEC pattern unless the raw id was blank.
-            assert row["patient_id"] == deid.pseudonym(KEY, raw_row[0])
-            assert PSEUDONYM.fullmatch(row["patient_id"]) or not raw_row[0].strip()
-            date_column = "session_date" if name == "sessions.csv" else "date"
-            assert row[date_column] == "" or row[date_column] == deid.INVALID_DATE_MARKER or (
-                date.fromisoformat(raw_row[1].strip()) - date.fromisoformat(row[date_column])
-            ).days == deid.shift_days(KEY, raw_row[0])
+        date_column = "session_date" if name == "sessions.csv" else "date"
+        # Rows are in pseudonym, then date order, not in the raw order.
+        order = [(row["patient_id"], row[date_column]) for row in rows]
+        assert order == sorted(order)
+        # Each patient has as many rows as in the raw data (keyed and stable; valid under the SPEC
+        # pattern unless the raw id was blank), each date empty, withheld or moved back by the offset.
+        raw_by_patient: dict[str, list[tuple[str, str]]] = {}
+        for raw_row in raw:
+            raw_by_patient.setdefault(deid.pseudonym(KEY, raw_row[0]), []).append(raw_row[:2])
+        out_by_patient: dict[str, list[str]] = {}
+        for row in rows:
+            out_by_patient.setdefault(row["patient_id"], []).append(row[date_column])
+        assert {p: len(d) for p, d in out_by_patient.items()} == {p: len(r) for p, r in raw_by_patient.items()}
+        for patient, dates in out_by_patient.items():
+            assert PSEUDONYM.fullmatch(patient) or all(not pid.strip() for pid, _ in raw_by_patient[patient])
+            allowed = {"", deid.INVALID_DATE_MARKER}
+            for pid, value in raw_by_patient[patient]:
+                try:
+                    allowed.add((date.fromisoformat(value.strip()) - timedelta(days=deid.shift_days(KEY, pid)))
+                                .isoformat())
+                except (ValueError, OverflowError):
+                    pass
+            assert set(dates) <= allowed
     assert deid.deidentify(source, KEY).files == result.files  # same key, same bytes
 
 
