@@ -44,6 +44,7 @@ role = "admin"
 clinics = "*"
 """
 NORTH, OTHERS = {"N1", "N2"}, {"S1", "X1"}
+MISSING = object()  # a claim the provider does not send
 DIARY_MARKER = 7.25  # a headache_hours value that must never reach the audit log
 
 
@@ -83,12 +84,16 @@ def audit_log(setup: dict[str, Path], tmp_path: Path, monkeypatch: pytest.Monkey
 
 @pytest.fixture
 def app(setup: dict[str, Path], audit_log: Path) -> Callable[..., AppTest]:
-    """An AppTest of the dashboard in OIDC mode, signed in as ``email`` (None: not signed in)."""
-    def make(email: str | None, access_file: Path | None = None) -> AppTest:
+    """An AppTest of the dashboard in OIDC mode, signed in as ``email`` (None: not signed in).
+
+    The provider vouches for the address (``email_verified`` true) unless ``claims`` say otherwise.
+    """
+    def make(email: str | None, access_file: Path | None = None, **claims: object) -> AppTest:
         at = AppTest.from_file(DASHBOARD, default_timeout=60)
         at.secrets["auth"] = AUTH_SECTION
         at.secrets["OUTCOMES_ACCESS_FILE"] = str(access_file or setup["access"])
-        at.user = {"is_logged_in": True, "email": email, "name": "Someone"} if email else {"is_logged_in": False}
+        signed_in = {"is_logged_in": True, "email": email, "email_verified": True, "name": "Someone", **claims}
+        at.user = {k: v for k, v in signed_in.items() if v is not MISSING} if email else {"is_logged_in": False}
         return at
 
     return make
@@ -297,3 +302,55 @@ def test_enforced_suppression_suppresses_or_refuses(setup: dict[str, Path], audi
     # The cohort table can be suppressed (analytics.suppression), so it downloads; the other cannot.
     assert [b.key for b in at.get("download_button")] == ["cohort_csv"]
     assert any("min_cell 11" in c.value for c in at.caption)
+
+
+# --- security review: look-alike addresses, email_verified, local mode on a network, refusals, rows ---------
+
+LOOKALIKE_ACCESS_FILE = ACCESS_FILE + """
+[users."analyst@uni.example"]
+role = "researcher"
+clinics = "*"
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "victim"),
+    [
+        ("boß.north@clinic.example", "boss.north@clinic.example"),
+        ("boſs.north@clinic.example", "boss.north@clinic.example"),
+        ("analyﬆ@uni.example", "analyst@uni.example"),
+        ("аnalyst@uni.example", "analyst@uni.example"),  # Cyrillic а
+    ],
+)
+def test_a_unicode_look_alike_does_not_log_in_as_its_victim(app: Callable[..., AppTest], setup: dict[str, Path],
+                                                             audit_log: Path, given: str, victim: str) -> None:
+    lookalikes = setup["root"] / "lookalikes.toml"
+    lookalikes.write_text(LOOKALIKE_ACCESS_FILE, encoding="utf-8")
+    at = app(given, access_file=lookalikes)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "No access"
+    assert not at.dataframe and "app_context" not in at.session_state and "auth_user" not in at.session_state
+    [event] = events(audit_log)
+    assert (event["event"], event["user"]) == ("refused", given)  # what the provider sent, not the victim
+    assert victim not in audit_log.read_text()
+
+
+@pytest.mark.parametrize("claim", [MISSING, None, False, "false", "True", "yes", 1, "1"])
+def test_an_unverified_address_is_refused(app: Callable[..., AppTest], audit_log: Path, claim: object) -> None:
+    at = app("dr.north@clinic.example", email_verified=claim)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "No access"
+    assert "verified" in at.error[0].value
+    assert "app_context" not in at.session_state
+    [event] = events(audit_log)
+    assert event["event"] == "refused" and event["reason"].startswith("e-mail address not verified")
+
+
+@pytest.mark.parametrize("claim", [True, "true"])
+def test_a_verified_address_is_accepted(app: Callable[..., AppTest], audit_log: Path, claim: object) -> None:
+    at = app("dr.north@clinic.example", email_verified=claim)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Patient"

@@ -149,33 +149,55 @@ def _pseudonym_key(policy: access.AccessPolicy) -> bytes:
 # --- who is this -----------------------------------------------------------------------------------
 
 
+def email_verified(value: object) -> bool:
+    """Whether the provider's ``email_verified`` claim vouches for the address: True, or the text "true".
+
+    A missing claim, false, "false", 1, "yes" or anything else is not a verification.
+    """
+    return value is True or value == "true"
+
+
 def _signed_in_user() -> User:
-    """The signed-in user from ``st.user`` and the access file; raises ``Refused``."""
-    email = str(st.user.get("email") or "").strip()
+    """The signed-in user from ``st.user`` and the access file; raises ``Refused``.
+
+    ``Refused.email`` (what the audit log records) is the address exactly as the provider sent it,
+    never the access-file entry it may imitate.
+    """
+    given = str(st.user.get("email") or "")
+    email = given.strip(access.ASCII_WHITESPACE)
     if not email:
         raise Refused("Your identity provider did not send an e-mail address, so your access cannot be checked.",
                       "no e-mail address from the identity provider", "")
-    if st.user.get("email_verified") is False:
-        raise Refused(f"The e-mail address {email} is not verified by your identity provider.",
-                      "e-mail address not verified", email)
+    if not email_verified(st.user.get("email_verified")):
+        claim = st.user.get("email_verified")
+        raise Refused(f"Your identity provider does not confirm that the e-mail address {email} is verified, so it "
+                      "cannot be used to let you in. Please verify it with your identity provider, or ask the "
+                      "administrator.", f"e-mail address not verified (email_verified: {claim!r})", given)
     try:
         policy = access_policy()
     except access.AccessFileError as exc:
         logger.error("Access file problem: %s", exc)
         raise Refused("The dashboard's access settings cannot be read, so nobody can be let in. Please tell the "
-                      "administrator (the details are in the server log).", f"access file: {exc}", email) from exc
+                      "administrator (the details are in the server log).", f"access file: {exc}", given) from exc
+    problem, imitated = access.email_problem(email), policy.lookalike(email)
+    if problem is not None or imitated is not None:
+        reason = problem or "non-ASCII e-mail address"
+        if imitated is not None:
+            reason += ", a look-alike of an address in the access file"
+        raise Refused(f"You are signed in as {email}, which is not an address the dashboard accepts (it holds "
+                      "characters that look like, or change into, other ones). Ask the administrator.", reason, given)
     grant = policy.grant_for(email)
     if grant is None:
         raise Refused(f"You are signed in as {email}, but this address has no access to the dashboard. Ask the "
                       "administrator to add it to the access file with your role and clinics.", REFUSED_UNKNOWN,
-                      email)
+                      given)
     try:
         key = _pseudonym_key(policy) if access.PERMISSIONS[grant.role].pseudonymised else None
         scope = access.scope_for(grant.role, grant.clinics, key)
     except access.AccessFileError as exc:
         logger.error("Pseudonym key problem: %s", exc)
         raise Refused("Your access needs the pseudonym key, which cannot be read. Please tell the administrator.",
-                      f"pseudonym key: {exc}", email) from exc
+                      f"pseudonym key: {exc}", given) from exc
     name = grant.name or str(st.user.get("name") or "") or email
     return User(email=grant.email, name=name, role=grant.role, clinics=grant.clinics,
                 min_cell=policy.min_cell_for(grant.role), scope=scope)
