@@ -354,3 +354,79 @@ def test_a_verified_address_is_accepted(app: Callable[..., AppTest], audit_log: 
     at.run()
     assert not at.exception
     assert at.title[0].value == "Patient"
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
+     ("", False), (None, False), ("0.0.0.0", False), ("::", False), ("192.168.1.20", False),
+     ("outcomes.clinic.example", False)],
+)
+def test_loopback_addresses(address: object, loopback: bool) -> None:
+    from ui import auth
+
+    assert auth.is_loopback(address) is loopback
+
+
+@pytest.fixture
+def served_on() -> Callable[[str | None], None]:
+    """Set ``server.address`` as the config file, environment or a flag would, restored afterwards."""
+    from streamlit import config
+
+    before = config.get_option("server.address")
+
+    def serve(address: str | None) -> None:
+        config.set_option("server.address", address, "test")
+
+    yield serve
+    config.set_option("server.address", before, "test")
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "", "192.168.1.20", "::"])
+def test_local_mode_on_a_network_address_shows_no_data(served_on: Callable[[str | None], None], audit_log: Path,
+                                                       address: str) -> None:
+    served_on(address)
+    at = AppTest.from_file(DASHBOARD, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "No access"
+    assert "local single-user mode" in at.error[0].value and "127.0.0.1" in at.error[0].value
+    assert not at.dataframe and not at.get("plotly_chart") and "app_context" not in at.session_state
+    assert not at.button  # nobody to log out
+    [event] = events(audit_log)
+    assert (event["event"], event["user"]) == ("refused", "local")
+    assert event["reason"] == f"local single-user mode served on {address or 'all interfaces'}"
+
+
+def test_local_mode_on_loopback_still_works(served_on: Callable[[str | None], None], audit_log: Path) -> None:
+    served_on("127.0.0.1")
+    at = AppTest.from_file(DASHBOARD, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Patient"
+
+
+def _configured_address(env: dict[str, str], *flags: str) -> str | None:
+    """``server.address`` as ``streamlit`` resolves it in the project folder (config.toml, env, flags)."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")} | env
+    shown = subprocess.run([sys.executable, "-m", "streamlit", "config", "show", *flags], cwd=PROJECT_DIR,
+                           env=environment, capture_output=True, text=True, check=True, timeout=120).stdout
+    section = shown[shown.index("[server]"):]
+    for line in section.splitlines():
+        if line.startswith("address = "):
+            return line.split("=", 1)[1].strip().strip('"')
+    return None
+
+
+def test_the_config_file_serves_loopback_and_the_environment_or_a_flag_overrides_it() -> None:
+    import tomllib
+
+    config = tomllib.loads((PROJECT_DIR / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert _configured_address({}) == "127.0.0.1"
+    assert _configured_address({"STREAMLIT_SERVER_ADDRESS": "0.0.0.0"}) == "0.0.0.0"  # the Makefile's variable
+    assert _configured_address({}, "--server.address", "10.1.2.3") == "10.1.2.3"

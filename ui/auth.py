@@ -12,11 +12,15 @@ Two modes:
 
 - **OIDC**, when ``.streamlit/secrets.toml`` has an ``[auth]`` section: Streamlit's ``st.login()``
   (Authlib) signs the user in with the clinic's identity provider and ``st.user.email`` is looked up
-  in the access file (path in ``OUTCOMES_ACCESS_FILE``, from the environment or the secrets). A user
-  not in the file, an unreadable access file or a provider that sends no e-mail address is refused
-  with a message and a ``refused`` audit event: the app fails closed.
+  in the access file (path in ``OUTCOMES_ACCESS_FILE``, from the environment or the secrets), exactly
+  but for the case of A-Z (``analytics.access.normalise_email``). A user not in the file, an address
+  the provider does not mark verified (``email_verified`` true), an address that Unicode
+  normalisation would change or that imitates an access-file entry, an unreadable access file or a
+  provider that sends no e-mail address is refused with a message and a ``refused`` audit event
+  naming the address as the provider sent it: the app fails closed.
 - **Local single-user mode**, without ``[auth]``: nobody logs in, the one user is an admin who sees
-  all data, and a banner on every page says so.
+  all data, and a banner on every page says so. Served on anything but a loopback address
+  (``server.address``), it shows no data at all, only why.
 
 The audit log's path is ``OUTCOMES_AUDIT_LOG`` (environment or secrets), by default
 ``logs/audit.jsonl`` in the project folder.
@@ -24,6 +28,7 @@ The audit log's path is ``OUTCOMES_AUDIT_LOG`` (environment or secrets), by defa
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -217,14 +222,44 @@ def _login_screen() -> None:
             st.login(name)
 
 
-def _refusal_screen(refusal: Refused) -> Callable[[], None]:
+def _refusal_screen(refusal: Refused, logout: bool = True) -> Callable[[], None]:
     def screen() -> None:
         st.title("No access")
         st.error(str(refusal), icon=":material/block:")
-        if st.button("Log out", key="auth_logout_refused"):
+        if logout and st.button("Log out", key="auth_logout_refused"):
             st.logout()
 
     return screen
+
+
+def is_loopback(address: object) -> bool:
+    """Whether a server bound to ``address`` is reachable from this computer only.
+
+    Empty or unset (Streamlit then listens on every interface), ``0.0.0.0``, ``::``, a network
+    address and any host name but ``localhost`` are not.
+    """
+    text = str(address or "").strip().strip("[]")
+    if text.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def served_address() -> str:
+    """The address the server listens on (``server.address``: config.toml, then the environment, then flags)."""
+    return str(st.get_option("server.address") or "")
+
+
+def _exposed_local_mode(address: str) -> Refused:
+    where = f"the network address {address}" if address else "every network interface of this computer"
+    return Refused(
+        "This dashboard runs in local single-user mode: nobody logs in and whoever reaches it sees all data. It is "
+        f"served on {where}, so other computers could reach it, and no data are shown. Serve it to this computer "
+        'only (server.address = "127.0.0.1", as in .streamlit/config.toml and `make run`), or set up login with an '
+        "[auth] section in .streamlit/secrets.toml before serving it to a network (README, Access control).",
+        f"local single-user mode served on {address or 'all interfaces'}", LOCAL_USER.email)
 
 
 def _audit_once(flag: str, event: str, user: str, role: str | None, **fields: object) -> None:
@@ -238,7 +273,12 @@ def _audit_once(flag: str, event: str, user: str, role: str | None, **fields: ob
 def identify() -> User | Callable[[], None]:
     """The user of this session, or the screen to show instead (login, refusal)."""
     if auth_section() is None:
-        return LOCAL_USER
+        address = served_address()
+        if is_loopback(address):
+            return LOCAL_USER
+        refusal = _exposed_local_mode(address)
+        _audit_once(f"refused:local:{refusal.reason}", "refused", refusal.email, None, reason=refusal.reason)
+        return _refusal_screen(refusal, logout=False)
     if not st.user.get("is_logged_in", False):
         return _login_screen
     try:
