@@ -4,23 +4,33 @@ One event per line, a JSON object with ``ts`` (UTC, ISO 8601), ``event``, ``user
 address, ``local`` in single-user mode) and ``role``, then the event's own fields:
 
 - ``login``: ``mode`` (``oidc`` or ``local``), ``clinics``;
-- ``refused``: ``reason`` (not in the access file, access file broken, no e-mail from the provider);
+- ``refused``: ``reason`` (not in the access file, access file broken, no e-mail from the provider,
+  e-mail not verified or not in plain form, a page the role may not open, a patient outside the
+  user's clinics or unknown, local mode served to the network), ``page`` and ``patient_id`` when
+  the refusal concerns one (the patient id as requested);
 - ``open_patient``: ``patient_id`` (as the user saw it), ``page``;
-- ``export``: ``file``, ``kind`` (patient_level or aggregate), ``rows``, ``filter`` (the view's query
-  parameters other than the analysis parameters), ``parameters`` (the analysis parameters with the
-  as_of used), ``page``, ``min_cell`` (when suppressed).
+- ``export``: ``file``, ``kind`` (patient_level or aggregate), ``rows`` (the data rows of the CSV
+  file, of all CSV files in a ZIP, 0 for a JSON manifest, 1 for a one-patient summary), ``filter``
+  (the view's query parameters other than the analysis parameters), ``parameters`` (the analysis
+  parameters with the as_of used), ``page``, ``min_cell`` (when suppressed).
 
 The log never holds data values: each event accepts only its own field names, and a value must be
 text, a number, true/false or empty, or a list or table of those (filters, parameters), so a data
-frame, a diary row or a figure cannot be written by mistake. Lines are written with one ``write``
-to a file opened with ``O_APPEND`` (created with mode 0600), so concurrent writers never overwrite
-each other and nothing is ever rewritten; the log is rotated, if at all, by the administrator.
+frame, a diary row or a figure cannot be written by mistake. Fields are bounded, so that a crafted
+URL cannot flood the log: text is cut to ``MAX_TEXT`` characters (names of table entries too), and
+a list or table keeps its first ``MAX_ITEMS`` entries, followed by a note of how many were left out.
+Lines are written with one ``write`` to a file opened with ``O_APPEND`` (created with mode 0600), so
+concurrent writers never overwrite each other and nothing is ever rewritten; the log is rotated, if
+at all, by the administrator.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
+import zipfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,26 +43,46 @@ DEFAULT_AUDIT_LOG = PROJECT_DIR / "logs" / "audit.jsonl"
 COMMON_FIELDS = ("ts", "event", "user", "role")
 EVENT_FIELDS: Mapping[str, frozenset[str]] = {
     "login": frozenset({"mode", "clinics"}),
-    "refused": frozenset({"reason"}),
+    "refused": frozenset({"reason", "page", "patient_id"}),
     "open_patient": frozenset({"patient_id", "page"}),
     "export": frozenset({"file", "kind", "rows", "filter", "parameters", "page", "min_cell"}),
 }
 COLUMNS = (*COMMON_FIELDS, "mode", "clinics", "reason", "patient_id", "page", "file", "kind", "rows", "filter",
            "parameters", "min_cell")
 """The columns of ``read_events``, in display order."""
+MAX_TEXT = 512
+"""The longest text kept in a field (longer text is cut, ending in a note of what was left out)."""
+MAX_ITEMS = 50
+"""The most entries kept of a list or table (query parameters, values of one parameter)."""
+
 
 class AuditError(ValueError):
     """An event that the audit log does not accept (unknown event or field, a value that is data)."""
 
 
+def _bounded(text: str) -> str:
+    """``text``, or its start and a note of how much was cut when it is longer than ``MAX_TEXT``."""
+    if len(text) <= MAX_TEXT:
+        return text
+    kept = MAX_TEXT - 32  # the note is at most 32 characters
+    return text[:kept] + f"…[{len(text) - kept} more characters]"
+
+
 def _checked(name: str, value: object, depth: int = 0) -> object:
-    """``value`` when it is a scalar, a list of scalars, or a table of scalars and lists of scalars."""
-    if value is None or isinstance(value, (str, int, float, bool)):
+    """``value`` when it is a scalar, a list of scalars, or a table of scalars and lists of scalars; bounded."""
+    if isinstance(value, str):
+        return _bounded(value)
+    if value is None or isinstance(value, (int, float, bool)):
         return value
     if depth < 2 and isinstance(value, (list, tuple)):
-        return [_checked(name, v, depth + 1) for v in value]
+        kept = [_checked(name, v, depth + 1) for v in value[:MAX_ITEMS]]
+        return kept + ([f"…[{len(value) - MAX_ITEMS:,} more]"] if len(value) > MAX_ITEMS else [])
     if depth < 1 and isinstance(value, Mapping):
-        return {str(k): _checked(name, v, depth + 1) for k, v in value.items()}
+        items = list(value.items())
+        kept = {_bounded(str(k)): _checked(name, v, depth + 1) for k, v in items[:MAX_ITEMS]}
+        if len(items) > MAX_ITEMS:
+            kept["…"] = f"[{len(items) - MAX_ITEMS:,} more]"
+        return kept
     raise AuditError(f"audit field {name!r}: {type(value).__name__} is not accepted (the log holds no data)")
 
 
@@ -92,6 +122,23 @@ class AuditLog:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def data_rows(file_name: str, content: bytes | str) -> int | None:
+    """The data rows of a downloaded file, for the audit log: a CSV's rows below the header, the sum of
+    the CSV files in a ZIP, 0 for a JSON file (a manifest holds no data rows); ``None`` for other files."""
+    name = file_name.lower()
+    if name.endswith(".csv"):
+        text = content if isinstance(content, str) else content.decode("utf-8", errors="replace")
+        return max(sum(1 for row in csv.reader(io.StringIO(text, newline="")) if row) - 1, 0)
+    if name.endswith(".zip"):
+        raw = content.encode("utf-8") if isinstance(content, str) else content
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            return sum(data_rows(member, archive.read(member)) or 0 for member in archive.namelist()
+                       if member.lower().endswith(".csv"))
+    if name.endswith(".json"):
+        return 0
+    return None
 
 
 def read_events(path: Path | str) -> tuple[pd.DataFrame, int]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import stat
+import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,3 +115,56 @@ def test_reading_a_missing_log(tmp_path: Path) -> None:
     events, unreadable = audit.read_events(tmp_path / "none.jsonl")
     assert events.empty and unreadable == 0
     assert list(events.columns) == list(audit.COLUMNS)
+
+
+# --- bounded fields -------------------------------------------------------------------------------------
+
+
+def test_long_text_is_cut(tmp_path: Path) -> None:
+    log = audit.AuditLog(tmp_path / "audit.jsonl")
+    log.record("export", "a@x.org", "admin", file="x" * 100_000 + ".csv", kind="aggregate",
+               filter={"q" * 5_000: "v" * 5_000}, page="p" * 10_000)
+    log.record("refused", "u" * 10_000 + "@x.org", None, reason="r" * 10_000, patient_id="P" * 10_000)
+    export, refused = lines(log.path)
+    assert len(export["file"]) <= audit.MAX_TEXT and export["file"].startswith("xxx")
+    assert export["file"].endswith("more characters]")
+    [(key, value)] = export["filter"].items()
+    assert len(key) <= audit.MAX_TEXT and len(value) <= audit.MAX_TEXT
+    for text in (export["page"], refused["user"], refused["reason"], refused["patient_id"]):
+        assert len(text) <= audit.MAX_TEXT
+    assert len(log.path.read_bytes()) < 7 * audit.MAX_TEXT + 1_000  # seven long fields, each cut
+
+
+def test_the_number_of_query_parameters_and_values_is_capped(tmp_path: Path) -> None:
+    log = audit.AuditLog(tmp_path / "audit.jsonl")
+    values = [str(j) for j in range(500)]
+    many = {f"p{i}": values for i in range(2_000)}  # a crafted URL
+    log.record("export", "a@x.org", "admin", file="x.csv", kind="aggregate", filter=many)
+    [event] = lines(log.path)
+    assert len(event["filter"]) == audit.MAX_ITEMS + 1  # the first MAX_ITEMS, and a note
+    assert event["filter"]["…"] == f"[{2_000 - audit.MAX_ITEMS:,} more]"
+    assert event["filter"]["p0"][: audit.MAX_ITEMS] == values[: audit.MAX_ITEMS]
+    assert event["filter"]["p0"][-1] == f"…[{500 - audit.MAX_ITEMS:,} more]"
+    assert len(log.path.read_bytes()) < 200_000
+
+
+def test_short_fields_are_kept_as_they_are(tmp_path: Path) -> None:
+    text = "é" * audit.MAX_TEXT
+    line = json.loads(audit.event_line("refused", "a@x.org", None, reason=text))
+    assert line["reason"] == text
+
+
+# --- rows of a download ------------------------------------------------------------------------------
+
+
+def test_data_rows_of_downloaded_files() -> None:
+    assert audit.data_rows("patient_cycles.csv", b'patient_id,note\nN1,"two\nlines"\nN2,x\n') == 2
+    assert audit.data_rows("empty.csv", b"patient_id,cycle\n") == 0
+    assert audit.data_rows("manifest.json", b'{"as_of": "2024-01-01"}') == 0
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("a.csv", "x\n1\n2\n3\n")
+        z.writestr("b.csv", "y\n1\n")
+        z.writestr("manifest.json", "{}")
+    assert audit.data_rows("export.zip", archive.getvalue()) == 4
+    assert audit.data_rows("summary.html", b"<html></html>") is None

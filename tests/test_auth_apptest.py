@@ -427,6 +427,117 @@ def test_the_config_file_serves_loopback_and_the_environment_or_a_flag_overrides
 
     config = tomllib.loads((PROJECT_DIR / ".streamlit" / "config.toml").read_text())
     assert config["server"]["address"] == "127.0.0.1"
+    assert config["client"]["disableDataExport"] is True  # no unaudited CSV download from a table's toolbar
     assert _configured_address({}) == "127.0.0.1"
     assert _configured_address({"STREAMLIT_SERVER_ADDRESS": "0.0.0.0"}) == "0.0.0.0"  # the Makefile's variable
     assert _configured_address({}, "--server.address", "10.1.2.3") == "10.1.2.3"
+
+
+@pytest.mark.parametrize("requested", ["S1", "X1", "NOBODY", "N1'><script>"])
+def test_opening_a_patient_of_another_clinic_or_none_is_refused_and_audited(
+        app: Callable[..., AppTest], audit_log: Path, requested: str) -> None:
+    at = app("dr.north@clinic.example")
+    at.query_params["patient"] = requested
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="patient").value in NORTH
+    warning = next(w.value for w in at.warning if "patient in the link" in w.value)
+    assert requested not in warning  # one message whether the patient exists elsewhere or not at all
+    at.run()  # a rerun is not a second attempt
+    refused = [e for e in events(audit_log) if e["event"] == "refused"]
+    assert [(e["user"], e["role"], e["patient_id"], e["page"], e["reason"]) for e in refused] == [
+        ("dr.north@clinic.example", "doctor", requested, "patient",
+         "patient not among the user's patients (another clinic's, or unknown)")
+    ]
+    opened = [e["patient_id"] for e in events(audit_log) if e["event"] == "open_patient"]
+    assert requested not in opened
+
+
+def test_an_admin_opening_an_unknown_patient_is_audited(app: Callable[..., AppTest], audit_log: Path) -> None:
+    at = app("admin@clinic.example")
+    at.query_params["patient"] = "NOBODY"
+    at.run()
+    assert not at.exception
+    assert [(e["event"], e.get("patient_id")) for e in events(audit_log)][1:] == [
+        ("refused", "NOBODY"), ("open_patient", at.selectbox(key="patient").value)
+    ]
+
+
+def _open_url_path(at: AppTest, url_path: str) -> AppTest:
+    """Open ``/<url_path>`` as a typed link does: the page registered under that path (AppTest internals)."""
+    page_hash = next(h for h, info in at._registered_pages.items() if info.get("url_pathname") == url_path)
+    at._page_hash = page_hash
+    return at
+
+
+@pytest.mark.parametrize(("email", "page"), [("dr.north@clinic.example", "clinic"),
+                                             ("dr.north@clinic.example", "audit"),
+                                             ("boss.north@clinic.example", "patient")])
+def test_a_link_to_a_page_the_role_may_not_open_is_refused_and_audited(
+        app: Callable[..., AppTest], audit_log: Path, email: str, page: str) -> None:
+    at = app(email)
+    at.run()
+    assert no_page(at, page)  # the page's own file is not registered, so it can never run
+    _open_url_path(at, page).run()
+    assert not at.exception
+    assert at.title[0].value == "No access"
+    assert "You do not have access to this page." in at.error[0].value
+    assert not at.get("plotly_chart") and not at.get("download_button")
+    at.run()
+    refused = [e for e in events(audit_log) if e["event"] == "refused"]
+    assert [(e["user"], e["page"]) for e in refused] == [(email, page)]
+    assert refused[0]["reason"].startswith("page not permitted")
+
+
+def test_charts_have_no_image_download(app: Callable[..., AppTest], audit_log: Path) -> None:
+    at = app("dr.north@clinic.example")
+    at.run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert charts
+    for chart in charts:
+        config = json.loads(chart.proto.config)
+        assert "toImage" in config["modeBarButtonsToRemove"]
+        assert "toImageButtonOptions" not in config
+
+
+def test_downloads_record_their_data_rows(app: Callable[..., AppTest], audit_log: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Data page's files and the printable summary: ``rows`` counted in what was downloaded."""
+    import io
+    import zipfile
+
+    from ui import auth
+
+    produced: dict[str, Callable[[], bytes | str]] = {}
+    original = auth.audited
+
+    def keep(data: Callable[[], bytes | str], file_name: str, *args: object) -> Callable[[], bytes | str]:
+        produced[file_name] = original(data, file_name, *args)
+        return produced[file_name]
+
+    monkeypatch.setattr(auth, "audited", keep)
+    at = app("admin@clinic.example")
+    at.query_params["patient"] = "N1"
+    at.run()
+    at.switch_page("pages/data.py")
+    at.run()
+    assert not at.exception
+
+    def csv_rows(content: bytes) -> int:
+        return len(pd.read_csv(io.BytesIO(content), keep_default_na=False))
+
+    expected = {}
+    summary = next(name for name in produced if name.startswith("patient_N1_") and name.endswith(".html"))
+    produced[summary]()
+    expected[summary] = 1
+    for name in ("patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv"):
+        expected[name] = csv_rows(produced[name]())
+        assert expected[name] > 0
+    produced["manifest.json"]()
+    expected["manifest.json"] = 0
+    archive = next(name for name in produced if name.startswith("outcomes_export_") and name.endswith(".zip"))
+    with zipfile.ZipFile(io.BytesIO(produced[archive]())) as z:
+        expected[archive] = sum(csv_rows(z.read(n)) for n in z.namelist() if n.endswith(".csv"))
+    exports = {e["file"]: e["rows"] for e in events(audit_log) if e["event"] == "export"}
+    assert exports == expected

@@ -6,7 +6,9 @@ Audit page). ``ui.state`` passes every loaded dataset through ``scoped()`` befor
 no page ever holds another clinic's patients; pages guard their downloads with ``download_button``
 (and ``ui.render.table`` with ``table_download``), which checks the role, enforces small-cell
 suppression and writes an ``export`` audit event when the file is actually downloaded; the patient
-page calls ``opened_patient``.
+page calls ``opened_patient``, or ``refused_patient`` for a patient id in the link that is not one
+of the user's. A link to a page the role may not open reaches a hidden "No access" page instead.
+Every refusal writes a ``refused`` audit event (``refuse``).
 
 Two modes:
 
@@ -29,6 +31,7 @@ The audit log's path is ``OUTCOMES_AUDIT_LOG`` (environment or secrets), by defa
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -54,8 +57,10 @@ USER_KEY = "auth_user"
 PAGE_KEY = "auth_page"
 LOGGED_KEY = "auth_logged"
 OPENED_KEY = "auth_opened_patient"
+REFUSALS_KEY = "auth_refusals"
 ANALYSIS_PARAMETERS = frozenset(f.name for f in fields(AnalysisConfig) if f.repr)
 REFUSED_UNKNOWN = "not in the access file"
+REFUSED_PATIENT = "patient not among the user's patients (another clinic's, or unknown)"
 
 
 @dataclass(frozen=True)
@@ -300,7 +305,8 @@ def navigation(pages: Sequence[StreamlitPage]) -> StreamlitPage:
 
     Without a permitted user it draws the login or refusal screen and stops the run; the pages stay
     registered (hidden, never run) meanwhile, so that a link to a page shows that screen rather than
-    Streamlit's "page not found".
+    Streamlit's "page not found". A page the user may not open is replaced by a hidden page at the
+    same address that says so and writes a ``refused`` audit event (the page's own file never runs).
     """
     who = identify()
     if not isinstance(who, User):
@@ -315,6 +321,8 @@ def navigation(pages: Sequence[StreamlitPage]) -> StreamlitPage:
     permitted = [page for page in pages if access.can_view(user.role, page_name(page))]
     if access.can_view(user.role, "audit"):
         permitted.append(st.Page(AUDIT_PAGE, title="Audit", icon=":material/policy:", url_path="audit"))
+    permitted += [st.Page(_page_refused(name), title="No access", url_path=name, visibility="hidden")
+                  for name in access.PAGES if not access.can_view(user.role, name)]
     page = st.navigation(permitted)
     st.session_state[PAGE_KEY] = page_name(page)
     return page
@@ -348,10 +356,35 @@ def identity() -> None:
         st.logout()
 
 
+def refuse(reason: str, **fields: object) -> None:
+    """Write a ``refused`` audit event for the current user and page, once per session and attempt."""
+    user = current_user()
+    who, role = (user.email, user.role) if user is not None else ("(nobody)", None)
+    fields.setdefault("page", st.session_state.get(PAGE_KEY))
+    attempt = json.dumps([who, reason, fields], sort_keys=True, default=str)
+    done = st.session_state.setdefault(REFUSALS_KEY, set())
+    if attempt in done:  # a rerun of the same refused page is not a second attempt
+        return
+    audit_log().record("refused", who, role, reason=reason, **fields)
+    done.add(attempt)
+
+
+def _page_refused(name: str) -> Callable[[], None]:
+    def screen() -> None:
+        user = current_user()
+        refuse(f"page not permitted for the {user.role if user else 'unknown'} role", page=name)
+        st.title("No access")
+        st.error("You do not have access to this page.", icon=":material/block:")
+
+    screen.__name__ = f"no_access_{name}"
+    return screen
+
+
 def require_page(page: str) -> User:
     """Stop the page unless the current user may open it (a second check behind the navigation)."""
     user = current_user()
     if user is None or not access.can_view(user.role, page):
+        refuse(f"page not permitted for the {user.role if user else 'unknown'} role", page=page)
         st.error("You do not have access to this page.", icon=":material/block:")
         st.stop()
     return user
@@ -425,7 +458,9 @@ def audited(data: Callable[[], bytes | str], file_name: str, kind: str, rows: in
     """``data`` that writes an ``export`` audit event each time it runs, i.e. when the file is downloaded.
 
     Who and what are taken now, in the script run: the download itself runs later, outside it. An
-    export whose audit event cannot be written fails rather than leave no trace.
+    export whose audit event cannot be written fails rather than leave no trace. Without ``rows``, the
+    rows are counted in the file produced (``audit.data_rows``: a CSV's data rows, those of the CSV
+    files in a ZIP).
     """
     user = current_user()
     who, role = (user.email, user.role) if user is not None else ("(nobody)", None)
@@ -434,7 +469,8 @@ def audited(data: Callable[[], bytes | str], file_name: str, kind: str, rows: in
 
     def produce() -> bytes | str:
         content = data()
-        log.record("export", who, role, file=file_name, kind=kind, rows=rows, min_cell=min_cell, **view)
+        counted = rows if rows is not None else audit.data_rows(file_name, content)
+        log.record("export", who, role, file=file_name, kind=kind, rows=counted, min_cell=min_cell, **view)
         return content
 
     return produce
@@ -472,6 +508,15 @@ def table_download(frame: pd.DataFrame, filename: str, key: str, csv: Callable[[
 
     download_button("Download CSV", content, file_name=filename, kind=kind, rows=len(frame), suppressed=suppressed,
                     mime="text/csv", key=key)
+
+
+def refused_patient(patient_id: object) -> None:
+    """Write a ``refused`` audit event for a patient the user may not open, or that does not exist.
+
+    Both are one reason in the log and one message on screen, so nobody learns whether another
+    clinic has a patient of that id.
+    """
+    refuse(REFUSED_PATIENT, patient_id=str(patient_id))
 
 
 def opened_patient(patient_id: str | None) -> None:

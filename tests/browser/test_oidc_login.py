@@ -187,6 +187,9 @@ def test_doctor_logs_in_and_sees_north_patients_only(app: dict[str, object], bro
     events = [(e["event"], e["user"]) for e in audit_events(app)]
     assert ("login", "dr.north@clinic.example") in events
     assert ("open_patient", "dr.north@clinic.example") in events
+    assert ("refused", "dr.north@clinic.example", "clinic") in [
+        (e["event"], e["user"], e.get("page")) for e in audit_events(app)
+    ]
 
 
 def test_manager_logs_in_and_is_refused_patient_level_data(app: dict[str, object], browser: object) -> None:
