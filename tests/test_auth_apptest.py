@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analytics import audit
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DASHBOARD = str(PROJECT_DIR / "dashboard.py")
 AUTH_SECTION = {
@@ -100,7 +102,14 @@ def app(setup: dict[str, Path], audit_log: Path) -> Callable[..., AppTest]:
 
 
 def events(log: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    """The log's events without their chain fields; the chain itself must verify."""
+    if not log.exists():
+        return []
+    assert audit.verify(log).ok, audit.verify(log)
+    found = [json.loads(line) for line in log.read_text().splitlines()]
+    for event in found:
+        assert len(event.pop("prev")) == len(event.pop("hash")) == 64
+    return found
 
 
 def visible_ids(at: AppTest) -> set[str]:
@@ -541,3 +550,19 @@ def test_downloads_record_their_data_rows(app: Callable[..., AppTest], audit_log
         expected[archive] = sum(csv_rows(z.read(n)) for n in z.namelist() if n.endswith(".csv"))
     exports = {e["file"]: e["rows"] for e in events(audit_log) if e["event"] == "export"}
     assert exports == expected
+
+
+def test_the_audit_page_says_whether_the_chain_verifies(app: Callable[..., AppTest], audit_log: Path) -> None:
+    app("dr.north@clinic.example").run()
+    at = app("admin@clinic.example")
+    at.run()
+    at.switch_page("pages/audit.py")
+    at.run()
+    assert not at.exception
+    lines = audit_log.read_bytes().splitlines(keepends=True)
+    assert f"Hash chain verified: {len(lines)} lines" in at.success[0].value and not at.error
+    audit_log.write_bytes(b"".join([lines[0].replace(b"dr.north", b"dr.south"), *lines[1:]]))  # line 1 edited
+    at.run()
+    assert not at.exception
+    assert not at.success
+    assert "does not verify at line 1" in at.error[0].value
