@@ -4,18 +4,20 @@ Exit status: 0 success (rejected rows are reported, not fatal); 1 with ``--stric
 rejected (nothing is written); 2 when a required file or column is missing or a file cannot be
 parsed; 3 when a column looks like a direct identifier; 4 when the output cannot be written.
 Progress and a summary go to stderr. ``export --min-cell K`` writes the suppressed, aggregate-only
-export (``analytics.suppression``); ``python -m analytics deidentify ...`` is ``analytics.deidentify``.
+export (``analytics.suppression``); ``python -m analytics deidentify ...`` is ``analytics.deidentify``;
+``python -m analytics audit-verify [--log PATH]`` checks the audit log's hash chain (exit 0 OK, 1 broken).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 from datetime import date
 from pathlib import Path
 
-from analytics import cohort_filter, deidentify
+from analytics import audit, cohort_filter, deidentify
 from analytics.config import AnalysisConfig, flag_name, flag_parameters
 from analytics.export import PATIENT_LEVEL_FILES, write_atomically
 from analytics.load import DatasetRefused, load_dataset
@@ -80,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     deidentify.add_arguments(
         commands.add_parser("deidentify", help="pseudonymise ids, shift dates and drop identifiers of a raw export")
     )
+    verify = commands.add_parser("audit-verify", help="check the audit log's hash chain and head file")
+    verify.add_argument("--log", type=Path, help="the audit log (default: $OUTCOMES_AUDIT_LOG, else logs/audit.jsonl)")
     return parser
 
 
@@ -155,6 +159,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_export(args)
     if args.command == "deidentify":
         return deidentify.run(args)
+    if args.command == "audit-verify":
+        log = args.log or Path(os.environ.get("OUTCOMES_AUDIT_LOG") or audit.DEFAULT_AUDIT_LOG)
+        result = audit.verify(log)
+        print(f"{result.message()} ({log})")
+        return 0 if result.ok else 1
     return 2
 
 

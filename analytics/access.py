@@ -15,10 +15,19 @@ admin       patient, clinic, outcomes, data, audit patient-level and aggregate
 An export is **patient-level** when it has a row per patient (any table with a ``patient_id`` or
 ``patient`` column, patient_cycles.csv, rejected_rows.csv, a patient summary) and **aggregate**
 otherwise (cohort_cycles.csv, the manifest, counts and rates). The access file (TOML or JSON) maps
-each user's e-mail address (compared without case) to a role and the clinics they may see, a list
-of clinic names as in patients.csv (compared without case and surrounding spaces) or ``"*"`` for
+each user's e-mail address (compared exactly, see below) to a role and the clinics they may see, a
+list of clinic names as in patients.csv (compared without case and surrounding spaces) or ``"*"`` for
 all; optional ``min_cell`` per role (manager, researcher) enforces small-cell suppression
 (``analytics.suppression``) on that role's exports, which then are aggregate and suppressed only.
+
+**E-mail addresses** are compared exactly, after removing surrounding ASCII whitespace and lowering
+the ASCII letters A-Z only (``normalise_email``). Unicode case folding or NFKC normalisation is never
+applied: it would let ``boß@…`` (casefold ``boss@…``), ``boſs@…`` (long s) or ``analyﬆ@…`` (the
+"st" ligature) sign in as ``boss@…`` or ``analyst@…``. An address that NFKC or case folding would
+change, or that holds control or format characters (zero-width spaces, ...), is refused outright
+(``email_problem``), both from the identity provider and in the access file; a non-ASCII address
+whose look-alike skeleton (``lookalike_skeleton``) is that of an access-file entry is refused too
+(``AccessPolicy.lookalike``), so that ``аnalyst@…`` with a Cyrillic ``а`` is reported as such.
 
 **Scoping** happens once, on the loaded dataset, before any analysis (``scope_dataset``): every
 table keeps only the rows of patients whose patients.csv clinic is one of the user's clinics, so
@@ -47,6 +56,7 @@ import hashlib
 import hmac
 import json
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -174,7 +184,7 @@ class Grant:
 
 @dataclass(frozen=True)
 class AccessPolicy:
-    """The parsed access file: users by lower-cased e-mail, suppression per role, the pseudonym key file."""
+    """The parsed access file: users by e-mail (``normalise_email``), suppression per role, the pseudonym key file."""
 
     users: Mapping[str, Grant]
     min_cell: Mapping[str, int]
@@ -182,15 +192,83 @@ class AccessPolicy:
     source: Path
 
     def grant_for(self, email: str | None) -> Grant | None:
-        """The user's entry, matching the e-mail address without case and surrounding spaces."""
-        return self.users.get(normalise_email(email)) if email else None
+        """The user's entry: the exact address, but for surrounding ASCII whitespace and the case of A-Z.
+
+        An address that ``email_problem`` refuses never matches any entry.
+        """
+        if not email or email_problem(email) is not None:
+            return None
+        return self.users.get(normalise_email(email))
+
+    def lookalike(self, email: str) -> str | None:
+        """The entry that the non-ASCII ``email`` imitates (same look-alike skeleton), if any.
+
+        ``grant_for`` never maps such an address to the entry; this only names the attempt. An address
+        that is an entry itself is no look-alike.
+        """
+        key = _ascii_lower(email.strip(ASCII_WHITESPACE))
+        if key.isascii() or key in self.users:
+            return None
+        skeleton = lookalike_skeleton(key)
+        return next((entry for entry in self.users if lookalike_skeleton(entry) == skeleton), None)
 
     def min_cell_for(self, role: str) -> int | None:
         return self.min_cell.get(role)
 
 
+ASCII_WHITESPACE = " \t\r\n"
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+# Non-ASCII letters that look like ASCII ones and that NFKD does not take apart (Unicode TR39
+# confusables, the Cyrillic and Greek ones of the Latin alphabet's lower case, plus dotless i).
+_CONFUSABLES = str.maketrans({
+    "а": "a", "в": "b", "с": "c", "ԁ": "d", "е": "e", "һ": "h", "і": "i", "ј": "j", "к": "k", "ӏ": "l", "м": "m",
+    "н": "h", "о": "o", "р": "p", "ԛ": "q", "г": "r", "ѕ": "s", "т": "t", "џ": "u", "ѵ": "v", "ԝ": "w", "х": "x",
+    "у": "y", "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
+    "χ": "x", "ı": "i", "ø": "o", "ł": "l", "đ": "d", "ħ": "h",
+})
+
+
+def _ascii_lower(text: str) -> str:
+    return text.translate(_ASCII_LOWER)
+
+
+def email_problem(email: str) -> str | None:
+    """Why ``email`` cannot be compared exactly (``None`` when it can), in words for the audit log.
+
+    Refused: an address that NFKC normalisation or Unicode case folding would change (``boß``,
+    ``boſs``, ``analyﬆ``, upper-case non-ASCII letters, decomposed accents, full-width letters,
+    non-ASCII spaces) and one holding control or format characters (zero-width space, bidi marks).
+    """
+    key = _ascii_lower(email.strip(ASCII_WHITESPACE))
+    if not key:
+        return "empty e-mail address"
+    if any(unicodedata.category(char)[0] in "CZ" for char in key):
+        return "e-mail address with spaces, control or invisible characters"
+    if unicodedata.normalize("NFKC", key) != key or key.casefold() != key:
+        return "e-mail address that Unicode normalisation (NFKC) or case folding would change"
+    return None
+
+
 def normalise_email(email: str) -> str:
-    return email.strip().casefold()
+    """The address as compared: surrounding ASCII whitespace removed, A-Z lowered, nothing else changed.
+
+    Raises ``ValueError`` for an address that ``email_problem`` refuses.
+    """
+    problem = email_problem(email)
+    if problem is not None:
+        raise ValueError(problem)
+    return _ascii_lower(email.strip(ASCII_WHITESPACE))
+
+
+def lookalike_skeleton(email: str) -> str:
+    """A rough skeleton for spotting look-alikes: accents dropped, compatibility forms and confusables to ASCII.
+
+    Only used to name an attempt; never to let anyone in.
+    """
+    decomposed = unicodedata.normalize("NFKD", email.casefold())
+    stripped = "".join(char for char in decomposed
+                       if not unicodedata.combining(char) and unicodedata.category(char) != "Cf")
+    return unicodedata.normalize("NFKC", stripped.translate(_CONFUSABLES)).casefold()
 
 
 def normalise_clinic(clinic: str) -> str:
@@ -225,11 +303,14 @@ def parse_access(data: Mapping[str, object], source: Path) -> AccessPolicy:
         extra = set(entry) - {"role", "clinics", "name"}
         if extra:
             raise AccessFileError(f"{where}: unknown key(s) {', '.join(sorted(extra))}")
-        key = normalise_email(str(email))
+        try:
+            key = normalise_email(str(email))
+        except ValueError as exc:
+            raise AccessFileError(f"{where}: {exc}; write the address in plain form") from exc
         if "@" not in key:
             raise AccessFileError(f"{where}: not an e-mail address")
         if key in users:
-            raise AccessFileError(f"{where}: listed twice (e-mail addresses are compared without case)")
+            raise AccessFileError(f"{where}: listed twice (e-mail addresses are compared without the case of A-Z)")
         role = entry.get("role")
         if role not in ROLES:
             raise AccessFileError(f"{where}: role must be one of {', '.join(ROLES)} (got {role!r})")

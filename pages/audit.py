@@ -1,7 +1,9 @@
 """Audit page (admins): who logged in or was refused, who opened which patient, who exported what, and when.
 
 It reads the append-only log through ``analytics.audit.read_events``; the filters only narrow what is
-shown, newest first. The log holds no diary values, so neither does this page.
+shown, newest first. The log holds no diary values, so neither does this page. Above the events it
+says whether the log's hash chain and head file verify (``analytics.audit.verify``), or the first
+broken line.
 """
 
 from __future__ import annotations
@@ -15,9 +17,17 @@ state.run_entry_point_first()
 auth.require_page("audit")
 log = auth.audit_log()
 events, unreadable = audit.read_events(log.path)
+check = audit.verify(log.path)
 
 st.title("Audit trail")
 st.caption(f"Log file: {log.path} · {len(events):,} events · append-only, one JSON object per line (UTC times)")
+if check.ok:
+    st.success(f"Hash chain verified: {check.lines:,} lines, none changed, inserted or deleted, and the log ends "
+               "where its head file says.", icon=":material/verified:")
+else:
+    st.error(f"The hash chain does not verify at line {check.broken_line:,}: {check.problem}. The log may have been "
+             f"tampered with. Check it with `python -m analytics audit-verify --log {log.path}`.",
+             icon=":material/gpp_bad:")
 if unreadable:
     st.warning(f"{unreadable:,} lines of the log could not be read (e.g. a line cut off by a crash); they are "
                "not shown. The file itself is never rewritten.", icon=":material/warning:")

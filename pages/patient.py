@@ -50,6 +50,12 @@ params = tables.params
 patient_ids = sorted(
     set(tables.status["patient_id"]) | set(tables.days["patient_id"]) | set(dataset.tables["patients"]["patient_id"])
 )
+requested = state.query_value("patient")
+if requested is not None and requested not in patient_ids:
+    # Another clinic's patient, or no patient at all: one message and one audit reason for both.
+    auth.refused_patient(requested)
+    st.warning("The patient in the link is not one of your patients, or does not exist; this attempt is recorded.",
+               icon=":material/block:")
 if not patient_ids:
     st.info("This dataset has no patients.")
     st.stop()
@@ -117,6 +123,7 @@ def summary_bytes(
 auth.download_button(  # checked against the user's role and audited: ui/auth.py
     "Printable summary",
     kind="patient_level",
+    rows=1,  # one patient
     container=top[2],
     data=partial(summary_bytes, patient_id, cycles, status, figure_list, facts),
     file_name=f"patient_{patient_id}_{analysis.as_of:%Y-%m-%d}.html",

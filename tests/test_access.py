@@ -183,6 +183,89 @@ def test_access_file_errors_name_the_problem(tmp_path: Path, text: str, message:
         access.load_access_file(path)
 
 
+# --- e-mail addresses: exact, ASCII-only case, no Unicode folding ---------------------------------------
+
+ATTACK_TOML = """
+[users."boss.north@clinic.example"]
+role = "manager"
+clinics = ["North"]
+
+[users."analyst@uni.example"]
+role = "researcher"
+clinics = "*"
+
+[users."josé@clinic.example"]
+role = "doctor"
+clinics = ["North"]
+"""
+
+
+@pytest.fixture
+def attacked(tmp_path: Path) -> access.AccessPolicy:
+    path = tmp_path / "access.toml"
+    path.write_text(ATTACK_TOML, encoding="utf-8")
+    return access.load_access_file(path)
+
+
+@pytest.mark.parametrize(
+    ("given", "victim"),
+    [
+        ("boß.north@clinic.example", "boss.north@clinic.example"),    # ß casefolds to ss
+        ("boſs.north@clinic.example", "boss.north@clinic.example"),   # long s: NFKC and casefold give s
+        ("analyﬆ@uni.example", "analyst@uni.example"),               # the "st" ligature U+FB06
+        ("BOẞ.NORTH@clinic.example", "boss.north@clinic.example"),    # capital sharp s
+        ("ｂｏｓｓ.north@clinic.example", "boss.north@clinic.example"),  # full-width letters
+        ("\u00a0boss.north@clinic.example", "boss.north@clinic.example"),  # a non-ASCII space
+        ("boss.north\u200b@clinic.example", "boss.north@clinic.example"),  # a zero-width space
+        ("аnalyst@uni.example", "analyst@uni.example"),               # Cyrillic а (U+0430)
+        ("bоss.north@clinic.example", "boss.north@clinic.example"),   # Cyrillic о (U+043E)
+        ("bóss.north@clinic.example", "boss.north@clinic.example"),   # an accent
+        ("jose\u0301@clinic.example", "josé@clinic.example"),         # the listed address, decomposed
+        ("JOSÉ@clinic.example", "josé@clinic.example"),               # non-ASCII upper case
+    ],
+)
+def test_unicode_look_alikes_never_get_the_entry(attacked: access.AccessPolicy, given: str, victim: str) -> None:
+    assert victim in attacked.users
+    assert attacked.grant_for(given) is None
+    # Refused outright (NFKC or case folding would change it), or named as a look-alike of the entry.
+    assert access.email_problem(given) is not None or attacked.lookalike(given) == victim
+
+
+@pytest.mark.parametrize("given", ["boß.north@clinic.example", "boſs.north@clinic.example", "analyﬆ@uni.example"])
+def test_folded_addresses_are_refused_not_normalised(given: str) -> None:
+    with pytest.raises(ValueError, match="NFKC"):
+        access.normalise_email(given)
+
+
+def test_ascii_case_and_surrounding_ascii_spaces_still_match(attacked: access.AccessPolicy) -> None:
+    assert attacked.grant_for(" Boss.NORTH@Clinic.Example\t").email == "boss.north@clinic.example"
+    assert attacked.grant_for("josé@clinic.example").role == "doctor"  # a listed non-ASCII address, exactly
+    assert attacked.grant_for("jose@clinic.example") is None
+    assert attacked.lookalike("josé@clinic.example") is None
+    assert attacked.lookalike("stranger@clinic.example") is None
+    assert access.normalise_email("INFO@X.org") == "info@x.org"
+    assert access.email_problem("İnfo@x.org") is not None  # not lowered to "i̇nfo" (str.lower would)
+
+
+@pytest.mark.parametrize(
+    "entry", ["boß@clinic.example", "ANALYﬆ@uni.example", "bo\u200bss@clinic.example", "ｂｏｓｓ@clinic.example",
+              "JOSÉ@clinic.example"],
+)
+def test_access_file_entries_are_checked_the_same_way(tmp_path: Path, entry: str) -> None:
+    path = tmp_path / "access.toml"
+    path.write_text(f'[users."{entry}"]\nrole = "admin"\nclinics = "*"\n', encoding="utf-8")
+    with pytest.raises(access.AccessFileError, match="plain form"):
+        access.load_access_file(path)
+
+
+def test_access_file_entries_differing_in_ascii_case_are_one_user(tmp_path: Path) -> None:
+    path = tmp_path / "access.toml"
+    path.write_text('[users."Boss@x.org"]\nrole = "admin"\nclinics = "*"\n'
+                    '[users."boss@X.ORG"]\nrole = "doctor"\nclinics = "*"\n')
+    with pytest.raises(access.AccessFileError, match="listed twice"):
+        access.load_access_file(path)
+
+
 def test_missing_access_file(tmp_path: Path) -> None:
     with pytest.raises(access.AccessFileError, match="cannot be read"):
         access.load_access_file(tmp_path / "nowhere.toml")

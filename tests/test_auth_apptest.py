@@ -16,6 +16,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analytics import audit
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DASHBOARD = str(PROJECT_DIR / "dashboard.py")
 AUTH_SECTION = {
@@ -44,6 +46,7 @@ role = "admin"
 clinics = "*"
 """
 NORTH, OTHERS = {"N1", "N2"}, {"S1", "X1"}
+MISSING = object()  # a claim the provider does not send
 DIARY_MARKER = 7.25  # a headache_hours value that must never reach the audit log
 
 
@@ -83,19 +86,30 @@ def audit_log(setup: dict[str, Path], tmp_path: Path, monkeypatch: pytest.Monkey
 
 @pytest.fixture
 def app(setup: dict[str, Path], audit_log: Path) -> Callable[..., AppTest]:
-    """An AppTest of the dashboard in OIDC mode, signed in as ``email`` (None: not signed in)."""
-    def make(email: str | None, access_file: Path | None = None) -> AppTest:
+    """An AppTest of the dashboard in OIDC mode, signed in as ``email`` (None: not signed in).
+
+    The provider vouches for the address (``email_verified`` true) unless ``claims`` say otherwise.
+    """
+    def make(email: str | None, access_file: Path | None = None, **claims: object) -> AppTest:
         at = AppTest.from_file(DASHBOARD, default_timeout=60)
         at.secrets["auth"] = AUTH_SECTION
         at.secrets["OUTCOMES_ACCESS_FILE"] = str(access_file or setup["access"])
-        at.user = {"is_logged_in": True, "email": email, "name": "Someone"} if email else {"is_logged_in": False}
+        signed_in = {"is_logged_in": True, "email": email, "email_verified": True, "name": "Someone", **claims}
+        at.user = {k: v for k, v in signed_in.items() if v is not MISSING} if email else {"is_logged_in": False}
         return at
 
     return make
 
 
 def events(log: Path) -> list[dict[str, object]]:
-    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+    """The log's events without their chain fields; the chain itself must verify."""
+    if not log.exists():
+        return []
+    assert audit.verify(log).ok, audit.verify(log)
+    found = [json.loads(line) for line in log.read_text().splitlines()]
+    for event in found:
+        assert len(event.pop("prev")) == len(event.pop("hash")) == 64
+    return found
 
 
 def visible_ids(at: AppTest) -> set[str]:
@@ -297,3 +311,258 @@ def test_enforced_suppression_suppresses_or_refuses(setup: dict[str, Path], audi
     # The cohort table can be suppressed (analytics.suppression), so it downloads; the other cannot.
     assert [b.key for b in at.get("download_button")] == ["cohort_csv"]
     assert any("min_cell 11" in c.value for c in at.caption)
+
+
+# --- security review: look-alike addresses, email_verified, local mode on a network, refusals, rows ---------
+
+LOOKALIKE_ACCESS_FILE = ACCESS_FILE + """
+[users."analyst@uni.example"]
+role = "researcher"
+clinics = "*"
+"""
+
+
+@pytest.mark.parametrize(
+    ("given", "victim"),
+    [
+        ("boß.north@clinic.example", "boss.north@clinic.example"),
+        ("boſs.north@clinic.example", "boss.north@clinic.example"),
+        ("analyﬆ@uni.example", "analyst@uni.example"),
+        ("аnalyst@uni.example", "analyst@uni.example"),  # Cyrillic а
+    ],
+)
+def test_a_unicode_look_alike_does_not_log_in_as_its_victim(app: Callable[..., AppTest], setup: dict[str, Path],
+                                                             audit_log: Path, given: str, victim: str) -> None:
+    lookalikes = setup["root"] / "lookalikes.toml"
+    lookalikes.write_text(LOOKALIKE_ACCESS_FILE, encoding="utf-8")
+    at = app(given, access_file=lookalikes)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "No access"
+    assert not at.dataframe and "app_context" not in at.session_state and "auth_user" not in at.session_state
+    [event] = events(audit_log)
+    assert (event["event"], event["user"]) == ("refused", given)  # what the provider sent, not the victim
+    assert victim not in audit_log.read_text()
+
+
+@pytest.mark.parametrize("claim", [MISSING, None, False, "false", "True", "yes", 1, "1"])
+def test_an_unverified_address_is_refused(app: Callable[..., AppTest], audit_log: Path, claim: object) -> None:
+    at = app("dr.north@clinic.example", email_verified=claim)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "No access"
+    assert "verified" in at.error[0].value
+    assert "app_context" not in at.session_state
+    [event] = events(audit_log)
+    assert event["event"] == "refused" and event["reason"].startswith("e-mail address not verified")
+
+
+@pytest.mark.parametrize("claim", [True, "true"])
+def test_a_verified_address_is_accepted(app: Callable[..., AppTest], audit_log: Path, claim: object) -> None:
+    at = app("dr.north@clinic.example", email_verified=claim)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Patient"
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
+     ("", False), (None, False), ("0.0.0.0", False), ("::", False), ("192.168.1.20", False),
+     ("outcomes.clinic.example", False)],
+)
+def test_loopback_addresses(address: object, loopback: bool) -> None:
+    from ui import auth
+
+    assert auth.is_loopback(address) is loopback
+
+
+@pytest.fixture
+def served_on() -> Callable[[str | None], None]:
+    """Set ``server.address`` as the config file, environment or a flag would, restored afterwards."""
+    from streamlit import config
+
+    before = config.get_option("server.address")
+
+    def serve(address: str | None) -> None:
+        config.set_option("server.address", address, "test")
+
+    yield serve
+    config.set_option("server.address", before, "test")
+
+
+@pytest.mark.parametrize("address", ["0.0.0.0", "", "192.168.1.20", "::"])
+def test_local_mode_on_a_network_address_shows_no_data(served_on: Callable[[str | None], None], audit_log: Path,
+                                                       address: str) -> None:
+    served_on(address)
+    at = AppTest.from_file(DASHBOARD, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "No access"
+    assert "local single-user mode" in at.error[0].value and "127.0.0.1" in at.error[0].value
+    assert not at.dataframe and not at.get("plotly_chart") and "app_context" not in at.session_state
+    assert not at.button  # nobody to log out
+    [event] = events(audit_log)
+    assert (event["event"], event["user"]) == ("refused", "local")
+    assert event["reason"] == f"local single-user mode served on {address or 'all interfaces'}"
+
+
+def test_local_mode_on_loopback_still_works(served_on: Callable[[str | None], None], audit_log: Path) -> None:
+    served_on("127.0.0.1")
+    at = AppTest.from_file(DASHBOARD, default_timeout=60)
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Patient"
+
+
+def _configured_address(env: dict[str, str], *flags: str) -> str | None:
+    """``server.address`` as ``streamlit`` resolves it in the project folder (config.toml, env, flags)."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")} | env
+    shown = subprocess.run([sys.executable, "-m", "streamlit", "config", "show", *flags], cwd=PROJECT_DIR,
+                           env=environment, capture_output=True, text=True, check=True, timeout=120).stdout
+    section = shown[shown.index("[server]"):]
+    for line in section.splitlines():
+        if line.startswith("address = "):
+            return line.split("=", 1)[1].strip().strip('"')
+    return None
+
+
+def test_the_config_file_serves_loopback_and_the_environment_or_a_flag_overrides_it() -> None:
+    import tomllib
+
+    config = tomllib.loads((PROJECT_DIR / ".streamlit" / "config.toml").read_text())
+    assert config["server"]["address"] == "127.0.0.1"
+    assert config["client"]["disableDataExport"] is True  # no unaudited CSV download from a table's toolbar
+    assert _configured_address({}) == "127.0.0.1"
+    assert _configured_address({"STREAMLIT_SERVER_ADDRESS": "0.0.0.0"}) == "0.0.0.0"  # the Makefile's variable
+    assert _configured_address({}, "--server.address", "10.1.2.3") == "10.1.2.3"
+
+
+@pytest.mark.parametrize("requested", ["S1", "X1", "NOBODY", "N1'><script>"])
+def test_opening_a_patient_of_another_clinic_or_none_is_refused_and_audited(
+        app: Callable[..., AppTest], audit_log: Path, requested: str) -> None:
+    at = app("dr.north@clinic.example")
+    at.query_params["patient"] = requested
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="patient").value in NORTH
+    warning = next(w.value for w in at.warning if "patient in the link" in w.value)
+    assert requested not in warning  # one message whether the patient exists elsewhere or not at all
+    at.run()  # a rerun is not a second attempt
+    refused = [e for e in events(audit_log) if e["event"] == "refused"]
+    assert [(e["user"], e["role"], e["patient_id"], e["page"], e["reason"]) for e in refused] == [
+        ("dr.north@clinic.example", "doctor", requested, "patient",
+         "patient not among the user's patients (another clinic's, or unknown)")
+    ]
+    opened = [e["patient_id"] for e in events(audit_log) if e["event"] == "open_patient"]
+    assert requested not in opened
+
+
+def test_an_admin_opening_an_unknown_patient_is_audited(app: Callable[..., AppTest], audit_log: Path) -> None:
+    at = app("admin@clinic.example")
+    at.query_params["patient"] = "NOBODY"
+    at.run()
+    assert not at.exception
+    assert [(e["event"], e.get("patient_id")) for e in events(audit_log)][1:] == [
+        ("refused", "NOBODY"), ("open_patient", at.selectbox(key="patient").value)
+    ]
+
+
+def _open_url_path(at: AppTest, url_path: str) -> AppTest:
+    """Open ``/<url_path>`` as a typed link does: the page registered under that path (AppTest internals)."""
+    page_hash = next(h for h, info in at._registered_pages.items() if info.get("url_pathname") == url_path)
+    at._page_hash = page_hash
+    return at
+
+
+@pytest.mark.parametrize(("email", "page"), [("dr.north@clinic.example", "clinic"),
+                                             ("dr.north@clinic.example", "audit"),
+                                             ("boss.north@clinic.example", "patient")])
+def test_a_link_to_a_page_the_role_may_not_open_is_refused_and_audited(
+        app: Callable[..., AppTest], audit_log: Path, email: str, page: str) -> None:
+    at = app(email)
+    at.run()
+    assert no_page(at, page)  # the page's own file is not registered, so it can never run
+    _open_url_path(at, page).run()
+    assert not at.exception
+    assert at.title[0].value == "No access"
+    assert "You do not have access to this page." in at.error[0].value
+    assert not at.get("plotly_chart") and not at.get("download_button")
+    at.run()
+    refused = [e for e in events(audit_log) if e["event"] == "refused"]
+    assert [(e["user"], e["page"]) for e in refused] == [(email, page)]
+    assert refused[0]["reason"].startswith("page not permitted")
+
+
+def test_charts_have_no_image_download(app: Callable[..., AppTest], audit_log: Path) -> None:
+    at = app("dr.north@clinic.example")
+    at.run()
+    assert not at.exception
+    charts = at.get("plotly_chart")
+    assert charts
+    for chart in charts:
+        config = json.loads(chart.proto.config)
+        assert "toImage" in config["modeBarButtonsToRemove"]
+        assert "toImageButtonOptions" not in config
+
+
+def test_downloads_record_their_data_rows(app: Callable[..., AppTest], audit_log: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Data page's files and the printable summary: ``rows`` counted in what was downloaded."""
+    import io
+    import zipfile
+
+    from ui import auth
+
+    produced: dict[str, Callable[[], bytes | str]] = {}
+    original = auth.audited
+
+    def keep(data: Callable[[], bytes | str], file_name: str, *args: object) -> Callable[[], bytes | str]:
+        produced[file_name] = original(data, file_name, *args)
+        return produced[file_name]
+
+    monkeypatch.setattr(auth, "audited", keep)
+    at = app("admin@clinic.example")
+    at.query_params["patient"] = "N1"
+    at.run()
+    at.switch_page("pages/data.py")
+    at.run()
+    assert not at.exception
+
+    def csv_rows(content: bytes) -> int:
+        return len(pd.read_csv(io.BytesIO(content), keep_default_na=False))
+
+    expected = {}
+    summary = next(name for name in produced if name.startswith("patient_N1_") and name.endswith(".html"))
+    produced[summary]()
+    expected[summary] = 1
+    for name in ("patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv"):
+        expected[name] = csv_rows(produced[name]())
+        assert expected[name] > 0
+    produced["manifest.json"]()
+    expected["manifest.json"] = 0
+    archive = next(name for name in produced if name.startswith("outcomes_export_") and name.endswith(".zip"))
+    with zipfile.ZipFile(io.BytesIO(produced[archive]())) as z:
+        expected[archive] = sum(csv_rows(z.read(n)) for n in z.namelist() if n.endswith(".csv"))
+    exports = {e["file"]: e["rows"] for e in events(audit_log) if e["event"] == "export"}
+    assert exports == expected
+
+
+def test_the_audit_page_says_whether_the_chain_verifies(app: Callable[..., AppTest], audit_log: Path) -> None:
+    app("dr.north@clinic.example").run()
+    at = app("admin@clinic.example")
+    at.run()
+    at.switch_page("pages/audit.py")
+    at.run()
+    assert not at.exception
+    lines = audit_log.read_bytes().splitlines(keepends=True)
+    assert f"Hash chain verified: {len(lines)} lines" in at.success[0].value and not at.error
+    audit_log.write_bytes(b"".join([lines[0].replace(b"dr.north", b"dr.south"), *lines[1:]]))  # line 1 edited
+    at.run()
+    assert not at.exception
+    assert not at.success
+    assert "does not verify at line 1" in at.error[0].value

@@ -6,17 +6,23 @@ Audit page). ``ui.state`` passes every loaded dataset through ``scoped()`` befor
 no page ever holds another clinic's patients; pages guard their downloads with ``download_button``
 (and ``ui.render.table`` with ``table_download``), which checks the role, enforces small-cell
 suppression and writes an ``export`` audit event when the file is actually downloaded; the patient
-page calls ``opened_patient``.
+page calls ``opened_patient``, or ``refused_patient`` for a patient id in the link that is not one
+of the user's. A link to a page the role may not open reaches a hidden "No access" page instead.
+Every refusal writes a ``refused`` audit event (``refuse``).
 
 Two modes:
 
 - **OIDC**, when ``.streamlit/secrets.toml`` has an ``[auth]`` section: Streamlit's ``st.login()``
   (Authlib) signs the user in with the clinic's identity provider and ``st.user.email`` is looked up
-  in the access file (path in ``OUTCOMES_ACCESS_FILE``, from the environment or the secrets). A user
-  not in the file, an unreadable access file or a provider that sends no e-mail address is refused
-  with a message and a ``refused`` audit event: the app fails closed.
+  in the access file (path in ``OUTCOMES_ACCESS_FILE``, from the environment or the secrets), exactly
+  but for the case of A-Z (``analytics.access.normalise_email``). A user not in the file, an address
+  the provider does not mark verified (``email_verified`` true), an address that Unicode
+  normalisation would change or that imitates an access-file entry, an unreadable access file or a
+  provider that sends no e-mail address is refused with a message and a ``refused`` audit event
+  naming the address as the provider sent it: the app fails closed.
 - **Local single-user mode**, without ``[auth]``: nobody logs in, the one user is an admin who sees
-  all data, and a banner on every page says so.
+  all data, and a banner on every page says so. Served on anything but a loopback address
+  (``server.address``), it shows no data at all, only why.
 
 The audit log's path is ``OUTCOMES_AUDIT_LOG`` (environment or secrets), by default
 ``logs/audit.jsonl`` in the project folder.
@@ -24,6 +30,8 @@ The audit log's path is ``OUTCOMES_AUDIT_LOG`` (environment or secrets), by defa
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -49,8 +57,10 @@ USER_KEY = "auth_user"
 PAGE_KEY = "auth_page"
 LOGGED_KEY = "auth_logged"
 OPENED_KEY = "auth_opened_patient"
+REFUSALS_KEY = "auth_refusals"
 ANALYSIS_PARAMETERS = frozenset(f.name for f in fields(AnalysisConfig) if f.repr)
 REFUSED_UNKNOWN = "not in the access file"
+REFUSED_PATIENT = "patient not among the user's patients (another clinic's, or unknown)"
 
 
 @dataclass(frozen=True)
@@ -149,33 +159,55 @@ def _pseudonym_key(policy: access.AccessPolicy) -> bytes:
 # --- who is this -----------------------------------------------------------------------------------
 
 
+def email_verified(value: object) -> bool:
+    """Whether the provider's ``email_verified`` claim vouches for the address: True, or the text "true".
+
+    A missing claim, false, "false", 1, "yes" or anything else is not a verification.
+    """
+    return value is True or value == "true"
+
+
 def _signed_in_user() -> User:
-    """The signed-in user from ``st.user`` and the access file; raises ``Refused``."""
-    email = str(st.user.get("email") or "").strip()
+    """The signed-in user from ``st.user`` and the access file; raises ``Refused``.
+
+    ``Refused.email`` (what the audit log records) is the address exactly as the provider sent it,
+    never the access-file entry it may imitate.
+    """
+    given = str(st.user.get("email") or "")
+    email = given.strip(access.ASCII_WHITESPACE)
     if not email:
         raise Refused("Your identity provider did not send an e-mail address, so your access cannot be checked.",
                       "no e-mail address from the identity provider", "")
-    if st.user.get("email_verified") is False:
-        raise Refused(f"The e-mail address {email} is not verified by your identity provider.",
-                      "e-mail address not verified", email)
+    if not email_verified(st.user.get("email_verified")):
+        claim = st.user.get("email_verified")
+        raise Refused(f"Your identity provider does not confirm that the e-mail address {email} is verified, so it "
+                      "cannot be used to let you in. Please verify it with your identity provider, or ask the "
+                      "administrator.", f"e-mail address not verified (email_verified: {claim!r})", given)
     try:
         policy = access_policy()
     except access.AccessFileError as exc:
         logger.error("Access file problem: %s", exc)
         raise Refused("The dashboard's access settings cannot be read, so nobody can be let in. Please tell the "
-                      "administrator (the details are in the server log).", f"access file: {exc}", email) from exc
+                      "administrator (the details are in the server log).", f"access file: {exc}", given) from exc
+    problem, imitated = access.email_problem(email), policy.lookalike(email)
+    if problem is not None or imitated is not None:
+        reason = problem or "non-ASCII e-mail address"
+        if imitated is not None:
+            reason += ", a look-alike of an address in the access file"
+        raise Refused(f"You are signed in as {email}, which is not an address the dashboard accepts (it holds "
+                      "characters that look like, or change into, other ones). Ask the administrator.", reason, given)
     grant = policy.grant_for(email)
     if grant is None:
         raise Refused(f"You are signed in as {email}, but this address has no access to the dashboard. Ask the "
                       "administrator to add it to the access file with your role and clinics.", REFUSED_UNKNOWN,
-                      email)
+                      given)
     try:
         key = _pseudonym_key(policy) if access.PERMISSIONS[grant.role].pseudonymised else None
         scope = access.scope_for(grant.role, grant.clinics, key)
     except access.AccessFileError as exc:
         logger.error("Pseudonym key problem: %s", exc)
         raise Refused("Your access needs the pseudonym key, which cannot be read. Please tell the administrator.",
-                      f"pseudonym key: {exc}", email) from exc
+                      f"pseudonym key: {exc}", given) from exc
     name = grant.name or str(st.user.get("name") or "") or email
     return User(email=grant.email, name=name, role=grant.role, clinics=grant.clinics,
                 min_cell=policy.min_cell_for(grant.role), scope=scope)
@@ -195,14 +227,44 @@ def _login_screen() -> None:
             st.login(name)
 
 
-def _refusal_screen(refusal: Refused) -> Callable[[], None]:
+def _refusal_screen(refusal: Refused, logout: bool = True) -> Callable[[], None]:
     def screen() -> None:
         st.title("No access")
         st.error(str(refusal), icon=":material/block:")
-        if st.button("Log out", key="auth_logout_refused"):
+        if logout and st.button("Log out", key="auth_logout_refused"):
             st.logout()
 
     return screen
+
+
+def is_loopback(address: object) -> bool:
+    """Whether a server bound to ``address`` is reachable from this computer only.
+
+    Empty or unset (Streamlit then listens on every interface), ``0.0.0.0``, ``::``, a network
+    address and any host name but ``localhost`` are not.
+    """
+    text = str(address or "").strip().strip("[]")
+    if text.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(text).is_loopback
+    except ValueError:
+        return False
+
+
+def served_address() -> str:
+    """The address the server listens on (``server.address``: config.toml, then the environment, then flags)."""
+    return str(st.get_option("server.address") or "")
+
+
+def _exposed_local_mode(address: str) -> Refused:
+    where = f"the network address {address}" if address else "every network interface of this computer"
+    return Refused(
+        "This dashboard runs in local single-user mode: nobody logs in and whoever reaches it sees all data. It is "
+        f"served on {where}, so other computers could reach it, and no data are shown. Serve it to this computer "
+        'only (server.address = "127.0.0.1", as in .streamlit/config.toml and `make run`), or set up login with an '
+        "[auth] section in .streamlit/secrets.toml before serving it to a network (README, Access control).",
+        f"local single-user mode served on {address or 'all interfaces'}", LOCAL_USER.email)
 
 
 def _audit_once(flag: str, event: str, user: str, role: str | None, **fields: object) -> None:
@@ -216,7 +278,12 @@ def _audit_once(flag: str, event: str, user: str, role: str | None, **fields: ob
 def identify() -> User | Callable[[], None]:
     """The user of this session, or the screen to show instead (login, refusal)."""
     if auth_section() is None:
-        return LOCAL_USER
+        address = served_address()
+        if is_loopback(address):
+            return LOCAL_USER
+        refusal = _exposed_local_mode(address)
+        _audit_once(f"refused:local:{refusal.reason}", "refused", refusal.email, None, reason=refusal.reason)
+        return _refusal_screen(refusal, logout=False)
     if not st.user.get("is_logged_in", False):
         return _login_screen
     try:
@@ -238,7 +305,8 @@ def navigation(pages: Sequence[StreamlitPage]) -> StreamlitPage:
 
     Without a permitted user it draws the login or refusal screen and stops the run; the pages stay
     registered (hidden, never run) meanwhile, so that a link to a page shows that screen rather than
-    Streamlit's "page not found".
+    Streamlit's "page not found". A page the user may not open is replaced by a hidden page at the
+    same address that says so and writes a ``refused`` audit event (the page's own file never runs).
     """
     who = identify()
     if not isinstance(who, User):
@@ -253,6 +321,8 @@ def navigation(pages: Sequence[StreamlitPage]) -> StreamlitPage:
     permitted = [page for page in pages if access.can_view(user.role, page_name(page))]
     if access.can_view(user.role, "audit"):
         permitted.append(st.Page(AUDIT_PAGE, title="Audit", icon=":material/policy:", url_path="audit"))
+    permitted += [st.Page(_page_refused(name), title="No access", url_path=name, visibility="hidden")
+                  for name in access.PAGES if not access.can_view(user.role, name)]
     page = st.navigation(permitted)
     st.session_state[PAGE_KEY] = page_name(page)
     return page
@@ -286,10 +356,35 @@ def identity() -> None:
         st.logout()
 
 
+def refuse(reason: str, **fields: object) -> None:
+    """Write a ``refused`` audit event for the current user and page, once per session and attempt."""
+    user = current_user()
+    who, role = (user.email, user.role) if user is not None else ("(nobody)", None)
+    fields.setdefault("page", st.session_state.get(PAGE_KEY))
+    attempt = json.dumps([who, reason, fields], sort_keys=True, default=str)
+    done = st.session_state.setdefault(REFUSALS_KEY, set())
+    if attempt in done:  # a rerun of the same refused page is not a second attempt
+        return
+    audit_log().record("refused", who, role, reason=reason, **fields)
+    done.add(attempt)
+
+
+def _page_refused(name: str) -> Callable[[], None]:
+    def screen() -> None:
+        user = current_user()
+        refuse(f"page not permitted for the {user.role if user else 'unknown'} role", page=name)
+        st.title("No access")
+        st.error("You do not have access to this page.", icon=":material/block:")
+
+    screen.__name__ = f"no_access_{name}"
+    return screen
+
+
 def require_page(page: str) -> User:
     """Stop the page unless the current user may open it (a second check behind the navigation)."""
     user = current_user()
     if user is None or not access.can_view(user.role, page):
+        refuse(f"page not permitted for the {user.role if user else 'unknown'} role", page=page)
         st.error("You do not have access to this page.", icon=":material/block:")
         st.stop()
     return user
@@ -363,7 +458,9 @@ def audited(data: Callable[[], bytes | str], file_name: str, kind: str, rows: in
     """``data`` that writes an ``export`` audit event each time it runs, i.e. when the file is downloaded.
 
     Who and what are taken now, in the script run: the download itself runs later, outside it. An
-    export whose audit event cannot be written fails rather than leave no trace.
+    export whose audit event cannot be written fails rather than leave no trace. Without ``rows``, the
+    rows are counted in the file produced (``audit.data_rows``: a CSV's data rows, those of the CSV
+    files in a ZIP).
     """
     user = current_user()
     who, role = (user.email, user.role) if user is not None else ("(nobody)", None)
@@ -372,7 +469,8 @@ def audited(data: Callable[[], bytes | str], file_name: str, kind: str, rows: in
 
     def produce() -> bytes | str:
         content = data()
-        log.record("export", who, role, file=file_name, kind=kind, rows=rows, min_cell=min_cell, **view)
+        counted = rows if rows is not None else audit.data_rows(file_name, content)
+        log.record("export", who, role, file=file_name, kind=kind, rows=counted, min_cell=min_cell, **view)
         return content
 
     return produce
@@ -410,6 +508,15 @@ def table_download(frame: pd.DataFrame, filename: str, key: str, csv: Callable[[
 
     download_button("Download CSV", content, file_name=filename, kind=kind, rows=len(frame), suppressed=suppressed,
                     mime="text/csv", key=key)
+
+
+def refused_patient(patient_id: object) -> None:
+    """Write a ``refused`` audit event for a patient the user may not open, or that does not exist.
+
+    Both are one reason in the log and one message on screen, so nobody learns whether another
+    clinic has a patient of that id.
+    """
+    refuse(REFUSED_PATIENT, patient_id=str(patient_id))
 
 
 def opened_patient(patient_id: str | None) -> None:

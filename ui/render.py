@@ -13,11 +13,14 @@ import streamlit as st
 from analytics.export import csv_bytes
 from ui import auth
 
-PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+# No image download from the chart's toolbar (modebar): it is an export made in the browser, which the
+# server can neither check against the user's role nor audit. Charts leave the app in the printable
+# summary, whose download is checked and audited (ui/auth.py).
+PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["toImage"]}
 
 
 def chart(fig: go.Figure, key: str, caption: str | None = None) -> None:
-    """A Plotly chart (PNG download from its toolbar) with an optional caption (n, method).
+    """A Plotly chart (no image download from its toolbar) with an optional caption (n, method).
 
     Streamlit's chart theme sets the fonts and axes to match the app; its default trace colours are
     the template's ``SEQUENCE`` (``theme.chartCategoricalColors`` in .streamlit/config.toml), and

@@ -6,6 +6,9 @@ with a temporary secrets file (``--secrets.files``; nothing is written into the 
 the app's "Log in" button, the provider's authorization form (where the subject, here the e-mail
 address, is typed), the redirect back with the cookie Streamlit sets. A doctor of North and a
 manager of North then see what their roles allow and are refused the rest; a stranger is refused.
+The provider vouches for the users it knows (``VERIFIED``: ``email_verified`` true); a subject typed
+into its form that it does not know gets only an ``email`` claim, and one subject (``IMPOSTOR``)
+claims the doctor's address unverified. Both are refused, as is a verified look-alike address.
 The dataset has North patients N1 and N2 and South patient S1. The browser is the session's
 Debian chromium from ``conftest.py`` (two Playwright instances cannot share a process).
 """
@@ -39,6 +42,9 @@ role = "manager"
 clinics = ["North"]
 name = "Manager North"
 """
+VERIFIED = ("dr.north@clinic.example", "boss.north@clinic.example", "someone@elsewhere.example",
+            "boß.north@clinic.example")
+IMPOSTOR = "impostor"  # a subject whose provider account claims dr.north's address, unverified
 
 
 def _write_data(folder: Path) -> None:
@@ -60,7 +66,9 @@ def oidc_provider() -> Iterator[str]:
     pytest.importorskip("authlib", reason="Authlib (needed by st.login) is not installed")
     import werkzeug.serving
 
-    server = werkzeug.serving.make_server("127.0.0.1", 0, provider.app(), threaded=True)
+    users = [provider.User(sub=email, claims={"email": email, "email_verified": True}) for email in VERIFIED]
+    users.append(provider.User(sub=IMPOSTOR, claims={"email": "dr.north@clinic.example"}))
+    server = werkzeug.serving.make_server("127.0.0.1", 0, provider.app(user_claims=users), threaded=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:
@@ -179,6 +187,9 @@ def test_doctor_logs_in_and_sees_north_patients_only(app: dict[str, object], bro
     events = [(e["event"], e["user"]) for e in audit_events(app)]
     assert ("login", "dr.north@clinic.example") in events
     assert ("open_patient", "dr.north@clinic.example") in events
+    assert ("refused", "dr.north@clinic.example", "clinic") in [
+        (e["event"], e["user"], e.get("page")) for e in audit_events(app)
+    ]
 
 
 def test_manager_logs_in_and_is_refused_patient_level_data(app: dict[str, object], browser: object) -> None:
@@ -219,3 +230,28 @@ def test_a_stranger_is_refused(app: dict[str, object], browser: object) -> None:
     assert nav_links(page) == []
     page.context.close()
     assert ("refused", "someone@elsewhere.example") in [(e["event"], e["user"]) for e in audit_events(app)]
+
+
+def test_an_unverified_address_is_refused(app: dict[str, object], browser: object) -> None:
+    from playwright.sync_api import expect
+
+    page = log_in(browser, str(app["url"]), IMPOSTOR)
+    expect(page.get_by_role("heading", name="No access", level=1)).to_be_visible()
+    expect(page.get_by_test_id("stMain")).to_contain_text("verified")
+    assert nav_links(page) == []
+    page.context.close()
+    refused = [e for e in audit_events(app) if e["event"] == "refused" and "not verified" in e["reason"]]
+    assert [e["user"] for e in refused] == ["dr.north@clinic.example"]
+    assert refused[0]["role"] is None
+
+
+def test_a_verified_look_alike_address_is_refused(app: dict[str, object], browser: object) -> None:
+    from playwright.sync_api import expect
+
+    page = log_in(browser, str(app["url"]), "boß.north@clinic.example")
+    expect(page.get_by_role("heading", name="No access", level=1)).to_be_visible()
+    assert nav_links(page) == []
+    page.context.close()
+    mine = [e for e in audit_events(app) if e["user"] == "boß.north@clinic.example"]
+    assert [e["event"] for e in mine] == ["refused"]
+    assert "look-alike" in mine[0]["reason"]
