@@ -2,24 +2,34 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.requirements-installed
+# requirements.txt is the hashed lock of the runtime dependencies in pyproject.toml (make run installs it);
+# requirements-test.txt locks runtime + test + dev tools (make test installs it). `make lock` regenerates both.
+RUNTIME := $(VENV)/.runtime-installed
+TESTENV := $(VENV)/.test-installed
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check --require-hashes
 STREAMLIT_SERVER_PORT ?= 8501
 # Loopback by default: without login (local single-user mode) nobody else on the network should reach it.
 # A clinic server with login sets STREAMLIT_SERVER_ADDRESS=0.0.0.0 (see README, Access control).
 STREAMLIT_SERVER_ADDRESS ?= 127.0.0.1
 export STREAMLIT_SERVER_PORT STREAMLIT_SERVER_ADDRESS
 
-.PHONY: run test venv chromium lint bench sample-data clean
+.PHONY: run test venv chromium lint bench sample-data lock clean
 
-$(STAMP): requirements.txt
+$(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
-	@touch $(STAMP)
+	$(PYTHON) -m venv $(VENV)
 
-venv: $(STAMP)
+$(RUNTIME): requirements.txt | $(PY)
+	$(PIP) -r requirements.txt
+	@touch $(RUNTIME)
 
-run: $(STAMP)
+$(TESTENV): requirements-test.txt requirements.txt | $(PY)
+	$(PIP) -r requirements-test.txt
+	@touch $(RUNTIME) $(TESTENV)
+
+venv: $(RUNTIME)
+
+run: $(RUNTIME)
 	$(PY) -m streamlit run dashboard.py --server.port $(STREAMLIT_SERVER_PORT) --server.address $(STREAMLIT_SERVER_ADDRESS)
 
 # Debian's chromium for the real-browser tests; skipped quietly where apt is not available.
@@ -30,18 +40,27 @@ chromium:
 			|| echo "chromium could not be installed; browser tests will be skipped"; \
 	fi
 
-test: $(STAMP) chromium
+test: $(TESTENV) chromium lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
-lint: $(STAMP)
+lint: $(TESTENV)
 	$(PY) -m ruff check .
 
-bench: $(STAMP)
+# Regenerate both locks from pyproject.toml, keeping today's pins where pyproject still allows them
+# (uv reads the existing lock as its preferences; add --upgrade to move to newer releases).
+UV := $(VENV)/bin/uv
+lock: $(TESTENV)
+	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) pip compile pyproject.toml --quiet --python-version 3.11 --generate-hashes --no-header -o requirements.txt
+	$(UV) pip compile pyproject.toml --quiet --python-version 3.11 --generate-hashes --no-header --group test --group dev \
+		-o requirements-test.txt
+
+bench: $(RUNTIME)
 	$(PY) bench/bench_export.py --keep bench/out/cohort10k
 	$(PY) bench/bench_outcomes.py --data bench/out/cohort10k/data
 	$(PY) bench/bench_pages.py
 
-sample-data: $(STAMP)
+sample-data: $(RUNTIME)
 	$(PY) -m analytics.synth --patients 360 --seed 20261124 --out sample_data
 
 clean:
