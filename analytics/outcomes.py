@@ -4,7 +4,7 @@ Every function takes an ``Analysis`` (usually narrowed to a cohort by ``cohort_f
 and returns a tidy table or a small result object that carries its n, its method and its caveats;
 nothing here re-implements SPEC §3: change from baseline, responder flags and cumulative response
 come from ``patient_cycles``, the cumulative / conditional rates from ``cohort_cycles``, intervals
-from ``analytics.stats`` and the Kaplan–Meier estimate from ``analytics.survival``. The
+from ``analytics.stats`` and the Aalen–Johansen estimate from ``analytics.survival``. The
 definitions this module adds (the within-cycle weekly course, time to first 50% response, response
 classes, the statistical models) are listed in ``DEFINITIONS`` for the data dictionary.
 """
@@ -21,7 +21,8 @@ from scipy import stats as sps
 from analytics.cohort_filter import age_band_order
 from analytics.pipeline import Analysis
 from analytics.stats import T_METHOD, WILSON_METHOD, t_interval, wilson_interval
-from analytics.survival import KaplanMeier, at_risk_table, kaplan_meier
+from analytics.status import OFF_TREATMENT
+from analytics.survival import CENSORED, COMPETING, EVENT, CumulativeIncidence, cumulative_incidence
 
 MEASURES: dict[str, str] = {
     "mhd": "headache days",
@@ -69,10 +70,16 @@ MIXED_MODEL_METHOD = (
 )
 
 TIME_TO_RESPONSE_DEFINITION = (
-    "Among eligible patients with at least one cycle with a responder_50 value: days from the first injection D1 "
-    "to the end of the first cycle with responder_50 true (end − D1 + 1; the response is established when that "
-    "window closes); otherwise censored at the end of the last cycle with a responder_50 value. Kaplan–Meier "
-    "estimate of the share responded (1 − S) with an exponential Greenwood 95% CI."
+    "Among eligible patients (evaluable baseline with headache days > 0), days from the first injection D1 to the "
+    "first of: a 50% response, dated at the end of the first cycle with responder_50 true (end − D1 + 1: the "
+    "response is established when that window closes); or stopping without a response, when treatment_state is "
+    "discontinued or lapsed (SPEC §5.1), dated at the end of the last cycle window (the end of the last "
+    "injection's cover; discontinued_on is not used as the date); otherwise (active or overdue, no response yet) "
+    "censored at the end of the last cycle window (as_of for an ongoing cycle). Eligible patients without any "
+    "evaluable cycle are included: they can only stop or be censored. Stopping is a competing event, not a "
+    "censoring: a patient who stopped can no longer respond. Aalen–Johansen cumulative incidence of response and "
+    "of stopping (lifelines) with 95% pointwise intervals from lifelines' delta-method variance on the log(−log F) "
+    "scale; the share responded by day t is of all eligible patients, not only of those still treated."
 )
 
 DEFINITIONS: list[dict[str, str]] = [
@@ -112,6 +119,7 @@ DEFINITIONS: list[dict[str, str]] = [
     {
         "term": "Time to first 50% response",
         "definition": TIME_TO_RESPONSE_DEFINITION,
+        "parameters": "cycle_days, lapse_days",
         "source": "analytics.outcomes.time_to_response",
     },
     {
@@ -422,56 +430,73 @@ def weekly_profile(analysis: Analysis, pooled_from: int = 5, days: TreatedDays |
 
 @dataclass(frozen=True)
 class TimeToResponse:
-    """Time to first 50% response: per-patient data, the Kaplan–Meier curve and what was left out."""
+    """Time to first 50% response with stopping as a competing event: per-patient data and the curves."""
 
     patients: pd.DataFrame
-    """patient_id, duration_days, responded, cycle (the response cycle, or the last evaluable one)."""
-    curve: KaplanMeier
-    excluded_no_evaluable_cycle: int
-    """Eligible patients without any cycle with a responder_50 value (not at risk at any time)."""
+    """patient_id, duration_days, outcome (responded / stopped / censored), cycle (the response cycle, or the
+    last cycle), treatment_state."""
+    curve: CumulativeIncidence
+    """Aalen–Johansen cumulative incidence of response (incidence) and of stopping (competing_incidence)."""
+    no_evaluable_cycle: int
+    """Eligible patients without any cycle with a responder_50 value (they can only stop or be censored)."""
     definition: str = TIME_TO_RESPONSE_DEFINITION
 
     def cumulative(self) -> pd.DataFrame:
-        """The curve as the share responded, 1 − S(t), with its CI (bounds swap under 1 − x)."""
+        """The curves per distinct day: at risk, responses, stops, censored, share responded and share
+        stopped (each of all eligible patients) with 95% CIs, and the share still treated without a response."""
         table = self.curve.table
         return pd.DataFrame({
-            "time": table["time"], "at_risk": table["at_risk"], "events": table["events"],
-            "censored": table["censored"], "responded": 1 - table["survival"],
-            "ci_low": 1 - table["ci_high"], "ci_high": 1 - table["ci_low"],
+            "time": table["time"], "at_risk": table["at_risk"], "responses": table["events"],
+            "stops": table["competing"], "censored": table["censored"],
+            "responded": table["incidence"], "ci_low": table["ci_low"], "ci_high": table["ci_high"],
+            "stopped": table["competing_incidence"], "stopped_ci_low": table["competing_ci_low"],
+            "stopped_ci_high": table["competing_ci_high"], "neither": table["event_free"],
         })
 
     def at_risk(self, step_days: int) -> pd.DataFrame:
-        """Number at risk (and share responded with CI) at 0, step, 2·step, … up to the last observed time."""
+        """Number at risk and the shares responded and stopped (with CIs) at 0, step, 2·step, … up to the
+        last observed time."""
         last = float(self.curve.durations[-1]) if self.curve.n else 0.0
-        times = np.arange(0, last + 1, step_days, dtype="float64")
-        table = at_risk_table(self.curve, times)
+        table = self.curve.at(np.arange(0, last + 1, step_days, dtype="float64"))
         return pd.DataFrame({
             "day": table["time"].astype("int64"), "at_risk": table["at_risk"],
-            "responded": 1 - table["survival"], "ci_low": 1 - table["ci_high"], "ci_high": 1 - table["ci_low"],
+            "responded": table["incidence"], "ci_low": table["ci_low"], "ci_high": table["ci_high"],
+            "stopped": table["competing_incidence"], "stopped_ci_low": table["competing_ci_low"],
+            "stopped_ci_high": table["competing_ci_high"],
         })
 
 
 def time_to_response(analysis: Analysis) -> TimeToResponse:
-    """Days from the first injection to the first 50% response (see ``DEFINITIONS``), Kaplan–Meier."""
+    """Days from the first injection to the first 50% response, with stopping treatment as a competing
+    event (see ``TIME_TO_RESPONSE_DEFINITION``): the Aalen–Johansen cumulative incidences."""
     table = analysis.patient_cycles
     eligible_ids = table.loc[(table["cycle"] == 0) & table["eligible"], "patient_id"]
-    first = table.loc[table["cycle"] == 1].set_index("patient_id")["start_date"]
-    valued = table.loc[(table["cycle"] >= 1) & table["responder_50"].notna() & table["patient_id"].isin(eligible_ids),
-                       ["patient_id", "cycle", "end_date", "responder_50"]].sort_values(["patient_id", "cycle"])
-    responded = valued.loc[valued["responder_50"].astype(bool)].groupby("patient_id", sort=False).first()
-    last = valued.groupby("patient_id", sort=False).last()
-    chosen = last.copy()
-    hit = chosen.index.isin(responded.index)
-    chosen.loc[hit, ["cycle", "end_date"]] = responded.loc[chosen.index[hit], ["cycle", "end_date"]].to_numpy()
-    duration = (pd.to_datetime(chosen["end_date"]) - first.reindex(chosen.index)).dt.days + 1
+    cycles = table.loc[(table["cycle"] >= 1) & table["patient_id"].isin(eligible_ids),
+                       ["patient_id", "cycle", "start_date", "end_date", "responder_50"]].sort_values(
+        ["patient_id", "cycle"])
+    first_session = cycles.drop_duplicates("patient_id", keep="first").set_index("patient_id")["start_date"]
+    last = cycles.drop_duplicates("patient_id", keep="last").set_index("patient_id")
+    response = cycles.loc[cycles["responder_50"].eq(True).fillna(False).to_numpy(dtype=bool)].drop_duplicates(
+        "patient_id", keep="first").set_index("patient_id")
+    valued = cycles.loc[cycles["responder_50"].notna(), "patient_id"].unique()
+
+    ids = last.index
+    state = analysis.patient_status.set_index("patient_id")["treatment_state"].reindex(ids)
+    responded = ids.isin(response.index)
+    stopped = ~responded & state.isin(OFF_TREATMENT).to_numpy(dtype=bool)
+    # The response cycle for responders, the last cycle for everyone else.
+    chosen = response.reindex(ids).where(pd.Series(responded, index=ids), last, axis=0)
+    duration = (pd.to_datetime(chosen["end_date"]) - pd.to_datetime(first_session.reindex(ids))).dt.days + 1
+    cause = np.select([responded, stopped], [EVENT, COMPETING], default=CENSORED)
     patients = pd.DataFrame({
-        "patient_id": chosen.index.astype("string"),
+        "patient_id": ids.astype("string"),
         "duration_days": duration.to_numpy(dtype="int64"),
-        "responded": hit,
+        "outcome": np.select([responded, stopped], ["responded", "stopped"], default="censored"),
         "cycle": chosen["cycle"].to_numpy(dtype="int64"),
-    }).reset_index(drop=True)
-    curve = kaplan_meier(patients["duration_days"], patients["responded"])
-    return TimeToResponse(patients, curve, int(eligible_ids.nunique() - len(patients)))
+        "treatment_state": state.astype("string").to_numpy(),
+    })
+    curve = cumulative_incidence(patients["duration_days"], cause)
+    return TimeToResponse(patients, curve, int(len(ids) - len(valued)))
 
 
 # --- subgroups and Table 1 --------------------------------------------------------------------

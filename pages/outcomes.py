@@ -386,13 +386,14 @@ with tabs[3]:
     render.chart(figures.build_time_to_response_figure(ttr, step), key="time_to_response")
     median = ttr.curve.median()
     median_text = f"{median:.0f} days" if np.isfinite(median) else "not reached (fewer than half responded)"
-    st.caption(f"{ttr.definition} {ttr.curve.describe()}; {ttr.excluded_no_evaluable_cycle} eligible patient(s) "
-               f"without any evaluable cycle are not at risk and left out. Median time to a first 50% response (half "
-               f"of the patients at risk have responded): {median_text}. Number at risk every {step} days (one cycle).")
-    _table(ttr.at_risk(step), "time_to_response_at_risk", percent=("responded", "ci_low", "ci_high"),
-           caption="Number at risk and share responded with its 95% CI at each cycle length.")
-    with st.expander("Kaplan–Meier table (CSV download)"):
-        _table(ttr.cumulative(), "time_to_response_curve", percent=("responded", "ci_low", "ci_high"))
+    shares = ("responded", "ci_low", "ci_high", "stopped", "stopped_ci_low", "stopped_ci_high")
+    st.caption(f"{ttr.definition} {ttr.curve.describe()}; {ttr.no_evaluable_cycle} eligible patient(s) had no "
+               f"evaluable cycle (they count, and can only stop or be censored). Time by which half of the eligible "
+               f"patients had a first 50% response: {median_text}. Number at risk every {step} days (one cycle).")
+    _table(ttr.at_risk(step), "time_to_response_at_risk", percent=shares,
+           caption="Number at risk and the shares responded and stopped, with 95% CIs, at each cycle length.")
+    with st.expander("Cumulative incidence table (CSV download)"):
+        _table(ttr.cumulative(), "time_to_response_curve", percent=(*shares, "neither"))
 
 with tabs[4]:
     forest, table_one = _cycle_results(data_key, filter_key, chosen_cycle, cohort, selected_attributes)

@@ -21,12 +21,16 @@ from analytics.pipeline import analyse
 TESTS = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
+def tiny_cohort_module():
     spec = importlib.util.spec_from_file_location("outcomes_tiny_cohort_figures", TESTS / "test_outcomes.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    dataset = load_dataset(module.write_tiny(tmp_path_factory.mktemp("tiny")))
+    return module
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    dataset = load_dataset(tiny_cohort_module().write_tiny(tmp_path_factory.mktemp("tiny")))
     analysis = analyse(dataset, AnalysisConfig())
     return analysis, patient_attributes(analysis, dataset)
 
@@ -92,16 +96,23 @@ def test_weekly_profile_figure_overlays_cycles_with_the_baseline(tiny) -> None:
     assert fig.layout.yaxis.range[1] > 7  # the weekly means (7) are inside the axis
 
 
-def test_time_to_response_figure_has_the_curve_band_and_number_at_risk(tiny) -> None:
-    analysis, _ = tiny
-    ttr = outcomes.time_to_response(analysis)
+def test_time_to_response_figure_has_both_incidences_bands_and_number_at_risk(tmp_path) -> None:
+    # The tiny cohort with D lapsed (lapse_days 120 < 167 days since its only session): a stopping curve too.
+    folder = tiny_cohort_module().write_tiny(tmp_path / "tiny")
+    lapsed = analyse(load_dataset(folder), AnalysisConfig(lapse_days=120))
+    ttr = outcomes.time_to_response(lapsed)
     fig = figures.build_time_to_response_figure(ttr, 84)
-    curve = next(t for t in fig.data if t.name == "responded (1 − KM)")
-    np.testing.assert_allclose(curve.y, 1 - ttr.curve.table["survival"])
+    responded = next(t for t in fig.data if t.name == "responded")
+    stopped = next(t for t in fig.data if t.name == "stopped without a response")
+    np.testing.assert_allclose(responded.x, [0, 84, 168])
+    np.testing.assert_allclose(responded.y, [0, 1 / 4, 1 / 2])  # hand-worked in test_outcomes
+    np.testing.assert_allclose(stopped.y, [0, 1 / 4, 1 / 4])
     at_risk = next(t for t in fig.data if t.mode == "text")
     assert list(at_risk.text) == ["4", "4", "2"]
-    band = next(t for t in fig.data if t.fill == "tonexty")
-    assert "Greenwood" in band.name
+    bands = [t for t in fig.data if t.fill == "tonexty"]
+    assert [b.name for b in bands] == ["95% CI (responded)", "95% CI (stopped without a response)"]
+    np.testing.assert_allclose(bands[0].y, ttr.curve.table["ci_low"])
+    assert "competing" in fig.layout.title.text
 
 
 def test_forest_figure_rows_carry_n_and_grey_for_not_recorded(tiny) -> None:

@@ -28,9 +28,10 @@ from scipy import stats as sps
 
 from analytics import clinical, outcomes
 from analytics.cohort_filter import patient_attributes, restrict
-from analytics.config import AnalysisConfig
+from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.load import load_dataset
 from analytics.pipeline import analyse
+from analytics.survival import kaplan_meier
 from analytics.synth import generate_cohort, write_cohort
 
 D1 = date(2024, 1, 29)
@@ -205,15 +206,95 @@ def test_time_to_first_response_by_hand(tiny) -> None:
     _, analysis, _ = tiny
     ttr = outcomes.time_to_response(analysis)
     patients = ttr.patients.set_index("patient_id")
-    # A responds at the end of cycle 1 (day 84), C at the end of cycle 2 (day 168); B is censored at the end of
-    # cycle 2, D at the end of cycle 1; E is not eligible.
+    # A responds at the end of cycle 1 (day 84), C at the end of cycle 2 (day 168); B (active) is censored at the
+    # end of cycle 2; D (one session, 167 days before as_of: overdue, not lapsed) at the end of cycle 1; E is not
+    # eligible. Nobody stopped, so the cumulative incidence of response is 1 − Kaplan–Meier here.
     assert patients["duration_days"].to_dict() == {"A": 84, "B": 168, "C": 168, "D": 84}
-    assert patients["responded"].to_dict() == {"A": True, "B": False, "C": True, "D": False}
+    assert patients["outcome"].to_dict() == {"A": "responded", "B": "censored", "C": "responded", "D": "censored"}
+    assert patients["treatment_state"].to_dict() == {"A": "active", "B": "active", "C": "active", "D": "overdue"}
     curve = ttr.cumulative().set_index("time")
     assert curve.loc[84, "responded"] == pytest.approx(1 / 4)  # 1 of 4 at risk responds
     assert curve.loc[168, "responded"] == pytest.approx(1 - 3 / 4 * 1 / 2)  # then 1 of 2
+    assert (curve["stopped"] == 0).all()
     assert ttr.at_risk(84)["at_risk"].tolist() == [4, 4, 2]
-    assert ttr.excluded_no_evaluable_cycle == 0
+    assert ttr.no_evaluable_cycle == 0
+
+
+def stopping_variants(tmp_path: Path) -> dict[str, object]:
+    """The tiny cohort with D off treatment: discontinued (patients.csv) or lapsed (lapse_days = 120 < 167)."""
+    discontinued = write_tiny(tmp_path / "discontinued")
+    lines = PATIENTS.strip().splitlines()
+    lines = [lines[0] + ",discontinued_on"] + [line + (",2024-05-01" if line.startswith("D,") else ",")
+                                              for line in lines[1:]]
+    (discontinued / "patients.csv").write_text("\n".join(lines) + "\n")
+    lapsed = load_dataset(write_tiny(tmp_path / "lapsed"))
+    return {
+        "discontinued": analyse(load_dataset(discontinued), AnalysisConfig()),
+        "lapsed": analyse(lapsed, AnalysisConfig(lapse_days=120)),
+    }
+
+
+@pytest.mark.parametrize("state", ["discontinued", "lapsed"])
+def test_stopping_is_a_competing_event_by_hand(tmp_path, state: str) -> None:
+    analysis = stopping_variants(tmp_path)[state]
+    ttr = outcomes.time_to_response(analysis)
+    patients = ttr.patients.set_index("patient_id")
+    assert patients.loc["D", ["outcome", "duration_days", "treatment_state"]].tolist() == ["stopped", 84, state]
+    curve = ttr.cumulative().set_index("time")
+    # Day 84: 4 at risk, A responds and D stops: 1/4 each, 1/2 left. Day 168: B and C at risk, C responds:
+    # 1/4 + 1/2 · 1/2 = 1/2 responded (1 − Kaplan–Meier with D censored would say 1 − 3/4 · 1/2 = 5/8).
+    assert curve.loc[84, ["responded", "stopped", "neither"]].tolist() == pytest.approx([1 / 4, 1 / 4, 1 / 2])
+    assert curve.loc[168, ["responded", "stopped", "neither"]].tolist() == pytest.approx([1 / 2, 1 / 4, 1 / 4])
+    assert curve.loc[168, ["responses", "stops", "censored", "at_risk"]].tolist() == [1, 0, 1, 2]
+    assert ttr.curve.median() == 168  # half of the eligible patients had responded by day 168
+    np.testing.assert_allclose(ttr.at_risk(84)[["at_risk", "responded", "stopped"]],
+                               [[4, 0, 0], [4, 1 / 4, 1 / 4], [2, 1 / 2, 1 / 4]], atol=1e-12)
+
+
+def test_eligible_patients_without_an_evaluable_cycle_count(tmp_path) -> None:
+    """B's diary stops after the baseline: B is eligible, has no responder_50 value, and still counts (censored
+    at the end of cycle 2, still treated), so 4 eligible patients are at risk, not 3."""
+    folder = write_tiny(tmp_path / "no_diary")
+    diary = (folder / "diary.csv").read_text().splitlines()
+    baseline_end = str(D1 - timedelta(1))
+    kept = [row for row in diary if not row.startswith("B,") or row.split(",")[1] <= baseline_end]
+    (folder / "diary.csv").write_text("\n".join(kept) + "\n")
+    ttr = outcomes.time_to_response(analyse(load_dataset(folder), AnalysisConfig()))
+    assert ttr.no_evaluable_cycle == 1
+    assert ttr.patients.set_index("patient_id").loc["B", ["outcome", "duration_days"]].tolist() == ["censored", 168]
+    assert ttr.curve.n == 4
+
+
+@pytest.mark.skipif(not (SAMPLE_DATA_DIR / "sessions.csv").exists(), reason="no bundled sample data")
+def test_cumulative_incidence_by_cycle_4_is_the_share_of_eligible_patients_responded_by_cycle_4() -> None:
+    """On sample_data, the Aalen–Johansen share responded at the time cycle 4 ends (median over the eligible
+    patients who reached it, days since D1) is close to the share of eligible patients who responded in cycles
+    1..4, counted here directly from patient_cycles among those who had the time to complete 4 cycles (SPEC §3's
+    intention-to-treat rate, no survival estimator involved). Tolerance 3 points: half the Wilson half-width of
+    that share (about ±6 points with ~220 patients); the two differ only in how they use the patients without the
+    time. 1 − Kaplan–Meier with stopping censored (the former estimator) overstates it by more than that."""
+    analysis = analyse(load_dataset(SAMPLE_DATA_DIR), AnalysisConfig())
+    table = analysis.patient_cycles
+    eligible = table.loc[(table["cycle"] == 0) & table["eligible"], "patient_id"]
+    d1 = table.loc[table["cycle"] == 1].set_index("patient_id")["start_date"].reindex(eligible)
+    cycle_4 = table.loc[(table["cycle"] == 4) & table["patient_id"].isin(eligible)].set_index("patient_id")
+    day = float(((cycle_4["end_date"] - d1.reindex(cycle_4.index)).dt.days + 1).median())
+    had_time = eligible[(d1 + pd.Timedelta(days=4 * 84 - 1) <= analysis.as_of).to_numpy()]
+    responders = table.loc[(table["cycle"].between(1, 4)) & table["responder_50"].eq(True).fillna(False)
+                           & table["patient_id"].isin(had_time), "patient_id"].nunique()
+    share = responders / len(had_time)
+    assert float(analysis.cohort_cycles.set_index("cycle").loc[4, "cum_responder_50_itt_rate"]) == pytest.approx(share)
+
+    ttr = outcomes.time_to_response(analysis)
+    incidence = float(ttr.curve.incidence_at([day])[0])
+    assert incidence == pytest.approx(share, abs=0.03)
+    patients = ttr.patients
+    censoring_stops = 1 - kaplan_meier(patients["duration_days"], patients["outcome"] == "responded").survival_at(
+        [day])[0]
+    assert censoring_stops - share > 0.03
+    # F(response) + F(stop) + still treated without a response = 1 at every time.
+    curve = ttr.cumulative()
+    np.testing.assert_allclose(curve["responded"] + curve["stopped"] + curve["neither"], 1, atol=1e-9)
 
 
 def test_subgroup_counts_by_hand(tiny) -> None:

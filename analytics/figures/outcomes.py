@@ -2,9 +2,10 @@
 
 Each builder draws a table from ``analytics.outcomes`` as it is (no definition is computed here):
 per-cycle change with t-interval error bars, responder rates and cumulative / conditional rates
-with Wilson intervals, the within-cycle weekly course, time to first 50% response (Kaplan–Meier
-with its band and a number-at-risk row) and a subgroup forest plot. Every point carries its n in
-the axis labels or the hover text; an empty cohort gives an empty chart that says so, never zeros.
+with Wilson intervals, the within-cycle weekly course, time to first 50% response (cumulative
+incidence of response and of stopping with their bands and a number-at-risk row) and a subgroup
+forest plot. Every point carries its n in the axis labels or the hover text; an empty cohort gives
+an empty chart that says so, never zeros.
 """
 
 from __future__ import annotations
@@ -210,37 +211,52 @@ def build_weekly_profile_figure(profile: WithinCycleProfile, height: int = 460) 
     return _legend_on_top(styled(fig, title, height))
 
 
+STOPPED_COLOUR = "#d55e00"
+
+
+def _incidence_traces(fig: go.Figure, curve: pd.DataFrame, columns: tuple[str, str, str, str], name: str,
+                      colour: str, fill: str) -> None:
+    """One cumulative incidence of ``TimeToResponse.cumulative`` as a step line over its 95% band;
+    ``columns``: the estimate, its CI limits and the day's count of that event."""
+    value, low, high, count = columns
+    fig.add_trace(go.Scatter(x=curve["time"], y=curve[high], mode="lines", line=dict(width=0, shape="hv"),
+                             hoverinfo="skip", showlegend=False, legendgroup=value), row=1, col=1)
+    fig.add_trace(go.Scatter(x=curve["time"], y=curve[low], mode="lines", line=dict(width=0, shape="hv"),
+                             fill="tonexty", fillcolor=fill, name=f"95% CI ({name})", legendgroup=value,
+                             showlegend=False, hoverinfo="skip"), row=1, col=1)
+    fig.add_trace(go.Scatter(
+        x=curve["time"], y=curve[value], mode="lines", name=name, legendgroup=value,
+        line=dict(color=colour, shape="hv", width=2.5),
+        customdata=np.column_stack([curve["at_risk"], curve[count], curve[low], curve[high]]),
+        hovertemplate=(f"Day %{{x}}: %{{y:.1%}} {name} (95% CI %{{customdata[2]:.1%}}–%{{customdata[3]:.1%}})<br>"
+                       "at risk %{customdata[0]}, on this day %{customdata[1]}<extra></extra>"),
+    ), row=1, col=1)
+
+
 def build_time_to_response_figure(ttr: TimeToResponse, step_days: int = 84, height: int = 480) -> go.Figure:
-    """Share of patients with a first 50% response by days since the first injection (1 − Kaplan–Meier),
-    with its 95% band and the number at risk every ``step_days`` under the axis."""
-    title = "Time to first 50% response (Kaplan–Meier)"
+    """Cumulative incidence of a first 50% response and of stopping without one, by days since the first
+    injection (Aalen–Johansen, stopping a competing event), each with its 95% band; the number at risk
+    every ``step_days`` under the axis."""
+    title = "Time to first 50% response: cumulative incidence, stopping as a competing event"
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.85, 0.15], vertical_spacing=0.1)
     if ttr.curve.n == 0:
-        return styled(_empty(go.Figure(), "No eligible patient with an evaluable cycle in this cohort"), title, height)
+        return styled(_empty(go.Figure(), "No eligible patient in this cohort"), title, height)
     curve = ttr.cumulative()
-    fig.add_trace(go.Scatter(x=curve["time"], y=curve["ci_high"], mode="lines", line=dict(width=0, shape="hv"),
-                             hoverinfo="skip", showlegend=False), row=1, col=1)
-    fig.add_trace(go.Scatter(x=curve["time"], y=curve["ci_low"], mode="lines", line=dict(width=0, shape="hv"),
-                             fill="tonexty", fillcolor="rgba(0,158,115,0.18)", name="95% CI (exponential Greenwood)",
-                             hoverinfo="skip"), row=1, col=1)
-    fig.add_trace(go.Scatter(
-        x=curve["time"], y=curve["responded"], mode="lines", name="responded (1 − KM)",
-        line=dict(color=THRESHOLD_COLOURS[50], shape="hv", width=2.5),
-        customdata=np.column_stack([curve["at_risk"], curve["events"], curve["censored"], curve["ci_low"],
-                                    curve["ci_high"]]),
-        hovertemplate=("Day %{x}: %{y:.0%} responded (95% CI %{customdata[3]:.0%}–%{customdata[4]:.0%})<br>"
-                       "at risk %{customdata[0]}, responses %{customdata[1]}, censored %{customdata[2]}"
-                       "<extra></extra>"),
-    ), row=1, col=1)
+    _incidence_traces(fig, curve, ("responded", "ci_low", "ci_high", "responses"), "responded",
+                      THRESHOLD_COLOURS[50], "rgba(0,158,115,0.18)")
+    _incidence_traces(fig, curve, ("stopped", "stopped_ci_low", "stopped_ci_high", "stops"),
+                      "stopped without a response", STOPPED_COLOUR, "rgba(213,94,0,0.15)")
     censored = curve.loc[curve["censored"] > 0]
-    fig.add_trace(go.Scatter(x=censored["time"], y=censored["responded"], mode="markers", name="censored",
+    fig.add_trace(go.Scatter(x=censored["time"], y=censored["responded"], mode="markers",
+                             name="censored (still treated)",
                              marker=dict(symbol="line-ns-open", size=9, color=BASELINE),
-                             hovertemplate="Day %{x}: censored<extra></extra>"), row=1, col=1)
+                             customdata=censored["censored"],
+                             hovertemplate="Day %{x}: %{customdata} censored<extra></extra>"), row=1, col=1)
     risk = ttr.at_risk(step_days)
     fig.add_trace(go.Scatter(x=risk["day"], y=np.zeros(len(risk)), mode="text", text=risk["at_risk"].astype(str),
                              textfont=dict(size=12, color=TEXT), showlegend=False,
                              hovertemplate="Day %{x}: %{text} at risk<extra></extra>"), row=2, col=1)
-    fig.update_yaxes(title="Share responded", tickformat=".0%", range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(title="Share of eligible patients", tickformat=".0%", range=[0, 1.02], row=1, col=1)
     fig.update_yaxes(visible=False, row=2, col=1, range=[-1, 1])
     fig.update_xaxes(showticklabels=True, tickvals=risk["day"], row=1, col=1)
     fig.update_xaxes(title="Days since first injection", tickvals=risk["day"], showgrid=False,
