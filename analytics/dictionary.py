@@ -29,10 +29,11 @@ from types import ModuleType
 import pandas as pd
 
 from analytics import schemas
-from analytics.config import AnalysisConfig, parameter_docs
+from analytics.config import STATUS_PARAMETERS, AnalysisConfig, parameter_docs
 
 # Analytics modules that may expose ``DEFINITIONS``; a module that is absent is skipped.
 DEFINITION_MODULES = (
+    "analytics.status",
     "analytics.clinical",
     "analytics.clinic",
     "analytics.outcomes",
@@ -360,7 +361,7 @@ def parameter_dictionary(
             "differs_from_default": doc["parameter"] in changed,
             "meaning": doc["meaning"],
             "basis": doc["basis"],
-            "source": "SPEC §3",
+            "source": "SPEC §5" if doc["parameter"] in STATUS_PARAMETERS else "SPEC §3",
         }
         for doc in parameter_docs()
     ]

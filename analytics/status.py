@@ -68,6 +68,128 @@ SAFETY_COLUMNS = [
     "serious_events",
 ]
 
+# SPEC §5's definitions for the data dictionary, with parameters as placeholders so the text states
+# the values in use (analytics.dictionary fills them in).
+DEFINITIONS: tuple[dict[str, str], ...] = (
+    {
+        "term": "Chronic migraine at baseline",
+        "definition": (
+            "Empty when the baseline is not evaluable; else true when baseline mhd ≥ {chronic_min_headache_days} "
+            "and baseline mmd ≥ {chronic_min_migraine_days} (or mmd is empty because diary.csv has no migraine "
+            "column); else false."
+        ),
+        "columns": "chronic_at_baseline, baseline_mhd, baseline_mmd",
+        "parameters": "chronic_min_headache_days, chronic_min_migraine_days",
+        "source": "SPEC §5",
+    },
+    {
+        "term": "Medication overuse at baseline",
+        "definition": "Baseline amd ≥ {overuse_acute_days}; empty when the baseline is not evaluable or amd is empty.",
+        "columns": "overuse_at_baseline, baseline_amd",
+        "parameters": "overuse_acute_days",
+        "source": "SPEC §5",
+    },
+    {
+        "term": "Suitable (NICE TA260)",
+        "definition": (
+            "True when chronic at baseline and prior_preventives ≥ {min_prior_preventives}; false when not chronic "
+            "or prior_preventives < {min_prior_preventives}; empty otherwise."
+        ),
+        "columns": "suitable_nice, prior_preventives",
+        "parameters": "min_prior_preventives",
+        "source": "SPEC §5",
+    },
+    {
+        "term": "Sustained 50% response",
+        "definition": (
+            "True when responder_50 is true in two consecutive cycles k, k+1 (k ≥ 1); false when some pair of "
+            "consecutive cycles has both values; empty otherwise. ever_responder_50 is cumulative_responder_50 of "
+            "the last cycle."
+        ),
+        "columns": "sustained_responder_50, ever_responder_50, latest_evaluable_cycle, latest_mhd_pct_change",
+        "parameters": "",
+        "source": "SPEC §5",
+    },
+    {
+        "term": "Treatment state and next due date",
+        "definition": (
+            "discontinued when discontinued_on lies between the last session Dn and as_of; otherwise, with g = "
+            "as_of − Dn days: active when g ≤ {on_time_max_days}, overdue when g ≤ {lapse_days}, lapsed after. "
+            "next_due = Dn + {cycle_days}; days_overdue = max(0, g − {on_time_max_days}); both empty when "
+            "discontinued. Lapsed and discontinued patients are off treatment."
+        ),
+        "columns": "treatment_state, next_due, days_overdue",
+        "parameters": "on_time_max_days, lapse_days, cycle_days",
+        "source": "SPEC §5",
+    },
+    {
+        "term": "Interval adherence",
+        "definition": (
+            "Intervals between consecutive sessions: on time within [{on_time_min_days}, {on_time_max_days}] days, "
+            "early below, late above; the longest interval."
+        ),
+        "columns": "intervals_on_time, intervals_early, intervals_late, max_interval_days",
+        "parameters": "on_time_min_days, on_time_max_days",
+        "source": "SPEC §5",
+    },
+    {
+        "term": "NICE TA260 non-response rule",
+        "definition": (
+            "not assessable without an evaluable baseline with mhd > 0; pending (not reached when off treatment) "
+            "before cycle {stopping_cycle} is complete; not assessable when cycle {stopping_cycle} has no change; "
+            "stop when its reduction is below {stopping_min_reduction}%, otherwise continue."
+        ),
+        "columns": "nice_state",
+        "parameters": "stopping_cycle, stopping_min_reduction",
+        "source": "SPEC §5",
+    },
+    {
+        "term": "EHF non-response rule",
+        "definition": (
+            "not assessable without an evaluable baseline with mhd > 0; continue when any of cycles 1..{ehf_cycles} "
+            "reached a {stopping_min_reduction}% reduction; stop when cycles 1..{ehf_cycles} are all complete with a "
+            "change and none did; pending (not reached when off treatment) before that; otherwise not assessable."
+        ),
+        "columns": "ehf_state",
+        "parameters": "ehf_cycles, stopping_min_reduction",
+        "source": "SPEC §5",
+    },
+    {
+        "term": "Conversion to episodic migraine",
+        "definition": (
+            "Only from a chronic baseline. 28-day periods from the first injection that end by as_of, evaluable "
+            "with ≥{min_completeness} of their days recorded: converted_on is the end of the period that completes "
+            "the first run of {episodic_periods} consecutive evaluable periods below {episodic_max_days} headache "
+            "days per 28 days (EHF: below {ehf_episodic_max_days}); now is true when the last {episodic_periods} "
+            "periods are all below, false when one of them is evaluable and not below, empty otherwise."
+        ),
+        "columns": "episodic_converted_on, episodic_now, ehf_episodic_converted_on, ehf_episodic_now",
+        "parameters": "episodic_periods, episodic_max_days, ehf_episodic_max_days, min_completeness",
+        "source": "SPEC §5",
+    },
+    {
+        "term": "Stop indicated",
+        "definition": (
+            "True when nice_state or ehf_state is stop, or episodic_now is true; empty when none is and the patient "
+            "is off treatment; false otherwise."
+        ),
+        "columns": "stop_indicated",
+        "parameters": "",
+        "source": "SPEC §5",
+    },
+    {
+        "term": "Adverse events (safety.csv)",
+        "definition": (
+            "Over treated patients and their sessions up to as_of: patients with an event (and %), patients with "
+            "an event after session 1 or 2 among those with at least 2 sessions (PREEMPT's 24-week kind), events "
+            "per 100 sessions, serious events; one row per event, then any."
+        ),
+        "columns": "sessions_with_adverse_event, serious_adverse_events",
+        "parameters": "",
+        "source": "SPEC §5",
+    },
+)
+
 TREATMENT_STATES = ("active", "overdue", "lapsed", "discontinued")
 OFF_TREATMENT = ("lapsed", "discontinued")
 RULE_STATES = ("stop", "continue", "pending", "not reached", "not assessable")
