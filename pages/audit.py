@@ -1,6 +1,6 @@
 """Audit page (admins): who logged in or was refused, who opened which patient, who exported what, and when.
 
-It reads the append-only log through ``analytics.audit.read_events``; the filters only narrow what is
+It reads the append-only log through ``analytics.privacy.audit.read_events``; the filters only narrow what is
 shown, newest first. The log holds no diary values, so neither does this page.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import audit
+from analytics.privacy import audit
 from ui import auth, render, state
 
 state.run_entry_point_first()

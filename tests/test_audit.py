@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import audit
+from analytics.privacy import audit
 
 
 def lines(path: Path) -> list[dict[str, object]]:

@@ -260,8 +260,8 @@ def _download_script(data_dir: str, min_cell: int | None) -> None:
     """A page with two table downloads and a file download, for one manager of North."""
     import streamlit as st
 
-    from analytics.load import load_dataset
-    from analytics.pipeline import analyse
+    from analytics.definitions.pipeline import analyse
+    from analytics.ingest.load import load_dataset
     from ui import auth, render
 
     st.session_state[auth.USER_KEY] = auth.User("boss.north@clinic.example", "Boss", "manager", ("North",),
@@ -294,6 +294,6 @@ def test_enforced_suppression_suppresses_or_refuses(setup: dict[str, Path], audi
     at = AppTest.from_function(_download_script, args=(str(setup["data"]), 11), default_timeout=30)
     at.run()
     assert not at.exception
-    # The cohort table can be suppressed (analytics.suppression), so it downloads; the other cannot.
+    # The cohort table can be suppressed (analytics.privacy.suppression), so it downloads; the other cannot.
     assert [b.key for b in at.get("download_button")] == ["cohort_csv"]
     assert any("min_cell 11" in c.value for c in at.caption)

@@ -1,4 +1,4 @@
-"""The generated data dictionary (analytics.dictionary) against its sources of truth.
+"""The generated data dictionary (analytics.views.dictionary) against its sources of truth.
 
 Each input column must come from ``schemas.FILES`` once, with the rejection reasons the loader
 really gives; the parameters must show the values of the configuration in use; every definition
@@ -18,12 +18,13 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from analytics import dictionary, schemas
-from analytics.cohort import COHORT_CYCLE_COLUMNS
-from analytics.config import AnalysisConfig, parameter_docs
-from analytics.cycles import PATIENT_CYCLE_COLUMNS
-from analytics.export import csv_bytes
-from analytics.load import load_dataset
+from analytics.definitions.cohort import COHORT_CYCLE_COLUMNS
+from analytics.definitions.config import AnalysisConfig, parameter_docs
+from analytics.definitions.cycles import PATIENT_CYCLE_COLUMNS
+from analytics.ingest import schemas
+from analytics.ingest.load import load_dataset
+from analytics.output.export import csv_bytes
+from analytics.views import dictionary
 
 
 def row(frame: pd.DataFrame, **match: object) -> pd.Series:

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics import suppression as sup
-from analytics.__main__ import main
-from analytics.cohort import COHORT_CYCLE_COLUMNS, itt_grid
-from analytics.load import load_dataset
-from analytics.pipeline import Analysis, analyse
-from analytics.suppression import CD, CN, COUNT_COLUMNS, ID, IN, NR, RATES, E, P, R, T
+from analytics.cli import main
+from analytics.definitions.cohort import COHORT_CYCLE_COLUMNS, itt_grid
+from analytics.definitions.pipeline import Analysis, analyse
+from analytics.ingest.load import load_dataset
+from analytics.privacy import suppression as sup
+from analytics.privacy.suppression import CD, CN, COUNT_COLUMNS, ID, IN, NR, RATES, E, P, R, T
 
 CONFORMANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "data"
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"

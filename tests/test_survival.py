@@ -1,4 +1,4 @@
-"""Kaplan–Meier (analytics.survival) against a hand-worked example and against lifelines.
+"""Kaplan–Meier (analytics.statistics.survival) against a hand-worked example and against lifelines.
 
 The hand-worked example follows the product-limit and Greenwood formulas step by step with exact
 fractions; the reference implementation is lifelines' ``KaplanMeierFitter`` (exponential Greenwood
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from lifelines import KaplanMeierFitter
 
-from analytics.survival import KM_CI_METHOD, at_risk_table, kaplan_meier
+from analytics.statistics.survival import KM_CI_METHOD, at_risk_table, kaplan_meier
 
 Z = 1.959963984540054  # standard normal 97.5% quantile
 

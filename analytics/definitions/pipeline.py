@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analytics.cohort import cohort_cycles
-from analytics.config import AnalysisConfig
-from analytics.cycles import data_cutoff, patient_cycles
-from analytics.load import Dataset
+from analytics.definitions.cohort import cohort_cycles
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.cycles import data_cutoff, patient_cycles
+from analytics.ingest.load import Dataset
 
 
 @dataclass(frozen=True)
