@@ -3,7 +3,7 @@
 Target: a filter change on a 10,000-patient cohort recomputes the page in under 2 s with cached
 loading. The cohort is generated with the project's synthetic generator (or read from ``--data``),
 loaded and analysed once (what ``ui.state`` caches), then for a few filter changes this times what
-the page runs on a change of filter: the selection, ``restrict``, every ``analytics.outcomes``
+the page runs on a change of filter: the selection, ``restrict``, every ``analytics.views.outcomes``
 table, the figures and their JSON for the browser. Also printed: the copy of the cached dataset
 and analysis that ``st.cache_data`` unpickles on every rerun, and the mixed model (fitted on
 demand, not on a filter change). Wall and CPU seconds are printed (best and median of
@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analytics import outcomes
-from analytics.cohort_filter import CohortFilter, attribute_options, patient_attributes, restrict
+from analytics.definitions.pipeline import analyse
 from analytics.figures import outcomes as figures
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.ingest.load import load_dataset
 from analytics.synth import generate_cohort, write_cohort
+from analytics.views import outcomes
+from analytics.views.cohort_filter import CohortFilter, attribute_options, patient_attributes, restrict
 
 FILTERS = {
     "everyone": CohortFilter(),

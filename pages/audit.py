@@ -1,8 +1,8 @@
 """Audit page (admins): who logged in or was refused, who opened which patient, who exported what, and when.
 
-It reads the append-only log through ``analytics.audit.read_events``; the filters only narrow what is
+It reads the append-only log through ``analytics.privacy.audit.read_events``; the filters only narrow what is
 shown, newest first. The log holds no diary values, so neither does this page. Above the events it
-says whether the log's hash chain and head file verify (``analytics.audit.verify``), or the first
+says whether the log's hash chain and head file verify (``analytics.privacy.audit.verify``), or the first
 broken line.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import audit
+from analytics.privacy import audit
 from ui import auth, render, state
 
 state.run_entry_point_first()

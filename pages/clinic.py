@@ -1,9 +1,9 @@
 """Clinic page: the clinic manager's view — volumes, re-injection timing, retention, outcomes, safety, worklists.
 
 The page only orchestrates: the filters (clinic, injector, period) are widgets bound to the URL, so a
-link opens the same view; ``analytics.clinic.clinic_view`` computes everything for the filter in one
+link opens the same view; ``analytics.views.clinic.clinic_view`` computes everything for the filter in one
 cached call; ``analytics.figures.clinic`` draws it and ``ui.render`` shows charts (PNG from the
-toolbar) and tables (CSV download). Definitions live in ``analytics.clinic`` and are printed from there.
+toolbar) and tables (CSV download). Definitions live in ``analytics.views.clinic`` and are printed from there.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from datetime import date
 import pandas as pd
 import streamlit as st
 
-from analytics import access, clinic
-from analytics.config import AnalysisConfig
+from analytics.definitions.config import AnalysisConfig
 from analytics.figures import clinic as figures
-from analytics.stats import WILSON_METHOD
+from analytics.privacy import access
+from analytics.statistics.stats import WILSON_METHOD
+from analytics.views import clinic
 from ui import auth, render, state
 
 ALL = "(all)"

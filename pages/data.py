@@ -1,9 +1,9 @@
 """Data page: what was read and rejected, how complete the diaries are, the exports and the data dictionary.
 
-The page only orchestrates: ``analytics.quality`` reconciles the rows and bins completeness,
-``analytics.figures.data_quality`` draws it, ``analytics.export.export_files`` writes the exports (the
+The page only orchestrates: ``analytics.views.quality`` reconciles the rows and bins completeness,
+``analytics.figures.data_quality`` draws it, ``analytics.output.export.export_files`` writes the exports (the
 same function as ``python -m analytics export``, so the bytes are the same for the same data and
-parameters) and ``analytics.dictionary`` generates the dictionary from the schemas, the configuration
+parameters) and ``analytics.views.dictionary`` generates the dictionary from the schemas, the configuration
 and the analytics modules' own definitions. When the data were refused the dictionary is still shown,
 since it says what the files must look like.
 """
@@ -15,16 +15,23 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from analytics import access, quality
-from analytics.archive import build_zip
-from analytics.cohort_filter import CohortFilter, export_command
-from analytics.config import PROJECT_DIR, AnalysisConfig
-from analytics.dictionary import column_dictionary, data_dictionary, definition_dictionary, parameter_dictionary
-from analytics.export import EXPORT_FILES, SUPPRESSED_EXPORT_FILES, csv_bytes, export_files, suppressed_export_files
+from analytics.definitions.config import PROJECT_DIR, AnalysisConfig
+from analytics.definitions.pipeline import Analysis
 from analytics.figures.data_quality import build_completeness_figure
-from analytics.load import Dataset
-from analytics.pipeline import Analysis
-from analytics.suppression import DEFAULT_MIN_CELL
+from analytics.ingest.archive import build_zip
+from analytics.ingest.load import Dataset
+from analytics.output.export import (
+    EXPORT_FILES,
+    SUPPRESSED_EXPORT_FILES,
+    csv_bytes,
+    export_files,
+    suppressed_export_files,
+)
+from analytics.privacy import access
+from analytics.privacy.suppression import DEFAULT_MIN_CELL
+from analytics.views import quality
+from analytics.views.cohort_filter import CohortFilter, export_command
+from analytics.views.dictionary import column_dictionary, data_dictionary, definition_dictionary, parameter_dictionary
 from ui import auth, render, state
 
 COUNT = st.column_config.NumberColumn(format="localized")

@@ -1,9 +1,9 @@
 """Outcomes page: the researcher's view — build a cohort, read per-cycle statistics, export them.
 
 The page only orchestrates. The cohort builder's widgets are bound to the URL under the names of
-``analytics.cohort_filter.QUERY_PARAMETERS`` (plus ``cycle`` and ``cycles_to`` for the view), so a
+``analytics.views.cohort_filter.QUERY_PARAMETERS`` (plus ``cycle`` and ``cycles_to`` for the view), so a
 link reproduces the cohort; they make a ``CohortFilter``, which narrows the cached analysis
-(``cohort_filter.restrict``). Every statistic comes from ``analytics.outcomes`` through caches
+(``cohort_filter.restrict``). Every statistic comes from ``analytics.views.outcomes`` through caches
 keyed on the data's SHA-256, the parameters and the filter, is drawn by ``analytics.figures.outcomes``
 and shown with ``ui.render`` (charts with a PNG toolbar, tables with a CSV download). The export
 tab downloads the same bytes as ``python -m analytics export`` with the same filter.
@@ -19,8 +19,13 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from analytics import access, outcomes
-from analytics.cohort_filter import (
+from analytics.definitions.config import PROJECT_DIR, SAMPLE_DATA_DIR
+from analytics.definitions.pipeline import Analysis
+from analytics.figures import outcomes as figures
+from analytics.privacy import access
+from analytics.statistics.stats import T_METHOD, WILSON_METHOD
+from analytics.views import outcomes
+from analytics.views.cohort_filter import (
     FILTER_FILE_NAME,
     RANGES,
     CohortFilter,
@@ -30,10 +35,6 @@ from analytics.cohort_filter import (
     patient_attributes,
     restrict,
 )
-from analytics.config import PROJECT_DIR, SAMPLE_DATA_DIR
-from analytics.figures import outcomes as figures
-from analytics.pipeline import Analysis
-from analytics.stats import T_METHOD, WILSON_METHOD
 from ui import auth, render, state
 
 ANY = "any"

@@ -1,7 +1,7 @@
 """Patient page (the doctor): is it working for this patient, since when, and should we continue?
 
 Thin orchestration: the patient-level tables are computed once per dataset and parameters for all
-patients (``analytics.clinical.clinical_tables`` through ``ui.state.clinical``, cached and shared with
+patients (``analytics.definitions.clinical.clinical_tables`` through ``ui.state.clinical``, cached and shared with
 the Clinic page); a patient switch only filters them and
 builds this patient's figures. The chosen patient lives in the URL (``?patient=…``) through the
 selectbox's query-parameter binding, so a link opens the same patient.
@@ -15,8 +15,9 @@ from functools import partial
 import pandas as pd
 import streamlit as st
 
-from analytics import clinical, report
+from analytics.definitions import clinical
 from analytics.figures import patient as figures
+from analytics.views import report
 from ui import auth, render, state
 
 BADGE_COLOURS = {"good": "green", "bad": "red", "warn": "orange", "info": "blue", "neutral": "gray"}

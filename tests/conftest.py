@@ -19,9 +19,9 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 if str(PROJECT_DIR) not in sys.path:  # the tests import the package from the repo, not an install
     sys.path.insert(0, str(PROJECT_DIR))
 
-from analytics.config import AnalysisConfig  # noqa: E402
-from analytics.load import Dataset, load_dataset  # noqa: E402
-from analytics.pipeline import Analysis, analyse  # noqa: E402
+from analytics.definitions.config import AnalysisConfig  # noqa: E402
+from analytics.definitions.pipeline import Analysis, analyse  # noqa: E402
+from analytics.ingest.load import Dataset, load_dataset  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -1,7 +1,7 @@
 """An independent, literal reading of SPEC §5, one patient at a time, for the tests.
 
 It is written from the SPEC's text only (plain Python over dates and numbers, no shared code with
-``analytics.status`` beyond the core per-patient-cycle table of §3, which the conformance case and
+``analytics.definitions.status`` beyond the core per-patient-cycle table of §3, which the conformance case and
 its own tests verify), so that a disagreement points at a misreading on one side or the other.
 """
 
@@ -13,8 +13,8 @@ from datetime import date, timedelta
 
 import pandas as pd
 
-from analytics.config import AnalysisConfig
-from analytics.load import Dataset
+from analytics.definitions.config import AnalysisConfig
+from analytics.ingest.load import Dataset
 
 TOL = 1e-9
 VOCABULARY = (

@@ -1,7 +1,7 @@
 """Access control (issue #6): the permission matrix, the access file, clinic scoping and pseudonyms.
 
 The expected permissions are written out by hand below, one row per role, not read back from
-``analytics.access.PERMISSIONS``, so that a change to the matrix has to be made twice to pass.
+``analytics.privacy.access.PERMISSIONS``, so that a change to the matrix has to be made twice to pass.
 
 The two-clinic dataset (hand-built; every patient has 28 baseline diary days before 2024-02-01):
     N1 North, sessions 2024-02-01 and 2024-06-20; diary to 2024-07-10 (North's latest date); one diary
@@ -27,10 +27,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics import access
-from analytics.config import AnalysisConfig
-from analytics.load import Dataset, load_dataset
-from analytics.pipeline import analyse
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import Dataset, load_dataset
+from analytics.privacy import access
 
 # --- the permission matrix, by hand ------------------------------------------------------------------
 
@@ -406,7 +406,7 @@ KEY = bytes(range(32))
 
 
 def expected_pseudonym(raw: str) -> str:
-    """HMAC-SHA256 computed here with the standard library, independent of analytics.deidentify."""
+    """HMAC-SHA256 computed here with the standard library, independent of analytics.privacy.deidentify."""
     return "P" + hmac.new(KEY, b"id:" + raw.encode(), hashlib.sha256).hexdigest()[:16]
 
 

@@ -18,9 +18,9 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from analytics.config import AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
 from ui import state
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -208,7 +208,7 @@ def test_reruns_and_page_switches_do_not_load_or_compute_again(
 def test_an_unexpected_error_shows_a_reference_and_logs_the_details(
     on_sample: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from analytics import quality
+    from analytics.views import quality
 
     def broken(*args: object) -> None:
         raise RuntimeError("a bug in the data page")
@@ -229,7 +229,7 @@ def test_an_unexpected_error_shows_a_reference_and_logs_the_details(
 def test_under_pytest_an_unexpected_error_is_raised_after_the_message(
     on_sample: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from analytics import quality
+    from analytics.views import quality
 
     monkeypatch.setattr(quality, "file_reconciliation", lambda dataset: 1 / 0)
     at = app_on("data")

@@ -1,4 +1,4 @@
-"""Uploads: the ZIP archive guard (analytics.archive) and the upload path into the loader.
+"""Uploads: the ZIP archive guard (analytics.ingest.archive) and the upload path into the loader.
 
 Archives are built in memory with ``zipfile`` for each case; the hostile ones (path traversal,
 nested archive, too many members, too large, a decompression bomb, encryption) must be refused
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from analytics.archive import ArchiveRefused, build_zip, extract_data_files, files_from_upload
-from analytics.load import DatasetRefused, load_dataset
+from analytics.ingest.archive import ArchiveRefused, build_zip, extract_data_files, files_from_upload
+from analytics.ingest.load import DatasetRefused, load_dataset
 
 CONFORMANCE = Path(__file__).resolve().parent / "conformance" / "data"
 SESSIONS = b"patient_id,session_date\nP1,2024-01-01\n"

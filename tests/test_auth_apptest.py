@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import audit
+from analytics.privacy import audit
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DASHBOARD = str(PROJECT_DIR / "dashboard.py")
@@ -274,8 +274,8 @@ def _download_script(data_dir: str, min_cell: int | None) -> None:
     """A page with two table downloads and a file download, for one manager of North."""
     import streamlit as st
 
-    from analytics.load import load_dataset
-    from analytics.pipeline import analyse
+    from analytics.definitions.pipeline import analyse
+    from analytics.ingest.load import load_dataset
     from ui import auth, render
 
     st.session_state[auth.USER_KEY] = auth.User("boss.north@clinic.example", "Boss", "manager", ("North",),
@@ -308,7 +308,7 @@ def test_enforced_suppression_suppresses_or_refuses(setup: dict[str, Path], audi
     at = AppTest.from_function(_download_script, args=(str(setup["data"]), 11), default_timeout=30)
     at.run()
     assert not at.exception
-    # The cohort table can be suppressed (analytics.suppression), so it downloads; the other cannot.
+    # The cohort table can be suppressed (analytics.privacy.suppression), so it downloads; the other cannot.
     assert [b.key for b in at.get("download_button")] == ["cohort_csv"]
     assert any("min_cell 11" in c.value for c in at.caption)
 

@@ -1,4 +1,4 @@
-"""Clinic-level measures (analytics.clinic) on a five-patient dataset worked by hand, plus invariants.
+"""Clinic-level measures (analytics.views.clinic) on a five-patient dataset worked by hand, plus invariants.
 
 The hand dataset (data cut-off 2024-12-31):
 
@@ -23,12 +23,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import clinic
-from analytics.cohort import cohort_cycles
-from analytics.config import AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
-from analytics.survival import kaplan_meier
+from analytics.definitions.cohort import cohort_cycles
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
+from analytics.statistics.survival import kaplan_meier
+from analytics.views import clinic
 
 AS_OF = date(2024, 12, 31)
 

@@ -1,4 +1,4 @@
-"""Patient-level definitions (analytics.clinical) against values worked out by hand.
+"""Patient-level definitions (analytics.definitions.clinical) against values worked out by hand.
 
 One small dataset is built day by day so that every count is easy to check on paper. Dates are
 given as offsets from the first session D1 = 2024-03-01 (the baseline is offsets -28..-1,
@@ -16,10 +16,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import clinical
-from analytics.config import AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.definitions import clinical
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
 
 D1 = date(2024, 3, 1)
 DIARY_HEADER = "patient_id,date,headache_hours,migraine,severity,acute_medication"

@@ -28,10 +28,10 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 
-from analytics.cohort import COHORT_CYCLE_COLUMNS
-from analytics.config import AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.definitions.cohort import COHORT_CYCLE_COLUMNS
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
 
 AS_OF = date(2024, 9, 30)
 

@@ -12,8 +12,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics.__main__ import build_parser
-from analytics.cohort_filter import (
+from analytics.cli import build_parser
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
+from analytics.output.export import export_files
+from analytics.synth import generate_cohort, write_cohort
+from analytics.views.cohort_filter import (
     CohortFilter,
     attribute_options,
     export_command,
@@ -22,11 +27,6 @@ from analytics.cohort_filter import (
     patient_attributes,
     restrict,
 )
-from analytics.config import AnalysisConfig
-from analytics.export import export_files
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
-from analytics.synth import generate_cohort, write_cohort
 
 TESTS = Path(__file__).resolve().parent
 

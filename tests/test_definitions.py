@@ -12,7 +12,7 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from analytics.config import AnalysisConfig
+from analytics.definitions.config import AnalysisConfig
 
 SESSIONS = "patient_id,session_date\n"
 DIARY = "patient_id,date,headache_hours,migraine,severity,acute_medication\n"

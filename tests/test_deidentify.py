@@ -26,12 +26,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics import deidentify as deid
-from analytics.__main__ import main
-from analytics.config import AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
-from analytics.schemas import PATIENT_ID_PATTERN
+from analytics.cli import main
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
+from analytics.ingest.schemas import PATIENT_ID_PATTERN
+from analytics.privacy import deidentify as deid
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))

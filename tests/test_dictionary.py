@@ -1,4 +1,4 @@
-"""The generated data dictionary (analytics.dictionary) against its sources of truth.
+"""The generated data dictionary (analytics.views.dictionary) against its sources of truth.
 
 Each input column must come from ``schemas.FILES`` once, with the rejection reasons the loader
 really gives; the parameters must show the values of the configuration in use; every definition
@@ -18,12 +18,13 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from analytics import dictionary, schemas
-from analytics.cohort import COHORT_CYCLE_COLUMNS
-from analytics.config import AnalysisConfig, parameter_docs
-from analytics.cycles import PATIENT_CYCLE_COLUMNS
-from analytics.export import csv_bytes
-from analytics.load import load_dataset
+from analytics.definitions.cohort import COHORT_CYCLE_COLUMNS
+from analytics.definitions.config import AnalysisConfig, parameter_docs
+from analytics.definitions.cycles import PATIENT_CYCLE_COLUMNS
+from analytics.ingest import schemas
+from analytics.ingest.load import load_dataset
+from analytics.output.export import csv_bytes
+from analytics.views import dictionary
 
 
 def row(frame: pd.DataFrame, **match: object) -> pd.Series:
@@ -104,7 +105,7 @@ def test_definitions_state_the_parameter_values_in_use() -> None:
 
 
 def test_every_export_column_is_documented_by_a_spec_definition() -> None:
-    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=("analytics.status",)).query(
+    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=("analytics.definitions.status",)).query(
         "source in ('SPEC §3', 'SPEC §5')"
     )
     documented = {name.strip() for text in spec["columns"] for name in text.split(",") if name.strip()}
@@ -112,7 +113,7 @@ def test_every_export_column_is_documented_by_a_spec_definition() -> None:
 
 
 def test_every_parameter_is_used_by_some_spec_definition() -> None:
-    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=("analytics.status",)).query(
+    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=("analytics.definitions.status",)).query(
         "source in ('SPEC §3', 'SPEC §5')"
     )
     used = {part.split(" = ")[0] for text in spec["parameters"] for part in text.split("; ") if part}

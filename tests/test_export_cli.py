@@ -28,8 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics import __main__ as cli
-from analytics import __version__
+from analytics import __version__, cli
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 

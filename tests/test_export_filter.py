@@ -17,8 +17,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.__main__ import main
-from analytics.cohort_filter import (
+from analytics.cli import main
+from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import Dataset, load_dataset
+from analytics.output.export import export_files
+from analytics.synth import generate_cohort, write_cohort
+from analytics.views.cohort_filter import (
     FILTER_FILE_NAME,
     CohortFilter,
     filter_manifest,
@@ -26,11 +31,6 @@ from analytics.cohort_filter import (
     patient_attributes,
     restrict,
 )
-from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
-from analytics.export import export_files
-from analytics.load import Dataset, load_dataset
-from analytics.pipeline import analyse
-from analytics.synth import generate_cohort, write_cohort
 
 APP = Path(__file__).resolve().parent.parent / "dashboard.py"
 FILTER = CohortFilter(sex=["F"], clinic=["North", "South"], min_cycles=2, baseline_mhd_min=16,

@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import clinic
 from analytics.figures import clinic as figures
 from analytics.figures.theme import MISSING
-from analytics.survival import at_risk_table, kaplan_meier
+from analytics.statistics.survival import at_risk_table, kaplan_meier
+from analytics.views import clinic
 
 
 def annotations_text(fig) -> list[str]:

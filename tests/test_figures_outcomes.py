@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import outcomes
-from analytics.cohort_filter import patient_attributes, restrict
-from analytics.config import AnalysisConfig
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
 from analytics.figures import outcomes as figures
 from analytics.figures.theme import MISSING
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.ingest.load import load_dataset
+from analytics.views import outcomes
+from analytics.views.cohort_filter import patient_attributes, restrict
 
 TESTS = Path(__file__).resolve().parent
 

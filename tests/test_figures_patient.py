@@ -18,11 +18,11 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from analytics import clinical
+from analytics.definitions import clinical
+from analytics.definitions.pipeline import analyse
 from analytics.figures import patient as figures
 from analytics.figures import theme
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.ingest.load import load_dataset
 
 D1 = date(2024, 3, 1)
 

@@ -1,4 +1,4 @@
-"""Formula-safe CSV: every CSV the project writes goes through ``analytics.export.csv_bytes``.
+"""Formula-safe CSV: every CSV the project writes goes through ``analytics.output.export.csv_bytes``.
 
 A text cell that a spreadsheet would run as a formula (first character =, +, -, @, tab or carriage
 return) gets a leading single quote; numbers, and text that is a plain number, are left alone. The
@@ -19,8 +19,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.__main__ import main
-from analytics.export import FORMULA_START, csv_bytes
+from analytics.cli import main
+from analytics.output.export import FORMULA_START, csv_bytes
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 HYPERLINK = '=HYPERLINK("http://x","y")'
@@ -169,7 +169,7 @@ def test_the_suppressed_export_is_formula_safe_too(tmp_path: Path) -> None:
 
 # Files allowed to write CSV without csv_bytes: the writer itself, and the synthetic-data generator,
 # which writes made-up *input* files (as a clinic's system would) and never user-supplied text.
-CSV_WRITERS_ALLOWED = {"analytics/export.py", "analytics/synth.py"}
+CSV_WRITERS_ALLOWED = {"analytics/output/export.py", "analytics/synth.py"}
 CSV_WRITER = re.compile(r"\.to_csv\(|csv\.writer\(|csv\.DictWriter\(|write_csv\(")
 
 
@@ -181,4 +181,4 @@ def test_no_other_module_writes_csv_itself() -> None:
         for path in sources
         if path.is_file() and CSV_WRITER.search(path.read_text(encoding="utf-8"))
     }
-    assert writers <= CSV_WRITERS_ALLOWED, f"route CSV writing through analytics.export.csv_bytes: {writers}"
+    assert writers <= CSV_WRITERS_ALLOWED, f"route CSV writing through analytics.output.export.csv_bytes: {writers}"

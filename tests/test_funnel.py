@@ -1,4 +1,4 @@
-"""Funnel-plot control limits (analytics.clinic.funnel_limits) worked by hand, and the unit table.
+"""Funnel-plot control limits (analytics.views.clinic.funnel_limits) worked by hand, and the unit table.
 
 Hand values use exact binomial probabilities written as fractions of 2**n (target 0.5) so that every
 step of Spiegelhalter's interpolation can be followed; an invariant then checks, for many n and
@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from analytics.clinic import funnel_curves, funnel_limits, responder_funnel
+from analytics.views.clinic import funnel_curves, funnel_limits, responder_funnel
 
 
 def binomial_cdf_half(r: int, n: int) -> float:

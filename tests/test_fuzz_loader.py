@@ -1,6 +1,6 @@
 """Fuzz tests of the loader and the de-identification tool: random and mutated files never crash them or lose a row.
 
-Hypothesis feeds ``analytics.load.load_dataset`` random bytes, random mutations of a small valid
+Hypothesis feeds ``analytics.ingest.load.load_dataset`` random bytes, random mutations of a small valid
 dataset (flipped bits, inserted quotes, delimiters, line ends, NULs and byte-order marks,
 truncation, repeated lines, changed headers), the same dataset in other encodings and broken
 Parquet. Whatever comes in, the loader either refuses the dataset with ``DatasetRefused`` (exit
@@ -22,11 +22,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics import deidentify as deid
-from analytics import load
-from analytics.load import Dataset, DatasetRefused, load_dataset
-from analytics.pipeline import analyse
-from analytics.schemas import FILES
+from analytics.definitions.pipeline import analyse
+from analytics.ingest import load
+from analytics.ingest.load import Dataset, DatasetRefused, load_dataset
+from analytics.ingest.schemas import FILES
+from analytics.privacy import deidentify as deid
 
 FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

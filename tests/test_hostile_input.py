@@ -3,7 +3,7 @@
 Each case of ``tests/hostile/make_corpus.py`` states by hand what SPEC §2 demands: the dataset is
 refused with a one-line message and exit status 2 or 3, or it loads and every file reconciles (rows
 read = accepted + rejected) with the stated reasons and physical line numbers. Here each case goes
-through ``analytics.load.load_dataset`` (ZIP cases first through ``analytics.archive``, as an upload
+through ``analytics.ingest.load.load_dataset`` (ZIP cases first through ``analytics.ingest.archive``, as an upload
 does), through ``python -m analytics export`` (all folder cases in one interpreter, so the suite
 stays fast, plus two runs of the real entry point), and a few refused ones through the dashboard.
 Neither may crash, print a traceback or lose a row. The upload size limit, which Streamlit's server
@@ -26,10 +26,10 @@ from types import ModuleType
 import pandas as pd
 import pytest
 
-from analytics import schemas
-from analytics.archive import MAX_TOTAL_BYTES, files_from_upload
-from analytics.load import Dataset, DatasetRefused, load_dataset
-from analytics.pipeline import analyse
+from analytics.definitions.pipeline import analyse
+from analytics.ingest import schemas
+from analytics.ingest.archive import MAX_TOTAL_BYTES, files_from_upload
+from analytics.ingest.load import Dataset, DatasetRefused, load_dataset
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 HOSTILE = Path(__file__).resolve().parent / "hostile"

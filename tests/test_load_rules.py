@@ -13,11 +13,11 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from analytics import schemas
-from analytics.__main__ import build_parser
-from analytics.config import AnalysisConfig
-from analytics.load import DatasetRefused, load_dataset
-from analytics.pipeline import analyse
+from analytics.cli import build_parser
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest import schemas
+from analytics.ingest.load import DatasetRefused, load_dataset
 
 SESSIONS = "patient_id,session_date,total_units\n"
 DIARY = "patient_id,date,headache_hours,migraine,severity,acute_medication\n"
@@ -823,7 +823,7 @@ def test_direct_identifier_columns_refuse_the_dataset(write_dataset, tmp_path, s
     assert "pseudonym" in message and ("drop" in message.lower() or "remove" in message.lower())
 
 
-# SPEC §2.1's list, copied here by hand (not from analytics.schemas) so that a name dropped from the
+# SPEC §2.1's list, copied here by hand (not from analytics.ingest.schemas) so that a name dropped from the
 # code's list fails this test.
 SPEC_DIRECT_IDENTIFIERS = (
     "name firstname lastname surname fullname email emailaddress phone phonenumber telephone "

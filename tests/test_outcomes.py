@@ -1,4 +1,4 @@
-"""The researcher's statistics (analytics.outcomes) on a five-patient cohort worked out by hand.
+"""The researcher's statistics (analytics.views.outcomes) on a five-patient cohort worked out by hand.
 
 The cohort (``tiny``): baseline = the 28 days before D1 = 2024-01-29, two 84-day cycles, every day
 recorded unless said, the first h days of each window are headache days (6 h, migraine), no acute
@@ -26,13 +26,14 @@ import pytest
 import statsmodels.formula.api as smf
 from scipy import stats as sps
 
-from analytics import clinical, outcomes
-from analytics.cohort_filter import patient_attributes, restrict
-from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
-from analytics.survival import kaplan_meier
+from analytics.definitions import clinical
+from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
+from analytics.statistics.survival import kaplan_meier
 from analytics.synth import generate_cohort, write_cohort
+from analytics.views import outcomes
+from analytics.views.cohort_filter import patient_attributes, restrict
 
 D1 = date(2024, 1, 29)
 Z = 1.959963984540054

@@ -1,6 +1,6 @@
 """The Clinic page in Streamlit's AppTest on the bundled sample data.
 
-Each test checks what the page shows against ``analytics.clinic.clinic_view`` computed directly for
+Each test checks what the page shows against ``analytics.views.clinic.clinic_view`` computed directly for
 the same filter: the headline numbers, that the filters (widgets or URL query parameters) change them,
 and that worklist rows link to the right patient's page.
 """
@@ -15,11 +15,11 @@ import pytest
 from page_helpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
-from analytics import clinic
-from analytics.clinical import clinical_tables
-from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.definitions.clinical import clinical_tables
+from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
+from analytics.views import clinic
 
 APP = Path(__file__).resolve().parent.parent / "dashboard.py"
 PAGE = "pages/clinic.py"

@@ -24,12 +24,12 @@ from page_helpers import open_app_page
 from streamlit.elements.widgets.button import ButtonMixin
 from streamlit.testing.v1 import AppTest
 
-from analytics import quality
-from analytics.__main__ import main as cli
-from analytics.config import AnalysisConfig
-from analytics.export import EXPORT_FILES
+from analytics.cli import main as cli
+from analytics.definitions.config import AnalysisConfig
 from analytics.figures.data_quality import build_completeness_figure
-from analytics.load import Dataset, FileReport
+from analytics.ingest.load import Dataset, FileReport
+from analytics.output.export import EXPORT_FILES
+from analytics.views import quality
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CONFORMANCE = PROJECT_DIR / "tests" / "conformance" / "data"

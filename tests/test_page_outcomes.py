@@ -1,6 +1,6 @@
 """The Outcomes page in Streamlit's AppTest on the bundled sample data.
 
-The page's numbers and charts are checked against ``analytics.outcomes`` computed directly for the
+The page's numbers and charts are checked against ``analytics.views.outcomes`` computed directly for the
 same cohort: the n shown at the top, that the cohort builder (widgets or a link's query parameters)
 changes n and the figures, the statistics panel's mixed model on demand, and an empty cohort.
 """
@@ -15,11 +15,11 @@ import pytest
 from page_helpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
-from analytics import outcomes
-from analytics.cohort_filter import CohortFilter, attribute_options, patient_attributes, restrict
-from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
+from analytics.views import outcomes
+from analytics.views.cohort_filter import CohortFilter, attribute_options, patient_attributes, restrict
 
 PAGE = "pages/outcomes.py"
 

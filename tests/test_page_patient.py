@@ -1,6 +1,6 @@
 """The Patient page in Streamlit's AppTest.
 
-The numbers the page shows are checked against ``analytics.clinical`` computed directly for the
+The numbers the page shows are checked against ``analytics.definitions.clinical`` computed directly for the
 same patient and parameters: the page loads on the bundled sample data, a ``?patient=`` link opens
 that patient, choosing another patient changes the numbers and the charts, and a parameter change
 changes the numbers. Edge cases run on small datasets: a patient with a diary but no session, and
@@ -16,10 +16,10 @@ import pytest
 from page_helpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
-from analytics import clinical
-from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.definitions import clinical
+from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
 
 PAGE = "pages/patient.py"
 CONFORMANCE_DATA = Path(__file__).resolve().parent / "conformance" / "data"

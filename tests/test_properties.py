@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from statsmodels.stats.proportion import proportion_confint
 
-from analytics.config import AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
-from analytics.stats import wilson_interval
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
+from analytics.statistics.stats import wilson_interval
 
 # Modest example counts: each example loads and analyses one or two datasets.
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

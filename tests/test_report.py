@@ -1,4 +1,4 @@
-"""The printable patient summary (analytics.report): self-contained, complete and escaped.
+"""The printable patient summary (analytics.views.report): self-contained, complete and escaped.
 
 It must open on a PC without internet, so no script, stylesheet or image may be fetched from a
 URL; it must carry the definitions with their parameter values and the data as-of date; and
@@ -14,11 +14,12 @@ from datetime import datetime
 import pandas as pd
 import pytest
 
-from analytics import clinical, report
-from analytics.config import AnalysisConfig
+from analytics.definitions import clinical
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
 from analytics.figures import patient as figures
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.ingest.load import load_dataset
+from analytics.views import report
 
 
 def _files() -> dict[str, bytes]:

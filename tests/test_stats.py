@@ -9,7 +9,7 @@ import pytest
 from scipy import stats as sps
 from statsmodels.stats.proportion import proportion_confint
 
-from analytics.stats import T_METHOD, WILSON_METHOD, proportion, t_interval, wilson_interval
+from analytics.statistics.stats import T_METHOD, WILSON_METHOD, proportion, t_interval, wilson_interval
 
 GRID = [
     (k, n) for n in (1, 2, 3, 5, 10, 19, 22, 100, 361) for k in sorted({0, 1, n // 3, n // 2, n - 1, n}) if 0 <= k <= n

@@ -19,10 +19,10 @@ import pandas as pd
 import pytest
 
 from analytics.__main__ import main
-from analytics.config import STATUS_PARAMETERS, AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
-from analytics.status import PATIENT_STATUS_COLUMNS, SAFETY_COLUMNS
+from analytics.definitions.config import STATUS_PARAMETERS, AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.definitions.status import PATIENT_STATUS_COLUMNS, SAFETY_COLUMNS
+from analytics.ingest.load import load_dataset
 from tests.status_reference import reference_safety, reference_status
 
 PROJECT = Path(__file__).resolve().parent.parent

@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics import suppression as sup
-from analytics.__main__ import main
-from analytics.cohort import COHORT_CYCLE_COLUMNS, itt_grid
-from analytics.load import load_dataset
-from analytics.pipeline import Analysis, analyse
-from analytics.suppression import CD, CN, COUNT_COLUMNS, ID, IN, NR, RATES, E, P, R, T
+from analytics.cli import main
+from analytics.definitions.cohort import COHORT_CYCLE_COLUMNS, itt_grid
+from analytics.definitions.pipeline import Analysis, analyse
+from analytics.ingest.load import load_dataset
+from analytics.privacy import suppression as sup
+from analytics.privacy.suppression import CD, CN, COUNT_COLUMNS, ID, IN, NR, RATES, E, P, R, T
 
 CONFORMANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "data"
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
@@ -369,4 +369,5 @@ def test_suppressed_export_refuses_a_folder_with_patient_level_files(tmp_path: P
     out = tmp_path / "out"
     assert main(["export", "--data", str(CONFORMANCE), "--out", str(out)]) == 0
     assert main(["export", "--data", str(CONFORMANCE), "--out", str(out), "--min-cell", "11"]) == 2
-    assert "holds patient-level files (patient_cycles.csv, patient_status.csv, rejected_rows.csv)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds patient-level files (patient_cycles.csv, patient_status.csv, rejected_rows.csv)" in err

@@ -1,4 +1,4 @@
-"""Kaplan–Meier and Aalen–Johansen (analytics.survival) against hand-worked examples and references.
+"""Kaplan–Meier and Aalen–Johansen (analytics.statistics.survival) against hand-worked examples and references.
 
 The Kaplan–Meier example follows the product-limit and Greenwood formulas step by step with exact
 fractions; the reference implementation is lifelines' ``KaplanMeierFitter`` (exponential Greenwood
@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from lifelines import AalenJohansenFitter, KaplanMeierFitter
 
-from analytics.survival import AJ_CI_METHOD, KM_CI_METHOD, at_risk_table, cumulative_incidence, kaplan_meier
+from analytics.statistics.survival import AJ_CI_METHOD, KM_CI_METHOD, at_risk_table, cumulative_incidence, kaplan_meier
 
 Z = 1.959963984540054  # standard normal 97.5% quantile
 

@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.config import SAMPLE_DATA_DIR
-from analytics.load import load_dataset
+from analytics.definitions.config import SAMPLE_DATA_DIR
+from analytics.ingest.load import load_dataset
 from analytics.synth import generate_cohort, main, write_cohort
 
 START, END = date(2023, 1, 2), date(2025, 11, 30)

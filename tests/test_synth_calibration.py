@@ -4,7 +4,7 @@ A clinical review of the previous generator found it too good after cycle 1 (61%
 responders in cycle 2, 75-78% in cycles 4-7), with PREEMPT's per-patient two-cycle adverse-event
 rates applied per session (eyelid ptosis in 8% of patients within two sessions) and too many
 patients stopping (half reached cycle 5). This module generates a seeded cohort, writes it, runs the
-project's own analysis on the files (analytics.load.load_dataset + analytics.pipeline.analyse, SPEC
+project's own analysis on the files (analytics.ingest.load.load_dataset + analytics.definitions.pipeline.analyse, SPEC
 §3) and checks each figure against its published target.
 
 Ranges: the published figure plus or minus about three binomial standard errors for the
@@ -20,9 +20,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics.config import AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
 from analytics.synth import generate_cohort, write_cohort
 
 N_PATIENTS = 1_500

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from analytics.config import AnalysisConfig
-from analytics.load import load_dataset
-from analytics.pipeline import analyse
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
 from analytics.synth import generate_cohort, write_cohort
 
 PREEMPT_CUMULATIVE_RESPONDER_50 = {1: 49.3, 2: 60.6, 3: 70.9}

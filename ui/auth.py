@@ -1,7 +1,7 @@
 """Who is using the dashboard and what they may see: login, roles, clinic scoping, guarded exports, audit.
 
 ``dashboard.py`` calls ``navigation(pages)`` instead of ``st.navigation``: it identifies the user and
-offers only the pages their role may open (``analytics.access.PERMISSIONS``; admins also get the
+offers only the pages their role may open (``analytics.privacy.access.PERMISSIONS``; admins also get the
 Audit page). ``ui.state`` passes every loaded dataset through ``scoped()`` before analysing it, so
 no page ever holds another clinic's patients; pages guard their downloads with ``download_button``
 (and ``ui.render.table`` with ``table_download``), which checks the role, enforces small-cell
@@ -15,7 +15,7 @@ Two modes:
 - **OIDC**, when ``.streamlit/secrets.toml`` has an ``[auth]`` section: Streamlit's ``st.login()``
   (Authlib) signs the user in with the clinic's identity provider and ``st.user.email`` is looked up
   in the access file (path in ``OUTCOMES_ACCESS_FILE``, from the environment or the secrets), exactly
-  but for the case of A-Z (``analytics.access.normalise_email``). A user not in the file, an address
+  but for the case of A-Z (``analytics.privacy.access.normalise_email``). A user not in the file, an address
   the provider does not mark verified (``email_verified`` true), an address that Unicode
   normalisation would change or that imitates an access-file entry, an unreadable access file or a
   provider that sends no e-mail address is refused with a message and a ``refused`` audit event
@@ -42,10 +42,11 @@ import pandas as pd
 import streamlit as st
 from streamlit.navigation.page import StreamlitPage
 
-from analytics import access, audit
-from analytics.config import AnalysisConfig
-from analytics.deidentify import DeidentifyError, load_or_create_key
-from analytics.load import Dataset
+from analytics.definitions.config import AnalysisConfig
+from analytics.errors import AnalyticsRefusal
+from analytics.ingest.load import Dataset
+from analytics.privacy import access, audit
+from analytics.privacy.deidentify import DeidentifyError, load_or_create_key
 
 logger = logging.getLogger("outcomes.auth")
 
@@ -85,7 +86,7 @@ class User:
 LOCAL_USER = User(email="local", name="Local user", role="admin", clinics=access.ALL_CLINICS, mode="local")
 
 
-class Refused(Exception):
+class Refused(AnalyticsRefusal):
     """The signed-in person may not use the dashboard; ``str()`` is the message they see."""
 
     def __init__(self, message: str, reason: str, email: str):
@@ -405,7 +406,7 @@ def _scoped(files_key: tuple[tuple[str, str], ...], scope_tag: str, _dataset: Da
 def scoped(dataset: Dataset, config: AnalysisConfig) -> tuple[Dataset, AnalysisConfig]:
     """The part of ``dataset`` the current user may see, and the configuration to analyse it with.
 
-    Without an identified user nothing is visible (fail closed). See ``analytics.access`` for the
+    Without an identified user nothing is visible (fail closed). See ``analytics.privacy.access`` for the
     rules; the configuration differs from ``config`` only by a pinned as_of for clinic-scoped users.
     """
     user = current_user()
@@ -482,7 +483,7 @@ def download_button(label: str, data: bytes | str | Callable[[], bytes | str], *
     """``st.download_button`` when the current user may export ``kind``, else a note saying why not.
 
     The file is produced when clicked (deferred) and each download is audited. ``suppressed`` says
-    that the data went through ``analytics.suppression`` (required when suppression is enforced).
+    that the data went through ``analytics.privacy.suppression`` (required when suppression is enforced).
     Returns whether the button was shown.
     """
     target = container if container is not None else st

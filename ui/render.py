@@ -1,6 +1,6 @@
 """Render helpers shared by the pages: charts with a stable key, tables with a CSV download.
 
-Every CSV a user downloads goes through ``analytics.export.csv_bytes`` (formula-safe, true/false,
+Every CSV a user downloads goes through ``analytics.output.export.csv_bytes`` (formula-safe, true/false,
 YYYY-MM-DD, empty for missing), the same writer as the export command.
 """
 
@@ -10,7 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics.export import csv_bytes
+from analytics.output.export import csv_bytes
 from ui import auth
 
 # No image download from the chart's toolbar (modebar): it is an export made in the browser, which the

@@ -36,11 +36,11 @@ import streamlit as st
 from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.uploaded_file_manager import UploadedFile
 
-from analytics.archive import DATA_SUFFIXES, files_from_upload
-from analytics.clinical import ClinicalTables, clinical_tables
-from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
-from analytics.load import Dataset, DatasetRefused, load_dataset
-from analytics.pipeline import Analysis, analyse
+from analytics.definitions.clinical import ClinicalTables, clinical_tables
+from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
+from analytics.definitions.pipeline import Analysis, analyse
+from analytics.ingest.archive import DATA_SUFFIXES, files_from_upload
+from analytics.ingest.load import Dataset, DatasetRefused, load_dataset
 from ui import auth
 
 logger = logging.getLogger("outcomes.dashboard")
@@ -248,7 +248,7 @@ def _clinical(
 
 
 def clinical(ctx: AppContext) -> ClinicalTables:
-    """``analytics.clinical.clinical_tables`` for the context's data and parameters, computed once for all pages."""
+    """``analytics.definitions.clinical.clinical_tables`` for the context's data and parameters, once for all pages."""
     return _clinical(content_key(ctx.dataset), parameters_key(ctx.config), ctx.analysis, ctx.dataset)
 
 

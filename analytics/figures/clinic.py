@@ -1,7 +1,7 @@
-"""Figures of the clinic page: pure ``build_*_figure(...) -> go.Figure`` builders over ``analytics.clinic`` tables.
+"""Figures of the clinic page: pure ``build_*_figure(...) -> go.Figure`` builders over clinic tables.
 
-Each builder draws a table that ``analytics.clinic`` (or ``analytics.survival``) already computed; none
-computes a definition. Titles carry the n, hover labels the numerator and denominator, and the
+Each builder draws a table that ``analytics.views.clinic`` (or ``analytics.statistics.survival``)
+already computed; none computes a definition. Titles carry the n, hover labels the numerator and denominator, and the
 colours come from the shared theme (missing or not recorded is grey). The Kaplan–Meier builder is
 generic (any ``KaplanMeier`` result, with its number-at-risk row drawn under the axis), so other
 pages can reuse it.
@@ -13,7 +13,6 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analytics.clinic import NOT_RECORDED, ON_TIME_DAYS, Funnel, IntervalSummary
 from analytics.figures.theme import (
     BASELINE,
     INJECTION,
@@ -27,7 +26,8 @@ from analytics.figures.theme import (
     TEXT,
     styled,
 )
-from analytics.survival import KaplanMeier
+from analytics.statistics.survival import KaplanMeier
+from analytics.views.clinic import NOT_RECORDED, ON_TIME_DAYS, Funnel, IntervalSummary
 
 CATEGORY_COLOURS = {"early": PARTIAL, "on time": RESPONDER, "late": NON_RESPONDER}
 

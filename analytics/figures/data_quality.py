@@ -1,6 +1,6 @@
-"""Figures of the Data page: pure ``build_*_figure(...) -> go.Figure`` builders over ``analytics.quality`` tables.
+"""Figures of the Data page: pure ``build_*_figure(...) -> go.Figure`` builders over ``analytics.views.quality`` tables.
 
-The completeness histogram draws the bins ``analytics.quality.completeness_bins`` counted; it shades
+The completeness histogram draws the bins ``analytics.views.quality.completeness_bins`` counted; it shades
 the part of the axis below ``min_completeness``, where a window is not evaluable, so the threshold in
 use is visible next to the data it cuts.
 """
@@ -11,7 +11,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from analytics.figures.theme import PRIMARY, TEXT, styled
-from analytics.quality import BASELINE_WINDOW, TREATMENT_WINDOW
+from analytics.views.quality import BASELINE_WINDOW, TREATMENT_WINDOW
 
 WINDOW_COLOURS = {BASELINE_WINDOW: "#56b4e9", TREATMENT_WINDOW: PRIMARY}
 NOT_EVALUABLE_SHADE = "rgba(204, 121, 167, 0.12)"

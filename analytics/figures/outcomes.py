@@ -1,6 +1,6 @@
 """Figures of the researcher's Outcomes page: ``build_*_figure(table) -> go.Figure``.
 
-Each builder draws a table from ``analytics.outcomes`` as it is (no definition is computed here):
+Each builder draws a table from ``analytics.views.outcomes`` as it is (no definition is computed here):
 per-cycle change with t-interval error bars, responder rates and cumulative / conditional rates
 with Wilson intervals, the within-cycle weekly course, time to first 50% response (cumulative
 incidence of response and of stopping with their bands and a number-at-risk row) and a subgroup
@@ -16,7 +16,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analytics.figures.theme import BASELINE, GRID, MISSING, PRIMARY, SEQUENCE, TEXT, THRESHOLD_COLOURS, styled
-from analytics.outcomes import TimeToResponse, WithinCycleProfile
+from analytics.views.outcomes import TimeToResponse, WithinCycleProfile
 
 CUMULATIVE_COLOURS = {"completers": PRIMARY, "itt": "#56b4e9", "new_responder": "#e69f00"}
 CUMULATIVE_SHORT = {"completers": "Completers", "itt": "Intention-to-treat",

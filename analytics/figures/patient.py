@@ -1,6 +1,6 @@
 """Figures of the doctor's one-patient view: pure ``build_*_figure(...) -> go.Figure`` builders.
 
-Each builder takes one patient's rows of the tables in ``analytics.clinical`` and
+Each builder takes one patient's rows of the tables in ``analytics.definitions.clinical`` and
 ``pipeline.Analysis`` and draws them; none computes a clinical definition. Missing stays visibly
 missing: unrecorded diary days are grey (headache-free is green), windows with too few diary days
 are gaps with a grey band, and cycles that are not evaluable are hatched and labelled, never drawn
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from analytics.clinical import (
+from analytics.definitions.clinical import (
     BANDED_INSTRUMENTS,
     CALENDAR_CATEGORIES,
     MIDLINE_MUSCLES,

@@ -10,7 +10,7 @@ here, not computed by the loader, so the tests in ``tests/test_hostile_input.py`
 
 Running this script (re)writes ``corpus/<case>/`` (``sessions.csv`` + ``diary.csv`` and any further
 files, or one ``upload.zip`` for the archive cases, which the dashboard's upload path opens through
-``analytics.archive``) and ``expected.json``. Cases marked ``generated`` are too big to commit
+``analytics.ingest.archive``) and ``expected.json``. Cases marked ``generated`` are too big to commit
 (multi-megabyte fields, a decompression bomb): the tests build them into a temporary folder with
 ``build(name)``. Output is byte-for-byte reproducible (ZIPs are stored with a fixed time).
 
@@ -125,7 +125,7 @@ class Case:
     about: str
     files: Callable[[], dict[str, bytes]]
     expected: dict[str, object]
-    source: str = "folder"  # "zip": one upload.zip, opened by analytics.archive as the dashboard does
+    source: str = "folder"  # "zip": one upload.zip, opened by analytics.ingest.archive as the dashboard does
     generated: bool = False  # too big to commit: built at test time
 
 

@@ -53,7 +53,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from analytics.config import PROJECT_DIR
+from analytics.definitions.config import PROJECT_DIR
 
 DEFAULT_AUDIT_LOG = PROJECT_DIR / "logs" / "audit.jsonl"
 COMMON_FIELDS = ("ts", "event", "user", "role")

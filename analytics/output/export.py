@@ -24,12 +24,12 @@ import numpy as np
 import pandas as pd
 
 from analytics import __version__
-from analytics.cohort import COHORT_CYCLE_COLUMNS
-from analytics.cycles import PATIENT_CYCLE_COLUMNS
-from analytics.load import Dataset
-from analytics.pipeline import Analysis
-from analytics.status import PATIENT_STATUS_COLUMNS
-from analytics.suppression import describe, suppress_cohort_cycles, suppress_rejections
+from analytics.definitions.cohort import COHORT_CYCLE_COLUMNS
+from analytics.definitions.cycles import PATIENT_CYCLE_COLUMNS
+from analytics.definitions.pipeline import Analysis
+from analytics.definitions.status import PATIENT_STATUS_COLUMNS
+from analytics.ingest.load import Dataset
+from analytics.privacy.suppression import describe, suppress_cohort_cycles, suppress_rejections
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")

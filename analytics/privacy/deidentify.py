@@ -74,9 +74,10 @@ import numpy as np
 import pandas as pd
 
 from analytics import __version__
-from analytics.export import csv_bytes, write_atomically
-from analytics.load import DatasetRefused, RawTable, read_source, read_table
-from analytics.schemas import FILES, PATIENT_ID_PATTERN, ColumnSpec, direct_identifier
+from analytics.errors import AnalyticsRefusal
+from analytics.ingest.load import DatasetRefused, RawTable, read_source, read_table
+from analytics.ingest.schemas import FILES, PATIENT_ID_PATTERN, ColumnSpec, direct_identifier
+from analytics.output.export import csv_bytes, write_atomically
 
 REPORT_FILE = "deidentify_report.json"
 PSEUDONYM_PREFIX = "P"
@@ -155,7 +156,7 @@ METHOD = {
 }
 
 
-class DeidentifyError(Exception):
+class DeidentifyError(AnalyticsRefusal):
     """The input cannot be de-identified; ``str()`` is one line, ``exit_code`` 2 (input) or 4 (output)."""
 
     def __init__(self, message: str, exit_code: int = 2):

@@ -24,8 +24,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from analytics import schemas
-from analytics.schemas import FILES, FileSpec
+from analytics.errors import AnalyticsRefusal
+from analytics.ingest import schemas
+from analytics.ingest.schemas import FILES, FileSpec
 
 REJECTED_COLUMNS = ["file", "line", "patient_id", "reason", "column", "value"]
 MAX_FIELD_CHARS = 10_000_000  # a cell this long is rejected by its column's rule, not a parse failure
@@ -39,7 +40,7 @@ DEIDENTIFY_HINT = (
 )
 
 
-class DatasetRefused(Exception):
+class DatasetRefused(AnalyticsRefusal):
     """The whole dataset is refused (SPEC §2.1); ``exit_code`` is 2 or 3, ``str()`` is one line."""
 
     def __init__(self, message: str, exit_code: int, file: str | None = None, column: str | None = None):

@@ -4,7 +4,7 @@ Every function takes an ``Analysis`` (usually narrowed to a cohort by ``cohort_f
 and returns a tidy table or a small result object that carries its n, its method and its caveats;
 nothing here re-implements SPEC §3: change from baseline, responder flags and cumulative response
 come from ``patient_cycles``, the cumulative / conditional rates from ``cohort_cycles``, intervals
-from ``analytics.stats`` and the Aalen–Johansen estimate from ``analytics.survival``. The
+from ``analytics.statistics.stats`` and the Aalen–Johansen estimate from ``analytics.statistics.survival``. The
 definitions this module adds (the within-cycle weekly course, time to first 50% response, response
 classes, the statistical models) are listed in ``DEFINITIONS`` for the data dictionary.
 """
@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analytics.cohort_filter import age_band_order
-from analytics.pipeline import Analysis
-from analytics.stats import T_METHOD, WILSON_METHOD, t_interval, wilson_interval
-from analytics.status import OFF_TREATMENT
-from analytics.survival import CENSORED, COMPETING, EVENT, CumulativeIncidence, cumulative_incidence
+from analytics.definitions.pipeline import Analysis
+from analytics.definitions.status import OFF_TREATMENT
+from analytics.statistics.stats import T_METHOD, WILSON_METHOD, t_interval, wilson_interval
+from analytics.statistics.survival import CENSORED, COMPETING, EVENT, CumulativeIncidence, cumulative_incidence
+from analytics.views.cohort_filter import age_band_order
 
 MEASURES: dict[str, str] = {
     "mhd": "headache days",
@@ -92,7 +92,7 @@ DEFINITIONS: list[dict[str, str]] = [
             "are recomputed for the selected patients with the same as_of and parameters."
         ),
         "columns": "cohort_filter (manifest.json)",
-        "source": "analytics.cohort_filter",
+        "source": "analytics.views.cohort_filter",
     },
     {
         "term": "Change in migraine days / acute-medication days",
@@ -102,7 +102,7 @@ DEFINITIONS: list[dict[str, str]] = [
             "migraine (acute_medication) column."
         ),
         "columns": "mean_change, ci_low, ci_high, n",
-        "source": "analytics.outcomes.change_by_cycle",
+        "source": "analytics.views.outcomes.change_by_cycle",
     },
     {
         "term": "Within-cycle weekly headache days",
@@ -114,13 +114,13 @@ DEFINITIONS: list[dict[str, str]] = [
             "and pooled over patient-days. The baseline line is the eligible patients' mean baseline mhd / 4."
         ),
         "parameters": "min_completeness, headache_min_hours",
-        "source": "analytics.outcomes.weekly_profile",
+        "source": "analytics.views.outcomes.weekly_profile",
     },
     {
         "term": "Time to first 50% response",
         "definition": TIME_TO_RESPONSE_DEFINITION,
         "parameters": "cycle_days, lapse_days",
-        "source": "analytics.outcomes.time_to_response",
+        "source": "analytics.views.outcomes.time_to_response",
     },
     {
         "term": "Response class at cycle k",
@@ -129,7 +129,7 @@ DEFINITIONS: list[dict[str, str]] = [
             "non-responder (responder_30 false); not evaluable (reached cycle k, no mhd_change); did not reach "
             "cycle k (fewer than k sessions)."
         ),
-        "source": "analytics.outcomes.response_class",
+        "source": "analytics.views.outcomes.response_class",
     },
     {
         "term": "Mixed model of monthly headache days",
@@ -139,7 +139,7 @@ DEFINITIONS: list[dict[str, str]] = [
             "baseline at that cycle; patients with missing cycles still contribute (valid if missing at random). "
             "K is the last cycle before one with fewer than 10 evaluable patients."
         ),
-        "source": "analytics.outcomes.mixed_model",
+        "source": "analytics.views.outcomes.mixed_model",
     },
 ]
 

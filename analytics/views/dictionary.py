@@ -1,8 +1,8 @@
 """The data dictionary: every input column, every parameter and every definition, generated.
 
-Nothing here is hand-copied from the contract: input columns come from ``analytics.schemas.FILES``
+Nothing here is hand-copied from the contract: input columns come from ``analytics.ingest.schemas.FILES``
 (file, required, valid values, rejection reason, meaning), parameters from
-``analytics.config.parameter_docs`` with the values of the running configuration, the core
+``analytics.definitions.config.parameter_docs`` with the values of the running configuration, the core
 definitions of SPEC §3 are templates filled with those values, and any analytics module listed in
 ``DEFINITION_MODULES`` may contribute its own definitions through a module-level ``DEFINITIONS``
 list (modules that do not exist yet are skipped). The Data page renders these tables and offers
@@ -14,7 +14,7 @@ A ``DEFINITIONS`` entry is a mapping (or an object with the same attributes) wit
 the definition are filled with the current values, e.g. ``"at least {headache_min_hours} h"``, and
 the parameters used are listed as ``name = value``. A module may also document parameters of its
 own with a function whose name ends in ``parameter_docs`` (returning the same records as
-``analytics.config.parameter_docs``); those are listed with their defaults, which are the values
+``analytics.definitions.config.parameter_docs``); those are listed with their defaults, which are the values
 in use since the dashboard does not change them.
 """
 
@@ -28,17 +28,17 @@ from types import ModuleType
 
 import pandas as pd
 
-from analytics import schemas
-from analytics.config import STATUS_PARAMETERS, AnalysisConfig, parameter_docs
+from analytics.definitions.config import STATUS_PARAMETERS, AnalysisConfig, parameter_docs
+from analytics.ingest import schemas
 
 # Analytics modules that may expose ``DEFINITIONS``; a module that is absent is skipped.
 DEFINITION_MODULES = (
-    "analytics.status",
-    "analytics.clinical",
-    "analytics.clinic",
-    "analytics.outcomes",
-    "analytics.cohort_filter",
-    "analytics.survival",
+    "analytics.definitions.status",
+    "analytics.definitions.clinical",
+    "analytics.views.clinic",
+    "analytics.views.outcomes",
+    "analytics.views.cohort_filter",
+    "analytics.statistics.survival",
     "analytics.adherence",
     "analytics.safety",
     "analytics.questionnaires",

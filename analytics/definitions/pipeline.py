@@ -11,11 +11,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analytics.cohort import cohort_cycles
-from analytics.config import AnalysisConfig
-from analytics.cycles import data_cutoff, patient_cycles
-from analytics.load import Dataset
-from analytics.status import counted_adverse_events, patient_status, safety
+from analytics.definitions.cohort import cohort_cycles
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.cycles import data_cutoff, patient_cycles
+from analytics.definitions.status import counted_adverse_events, patient_status, safety
+from analytics.ingest.load import Dataset
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analytics.config import AnalysisConfig
-from analytics.stats import t_interval, wilson_interval
+from analytics.definitions.config import AnalysisConfig
+from analytics.statistics.stats import t_interval, wilson_interval
 
 COHORT_CYCLE_COLUMNS = [
     "cycle",

@@ -22,7 +22,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from analytics import __version__
-from analytics.clinical import ClinicalParameters, header_measures, status_badges, suitability_statements
+from analytics.definitions.clinical import ClinicalParameters, header_measures, status_badges, suitability_statements
 
 PRINT_WIDTH_PX = 680  # A4 portrait minus 12 mm margins at 96 dpi, with a little room to spare
 TONE_COLOURS = {"good": "#009e73", "bad": "#c0392b", "warn": "#b26b00", "info": "#1f5f8b", "neutral": "#6b6b6b"}

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from analytics.config import AnalysisConfig
-from analytics.cycles import assign_days_to_windows
-from analytics.load import Dataset
-from analytics.pipeline import Analysis
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.cycles import assign_days_to_windows
+from analytics.definitions.pipeline import Analysis
+from analytics.ingest.load import Dataset
 
 MINUS = "−"
 TOLERANCE = 1e-9

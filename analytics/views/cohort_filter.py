@@ -29,12 +29,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analytics.cohort import cohort_cycles
-from analytics.config import AnalysisConfig
-from analytics.export import export_files, suppressed_export_files
-from analytics.load import Dataset
-from analytics.pipeline import Analysis
-from analytics.status import safety
+from analytics.definitions.cohort import cohort_cycles
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import Analysis
+from analytics.definitions.status import safety
+from analytics.errors import AnalyticsRefusal
+from analytics.ingest.load import Dataset
+from analytics.output.export import export_files, suppressed_export_files
 
 FILTER_FILE_NAME = "cohort_filter.json"
 MANIFEST_KEY = "cohort_filter"
@@ -60,6 +61,10 @@ QUERY_PARAMETERS = ("sex", "age_band", "clinic", "prior_preventives", "medicatio
                     "first_injection", "min_cycles")
 Bounds = Mapping[str, Sequence[object]]
 """The data's (low, high) per range parameter: a range end at (or beyond) its bound is open."""
+
+
+class CohortFilterError(AnalyticsRefusal, ValueError):
+    """A cohort filter with an unknown, malformed or contradictory criterion; ``str()`` says which."""
 
 
 def _yes_no(value: object) -> bool | None:
@@ -153,6 +158,12 @@ class CohortFilter:
     min_cycles: int = 0
 
     def __post_init__(self) -> None:
+        try:
+            self._normalise()
+        except ValueError as exc:
+            raise CohortFilterError(str(exc)) from exc
+
+    def _normalise(self) -> None:
         # Normalise so that equal criteria compare, hash and serialise equally (cache keys, URLs).
         for name in _CATEGORICAL:
             object.__setattr__(self, name, _values(getattr(self, name)))
@@ -172,7 +183,7 @@ class CohortFilter:
         if self.min_cycles < 0:
             problems.append("min_cycles must not be negative")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise CohortFilterError("; ".join(problems))
 
     # --- selection --------------------------------------------------------------------------
 
@@ -246,7 +257,7 @@ class CohortFilter:
     def from_dict(cls, data: Mapping[str, object]) -> CohortFilter:
         """The filter of ``to_dict`` output, of a filter file, or of a manifest.json recording one.
 
-        Unknown keys raise ``ValueError`` (a misspelt criterion must not silently select everyone).
+        Unknown keys raise ``CohortFilterError`` (a misspelt criterion must not silently select everyone).
         """
         if MANIFEST_KEY in data and isinstance(data[MANIFEST_KEY], Mapping):
             data = data[MANIFEST_KEY]  # type: ignore[assignment]
@@ -255,7 +266,9 @@ class CohortFilter:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"unknown cohort filter field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+            raise CohortFilterError(
+                f"unknown cohort filter field(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
         return cls(**{k: v for k, v in data.items() if v is not None})  # type: ignore[arg-type]
 
     def to_json(self) -> str:
@@ -263,9 +276,12 @@ class CohortFilter:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> CohortFilter:
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise CohortFilterError(str(exc)) from exc
         if not isinstance(data, Mapping):
-            raise ValueError("a cohort filter file holds one JSON object")
+            raise CohortFilterError("a cohort filter file holds one JSON object")
         return cls.from_dict(data)
 
     @classmethod
@@ -528,7 +544,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def from_args(args: argparse.Namespace) -> CohortFilter:
     """The filter of the command line: ``--filter-file`` (if given) with the flags' criteria replacing its own.
 
-    Raises ``ValueError`` (or ``OSError`` for an unreadable file) with a one-line message.
+    Raises ``CohortFilterError`` (or ``OSError`` for an unreadable file) with a one-line message.
     """
     chosen = CohortFilter.from_file(args.filter_file) if getattr(args, "filter_file", None) else CohortFilter()
     changes = {

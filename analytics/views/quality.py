@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics.config import AnalysisConfig
-from analytics.load import Dataset
+from analytics.definitions.config import AnalysisConfig
+from analytics.ingest.load import Dataset
 
 RECONCILIATION_COLUMNS = [
     "file", "rows_read", "rows_accepted", "rows_rejected", "rejected_rows_listed", "reconciles", "columns_ignored",

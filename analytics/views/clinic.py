@@ -3,9 +3,9 @@
 Everything the clinic page shows is computed here from the loaded dataset and the analysis, for one
 ``ClinicFilter`` (clinic, injector, period), by vectorised group-bys over the session register and
 the per-patient roster; ``clinic_view`` returns it all as one ``ClinicView`` so that the page can cache
-it in a single call. Outcome rates reuse ``analytics.cohort.cohort_cycles`` on the filtered
-patient_cycles rather than restating SPEC §3, persistence uses ``analytics.survival``, and the NICE
-TA260 stopping rule comes from ``analytics.clinical`` (the patient page's definitions). Every rate
+it in a single call. Outcome rates reuse ``analytics.definitions.cohort.cohort_cycles`` on the filtered
+patient_cycles rather than restating SPEC §3, persistence uses ``analytics.statistics.survival``, and the NICE
+TA260 stopping rule comes from ``analytics.definitions.clinical`` (the patient page's definitions). Every rate
 carries its numerator, denominator and a named interval; ``DEFINITIONS`` states each definition in
 words for the data dictionary, and ``FILTER_NOTES`` (shown on the page) says which filter applies to
 what: the clinic always, the injector per session for session-level figures and per first session
@@ -22,14 +22,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analytics.clinical import ClinicalParameters, clinical_tables
-from analytics.cohort import cohort_cycles
-from analytics.config import AnalysisConfig
-from analytics.load import Dataset
-from analytics.pipeline import Analysis
-from analytics.schemas import EVENTS
-from analytics.stats import WILSON_METHOD, Proportion, proportion, wilson_interval
-from analytics.survival import KaplanMeier, at_risk_table, kaplan_meier
+from analytics.definitions.clinical import ClinicalParameters, clinical_tables
+from analytics.definitions.cohort import cohort_cycles
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.pipeline import Analysis
+from analytics.ingest.load import Dataset
+from analytics.ingest.schemas import EVENTS
+from analytics.statistics.stats import WILSON_METHOD, Proportion, proportion, wilson_interval
+from analytics.statistics.survival import KaplanMeier, at_risk_table, kaplan_meier
 
 NOT_RECORDED = "(not recorded)"
 PATIENT_PAGE = "/patient"
@@ -662,7 +662,7 @@ def recent_adverse_events(
 def stopping_rule_worklist(status: pd.DataFrame, patients: pd.DataFrame, cycle_days: int) -> pd.DataFrame:
     """Patients not discontinued for whom a NICE TA260 stopping rule is met, next due first.
 
-    ``status`` is ``analytics.clinical``'s per-patient status (``clinical_tables(...).status``): its
+    ``status`` is ``analytics.definitions.clinical``'s per-patient status (``clinical_tables(...).status``): its
     ``stopping_met`` (less than 30% reduction at cycle 2) and ``episodic_converted`` (3 consecutive
     28-day periods under 15 headache days) are the patient page's definitions, reused here.
     """
@@ -831,7 +831,7 @@ def clinic_view(
 ) -> ClinicView:
     """Compute every clinic-page figure and worklist for one filter.
 
-    ``clinical_status`` is ``analytics.clinical.clinical_tables(analysis, dataset).status``; pass it when
+    ``clinical_status`` is ``analytics.definitions.clinical.clinical_tables(analysis, dataset).status``; pass it when
     it is already computed (it does not depend on the filter), otherwise it is computed here.
     """
     if clinical_status is None:

@@ -18,7 +18,7 @@ otherwise (cohort_cycles.csv, the manifest, counts and rates). The access file (
 each user's e-mail address (compared exactly, see below) to a role and the clinics they may see, a
 list of clinic names as in patients.csv (compared without case and surrounding spaces) or ``"*"`` for
 all; optional ``min_cell`` per role (manager, researcher) enforces small-cell suppression
-(``analytics.suppression``) on that role's exports, which then are aggregate and suppressed only.
+(``analytics.privacy.suppression``) on that role's exports, which then are aggregate and suppressed only.
 
 **E-mail addresses** are compared exactly, after removing surrounding ASCII whitespace and lowering
 the ASCII letters A-Z only (``normalise_email``). Unicode case folding or NFKC normalisation is never
@@ -42,7 +42,7 @@ file's ``sha256`` becomes ``"<the file's SHA-256>/<scope>"``, so every cache key
 to the whole dataset's (``pinned_config``), so a patient's cycles are the same for every user.
 
 **Pseudonyms** for researchers: every patient_id (in every table and in the rejection report) is
-replaced by ``analytics.deidentify.pseudonym`` under a separate secret key, "P" + 16 hex digits of
+replaced by ``analytics.privacy.deidentify.pseudonym`` under a separate secret key, "P" + 16 hex digits of
 HMAC-SHA256, before analysis, so researchers see and export the same pseudonyms on every page and
 in every file, stable across sessions for one key; the rejected value of an invalid patient_id is
 withheld. Dates, clinics and other attributes are not changed (the de-identification tool shifts
@@ -65,11 +65,12 @@ from typing import Literal
 
 import pandas as pd
 
-from analytics.config import AnalysisConfig
-from analytics.cycles import data_cutoff
-from analytics.deidentify import pseudonym
-from analytics.load import Dataset, FileReport
-from analytics.suppression import COUNT_COLUMNS, check_min_cell, suppress_cohort_cycles
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.cycles import data_cutoff
+from analytics.errors import AnalyticsRefusal
+from analytics.ingest.load import Dataset, FileReport
+from analytics.privacy.deidentify import pseudonym
+from analytics.privacy.suppression import COUNT_COLUMNS, check_min_cell, suppress_cohort_cycles
 
 ROLES = ("doctor", "manager", "researcher", "admin")
 PAGES = ("patient", "clinic", "outcomes", "data", "audit")
@@ -119,7 +120,7 @@ EXPORT_FILE_KINDS: Mapping[str, str] = MappingProxyType(
 KIND_WORDS = {"patient_level": "patient-level data", "aggregate": "aggregate tables"}
 
 
-class AccessFileError(ValueError):
+class AccessFileError(AnalyticsRefusal, ValueError):
     """The access file is missing, unreadable or breaks the format; the message names the problem."""
 
 
@@ -147,7 +148,7 @@ def export_refusal(role: str, kind: str, min_cell: int | None, suppressed: bool 
     """Why ``role`` may not download an export of ``kind`` (``None`` when it may), in words.
 
     With small-cell suppression enforced (``min_cell``), only aggregate exports that went through
-    ``analytics.suppression`` (``suppressed``) are allowed, as with ``export --min-cell``.
+    ``analytics.privacy.suppression`` (``suppressed``) are allowed, as with ``export --min-cell``.
     """
     if not can_export(role, kind):
         return f"your role ({role}) may not export {KIND_WORDS.get(kind, kind)}"
@@ -160,7 +161,7 @@ def export_refusal(role: str, kind: str, min_cell: int | None, suppressed: bool 
 
 
 def suppressible(frame: pd.DataFrame) -> bool:
-    """Whether ``analytics.suppression`` can protect the table: a cohort_cycles table (cycle and its counts)."""
+    """Whether ``analytics.privacy.suppression`` can protect the table: a cohort_cycles table (cycle and its counts)."""
     return {"cycle", *COUNT_COLUMNS} <= set(frame.columns)
 
 

@@ -13,7 +13,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from analytics.config import AnalysisConfig
+from analytics.definitions.config import AnalysisConfig
 
 COUNT_COLUMNS = {"headache_days": "mhd", "migraine_days": "mmd", "acute_med_days": "amd"}
 

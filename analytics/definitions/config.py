@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # analytics/definitions/config.py
 SAMPLE_DATA_DIR = PROJECT_DIR / "sample_data"
 
 

@@ -18,7 +18,7 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 
-from analytics.load import DatasetRefused
+from analytics.ingest.load import DatasetRefused
 
 DATA_SUFFIXES = (".csv", ".parquet")
 ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".7z", ".rar", ".zst")

@@ -69,7 +69,7 @@ def describe(min_cell: int) -> dict[str, object]:
         "primary": f"counts from 1 to {min_cell - 1} are shown as '{small_marker(min_cell)}'; 0 is shown",
         "complementary": (
             f"counts shown as '{COMPLEMENTARY_MARKER}' are withheld so that no withheld or small count can be "
-            "derived by adding or subtracting shown counts (links in analytics/suppression.py)"
+            "derived by adding or subtracting shown counts (links in analytics/privacy/suppression.py)"
         ),
         "statistics": (
             f"rates, means, medians and intervals are empty unless their numerator and denominator are shown "

@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from analytics.config import AnalysisConfig
-from analytics.load import Dataset
-from analytics.schemas import EVENTS
+from analytics.definitions.config import AnalysisConfig
+from analytics.ingest.load import Dataset
+from analytics.ingest.schemas import EVENTS
 
 PATIENT_STATUS_COLUMNS = [
     "patient_id",
@@ -69,7 +69,7 @@ SAFETY_COLUMNS = [
 ]
 
 # SPEC §5's definitions for the data dictionary, with parameters as placeholders so the text states
-# the values in use (analytics.dictionary fills them in).
+# the values in use (analytics.views.dictionary fills them in).
 DEFINITIONS: tuple[dict[str, str], ...] = (
     {
         "term": "Chronic migraine at baseline",

@@ -1,0 +1,169 @@
+"""Command line: ``python -m analytics export ...`` (SPEC §4), or the ``botox-outcomes`` console script.
+
+Exit status: 0 success (rejected rows are reported, not fatal); 1 with ``--strict`` when any row was
+rejected (nothing is written); 2 when a required file or column is missing or a file cannot be
+parsed; 3 when a column looks like a direct identifier; 4 when the output cannot be written.
+Progress and a summary go to stderr. ``export --min-cell K`` writes the suppressed, aggregate-only
+export (``analytics.privacy.suppression``); ``python -m analytics deidentify ...`` is ``analytics.privacy.deidentify``;
+``python -m analytics audit-verify [--log PATH]`` checks the audit log's hash chain (exit 0 OK, 1 broken).
+``analytics/__main__.py`` only calls ``main()``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+from datetime import date
+from pathlib import Path
+
+from analytics.definitions.config import AnalysisConfig, flag_name, flag_parameters
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import DatasetRefused, load_dataset
+from analytics.output.export import PATIENT_LEVEL_FILES, write_atomically
+from analytics.privacy import audit, deidentify
+from analytics.privacy.suppression import DEFAULT_MIN_CELL
+from analytics.views import cohort_filter
+
+
+def _iso_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a YYYY-MM-DD date: {text!r}") from exc
+
+
+_METAVARS = {float: "X", int: "N"}
+
+
+def _parameter_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per parameter of ``AnalysisConfig`` (SPEC §3 and §5), from its field and documentation."""
+    parser.add_argument(
+        "--as-of", type=_iso_date, help="data cut-off YYYY-MM-DD (default: latest session or diary date)"
+    )
+    defaults = AnalysisConfig()
+    docs = {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(AnalysisConfig)}
+    for name in flag_parameters():
+        kind = type(getattr(defaults, name))
+        parser.add_argument(
+            flag_name(name),
+            type=kind,
+            default=getattr(defaults, name),
+            metavar=_METAVARS.get(kind, "V"),
+            help=docs[name].replace("%", "%%") + " (default %(default)s)",
+        )
+
+
+def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
+    values = {name: getattr(args, name) for name in flag_parameters() if hasattr(args, name)}
+    return AnalysisConfig(**values, as_of=args.as_of)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analytics", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    export = commands.add_parser(
+        "export", help="write patient_cycles, cohort_cycles, patient_status, safety, rejected_rows and manifest"
+    )
+    export.add_argument("--data", required=True, type=Path, help="folder with sessions.csv, diary.csv, ...")
+    export.add_argument("--out", required=True, type=Path, help="folder to write the export into")
+    export.add_argument("--strict", action="store_true", help="write nothing and exit 1 when any row is rejected")
+    export.add_argument(
+        "--min-cell",
+        type=int,
+        nargs="?",
+        const=DEFAULT_MIN_CELL,
+        default=None,
+        metavar="K",
+        help=f"to share outside the clinic: aggregate tables only, counts 1..K-1 suppressed (K={DEFAULT_MIN_CELL} "
+        "when given without a number)",
+    )
+    _parameter_arguments(export)
+    cohort_filter.add_arguments(export)
+    deidentify.add_arguments(
+        commands.add_parser("deidentify", help="pseudonymise ids, shift dates and drop identifiers of a raw export")
+    )
+    verify = commands.add_parser("audit-verify", help="check the audit log's hash chain and head file")
+    verify.add_argument("--log", type=Path, help="the audit log (default: $OUTCOMES_AUDIT_LOG, else logs/audit.jsonl)")
+    return parser
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _min_cell_problem(args: argparse.Namespace) -> str | None:
+    """Why a suppressed export (--min-cell) cannot be written as asked, if it cannot."""
+    if args.min_cell is None:
+        return None
+    if args.min_cell < 2:
+        return f"--min-cell must be at least 2 (got {args.min_cell})"
+    stale = [name for name in PATIENT_LEVEL_FILES if (args.out / name).exists()]
+    if stale:
+        return f"--min-cell: {args.out} holds patient-level files ({', '.join(stale)}); write to a new folder"
+    return None
+
+
+def run_export(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        _say(f"error: {exc}")
+        return 2
+    if problem := _min_cell_problem(args):
+        _say(f"error: {problem}")
+        return 2
+    try:
+        chosen = cohort_filter.from_args(args)
+    except (OSError, ValueError) as exc:
+        _say(f"error: cohort filter: {exc}")
+        return 2
+    _say(f"reading {args.data} ...")
+    try:
+        dataset = load_dataset(args.data)
+    except DatasetRefused as exc:
+        _say(f"refused: {exc}")
+        return exc.exit_code
+    for f in dataset.files:
+        _say(f"  {f.file}: {f.rows_read} rows read, {f.rows_accepted} accepted, {f.rows_rejected} rejected")
+    if args.strict and len(dataset.rejected):
+        _say(f"--strict: {len(dataset.rejected)} rows rejected; nothing written. First rejections:")
+        for row in dataset.rejected.head(20).itertuples():
+            _say(f"  {row.file} line {row.line} ({row.patient_id}): {row.reason}")
+        _say("Run without --strict to get rejected_rows.csv with every rejection.")
+        return 1
+    _say("computing cycles and cohort statistics ...")
+    analysis = analyse(dataset, config)
+    if not chosen.is_empty():
+        _say(
+            f"cohort filter: {'; '.join(chosen.describe())}: {len(chosen.apply(analysis, dataset))} of "
+            f"{analysis.patient_cycles['patient_id'].nunique()} treated patients"
+        )
+    files = cohort_filter.filtered_export(analysis, dataset, chosen, min_cell=args.min_cell)
+    try:
+        write_atomically(files, args.out)
+    except OSError as exc:
+        _say(f"error: cannot write to {args.out}: {exc.strerror or exc}")
+        return 4
+    table = analysis.patient_cycles
+    _say(
+        f"as_of {analysis.as_of.date()}: {table['patient_id'].nunique()} treated patients, "
+        f"{int((table['cycle'] >= 1).sum())} cycles, {len(dataset.rejected)} rows rejected; "
+        f"wrote {', '.join(files)} to {args.out}"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "export":
+        return run_export(args)
+    if args.command == "deidentify":
+        return deidentify.run(args)
+    if args.command == "audit-verify":
+        log = args.log or Path(os.environ.get("OUTCOMES_AUDIT_LOG") or audit.DEFAULT_AUDIT_LOG)
+        result = audit.verify(log)
+        print(f"{result.message()} ({log})")
+        return 0 if result.ok else 1
+    return 2
