@@ -3,8 +3,9 @@
 Each input column must come from ``schemas.FILES`` once, with the rejection reasons the loader
 really gives; the parameters must show the values of the configuration in use; every definition
 must have its parameter placeholders filled with those values; every column of the SPEC §4 exports
-must be documented by a SPEC §3 definition; and analytics modules contribute their own
-``DEFINITIONS`` (in any of the accepted shapes) without a missing module breaking anything.
+must be documented by a SPEC §3 definition, and every column of the SPEC §5 tables by a SPEC §5 one;
+and analytics modules contribute their own ``DEFINITIONS`` (in any of the accepted shapes) without a
+missing module breaking anything.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from analytics.config import AnalysisConfig, parameter_docs
 from analytics.cycles import PATIENT_CYCLE_COLUMNS
 from analytics.export import csv_bytes
 from analytics.load import load_dataset
+from analytics.status import PATIENT_STATUS_COLUMNS, SAFETY_COLUMNS
+
+SPEC_SOURCES = ("SPEC §3", "SPEC §5")
 
 
 def row(frame: pd.DataFrame, **match: object) -> pd.Series:
@@ -109,8 +113,27 @@ def test_every_export_column_is_documented_by_a_spec_definition() -> None:
     assert set(PATIENT_CYCLE_COLUMNS) | set(COHORT_CYCLE_COLUMNS) <= documented
 
 
+def test_every_status_and_safety_column_is_documented_by_a_spec_5_definition() -> None:
+    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=()).query("source == 'SPEC §5'")
+    documented = {name.strip() for text in spec["columns"] for name in text.split(",") if name.strip()}
+    assert set(PATIENT_STATUS_COLUMNS) | set(SAFETY_COLUMNS) <= documented
+
+
+def test_spec_5_definitions_state_the_values_in_use() -> None:
+    config = AnalysisConfig(lapse_days=150, chronic_min_migraine_days=6, episodic_max_days=12, stopping_cycle=3)
+    table = dictionary.definition_dictionary(config, modules=())
+    state = row(table, term="Treatment state, next due date, days overdue (SPEC §5.1)")
+    assert "overdue when g ≤ 150, lapsed beyond" in state["definition"]
+    assert "lapse_days = 150" in state["parameters"]
+    chronic = row(table, term="Chronic migraine, medication overuse and NICE suitability at baseline (SPEC §5.1)")
+    assert "baseline mmd ≥ 6 " in chronic["definition"]
+    assert "threshold (12; EHF: 10)" in row(table, source="SPEC §5", columns=(
+        "episodic_converted_on, episodic_now, ehf_episodic_converted_on, ehf_episodic_now"))["definition"]
+    assert "cycle 3 has no mhd_pct_change" in row(table, term="NICE TA260 non-response rule (SPEC §5.2)")["definition"]
+
+
 def test_every_parameter_is_used_by_some_spec_definition() -> None:
-    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=()).query("source == 'SPEC §3'")
+    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=()).query("source in @SPEC_SOURCES")
     used = {part.split(" = ")[0] for text in spec["parameters"] for part in text.split("; ") if part}
     assert {d["parameter"] for d in parameter_docs()} <= used
 
@@ -168,7 +191,8 @@ def test_the_registered_modules_that_exist_contribute_every_definition() -> None
     expected = sum(len(getattr(importlib.import_module(m), "DEFINITIONS", ())) for m in present)
     table = dictionary.definition_dictionary(AnalysisConfig())
     assert (table["source"] == "SPEC §3").sum() == len(dictionary.SPEC_DEFINITIONS)
-    assert len(table) == len(dictionary.SPEC_DEFINITIONS) + expected
+    assert (table["source"] == "SPEC §5").sum() == len(dictionary.STATUS_DEFINITIONS)
+    assert len(table) == len(dictionary.SPEC_DEFINITIONS) + len(dictionary.STATUS_DEFINITIONS) + expected
 
 
 def test_the_combined_dictionary_has_every_part_and_writes_true_false() -> None:
@@ -177,7 +201,7 @@ def test_the_combined_dictionary_has_every_part_and_writes_true_false() -> None:
     sizes = combined["section"].value_counts()
     assert sizes["input column"] == len(dictionary.column_dictionary())
     assert sizes["parameter"] == len(parameter_docs())
-    assert sizes["definition"] == len(dictionary.SPEC_DEFINITIONS)
+    assert sizes["definition"] == len(dictionary.SPEC_DEFINITIONS) + len(dictionary.STATUS_DEFINITIONS)
     text = csv_bytes(combined).decode()
     header, first = text.splitlines()[:2]
     assert header.startswith("section,item,description,file,file_required")
