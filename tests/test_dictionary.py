@@ -4,8 +4,8 @@ Each input column must come from ``schemas.FILES`` once, with the rejection reas
 really gives; the parameters must show the values of the configuration in use; every definition
 must have its parameter placeholders filled with those values; every column of the SPEC §4 exports
 must be documented by a SPEC §3 definition, and every column of the SPEC §5 tables by a SPEC §5 one;
-and analytics modules contribute their own ``DEFINITIONS`` (in any of the accepted shapes) without a
-missing module breaking anything.
+the dictionary carries no description of the patient-level rules that SPEC §5 replaced; and analytics
+modules contribute their own ``DEFINITIONS`` (in any of the accepted shapes) without a missing module breaking anything.
 """
 
 from __future__ import annotations
@@ -130,6 +130,18 @@ def test_spec_5_definitions_state_the_values_in_use() -> None:
     assert "threshold (12; EHF: 10)" in row(table, source="SPEC §5", columns=(
         "episodic_converted_on, episodic_now, ehf_episodic_converted_on, ehf_episodic_now"))["definition"]
     assert "cycle 3 has no mhd_pct_change" in row(table, term="NICE TA260 non-response rule (SPEC §5.2)")["definition"]
+
+
+def test_no_description_of_the_rules_spec_5_replaced() -> None:
+    # The project's earlier versions (a stopping_state, episodic_converted ever-true flags, conversion periods with
+    # their own ehf_max_days) are gone: the dictionary describes only SPEC §5's and the project's own definitions.
+    table = dictionary.definition_dictionary(AnalysisConfig())
+    text = " ".join(table["definition"]) + " ".join(table["columns"]) + " ".join(table["parameters"])
+    removed = ("stopping_state", "episodic_converted ", "ehf_max_days", "28-day periods since the first injection")
+    assert not [phrase for phrase in removed if phrase in text]
+    own = table[table["source"] == "analytics.clinical"]
+    assert {"Onset week", "Wearing-off"} <= set(own["term"])
+    assert row(own, term="Onset week")["parameters"] == "onset_reduction = 30; onset_confirm_weeks = 2"
 
 
 def test_every_parameter_is_used_by_some_spec_definition() -> None:
