@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.__main__ import main as analytics_main
+from analytics.cli import main as analytics_main
 from analytics.privacy import audit
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics.__main__ import main
+from analytics.cli import main
 from analytics.definitions.config import STATUS_PARAMETERS, AnalysisConfig
 from analytics.definitions.pipeline import analyse
 from analytics.definitions.status import PATIENT_STATUS_COLUMNS, SAFETY_COLUMNS
