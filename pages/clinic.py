@@ -34,9 +34,8 @@ def _options(data_key: tuple, parameters_key: str, _dataset, _analysis) -> clini
 
 
 @st.cache_data(max_entries=32, show_spinner="Computing the clinic view…")
-def _view(data_key: tuple, parameters_key: str, filter_key: str, _dataset, _analysis, _flt, _status
-          ) -> clinic.ClinicView:
-    return clinic.clinic_view(_dataset, _analysis, _flt, _status)
+def _view(data_key: tuple, parameters_key: str, filter_key: str, _dataset, _analysis, _flt) -> clinic.ClinicView:
+    return clinic.clinic_view(_dataset, _analysis, _flt)
 
 
 def _columns(frame: pd.DataFrame, percent: tuple[str, ...] = (), decimals: dict[str, int] | None = None) -> dict:
@@ -111,7 +110,7 @@ def _headline(view: clinic.ClinicView, config: AnalysisConfig) -> None:
     on_time = timing.on_time
     columns[4].metric(
         "On-time intervals", "—" if on_time.denominator == 0 else f"{on_time.rate:.0%}", border=True,
-        help=f"{on_time.label()} of intervals at {clinic.ON_TIME_DAYS[0]}–{clinic.ON_TIME_DAYS[1]} days; "
+        help=f"{on_time.label()} of intervals at {config.on_time_min_days}–{config.on_time_max_days} days; "
              f"{WILSON_METHOD}.",
     )
     st.caption(
@@ -140,7 +139,7 @@ def _timing(view: clinic.ClinicView) -> None:
         if summary.n_intervals == 0:
             st.info("No re-injections in this selection, so there are no intervals to describe.")
         else:
-            low, high = clinic.ON_TIME_DAYS
+            low, high = summary.on_time_days
             gap = summary.patients_with_long_gap
             st.markdown(
                 f"- **Median interval** {summary.median_days:.0f} days (IQR {summary.q1_days:.0f}–"
@@ -157,7 +156,7 @@ def _timing(view: clinic.ClinicView) -> None:
                           "injector"]], "intervals")
 
 
-def _retention(view: clinic.ClinicView) -> None:
+def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:
     st.subheader("Retention and persistence on treatment")
     st.caption(f"Patients whose first session was in the period: n = {view.activity.new_in_period:,}.")
     left, right = st.columns(2)
@@ -174,15 +173,15 @@ def _retention(view: clinic.ClinicView) -> None:
             figures.build_kaplan_meier_figure(curve, view.persistence_at_risk,
                                               f"Persistence on treatment (n = {curve.n:,}, {curve.n_events:,} ended)"),
             key="persistence",
-            caption=f"{curve.describe()}; {median_text}. Treatment ends at the earlier of a recorded "
-                    f"discontinuation and the last session + {clinic.OVERDUE_AFTER_DAYS} days without a further "
-                    f"session; patients still on treatment are censored at {view.as_of:%Y-%m-%d}. "
-                    "The row under the axis is the number still at risk.",
+            caption=f"{curve.describe()}; {median_text}. Treatment ends at a recorded discontinuation, or for a "
+                    f"lapsed patient (no session for over {config.lapse_days} days) at the last session + "
+                    f"{config.on_time_max_days} days; active and overdue patients are censored at "
+                    f"{view.as_of:%Y-%m-%d}. The row under the axis is the number still at risk.",
         )
     with st.expander("Tables: retention by cycle, number at risk, time on treatment per patient"):
         _table(view.retention, "retention", percent=("reached_share", "reached_had_time_rate", "ci_low", "ci_high"),
                caption=f"reached_share: of those who started; reached_had_time_rate: of those whose first session + "
-                       f"(k − 1) × {clinic.OVERDUE_AFTER_DAYS} days is before the cut-off, with a {WILSON_METHOD} "
+                       f"(k − 1) × {config.on_time_max_days} days is before the cut-off, with a {WILSON_METHOD} "
                        "(ci_low, ci_high).")
         at_risk = view.persistence_at_risk.assign(weeks=view.persistence_at_risk["time"] / 7)
         _table(at_risk[["time", "weeks", "at_risk", "survival", "ci_low", "ci_high"]], "persistence_at_risk",
@@ -204,7 +203,7 @@ def _outcomes(view: clinic.ClinicView) -> None:
                percent=("responder_50_rate", "responder_50_ci_low", "responder_50_ci_high"))
 
 
-def _safety(view: clinic.ClinicView) -> None:
+def _safety(view: clinic.ClinicView, safety: clinic.SafetyView | None) -> None:
     st.subheader("Adverse events")
     if view.adverse_events is None:
         st.info("No adverse_events.csv in this dataset: adverse event rates are not available (they are not zero).")
@@ -219,6 +218,28 @@ def _safety(view: clinic.ClinicView) -> None:
     with st.expander("Table: adverse events per 100 sessions by type"):
         _table(view.adverse_events, "adverse_event_rates", caption=clinic.POISSON_METHOD,
                decimals={"per_100_sessions": 2, "ci_low": 2, "ci_high": 2})
+    if safety is not None and safety.table["events"].sum() > 0:
+        _safety_literature(safety)
+
+
+def _safety_literature(safety: clinic.SafetyView) -> None:
+    st.subheader("Adverse events against the published figures")
+    table = safety.table
+    st.caption(f"All treated patients of the dataset (n = {int(table['patients'].iloc[0]):,}), not the filter above. "
+               f"{safety.method}s; PREEMPT counted every event in the first 24 weeks, COMPEL treatment-related events "
+               "over 108 weeks.")
+    render.chart(figures.build_safety_figure(safety), key="safety_vs_published",
+                 caption="Dots: this dataset's share of patients with ≥2 sessions who had the event after session 1 "
+                         f"or 2 (SPEC §5.4 pct_2_cycles), error bars: {safety.method}. Diamonds: PREEMPT pooled "
+                         "24-week figures (hollow: recalled, not checked against the paper).")
+    shown = table[["event", "patients", "patients_with_event", "patients_with_event_pct", "patients_with_event_ci_low",
+                   "patients_with_event_ci_high", "compel_pct_treatment_related", "patients_2_cycles",
+                   "patients_with_event_2_cycles", "pct_2_cycles", "pct_2_cycles_ci_low", "pct_2_cycles_ci_high",
+                   "preempt_pct_2_cycles", "serious_events"]]
+    _table(shown, "safety_vs_published", caption=f"Percentages of patients; ci_low/ci_high: {safety.method}.",
+           decimals={c: 1 for c in shown.columns if shown[c].dtype.kind == "f"})
+    with st.expander("Sources of the published figures"):
+        _table(safety.published, "safety_sources")
 
 
 def _diary(view: clinic.ClinicView, min_completeness: float) -> None:
@@ -240,20 +261,23 @@ def _worklists(view: clinic.ClinicView, config: AnalysisConfig) -> None:
     counts = {name: ("—" if frame is None else f"{len(frame)}") for name, frame in lists.items()}
     tabs = st.tabs([
         f"Overdue for re-injection ({counts['overdue']})",
-        f"Stopping rule met ({counts['stopping_rule']})",
+        f"Lapsed ({counts['lapsed']})",
+        f"Stop indicated ({counts['stop_indicated']})",
         f"Poor diary completeness ({counts['diary']})",
         f"Adverse events, last {clinic.RECENT_AE_DAYS} days ({counts['adverse_events']})",
     ])
     with tabs[0]:
         _table(lists["overdue"], "worklist_overdue", caption=clinic.definition("overdue", config))
     with tabs[1]:
-        _table(lists["stopping_rule"], "worklist_stopping_rule",
-               caption=f"{clinic.STOPPING_RULE_NOTE} Patients not discontinued, next re-injection due first: the "
-                       "decision belongs at that visit; 'detail' gives the numbers.")
+        _table(lists["lapsed"], "worklist_lapsed", caption=clinic.definition("lapsed", config))
     with tabs[2]:
+        _table(lists["stop_indicated"], "worklist_stop_indicated",
+               caption=f"{clinic.definition('stop_indicated', config)} The decision belongs at the next visit; the "
+                       "Patient page gives the numbers.")
+    with tabs[3]:
         _table(lists["diary"], "worklist_diary", percent=("completeness",),
                caption=clinic.definition("diary", config))
-    with tabs[3]:
+    with tabs[4]:
         recent = lists["adverse_events"]
         if recent is None:
             st.info("No adverse_events.csv in this dataset.")
@@ -297,7 +321,7 @@ st.title("Clinic")
 options = _options(data_key, parameters_key, dataset, analysis)
 flt = _filters(options)
 filter_key = json.dumps(dataclasses.asdict(flt), default=str, sort_keys=True)
-view = _view(data_key, parameters_key, filter_key, dataset, analysis, flt, state.clinical(ctx).status)
+view = _view(data_key, parameters_key, filter_key, dataset, analysis, flt)
 st.caption(
     f"{ctx.source_label} · data as of {view.as_of:%Y-%m-%d} · clinic: {flt.clinic or 'all'} · injector: "
     f"{flt.injector or 'all'} · period {view.period_start:%Y-%m-%d} to {view.period_end:%Y-%m-%d}. "
@@ -309,9 +333,9 @@ with st.expander("What each filter applies to"):
 _headline(view, config)
 _activity(view)
 _timing(view)
-_retention(view)
+_retention(view, config)
 _outcomes(view)
-_safety(view)
+_safety(view, clinic.safety_view(analysis))
 _diary(view, analysis.config.min_completeness)
 _worklists(view, config)
 _funnels(view)

@@ -1,14 +1,15 @@
 """Patient page (the doctor): is it working for this patient, since when, and should we continue?
 
 Thin orchestration: the patient-level tables are computed once per dataset and parameters for all
-patients (``analytics.definitions.clinical.clinical_tables`` through ``ui.state.clinical``, cached and shared with
-the Clinic page); a patient switch only filters them and
-builds this patient's figures. The chosen patient lives in the URL (``?patient=…``) through the
+patients (``analytics.definitions.clinical.clinical_tables`` through ``ui.state.clinical``, cached; its status is
+SPEC §5's ``analysis.patient_status``, the values the Clinic page's worklists use); a patient switch
+only filters them and builds this patient's figures. The chosen patient lives in the URL (``?patient=…``) through the
 selectbox's query-parameter binding, so a link opens the same patient.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from functools import partial
 
@@ -32,7 +33,10 @@ STOPPING_MARKS = {
     "stop": ":red[:material/block:]",
     "continue": ":green[:material/check_circle:]",
     "pending": ":blue[:material/schedule:]",
+    "not reached": ":gray[:material/remove:]",
 }
+# Off treatment (lapsed or discontinued) a rule's verdict is history: no traffic-light colour.
+OFF_TREATMENT_MARKS = {"stop": ":gray[:material/block:]", "continue": ":gray[:material/check_circle:]"}
 
 
 def _yes(value: object) -> bool:
@@ -45,7 +49,7 @@ def _one(frame: pd.DataFrame, patient_id: str) -> pd.DataFrame:
 
 ctx = state.context()
 analysis, dataset, config = ctx.analysis, ctx.dataset, ctx.config
-tables = state.clinical(ctx)  # cached once per data and parameters, shared with the Clinic page
+tables = state.clinical(ctx)  # cached once per data and parameters
 params = tables.params
 
 patient_ids = sorted(
@@ -113,7 +117,7 @@ def summary_bytes(
         {**config.parameters(), "as_of (used)": f"{analysis.as_of:%Y-%m-%d}"},
         analysis.as_of,
         ctx.source_label,
-        params,
+        config,
         facts,
         config.differences_from_default(),
         datetime.now(),
@@ -160,10 +164,10 @@ if measures:
             f"{'' if m['latest_evaluable'] else ', :orange[not evaluable]'}"
             f"  \n**Baseline {baseline}**: n = {m['baseline_n']}{'' if m['baseline_evaluable'] else ', not evaluable'}"
         )
-    if status is not None and pd.notna(status["latest_pct_change"]):
+    if status is not None and pd.notna(status["latest_mhd_pct_change"]):
         columns[-1].metric(
             "Change in headache days",
-            f"{status['latest_pct_change']:+.0f}%".replace("-", "−"),
+            f"{status['latest_mhd_pct_change']:+.0f}%".replace("-", "−"),
             border=True,
             help="Change of headache days per 28 days from the baseline at the latest evaluable cycle "
             "(SPEC §3 mhd_pct_change).",
@@ -180,14 +184,14 @@ else:
 
 if status is not None:
     with st.container(horizontal=True):
-        for text, tone in clinical.status_badges(status):
+        for text, tone in clinical.status_badges(status, config):
             st.badge(text, color=BADGE_COLOURS[tone])
 
     left, right = st.columns(2)
     with left:
         st.subheader("Suitability at baseline")
         st.markdown(
-            "\n".join(f"- {MARKS[met]} {text}" for text, met in clinical.suitability_statements(status, params))
+            "\n".join(f"- {MARKS[met]} {text}" for text, met in clinical.suitability_statements(status, config))
         )
     with right:
         st.subheader("Stopping rules")
@@ -195,10 +199,16 @@ if status is not None:
         def conversion_mark(column: str) -> str:
             return ":blue[:material/trending_down:]" if _yes(status[column]) else ":gray[:material/remove:]"
 
+        def rule_mark(state: str) -> str:
+            off = status["treatment_state"] in ("lapsed", "discontinued")
+            marks = {**STOPPING_MARKS, **OFF_TREATMENT_MARKS} if off else STOPPING_MARKS
+            return marks.get(state, MARKS["unknown"])
+
         st.markdown(
-            f"- {STOPPING_MARKS.get(status['stopping_state'], MARKS['unknown'])} {status['stopping_reason']}\n"
-            f"- {conversion_mark('episodic_converted')} {status['episodic_reason']}\n"
-            f"- {conversion_mark('ehf_episodic_converted')} {status['ehf_episodic_reason']}"
+            f"- {rule_mark(status['nice_state'])} {status['nice_reason']}\n"
+            f"- {rule_mark(status['ehf_state'])} {status['ehf_reason']}\n"
+            f"- {conversion_mark('episodic_now')} {status['episodic_reason']}\n"
+            f"- {conversion_mark('ehf_episodic_now')} {status['ehf_episodic_reason']}"
         )
 
 # --- the charts
@@ -245,7 +255,8 @@ show(
         params.wearing_off_reference_weeks,
         params.wearing_off_late_days,
     ),
-    "Points: headache days in each week since the injection (weeks with <5 of 7 days recorded are gaps); thin lines: "
+    "Points: headache days in each week since the injection (weeks with fewer than "
+    f"{math.ceil(7 * (config.min_completeness - config.tolerance))} of 7 days recorded are gaps); thin lines: "
     f"7-day moving average. Wearing-off: the last {params.wearing_off_late_days} days of a complete cycle are ≥"
     f"{params.wearing_off_min_rise:g} headache days / 28 d and ≥{params.wearing_off_min_relative:.0%} above weeks 3–8.",
 )

@@ -3,15 +3,18 @@
 The hand dataset (data cut-off 2024-12-31):
 
     A North  sessions 01-01 (INJ1), 03-25 (INJ2), 07-01 (INJ1), 10-14 (INJ1)  intervals 84, 98, 105
-    B North  sessions 02-01 (INJ2), 04-15 (INJ2)                                interval 74; overdue
+    B North  sessions 02-01 (INJ2), 04-15 (INJ2)                                interval 74; lapsed
     C South  session  03-01 (INJ3), discontinued 2024-05-01
     D South  sessions 09-01 (INJ3), 11-20 (INJ3)                                interval 80
-    E (no clinic) session 06-01 (no injector)                                    overdue
+    E (no clinic) session 06-01 (no injector)                                    lapsed
 
-Diaries: A, B and D have a 28-day baseline with 20 headache days; A's cycle 2 has 8 headache days in
-84 (a 50% responder, and three 28-day periods under 15 days: episodic); B's cycle 2 has 45 of 84
-(−25%: the NICE <30% rule is met); D's ongoing cycle 2 has 3 in 42 (a responder). A's current cycle
-is recorded every other day (40 of 79 days). Expected values are derived in the comments.
+Diaries: A, B and D have a 28-day baseline with 20 headache days (the migraine column is empty, so 0
+migraine days: no chronic migraine at baseline under SPEC §5); A's cycle 2 has 8 headache days in
+84 (a 50% responder, and three 28-day periods under 15 days); B's cycle 2 has 45 of 84 (−25%: NICE
+says stop); D's ongoing cycle 2 has 3 in 42 (a responder). A's current cycle is recorded every
+other day (40 of 79 days). Expected values are derived in the comments.
+
+A second hand dataset (``WORKLIST_*``, below) has one patient per worklist case of SPEC §5.
 """
 
 from __future__ import annotations
@@ -103,11 +106,15 @@ def ids(links: pd.Series) -> list[str]:
 
 def test_roster_status_as_of_the_cut_off(hand: SimpleNamespace) -> None:
     register = clinic.session_register(hand.dataset, hand.analysis.as_of)
-    roster = clinic.patient_roster(hand.dataset, register, hand.analysis.as_of).set_index("patient_id")
+    roster = clinic.patient_roster(hand.dataset, register, hand.analysis).set_index("patient_id")
     # Days since the last session on 2024-12-31: A 78 (10-14), B 260, C 305, D 41, E 213.
     assert roster["days_since_last_session"].to_dict() == {"A": 78, "B": 260, "C": 305, "D": 41, "E": 213}
     assert roster.index[roster["active"]].tolist() == ["A", "D"]  # C is discontinued, B and E past 98 days
-    assert roster.index[roster["overdue"]].tolist() == ["B", "E"]
+    # SPEC §5: more than 182 days (lapse_days) without a session is lapsed, not overdue (the clinic's earlier
+    # "overdue" was anything past 98 days). C's discontinued_on 2024-05-01 is after its last session.
+    assert roster["treatment_state"].to_dict() == {
+        "A": "active", "B": "lapsed", "C": "discontinued", "D": "active", "E": "lapsed"
+    }
     assert roster.loc["E", "clinic"] == clinic.NOT_RECORDED and roster.loc["E", "first_injector"] == clinic.NOT_RECORDED
     assert roster.loc["A", "first_injector"] == "INJ1" and roster.loc["A", "last_injector"] == "INJ1"
     assert roster["n_sessions"].to_dict() == {"A": 4, "B": 2, "C": 1, "D": 2, "E": 1}
@@ -214,17 +221,21 @@ def test_current_cycle_completeness(hand: SimpleNamespace) -> None:
 
 def test_worklists(hand: SimpleNamespace) -> None:
     lists = hand.view.worklists
-    overdue = lists["overdue"]
-    assert ids(overdue["patient"]) == ["B", "E"]  # longest wait first: 260 and 213 days
-    assert overdue["due_date"].tolist() == [pd.Timestamp("2024-07-08"), pd.Timestamp("2024-08-24")]
-    assert overdue["days_past_due"].tolist() == [176, 129]
-    assert overdue["patient"].iloc[0] == "/patient?patient=B"
-    stopping = lists["stopping_rule"].set_index(pd.Index(ids(lists["stopping_rule"]["patient"])))
-    # B: −25% at cycle 2 (NICE <30%); A: cycle 2's three 28-day periods have 8, 0, 0 headache days (episodic).
-    assert stopping.index.tolist() == ["B", "A"]  # next due first: B was due 2024-07-08, A on 2025-01-06
-    assert stopping.loc["B", "rule_met"] == clinic.NICE_RULE
-    assert stopping.loc["A", "rule_met"] == clinic.EPISODIC_RULE
-    assert stopping.loc["A", "episodic_since"] == pd.Timestamp("2024-06-16")
+    # SPEC §5: B (260 days) and E (213 days) are past lapse_days = 182, so lapsed, and nobody is overdue (98 < days
+    # ≤ 182). The clinic's earlier definition listed both as overdue.
+    assert lists["overdue"].empty
+    lapsed = lists["lapsed"]
+    assert ids(lapsed["patient"]) == ["B", "E"]  # longest wait first: 260 and 213 days
+    assert lapsed["next_due"].tolist() == [pd.Timestamp("2024-07-08"), pd.Timestamp("2024-08-24")]  # + 84 days
+    assert lapsed["days_overdue"].tolist() == [162, 115]  # days past 98
+    assert lapsed["patient"].iloc[0] == "/patient?patient=B"
+    # Stop indicated among patients still on treatment: none. B's NICE "stop" (−25% at cycle 2) stands, but B is
+    # lapsed; A's three 28-day periods under 15 headache days do not count because A's baseline had no migraine
+    # day (not chronic migraine, SPEC §5.3). The earlier list had B (NICE) and A ("episodic").
+    status = hand.analysis.patient_status.set_index("patient_id")
+    assert status.loc["B", "nice_state"] == "stop" and bool(status.loc["B", "stop_indicated"]) is True
+    assert bool(status.loc["A", "chronic_at_baseline"]) is False and pd.isna(status.loc["A", "episodic_now"])
+    assert lists["stop_indicated"].empty
     assert ids(lists["diary"]["patient"]) == ["A"]
     assert lists["diary"][["recorded_days", "elapsed_days"]].iloc[0].tolist() == [40, 79]
     recent = lists["adverse_events"]
@@ -239,7 +250,7 @@ def test_filters(hand: SimpleNamespace) -> None:
 
     north = view(clinic="North")
     assert (north.activity.active, north.activity.ever_treated, north.activity.sessions_in_period) == (1, 2, 6)
-    assert ids(north.worklists["overdue"]["patient"]) == ["B"]
+    assert ids(north.worklists["lapsed"]["patient"]) == ["B"]
     # Injector INJ1: its sessions (A's 1st, 3rd and 4th) and the intervals ending there (98, 105);
     # patient-level figures follow the patients whose first session it gave (A).
     inj1 = view(injector="INJ1")
@@ -252,7 +263,7 @@ def test_filters(hand: SimpleNamespace) -> None:
     assert sorted(spring.intervals["interval_days"].tolist()) == [74, 84]
     assert spring.retention["started_n"].iloc[0] == 2
     assert spring.persistence["patient_id"].tolist() == ["C", "E"]
-    assert ids(spring.worklists["overdue"]["patient"]) == ["B", "E"]  # worklists are as of the cut-off
+    assert ids(spring.worklists["lapsed"]["patient"]) == ["B", "E"]  # worklists are as of the cut-off
     not_recorded = view(clinic=clinic.NOT_RECORDED)
     assert not_recorded.activity.ever_treated == 1 and not_recorded.activity.sessions_in_period == 1
 
@@ -273,10 +284,97 @@ def test_funnels_attribute_patients_to_their_first_injector(hand: SimpleNamespac
 
 
 def test_definitions_fill_parameters(hand: SimpleNamespace) -> None:
-    text = clinic.definition("overdue", AnalysisConfig(cycle_days=90))
-    assert "+ 90 days" in text and "{" not in text
+    text = clinic.definition("overdue", AnalysisConfig(cycle_days=90, lapse_days=150))
+    assert "+ 90 days" in text and "at most 150 days" in text and "{" not in text
     assert "0.8" in clinic.definition("diary", AnalysisConfig(min_completeness=0.8))
     assert {d["key"] for d in clinic.DEFINITIONS} >= {"active", "persistence", "funnel", "interval"}
+
+
+# --- worklists by SPEC §5 treatment_state and stop_indicated, on a second hand dataset ------------
+
+WORKLIST_AS_OF = date(2025, 6, 30)
+# patient: (sessions, baseline headache days in 28, headache days per 28-day block after D1, diary to,
+#           discontinued_on). Headache days carry migraine = true; every day is recorded up to "diary to".
+WORKLIST_PATIENTS = {
+    # active (96 days since 03-26); cycle 2 17/28 against 20/28: −15%, NICE stop.
+    "P1": (["2025-01-01", "2025-03-26"], 20, 17, "2025-06-30", ""),
+    # overdue (149 days since 02-01); 5 per 28 days since D1: episodic now; NICE −75%: continue.
+    "P2": (["2024-11-08", "2025-02-01"], 20, 5, "2025-06-30", ""),
+    # lapsed (241 days since 2024-11-01); NICE −15%: stop, but off treatment.
+    "P3": (["2024-08-09", "2024-11-01"], 20, 17, "2025-01-23", ""),
+    # discontinued 2025-06-20 (after its last session) with NICE stop: off treatment.
+    "P4": (["2025-01-01", "2025-03-26"], 20, 17, "2025-06-20", "2025-06-20"),
+    # discontinued 2024-09-01, then a new start 2025-05-01: active (60 days); 16 per 28 days: no rule met.
+    "P5": (["2024-06-01", "2025-05-01"], 20, 16, "2025-06-30", "2024-09-01"),
+    # never chronic (12 baseline headache days); 5 per 28 days after: no episodic "conversion"; NICE continue.
+    "P6": (["2025-01-01", "2025-03-26"], 12, 5, "2025-06-30", ""),
+    # overdue (149 days); 8 per 28 days until 2025-02-28 only: converted once, "now" not judged; cycle 2 not
+    # evaluable (NICE not assessable); EHF continue (−60% at cycle 1): no rule met.
+    "P7": (["2024-11-08", "2025-02-01"], 20, 8, "2025-02-28", ""),
+}
+
+
+def worklist_files() -> dict[str, bytes]:
+    sessions, diary, patients = ["patient_id,session_date"], [DIARY_HEADER], [
+        "patient_id,clinic,prior_preventives,discontinued_on,discontinuation_reason"
+    ]
+    for pid, (dates, baseline, per_block, until, stopped) in WORKLIST_PATIENTS.items():
+        sessions += [f"{pid},{d}" for d in dates]
+        first = date.fromisoformat(dates[0])
+        for offset in range(-28, (date.fromisoformat(until) - first).days + 1):
+            headache = offset < -28 + baseline if offset < 0 else offset % 28 < per_block
+            diary.append(f"{pid},{first + timedelta(days=offset)},{6 if headache else 0},{str(headache).lower()},,")
+        patients.append(f"{pid},North,3,{stopped},{'lack of efficacy' if stopped else ''}")
+    return {name: ("\n".join(lines) + "\n").encode() for name, lines in
+            (("sessions.csv", sessions), ("diary.csv", diary), ("patients.csv", patients))}
+
+
+@pytest.fixture(scope="module")
+def worklist_case() -> SimpleNamespace:
+    dataset = load_dataset(worklist_files())
+    assert dataset.rejected.empty, dataset.rejected
+    analysis = analyse(dataset, AnalysisConfig(as_of=WORKLIST_AS_OF))
+    return SimpleNamespace(analysis=analysis, view=clinic.clinic_view(dataset, analysis, clinic.ClinicFilter()))
+
+
+def test_worklists_follow_treatment_state_and_stop_indicated(worklist_case: SimpleNamespace) -> None:
+    status = worklist_case.analysis.patient_status.set_index("patient_id")
+    assert status["treatment_state"].to_dict() == {
+        "P1": "active", "P2": "overdue", "P3": "lapsed", "P4": "discontinued", "P5": "active", "P6": "active",
+        "P7": "overdue",
+    }
+    assert status["nice_state"].to_dict() == {
+        "P1": "stop", "P2": "continue", "P3": "stop", "P4": "stop", "P5": "pending", "P6": "continue",
+        "P7": "not assessable",
+    }
+    assert bool(status.loc["P6", "chronic_at_baseline"]) is False  # 12 < 15 baseline headache days
+    assert pd.notna(status.loc["P7", "episodic_converted_on"]) and pd.isna(status.loc["P7", "episodic_now"])
+    lists = worklist_case.view.worklists
+    # Overdue: 149 days each, then by id. Lapsed: P3 only. The discontinued P4 is on no list; P5's earlier
+    # discontinuation was followed by a new start, so it counts as active.
+    assert ids(lists["overdue"]["patient"]) == ["P2", "P7"]
+    assert lists["overdue"]["next_due"].tolist() == [pd.Timestamp("2025-04-26")] * 2  # 2025-02-01 + 84
+    assert lists["overdue"]["days_overdue"].tolist() == [51, 51]  # 149 − 98
+    assert ids(lists["lapsed"]["patient"]) == ["P3"]
+    assert lists["lapsed"]["days_since_last_session"].tolist() == [241]
+    # Stop indicated and still on treatment, next due first: P2 (due 2025-04-26, episodic now) and P1 (due
+    # 2025-06-18, NICE 30%). Not P3 (lapsed), P4 (discontinued), P6 (never chronic) or P7 (not episodic now).
+    stop = lists["stop_indicated"]
+    assert ids(stop["patient"]) == ["P2", "P1"]
+    assert stop["rules"].tolist() == ["episodic now", "NICE 30%"]
+    assert stop["treatment_state"].tolist() == ["overdue", "active"]
+    assert stop["latest_mhd_pct_change"].round(6).tolist() == [-75.0, -15.0]  # 5 and 17 against 20 per 28 days
+    assert worklist_case.view.activity.active == 3  # P1, P5, P6
+
+
+def test_persistence_follows_treatment_state(worklist_case: SimpleNamespace) -> None:
+    rows = worklist_case.view.persistence.set_index("patient_id")
+    # Ended: P3 lapsed (at 2024-11-01 + 98 = 2025-02-07) and P4 discontinued (2025-06-20). P5's discontinuation
+    # before its new start does not end it; overdue P2 and P7 are censored (they may still come).
+    assert rows.index[rows["event"]].tolist() == ["P3", "P4"]
+    assert rows.loc["P3", "end_date"] == pd.Timestamp("2025-02-07")
+    assert rows.loc["P4", "end_date"] == pd.Timestamp("2025-06-20")
+    assert rows.loc["P3", "duration_days"] == 182  # 2024-08-09 to 2025-02-07
 
 
 # --- invariants on a synthetic cohort ---------------------------------------------------------
@@ -324,4 +422,47 @@ def test_invariants_on_a_synthetic_cohort(synthetic: SimpleNamespace, flt: clini
     # Every worklist patient link points at a patient of the selection.
     selected = set(clinic.patient_link(view.current_cycles["patient_id"]))
     assert set(view.worklists["diary"]["patient"]) <= selected
-    assert np.all(view.worklists["overdue"]["days_since_last_session"] > clinic.OVERDUE_AFTER_DAYS)
+    config = synthetic.analysis.config
+    overdue_days = view.worklists["overdue"]["days_since_last_session"]
+    assert np.all((overdue_days > config.on_time_max_days) & (overdue_days <= config.lapse_days))
+    assert np.all(view.worklists["lapsed"]["days_since_last_session"] > config.lapse_days)
+    # The stop list is exactly SPEC §5's stop_indicated among the selection's patients still on treatment.
+    status = synthetic.analysis.patient_status
+    on_treatment = status["treatment_state"].isin(["active", "overdue"]) & status["stop_indicated"].eq(True)
+    roster = clinic.patient_roster(synthetic.dataset, clinic.session_register(synthetic.dataset, view.as_of),
+                                   synthetic.analysis)
+    chosen = roster[roster["clinic"].eq(flt.clinic or roster["clinic"])
+                    & roster["first_injector"].eq(flt.injector or roster["first_injector"])]
+    wanted = set(clinic.patient_link(status.loc[on_treatment, "patient_id"])) & set(clinic.patient_link(
+        chosen["patient_id"]))
+    assert len(wanted) > 0 or flt.injector is not None
+    assert set(view.worklists["stop_indicated"]["patient"]) == wanted
+
+
+def test_safety_view_adds_wilson_intervals_and_the_published_figures(hand: SimpleNamespace) -> None:
+    view = clinic.safety_view(hand.analysis)
+    table = view.table.set_index("event")
+    # 5 treated patients, 3 with at least 2 sessions (A, B, D). Neck pain: A (after session 4), B (session 1),
+    # D (session 2): 3 of 5 at any time, 2 of 3 after session 1 or 2. Eyelid ptosis: D (session 2).
+    assert table.loc["neck_pain", ["patients_with_event", "patients", "patients_with_event_2_cycles",
+                                   "patients_2_cycles"]].tolist() == [3, 5, 2, 3]
+    # Wilson 95% limits from published tables: 3/5 -> 23.07–88.24%, 2/3 -> 20.77–93.85%, 1/3 -> 6.15–79.23%.
+    assert table.loc["neck_pain", ["patients_with_event_ci_low", "patients_with_event_ci_high"]].tolist() == \
+        pytest.approx([23.07, 88.24], abs=0.01)
+    assert table.loc["neck_pain", ["pct_2_cycles_ci_low", "pct_2_cycles_ci_high"]].tolist() == \
+        pytest.approx([20.77, 93.85], abs=0.01)
+    assert table.loc["eyelid_ptosis", ["pct_2_cycles_ci_low", "pct_2_cycles_ci_high"]].tolist() == \
+        pytest.approx([6.15, 79.23], abs=0.01)
+    # Beside them the published figures: PREEMPT's 24-week share of patients with neck pain (8.7%) and COMPEL's
+    # treatment-related share over 108 weeks (4.1%, 29 of 716); nothing published of PREEMPT's kind for "any".
+    assert table.loc["neck_pain", ["preempt_pct_2_cycles", "compel_pct_treatment_related"]].tolist() == [8.7, 4.1]
+    assert pd.isna(table.loc["any", "preempt_pct_2_cycles"])
+    assert table.loc["any", "compel_pct_treatment_related"] == 18.3
+    assert set(view.published["event"]) == {"neck_pain", "eyelid_ptosis", "any"}
+    assert view.published["source"].str.contains(r"Headache 2010;50:921|J Headache Pain 2018;19:13").all()
+    assert view.method == "95% Wilson score interval"
+
+
+def test_safety_view_is_empty_without_the_file(tmp_path, write_dataset) -> None:
+    folder = write_dataset(tmp_path, sessions=SESSIONS, diary="patient_id,date,headache_hours\nA,2024-01-02,0\n")
+    assert clinic.safety_view(analyse(load_dataset(folder), AnalysisConfig(as_of=AS_OF))) is None

@@ -1,4 +1,10 @@
-"""Patient-level definitions (analytics.definitions.clinical) against values worked out by hand.
+"""Patient-level views (analytics.definitions.clinical) against values worked out by hand.
+
+The flags (chronic baseline, suitability, sustained response, treatment state, the NICE and EHF rules,
+episodic conversion, stop indicated) are SPEC §5's, computed by analytics.definitions.status and checked in
+tests/test_status.py; here they are checked as the Patient page receives them (``clinical_tables(...).status``
+must carry exactly ``analysis.patient_status``'s values) and as it words them. The expectations below that
+changed with SPEC §5 say so.
 
 One small dataset is built day by day so that every count is easy to check on paper. Dates are
 given as offsets from the first session D1 = 2024-03-01 (the baseline is offsets -28..-1,
@@ -19,7 +25,9 @@ import pytest
 from analytics.definitions import clinical
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.pipeline import analyse
+from analytics.definitions.status import PATIENT_STATUS_COLUMNS
 from analytics.ingest.load import load_dataset
+from analytics.views import dictionary
 
 D1 = date(2024, 3, 1)
 DIARY_HEADER = "patient_id,date,headache_hours,migraine,severity,acute_medication"
@@ -74,6 +82,10 @@ def dataset_files() -> dict[str, bytes]:
     return {"diary.csv": diary.encode(), "sessions.csv": sessions.encode(), "patients.csv": patients.encode()}
 
 
+# With as_of = 2024-11-07: A1 last session 2024-08-16 (83 days: active), B2 and C3 2024-05-24 (167 days: overdue),
+# D4 2024-10-01 (37 days: active), E5 2024-03-01 (251 days: lapsed).
+
+
 @pytest.fixture(scope="module")
 def case():
     dataset = load_dataset(dataset_files())
@@ -95,18 +107,36 @@ def test_the_case_is_what_the_docstring_says(case):
     assert a1["status"].tolist() == ["baseline", "complete", "complete", "complete"]
 
 
+def test_status_carries_spec_5_patient_status_unchanged(case):
+    _, analysis, tables = case
+    mine = tables.status.set_index("patient_id")[list(PATIENT_STATUS_COLUMNS[1:])]
+    theirs = analysis.patient_status.set_index("patient_id")
+    pd.testing.assert_frame_equal(mine, theirs.loc[mine.index], check_index_type=False)
+
+
 def test_response_class_at_the_latest_evaluable_cycle(status):
     # A1: -30% (partial) at cycle 1, -50% at 2, -65% at 3; the latest evaluable cycle is 3.
-    assert status.loc["A1", "response_class"] == "responder"
+    assert status.loc["A1", "response_class"] == clinical.RESPONDER
     assert status.loc["A1", "latest_evaluable_cycle"] == 3
-    assert status.loc["A1", "latest_pct_change"] == pytest.approx(-65.0)
+    assert status.loc["A1", "latest_mhd_pct_change"] == pytest.approx(-65.0)
+    assert status.loc["A1", "latest_mhd"] == pytest.approx(7.0)
     # B2: 21.0 -> 17.0 = -19.05% at cycle 2.
-    assert status.loc["B2", "response_class"] == "non-responder"
-    assert status.loc["B2", "latest_pct_change"] == pytest.approx(-400 / 21)
+    assert status.loc["B2", "response_class"] == clinical.NON_RESPONDER
+    assert status.loc["B2", "latest_mhd_pct_change"] == pytest.approx(-400 / 21)
     # D4: 18 -> 0 headache days in the ongoing, already evaluable cycle 1 (38 days, all recorded).
-    assert status.loc["D4", "response_class"] == "excellent"
-    assert status.loc["C3", "response_class"] == "not evaluable"
+    assert status.loc["D4", "response_class"] == clinical.EXCELLENT
+    assert status.loc["C3", "response_class"] == clinical.NOT_EVALUABLE
     assert pd.isna(status.loc["C3", "latest_evaluable_cycle"])
+
+
+def test_one_response_class_for_the_patient_page_and_table_one(case):
+    # The Outcomes page's Table 1 classes a chosen cycle with the same function: A1 at cycle 1 is -30% (partial),
+    # C3 reached cycle 1 without a change, D4 has no cycle 2.
+    _, analysis, _ = case
+    at_1 = clinical.response_class(analysis.patient_cycles, 1).set_index("patient_id")["response_class"]
+    assert at_1["A1"] == clinical.PARTIAL and at_1["C3"] == clinical.NOT_EVALUABLE
+    at_2 = clinical.response_class(analysis.patient_cycles, 2).set_index("patient_id")["response_class"]
+    assert at_2["D4"] == clinical.NOT_REACHED and at_2["A1"] == clinical.RESPONDER
 
 
 def test_response_class_uses_the_tolerance_at_exactly_30_percent():
@@ -118,119 +148,132 @@ def test_response_class_uses_the_tolerance_at_exactly_30_percent():
             "responder_75": pd.array([pd.NA, False], dtype="boolean"),
         }
     )
-    assert clinical.response_class(cycles)["response_class"].tolist() == ["partial"]
+    assert clinical.response_class(cycles)["response_class"].tolist() == [clinical.PARTIAL]
 
 
-def test_cumulative_and_sustained_response(status):
-    assert bool(status.loc["A1", "cumulative_responder_50"]) is True
+def test_ever_and_sustained_response(status):
+    assert bool(status.loc["A1", "ever_responder_50"]) is True
     assert status.loc["A1", "first_response_cycle"] == 2
     # 50% responder at cycles 2 and 3: sustained from cycle 2.
-    assert bool(status.loc["A1", "sustained_responder"]) is True
+    assert bool(status.loc["A1", "sustained_responder_50"]) is True
     assert status.loc["A1", "sustained_from_cycle"] == 2
-    assert bool(status.loc["B2", "cumulative_responder_50"]) is False
-    assert bool(status.loc["B2", "sustained_responder"]) is False
-    # D4 responded at its only cycle: cumulative, but not (yet) sustained.
-    assert bool(status.loc["D4", "cumulative_responder_50"]) is True
-    assert bool(status.loc["D4", "sustained_responder"]) is False
-    assert pd.isna(status.loc["C3", "cumulative_responder_50"])
-    assert pd.isna(status.loc["C3", "sustained_responder"])
+    assert bool(status.loc["B2", "ever_responder_50"]) is False
+    assert bool(status.loc["B2", "sustained_responder_50"]) is False
+    # D4 responded at its only cycle: ever, but sustained cannot be judged yet. SPEC §5.1 leaves it empty without a
+    # pair of consecutive valued cycles (the project's earlier definition said false).
+    assert bool(status.loc["D4", "ever_responder_50"]) is True
+    assert pd.isna(status.loc["D4", "sustained_responder_50"])
+    assert pd.isna(status.loc["C3", "ever_responder_50"])
+    assert pd.isna(status.loc["C3", "sustained_responder_50"])
 
 
-def test_a_gap_in_the_responder_run_breaks_sustained_response():
+def test_a_gap_in_the_responder_run_gives_no_sustained_cycle():
     flags = pd.array([pd.NA, True, pd.NA, True], dtype="boolean")
     cycles = pd.DataFrame({"patient_id": ["X"] * 4, "cycle": [0, 1, 2, 3], "responder_50": flags})
-    out = clinical.sustained_response(cycles)
-    assert bool(out["sustained_responder"].iloc[0]) is False
+    out = clinical.response_milestones(cycles).iloc[0]
+    assert out["first_response_cycle"] == 1 and pd.isna(out["sustained_from_cycle"])
 
 
 def test_baseline_suitability(status):
-    assert bool(status.loc["A1", "chronic_migraine"]) is True  # 20 >= 15
-    assert bool(status.loc["A1", "preventives_criterion"]) is False  # 2 < 3
-    assert bool(status.loc["A1", "suitable"]) is False
-    assert bool(status.loc["B2", "suitable"]) is True  # 21 >= 15 and 4 >= 3
-    assert bool(status.loc["B2", "acute_overuse_signal"]) is True  # acute medication on 21 days / 28
-    assert bool(status.loc["E5", "chronic_migraine"]) is False  # 14 < 15
+    assert bool(status.loc["A1", "chronic_at_baseline"]) is True  # 20 headache days >= 15, 20 migraine days >= 8
+    assert status.loc["A1", "prior_preventives"] == 2  # < 3
+    assert bool(status.loc["A1", "suitable_nice"]) is False
+    assert bool(status.loc["B2", "suitable_nice"]) is True  # 21 >= 15, 21 >= 8 and 4 >= 3
+    assert bool(status.loc["B2", "overuse_at_baseline"]) is True  # acute medication on 21 days / 28
+    assert bool(status.loc["E5", "chronic_at_baseline"]) is False  # 14 < 15
     # C3: baseline not evaluable and prior preventives unknown -> unknown, never "not suitable".
-    assert pd.isna(status.loc["C3", "chronic_migraine"])
-    assert pd.isna(status.loc["C3", "preventives_criterion"])
-    assert pd.isna(status.loc["C3", "suitable"])
+    assert pd.isna(status.loc["C3", "chronic_at_baseline"])
+    assert pd.isna(status.loc["C3", "prior_preventives"])
+    assert pd.isna(status.loc["C3", "suitable_nice"])
 
 
 def test_suitability_statements_in_words(case, status):
-    params = case[2].params
-    b2 = dict(clinical.suitability_statements(status.loc["B2"].rename("B2"), params))
-    assert b2["Baseline 21.0 headache days / 28 d (chronic migraine needs ≥15; 28 of 28 days recorded)"] == "met"
+    config = case[1].config
+    b2 = dict(clinical.suitability_statements(status.loc["B2"].rename("B2"), config))
+    assert b2[
+        "Baseline 21.0 headache days and 21.0 migraine days / 28 d (chronic migraine needs ≥15 headache days, "
+        "≥8 of them migraine days; 28 of 28 days recorded)"
+    ] == "met"
     assert b2["4 prior preventives failed (NICE asks for ≥3)"] == "met"
     overuse = next(text for text in b2 if text.startswith("Medication overuse"))
     assert b2[overuse] == "caution"
-    c3 = clinical.suitability_statements(status.loc["C3"].rename("C3"), params)
+    assert b2["Suitable under NICE TA260 (chronic migraine and ≥3 failed preventives): yes"] == "met"
+    a1 = dict(clinical.suitability_statements(status.loc["A1"].rename("A1"), config))
+    assert a1["Suitable under NICE TA260 (chronic migraine and ≥3 failed preventives): no"] == "not met"
+    c3 = clinical.suitability_statements(status.loc["C3"].rename("C3"), config)
     assert c3[0] == (
         "Baseline not evaluable (10 of 28 days recorded, 36%): chronic migraine cannot be confirmed from the diary",
         "unknown",
     )
 
 
-def test_nice_stopping_rule_states_and_reasons(status):
-    assert status.loc["A1", "stopping_state"] == "continue"
-    assert status.loc["A1", "stopping_reason"] == (
+def test_nice_and_ehf_states_and_reasons(status):
+    assert status.loc["A1", "nice_state"] == "continue"
+    assert status.loc["A1", "nice_reason"] == (
         "NICE TA260: ≥30% reduction after 2 cycles (20.0 → 10.0 headache days/28 d, −50%)"
     )
-    assert status.loc["B2", "stopping_state"] == "stop"
-    assert bool(status.loc["B2", "stopping_met"]) is True
-    assert status.loc["B2", "stopping_reason"] == (
+    assert status.loc["B2", "nice_state"] == "stop"
+    assert status.loc["B2", "nice_reason"] == (
         "NICE TA260: <30% reduction after 2 cycles (21.0 → 17.0 headache days/28 d, −19%)"
     )
-    assert status.loc["C3", "stopping_state"] == "not assessable"
-    assert status.loc["C3", "stopping_reason"] == (
+    assert status.loc["C3", "nice_state"] == "not assessable"
+    assert status.loc["C3", "nice_reason"] == (
         "NICE TA260 after 2 cycles: not assessable, baseline not evaluable (10 of 28 days recorded)"
     )
-    assert pd.isna(status.loc["C3", "stopping_met"])
-    assert status.loc["D4", "stopping_state"] == "pending"
-    assert status.loc["D4", "stopping_reason"] == "NICE TA260 after 2 cycles: pending, cycle 2 not reached yet"
+    assert status.loc["D4", "nice_state"] == "pending"
+    assert status.loc["D4", "nice_reason"] == "NICE TA260 after 2 cycles: pending, cycle 2 not reached yet"
+    # E5 had one session and is lapsed: the rule was never reached (the earlier version said "pending" forever).
+    assert status.loc["E5", "nice_state"] == "not reached"
+    assert status.loc["E5", "nice_reason"] == (
+        "NICE TA260 after 2 cycles: not reached, treatment lapsed before cycle 2 was complete"
+    )
+    # EHF: A1 reached -30% at cycle 1 already; B2 has two of the three cycles and is still on treatment.
+    assert status.loc["A1", "ehf_state"] == "continue"
+    assert status.loc["A1", "ehf_reason"] == (
+        "EHF: ≥30% reduction within the first 3 cycles (cycles 1–3: −30%, −50%, −65%)"
+    )
+    assert status.loc["B2", "ehf_state"] == "pending"
+    assert status.loc["B2", "ehf_reason"] == (
+        "EHF after 3 cycles: pending, cycle 3 not reached yet (cycles 1–3: −19%, −19%, —)"
+    )
 
 
-def test_stopping_rule_without_baseline_headache_days():
+def test_rules_without_baseline_headache_days():
     # With 7 h for a headache day, A1's 6-hour headaches no longer count: no baseline to compare.
     dataset = load_dataset(dataset_files())
     analysis = analyse(dataset, AnalysisConfig(headache_min_hours=7))
-    out = clinical.nice_stopping_rule(analysis.patient_cycles, analysis.config, clinical.ClinicalParameters())
-    a1 = out.set_index("patient_id").loc["A1"]
-    assert a1["stopping_state"] == "not assessable"
-    assert a1["stopping_reason"] == "NICE TA260 after 2 cycles: not assessable, no headache days at baseline"
+    a1 = clinical.clinical_tables(analysis, dataset).status.set_index("patient_id").loc["A1"]
+    assert a1["nice_state"] == "not assessable" and a1["ehf_state"] == "not assessable"
+    assert a1["nice_reason"] == "NICE TA260 after 2 cycles: not assessable, no headache days at baseline"
+    assert a1["ehf_reason"] == "EHF after 3 cycles: not assessable, no headache days at baseline"
 
 
 def test_episodic_conversion_nice_and_ehf(status):
-    # Periods 1-3 have 14 headache days (< 15): NICE conversion at the end of period 3 = cycle 1.
-    assert bool(status.loc["A1", "episodic_converted"]) is True
+    nice = "NICE TA260 episodic conversion (<15 headache days/28 d in 3 consecutive 28-day periods)"
+    ehf = "EHF episodic conversion (<10 headache days/28 d in 3 consecutive 28-day periods)"
+    # Periods 1-3 have 14 headache days (< 15): NICE conversion at the end of period 3; periods 7-9 (7 each) are
+    # below 15 too, so A1 is episodic now.
     assert status.loc["A1", "episodic_converted_on"] == pd.Timestamp("2024-05-23")
+    assert bool(status.loc["A1", "episodic_now"]) is True
     assert status.loc["A1", "episodic_reason"] == (
-        "NICE TA260 episodic conversion: <15 headache days/28 d in 3 consecutive 28-day periods "
-        "(periods 1–3, 2024-03-01 to 2024-05-23: 14.0, 14.0, 14.0)"
+        f"{nice}: converted on 2024-05-23; episodic now (each of the last 3 28-day periods below 15)"
     )
     # EHF needs < 10: periods 4-6 have exactly 10 (not below), periods 7-9 have 7.
     assert status.loc["A1", "ehf_episodic_converted_on"] == pd.Timestamp("2024-11-07")
-    assert "(periods 7–9, 2024-08-16 to 2024-11-07: 7.0, 7.0, 7.0)" in status.loc["A1", "ehf_episodic_reason"]
-    assert bool(status.loc["B2", "episodic_converted"]) is False
-    assert status.loc["D4", "episodic_reason"] == (
-        "NICE TA260 episodic conversion not met: longest run of periods <15 is 1 of the 3 needed; latest period 1 "
-        "(2024-10-01 to 2024-10-28): 0.0 headache days/28 d (28 of 28 days recorded)"
+    assert bool(status.loc["A1", "ehf_episodic_now"]) is True
+    # B2: 17 headache days in periods 1-6, no diary in periods 7-9: not converted, "now" cannot be judged.
+    assert pd.isna(status.loc["B2", "episodic_converted_on"]) and pd.isna(status.loc["B2", "episodic_now"])
+    assert status.loc["B2", "episodic_reason"] == (
+        f"{nice}: no conversion yet; not judged now (the last 3 28-day periods are too few or not all evaluable)"
     )
-
-
-def test_a_non_evaluable_period_breaks_the_episodic_run():
-    periods = pd.DataFrame(
-        {
-            "patient_id": ["X"] * 4, "period": [1, 2, 3, 4],
-            "start_date": pd.to_datetime(["2024-01-01", "2024-01-29", "2024-02-26", "2024-03-25"]),
-            "end_date": pd.to_datetime(["2024-01-28", "2024-02-25", "2024-03-24", "2024-04-21"]),
-            "days": 28, "recorded_days": [28, 10, 28, 28], "headache_days": [5, 1, 5, 5],
-            "mhd": [5.0, 2.8, 5.0, 5.0], "evaluable": [True, False, True, True],
-        }
+    # E5 (14 baseline headache days) never had chronic migraine, so it cannot "change to episodic" (SPEC §5.3);
+    # the project's earlier version converted it after periods 1-3 of 14 headache days.
+    assert pd.isna(status.loc["E5", "episodic_converted_on"]) and pd.isna(status.loc["E5", "episodic_now"])
+    assert status.loc["E5", "episodic_reason"] == f"{nice}: does not apply, migraine was not chronic at baseline"
+    assert status.loc["E5", "ehf_episodic_reason"] == f"{ehf}: does not apply, migraine was not chronic at baseline"
+    assert status.loc["C3", "episodic_reason"] == (
+        f"{nice}: not assessable, chronic migraine at baseline not established"
     )
-    cycles = pd.DataFrame({"patient_id": ["X"], "cycle": [0]})
-    out = clinical.episodic_conversion(periods, cycles, clinical.ClinicalParameters())
-    assert bool(out["episodic_converted"].iloc[0]) is False
-    assert out["episodic_run"].iloc[0] == 2
 
 
 def test_daily_grid_keeps_unrecorded_days_missing(case):
@@ -365,19 +408,61 @@ def test_header_measures_and_badges(case, status):
     assert headache["change"] == pytest.approx(-13.0)
     assert headache["baseline_n"] == "28 of 28 days recorded" and headache["latest_n"] == "84 of 84 days recorded"
     assert headache["latest_label"] == "cycle 3"
-    badges = dict(clinical.status_badges(status.loc["A1"].rename("A1")))
-    assert badges["Responder (≥50%) at cycle 3 (−65%)"] == "good"
-    assert badges["NICE stopping rule: continue"] == "good"
+    config = case[1].config
+    badges = dict(clinical.status_badges(status.loc["A1"].rename("A1"), config))
+    assert badges["Active: next session due 08 Nov 2024"] == "good"  # 2024-08-16 + 84 days
+    assert badges["Stop indicated: episodic now"] == "bad"
+    assert badges["Responder (50–<75%) at cycle 3 (−65%)"] == "good"
+    assert badges["50% responder (first at cycle 2)"] == "good"
+    assert badges["Sustained 50% response from cycle 2"] == "good"
+    assert badges["NICE TA260: continue"] == "good"
+    assert badges["EHF: continue"] == "good"
+    assert badges["Episodic now (<15 headache days/28 d, NICE)"] == "info"
+    assert badges["Episodic now (<10 headache days/28 d, EHF)"] == "info"
     assert badges["Wearing-off in 3 of 3 assessable cycles"] == "warn"
-    assert dict(clinical.status_badges(status.loc["B2"].rename("B2")))["NICE stopping rule met"] == "bad"
+    # Cycle 3 weeks: 7, 0, ... (onset week 2, hand-computed like cycle 2's in test_weekly_profile_and_onset_week).
+    assert badges["Onset in week 2 of cycle 3 (latest cycle with an onset)"] == "info"
+    b2 = dict(clinical.status_badges(status.loc["B2"].rename("B2"), config))
+    # B2: last session 2024-05-24, next due 2024-08-16; 167 days on 2024-11-07 are 69 past the 98-day limit.
+    assert b2["Overdue: next session was due 16 Aug 2024; 69 days past the 98-day limit"] == "warn"
+    assert b2["Stop indicated: NICE 30%"] == "bad"
+    assert b2["NICE TA260: stop"] == "bad"
+    e5 = dict(clinical.status_badges(status.loc["E5"].rename("E5"), config))
+    assert e5["Lapsed: no session for 251 days (over 182); next session was due 24 May 2024; 153 days past the "
+              "98-day limit"] == "bad"
+    assert e5["NICE TA260: not reached"] == "neutral"
+    assert not any(text.startswith(("Stop indicated", "No stopping rule")) for text in e5)  # empty when off treatment
+
+
+def test_a_patient_discontinued_for_lack_of_efficacy_is_shown_as_discontinued():
+    # One patient: baseline 20 of 28 headache days, cycles 1 and 2 with 8 of 84 (-87%: NICE "continue"), then
+    # discontinued on 2024-06-01 for lack of efficacy. The badge says so; no green "continue".
+    diary = [diary_line("X1", o, o < -8) for o in range(-28, 0)]
+    diary += [diary_line("X1", o, o % 84 < 8) for o in range(0, 168)]
+    files = {
+        "diary.csv": "\n".join([DIARY_HEADER, *diary]).encode() + b"\n",
+        "sessions.csv": f"patient_id,session_date\nX1,{at(0)}\nX1,{at(84)}\n".encode(),
+        "patients.csv": b"patient_id,discontinued_on,discontinuation_reason\nX1,2024-06-01,lack of efficacy\n",
+    }
+    dataset = load_dataset(files)
+    analysis = analyse(dataset)
+    row = clinical.clinical_tables(analysis, dataset).status.set_index("patient_id").loc["X1"]
+    assert row["treatment_state"] == "discontinued" and row["nice_state"] == "continue"
+    badges = clinical.status_badges(row, analysis.config)
+    assert badges[0] == ("Discontinued on 01 Jun 2024: lack of efficacy", "neutral")
+    assert ("NICE TA260: continue", "neutral") in badges
+    assert not any(tone == "good" and "NICE" in text for text, tone in badges)
 
 
 def test_status_has_one_row_per_treated_patient(case):
     status = case[2].status
     assert sorted(status["patient_id"]) == ["A1", "B2", "C3", "D4", "E5"]
     assert status["patient_id"].is_unique
-    for column in ("stopping_reason", "episodic_reason", "ehf_episodic_reason"):
+    for column in ("nice_reason", "ehf_reason", "episodic_reason", "ehf_episodic_reason"):
         assert status[column].str.len().gt(20).all()
+    assert status.set_index("patient_id")["stop_rules"].to_dict() == {
+        "A1": "episodic now", "B2": "NICE 30%", "C3": "", "D4": "", "E5": ""
+    }
 
 
 def test_stopping_rule_agrees_with_the_spec_responder_flag_on_the_sample_cohort():
@@ -387,10 +472,10 @@ def test_stopping_rule_agrees_with_the_spec_responder_flag_on_the_sample_cohort(
     tables = clinical.clinical_tables(analysis, dataset)
     status = tables.status.set_index("patient_id")
     c2 = analysis.patient_cycles[analysis.patient_cycles["cycle"] == 2].set_index("patient_id")
-    assessed = status[status["stopping_state"].isin(["stop", "continue"])]
+    assessed = status[status["nice_state"].isin(["stop", "continue"])]
     assert len(assessed) > 10
     expected_stop = ~c2.loc[assessed.index, "responder_30"].astype(bool).to_numpy()
-    assert (assessed["stopping_state"].eq("stop").to_numpy() == expected_stop).all()
+    assert (assessed["nice_state"].eq("stop").to_numpy() == expected_stop).all()
     grid = tables.days
     enough = grid["rolling_recorded"] / 28 >= 0.7
     assert grid.loc[~enough, "rolling_mhd"].isna().all()
@@ -410,13 +495,17 @@ def _synth_files() -> dict[str, bytes]:
 
 def test_definitions_name_their_parameters():
     known = set(AnalysisConfig().parameters()) | set(clinical.ClinicalParameters().parameters())
-    assert len(clinical.DEFINITIONS) >= 12
+    assert len(clinical.DEFINITIONS) >= 8
     for entry in clinical.DEFINITIONS:
         assert entry["name"] and len(str(entry["definition"])) > 40
         assert set(entry["parameters"]) <= known, entry["name"]
-    rows = clinical.definitions_with_values(AnalysisConfig(), clinical.ClinicalParameters())
-    stopping = next(r for r in rows if r["name"] == "NICE TA260 stopping rule")
-    assert "stopping_min_reduction = 30.0" in stopping["parameters"]
+    rows = clinical.definitions_with_values(AnalysisConfig(lapse_days=150), clinical.ClinicalParameters())
+    assert len(rows) == len(dictionary.STATUS_DEFINITIONS) + len(clinical.DEFINITIONS)
+    stopping = next(r for r in rows if r["name"] == "NICE TA260 non-response rule (SPEC §5.2)")
+    assert stopping["parameters"] == "stopping_cycle = 2; stopping_min_reduction = 30.0"
+    assert "below −30%" not in stopping["definition"] and "above −30%" in stopping["definition"]
+    state = next(r for r in rows if r["name"] == "Treatment state, next due date, days overdue (SPEC §5.1)")
+    assert "overdue when g ≤ 150" in state["definition"]
     assert "≥" in next(r for r in rows if r["name"] == "Wearing-off")["definition"]
 
 
@@ -424,8 +513,8 @@ def test_definitions_name_their_parameters():
     ("sessions", "diary", "treated", "episodic"),
     [
         ("", "A,2024-01-01,5\nA,2024-01-02,0\n", 0, None),
-        ("A,2024-01-03\n", "A,2024-01-01,5\nA,2024-01-02,0\n", 1, "not yet assessable"),
-        ("A,2024-01-03\n", "", 1, "not yet assessable"),
+        ("A,2024-01-03\n", "A,2024-01-01,5\nA,2024-01-02,0\n", 1, "chronic migraine at baseline not established"),
+        ("A,2024-01-03\n", "", 1, "chronic migraine at baseline not established"),
     ],
     ids=["no session", "no diary after the session", "no diary at all"],
 )
@@ -440,6 +529,6 @@ def test_degenerate_datasets_give_reasons_not_errors(sessions, diary, treated, e
     assert len(tables.status) == treated
     if treated:
         row = tables.status.iloc[0]
-        assert row["stopping_state"] == "not assessable" and "baseline not evaluable" in row["stopping_reason"]
-        assert episodic in row["episodic_reason"] and pd.isna(row["episodic_converted"])
-        assert row["response_class"] == "not evaluable"
+        assert row["nice_state"] == "not assessable" and "baseline not evaluable" in row["nice_reason"]
+        assert episodic in row["episodic_reason"] and pd.isna(row["episodic_converted_on"])
+        assert row["response_class"] == clinical.NOT_EVALUABLE

@@ -3,8 +3,9 @@
 Each input column must come from ``schemas.FILES`` once, with the rejection reasons the loader
 really gives; the parameters must show the values of the configuration in use; every definition
 must have its parameter placeholders filled with those values; every column of the SPEC §4 exports
-must be documented by a SPEC §3 definition; and analytics modules contribute their own
-``DEFINITIONS`` (in any of the accepted shapes) without a missing module breaking anything.
+must be documented by a SPEC §3 definition, and every column of the SPEC §5 tables by a SPEC §5 one;
+the dictionary carries no description of the patient-level rules that SPEC §5 replaced; and analytics
+modules contribute their own ``DEFINITIONS`` (in any of the accepted shapes) without a missing module breaking anything.
 """
 
 from __future__ import annotations
@@ -21,10 +22,13 @@ import pytest
 from analytics.definitions.cohort import COHORT_CYCLE_COLUMNS
 from analytics.definitions.config import AnalysisConfig, parameter_docs
 from analytics.definitions.cycles import PATIENT_CYCLE_COLUMNS
+from analytics.definitions.status import PATIENT_STATUS_COLUMNS, SAFETY_COLUMNS
 from analytics.ingest import schemas
 from analytics.ingest.load import load_dataset
 from analytics.output.export import csv_bytes
 from analytics.views import dictionary
+
+SPEC_SOURCES = ("SPEC §3", "SPEC §5")
 
 
 def row(frame: pd.DataFrame, **match: object) -> pd.Series:
@@ -112,10 +116,39 @@ def test_every_export_column_is_documented_by_a_spec_definition() -> None:
     assert set(PATIENT_CYCLE_COLUMNS) | set(COHORT_CYCLE_COLUMNS) <= documented
 
 
+def test_every_status_and_safety_column_is_documented_by_a_spec_5_definition() -> None:
+    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=()).query("source == 'SPEC §5'")
+    documented = {name.strip() for text in spec["columns"] for name in text.split(",") if name.strip()}
+    assert set(PATIENT_STATUS_COLUMNS) | set(SAFETY_COLUMNS) <= documented
+
+
+def test_spec_5_definitions_state_the_values_in_use() -> None:
+    config = AnalysisConfig(lapse_days=150, chronic_min_migraine_days=6, episodic_max_days=12, stopping_cycle=3)
+    table = dictionary.definition_dictionary(config, modules=())
+    state = row(table, term="Treatment state, next due date, days overdue (SPEC §5.1)")
+    assert "overdue when g ≤ 150, lapsed beyond" in state["definition"]
+    assert "lapse_days = 150" in state["parameters"]
+    chronic = row(table, term="Chronic migraine, medication overuse and NICE suitability at baseline (SPEC §5.1)")
+    assert "baseline mmd ≥ 6 " in chronic["definition"]
+    assert "threshold (12; EHF: 10)" in row(table, source="SPEC §5", columns=(
+        "episodic_converted_on, episodic_now, ehf_episodic_converted_on, ehf_episodic_now"))["definition"]
+    assert "cycle 3 has no mhd_pct_change" in row(table, term="NICE TA260 non-response rule (SPEC §5.2)")["definition"]
+
+
+def test_no_description_of_the_rules_spec_5_replaced() -> None:
+    # The project's earlier versions (a stopping_state, episodic_converted ever-true flags, conversion periods with
+    # their own ehf_max_days) are gone: the dictionary describes only SPEC §5's and the project's own definitions.
+    table = dictionary.definition_dictionary(AnalysisConfig())
+    text = " ".join(table["definition"]) + " ".join(table["columns"]) + " ".join(table["parameters"])
+    removed = ("stopping_state", "episodic_converted ", "ehf_max_days", "28-day periods since the first injection")
+    assert not [phrase for phrase in removed if phrase in text]
+    own = table[table["source"] == "analytics.definitions.clinical"]
+    assert {"Onset week", "Wearing-off"} <= set(own["term"])
+    assert row(own, term="Onset week")["parameters"] == "onset_reduction = 30; onset_confirm_weeks = 2"
+
+
 def test_every_parameter_is_used_by_some_spec_definition() -> None:
-    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=("analytics.definitions.status",)).query(
-        "source in ('SPEC §3', 'SPEC §5')"
-    )
+    spec = dictionary.definition_dictionary(AnalysisConfig(), modules=()).query("source in @SPEC_SOURCES")
     used = {part.split(" = ")[0] for text in spec["parameters"] for part in text.split("; ") if part}
     assert {d["parameter"] for d in parameter_docs()} <= used
 
@@ -173,7 +206,8 @@ def test_the_registered_modules_that_exist_contribute_every_definition() -> None
     expected = sum(len(getattr(importlib.import_module(m), "DEFINITIONS", ())) for m in present)
     table = dictionary.definition_dictionary(AnalysisConfig())
     assert (table["source"] == "SPEC §3").sum() == len(dictionary.SPEC_DEFINITIONS)
-    assert len(table) == len(dictionary.SPEC_DEFINITIONS) + expected
+    assert (table["source"] == "SPEC §5").sum() == len(dictionary.STATUS_DEFINITIONS)
+    assert len(table) == len(dictionary.SPEC_DEFINITIONS) + len(dictionary.STATUS_DEFINITIONS) + expected
 
 
 def test_the_combined_dictionary_has_every_part_and_writes_true_false() -> None:
@@ -182,7 +216,7 @@ def test_the_combined_dictionary_has_every_part_and_writes_true_false() -> None:
     sizes = combined["section"].value_counts()
     assert sizes["input column"] == len(dictionary.column_dictionary())
     assert sizes["parameter"] == len(parameter_docs())
-    assert sizes["definition"] == len(dictionary.SPEC_DEFINITIONS)
+    assert sizes["definition"] == len(dictionary.SPEC_DEFINITIONS) + len(dictionary.STATUS_DEFINITIONS)
     text = csv_bytes(combined).decode()
     header, first = text.splitlines()[:2]
     assert header.startswith("section,item,description,file,file_required")

@@ -320,15 +320,18 @@ def test_table_one_counts_by_hand(tiny) -> None:
     _, analysis, attributes = tiny
     table = outcomes.baseline_table(analysis, attributes, cycle=2)
     classes = outcomes.response_class(analysis, attributes, 2).to_dict()
-    assert classes == {"A": "≥50% responder", "B": "<30% non-responder", "C": "≥50% responder",
+    # One response class for the Patient page and Table 1 (analytics.definitions.clinical.response_class):
+    # at cycle 2 A's −75% is excellent and C's −62.5% a 50–<75% responder (the Outcomes page used to pool
+    # both as ≥50%).
+    assert classes == {"A": "≥75% excellent", "B": "<30% non-responder", "C": "50–<75% responder",
                        "D": "did not reach cycle", "E": "not evaluable"}
-    assert table.groups.to_dict() == {"Overall": 5, "≥50% responder": 2, "<30% non-responder": 1,
-                                      "not evaluable": 1, "did not reach cycle": 1}
+    assert table.groups.to_dict() == {"Overall": 5, "≥75% excellent": 1, "50–<75% responder": 1,
+                                      "<30% non-responder": 1, "not evaluable": 1, "did not reach cycle": 1}
     long = table.long.set_index(["variable", "level", "group"])
     assert long.loc[("Sex", "F", "Overall"), "n"] == 3
     assert long.loc[("Sex", "F", "Overall"), "pct"] == pytest.approx(75)  # of the 4 with sex recorded
     assert long.loc[("Sex", "missing", "Overall"), "n"] == 1
-    assert long.loc[("Sex", "F", "≥50% responder"), "pct"] == pytest.approx(100)
+    assert long.loc[("Sex", "F", "≥75% excellent"), "pct"] == pytest.approx(100)
     baseline = long.loc[("Baseline headache days / 28 d", "mean (SD)", "Overall")]
     assert baseline["mean"] == pytest.approx(18.8)
     assert baseline["sd"] == pytest.approx(math.sqrt(60.8 / 4))
@@ -339,7 +342,9 @@ def test_table_one_counts_by_hand(tiny) -> None:
     assert long.loc[("Prior preventives (n)", "missing", "Overall"), "n"] == 1
     formatted = table.formatted().set_index(["variable", "level"])
     assert formatted.loc[("Sex", "F"), "Overall (n = 5)"] == "3 (75.0%)"
-    assert formatted.loc[("Baseline headache days / 28 d", "mean (SD)"), "≥50% responder (n = 2)"] == "22.0 (2.8)"
+    # Baselines A 20 and C 24, one patient in each class: no SD.
+    assert formatted.loc[("Baseline headache days / 28 d", "mean (SD)"), "≥75% excellent (n = 1)"] == "20.0 (—)"
+    assert formatted.loc[("Baseline headache days / 28 d", "mean (SD)"), "50–<75% responder (n = 1)"] == "24.0 (—)"
 
 
 def test_median_ci_from_order_statistics_by_hand() -> None:

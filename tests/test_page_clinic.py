@@ -2,7 +2,8 @@
 
 Each test checks what the page shows against ``analytics.views.clinic.clinic_view`` computed directly for
 the same filter: the headline numbers, that the filters (widgets or URL query parameters) change them,
-and that worklist rows link to the right patient's page.
+that worklist rows link to the right patient's page, that the worklists are SPEC §5's, and that the
+safety section sets the dataset's adverse events beside the published figures.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import pytest
 from page_helpers import open_app_page
 from streamlit.testing.v1 import AppTest
 
-from analytics.definitions.clinical import clinical_tables
 from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.definitions.pipeline import analyse
 from analytics.ingest.load import load_dataset
@@ -31,12 +31,12 @@ pytestmark = pytest.mark.skipif(not (SAMPLE_DATA_DIR / "sessions.csv").exists(),
 def sample():
     dataset = load_dataset(SAMPLE_DATA_DIR)
     analysis = analyse(dataset, AnalysisConfig())
-    return dataset, analysis, clinical_tables(analysis, dataset).status
+    return dataset, analysis
 
 
 def expected(sample, **kwargs: object) -> clinic.ClinicView:
-    dataset, analysis, status = sample
-    return clinic.clinic_view(dataset, analysis, clinic.ClinicFilter(**kwargs), status)
+    dataset, analysis = sample
+    return clinic.clinic_view(dataset, analysis, clinic.ClinicFilter(**kwargs))
 
 
 def open_page(monkeypatch: pytest.MonkeyPatch, **query: str) -> AppTest:
@@ -65,7 +65,8 @@ def table_with(at: AppTest, column: str):
 def test_page_shows_the_analytics_numbers_charts_and_tables(monkeypatch, sample) -> None:
     at = open_page(monkeypatch)
     assert metrics(at) == shown_numbers(expected(sample))
-    assert len(at.get("plotly_chart")) == 9  # volumes, intervals, retention, KM, responders, AEs, diary, 2 funnels
+    # volumes, intervals, retention, KM, responders, AEs, AEs against the literature, diary, 2 funnels
+    assert len(at.get("plotly_chart")) == 10
     assert len(at.get("download_button")) == len(at.dataframe)  # every table has its CSV download
     assert at.selectbox(key="site").options == ["All clinics", "East", "North", "South"]
 
@@ -96,7 +97,7 @@ def test_the_url_opens_the_same_view(monkeypatch, sample) -> None:
 def test_worklist_rows_link_to_the_patient_page(monkeypatch, sample) -> None:
     at = open_page(monkeypatch, site="North")
     view = expected(sample, clinic="North")
-    for column, name in (("days_since_last_session", "overdue"), ("rule_met", "stopping_rule"),
+    for column, name in (("days_since_last_session", "overdue"), ("rules", "stop_indicated"),
                          ("elapsed_days", "diary"), ("days_since", "adverse_events")):
         shown = table_with(at, column)
         wanted = view.worklists[name]["patient"].tolist()
@@ -106,7 +107,7 @@ def test_worklist_rows_link_to_the_patient_page(monkeypatch, sample) -> None:
         config = json.loads(shown.proto.columns)["patient"]["type_config"]
         assert config["type"] == "link" and config["display_text"] == r"/patient\?patient=(.*)"
     overdue = table_with(at, "days_since_last_session").value
-    assert (overdue["days_since_last_session"] > clinic.OVERDUE_AFTER_DAYS).all()
+    assert (overdue["days_since_last_session"] > AnalysisConfig().on_time_max_days).all()
     assert set(overdue["clinic"]) <= {"North"}
 
 
@@ -122,3 +123,47 @@ def test_a_worklist_link_opens_that_patient_on_the_patient_page(monkeypatch, sam
     at.run()
     assert not at.exception, at.exception
     assert at.selectbox(key="patient").value == patient_id
+
+
+def test_worklists_are_the_spec_5_states(monkeypatch, sample) -> None:
+    _, analysis = sample
+    at = open_page(monkeypatch)
+    view = expected(sample)
+    status = analysis.patient_status
+    labels = [tab.label for tab in at.tabs]
+    for name, label in (("overdue", "Overdue for re-injection"), ("lapsed", "Lapsed"),
+                        ("stop_indicated", "Stop indicated")):
+        assert f"{label} ({len(view.worklists[name])})" in labels
+    for state in ("overdue", "lapsed"):
+        wanted = clinic.patient_link(status.loc[status["treatment_state"] == state, "patient_id"])
+        assert set(view.worklists[state]["patient"]) == set(wanted)
+    on_treatment = status["treatment_state"].isin(["active", "overdue"]) & status["stop_indicated"].eq(True)
+    assert set(view.worklists["stop_indicated"]["patient"]) == set(clinic.patient_link(
+        status.loc[on_treatment, "patient_id"]))
+    shown = table_with(at, "rules").value
+    assert set(shown["rules"]) <= {"NICE 30%", "EHF", "episodic now", "NICE 30%; EHF", "NICE 30%; episodic now",
+                                   "EHF; episodic now", "NICE 30%; EHF; episodic now"}
+    assert len(shown) == len(view.worklists["stop_indicated"]) > 0
+
+
+def test_the_safety_section_sets_adverse_events_beside_the_published_figures(monkeypatch, sample) -> None:
+    _, analysis = sample
+    at = open_page(monkeypatch)
+    assert "Adverse events against the published figures" in [h.value for h in at.subheader]
+    safety = clinic.safety_view(analysis)
+    table = table_with(at, "pct_2_cycles_ci_low").value
+    assert table["event"].tolist() == safety.table["event"].tolist()
+    assert table["patients_2_cycles"].tolist() == safety.table["patients_2_cycles"].tolist()
+    assert table["preempt_pct_2_cycles"].dropna().tolist() == safety.table["preempt_pct_2_cycles"].dropna().tolist()
+    specs = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
+    assert "Patients with an adverse event in the first two cycles" in specs and "PREEMPT, 24 weeks" in specs
+    sources = table_with(at, "source").value
+    assert sources["source"].str.contains("Dodick DW").any() and sources["source"].str.contains("COMPEL").any()
+
+
+def test_no_safety_section_without_adverse_events(monkeypatch) -> None:
+    conformance = Path(__file__).resolve().parent / "conformance" / "data"
+    if not (conformance / "sessions.csv").exists() or (conformance / "adverse_events.csv").exists():
+        pytest.skip("needs the conformance data, which has no adverse_events.csv")
+    at = open_app_page(monkeypatch, PAGE, conformance, timeout=60)
+    assert "Adverse events against the published figures" not in [h.value for h in at.subheader]

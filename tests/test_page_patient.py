@@ -138,3 +138,43 @@ def test_a_dataset_without_the_optional_files(monkeypatch) -> None:
     assert "No adverse-event file (adverse_events.csv) in this dataset" in specs
     assert "No questionnaire file (questionnaires.csv) in this dataset" in specs
     assert any("No injections.csv in this dataset" in c.value for c in at.caption)
+
+
+def badges(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if "-badge[" in m.value]
+
+
+def test_badges_show_the_spec_5_status(monkeypatch, sample) -> None:
+    dataset, analysis = sample
+    status = analysis.patient_status.merge(dataset.tables["patients"], on="patient_id", how="left")
+    # A patient discontinued (with a reason) whose NICE rule had said "continue": the page says discontinued, with
+    # the reason as plain text, and the rule's verdict without the green of a recommendation.
+    stopped = status[status["treatment_state"].eq("discontinued") & status["nice_state"].eq("continue")
+                     & status["discontinuation_reason"].notna()].iloc[0]
+    at = open_page(monkeypatch, patient=stopped["patient_id"])
+    shown = badges(at)
+    assert f":gray-badge[Discontinued on {stopped['discontinued_on']:%d %b %Y}: " \
+           f"{stopped['discontinuation_reason']}]" in shown
+    assert ":gray-badge[NICE TA260: continue]" in shown and ":green-badge[NICE TA260: continue]" not in shown
+    # An overdue patient with a stopping rule met: the state with next_due and days_overdue, and the rule(s).
+    overdue = status[status["treatment_state"].eq("overdue") & status["stop_indicated"].eq(True)].iloc[0]
+    at.selectbox(key="patient").select(overdue["patient_id"]).run()
+    shown = badges(at)
+    days = int(overdue["days_overdue"])
+    assert f":orange-badge[Overdue: next session was due {overdue['next_due']:%d %b %Y}; " \
+           f"{days} day{'' if days == 1 else 's'} past the 98-day limit]" in shown
+    rules = [name for held, name in ((overdue["nice_state"] == "stop", "NICE 30%"),
+                                     (overdue["ehf_state"] == "stop", "EHF"),
+                                     (bool(overdue["episodic_now"] is not pd.NA and overdue["episodic_now"]),
+                                      "episodic now")) if held]
+    assert f":red-badge[Stop indicated: {'; '.join(rules)}]" in shown
+    assert f"-badge[NICE TA260: {overdue['nice_state']}]" in " ".join(shown)
+
+
+def test_the_weekly_caption_states_the_completeness_rule_in_use(monkeypatch, sample) -> None:
+    _, analysis = sample
+    at = open_page(monkeypatch, patient=first_judged(analysis))
+    assert any("weeks with fewer than 5 of 7 days recorded are gaps" in c.value for c in at.caption)
+    at.slider(key="min_completeness").set_value(0.8).run()  # 0.8 × 7 = 5.6: six days needed
+    assert not at.exception
+    assert any("weeks with fewer than 6 of 7 days recorded are gaps" in c.value for c in at.caption)

@@ -19,7 +19,7 @@ from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.pipeline import analyse
 from analytics.figures import patient as figures
 from analytics.ingest.load import load_dataset
-from analytics.views import report
+from analytics.views import dictionary, report
 
 
 def _files() -> dict[str, bytes]:
@@ -45,7 +45,7 @@ def summary() -> str:
     return report.build_patient_report(
         "R1", cycles, tables.status.iloc[0], figs,
         clinical.definitions_with_values(analysis.config, tables.params), analysis.config.parameters(),
-        analysis.as_of, "test data <b>folder</b>", tables.params,
+        analysis.as_of, "test data <b>folder</b>", analysis.config,
         patient_facts={"clinic": "<script>alert(1)</script>"},
         changed_parameters=AnalysisConfig(headache_min_hours=6).differences_from_default(),
         generated_at=datetime(2026, 1, 2, 3, 4),
@@ -75,6 +75,24 @@ def test_summary_contains_as_of_definitions_and_parameters(summary: str):
     assert "Parameters differ from the defaults" in summary and "headache_min_hours = 6 (default 4.0)" in summary
     assert "@page { size: A4 portrait" in summary
     assert "break-inside: avoid" in summary
+
+
+def test_summary_states_the_spec_5_status(summary: str):
+    # R1 (sessions 2024-03-01 and 2024-05-24, data to 2024-08-15): baseline 18 headache days in 28 (days 0..27,
+    # headache unless the day index is a multiple of 3); cycle 2 (2024-05-24..2024-08-15, complete on the cut-off)
+    # has 56 in 84 = 18.7 per 28 days, +4%: NICE says stop. 83 days since the last session: active, due 2024-08-16.
+    assert html.escape("NICE TA260: <30% reduction after 2 cycles (18.0 → 18.7 headache days/28 d, +4%)") in summary
+    assert "Active: next session due 16 Aug 2024" in summary
+    assert "Stop indicated: NICE 30%" in summary
+    # No migraine day in the diary: not chronic migraine at baseline, whatever the headache days (ICHD-3 ≥8).
+    assert (
+        "Baseline 18.0 headache days and 0.0 migraine days / 28 d (chronic migraine needs ≥15 headache days, ≥8 of "
+        "them migraine days; 28 of 28 days recorded)"
+    ) in summary
+    assert "Suitable under NICE TA260 (chronic migraine and ≥3 failed preventives): no" in summary
+    assert "does not apply, migraine was not chronic at baseline" in summary
+    for definition in dictionary.STATUS_DEFINITIONS:
+        assert html.escape(definition["term"]) in summary
 
 
 def test_summary_carries_the_patient_numbers_with_their_n(summary: str):

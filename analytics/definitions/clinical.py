@@ -1,12 +1,17 @@
-"""Patient-level clinical definitions beyond SPEC §3's core: status, stopping rules and profiles.
+"""Patient-level clinical views beyond SPEC §3's core: status in words, profiles, side effects and sites.
 
-Everything here is built from the tables ``pipeline.analyse`` returns (the per-patient-cycle table
-and the per-patient-day frame) plus the optional input files, and works on all patients at once
-with group-bys and merges, so the Patient page filters one patient out of tables computed once and
-the Clinic page builds its worklists from the same tables. Each public definition function states
-its definition in the first paragraph of its docstring; ``DEFINITIONS`` collects those paragraphs
-with the parameters they use, and the data dictionary renders them with the current values.
-Thresholds that are not SPEC §3 parameters live in ``ClinicalParameters`` with their basis.
+The flags a doctor acts on (chronic baseline, suitability, sustained response, treatment state, the
+NICE and EHF non-response rules, conversion to episodic migraine, stop indicated) are SPEC §5's and
+are computed once by ``analytics.definitions.status`` into ``analysis.patient_status``; this module reads those
+columns and only puts them into words, with the rule's numbers taken from the per-patient-cycle
+table. Its own definitions (response class, the daily diary grid, the weekly profile, onset and
+wearing-off, questionnaire bands, injection sites) are built from the tables ``pipeline.analyse``
+returns plus the optional input files, on all patients at once with group-bys and merges, so the
+Patient page filters one patient out of tables computed once. Each own definition states itself in
+the first paragraph of its docstring and ``DEFINITIONS`` collects those paragraphs; the data
+dictionary renders them, and SPEC §5's (``analytics.views.dictionary.STATUS_DEFINITIONS``), with the current
+parameter values, and so does the printable summary (``definitions_with_values``).
+Thresholds that are not parameters of ``AnalysisConfig`` live in ``ClinicalParameters`` with their basis.
 """
 
 from __future__ import annotations
@@ -23,9 +28,9 @@ from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.cycles import assign_days_to_windows
 from analytics.definitions.pipeline import Analysis
 from analytics.ingest.load import Dataset
+from analytics.views.dictionary import STATUS_DEFINITIONS, fill, parameter_values
 
 MINUS = "−"
-TOLERANCE = 1e-9
 
 
 def _param(default: object, doc: str, basis: str) -> object:
@@ -34,47 +39,14 @@ def _param(default: object, doc: str, basis: str) -> object:
 
 @dataclass(frozen=True)
 class ClinicalParameters:
-    """Thresholds of the patient-level definitions; defaults follow the cited guidance."""
+    """Thresholds of the project's own patient-level definitions; defaults follow the cited guidance.
 
-    chronic_min_headache_days: float = _param(
-        15.0,
-        "Baseline headache days per 28 days for chronic migraine (at least).",
-        "ICHD-3 / NICE TA260: >=15 headache days a month",
-    )
-    chronic_min_migraine_days: float = _param(
-        8.0,
-        "Baseline migraine days per 28 days for chronic migraine (at least).",
-        "ICHD-3 / NICE TA260: >=8 of them migraine days",
-    )
-    min_prior_preventives: int = _param(
-        3, "Prior preventive treatments that failed (at least).", "NICE TA260: failure of >=3 preventive treatments"
-    )
-    overuse_acute_days: float = _param(
-        10.0,
-        "Baseline acute-medication days per 28 days that suggest medication overuse (at least).",
-        "ICHD-3 medication-overuse headache: triptans or combinations on >=10 days a month",
-    )
-    stopping_cycle: int = _param(
-        2, "Cycle at which the NICE stopping rule is assessed.", "NICE TA260: after 2 treatment cycles"
-    )
-    stopping_min_reduction: float = _param(
-        30.0, "Reduction of headache days (%) needed to continue.", "NICE TA260: stop when <30% reduction"
-    )
-    episodic_max_days: float = _param(
-        15.0,
-        "Headache days per 28 days below which a period counts as episodic (NICE).",
-        "NICE TA260: <15 headache days a month",
-    )
-    ehf_max_days: float = _param(
-        10.0,
-        "Headache days per 28 days below which a period counts as episodic (EHF variant).",
-        "EHF consensus: <10 headache days a month for 3 months",
-    )
-    episodic_periods: int = _param(
-        3, "Consecutive 28-day periods needed for episodic conversion.", "NICE TA260 / EHF: 3 consecutive months"
-    )
+    The SPEC §5 thresholds (chronic migraine, prior preventives, medication overuse, the NICE and EHF
+    rules, episodic conversion) are ``AnalysisConfig`` fields, not repeated here.
+    """
+
     period_days: int = _param(
-        28, "Length of a rolling window and of a conversion period (days).", "one diary month of 28 days"
+        28, "Length of the rolling window of headache days on the Patient page (days).", "one diary month of 28 days"
     )
     onset_reduction: float = _param(
         30.0,
@@ -143,7 +115,7 @@ def _fmt_date(values: pd.Series) -> pd.Series:
 
 
 def _int_text(values: pd.Series) -> pd.Series:
-    return values.astype("Int64").astype("string").fillna("—")
+    return values.astype("Int64").astype("string").fillna("—").astype(object)
 
 
 def _joined(texts: list[pd.Series], separator: str = ", ") -> pd.Series:
@@ -158,209 +130,141 @@ def _treated_patients(cycles: pd.DataFrame) -> pd.DataFrame:
     return cycles.loc[cycles["cycle"] == 0, ["patient_id"]].reset_index(drop=True)
 
 
+def _is_true(values: pd.Series) -> pd.Series:
+    """A nullable boolean column as plain booleans, empty counting as false."""
+    return values.eq(True).fillna(False).astype(bool)
+
+
 # --- response status
 
 
-RESPONSE_CLASSES = ("excellent", "responder", "partial", "non-responder", "not evaluable")
+EXCELLENT, RESPONDER, PARTIAL, NON_RESPONDER = (
+    "≥75% excellent",
+    "50–<75% responder",
+    "30–<50% partial",
+    "<30% non-responder",
+)
+NOT_EVALUABLE, NOT_REACHED = "not evaluable", "did not reach cycle"
+RESPONSE_CLASSES = (EXCELLENT, RESPONDER, PARTIAL, NON_RESPONDER, NOT_EVALUABLE, NOT_REACHED)
 RESPONSE_CLASS_LABELS = {
-    "excellent": "Excellent responder (≥75%)",
-    "responder": "Responder (≥50%)",
-    "partial": "Partial responder (30–49%)",
-    "non-responder": "Non-responder (<30%)",
-    "not evaluable": "Response not evaluable",
+    EXCELLENT: "Excellent responder (≥75%)",
+    RESPONDER: "Responder (50–<75%)",
+    PARTIAL: "Partial responder (30–<50%)",
+    NON_RESPONDER: "Non-responder (<30%)",
+    NOT_EVALUABLE: "Response not evaluable",
+    NOT_REACHED: "Cycle not reached",
 }
 
 
-def response_class(cycles: pd.DataFrame) -> pd.DataFrame:
-    """Response class at the latest evaluable cycle: the latest cycle k >= 1 with a change from baseline (SPEC
-    §3: cycle and baseline evaluable, baseline > 0) is classed by its reduction of headache days per 28 days
-    as excellent (>=75%), responder (50-74%), partial (30-49%) or non-responder (<30%), using the SPEC
-    responder flags; "not evaluable" when no cycle has a change.
+def _flag(frame: pd.DataFrame, column: str) -> pd.Series:
+    return _is_true(frame[column]) if column in frame else pd.Series(False, index=frame.index)
 
-    Returns one row per treated patient: latest_evaluable_cycle, latest_mhd, latest_pct_change and
-    response_class.
+
+def response_class(cycles: pd.DataFrame, cycle: int | None = None) -> pd.DataFrame:
+    """Response class of a cycle k >= 1 with a change from baseline (SPEC §3 mhd_pct_change: cycle and baseline
+    evaluable, baseline > 0), from the SPEC responder flags: >=75% excellent (responder_75), 50-<75% responder
+    (responder_50), 30-<50% partial (responder_30) or <30% non-responder; "not evaluable" when the cycle has no
+    change, "did not reach cycle" when the patient has fewer than k sessions. The Patient page classes the
+    latest cycle with a change ("not evaluable" when no cycle has one); the Outcomes page's Table 1 a chosen cycle.
+
+    Returns one row per treated patient: response_cycle (the cycle classed, empty when none),
+    response_mhd, response_pct_change and response_class (one of ``RESPONSE_CLASSES``).
     """
-    treated = cycles[(cycles["cycle"] >= 1) & cycles["mhd_pct_change"].notna()]
-    latest = treated.sort_values(["patient_id", "cycle"], kind="stable").groupby("patient_id", sort=False).tail(1)
-    chosen = np.select(
-        [
-            latest["responder_75"].fillna(False).astype(bool),
-            latest["responder_50"].fillna(False).astype(bool),
-            latest["responder_30"].fillna(False).astype(bool),
-        ],
-        ["excellent", "responder", "partial"],
-        "non-responder",
+    treated = cycles[cycles["cycle"] >= 1]
+    if cycle is None:
+        valued = treated[treated["mhd_pct_change"].notna()]
+        chosen = valued.sort_values(["patient_id", "cycle"], kind="stable").groupby("patient_id", sort=False).tail(1)
+    else:
+        chosen = treated[treated["cycle"] == cycle]
+    r50 = _flag(chosen, "responder_50")
+    # Without a 30% threshold in the parameters there is no partial class: a 50% non-responder is below 30%.
+    r30 = _flag(chosen, "responder_30") if "responder_30" in chosen else r50
+    classes = np.select(
+        [chosen["mhd_pct_change"].isna(), _flag(chosen, "responder_75"), r50, r30],
+        [NOT_EVALUABLE, EXCELLENT, RESPONDER, PARTIAL],
+        NON_RESPONDER,
     )
     found = pd.DataFrame(
         {
-            "patient_id": latest["patient_id"].to_numpy(),
-            "latest_evaluable_cycle": latest["cycle"].astype("Int64").to_numpy(),
-            "latest_mhd": latest["mhd"].to_numpy(),
-            "latest_pct_change": latest["mhd_pct_change"].to_numpy(),
-            "response_class": chosen,
+            "patient_id": chosen["patient_id"].to_numpy(),
+            "response_cycle": chosen["cycle"].to_numpy(),
+            "response_mhd": chosen["mhd"].to_numpy(dtype="float64"),
+            "response_pct_change": chosen["mhd_pct_change"].to_numpy(dtype="float64"),
+            "response_class": classes,
         }
     )
     out = _treated_patients(cycles).merge(found, on="patient_id", how="left")
-    out["response_class"] = out["response_class"].fillna("not evaluable")
-    out["latest_evaluable_cycle"] = out["latest_evaluable_cycle"].astype("Int64")
+    out["response_class"] = out["response_class"].fillna(NOT_EVALUABLE if cycle is None else NOT_REACHED)
+    out["response_cycle"] = out["response_cycle"].astype("Int64")
     return out
 
 
-def cumulative_response(cycles: pd.DataFrame) -> pd.DataFrame:
-    """Cumulative responder: the SPEC §3 cumulative 50% responder flag through the patient's latest cycle (true
-    if responder_50 in any cycle so far; false when none responded and at least one cycle had a value; empty
-    otherwise), with the first cycle of a 50% response.
+def response_milestones(cycles: pd.DataFrame) -> pd.DataFrame:
+    """Cycle numbers shown beside SPEC §5's ever_responder_50 and sustained_responder_50 (display only): the
+    first cycle with responder_50 true, and the first k with responder_50 true in cycles k and k+1.
 
-    Returns one row per treated patient: cumulative_responder_50 and first_response_cycle.
+    Returns one row per treated patient: first_response_cycle and sustained_from_cycle (empty when none).
     """
     treated = cycles[cycles["cycle"] >= 1].sort_values(["patient_id", "cycle"], kind="stable")
-    last = treated.groupby("patient_id", sort=False).tail(1)[["patient_id", "cumulative_responder_50"]]
-    responded = treated[treated["responder_50"].fillna(False).astype(bool)]
-    first = responded.groupby("patient_id", sort=False)["cycle"].min().rename("first_response_cycle")
-    out = _treated_patients(cycles).merge(last, on="patient_id", how="left")
-    out = out.merge(first, left_on="patient_id", right_index=True, how="left")
-    out["cumulative_responder_50"] = out["cumulative_responder_50"].astype("boolean")
-    out["first_response_cycle"] = out["first_response_cycle"].astype("Int64")
-    return out
-
-
-def sustained_response(cycles: pd.DataFrame) -> pd.DataFrame:
-    """Sustained response: a 50% response (responder_50) in at least 2 consecutive cycles k and k+1; a cycle
-    without a value breaks the run. False when no such pair exists and at least one cycle has a value; empty
-    when no cycle has one.
-
-    Returns one row per treated patient: sustained_responder and sustained_from_cycle (the first k).
-    """
-    treated = cycles[cycles["cycle"] >= 1].sort_values(["patient_id", "cycle"], kind="stable")
-    responded = treated["responder_50"].fillna(False).astype(bool)
-    by_patient = responded.groupby(treated["patient_id"], sort=False)
+    responded = _is_true(treated["responder_50"])
+    first = treated.loc[responded].groupby("patient_id", sort=False)["cycle"].min().rename("first_response_cycle")
     # Cycles of a patient are consecutive integers, so the previous row is cycle k - 1.
-    pair = responded & by_patient.shift(1, fill_value=False).astype(bool)
-    pairs = treated.loc[pair, ["patient_id", "cycle"]]
-    first = (pairs.groupby("patient_id", sort=False)["cycle"].min() - 1).rename("sustained_from_cycle")
-    valued = treated["responder_50"].notna().groupby(treated["patient_id"], sort=False).any().rename("valued")
+    pair = responded & responded.groupby(treated["patient_id"], sort=False).shift(1, fill_value=False).astype(bool)
+    sustained = (treated.loc[pair].groupby("patient_id", sort=False)["cycle"].min() - 1).rename("sustained_from_cycle")
     out = _treated_patients(cycles).merge(first, left_on="patient_id", right_index=True, how="left")
-    out = out.merge(valued, left_on="patient_id", right_index=True, how="left")
-    sustained = pd.Series(pd.NA, index=out.index, dtype="boolean")
-    sustained[out["valued"].fillna(False).astype(bool)] = False
-    sustained[out["sustained_from_cycle"].notna()] = True
-    out["sustained_responder"] = sustained
-    out["sustained_from_cycle"] = out["sustained_from_cycle"].astype("Int64")
-    return out.drop(columns="valued")
+    out = out.merge(sustained, left_on="patient_id", right_index=True, how="left")
+    return out.astype({"first_response_cycle": "Int64", "sustained_from_cycle": "Int64"})
 
 
-# --- suitability at baseline
+# --- suitability at baseline, in words (SPEC §5.1 chronic_at_baseline, overuse_at_baseline, suitable_nice)
 
 
-def baseline_suitability(cycles: pd.DataFrame, patients: pd.DataFrame, params: ClinicalParameters) -> pd.DataFrame:
-    """Suitability at baseline: chronic migraine when the evaluable baseline has >= chronic_min_headache_days
-    headache days per 28 days (and, reported beside it, >= chronic_min_migraine_days migraine days); prior
-    preventives meets NICE when >= min_prior_preventives failed; medication overuse as recorded in
-    patients.csv, with the diary signal of acute medication on >= overuse_acute_days days per 28 at baseline.
-    Suitable = chronic migraine and enough prior preventives (Kleene logic: empty when either is unknown and
-    neither is false).
-
-    Returns one row per treated patient with the baseline numbers, their n and each criterion.
-    """
-    base = cycles.loc[
-        cycles["cycle"] == 0,
-        [
-            "patient_id",
-            "start_date",
-            "end_date",
-            "window_days",
-            "recorded_days",
-            "completeness",
-            "evaluable",
-            "mhd",
-            "mmd",
-            "amd",
-        ],
-    ].rename(
-        columns={
-            c: f"baseline_{c}"
-            for c in (
-                "start_date",
-                "end_date",
-                "window_days",
-                "recorded_days",
-                "completeness",
-                "evaluable",
-                "mhd",
-                "mmd",
-                "amd",
-            )
-        }
-    )
-    out = base.reset_index(drop=True)
-    evaluable = out["baseline_evaluable"].astype(bool)
-
-    def criterion(values: pd.Series, threshold: float) -> pd.Series:
-        met = pd.Series(values.astype("float64") >= threshold - TOLERANCE, dtype="boolean")
-        return met.where(evaluable & values.notna(), pd.NA)
-
-    out["chronic_migraine"] = criterion(out["baseline_mhd"], params.chronic_min_headache_days)
-    out["migraine_days_criterion"] = criterion(out["baseline_mmd"], params.chronic_min_migraine_days)
-    out["acute_overuse_signal"] = criterion(out["baseline_amd"], params.overuse_acute_days)
-    listed = patients[["patient_id", "prior_preventives", "medication_overuse"]].drop_duplicates("patient_id")
-    out = out.merge(listed, on="patient_id", how="left")
-    out["prior_preventives"] = out["prior_preventives"].astype("Int64")
-    out["preventives_criterion"] = (out["prior_preventives"] >= params.min_prior_preventives).astype("boolean")
-    out["medication_overuse"] = out["medication_overuse"].astype("boolean")
-    out["suitable"] = out["chronic_migraine"] & out["preventives_criterion"]
-    return out
+def _mark(value: object) -> str:
+    return "unknown" if value is None or pd.isna(value) else ("met" if bool(value) else "not met")
 
 
-def suitability_statements(row: pd.Series, params: ClinicalParameters) -> list[tuple[str, str]]:
+def suitability_statements(row: pd.Series, config: AnalysisConfig) -> list[tuple[str, str]]:
     """The suitability criteria of one patient's status row in words, marked met, not met, unknown or caution.
 
-    Medication overuse is not an exclusion (NICE TA260 asks that it be managed), so it is marked
-    caution when present rather than not met.
+    The marks are SPEC §5's chronic_at_baseline and suitable_nice (and overuse_at_baseline beside the
+    recorded medication_overuse); only the prior-preventives line compares its count with the
+    parameter itself. Medication overuse is not an exclusion (NICE TA260 asks that it be managed), so
+    it is marked caution when present rather than not met.
     """
-
-    def flag(value: object) -> str:
-        return "unknown" if value is None or pd.isna(value) else ("met" if bool(value) else "not met")
-
+    evaluable = bool(row["baseline_evaluable"])
     n = f"{int(row['baseline_recorded_days'])} of {int(row['baseline_window_days'])} days recorded"
-    if not bool(row["baseline_evaluable"]):
+    if not evaluable:
         chronic = (
             f"Baseline not evaluable ({n}, {row['baseline_completeness']:.0%}): chronic migraine cannot be confirmed "
             "from the diary"
         )
     else:
-        chronic = (
-            f"Baseline {row['baseline_mhd']:.1f} headache days / 28 d "
-            f"(chronic migraine needs ≥{params.chronic_min_headache_days:g}; {n})"
-        )
-    statements: list[tuple[str, str]] = [(chronic, flag(row["chronic_migraine"]))]
-    if pd.notna(row["baseline_mmd"]) and bool(row["baseline_evaluable"]):
-        statements.append(
-            (
-                f"Baseline {row['baseline_mmd']:.1f} migraine days / 28 d "
-                f"(ICHD-3 asks for ≥{params.chronic_min_migraine_days:g})",
-                flag(row["migraine_days_criterion"]),
+        headache = f"≥{config.chronic_min_headache_days:g} headache days"
+        if pd.notna(row["baseline_mmd"]):
+            measured = f"{row['baseline_mhd']:.1f} headache days and {row['baseline_mmd']:.1f} migraine days / 28 d"
+            needs = f"{headache}, ≥{config.chronic_min_migraine_days:g} of them migraine days"
+        else:
+            measured = f"{row['baseline_mhd']:.1f} headache days / 28 d"
+            needs = (
+                f"{headache}; diary.csv has no migraine column, so the ≥{config.chronic_min_migraine_days:g} "
+                "migraine-day criterion is not applied"
             )
-        )
-    if pd.isna(row["prior_preventives"]):
-        statements.append(
-            (f"Prior preventives not recorded (NICE asks for ≥{params.min_prior_preventives} failed)", "unknown")
-        )
+        chronic = f"Baseline {measured} (chronic migraine needs {needs}; {n})"
+    statements: list[tuple[str, str]] = [(chronic, _mark(row["chronic_at_baseline"]))]
+    prior, needed = row["prior_preventives"], config.min_prior_preventives
+    if pd.isna(prior):
+        statements.append((f"Prior preventives not recorded (NICE asks for ≥{needed} failed)", "unknown"))
     else:
-        statements.append(
-            (
-                f"{int(row['prior_preventives'])} prior preventives failed "
-                f"(NICE asks for ≥{params.min_prior_preventives})",
-                flag(row["preventives_criterion"]),
-            )
-        )
+        met = "met" if int(prior) >= needed else "not met"
+        statements.append((f"{int(prior)} prior preventives failed (NICE asks for ≥{needed})", met))
     overuse = row["medication_overuse"]
     overuse_text = "not recorded" if pd.isna(overuse) else ("yes" if overuse else "no")
+    signal = pd.notna(row["overuse_at_baseline"]) and bool(row["overuse_at_baseline"])
     diary = ""
-    if pd.notna(row["baseline_amd"]) and bool(row["baseline_evaluable"]):
+    if pd.notna(row["baseline_amd"]) and evaluable:
         diary = f"; acute medication on {row['baseline_amd']:.1f} days / 28 d at baseline"
-        if bool(row["acute_overuse_signal"]):
-            diary += f" (≥{params.overuse_acute_days:g}: overuse likely)"
-    signal = pd.notna(row["acute_overuse_signal"]) and bool(row["acute_overuse_signal"])
+        if signal:
+            diary += f" (≥{config.overuse_acute_days:g}: overuse likely)"
     if pd.isna(overuse):
         mark = "caution" if signal else "unknown"
     else:
@@ -368,70 +272,150 @@ def suitability_statements(row: pd.Series, params: ClinicalParameters) -> list[t
     if mark == "caution":
         diary += "; to be managed alongside treatment (NICE)"
     statements.append((f"Medication overuse: {overuse_text}{diary}", mark))
+    suitable = row["suitable_nice"]
+    verdict = "unknown" if pd.isna(suitable) else ("yes" if suitable else "no")
+    statements.append(
+        (f"Suitable under NICE TA260 (chronic migraine and ≥{needed} failed preventives): {verdict}", _mark(suitable))
+    )
     return statements
 
 
-# --- NICE TA260 stopping rule
+# --- the stopping rules in words (SPEC §5.2 nice_state and ehf_state, §5.3 episodic conversion)
 
 
-STOPPING_STATES = ("stop", "continue", "pending", "not assessable")
+def _cycle_column(cycles: pd.DataFrame, cycle: int, column: str, ids: pd.Series) -> pd.Series:
+    """One column of cycle ``cycle`` for the patients ``ids`` (empty where a patient has no such cycle)."""
+    values = cycles.loc[cycles["cycle"] == cycle].set_index("patient_id")[column]
+    return pd.Series(values.reindex(ids.to_numpy()).to_numpy(), index=ids.index)
 
 
-def nice_stopping_rule(cycles: pd.DataFrame, config: AnalysisConfig, params: ClinicalParameters) -> pd.DataFrame:
-    """NICE TA260 stopping rule: at cycle stopping_cycle (2), treatment should stop when headache days per 28
-    days fell by less than stopping_min_reduction (30%) from the baseline (SPEC §3 mhd_pct_change of that
-    cycle > -30%). States: stop, continue, pending (cycle 2 not reached or ongoing; a provisional change is
-    given when the ongoing cycle is already evaluable), not assessable (baseline or cycle 2 not evaluable, or
-    baseline without headache days).
+def stop_rules(status: pd.DataFrame, config: AnalysisConfig) -> pd.Series:
+    """The rules behind SPEC §5's stop_indicated, named: NICE 30% (nice_state stop), EHF (ehf_state stop),
+    episodic now (episodic_now); empty text when none holds."""
+    names = [
+        (status["nice_state"].eq("stop"), f"NICE {config.stopping_min_reduction:g}%"),
+        (status["ehf_state"].eq("stop"), "EHF"),
+        (_is_true(status["episodic_now"]), "episodic now"),
+    ]
+    texts = [pd.Series(np.where(held, name, ""), index=status.index) for held, name in names]
+    joined = _joined(texts, "; ").str.replace(r"(; )+", "; ", regex=True).str.strip("; ")
+    return joined.astype(object)
 
-    Returns one row per treated patient: nice_state, nice_stop (boolean, empty unless assessed) and
-    nice_reason in words and numbers, e.g. "NICE TA260: <30% reduction after 2 cycles (21.0 → 17.2
-    headache days/28 d, −18%)".
+
+def rule_statements(status: pd.DataFrame, cycles: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """Each stopping-rule state of SPEC §5 in words with the rule's numbers (presentation only).
+
+    ``status`` has SPEC §5's columns (one row per patient); the numbers come from the per-patient-cycle
+    table. Returns patient_id, nice_reason, ehf_reason, episodic_reason, ehf_episodic_reason and
+    stop_rules, e.g. "NICE TA260: <30% reduction after 2 cycles (21.0 → 17.2 headache days/28 d, −18%)".
     """
-    k, t = params.stopping_cycle, params.stopping_min_reduction
-    base = cycles.loc[cycles["cycle"] == 0, ["patient_id", "mhd", "evaluable", "recorded_days", "window_days"]]
-    base = base.rename(
-        columns={"mhd": "b_mhd", "evaluable": "b_evaluable", "recorded_days": "b_recorded", "window_days": "b_days"}
+    ids = status["patient_id"]
+    s, c, t = config.stopping_cycle, config.ehf_cycles, config.stopping_min_reduction
+    state = status["treatment_state"].astype(object)
+    base_n = (
+        _int_text(_cycle_column(cycles, 0, "recorded_days", ids))
+        + " of "
+        + _int_text(_cycle_column(cycles, 0, "window_days", ids))
+        + " days recorded"
     )
-    at_k = cycles.loc[
-        cycles["cycle"] == k,
-        ["patient_id", "mhd", "mhd_pct_change", "evaluable", "status", "recorded_days", "window_days", "completeness"],
-    ]
-    out = base.merge(at_k, on="patient_id", how="left").reset_index(drop=True)
-    pct = out["mhd_pct_change"]
-    reached = out["status"].notna()
-    ongoing = out["status"].eq("ongoing")
-    base_ok = out["b_evaluable"].astype(bool) & (out["b_mhd"] > 0)
-    assessed = base_ok & reached & ~ongoing & pct.notna()
-    stop = pct > -t + TOLERANCE
-    numbers = " (" + _fmt1(out["b_mhd"]) + " → " + _fmt1(out["mhd"]) + " headache days/28 d, " + _fmt_pct(pct) + ")"
-    n_k = _int_text(out["recorded_days"]) + " of " + _int_text(out["window_days"]) + " days recorded"
-    n_base = _int_text(out["b_recorded"]) + " of " + _int_text(out["b_days"]) + " days recorded"
-    rule = f"NICE TA260 after {k} cycles"
-    conditions = [
-        ~out["b_evaluable"].astype(bool),
-        ~base_ok,
-        ~reached,
-        ongoing & pct.notna(),
-        ongoing,
-        pct.isna(),
-        stop,
-    ]
-    states = ["not assessable", "not assessable", "pending", "pending", "pending", "not assessable", "stop"]
-    reasons = [
-        rule + ": not assessable, baseline not evaluable (" + n_base + ")",
-        rule + ": not assessable, no headache days at baseline",
-        pd.Series(f"{rule}: pending, cycle {k} not reached yet", index=out.index),
-        rule + f": pending, cycle {k} ongoing; provisional" + numbers,
-        rule + f": pending, cycle {k} ongoing (" + n_k + ")",
-        rule + f": not assessable, cycle {k} not evaluable (" + n_k + ")",
-        f"NICE TA260: <{t:g}% reduction after {k} cycles" + numbers,
-    ]
-    out["stopping_state"] = np.select(conditions, states, "continue")
-    out["stopping_reason"] = np.select(conditions, reasons, f"NICE TA260: ≥{t:g}% reduction after {k} cycles" + numbers)
-    out["stopping_met"] = pd.Series(stop, dtype="boolean").where(assessed, pd.NA)
-    out["stopping_pct_change"] = pct.where(assessed | ongoing)
-    return out[["patient_id", "stopping_state", "stopping_met", "stopping_pct_change", "stopping_reason"]]
+    no_baseline = ~_is_true(status["baseline_evaluable"])
+    no_headache = ~no_baseline & ~(status["baseline_mhd"] > 0).fillna(False)
+
+    def cycle_n(k: int) -> pd.Series:
+        recorded, days = _cycle_column(cycles, k, "recorded_days", ids), _cycle_column(cycles, k, "window_days", ids)
+        return _int_text(recorded) + " of " + _int_text(days) + " days recorded"
+
+    def baseline_reasons(rule: str) -> list[tuple[pd.Series, pd.Series | str]]:
+        return [
+            (no_baseline, rule + ": not assessable, baseline not evaluable (" + base_n + ")"),
+            (no_headache, f"{rule}: not assessable, no headache days at baseline"),
+        ]
+
+    def choose(rows: list[tuple[pd.Series, pd.Series | str]]) -> pd.Series:
+        conditions = [condition.to_numpy(dtype=bool) for condition, _ in rows]
+        texts = [
+            np.asarray(text if isinstance(text, pd.Series) else pd.Series(text, index=ids.index), dtype=object)
+            for _, text in rows
+        ]
+        return pd.Series(np.select(conditions, texts, ""), index=ids.index, dtype=object)
+
+    pct_s, mhd_s = _cycle_column(cycles, s, "mhd_pct_change", ids), _cycle_column(cycles, s, "mhd", ids)
+    numbers = (
+        " (" + _fmt1(status["baseline_mhd"]) + " → " + _fmt1(mhd_s) + " headache days/28 d, " + _fmt_pct(pct_s) + ")"
+    )
+    not_started = status["n_sessions"] < s
+    nice_rule, nice = f"NICE TA260 after {s} cycles", status["nice_state"]
+    provisional = pd.Series(np.where(pct_s.notna(), "; provisional" + numbers, ""), index=ids.index)
+    nice_reason = choose(
+        [
+            (nice.eq("stop"), f"NICE TA260: <{t:g}% reduction after {s} cycles" + numbers),
+            (nice.eq("continue"), f"NICE TA260: ≥{t:g}% reduction after {s} cycles" + numbers),
+            (nice.eq("pending") & not_started, f"{nice_rule}: pending, cycle {s} not reached yet"),
+            (nice.eq("pending"), nice_rule + f": pending, cycle {s} ongoing (" + cycle_n(s) + ")" + provisional),
+            (
+                nice.eq("not reached"),
+                nice_rule + ": not reached, treatment " + state + f" before cycle {s} was complete",
+            ),
+            *baseline_reasons(nice_rule),
+            (nice.eq("not assessable"), nice_rule + f": not assessable, cycle {s} not evaluable (" + cycle_n(s) + ")"),
+        ]
+    )
+
+    changes = _joined([_fmt_pct(_cycle_column(cycles, k, "mhd_pct_change", ids)) for k in range(1, c + 1)])
+    cycles_text = f" (cycles 1–{c}: " if c > 1 else " (cycle 1: "
+    ehf_numbers = cycles_text + changes + ")"
+    ehf_rule, ehf = f"EHF after {c} cycles", status["ehf_state"]
+    ehf_reason = choose(
+        [
+            (ehf.eq("continue"), f"EHF: ≥{t:g}% reduction within the first {c} cycles" + ehf_numbers),
+            (ehf.eq("stop"), f"EHF: <{t:g}% reduction in each of the first {c} cycles" + ehf_numbers),
+            (
+                ehf.eq("pending") & (status["n_sessions"] < c),
+                f"{ehf_rule}: pending, cycle {c} not reached yet" + ehf_numbers,
+            ),
+            (ehf.eq("pending"), f"{ehf_rule}: pending, cycle {c} ongoing" + ehf_numbers),
+            (ehf.eq("not reached"), ehf_rule + ": not reached, treatment " + state + f" before cycle {c} was complete"),
+            *baseline_reasons(ehf_rule),
+            (
+                ehf.eq("not assessable"),
+                f"{ehf_rule}: not assessable, a complete cycle among 1–{c} is not evaluable" + ehf_numbers,
+            ),
+        ]
+    )
+
+    out = pd.DataFrame({"patient_id": ids, "nice_reason": nice_reason, "ehf_reason": ehf_reason})
+    chronic = status["chronic_at_baseline"]
+    for prefix, label, threshold in (
+        ("", "NICE TA260", config.episodic_max_days),
+        ("ehf_", "EHF", config.ehf_episodic_max_days),
+    ):
+        rule = (
+            f"{label} episodic conversion (<{threshold:g} headache days/28 d in {config.episodic_periods} "
+            "consecutive 28-day periods)"
+        )
+        converted, now = status[f"{prefix}episodic_converted_on"], status[f"{prefix}episodic_now"]
+        since = pd.Series(
+            np.where(converted.notna(), "converted on " + _fmt_date(converted), "no conversion yet"),
+            index=ids.index,
+            dtype=object,
+        )
+        periods = f"the last {config.episodic_periods} 28-day periods"
+        current = choose(
+            [
+                (_is_true(now), f"episodic now (each of {periods} below {threshold:g})"),
+                (now.eq(False).fillna(False), f"not episodic now (one of {periods} at {threshold:g} or more)"),
+                (pd.Series(True, index=ids.index), f"not judged now ({periods} are too few or not all evaluable)"),
+            ]
+        )
+        out[f"{prefix}episodic_reason"] = choose(
+            [
+                (chronic.isna(), f"{rule}: not assessable, chronic migraine at baseline not established"),
+                (chronic.eq(False).fillna(False), f"{rule}: does not apply, migraine was not chronic at baseline"),
+                (pd.Series(True, index=ids.index), rule + ": " + since + "; " + current),
+            ]
+        )
+    out["stop_rules"] = stop_rules(status, config)
+    return out.reset_index(drop=True)
 
 
 # --- the daily diary grid and what is built on it
@@ -513,7 +497,7 @@ def diary_days(analysis: Analysis, params: ClinicalParameters) -> pd.DataFrame:
         # Days before a patient's grid are unrecorded, so the shifted cumulative count starts at 0.
         in_window = cum_recorded - cum_recorded.groupby(by_patient, sort=False).shift(width, fill_value=0)
         headache_in_window = cum_headache - cum_headache.groupby(by_patient, sort=False).shift(width, fill_value=0)
-        enough = in_window / width >= config.min_completeness - TOLERANCE
+        enough = in_window / width >= config.min_completeness - config.tolerance
         rate = (headache_in_window / in_window.replace(0, np.nan) * width).where(enough & (in_window > 0))
         grid[f"{prefix}_recorded"] = in_window.astype("int64")
         grid[f"{prefix}_headache_days"] = headache_in_window.astype("int64")
@@ -541,13 +525,15 @@ def weekly_profile(grid: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
         }
     )
     out = weeks.groupby(["patient_id", "cycle", "week"], sort=True).sum().reset_index()
-    out["evaluable"] = (out["days"] == 7) & (out["recorded_days"] / 7 >= config.min_completeness - TOLERANCE)
+    out["evaluable"] = (out["days"] == 7) & (out["recorded_days"] / 7 >= config.min_completeness - config.tolerance)
     rate = out["headache_days"] / out["recorded_days"].replace(0, np.nan) * 7
     out["headache_days_per_7"] = rate.where(out["evaluable"])
     return out
 
 
-def onset_week(weekly: pd.DataFrame, cycles: pd.DataFrame, params: ClinicalParameters) -> pd.DataFrame:
+def onset_week(
+    weekly: pd.DataFrame, cycles: pd.DataFrame, config: AnalysisConfig, params: ClinicalParameters
+) -> pd.DataFrame:
     """Onset week of a cycle: the first week since the injection from which headache days per 7 days stay at
     least onset_reduction (30%) below the baseline's weekly rate (baseline headache days per 28 days x 7/28)
     for onset_confirm_weeks (2) consecutive evaluable weeks. Empty when the baseline is not eligible (not
@@ -559,7 +545,7 @@ def onset_week(weekly: pd.DataFrame, cycles: pd.DataFrame, params: ClinicalParam
     base = base.assign(baseline_per_7=base["mhd"] * 7 / 28).drop(columns="mhd")
     base["onset_threshold_per_7"] = base["baseline_per_7"] * (1 - params.onset_reduction / 100)
     frame = weekly.merge(base, on="patient_id", how="inner").sort_values(["patient_id", "cycle", "week"], kind="stable")
-    reduced = frame["evaluable"] & (frame["headache_days_per_7"] <= frame["onset_threshold_per_7"] + TOLERANCE)
+    reduced = frame["evaluable"] & (frame["headache_days_per_7"] <= frame["onset_threshold_per_7"] + config.tolerance)
     groups = [frame["patient_id"], frame["cycle"]]
     held = reduced.copy()
     for ahead in range(1, params.onset_confirm_weeks):
@@ -619,7 +605,7 @@ def wearing_off(
 
     def complete_enough(part: str) -> pd.Series:
         share = out[f"{part}_recorded"] / out[f"{part}_days"].replace(0, np.nan)
-        return share >= config.min_completeness - TOLERANCE
+        return share >= config.min_completeness - config.tolerance
 
     out["assessable"] = (
         out["status"].eq("complete")
@@ -629,160 +615,11 @@ def wearing_off(
         & complete_enough("late")
     )
     out["rise"] = (out["late_mhd"] - out["reference_mhd"]).where(out["assessable"])
-    flagged = (out["rise"] >= params.wearing_off_min_rise - TOLERANCE) & (
-        out["late_mhd"] >= out["reference_mhd"] * (1 + params.wearing_off_min_relative) - TOLERANCE
+    flagged = (out["rise"] >= params.wearing_off_min_rise - config.tolerance) & (
+        out["late_mhd"] >= out["reference_mhd"] * (1 + params.wearing_off_min_relative) - config.tolerance
     )
     out["wearing_off"] = pd.Series(flagged, dtype="boolean").where(out["assessable"], pd.NA)
     return out.drop(columns=["status", "window_days"]).reset_index(drop=True)
-
-
-def conversion_periods(
-    grid: pd.DataFrame, cycles: pd.DataFrame, config: AnalysisConfig, params: ClinicalParameters
-) -> pd.DataFrame:
-    """28-day periods since the first injection: period j covers days D1 + 28(j-1) .. D1 + 28j - 1 (D1 the first
-    session), only complete periods up to the end of the diary grid; headache days per 28 days over recorded
-    days; a period is evaluable when recorded days / 28 >= min_completeness.
-
-    Columns: patient_id, period, start_date, end_date, days, recorded_days, headache_days, mhd, evaluable.
-    """
-    first = cycles.loc[cycles["cycle"] == 1, ["patient_id", "start_date"]].rename(
-        columns={"start_date": "first_session"}
-    )
-    treated = grid.merge(first, on="patient_id", how="inner")
-    treated = treated[treated["date"] >= treated["first_session"]]
-    offset = (treated["date"] - treated["first_session"]).dt.days
-    frame = pd.DataFrame(
-        {
-            "patient_id": treated["patient_id"],
-            "period": offset // params.period_days + 1,
-            "start_date": treated["first_session"]
-            + pd.to_timedelta(offset // params.period_days * params.period_days, unit="D"),
-            "days": 1,
-            "recorded_days": treated["recorded"].astype("int64"),
-            "headache_days": treated["headache_day"].fillna(False).astype("int64"),
-        }
-    )
-    out = frame.groupby(["patient_id", "period", "start_date"], sort=True).sum().reset_index()
-    out = out[out["days"] == params.period_days].reset_index(drop=True)
-    out["end_date"] = out["start_date"] + pd.Timedelta(days=params.period_days - 1)
-    out["evaluable"] = out["recorded_days"] / params.period_days >= config.min_completeness - TOLERANCE
-    out["mhd"] = (out["headache_days"] / out["recorded_days"].replace(0, np.nan) * 28).where(out["recorded_days"] > 0)
-    return out[
-        ["patient_id", "period", "start_date", "end_date", "days", "recorded_days", "headache_days", "mhd", "evaluable"]
-    ]
-
-
-EPISODIC_PREFIX = {"nice": "episodic", "ehf": "ehf_episodic"}
-NO_PERIOD_YET = "not yet assessable, no complete 28-day period since the first injection"
-
-
-def episodic_conversion(
-    periods: pd.DataFrame, cycles: pd.DataFrame, params: ClinicalParameters, variant: str = "nice"
-) -> pd.DataFrame:
-    """Episodic conversion: headache days per 28 days below the threshold (NICE: < episodic_max_days = 15; EHF
-    variant: < ehf_max_days = 10) in episodic_periods (3) consecutive evaluable 28-day periods since the first
-    injection; a period that is not evaluable breaks the run. Reported at the first time the run reaches 3
-    periods, with the three rates; otherwise the longest run and the latest period.
-
-    Returns one row per treated patient with columns prefixed ``episodic_`` (NICE) or
-    ``ehf_episodic_`` (EHF): converted (boolean, empty without any complete period), converted_on
-    (end of the third period), run (current run of periods below the threshold) and reason.
-    """
-    prefix = EPISODIC_PREFIX[variant]
-    threshold = params.episodic_max_days if variant == "nice" else params.ehf_max_days
-    label = "NICE TA260 episodic conversion" if variant == "nice" else "EHF episodic conversion"
-    needed = params.episodic_periods
-    if periods.empty:
-        treated = _treated_patients(cycles)
-        return pd.DataFrame(
-            {
-                "patient_id": treated["patient_id"],
-                f"{prefix}_converted": pd.array([pd.NA] * len(treated), dtype="boolean"),
-                f"{prefix}_converted_on": pd.Series(pd.NaT, index=treated.index, dtype="datetime64[ns]"),
-                f"{prefix}_run": pd.array([pd.NA] * len(treated), dtype="Int64"),
-                f"{prefix}_reason": pd.array(
-                    [f"{label}: {NO_PERIOD_YET}"] * len(treated),
-                    dtype="string",
-                ),
-            }
-        )
-    frame = periods.sort_values(["patient_id", "period"], kind="stable").reset_index(drop=True)
-    below = frame["evaluable"] & (frame["mhd"] < threshold - TOLERANCE)
-    by_patient = frame["patient_id"]
-    # Run length of consecutive periods below the threshold (periods of a patient are consecutive).
-    breaks = (~below).astype("int64").groupby(by_patient, sort=False).cumsum()
-    run = below.astype("int64").groupby([by_patient, breaks], sort=False).cumsum()
-    frame["run"] = run
-    rates = [_fmt1(frame.groupby(by_patient, sort=False)["mhd"].shift(lag)) for lag in range(needed - 1, -1, -1)]
-    starts = frame.groupby(by_patient, sort=False)["start_date"].shift(needed - 1)
-    reached = frame[run >= needed].groupby("patient_id", sort=False).head(1)
-    idx = reached.index
-    reached_text = (
-        f"{label}: <{threshold:g} headache days/28 d in {needed} consecutive 28-day periods (periods "
-        + (frame.loc[idx, "period"] - needed + 1).astype("string")
-        + "–"
-        + frame.loc[idx, "period"].astype("string")
-        + ", "
-        + _fmt_date(starts.loc[idx])
-        + " to "
-        + _fmt_date(frame.loc[idx, "end_date"])
-        + ": "
-        + _joined([r.loc[idx] for r in rates])
-        + ")"
-    )
-    converted = pd.DataFrame(
-        {"patient_id": frame.loc[idx, "patient_id"], "converted_on": frame.loc[idx, "end_date"], "reason": reached_text}
-    )
-    last = frame.groupby("patient_id", sort=False).tail(1)
-    longest = frame.groupby("patient_id", sort=False)["run"].max().rename("longest")
-    latest = pd.DataFrame(
-        {
-            "patient_id": last["patient_id"],
-            "run": last["run"].astype("int64"),
-            "latest_text": (
-                "latest period "
-                + last["period"].astype("string")
-                + " ("
-                + _fmt_date(last["start_date"])
-                + " to "
-                + _fmt_date(last["end_date"])
-                + "): "
-                + np.where(last["evaluable"], _fmt1(last["mhd"]) + " headache days/28 d", "not evaluable")
-                + " ("
-                + last["recorded_days"].astype("string")
-                + " of "
-                + str(params.period_days)
-                + " days recorded)"
-            ),
-        }
-    ).merge(longest, left_on="patient_id", right_index=True)
-    out = (
-        _treated_patients(cycles)
-        .merge(converted, on="patient_id", how="left")
-        .merge(latest, on="patient_id", how="left")
-    )
-    has_periods = out["run"].notna()
-    not_met = (
-        f"{label} not met: longest run of periods <{threshold:g} is "
-        + out["longest"].astype("Int64").astype("string").fillna("0")
-        + f" of the {needed} needed; "
-        + out["latest_text"].fillna("")
-    )
-    out["reason"] = np.where(
-        out["converted_on"].notna(),
-        out["reason"],
-        np.where(has_periods, not_met, f"{label}: {NO_PERIOD_YET}"),
-    )
-    flag = pd.Series(out["converted_on"].notna(), dtype="boolean").where(has_periods, pd.NA)
-    return pd.DataFrame(
-        {
-            "patient_id": out["patient_id"],
-            f"{prefix}_converted": flag,
-            f"{prefix}_converted_on": out["converted_on"],
-            f"{prefix}_run": out["run"].astype("Int64"),
-            f"{prefix}_reason": out["reason"].astype("string"),
-        }
-    )
 
 
 # --- questionnaires, adverse events, injection sites
@@ -859,7 +696,7 @@ MIDLINE_MUSCLES = frozenset({"procerus"})
 UNITS_PER_SITE = 5.0
 
 
-def injection_sites(injections: pd.DataFrame) -> pd.DataFrame:
+def injection_sites(injections: pd.DataFrame, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """Injection sites against PREEMPT: per session, muscle and side, the fixed PREEMPT dose is 5 U per site with
     corrugator 1, procerus 1 (midline), frontalis 2, temporalis 4, occipitalis 3, cervical paraspinal 2 and
     trapezius 3 sites per side (155 U / 31 sites). Units and sites above that are follow-the-pain extras
@@ -880,7 +717,7 @@ def injection_sites(injections: pd.DataFrame) -> pd.DataFrame:
     out["sites_given"] = out["sites"].astype("float64").fillna(derived).astype("int64")
     out["extra_units"] = (out["units"] - out["standard_units"]).clip(lower=0)
     out["extra_sites"] = (out["sites_given"] - out["standard_sites"]).clip(lower=0).astype("int64")
-    out["below_protocol"] = out["units"] < out["standard_units"] - TOLERANCE
+    out["below_protocol"] = out["units"] < out["standard_units"] - (config or AnalysisConfig()).tolerance
     return out
 
 
@@ -931,42 +768,95 @@ def header_measures(cycles: pd.DataFrame) -> list[dict[str, object]]:
     return out
 
 
-def status_badges(row: pd.Series) -> list[tuple[str, str]]:
-    """One patient's status as short badges (text, tone); tone is good, bad, warn, info or neutral."""
-    badges: list[tuple[str, str]] = []
+RULE_TONES = {
+    "stop": "bad",
+    "continue": "good",
+    "pending": "info",
+    "not reached": "neutral",
+    "not assessable": "neutral",
+}
+
+
+def _date(value: object) -> str:
+    return f"{pd.Timestamp(value):%d %b %Y}" if pd.notna(value) else "—"
+
+
+def treatment_badge(row: pd.Series, config: AnalysisConfig) -> tuple[str, str]:
+    """SPEC §5.1 treatment_state in words with next_due and days_overdue; a discontinued patient with the reason."""
+    state = row["treatment_state"]
+    if state == "discontinued":
+        reason = row["discontinuation_reason"]
+        said = f": {reason}" if pd.notna(reason) and str(reason).strip() else " (no reason recorded)"
+        return f"Discontinued on {_date(row['discontinued_on'])}{said}", "neutral"
+    if state == "active":
+        return f"Active: next session due {_date(row['next_due'])}", "good"
+    overdue = int(row["days_overdue"])
+    days = f"{overdue} day" + ("" if overdue == 1 else "s")
+    late = f"next session was due {_date(row['next_due'])}; {days} past the {config.on_time_max_days}-day limit"
+    if state == "overdue":
+        return f"Overdue: {late}", "warn"
+    return (
+        f"Lapsed: no session for {int(row['days_since_last_session'])} days (over {config.lapse_days}); {late}",
+        "bad",
+    )
+
+
+def status_badges(row: pd.Series, config: AnalysisConfig) -> list[tuple[str, str]]:
+    """One patient's status as short badges (text, tone); tone is good, bad, warn, info or neutral.
+
+    Treatment state, stop indicated, the NICE and EHF rules, episodic conversion, ever and sustained
+    response are SPEC §5's columns; the response class, wearing-off and onset are this module's.
+    Off treatment (lapsed or discontinued), a rule's verdict is shown without a colour.
+    """
+    badges = [treatment_badge(row, config)]
+    off = row["treatment_state"] in ("lapsed", "discontinued")
+    stop = row["stop_indicated"]
+    if pd.notna(stop) and bool(stop):
+        badges.append((f"Stop indicated: {row['stop_rules']}", "neutral" if off else "bad"))
+    elif pd.notna(stop):
+        badges.append(("No stopping rule met", "neutral"))
     klass = row["response_class"]
-    tone = {"excellent": "good", "responder": "good", "partial": "warn", "non-responder": "bad"}.get(klass, "neutral")
+    tone = {EXCELLENT: "good", RESPONDER: "good", PARTIAL: "warn", NON_RESPONDER: "bad"}.get(klass, "neutral")
     text = RESPONSE_CLASS_LABELS[klass]
-    if klass != "not evaluable":
-        change = _fmt_pct(pd.Series([row["latest_pct_change"]])).iloc[0]
+    if klass != NOT_EVALUABLE:
+        change = _fmt_pct(pd.Series([row["latest_mhd_pct_change"]])).iloc[0]
         text += f" at cycle {int(row['latest_evaluable_cycle'])} ({change})"
     badges.append((text, tone))
-    cumulative = row["cumulative_responder_50"]
-    if pd.notna(cumulative) and bool(cumulative):
-        badges.append((f"Cumulative 50% responder (first at cycle {int(row['first_response_cycle'])})", "good"))
-    elif pd.notna(cumulative):
+    ever = row["ever_responder_50"]
+    if pd.notna(ever) and bool(ever):
+        badges.append((f"50% responder (first at cycle {int(row['first_response_cycle'])})", "good"))
+    elif pd.notna(ever):
         badges.append(("Not yet a 50% responder", "neutral"))
-    sustained = row["sustained_responder"]
+    sustained = row["sustained_responder_50"]
     if pd.notna(sustained) and bool(sustained):
-        badges.append((f"Sustained response from cycle {int(row['sustained_from_cycle'])}", "good"))
+        badges.append((f"Sustained 50% response from cycle {int(row['sustained_from_cycle'])}", "good"))
     elif pd.notna(sustained):
         badges.append(("No sustained response (50% in 2 consecutive cycles)", "neutral"))
-    state = row["stopping_state"]
-    badges.append(
-        {
-            "stop": ("NICE stopping rule met", "bad"),
-            "continue": ("NICE stopping rule: continue", "good"),
-            "pending": ("NICE stopping rule: pending", "info"),
-        }.get(state, ("NICE stopping rule not assessable", "neutral"))
-    )
-    for prefix, label in (("episodic", "Episodic (<15 d, NICE)"), ("ehf_episodic", "Episodic (<10 d, EHF)")):
-        if pd.notna(row[f"{prefix}_converted"]) and bool(row[f"{prefix}_converted"]):
-            badges.append((f"{label} since {row[f'{prefix}_converted_on']:%d %b %Y}", "info"))
+    for column, label in (("nice_state", "NICE TA260"), ("ehf_state", "EHF")):
+        state = row[column]
+        badges.append((f"{label}: {state}", "neutral" if off and state in ("stop", "continue") else RULE_TONES[state]))
+    for prefix, label, threshold in (
+        ("", "NICE", config.episodic_max_days),
+        ("ehf_", "EHF", config.ehf_episodic_max_days),
+    ):
+        now, converted = row[f"{prefix}episodic_now"], row[f"{prefix}episodic_converted_on"]
+        if pd.notna(now) and bool(now):
+            badges.append((f"Episodic now (<{threshold:g} headache days/28 d, {label})", "info"))
+        elif pd.notna(converted):
+            badges.append((f"Episodic (<{threshold:g} d, {label}) from {_date(converted)}, not now", "neutral"))
     assessable = int(row["wearing_off_assessable"])
     if assessable:
         flagged = int(row["wearing_off_cycles"])
         tone = "warn" if pd.notna(row["wearing_off_latest"]) and bool(row["wearing_off_latest"]) else "neutral"
         badges.append((f"Wearing-off in {flagged} of {assessable} assessable cycles", tone))
+    if pd.notna(row["last_onset_week"]):
+        badges.append(
+            (
+                f"Onset in week {int(row['last_onset_week'])} of cycle {int(row['last_onset_cycle'])} "
+                "(latest cycle with an onset)",
+                "info",
+            )
+        )
     return badges
 
 
@@ -979,13 +869,12 @@ class ClinicalTables:
 
     params: ClinicalParameters
     status: pd.DataFrame
-    """One row per treated patient: response, suitability, stopping rules, wearing-off, latest scores."""
+    """One row per treated patient: SPEC §5's patient_status, the response class, wearing-off, onset, statements."""
     days: pd.DataFrame
     """The daily diary grid (``diary_days``)."""
     weekly: pd.DataFrame
     cycle_profile: pd.DataFrame
     """Per patient and cycle >= 1: onset week and the wearing-off assessment."""
-    periods: pd.DataFrame
     adverse_events: pd.DataFrame
     questionnaires: pd.DataFrame
     injections: pd.DataFrame
@@ -1006,65 +895,44 @@ def _latest_scores(questionnaires: pd.DataFrame) -> pd.DataFrame:
 
 
 def patient_status(
-    cycles: pd.DataFrame,
+    analysis: Analysis,
     patients: pd.DataFrame,
-    config: AnalysisConfig,
-    params: ClinicalParameters,
-    periods: pd.DataFrame,
     profile: pd.DataFrame,
     questionnaires: pd.DataFrame,
 ) -> pd.DataFrame:
-    """One row per treated patient joining every patient-level definition (the Clinic page's worklist source)."""
-    latest_cycle = (
-        cycles[cycles["cycle"] >= 1].sort_values(["patient_id", "cycle"], kind="stable").groupby("patient_id").tail(1)
-    )
-    latest_cycle = latest_cycle[
-        [
-            "patient_id",
-            "cycle",
-            "status",
-            "start_date",
-            "end_date",
-            "window_days",
-            "recorded_days",
-            "completeness",
-            "evaluable",
-            "mhd",
-            "mmd",
-            "amd",
-            "mhd_pct_change",
-            "n_sessions",
-        ]
-    ].rename(columns=lambda c: c if c in ("patient_id", "n_sessions") else f"current_{c}")
+    """One row per treated patient: SPEC §5's columns as ``analysis.patient_status`` has them (never recomputed),
+    joined with this module's response class, wearing-off and onset, the latest questionnaire scores, the
+    patients.csv facts the statements quote, and the statements themselves (``rule_statements``)."""
+    cycles, config = analysis.patient_cycles, analysis.config
+    base = cycles.loc[cycles["cycle"] == 0, ["patient_id", "recorded_days", "window_days", "completeness"]]
+    base = base.rename(columns=lambda c: c if c == "patient_id" else f"baseline_{c}")
+    response = response_class(cycles)[["patient_id", "response_mhd", "response_class"]]
     assessed = profile[profile["assessable"]].sort_values(["patient_id", "cycle"], kind="stable")
     wearing = assessed.groupby("patient_id").agg(
         wearing_off_cycles=("wearing_off", "sum"),
         wearing_off_assessable=("wearing_off", "size"),
         wearing_off_latest=("wearing_off", "last"),
     )
+    # The onset week of the most recent cycle that had an onset (not necessarily the latest cycle).
     with_onset = profile[profile["onset_week"].notna()].sort_values(["patient_id", "cycle"], kind="stable")
-    onset = with_onset.groupby("patient_id")["onset_week"].last()
-    out = _treated_patients(cycles)
-    for part in (
-        response_class(cycles),
-        cumulative_response(cycles),
-        sustained_response(cycles),
-        baseline_suitability(cycles, patients, params),
-        nice_stopping_rule(cycles, config, params),
-        episodic_conversion(periods, cycles, params, "nice"),
-        episodic_conversion(periods, cycles, params, "ehf"),
-        latest_cycle,
-    ):
-        out = out.merge(part, on="patient_id", how="left")
+    onset = with_onset.groupby("patient_id").tail(1)[["patient_id", "cycle", "onset_week"]]
+    onset = onset.rename(columns={"cycle": "last_onset_cycle", "onset_week": "last_onset_week"})
+    listed = patients[["patient_id", "medication_overuse", "discontinued_on", "discontinuation_reason"]]
+    out = analysis.patient_status.merge(base, on="patient_id", how="left")
+    out = out.merge(response.rename(columns={"response_mhd": "latest_mhd"}), on="patient_id", how="left")
+    out = out.merge(response_milestones(cycles), on="patient_id", how="left")
     out = out.merge(wearing, left_on="patient_id", right_index=True, how="left")
-    out = out.merge(
-        onset.rename("latest_onset_week").astype("Int64"), left_on="patient_id", right_index=True, how="left"
-    )
+    out = out.merge(onset, on="patient_id", how="left")
+    out = out.merge(listed.drop_duplicates("patient_id"), on="patient_id", how="left")
+    out["medication_overuse"] = out["medication_overuse"].astype("boolean")
+    out["last_onset_cycle"] = out["last_onset_cycle"].astype("Int64")
+    out["last_onset_week"] = out["last_onset_week"].astype("Int64")
     out["wearing_off_cycles"] = out["wearing_off_cycles"].fillna(0).astype("int64")
     out["wearing_off_assessable"] = out["wearing_off_assessable"].fillna(0).astype("int64")
     out["wearing_off_latest"] = out["wearing_off_latest"].astype("boolean")
-    out = out.merge(_latest_scores(questionnaires), on="patient_id", how="left")
-    return out
+    out["days_since_last_session"] = (analysis.as_of - out["last_session"]).dt.days.astype("int64")
+    out = out.merge(rule_statements(out, cycles, config), on="patient_id", how="left")
+    return out.merge(_latest_scores(questionnaires), on="patient_id", how="left")
 
 
 def clinical_tables(analysis: Analysis, dataset: Dataset, params: ClinicalParameters | None = None) -> ClinicalTables:
@@ -1073,13 +941,12 @@ def clinical_tables(analysis: Analysis, dataset: Dataset, params: ClinicalParame
     config, cycles = analysis.config, analysis.patient_cycles
     grid = diary_days(analysis, params)
     weekly = weekly_profile(grid, config)
-    profile = onset_week(weekly, cycles, params).merge(
+    profile = onset_week(weekly, cycles, config, params).merge(
         wearing_off(grid, cycles, config, params), on=["patient_id", "cycle"], how="left"
     )
-    periods = conversion_periods(grid, cycles, config, params)
     as_of = analysis.as_of
     questionnaires = questionnaire_bands(dataset.tables["questionnaires"].loc[lambda q: q["date"] <= as_of])
-    status = patient_status(cycles, dataset.tables["patients"], config, params, periods, profile, questionnaires)
+    status = patient_status(analysis, dataset.tables["patients"], profile, questionnaires)
     available = frozenset(
         stem
         for stem in ("patients", "injections", "adverse_events", "questionnaires")
@@ -1091,12 +958,11 @@ def clinical_tables(analysis: Analysis, dataset: Dataset, params: ClinicalParame
         days=grid,
         weekly=weekly,
         cycle_profile=profile,
-        periods=periods,
         adverse_events=adverse_events_by_cycle(
             dataset.tables["adverse_events"].loc[lambda a: a["session_date"] <= as_of], cycles
         ),
         questionnaires=questionnaires,
-        injections=injection_sites(dataset.tables["injections"].loc[lambda i: i["session_date"] <= as_of]),
+        injections=injection_sites(dataset.tables["injections"].loc[lambda i: i["session_date"] <= as_of], config),
         available=available,
     )
 
@@ -1112,31 +978,79 @@ def _definition(name: str, function: Callable[..., object], parameters: tuple[st
 
 
 DEFINITIONS: list[dict[str, object]] = [
-    _definition(
-        "Response class at the latest evaluable cycle",
-        response_class,
-        ("responder_thresholds", "min_completeness", "min_window_days"),
-    ),
-    _definition("Cumulative responder (50%)", cumulative_response, ("responder_thresholds",)),
-    _definition("Sustained response", sustained_response, ("responder_thresholds",)),
-    _definition(
-        "Suitability at baseline",
-        baseline_suitability,
-        (
+    {
+        "name": "Chronic migraine at baseline and NICE suitability (SPEC §5.1)",
+        "definition": (
+            "chronic_at_baseline: an evaluable baseline with ≥ {chronic_min_headache_days} headache days and ≥ "
+            "{chronic_min_migraine_days} migraine days per 28 days (the migraine criterion is not applied when "
+            "diary.csv has no migraine column); empty when the baseline is not evaluable. overuse_at_baseline: "
+            "≥ {overuse_acute_days} acute-medication days per 28 days. suitable_nice: chronic at baseline and ≥ "
+            "{min_prior_preventives} prior preventives failed. Exactly as SPEC §5.1 defines them."
+        ),
+        "parameters": (
             "chronic_min_headache_days",
             "chronic_min_migraine_days",
-            "min_prior_preventives",
             "overuse_acute_days",
-            "baseline_days",
-            "min_completeness",
+            "min_prior_preventives",
         ),
-    ),
-    _definition("NICE TA260 stopping rule", nice_stopping_rule, ("stopping_cycle", "stopping_min_reduction")),
-    _definition("28-day periods since the first injection", conversion_periods, ("period_days", "min_completeness")),
+    },
+    {
+        "name": "Ever and sustained 50% response (SPEC §5.1)",
+        "definition": (
+            "ever_responder_50: cumulative_responder_50 of the last cycle. sustained_responder_50: responder_50 in "
+            "two consecutive cycles k and k+1. Exactly as SPEC §5.1 defines them; the Patient page adds the first "
+            "such cycle."
+        ),
+        "parameters": ("responder_thresholds",),
+    },
+    {
+        "name": "Treatment state, next due, days overdue (SPEC §5.1)",
+        "definition": (
+            "discontinued when discontinued_on lies between the last session and as_of; otherwise active up to "
+            "{on_time_max_days} days after the last session, overdue up to {lapse_days} days, lapsed after that. "
+            "next_due = last session + {cycle_days} days; days_overdue = days past {on_time_max_days}. "
+            "Intervals are on time at {on_time_min_days}–{on_time_max_days} days. Exactly as SPEC §5.1."
+        ),
+        "parameters": ("on_time_min_days", "on_time_max_days", "lapse_days", "cycle_days"),
+    },
+    {
+        "name": "NICE TA260 and EHF non-response rules (SPEC §5.2)",
+        "definition": (
+            "nice_state: stop when cycle {stopping_cycle}'s mhd_pct_change is above −{stopping_min_reduction}%, "
+            "continue otherwise; pending while cycle {stopping_cycle} is not reached or ongoing, not reached when "
+            "treatment ended first, not assessable without an evaluable baseline or cycle. ehf_state: continue "
+            "after a ≥ {stopping_min_reduction}% reduction in any of cycles 1–{ehf_cycles}, stop when all of them "
+            "are complete and evaluable without one. The full order of the branches is SPEC §5.2."
+        ),
+        "parameters": ("stopping_cycle", "stopping_min_reduction", "ehf_cycles"),
+    },
+    {
+        "name": "Conversion to episodic migraine, NICE and EHF (SPEC §5.3)",
+        "definition": (
+            "Only for chronic migraine at baseline. 28-day periods after the first injection, evaluable with "
+            "recorded days / 28 ≥ {min_completeness}: converted_on ends the first run of {episodic_periods} "
+            "evaluable periods below {episodic_max_days} headache days per 28 days (EHF: below "
+            "{ehf_episodic_max_days}); now is true when the last {episodic_periods} periods all are. Exactly as "
+            "SPEC §5.3."
+        ),
+        "parameters": ("episodic_periods", "episodic_max_days", "ehf_episodic_max_days", "min_completeness"),
+    },
+    {
+        "name": "Stop indicated (SPEC §5.1)",
+        "definition": (
+            "True when nice_state or ehf_state is stop or the patient is episodic now (NICE threshold); empty "
+            "when none holds and the patient is lapsed or discontinued. The rules are named NICE "
+            "{stopping_min_reduction}%, EHF and episodic now."
+        ),
+        "parameters": ("stopping_min_reduction",),
+    },
+]
+
+DEFINITIONS: list[dict[str, object]] = [
     _definition(
-        "Episodic conversion (NICE) and the EHF variant",
-        episodic_conversion,
-        ("episodic_max_days", "ehf_max_days", "episodic_periods", "period_days"),
+        "Response class at the latest evaluable cycle (Patient page) or a chosen cycle (Table 1)",
+        response_class,
+        ("responder_thresholds", "min_completeness", "min_window_days"),
     ),
     _definition(
         "Daily diary grid, rolling 28-day headache days, 7-day moving average",
@@ -1164,13 +1078,19 @@ DEFINITIONS: list[dict[str, object]] = [
 
 
 def definitions_with_values(config: AnalysisConfig, params: ClinicalParameters) -> list[dict[str, str]]:
-    """DEFINITIONS with each parameter written as name = current value (SPEC §3 or clinical parameter)."""
+    """SPEC §5's definitions (the flags shown) and this module's DEFINITIONS, with the values in use filled in and
+    each parameter written as name = value (SPEC parameter or clinical parameter)."""
     values = {**config.parameters(), **params.parameters()}
+    shown = parameter_values(config)
+    spec = [
+        {"name": d["term"], "definition": d["definition"], "parameters": d["parameters"].split(", ")}
+        for d in STATUS_DEFINITIONS
+    ]
     return [
         {
             "name": str(d["name"]),
-            "definition": str(d["definition"]),
-            "parameters": "; ".join(f"{p} = {values[p]}" for p in d["parameters"]),  # type: ignore[union-attr]
+            "definition": fill(str(d["definition"]), shown),
+            "parameters": "; ".join(f"{p} = {values[p]}" for p in d["parameters"] if p),  # type: ignore[union-attr]
         }
-        for d in DEFINITIONS
+        for d in [*spec, *DEFINITIONS]
     ]

@@ -27,7 +27,7 @@ from analytics.figures.theme import (
     styled,
 )
 from analytics.statistics.survival import KaplanMeier
-from analytics.views.clinic import NOT_RECORDED, ON_TIME_DAYS, Funnel, IntervalSummary
+from analytics.views.clinic import NOT_RECORDED, Funnel, IntervalSummary, SafetyView
 
 CATEGORY_COLOURS = {"early": PARTIAL, "on time": RESPONDER, "late": NON_RESPONDER}
 
@@ -72,7 +72,7 @@ def build_interval_figure(distribution: pd.DataFrame, summary: IntervalSummary, 
     if distribution.empty:
         return _empty(fig, "No re-injections in this selection")
     order = distribution.drop_duplicates("bin_start").sort_values("bin_start")["bin_label"].tolist()
-    low, high = ON_TIME_DAYS
+    low, high = summary.on_time_days
     names = {
         "early": f"early (< {low} days)", "on time": f"on time ({low}–{high} days)", "late": f"late (> {high} days)"
     }
@@ -211,6 +211,43 @@ def build_adverse_event_figure(rates: pd.DataFrame, height: int = 380) -> go.Fig
         showlegend=False,
     )
     fig.update_xaxes(title="Events per 100 sessions", rangemode="tozero")
+    return fig
+
+
+def build_safety_figure(view: SafetyView, height: int = 400) -> go.Figure:
+    """Share of patients with each adverse event after their first two sessions (SPEC §5.4 pct_2_cycles) with
+    95% Wilson error bars, beside PREEMPT's published 24-week figures (hollow markers: not checked against the
+    paper). The row ``any`` is left out of the chart (no PREEMPT figure of that kind)."""
+    rows = view.table[view.table["event"] != "any"].iloc[::-1]
+    n = int(view.table["patients_2_cycles"].iloc[0]) if len(view.table) else 0
+    title = f"Patients with an adverse event in the first two cycles (n = {n:,} patients with ≥2 sessions)"
+    fig = styled(go.Figure(), title, height)
+    if n == 0 or rows.empty:
+        return _empty(fig, "No patient with two sessions, or no adverse event recorded")
+    labels = rows["event"].str.replace("_", " ")
+    pct, low, high = rows["pct_2_cycles"], rows["pct_2_cycles_ci_low"], rows["pct_2_cycles_ci_high"]
+    fig.add_scatter(
+        y=labels, x=pct, mode="markers", marker=dict(size=10, color=PRIMARY), name="this dataset",
+        error_x=dict(type="data", symmetric=False, array=high - pct, arrayminus=pct - low, color=PRIMARY),
+        customdata=np.column_stack([rows["patients_with_event_2_cycles"], rows["patients_2_cycles"], low, high]),
+        hovertemplate="%{y}: %{x:.1f}% (%{customdata[0]}/%{customdata[1]}; 95% Wilson %{customdata[2]:.1f}–"
+                      "%{customdata[3]:.1f}%)<extra></extra>",
+    )
+    published = view.published[(view.published["study"] == "PREEMPT") & view.published["event"].isin(rows["event"])]
+    for checked, name, symbol in ((True, "PREEMPT, 24 weeks", "diamond"),
+                                  (False, "PREEMPT, 24 weeks (not checked)", "diamond-open")):
+        points = published[published["checked"] == checked]
+        if points.empty:
+            continue
+        fig.add_scatter(
+            y=points["event"].str.replace("_", " "), x=points["published_pct"], mode="markers", name=name,
+            marker=dict(size=12, symbol=symbol, color=MIGRAINE, line=dict(width=2, color=MIGRAINE)),
+            customdata=points[["note"]].to_numpy(),
+            hovertemplate="%{y}: PREEMPT %{x:.1f}%<br>%{customdata[0]}<extra></extra>",
+        )
+    fig.update_layout(legend=dict(orientation="h", y=-0.2))
+    fig.update_xaxes(title="% of patients with ≥2 sessions", rangemode="tozero")
+    fig.update_yaxes(categoryorder="array", categoryarray=list(labels))
     return fig
 
 

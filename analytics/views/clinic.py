@@ -4,8 +4,10 @@ Everything the clinic page shows is computed here from the loaded dataset and th
 ``ClinicFilter`` (clinic, injector, period), by vectorised group-bys over the session register and
 the per-patient roster; ``clinic_view`` returns it all as one ``ClinicView`` so that the page can cache
 it in a single call. Outcome rates reuse ``analytics.definitions.cohort.cohort_cycles`` on the filtered
-patient_cycles rather than restating SPEC §3, persistence uses ``analytics.statistics.survival``, and the NICE
-TA260 stopping rule comes from ``analytics.definitions.clinical`` (the patient page's definitions). Every rate
+patient_cycles rather than restating SPEC §3, persistence uses ``analytics.statistics.survival``, and who is active,
+overdue, lapsed or discontinued and who has a stopping rule met are SPEC §5's columns of
+``analysis.patient_status`` (the same values the Patient page shows), never recomputed here; the
+safety view sets SPEC §5.4's ``analysis.safety`` beside published trial figures. Every rate
 carries its numerator, denominator and a named interval; ``DEFINITIONS`` states each definition in
 words for the data dictionary, and ``FILTER_NOTES`` (shown on the page) says which filter applies to
 what: the clinic always, the injector per session for session-level figures and per first session
@@ -22,7 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analytics.definitions.clinical import ClinicalParameters, clinical_tables
+from analytics.definitions.clinical import stop_rules
 from analytics.definitions.cohort import cohort_cycles
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.pipeline import Analysis
@@ -30,16 +32,11 @@ from analytics.ingest.load import Dataset
 from analytics.ingest.schemas import EVENTS
 from analytics.statistics.stats import WILSON_METHOD, Proportion, proportion, wilson_interval
 from analytics.statistics.survival import KaplanMeier, at_risk_table, kaplan_meier
+from analytics.views.dictionary import parameter_values
 
 NOT_RECORDED = "(not recorded)"
 PATIENT_PAGE = "/patient"
 
-ACTIVE_WINDOW_DAYS = 98
-"""A patient is active with a session in the last 98 days (14 weeks: a 12-week cycle plus 2 weeks' grace)."""
-OVERDUE_AFTER_DAYS = 98
-"""Overdue for re-injection when more than this many days have passed since the last session."""
-ON_TIME_DAYS = (77, 98)
-"""A re-injection interval is on time at 77–98 days (11–14 weeks around the 12-week target)."""
 REPOSE_GAP_DAYS = 91
 """REPOSE counted gaps longer than 13 weeks (91 days) between sessions."""
 REPOSE_GAP_SHARE = 0.79
@@ -62,16 +59,12 @@ FUNNEL_METHOD = (
     "binomial tail probability is below 2.5% (95% limits) or 0.1% (99.8% limits)"
 )
 
-_RULES = ClinicalParameters()
-NICE_RULE = f"<{_RULES.stopping_min_reduction:g}% reduction at cycle {_RULES.stopping_cycle}"
-EPISODIC_RULE = (
-    f"episodic: <{_RULES.episodic_max_days:g} headache days in {_RULES.episodic_periods} × {_RULES.period_days} d"
-)
-STOPPING_RULE_NOTE = (
-    f"NICE TA260 stopping rules, as the patient page defines them: less than {_RULES.stopping_min_reduction:g}% "
-    f"fewer headache days per 28 days at cycle {_RULES.stopping_cycle} than at baseline, or episodic migraine "
-    f"(under {_RULES.episodic_max_days:g} headache days per {_RULES.period_days} days) in "
-    f"{_RULES.episodic_periods} consecutive evaluable {_RULES.period_days}-day periods since the first injection."
+STOP_RULES_NOTE = (
+    "SPEC §5 stop_indicated: NICE {stopping_min_reduction}% (less than a {stopping_min_reduction}% reduction of "
+    "headache days per 28 days at cycle {stopping_cycle}, nice_state stop), EHF (no {stopping_min_reduction}% "
+    "reduction in any of the first {ehf_cycles} complete cycles, ehf_state stop) or episodic now (the last "
+    "{episodic_periods} 28-day periods each below {episodic_max_days} headache days, for patients with chronic "
+    "migraine at baseline)."
 )
 
 DEFINITIONS: tuple[dict[str, str], ...] = (
@@ -79,8 +72,8 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
         "key": "active",
         "term": "Active patient (clinic page)",
         "definition": (
-            f"A treated patient with a session in the last {ACTIVE_WINDOW_DAYS} days before as_of (as_of − last "
-            f"session ≤ {ACTIVE_WINDOW_DAYS} days) and no discontinued_on on or before as_of."
+            "SPEC §5 treatment_state active: at most {on_time_max_days} days from the last session to as_of, and "
+            "not discontinued (discontinued_on between the last session and as_of)."
         ),
     },
     {
@@ -88,7 +81,7 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
         "term": "Re-injection interval",
         "definition": (
             "Days from one session to the patient's next session, counted at the later session (its date and "
-            f"injector). On time at {ON_TIME_DAYS[0]}–{ON_TIME_DAYS[1]} days, early below, late above; the share "
+            "injector). On time at {on_time_min_days}–{on_time_max_days} days, early below, late above; the share "
             f"on time has a 95% Wilson interval. The REPOSE comparison counts patients with at least one interval "
             f"over {REPOSE_GAP_DAYS} days (13 weeks); REPOSE found {REPOSE_GAP_SHARE:.0%}."
         ),
@@ -99,7 +92,7 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
         "definition": (
             "Of the patients whose first session was in the period, how many reached cycle k (had at least k "
             "sessions by as_of), as a count and a share of those who started; also the share among those who "
-            f"had the time to reach it (first session + (k − 1) × {OVERDUE_AFTER_DAYS} days ≤ as_of), with a "
+            "had the time to reach it (first session + (k − 1) × {on_time_max_days} days ≤ as_of), with a "
             "95% Wilson interval."
         ),
     },
@@ -107,12 +100,13 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
         "key": "persistence",
         "term": "Persistence on treatment",
         "definition": (
-            "Kaplan–Meier estimate of the time from the first session to the end of treatment: the earlier of "
-            f"discontinued_on (patients.csv) and the last session + {OVERDUE_AFTER_DAYS} days when that date is "
-            "before as_of (no further session came). Patients still on treatment are censored at as_of. "
-            "95% pointwise interval: Greenwood variance on the log(−log S) scale."
+            "Kaplan–Meier estimate of the time from the first session to the end of treatment, which follows SPEC "
+            "§5 treatment_state: a discontinued patient ends on discontinued_on, a lapsed one (no session for more "
+            "than {lapse_days} days) at the last session + {on_time_max_days} days, the last on-time date of the "
+            "session that never came. Active and overdue patients are censored at as_of. 95% pointwise interval: "
+            "Greenwood variance on the log(−log S) scale."
         ),
-        "parameters": "as_of",
+        "parameters": "as_of, lapse_days, on_time_max_days",
     },
     {
         "key": "responders",
@@ -121,6 +115,17 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
             "responder_50_n / n_evaluable of SPEC §3, computed by cohort_cycles over the patient_cycles of the "
             "patients whose first session was in the period (and who match the clinic and injector), with a "
             "95% Wilson interval."
+        ),
+    },
+    {
+        "key": "safety",
+        "term": "Adverse events against the published figures",
+        "definition": (
+            "SPEC §5.4 safety.csv over all treated patients (not the filter): the share of patients with each event "
+            "at any time, and among patients with at least 2 sessions the share with the event after session 1 or "
+            "2 (PREEMPT's 24-week figures are of this kind), each with a 95% Wilson interval, beside the published "
+            "figures of PREEMPT (pooled double-blind phase, 24 weeks) and COMPEL (treatment-related events, 108 "
+            "weeks), with their sources."
         ),
     },
     {
@@ -141,12 +146,22 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
     },
     {
         "key": "overdue",
-        "term": "Overdue for re-injection",
+        "term": "Overdue for re-injection (worklist)",
         "definition": (
-            f"Not discontinued and more than {OVERDUE_AFTER_DAYS} days since the last session as of as_of; the "
-            "next session was due at the last session + {cycle_days} days."
+            "SPEC §5 treatment_state overdue: more than {on_time_max_days} and at most {lapse_days} days since the "
+            "last session as of as_of, not discontinued. next_due = last session + {cycle_days} days; days_overdue "
+            "= days past {on_time_max_days}. Longest wait first."
         ),
-        "parameters": "cycle_days",
+        "parameters": "cycle_days, on_time_max_days, lapse_days",
+    },
+    {
+        "key": "lapsed",
+        "term": "Lapsed (worklist)",
+        "definition": (
+            "SPEC §5 treatment_state lapsed: more than {lapse_days} days since the last session as of as_of, not "
+            "discontinued (lost to follow-up unless the clinic knows better). Longest wait first."
+        ),
+        "parameters": "lapse_days",
     },
     {
         "key": "diary",
@@ -158,9 +173,10 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
         "parameters": "min_completeness",
     },
     {
-        "key": "stopping_rule",
-        "term": "Stopping rule met (worklist)",
-        "definition": STOPPING_RULE_NOTE + " Listed for patients not discontinued, next re-injection due first.",
+        "key": "stop_indicated",
+        "term": "Stop indicated (worklist)",
+        "definition": STOP_RULES_NOTE + " Listed for patients still on treatment (active or overdue), next due first.",
+        "parameters": "stopping_min_reduction, stopping_cycle, ehf_cycles, episodic_periods, episodic_max_days",
     },
     {
         "key": "recent_adverse_events",
@@ -197,7 +213,7 @@ FILTER_NOTES = (
 def definition(key: str, config: AnalysisConfig) -> str:
     """One of ``DEFINITIONS`` by key, with the configuration's parameter values filled in."""
     entry = next(d for d in DEFINITIONS if d["key"] == key)
-    return entry["definition"].format_map(config.parameters())
+    return entry["definition"].format_map(parameter_values(config))
 
 
 # --- the filter ---------------------------------------------------------------------------------
@@ -253,11 +269,27 @@ def session_register(dataset: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
     )
 
 
-def patient_roster(dataset: Dataset, register: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """One row per treated patient: clinic, first and last session and injector, status as of as_of.
+ROSTER_STATUS_COLUMNS = (
+    "treatment_state",
+    "next_due",
+    "days_overdue",
+    "stop_indicated",
+    "nice_state",
+    "ehf_state",
+    "episodic_now",
+    "latest_evaluable_cycle",
+    "latest_mhd_pct_change",
+)
+"""The SPEC §5 patient_status columns the roster carries (the worklists and persistence read them)."""
 
-    A discontinued_on after as_of is ignored (rows dated after the cut-off are ignored, SPEC §3).
+
+def patient_roster(dataset: Dataset, register: pd.DataFrame, analysis: Analysis) -> pd.DataFrame:
+    """One row per treated patient: clinic, first and last session and injector, SPEC §5 status as of as_of.
+
+    ``active`` is treatment_state active; discontinued_on and its reason are kept only for patients whose
+    treatment_state is discontinued (a discontinued_on before the last session was followed by a new start).
     """
+    as_of = analysis.as_of
     by_patient = register.groupby("patient_id", sort=True)
     roster = pd.DataFrame(
         {
@@ -269,16 +301,15 @@ def patient_roster(dataset: Dataset, register: pd.DataFrame, as_of: pd.Timestamp
             "last_injector": by_patient["injector"].last(),
         }
     )
-    patients = dataset.tables["patients"].set_index("patient_id")
-    stopped = patients["discontinued_on"].reindex(roster.index)
-    roster["discontinued_on"] = stopped.where(stopped <= as_of)
-    roster["discontinuation_reason"] = patients["discontinuation_reason"].reindex(roster.index).where(
-        roster["discontinued_on"].notna()
-    )
+    status = analysis.patient_status.set_index("patient_id")
+    for column in ROSTER_STATUS_COLUMNS:
+        roster[column] = status[column].reindex(roster.index)
+    discontinued = roster["treatment_state"].eq("discontinued")
+    patients = dataset.tables["patients"].drop_duplicates("patient_id").set_index("patient_id")
+    roster["discontinued_on"] = patients["discontinued_on"].reindex(roster.index).where(discontinued)
+    roster["discontinuation_reason"] = patients["discontinuation_reason"].reindex(roster.index).where(discontinued)
     roster["days_since_last_session"] = (as_of - roster["last_session"]).dt.days.astype("int64")
-    discontinued = roster["discontinued_on"].notna()
-    roster["active"] = ~discontinued & (roster["days_since_last_session"] <= ACTIVE_WINDOW_DAYS)
-    roster["overdue"] = ~discontinued & (roster["days_since_last_session"] > OVERDUE_AFTER_DAYS)
+    roster["active"] = roster["treatment_state"].eq("active")
     roster.index.name = "patient_id"
     return roster.reset_index()
 
@@ -378,20 +409,24 @@ class IntervalSummary:
     early: int
     late: int
     patients_with_long_gap: Proportion
+    on_time_days: tuple[int, int]
+    """The on-time range of the configuration (on_time_min_days, on_time_max_days)."""
     method: str = WILSON_METHOD
 
 
-def interval_category(days: pd.Series) -> pd.Series:
-    """early (< 77 days), on time (77–98) or late (> 98)."""
-    low, high = ON_TIME_DAYS
+def interval_category(days: pd.Series, config: AnalysisConfig | None = None) -> pd.Series:
+    """early (< on_time_min_days), on time (on_time_min_days–on_time_max_days) or late (> on_time_max_days)."""
+    config = config or AnalysisConfig()
+    low, high = config.on_time_min_days, config.on_time_max_days
     values = days.astype("float64")
     return pd.Series(
         np.select([values < low, values <= high], ["early", "on time"], "late"), index=days.index, dtype="string"
     ).where(values.notna())
 
 
-def summarise_intervals(intervals: pd.DataFrame) -> IntervalSummary:
+def summarise_intervals(intervals: pd.DataFrame, config: AnalysisConfig | None = None) -> IntervalSummary:
     """Median (IQR), share on time (Wilson) and patients with a gap over 13 weeks (Wilson)."""
+    config = config or AnalysisConfig()
     days = intervals["interval_days"].astype("float64")
     category = intervals["category"]
     per_patient = (days > REPOSE_GAP_DAYS).groupby(intervals["patient_id"]).any()
@@ -406,6 +441,7 @@ def summarise_intervals(intervals: pd.DataFrame) -> IntervalSummary:
         early=int((category == "early").sum()),
         late=int((category == "late").sum()),
         patients_with_long_gap=proportion(int(per_patient.sum()), int(per_patient.size)),
+        on_time_days=(config.on_time_min_days, config.on_time_max_days),
     )
 
 
@@ -435,18 +471,19 @@ def interval_distribution(intervals: pd.DataFrame) -> pd.DataFrame:
 # --- retention and persistence -------------------------------------------------------------------
 
 
-def retention(patients: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def retention(patients: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisConfig | None = None) -> pd.DataFrame:
     """How many of the patients who started reach cycle 1, 2, 3, …
 
     Columns: cycle, started_n, reached_n, reached_share (of started), had_time_n (first session +
-    (k − 1) × 98 days ≤ as_of), reached_had_time_n, reached_had_time_rate with a 95% Wilson interval.
+    (k − 1) × on_time_max_days ≤ as_of), reached_had_time_n, reached_had_time_rate with a 95% Wilson interval.
     """
+    config = config or AnalysisConfig()
     k_max = int(patients["n_sessions"].max()) if len(patients) else 0
     cycles = np.arange(1, k_max + 1)
     sessions = patients["n_sessions"].to_numpy()[:, None]
     reached = sessions >= cycles[None, :]
     reach_by = patients["first_session"].to_numpy()[:, None] + pd.to_timedelta(
-        (cycles - 1) * OVERDUE_AFTER_DAYS, unit="D"
+        (cycles - 1) * config.on_time_max_days, unit="D"
     ).to_numpy()[None, :]
     had_time = reach_by <= as_of.to_datetime64()
     out = pd.DataFrame(
@@ -470,21 +507,22 @@ def retention(patients: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     ]
 
 
-def persistence(patients: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+def persistence(patients: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisConfig) -> pd.DataFrame:
     """Per patient: time on treatment from the first session, and whether it ended (else censored at as_of).
 
-    The end is the earlier of discontinued_on and the last session + 98 days when that date is before
-    as_of; ``end_reason`` says which, and ``duration_days`` is never negative.
+    The end follows SPEC §5 treatment_state (roster rows): discontinued ends on discontinued_on, lapsed at
+    the last session + on_time_max_days (the last on-time date of the session that never came); active and
+    overdue patients are censored at as_of. ``end_reason`` says which; ``duration_days`` is never negative.
     """
-    lapse = patients["last_session"] + pd.Timedelta(days=OVERDUE_AFTER_DAYS)
-    lapse = lapse.where(lapse < as_of)
-    recorded = patients["discontinued_on"]
-    end = pd.concat([recorded, lapse], axis=1).min(axis=1)
-    event = end.notna()
-    reason = np.where(
-        ~event, "on treatment (censored at as_of)",
-        np.where(recorded.notna() & (recorded <= lapse.fillna(recorded)), "discontinued (recorded)",
-                 f"lapsed (no session within {OVERDUE_AFTER_DAYS} days)"),
+    state = patients["treatment_state"]
+    discontinued, lapsed = state.eq("discontinued"), state.eq("lapsed")
+    lapse = (patients["last_session"] + pd.Timedelta(days=config.on_time_max_days)).clip(upper=as_of)
+    end = patients["discontinued_on"].where(discontinued, lapse.where(lapsed))
+    event = (discontinued | lapsed).to_numpy()
+    reason = np.select(
+        [discontinued, lapsed],
+        ["discontinued (recorded)", f"lapsed (no session for more than {config.lapse_days} days)"],
+        "on treatment (censored at as_of)",
     )
     stop = end.where(event, as_of)
     return pd.DataFrame(
@@ -492,7 +530,7 @@ def persistence(patients: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
             "patient_id": patients["patient_id"].to_numpy(),
             "first_session": patients["first_session"].to_numpy(),
             "end_date": end.to_numpy(),
-            "event": event.to_numpy(),
+            "event": event,
             "end_reason": reason,
             "duration_days": np.maximum((stop - patients["first_session"]).dt.days.to_numpy(), 0).astype("int64"),
         }
@@ -591,24 +629,32 @@ def patient_link(patient_ids: pd.Series) -> pd.Series:
     return PATIENT_PAGE + "?patient=" + patient_ids.astype(str)
 
 
-def overdue_worklist(patients: pd.DataFrame, cycle_days: int) -> pd.DataFrame:
-    """Patients not discontinued with more than 98 days since their last session, longest wait first."""
-    due = patients.loc[patients["overdue"]].copy()
-    due["due_date"] = due["last_session"] + pd.Timedelta(days=cycle_days)
-    due["days_past_due"] = due["days_since_last_session"] - cycle_days
+def _waiting_worklist(patients: pd.DataFrame, state: str) -> pd.DataFrame:
+    """Patients whose SPEC §5 treatment_state is ``state``, longest wait first."""
+    due = patients.loc[patients["treatment_state"].eq(state)]
     due = due.sort_values(["days_since_last_session", "patient_id"], ascending=[False, True], kind="stable")
     return pd.DataFrame(
         {
             "patient": patient_link(due["patient_id"]),
             "clinic": due["clinic"],
             "last_session": due["last_session"],
-            "due_date": due["due_date"],
+            "next_due": due["next_due"],
             "days_since_last_session": due["days_since_last_session"],
-            "days_past_due": due["days_past_due"],
+            "days_overdue": due["days_overdue"],
             "sessions": due["n_sessions"],
             "last_injector": due["last_injector"],
         }
     ).reset_index(drop=True)
+
+
+def overdue_worklist(patients: pd.DataFrame) -> pd.DataFrame:
+    """Roster patients whose SPEC §5 treatment_state is overdue, longest wait first."""
+    return _waiting_worklist(patients, "overdue")
+
+
+def lapsed_worklist(patients: pd.DataFrame) -> pd.DataFrame:
+    """Roster patients whose SPEC §5 treatment_state is lapsed, longest wait first."""
+    return _waiting_worklist(patients, "lapsed")
 
 
 def diary_worklist(current: pd.DataFrame) -> pd.DataFrame:
@@ -659,39 +705,26 @@ def recent_adverse_events(
     ).reset_index(drop=True)
 
 
-def stopping_rule_worklist(status: pd.DataFrame, patients: pd.DataFrame, cycle_days: int) -> pd.DataFrame:
-    """Patients not discontinued for whom a NICE TA260 stopping rule is met, next due first.
-
-    ``status`` is ``analytics.definitions.clinical``'s per-patient status (``clinical_tables(...).status``): its
-    ``stopping_met`` (less than 30% reduction at cycle 2) and ``episodic_converted`` (3 consecutive
-    28-day periods under 15 headache days) are the patient page's definitions, reused here.
-    """
-    flags = status[["patient_id", "stopping_met", "stopping_reason", "episodic_converted", "episodic_converted_on",
-                    "episodic_reason"]]
-    rows = patients.loc[patients["discontinued_on"].isna()].merge(flags, on="patient_id", how="inner")
-    nice = rows["stopping_met"].fillna(False).astype(bool)
-    episodic = rows["episodic_converted"].fillna(False).astype(bool)
-    rows = rows.loc[nice | episodic].copy()
-    nice, episodic = nice[rows.index], episodic[rows.index]
-    rows["rule_met"] = np.select([nice & episodic, nice], [f"{NICE_RULE}; {EPISODIC_RULE}", NICE_RULE], EPISODIC_RULE)
-    rows["detail"] = (
-        rows["stopping_reason"].where(nice).fillna("").astype(str)
-        + np.where(nice & episodic, "; ", "")
-        + rows["episodic_reason"].where(episodic).fillna("").astype(str)
-    )
-    rows["due_date"] = rows["last_session"] + pd.Timedelta(days=cycle_days)
-    rows = rows.sort_values(["due_date", "patient_id"], kind="stable")
+def stop_indicated_worklist(patients: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """Roster patients still on treatment (SPEC §5 treatment_state active or overdue) with stop_indicated true,
+    next due first, with the rule(s) that indicate the stop (``analytics.definitions.clinical.stop_rules``)."""
+    on_treatment = patients["treatment_state"].isin(["active", "overdue"])
+    rows = patients.loc[on_treatment & patients["stop_indicated"].eq(True).fillna(False)]
+    rows = rows.sort_values(["next_due", "patient_id"], kind="stable")
     return pd.DataFrame(
         {
             "patient": patient_link(rows["patient_id"]),
             "clinic": rows["clinic"],
-            "rule_met": rows["rule_met"],
-            "due_date": rows["due_date"],
+            "rules": stop_rules(rows, config),
+            "treatment_state": rows["treatment_state"],
+            "next_due": rows["next_due"],
+            "days_overdue": rows["days_overdue"],
+            "nice_state": rows["nice_state"],
+            "ehf_state": rows["ehf_state"],
+            "latest_evaluable_cycle": rows["latest_evaluable_cycle"],
+            "latest_mhd_pct_change": rows["latest_mhd_pct_change"],
             "last_session": rows["last_session"],
             "sessions": rows["n_sessions"],
-            "active": rows["active"],
-            "episodic_since": rows["episodic_converted_on"],
-            "detail": rows["detail"],
         }
     ).reset_index(drop=True)
 
@@ -796,6 +829,81 @@ def responder_funnel(
     return Funnel(unit_label, units, overall, curves, highlight=highlight)
 
 
+# --- safety against the literature ---------------------------------------------------------------
+
+PREEMPT_SOURCE = (
+    "PREEMPT pooled double-blind phase, 24 weeks (2 cycles), all adverse events regardless of cause, N = 687 "
+    "onabotulinumtoxinA: Dodick DW et al., Headache 2010;50:921–936 (with Aurora SK et al., Cephalalgia 2010 and "
+    "Diener HC et al., Cephalalgia 2010)"
+)
+COMPEL_SOURCE = (
+    "COMPEL, open label, 108 weeks (9 cycles), treatment-related adverse events, N = 716: Blumenfeld AM et al., "
+    "J Headache Pain 2018;19:13, Table 2"
+)
+PUBLISHED_SAFETY = pd.DataFrame(
+    [
+        # study, event, pct, compare_with, source, checked, note
+        ("PREEMPT", "neck_pain", 8.7, "pct_2_cycles", PREEMPT_SOURCE, True,
+         "8.7% vs 2.7% on placebo, as also quoted by Blumenfeld AM et al., Headache 2017;57:766–777"),
+        ("PREEMPT", "eyelid_ptosis", 3.6, "pct_2_cycles", PREEMPT_SOURCE, True,
+         "3.6% as quoted by Blumenfeld AM et al., Headache 2017;57:766–777; a figure of 3.3% is also in "
+         "circulation and was not confirmed"),
+        ("PREEMPT", "muscular_weakness", 5.5, "pct_2_cycles", PREEMPT_SOURCE, False,
+         "recalled, not checked against the paper"),
+        ("PREEMPT", "injection_site_pain", 3.2, "pct_2_cycles", PREEMPT_SOURCE, False,
+         "recalled, not checked against the paper"),
+        ("PREEMPT", "headache", 2.9, "pct_2_cycles", PREEMPT_SOURCE, False,
+         "recalled, not checked against the paper; may be the treatment-related rate"),
+        ("COMPEL", "neck_pain", 4.1, "patients_with_event_pct", COMPEL_SOURCE, True, "29 of 716"),
+        ("COMPEL", "eyelid_ptosis", 2.5, "patients_with_event_pct", COMPEL_SOURCE, True, "18 of 716"),
+        ("COMPEL", "musculoskeletal_stiffness", 2.4, "patients_with_event_pct", COMPEL_SOURCE, True, "17 of 716"),
+        ("COMPEL", "injection_site_pain", 2.0, "patients_with_event_pct", COMPEL_SOURCE, True, "14 of 716"),
+        ("COMPEL", "headache", 1.7, "patients_with_event_pct", COMPEL_SOURCE, True, "12 of 716"),
+        ("COMPEL", "muscular_weakness", 1.4, "patients_with_event_pct", COMPEL_SOURCE, True, "10 of 716"),
+        ("COMPEL", "facial_paresis", 1.3, "patients_with_event_pct", COMPEL_SOURCE, True, "9 of 716"),
+        ("COMPEL", "any", 18.3, "patients_with_event_pct", COMPEL_SOURCE, True,
+         "131 of 716 with at least one treatment-related adverse event"),
+    ],
+    columns=["study", "event", "published_pct", "compare_with", "source", "checked", "note"],
+)
+"""Published shares of patients with an adverse event, with their sources. PREEMPT's are of the kind of SPEC
+§5.4 pct_2_cycles (events after the first two sessions); COMPEL's count treatment-related events over nine
+cycles, so they compare with patients_with_event_pct over a long follow-up, and a clinic recording every event
+regardless of cause should expect more. REPOSE (Ahmed F et al., J Headache Pain 2019;20:26) is not listed:
+its per-event figures could not be checked here."""
+
+
+@dataclass(frozen=True)
+class SafetyView:
+    """SPEC §5.4 safety.csv with 95% Wilson intervals, and the published figures for its events."""
+
+    table: pd.DataFrame
+    """analysis.safety plus patients_with_event_ci_low/high and pct_2_cycles_ci_low/high (in %), and the
+    published PREEMPT (2 cycles) and COMPEL (any time) percentages of the same event, empty where none."""
+    published: pd.DataFrame
+    """The rows of ``PUBLISHED_SAFETY`` for the events in ``table``."""
+    method: str = WILSON_METHOD
+
+
+def safety_view(analysis: Analysis) -> SafetyView | None:
+    """``analysis.safety`` (SPEC §5.4, all treated patients) beside the published figures; None without the file."""
+    safety = analysis.safety
+    if safety is None:
+        return None
+    table = safety.copy()
+    for pct, numerator, denominator in (
+        ("patients_with_event", "patients_with_event", "patients"),
+        ("pct_2_cycles", "patients_with_event_2_cycles", "patients_2_cycles"),
+    ):
+        low, high = wilson_interval(table[numerator], table[denominator])
+        table[f"{pct}_ci_low"], table[f"{pct}_ci_high"] = 100 * low, 100 * high
+    published = PUBLISHED_SAFETY[PUBLISHED_SAFETY["event"].isin(table["event"])].reset_index(drop=True)
+    for study, column in (("PREEMPT", "preempt_pct_2_cycles"), ("COMPEL", "compel_pct_treatment_related")):
+        figures = PUBLISHED_SAFETY.loc[PUBLISHED_SAFETY["study"] == study].set_index("event")["published_pct"]
+        table[column] = table["event"].map(figures).astype("float64")
+    return SafetyView(table, published)
+
+
 # --- the whole view ---------------------------------------------------------------------------
 
 
@@ -826,19 +934,11 @@ class ClinicView:
     clinic_funnel: Funnel
 
 
-def clinic_view(
-    dataset: Dataset, analysis: Analysis, flt: ClinicFilter, clinical_status: pd.DataFrame | None = None
-) -> ClinicView:
-    """Compute every clinic-page figure and worklist for one filter.
-
-    ``clinical_status`` is ``analytics.definitions.clinical.clinical_tables(analysis, dataset).status``; pass it when
-    it is already computed (it does not depend on the filter), otherwise it is computed here.
-    """
-    if clinical_status is None:
-        clinical_status = clinical_tables(analysis, dataset).status
-    as_of = analysis.as_of
+def clinic_view(dataset: Dataset, analysis: Analysis, flt: ClinicFilter) -> ClinicView:
+    """Compute every clinic-page figure and worklist for one filter."""
+    as_of, config = analysis.as_of, analysis.config
     register = session_register(dataset, as_of)
-    roster = patient_roster(dataset, register, as_of)
+    roster = patient_roster(dataset, register, analysis)
     first = register["session_date"].min() if len(register) else as_of
     start, end = _period(flt, first, as_of)
 
@@ -851,9 +951,9 @@ def clinic_view(
         & register["session_date"].between(start, end)
     ]
     intervals = sessions.loc[sessions["interval_days"].notna()].copy()
-    intervals["category"] = interval_category(intervals["interval_days"])
+    intervals["category"] = interval_category(intervals["interval_days"], config)
 
-    curve_input = persistence(cohort, as_of)
+    curve_input = persistence(cohort, as_of, config)
     curve = kaplan_meier(curve_input["duration_days"], curve_input["event"])
     longest = int(curve_input["duration_days"].max()) if len(curve_input) else 0
     ticks = np.arange(0, longest + 1, analysis.config.cycle_days)
@@ -862,8 +962,9 @@ def clinic_view(
     adverse = dataset.tables["adverse_events"]
     cycles_now = current_cycles(analysis, current)
     worklists: dict[str, pd.DataFrame | None] = {
-        "overdue": overdue_worklist(current, analysis.config.cycle_days),
-        "stopping_rule": stopping_rule_worklist(clinical_status, current, analysis.config.cycle_days),
+        "overdue": overdue_worklist(current),
+        "lapsed": lapsed_worklist(current),
+        "stop_indicated": stop_indicated_worklist(current, config),
         "diary": diary_worklist(cycles_now),
         "adverse_events": recent_adverse_events(adverse, register, as_of, flt) if has_ae else None,
     }
@@ -886,9 +987,9 @@ def clinic_view(
         monthly=sessions_per_month(sessions, start, end),
         monthly_totals=monthly_totals(sessions),
         intervals=intervals,
-        interval_summary=summarise_intervals(intervals),
+        interval_summary=summarise_intervals(intervals, config),
         interval_distribution=interval_distribution(intervals),
-        retention=retention(cohort, as_of),
+        retention=retention(cohort, as_of, config),
         persistence=curve_input,
         persistence_curve=curve,
         persistence_at_risk=at_risk_table(curve, ticks),

@@ -3,7 +3,8 @@
 Nothing here is hand-copied from the contract: input columns come from ``analytics.ingest.schemas.FILES``
 (file, required, valid values, rejection reason, meaning), parameters from
 ``analytics.definitions.config.parameter_docs`` with the values of the running configuration, the core
-definitions of SPEC §3 are templates filled with those values, and any analytics module listed in
+definitions of SPEC §3 and the patient status and safety definitions of SPEC §5 are templates filled
+with those values, and any analytics module listed in
 ``DEFINITION_MODULES`` may contribute its own definitions through a module-level ``DEFINITIONS``
 list (modules that do not exist yet are skipped). The Data page renders these tables and offers
 ``data_dictionary`` as one CSV, so what a user reads is what the code runs.
@@ -33,7 +34,6 @@ from analytics.ingest import schemas
 
 # Analytics modules that may expose ``DEFINITIONS``; a module that is absent is skipped.
 DEFINITION_MODULES = (
-    "analytics.definitions.status",
     "analytics.definitions.clinical",
     "analytics.views.clinic",
     "analytics.views.outcomes",
@@ -217,6 +217,146 @@ SPEC_DEFINITIONS: tuple[dict[str, str], ...] = (
             "new_responder_50_n, prior_nonresponder_denom, new_responder_50_rate, new_responder_50_ci_low, "
             "new_responder_50_ci_high"
         ),
+        "parameters": "",
+    },
+)
+
+# SPEC §5 (patient_status.csv, safety.csv): what each column means, in short, with the parameters in use. The
+# exact order of the branches is the SPEC's; every page, worklist and the printable summary shows these values.
+STATUS_DEFINITIONS: tuple[dict[str, str], ...] = (
+    {
+        "term": "Treated patient and sessions (SPEC §5.1)",
+        "definition": (
+            "One row of patient_status.csv per patient with at least one accepted session up to as_of: the "
+            "number of sessions n and the first and last session dates D1 and Dn."
+        ),
+        "columns": "patient_id, n_sessions, first_session, last_session",
+        "parameters": "as_of",
+    },
+    {
+        "term": "Baseline values (SPEC §5.1)",
+        "definition": "The baseline window's (cycle 0's) evaluable, mhd, mmd and amd of SPEC §3.",
+        "columns": "baseline_evaluable, baseline_mhd, baseline_mmd, baseline_amd",
+        "parameters": "baseline_days, min_completeness, min_window_days",
+    },
+    {
+        "term": "Chronic migraine, medication overuse and NICE suitability at baseline (SPEC §5.1)",
+        "definition": (
+            "chronic_at_baseline: empty when the baseline is not evaluable; else baseline mhd ≥ "
+            "{chronic_min_headache_days} and baseline mmd ≥ {chronic_min_migraine_days} (the migraine criterion "
+            "is not applied when diary.csv has no migraine column). overuse_at_baseline: baseline amd ≥ "
+            "{overuse_acute_days} (empty without an evaluable baseline or amd). prior_preventives from patients.csv. "
+            "suitable_nice: true when chronic at baseline and prior_preventives ≥ {min_prior_preventives}; false when "
+            "either fails; empty otherwise. Comparisons within 1e-9."
+        ),
+        "columns": "chronic_at_baseline, overuse_at_baseline, prior_preventives, suitable_nice",
+        "parameters": "chronic_min_headache_days, chronic_min_migraine_days, overuse_acute_days, min_prior_preventives",
+    },
+    {
+        "term": "Latest change, ever and sustained 50% response (SPEC §5.1)",
+        "definition": (
+            "latest_evaluable_cycle: the largest cycle k ≥ 1 with a mhd_pct_change, and that value. "
+            "ever_responder_50: cumulative_responder_50 of the last cycle. sustained_responder_50: responder_50 true "
+            "in two consecutive cycles k and k+1; false when some such pair has both values; else empty."
+        ),
+        "columns": "latest_evaluable_cycle, latest_mhd_pct_change, ever_responder_50, sustained_responder_50",
+        "parameters": "responder_thresholds",
+    },
+    {
+        "term": "Treatment state, next due date, days overdue (SPEC §5.1)",
+        "definition": (
+            "discontinued when discontinued_on lies between the last session Dn and as_of (an earlier one was "
+            "followed by a new start); otherwise, with g = as_of − Dn: active when g ≤ {on_time_max_days}, overdue "
+            "when g ≤ {lapse_days}, lapsed beyond. next_due = Dn + {cycle_days} days; days_overdue = max(0, g − "
+            "{on_time_max_days}); both empty when discontinued. Lapsed and discontinued patients are off treatment."
+        ),
+        "columns": "treatment_state, next_due, days_overdue",
+        "parameters": "on_time_max_days, lapse_days, cycle_days",
+    },
+    {
+        "term": "Re-injection intervals per patient (SPEC §5.1)",
+        "definition": (
+            "Of the n − 1 intervals between consecutive sessions: on time within [{on_time_min_days}, "
+            "{on_time_max_days}] days, early below, late above; the longest interval (empty when n = 1)."
+        ),
+        "columns": "intervals_on_time, intervals_early, intervals_late, max_interval_days",
+        "parameters": "on_time_min_days, on_time_max_days",
+    },
+    {
+        "term": "NICE TA260 non-response rule (SPEC §5.2)",
+        "definition": (
+            "In this order: not assessable without an evaluable baseline with headache days; pending while fewer "
+            "than {stopping_cycle} sessions or cycle {stopping_cycle} is ongoing (not reached when the patient is "
+            "off treatment); not assessable when cycle {stopping_cycle} has no mhd_pct_change; stop when it is "
+            "above −{stopping_min_reduction}%; otherwise continue."
+        ),
+        "columns": "nice_state",
+        "parameters": "stopping_cycle, stopping_min_reduction",
+    },
+    {
+        "term": "EHF non-response rule (SPEC §5.2)",
+        "definition": (
+            "In this order: not assessable without an evaluable baseline with headache days; continue when any of "
+            "cycles 1–{ehf_cycles} has mhd_pct_change ≤ −{stopping_min_reduction}%; stop when cycles 1–{ehf_cycles} "
+            "all exist, are complete and have a mhd_pct_change; pending while fewer cycles exist or cycle "
+            "{ehf_cycles} is ongoing (not reached when off treatment); otherwise not assessable."
+        ),
+        "columns": "ehf_state",
+        "parameters": "ehf_cycles, stopping_min_reduction",
+    },
+    {
+        "term": "Conversion to episodic migraine, NICE and EHF thresholds (SPEC §5.3)",
+        "definition": (
+            "Only for chronic migraine at baseline (otherwise empty). Fixed 28-day periods from D1 that end by "
+            "as_of, evaluable with recorded days / 28 ≥ {min_completeness}, rated as headache days per 28 recorded "
+            "days. converted_on: end of the first run of {episodic_periods} consecutive evaluable periods below the "
+            "threshold ({episodic_max_days}; EHF: {ehf_episodic_max_days}). now: over the last {episodic_periods} "
+            "periods, true when all are evaluable and below, false when one is evaluable and not below, else empty."
+        ),
+        "columns": "episodic_converted_on, episodic_now, ehf_episodic_converted_on, ehf_episodic_now",
+        "parameters": "episodic_periods, episodic_max_days, ehf_episodic_max_days, min_completeness",
+    },
+    {
+        "term": "Stop indicated (SPEC §5.1)",
+        "definition": (
+            "True when nice_state or ehf_state is stop or episodic_now is true; empty when none holds and the "
+            "patient is discontinued or lapsed; false otherwise."
+        ),
+        "columns": "stop_indicated",
+        "parameters": "",
+    },
+    {
+        "term": "Adverse events per patient (SPEC §5.1)",
+        "definition": (
+            "The patient's sessions with at least one accepted adverse_events.csv row, and those rows with serious "
+            "true; empty without adverse_events.csv."
+        ),
+        "columns": "sessions_with_adverse_event, serious_adverse_events",
+        "parameters": "",
+    },
+    {
+        "term": "Patients with an adverse event (SPEC §5.4)",
+        "definition": (
+            "One row of safety.csv per event of the vocabulary that occurs among the counted rows (accepted rows "
+            "of treated patients' sessions up to as_of), then any: treated patients, those with at least one such "
+            "row and 100 × their share."
+        ),
+        "columns": "event, patients, patients_with_event, patients_with_event_pct",
+        "parameters": "as_of",
+    },
+    {
+        "term": "Patients with an adverse event in the first two cycles (SPEC §5.4)",
+        "definition": (
+            "Among patients with at least 2 sessions, those with such a row for session D1 or D2, their number and "
+            "100 × the share (PREEMPT's 24-week figures are of this kind); empty when no patient has 2 sessions."
+        ),
+        "columns": "patients_with_event_2_cycles, patients_2_cycles, pct_2_cycles",
+        "parameters": "",
+    },
+    {
+        "term": "Adverse events per 100 sessions (SPEC §5.4)",
+        "definition": "Treated patients' sessions, such rows, 100 × rows / sessions, and the rows with serious true.",
+        "columns": "sessions, events, events_per_100_sessions, serious_events",
         "parameters": "",
     },
 )
@@ -433,7 +573,9 @@ def definition_dictionary(
     """
     values = {row.parameter: row.value for row in parameter_dictionary(config, as_of, modules).itertuples()}
     entries = [
-        {**d, "parameters": _names(d["parameters"]), "source": "SPEC §3"} for d in SPEC_DEFINITIONS
+        {**d, "parameters": _names(d["parameters"]), "source": source}
+        for source, spec in (("SPEC §3", SPEC_DEFINITIONS), ("SPEC §5", STATUS_DEFINITIONS))
+        for d in spec
     ] + module_definitions(modules)
     rows = [
         {

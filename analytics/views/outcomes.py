@@ -18,10 +18,18 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analytics.definitions.clinical import RESPONSE_CLASSES
+from analytics.definitions.clinical import response_class as classify_response
 from analytics.definitions.pipeline import Analysis
 from analytics.definitions.status import OFF_TREATMENT
 from analytics.statistics.stats import T_METHOD, WILSON_METHOD, t_interval, wilson_interval
-from analytics.statistics.survival import CENSORED, COMPETING, EVENT, CumulativeIncidence, cumulative_incidence
+from analytics.statistics.survival import (
+    CENSORED,
+    COMPETING,
+    EVENT,
+    CumulativeIncidence,
+    cumulative_incidence,
+)
 from analytics.views.cohort_filter import age_band_order
 
 MEASURES: dict[str, str] = {
@@ -38,13 +46,6 @@ SMALL_N = 10
 MIN_PATIENTS_PER_MODEL_CYCLE = 10
 """The mixed model uses cycles 1..K where every cycle has at least this many evaluable patients."""
 
-RESPONSE_CLASSES = (
-    "≥50% responder",
-    "30–<50% partial",
-    "<30% non-responder",
-    "not evaluable",
-    "did not reach cycle",
-)
 
 WEEKLY_METHOD = (
     "weekly headache days = headache days / recorded days × 7 per evaluable patient-cycle-week (wholly inside "
@@ -125,11 +126,12 @@ DEFINITIONS: list[dict[str, str]] = [
     {
         "term": "Response class at cycle k",
         "definition": (
-            "≥50% responder (responder_50 true); 30–<50% partial (responder_30 true, responder_50 false); <30% "
-            "non-responder (responder_30 false); not evaluable (reached cycle k, no mhd_change); did not reach "
-            "cycle k (fewer than k sessions)."
+            "The response class of analytics.definitions.clinical.response_class (the Patient page's) "
+            "at the chosen cycle k: "
+            "≥75% excellent, 50–<75% responder, 30–<50% partial, <30% non-responder (SPEC §3 responder flags); "
+            "not evaluable (reached cycle k, no mhd_change); did not reach cycle k (fewer than k sessions)."
         ),
-        "source": "analytics.views.outcomes.response_class",
+        "source": "analytics.definitions.clinical.response_class",
     },
     {
         "term": "Mixed model of monthly headache days",
@@ -575,21 +577,13 @@ def subgroup_response(analysis: Analysis, attributes: pd.DataFrame, cycle: int) 
 
 
 def response_class(analysis: Analysis, attributes: pd.DataFrame, cycle: int) -> pd.Series:
-    """Each patient's response class at ``cycle`` (index: patient_id, values: ``RESPONSE_CLASSES``)."""
-    table = analysis.patient_cycles
-    at_cycle = table.loc[table["cycle"] == cycle].set_index("patient_id")
+    """Each patient's response class at ``cycle`` (index: patient_id, values: ``RESPONSE_CLASSES``).
+
+    The one definition of ``analytics.definitions.clinical.response_class``, which the Patient page uses too.
+    """
+    classes = classify_response(analysis.patient_cycles, cycle).set_index("patient_id")["response_class"]
     ids = pd.Index(attributes["patient_id"])
-    r50 = at_cycle["responder_50"].reindex(ids)
-    # Without a 30% threshold in the parameters there is no partial class: a 50% non-responder is <50%.
-    r30 = at_cycle["responder_30"].reindex(ids) if "responder_30" in at_cycle else r50
-    reached = attributes["n_cycles"].to_numpy() >= cycle
-    classes = np.select(
-        [~reached, r50.eq(True).fillna(False).to_numpy(dtype=bool), r30.eq(True).fillna(False).to_numpy(dtype=bool),
-         r30.eq(False).fillna(False).to_numpy(dtype=bool)],
-        [RESPONSE_CLASSES[4], RESPONSE_CLASSES[0], RESPONSE_CLASSES[1], RESPONSE_CLASSES[2]],
-        default=RESPONSE_CLASSES[3],
-    )
-    return pd.Series(classes, index=ids, name="response_class")
+    return pd.Series(classes.reindex(ids).fillna(RESPONSE_CLASSES[-1]).to_numpy(), index=ids, name="response_class")
 
 
 TABLE1_CATEGORICAL = {

@@ -22,7 +22,8 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from analytics import __version__
-from analytics.definitions.clinical import ClinicalParameters, header_measures, status_badges, suitability_statements
+from analytics.definitions.clinical import header_measures, status_badges, suitability_statements
+from analytics.definitions.config import AnalysisConfig
 
 PRINT_WIDTH_PX = 680  # A4 portrait minus 12 mm margins at 96 dpi, with a little room to spare
 TONE_COLOURS = {"good": "#009e73", "bad": "#c0392b", "warn": "#b26b00", "info": "#1f5f8b", "neutral": "#6b6b6b"}
@@ -171,7 +172,7 @@ def build_patient_report(
     parameters: Mapping[str, object],
     as_of: pd.Timestamp,
     source: str,
-    params: ClinicalParameters,
+    config: AnalysisConfig,
     patient_facts: Mapping[str, str] | None = None,
     changed_parameters: Mapping[str, tuple[object, object]] | None = None,
     generated_at: datetime | None = None,
@@ -212,11 +213,11 @@ def build_patient_report(
         badges = "".join(
             f'<span class="badge" style="color:{TONE_COLOURS[tone]};border-color:{TONE_COLOURS[tone]}">'
             f"{_e(text)}</span>"
-            for text, tone in status_badges(status)
+            for text, tone in status_badges(status, config)
         )
         parts.append(f'<h2>Status</h2><div class="badges">{badges}</div>')
         parts.append('<h2>Suitability at baseline</h2><ul class="criteria">')
-        for text, met in suitability_statements(status, params):
+        for text, met in suitability_statements(status, config):
             mark = {
                 "met": ("✓", "good"),
                 "not met": ("✗", "bad"),
@@ -228,7 +229,7 @@ def build_patient_report(
             )
         parts.append("</ul>")
         parts.append('<h2>Stopping rules</h2><ul class="criteria">')
-        for column in ("stopping_reason", "episodic_reason", "ehf_episodic_reason"):
+        for column in ("nice_reason", "ehf_reason", "episodic_reason", "ehf_episodic_reason"):
             parts.append(f"<li>{_e(status[column])}</li>")
         parts.append("</ul>")
 
