@@ -15,6 +15,7 @@ import dataclasses
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -26,9 +27,10 @@ from analytics.ingest.load import Dataset
 
 MINUS = "−"
 TOLERANCE = 1e-9
+_T = TypeVar("_T")
 
 
-def _param(default: object, doc: str, basis: str) -> object:
+def _param(default: _T, doc: str, basis: str) -> _T:
     return field(default=default, metadata={"doc": doc, "basis": basis})
 
 
@@ -297,7 +299,8 @@ def baseline_suitability(cycles: pd.DataFrame, patients: pd.DataFrame, params: C
 
     def criterion(values: pd.Series, threshold: float) -> pd.Series:
         met = pd.Series(values.astype("float64") >= threshold - TOLERANCE, dtype="boolean")
-        return met.where(evaluable & values.notna(), pd.NA)
+        # pandas-stubs (2.3.3.260113) leaves pd.NA out of Series.where's other; pandas takes it.
+        return met.where(evaluable & values.notna(), pd.NA)  # type: ignore[call-overload]
 
     out["chronic_migraine"] = criterion(out["baseline_mhd"], params.chronic_min_headache_days)
     out["migraine_days_criterion"] = criterion(out["baseline_mmd"], params.chronic_min_migraine_days)
@@ -318,7 +321,7 @@ def suitability_statements(row: pd.Series, params: ClinicalParameters) -> list[t
     caution when present rather than not met.
     """
 
-    def flag(value: object) -> str:
+    def flag(value: bool | pd.api.typing.NAType | None) -> str:
         return "unknown" if value is None or pd.isna(value) else ("met" if bool(value) else "not met")
 
     n = f"{int(row['baseline_recorded_days'])} of {int(row['baseline_window_days'])} days recorded"
@@ -418,7 +421,7 @@ def nice_stopping_rule(cycles: pd.DataFrame, config: AnalysisConfig, params: Cli
         stop,
     ]
     states = ["not assessable", "not assessable", "pending", "pending", "pending", "not assessable", "stop"]
-    reasons = [
+    reasons: list[str | pd.Series] = [
         rule + ": not assessable, baseline not evaluable (" + n_base + ")",
         rule + ": not assessable, no headache days at baseline",
         pd.Series(f"{rule}: pending, cycle {k} not reached yet", index=out.index),
@@ -429,7 +432,8 @@ def nice_stopping_rule(cycles: pd.DataFrame, config: AnalysisConfig, params: Cli
     ]
     out["stopping_state"] = np.select(conditions, states, "continue")
     out["stopping_reason"] = np.select(conditions, reasons, f"NICE TA260: ≥{t:g}% reduction after {k} cycles" + numbers)
-    out["stopping_met"] = pd.Series(stop, dtype="boolean").where(assessed, pd.NA)
+    # pandas-stubs (2.3.3.260113) leaves pd.NA out of Series.where's other; pandas takes it.
+    out["stopping_met"] = pd.Series(stop, dtype="boolean").where(assessed, pd.NA)  # type: ignore[call-overload]
     out["stopping_pct_change"] = pct.where(assessed | ongoing)
     return out[["patient_id", "stopping_state", "stopping_met", "stopping_pct_change", "stopping_reason"]]
 
@@ -471,7 +475,8 @@ def diary_days(analysis: Analysis, params: ClinicalParameters) -> pd.DataFrame:
         .groupby(level=0)
         .agg({"min": "min", "max": "max"})
     )
-    span["max"] = span["max"].clip(upper=analysis.as_of)
+    # pandas-stubs types clip bounds as float or array only; pandas clips datetimes at a Timestamp.
+    span["max"] = span["max"].clip(upper=analysis.as_of)  # type: ignore[call-overload]
     span = span[span["max"] >= span["min"]]
     lengths = ((span["max"] - span["min"]).dt.days + 1).to_numpy()
     starts = np.repeat(span["min"].to_numpy(), lengths)
@@ -496,7 +501,8 @@ def diary_days(analysis: Analysis, params: ClinicalParameters) -> pd.DataFrame:
     hours = grid["headache_hours"]
     grid["recorded"] = hours.notna()
     headache_day = pd.Series(hours >= config.headache_min_hours, dtype="boolean")
-    grid["headache_day"] = headache_day.where(grid["recorded"], pd.NA)
+    # pandas-stubs (2.3.3.260113) leaves pd.NA out of Series.where's other; pandas takes it.
+    grid["headache_day"] = headache_day.where(grid["recorded"], pd.NA)  # type: ignore[call-overload]
     severity = grid["severity"].fillna(0).astype("int64")
     grid["category"] = np.select(
         [~grid["recorded"], hours == 0, hours < config.headache_min_hours, severity == 3, severity == 2],
@@ -632,7 +638,8 @@ def wearing_off(
     flagged = (out["rise"] >= params.wearing_off_min_rise - TOLERANCE) & (
         out["late_mhd"] >= out["reference_mhd"] * (1 + params.wearing_off_min_relative) - TOLERANCE
     )
-    out["wearing_off"] = pd.Series(flagged, dtype="boolean").where(out["assessable"], pd.NA)
+    # pandas-stubs (2.3.3.260113) leaves pd.NA out of Series.where's other; pandas takes it.
+    out["wearing_off"] = pd.Series(flagged, dtype="boolean").where(out["assessable"], pd.NA)  # type: ignore[call-overload]
     return out.drop(columns=["status", "window_days"]).reset_index(drop=True)
 
 
@@ -773,7 +780,8 @@ def episodic_conversion(
         out["reason"],
         np.where(has_periods, not_met, f"{label}: {NO_PERIOD_YET}"),
     )
-    flag = pd.Series(out["converted_on"].notna(), dtype="boolean").where(has_periods, pd.NA)
+    # pandas-stubs (2.3.3.260113) leaves pd.NA out of Series.where's other; pandas takes it.
+    flag = pd.Series(out["converted_on"].notna(), dtype="boolean").where(has_periods, pd.NA)  # type: ignore[call-overload]
     return pd.DataFrame(
         {
             "patient_id": out["patient_id"],
@@ -820,8 +828,10 @@ def questionnaire_bands(questionnaires: pd.DataFrame) -> pd.DataFrame:
         levels.append(index + 1)
         labels.append(np.array([label for _, _, label in bands], dtype=object)[index])
     level = np.select(conditions, levels, 0)
-    out["band"] = pd.array(np.select(conditions, labels, None), dtype="string")
-    out["band_level"] = pd.Series(level, index=out.index, dtype="Int64").where(level > 0, pd.NA)
+    # numpy's stubs leave None out of np.select's default; numpy takes it as an object fill.
+    out["band"] = pd.array(np.select(conditions, labels, None), dtype="string")  # type: ignore[call-overload]
+    # pandas-stubs (2.3.3.260113) leaves pd.NA out of Series.where's other; pandas takes it.
+    out["band_level"] = pd.Series(level, index=out.index, dtype="Int64").where(level > 0, pd.NA)  # type: ignore[call-overload]
     return out
 
 
@@ -900,7 +910,7 @@ def _window_label(row: pd.Series) -> str:
     return f"cycle {int(row['cycle'])}" + (" (ongoing)" if row["status"] == "ongoing" else "")
 
 
-def header_measures(cycles: pd.DataFrame) -> list[dict[str, object]]:
+def header_measures(cycles: pd.DataFrame) -> list[dict[str, Any]]:
     """Baseline and latest-cycle rates of one patient, each with its n of recorded days.
 
     ``cycles`` is one patient's rows of ``patient_cycles``. The latest cycle is the patient's last
@@ -1001,7 +1011,9 @@ def _latest_scores(questionnaires: pd.DataFrame) -> pd.DataFrame:
         .tail(1)
     )
     wide = latest.pivot(index="patient_id", columns="instrument", values=["score", "band", "date"])
-    wide.columns = [f"latest_{instrument.lower().replace('-', '')}_{what}" for what, instrument in wide.columns]
+    wide.columns = [
+        f"latest_{instrument.lower().replace('-', '')}_{what}" for what, instrument in cast(pd.MultiIndex, wide.columns)
+    ]
     return wide.reset_index()
 
 
@@ -1170,7 +1182,7 @@ def definitions_with_values(config: AnalysisConfig, params: ClinicalParameters) 
         {
             "name": str(d["name"]),
             "definition": str(d["definition"]),
-            "parameters": "; ".join(f"{p} = {values[p]}" for p in d["parameters"]),  # type: ignore[union-attr]
+            "parameters": "; ".join(f"{p} = {values[p]}" for p in cast("tuple[str, ...]", d["parameters"])),
         }
         for d in DEFINITIONS
     ]
