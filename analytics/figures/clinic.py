@@ -292,7 +292,10 @@ def build_funnel_figure(funnel: Funnel, height: int = 430) -> go.Figure:
     fig.add_scatter(x=[0, curves["n"].max()], y=[overall.rate, overall.rate], mode="lines",
                     line=dict(color=TEXT, width=1.5), hoverinfo="skip",
                     name=f"overall {overall.rate:.0%} ({overall.numerator}/{overall.denominator})")
-    chosen = plotted["unit"].astype(object).eq(funnel.highlight).to_numpy(dtype=bool)
+    if funnel.highlight is None:
+        chosen = np.zeros(len(plotted), dtype=bool)
+    else:
+        chosen = plotted["unit"].astype(object).eq(funnel.highlight).to_numpy(dtype=bool)
     # Units of similar size sit close together: alternate label sides along n so that names do not overprint.
     sides = np.array(["top center", "bottom center", "middle right", "middle left"])
     label_side = pd.Series(sides[np.arange(len(plotted)) % len(sides)],

@@ -9,6 +9,9 @@ as zero. Shapes are passed to the layout in one call because adding them one by 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any, Protocol, cast
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -750,7 +753,8 @@ def build_adverse_events_figure(
         )
     e = events.sort_values(["session_date", "onset_date"], kind="stable").reset_index(drop=True)
     onset = e["days_to_onset"].astype("float64").fillna(0)
-    stop_date = e["cycle_end"].fillna(as_of).clip(upper=as_of)
+    # pandas-stubs types clip bounds as float or array only; pandas clips datetimes at a Timestamp.
+    stop_date = e["cycle_end"].fillna(as_of).clip(upper=as_of)  # type: ignore[call-overload]
     open_end = (stop_date - e["session_date"]).dt.days + 1
     end = np.where(
         e["resolved"], onset + e["duration_days"].astype("float64").fillna(1), np.maximum(open_end, onset + 1)
@@ -853,7 +857,7 @@ def build_questionnaires_figure(
     subtitles = {"HIT-6": "HIT-6 (headache impact, 36–78)", "MIDAS": "MIDAS (disability, 0–270)"}
     # Two side-by-side panels laid out by hand (make_subplots is slow for a per-patient switch).
     domains = {1: [0.0, 0.45], 2: [0.55, 1.0]}
-    layout: dict[str, object] = {}
+    layout: dict[str, dict[str, Any]] = {}
     traces: list[dict] = []
     shapes: list[dict] = []
     annotations: list[dict] = []
@@ -1105,6 +1109,19 @@ def _outline(offset: float, back: bool) -> list[dict]:
     return shapes
 
 
+class _InjectionSiteRow(Protocol):
+    """One row of ``clinical.injection_sites`` as ``itertuples`` yields it (the columns drawn here)."""
+
+    muscle: str
+    side: object  # a str, or NaN when not recorded
+    units: float
+    sites_given: int
+    standard_units: float
+    standard_sites: int
+    extra_units: float
+    extra_sites: int
+
+
 def build_injection_site_map_figure(sites: pd.DataFrame, session: pd.Series | None = None) -> go.Figure:
     """Front and back head-and-neck diagram with the PREEMPT sites of one session.
 
@@ -1140,7 +1157,8 @@ def build_injection_site_map_figure(sites: pd.DataFrame, session: pd.Series | No
     extra_x, extra_y, extra_hover = [], [], []
     missed_x, missed_y, missed_hover = [], [], []
     other = []
-    for row in sites.itertuples(index=False):
+    # pandas-stubs types every itertuples field as any scalar; these columns are fixed by injection_sites.
+    for row in cast("Iterable[_InjectionSiteRow]", sites.itertuples(index=False)):
         side = (
             row.side if isinstance(row.side, str) else ("midline" if row.muscle in MIDLINE_MUSCLES else "unspecified")
         )
@@ -1163,11 +1181,17 @@ def build_injection_site_map_figure(sites: pd.DataFrame, session: pd.Series | No
         ]
         for i, (x, y) in enumerate(points):
             if i < fixed:
-                standard_x.append(x), standard_y.append(y), standard_hover.append(detail)
+                standard_x.append(x)
+                standard_y.append(y)
+                standard_hover.append(detail)
             elif i < row.sites_given:
-                extra_x.append(x), extra_y.append(y), extra_hover.append(detail)
+                extra_x.append(x)
+                extra_y.append(y)
+                extra_hover.append(detail)
             else:
-                missed_x.append(x), missed_y.append(y), missed_hover.append(detail)
+                missed_x.append(x)
+                missed_y.append(y)
+                missed_hover.append(detail)
         label_x, label_y, align = LABEL_POSITIONS[(row.muscle, side)]
         extra = (
             f" <span style='color:{FTP_COLOUR}'><b>+{row.extra_units:g} FTP</b></span>" if row.extra_units > 0 else ""

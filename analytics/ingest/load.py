@@ -474,7 +474,7 @@ def _validate_file(
             typed = typed[linked]
     duplicates = _duplicate_failures(spec, typed)
     if len(duplicates):
-        typed = typed.drop(index=duplicates["row"].astype("int64"))
+        typed = typed.drop(index=pd.Index(duplicates["row"].astype("int64")))
     rejected = pd.concat([_first_failure(spec, failures), *relation, duplicates], ignore_index=True)
     rows = rejected["row"].astype("int64").to_numpy()
     rejected_report = pd.DataFrame(

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -166,7 +167,7 @@ def suppressed_export_files(
     shown = counts.set_index("file")
     columns = ("rows_read", "rows_accepted", "rows_rejected")
     record["files"] = {
-        name: {**entry, **{c: _count_or_marker(shown.at[name, c]) for c in columns}}
+        name: {**entry, **{c: _count_or_marker(cast(str, shown.at[name, c])) for c in columns}}
         for name, entry in record["files"].items()  # type: ignore[attr-defined]
     }
     record["min_cell"] = min_cell

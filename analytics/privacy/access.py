@@ -61,7 +61,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Final, Literal
 
 import pandas as pd
 
@@ -75,7 +75,7 @@ from analytics.privacy.suppression import COUNT_COLUMNS, check_min_cell, suppres
 ROLES = ("doctor", "manager", "researcher", "admin")
 PAGES = ("patient", "clinic", "outcomes", "data", "audit")
 EXPORT_KINDS = ("patient_level", "aggregate")
-ALL_CLINICS = "*"
+ALL_CLINICS: Final = "*"
 PATIENT_COLUMNS = ("patient_id", "patient")
 """A table with one of these columns has a row per patient: exporting it is patient-level."""
 

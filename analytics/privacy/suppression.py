@@ -44,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -119,8 +120,8 @@ def _sensitive(counts: LinkedCounts, cells: list[Cell], index: dict[Cell, int], 
     edges = []
     for superset, subset in counts.nested:
         if all(c in index for c in (*superset, *subset)):
-            a = groups.setdefault(tuple(sorted(superset, key=index.get)), len(groups))
-            b = groups.setdefault(tuple(sorted(subset, key=index.get)), len(groups))
+            a = groups.setdefault(tuple(sorted(superset, key=index.__getitem__)), len(groups))
+            b = groups.setdefault(tuple(sorted(subset, key=index.__getitem__)), len(groups))
             edges.append((a, b))
     vectors = np.zeros((len(groups), len(cells)), dtype=np.int64)
     for group, g in groups.items():
@@ -129,8 +130,8 @@ def _sensitive(counts: LinkedCounts, cells: list[Cell], index: dict[Cell, int], 
     reach = np.zeros((len(groups), len(groups)), dtype=bool)
     for a, b in edges:
         reach[a, b] = True
-    superset, subset = np.nonzero(_closure(reach))
-    differences = vectors[superset] - vectors[subset]
+    superset_rows, subset_rows = np.nonzero(_closure(reach))
+    differences = vectors[superset_rows] - vectors[subset_rows]
     candidates = np.vstack([np.eye(len(cells), dtype=np.int64), differences])
     small = (candidates @ values >= 1) & (candidates @ values <= min_cell - 1) & candidates.any(axis=1)
     return np.unique(candidates[small], axis=0)
@@ -263,7 +264,7 @@ def _complement_cost(cell: Cell, value: int) -> float:
 def cohort_linkage(table: pd.DataFrame) -> LinkedCounts:
     """The counts of a cohort_cycles table with their identities and nesting (module docstring)."""
     cycles = [int(c) for c in table["cycle"]]
-    values = {
+    values: dict[Cell, int] = {
         (cycle, column): int(value)
         for column in COUNT_COLUMNS
         if column in table
@@ -306,7 +307,7 @@ def suppress_cohort_cycles(table: pd.DataFrame, k: int = DEFAULT_MIN_CELL) -> pd
     cycles = [int(c) for c in out["cycle"]]
     withheld: list[list[str]] = [[] for _ in cycles]
     for column in (c for c in columns if c in COUNT_COLUMNS):
-        text = []
+        text: list[str | None] = []
         for row, (cycle, value) in enumerate(zip(cycles, out[column], strict=True)):
             if pd.isna(value):
                 text.append(None)
@@ -353,6 +354,7 @@ def suppress_rejections(
     values: dict[Cell, int] = {}
     identities: list[dict[Cell, int]] = []
     nested: list[tuple[tuple[Cell, ...], tuple[Cell, ...]]] = []
+    f: Any  # a row of files; pandas-stubs types each itertuples field as any scalar (the counts are ints)
     for f in files.itertuples():
         read, accepted, total = (f.file, "rows_read"), (f.file, "rows_accepted"), (f.file, "rows_rejected")
         values.update({read: int(f.rows_read), accepted: int(f.rows_accepted), total: int(f.rows_rejected)})

@@ -546,7 +546,7 @@ def responder_rates(analysis: Analysis, patient_ids: pd.Index | pd.Series) -> pd
     return cohort_cycles(table[table["patient_id"].isin(patient_ids)], analysis.as_of, analysis.config)
 
 
-def poisson_interval(events: np.ndarray | float, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def poisson_interval(events: np.ndarray | pd.Series | float, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Exact (Garwood) interval for a Poisson count: χ²(α/2; 2k)/2 to χ²(1 − α/2; 2k + 2)/2; 0 below at k = 0."""
     k = np.asarray(events, dtype="float64")
     alpha = 1 - level

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from string import Formatter
 from types import ModuleType
+from typing import cast
 
 import pandas as pd
 
@@ -493,7 +494,7 @@ def parameter_dictionary(
     current = parameter_values(config, as_of)
     default_values = parameter_values(AnalysisConfig())
     changed = config.differences_from_default()
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "parameter": doc["parameter"],
             "value": current[doc["parameter"]],
@@ -571,7 +572,8 @@ def definition_dictionary(
 
     The ``parameters`` column lists each parameter a definition uses as ``name = value``.
     """
-    values = {row.parameter: row.value for row in parameter_dictionary(config, as_of, modules).itertuples()}
+    parameter_table = parameter_dictionary(config, as_of, modules)
+    values: dict[str, str] = dict(zip(parameter_table["parameter"], parameter_table["value"], strict=True))
     entries = [
         {**d, "parameters": _names(d["parameters"]), "source": source}
         for source, spec in (("SPEC §3", SPEC_DEFINITIONS), ("SPEC §5", STATUS_DEFINITIONS))
@@ -583,7 +585,7 @@ def definition_dictionary(
             "definition": fill(str(entry["definition"]), values),
             "parameters": "; ".join(
                 f"{name} = {values[name]}" if name in values else name
-                for name in entry["parameters"]  # type: ignore[union-attr]
+                for name in cast("list[str]", entry["parameters"])  # both kinds of entry hold _names(...)
             ),
         }
         for entry in entries

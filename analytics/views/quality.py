@@ -85,9 +85,11 @@ def completeness_bins(patient_cycles: pd.DataFrame, width: float = 0.05) -> pd.D
     known = ~np.isnan(completeness)
     index = np.minimum(np.floor(completeness[known] * n_bins + _EDGE_TOLERANCE), n_bins - 1).astype(int)
     kinds = np.where(patient_cycles["cycle"].to_numpy()[known] == 0, BASELINE_WINDOW, TREATMENT_WINDOW)
-    counts = pd.crosstab(pd.Categorical(index, categories=range(n_bins)), kinds, dropna=False)
+    counts = pd.crosstab(pd.Categorical(index, categories=pd.RangeIndex(n_bins)), kinds, dropna=False)
     counts = counts.reindex(columns=[BASELINE_WINDOW, TREATMENT_WINDOW], fill_value=0)
-    long = counts.rename_axis(index="bin", columns="window").stack().rename("windows").reset_index()
+    stacked = counts.rename_axis(index="bin", columns="window").stack()
+    assert isinstance(stacked, pd.Series)  # one column level, so stack gives a Series
+    long = stacked.rename("windows").reset_index()
     long["bin"] = long["bin"].astype(int)
     long["bin_low"] = long["bin"] / n_bins
     long["bin_high"] = (long["bin"] + 1) / n_bins

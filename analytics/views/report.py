@@ -69,7 +69,7 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _num(value: object, digits: int = 1) -> str:
+def _num(value: float | str | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return "—"
     return f"{float(value):.{digits}f}"
