@@ -4,7 +4,8 @@ Exit status: 0 success (rejected rows are reported, not fatal); 1 with ``--stric
 rejected (nothing is written); 2 when a required file or column is missing or a file cannot be
 parsed; 3 when a column looks like a direct identifier; 4 when the output cannot be written.
 Progress and a summary go to stderr. ``export --min-cell K`` writes the suppressed, aggregate-only
-export (``analytics.suppression``); ``python -m analytics deidentify ...`` is ``analytics.deidentify``.
+export (``analytics.suppression``); ``python -m analytics deidentify ...`` is ``analytics.deidentify``;
+``python -m analytics verify OUT_DIR`` checks an export folder (exit 0 whole, 1 not).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from analytics import cohort_filter, deidentify
 from analytics.config import AnalysisConfig
-from analytics.export import PATIENT_LEVEL_FILES, write_atomically
+from analytics.export import PATIENT_LEVEL_FILES, verify_export, write_atomically
 from analytics.load import DatasetRefused, load_dataset
 from analytics.pipeline import analyse
 from analytics.suppression import DEFAULT_MIN_CELL
@@ -74,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     deidentify.add_arguments(
         commands.add_parser("deidentify", help="pseudonymise ids, shift dates and drop identifiers of a raw export")
     )
+    verify = commands.add_parser("verify", help="check that a folder holds one whole export (its manifest's files)")
+    verify.add_argument("folder", type=Path)
     return parser
 
 
@@ -149,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_export(args)
     if args.command == "deidentify":
         return deidentify.run(args)
+    if args.command == "verify":
+        problems = verify_export(args.folder)
+        for problem in problems:
+            _say(f"  {problem}")
+        _say(f"{args.folder}: {'a whole export' if not problems else 'not a whole export'}")
+        return 1 if problems else 0
     return 2
 
 
