@@ -401,7 +401,8 @@ class _Outsider:
         """A solution with every published cell at its true value; ``ValueError`` if there is none
         (the counts contradict the model: a check on the model itself)."""
         cells = len(self.model.cells)
-        return self.extreme(np.zeros(cells), self.bounds(np.zeros(cells, dtype=bool)), 1)[1]
+        # linprog tells infeasible from unbounded; the ranges after this rely on the table being feasible.
+        return self._linprog(np.zeros(self.size), self.bounds(np.zeros(cells, dtype=bool)))[2]
 
 
 class _Pool:
@@ -502,10 +503,16 @@ def suppress_ranges(counts: LinkedCounts, model: CountModel, min_cell: int) -> d
     sensitive = np.zeros((0, len(cells)), dtype=np.int64)
     if shown_cells:
         rows = _sensitive(counts, shown_cells, {c: i for i, c in enumerate(shown_cells)}, min_cell)
-        # Single counts first (their solutions help to settle the differences), then by size.
-        rows = rows[np.lexsort((np.arange(len(rows)), np.abs(rows).sum(axis=1)))]
         sensitive = np.zeros((len(rows), len(cells)), dtype=np.int64)
         sensitive[:, [index[c] for c in shown_cells]] = rows
+        # Cells that are always equal are one count: T(0) − X and T(1) − X are one quantity.
+        same = np.zeros((len(cells), len(cells)), dtype=np.int64)
+        for members in _equal_classes(identities):
+            same[members, members[0]] = 1
+        sensitive = np.unique(sensitive @ same, axis=0)
+        sensitive = sensitive[sensitive.any(axis=1)]
+        # Single counts first (their solutions help to settle the differences), then by size.
+        sensitive = sensitive[np.lexsort((np.arange(len(sensitive)), np.abs(sensitive).sum(axis=1)))]
     single = (np.abs(sensitive).sum(axis=1) == 1) & (sensitive.sum(axis=1) == 1)
     width = np.where(single, min_cell - 2, max(min_cell - 2, 1))
     most = max(min_cell - 2, 1)

@@ -583,6 +583,25 @@ def test_no_outsider_narrows_a_small_count(small_cohorts: list[pd.DataFrame], k:
             assert _narrowed(table, out, k, whole=True) == []
 
 
+def test_the_auditor_is_deterministic_and_safe_without_its_fast_solver(
+    small_cohorts: list[pd.DataFrame], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table = small_cohorts[2]
+    out = sup.suppress_cohort_cycles(table, 11)
+    assert sup.suppress_cohort_cycles(table, 11).equals(out)
+    # Where scipy does not expose its HiGHS object, every range goes through scipy.optimize.linprog.
+    monkeypatch.setattr(sup, "_highs_solver", lambda *args: None)
+    slow = sup.suppress_cohort_cycles(table, 11)
+    assert _narrowed(table, slow, 11) == []
+
+
+def test_a_table_no_cohort_can_produce_is_refused() -> None:
+    # 18 ITT non-responders at cycle 1 among 17 eligible non-responders.
+    table = _cohort({0: {T: 30, E: 25}, 1: {T: 30, E: 20, R: 8, CN: 8, CD: 25, IN: 6, ID: 24, NR: 8, P: 20}})
+    with pytest.raises(ValueError, match="inconsistent with the definitions"):
+        sup.suppress_cohort_cycles(table, 11)
+
+
 # --- the suppressed export -----------------------------------------------------------------------------
 
 
