@@ -297,11 +297,22 @@ def _independent_audit(out: pd.DataFrame, k: int, sets: dict) -> list[str]:
     return problems
 
 
+_SUPPRESSED: dict[tuple[int, int], pd.DataFrame] = {}
+
+
+def _suppressed(analysis: Analysis, k: int) -> pd.DataFrame:
+    """``suppress_cohort_cycles`` of a cohort of the fixture, once per test module (it takes seconds)."""
+    key = (id(analysis), k)
+    if key not in _SUPPRESSED:
+        _SUPPRESSED[key] = sup.suppress_cohort_cycles(analysis.cohort_cycles, k)
+    return _SUPPRESSED[key].copy()
+
+
 @pytest.mark.parametrize("k", [5, 11])
 def test_no_withheld_or_small_count_can_be_derived_by_subtraction(cohorts: list[Analysis], k: int) -> None:
     for analysis in cohorts:
         sets = _patient_sets(analysis)
-        out = sup.suppress_cohort_cycles(analysis.cohort_cycles, k)
+        out = _suppressed(analysis, k)
         assert _independent_audit(out, k, sets) == []
         original = analysis.cohort_cycles.reset_index(drop=True)
         for column in COUNT_COLUMNS:
@@ -583,10 +594,66 @@ def test_no_outsider_narrows_a_small_count(small_cohorts: list[pd.DataFrame], k:
             assert _narrowed(table, out, k, whole=True) == []
 
 
+def _model_ranges(shown: dict, k: int, last: int, quantities: list[dict],
+                  enough: list[float] | None = None) -> list[tuple[float, float]]:
+    """``_outsider`` over the module's compact model (``cohort_model``, which reaches exactly as far:
+    test above) instead of the kinds of patients, which grow as 3^cycles: for tables of many cycles.
+    Each range is solved afresh (``_Outsider.extreme``: one linear programme, none of the auditor's
+    book-keeping of earlier solutions)."""
+    model = sup.cohort_model(last)
+    cells = list(model.cells)
+    values = {c: v if isinstance(v, int) else (1 if v == f"<{k}" else k) for c, v in shown.items()}
+    outsider = sup._Outsider(model, values, k)
+    bounds = outsider.bounds(np.array([c in shown and not isinstance(shown[c], int) for c in cells]))
+    solutions: list[np.ndarray] = []
+    ends = []
+    for n, quantity in enumerate(quantities):
+        objective = np.zeros(len(cells))
+        for c, coefficient in quantity.items():
+            objective[cells.index(c)] = coefficient
+        if enough is not None and solutions:
+            reached = np.array(solutions)[:, : len(cells)] @ objective
+            low, high = np.ceil(reached.min() - 1e-6), np.floor(reached.max() + 1e-6)
+            if high - low >= enough[n]:
+                ends.append((low, high))
+                continue
+        found = []
+        for sense in (1, -1):
+            value, x, _ = outsider.extreme(objective, bounds, sense)
+            if np.isfinite(x).all():
+                solutions.append(x)
+            found.append(value)
+        ends.append((np.ceil(found[0] - 1e-6), np.floor(found[1] + 1e-6)))
+    return ends
+
+
+@pytest.mark.parametrize("k", [5, 11])
+def test_no_small_count_narrows_in_cohorts_of_many_cycles(cohorts: list[Analysis], k: int) -> None:
+    # The outsider of the tests above, over the compact model, on whole synthetic cohorts, the
+    # conformance case and the sample (up to 12 cycles); nesting from the independent model above.
+    for analysis in cohorts:
+        table = analysis.cohort_cycles
+        out = _suppressed(analysis, k)
+        last = int(table["cycle"].max())
+        shown = _shown(out)
+        true = sup.cohort_linkage(table).values
+        everything = {c: v if v == 0 else f"<{k}" if v < k else "suppressed" for c, v in true.items()}
+        quantities = [{c: 1} for c, v in shown.items() if v == f"<{k}"]
+        quantities += [{a: 1, b: -1} for a in shown for b in shown
+                       if a != b and _inside(b, a) and 1 <= true[a] - true[b] <= k - 1]
+        needed = [k - 2 if len(q) == 1 else max(k - 2, 1) for q in quantities]
+        reached = _model_ranges(shown, k, last, quantities, enough=needed)
+        narrow = [i for i, (low, high) in enumerate(reached) if high - low < needed[i]]
+        floors = _model_ranges(everything, k, last, [quantities[i] for i in narrow])
+        for i, (least, most) in zip(narrow, floors, strict=True):
+            low, high = reached[i]
+            assert high - low >= min(needed[i], most - least), (quantities[i], (low, high), (least, most))
+
+
 def test_the_auditor_is_deterministic_and_safe_without_its_fast_solver(
     small_cohorts: list[pd.DataFrame], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    table = small_cohorts[2]
+    table = small_cohorts[1]  # 2 cycles: linprog is slow
     out = sup.suppress_cohort_cycles(table, 11)
     assert sup.suppress_cohort_cycles(table, 11).equals(out)
     # Where scipy does not expose its HiGHS object, every range goes through scipy.optimize.linprog.
