@@ -482,7 +482,10 @@ def suppress_ranges(counts: LinkedCounts, model: CountModel, min_cell: int) -> d
     K−1 (``counts.nested``). Over every table consistent with what is shown (``_Outsider``), each
     must keep a range of at least K−1 whole numbers: as many as ``"<K"`` itself leaves open (1 to
     K−1), so that no combination of shown cells tells more about a small count than its marker.
-    (For K = 2, where ``"<2"`` can only be 1, a difference must still not be pinned to one value.)
+    A range that rests only on markers and zeros (no shown cell has a non-zero dual value in its
+    solutions) cannot be widened by withholding anything more: it is kept as it is, which is what
+    it would be with every non-zero count withheld. (For K = 2, where ``"<2"`` can only be 1, a
+    difference must still not be pinned to one value.)
 
     Greedy: while a quantity is too narrow, withhold the cheapest class of equal cells
     (``counts.cost``, then value) among those its range rests on whose withholding widens it
