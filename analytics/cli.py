@@ -5,7 +5,8 @@ rejected (nothing is written); 2 when a required file or column is missing or a 
 parsed; 3 when a column looks like a direct identifier; 4 when the output cannot be written.
 Progress and a summary go to stderr. ``export --min-cell K`` writes the suppressed, aggregate-only
 export (``analytics.privacy.suppression``); ``python -m analytics deidentify ...`` is ``analytics.privacy.deidentify``;
-``python -m analytics audit-verify [--log PATH]`` checks the audit log's hash chain (exit 0 OK, 1 broken).
+``python -m analytics audit-verify [--log PATH]`` checks the audit log's hash chain (exit 0 OK, 1 broken);
+``python -m analytics verify OUT_DIR`` checks an export folder (exit 0 whole, 1 not).
 ``analytics/__main__.py`` only calls ``main()``.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from analytics.definitions.config import AnalysisConfig, flag_name, flag_parameters
 from analytics.definitions.pipeline import analyse
 from analytics.ingest.load import DatasetRefused, load_dataset
-from analytics.output.export import PATIENT_LEVEL_FILES, write_atomically
+from analytics.output.export import PATIENT_LEVEL_FILES, verify_export, write_atomically
 from analytics.privacy import audit, deidentify
 from analytics.privacy.suppression import DEFAULT_MIN_CELL
 from analytics.views import cohort_filter
@@ -84,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     deidentify.add_arguments(
         commands.add_parser("deidentify", help="pseudonymise ids, shift dates and drop identifiers of a raw export")
     )
+    check = commands.add_parser("verify", help="check that a folder holds one whole export (its manifest's files)")
+    check.add_argument("folder", type=Path)
     verify = commands.add_parser("audit-verify", help="check the audit log's hash chain and head file")
     verify.add_argument("--log", type=Path, help="the audit log (default: $OUTCOMES_AUDIT_LOG, else logs/audit.jsonl)")
     return parser
@@ -161,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_export(args)
     if args.command == "deidentify":
         return deidentify.run(args)
+    if args.command == "verify":
+        problems = verify_export(args.folder)
+        for problem in problems:
+            _say(f"  {problem}")
+        _say(f"{args.folder}: {'a whole export' if not problems else 'not a whole export'}")
+        return 1 if problems else 0
     if args.command == "audit-verify":
         log = args.log or Path(os.environ.get("OUTCOMES_AUDIT_LOG") or audit.DEFAULT_AUDIT_LOG)
         result = audit.verify(log)
