@@ -86,7 +86,7 @@ COHORT_CYCLE_COLUMNS = [
     "new_responder_50_rate",
 ]
 BOOLEAN_COLUMNS = ["evaluable", "responder_30", "responder_50", "responder_75", "cumulative_responder_50"]
-OUTPUTS = ["patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv", "manifest.json"]
+OUTPUTS = ["patient_cycles.csv", "cohort_cycles.csv", "patient_status.csv", "rejected_rows.csv", "manifest.json"]
 
 
 def iso(d0: str, offset: int) -> str:

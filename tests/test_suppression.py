@@ -335,13 +335,15 @@ def test_no_withheld_or_small_count_can_be_derived_by_subtraction(cohorts: list[
 
 
 def test_suppression_keeps_most_of_a_360_patient_cohort(cohorts: list[Analysis]) -> None:
-    # Not a rule, a regression guard on utility: with K = 11 the main cycle-1..4 results of the
-    # 360-patient sample stay visible.
+    # Not a rule, a regression guard on utility: with K = 11 the main cycle-1..3 results of the
+    # 360-patient sample stay visible. (Cycle 4 was included before the sample was recalibrated to
+    # PREEMPT: it now has 41 prior non-responders and fewer than 11 new responders, and keeping that
+    # small count undeterminable takes cycle 4's n_evaluable, and so its mean and rate, with it.)
     if not SAMPLE.is_dir():
         pytest.skip("sample_data not generated")
     analysis = next(a for a in cohorts if a.patient_cycles["patient_id"].nunique() > 300)
     out = sup.suppress_cohort_cycles(analysis.cohort_cycles, 11)
-    early = out[out["cycle"].between(1, 4)]
+    early = out[out["cycle"].between(1, 3)]
     assert early["mean_mhd_change"].notna().all()
     assert early["responder_50_rate"].notna().all()
 
