@@ -23,6 +23,7 @@ import pandera.errors
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from analytics import schemas
 from analytics.schemas import FILES, FileSpec
@@ -36,6 +37,46 @@ MAX_VALUE_SHOWN = 200  # rejected values are cut to this length in the report
 DEIDENTIFY_HINT = (
     "De-identify before loading: run `python -m analytics deidentify --in RAW_DIR --out DATA_DIR --key-file KEY` "
     "or drop the column and replace patient_id by a pseudonym."
+)
+_MB = 2**20
+# A small file may expand a lot (a column of empty values) and cannot hurt anyone.
+_RATIO_FLOOR = 1_000_000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The most one input file may hold; beyond any of these the dataset is refused (exit 2).
+
+    They are checked before the data are read: a Parquet file by its metadata (a few hundred KB of
+    Parquet can hold tens of millions of rows), a CSV file by counting its lines. Memory follows rows
+    and values, not bytes on disk.
+    """
+
+    max_rows: int
+    """Data rows in one file."""
+    max_values: int
+    """Rows × columns of one file (Parquet: every value of every column, list elements included)."""
+    max_decoded_bytes: int
+    """Parquet: the column data once decompressed, and the text of dictionary-encoded columns once decoded."""
+    max_ratio: float = 100
+    """Parquet: decompressed bytes, or values, per byte of the file (real data files: under 10)."""
+    holder: str = "a data file"
+    """Who the limits are for, in the refusal message ("the most … may hold")."""
+    hint: str = ""
+    """What to do instead, appended to the refusal message."""
+
+
+# Folders are the clinic's own files: room for a 100,000-patient registry (about 25 million diary rows).
+FOLDER_LIMITS = Limits(max_rows=50_000_000, max_values=500_000_000, max_decoded_bytes=16 * 2**30)
+# Uploads come from any browser and are capped at 200 MB (.streamlit/config.toml maxUploadSize): a
+# 200 MB diary.csv of rows of 25 bytes or more (real ones have 30-40) holds at most 8 million rows of
+# at most 8 contract columns, and a ZIP may unpack to 500 MB (analytics.archive).
+UPLOAD_LIMITS = Limits(
+    max_rows=8_000_000,
+    max_values=64_000_000,
+    max_decoded_bytes=500 * _MB,
+    holder="an uploaded file",
+    hint="; larger datasets are read from the clinic data folder (OUTCOMES_DATA_DIR)",
 )
 
 
@@ -132,18 +173,96 @@ def read_source(source: Path | str | Mapping[str, bytes]) -> dict[str, tuple[str
     return found
 
 
-def read_table(name: str, data: bytes) -> RawTable:
-    """Cells of one CSV or Parquet file, refusing (exit 2) what cannot be parsed."""
+def read_table(name: str, data: bytes, limits: Limits = FOLDER_LIMITS) -> RawTable:
+    """Cells of one CSV or Parquet file, refusing (exit 2) what cannot be parsed or exceeds ``limits``."""
     if name.endswith(".parquet"):
-        return _read_parquet(name, data)
-    return _read_csv(name, data)
+        return _read_parquet(name, data, limits)
+    return _read_csv(name, data, limits)
 
 
-def _read_parquet(name: str, data: bytes) -> RawTable:
+def _too_big(name: str, limits: Limits, what: str) -> DatasetRefused:
+    return DatasetRefused(f"{name}: refused: {what}, the most {limits.holder} may hold{limits.hint}", 2, name)
+
+
+def _check_size(name: str, rows: int, columns: int, limits: Limits) -> None:
+    """Refuse a file of more rows, or rows × columns, than ``limits`` allow."""
+    if rows > limits.max_rows:
+        raise _too_big(name, limits, f"{rows:,} rows, more than {limits.max_rows:,}")
+    if rows * columns > limits.max_values:
+        values = f"{rows:,} rows × {columns:,} columns = {rows * columns:,} values"
+        raise _too_big(name, limits, f"{values}, more than {limits.max_values:,}")
+
+
+def _mb(n_bytes: int) -> str:
+    return f"{n_bytes / _MB:,.0f} MB" if n_bytes >= 10 * _MB else f"{n_bytes:,} bytes"
+
+
+_TEXT_TYPES = (pa.string(), pa.large_string(), pa.binary(), pa.large_binary())
+
+
+def _check_parquet(name: str, data: bytes, limits: Limits) -> None:
+    """Refuse a Parquet file that would expand beyond ``limits``, judged by its metadata before reading.
+
+    Rows, values (rows × columns, list elements one by one) and the decompressed column data come
+    from the footer. Dictionary encoding can still turn one long value into millions of copies, so
+    the text of dictionary-encoded columns is measured from the dictionaries and their indices,
+    batch by batch, without decoding it.
+    """
+    file = pq.ParquetFile(io.BytesIO(data))
+    meta, schema, arrow = file.metadata, file.schema, file.schema_arrow
+    if len(arrow.names) > MAX_COLUMNS:
+        _checked_header(name, [str(c) for c in arrow.names])  # refuses, as for a CSV header
+    rows = meta.num_rows
+    nested = [i for i in range(meta.num_columns) if schema.column(i).max_repetition_level > 0]
+    _check_size(name, rows, meta.num_columns - len(nested), limits)
+    values = rows * (meta.num_columns - len(nested))
+    decoded = 0
+    dictionary_columns: set[str] = set()
+    text_columns = {f.name for f in arrow if getattr(f.type, "value_type", f.type) in _TEXT_TYPES}
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        decoded += group.total_byte_size
+        values += sum(group.column(i).num_values for i in nested)
+        for i in range(meta.num_columns):
+            chunk = group.column(i)
+            if chunk.has_dictionary_page and chunk.path_in_schema in text_columns and i not in nested:
+                dictionary_columns.add(chunk.path_in_schema)
+    if values > limits.max_values:
+        raise _too_big(name, limits, f"{values:,} values, more than {limits.max_values:,}")
+    if decoded > limits.max_decoded_bytes:
+        raise _too_big(name, limits, f"its columns unpack to {_mb(decoded)}, more than {_mb(limits.max_decoded_bytes)}")
+    expanded = max(decoded, values)
+    if expanded > _RATIO_FLOOR and expanded > limits.max_ratio * len(data):
+        what = f"{values:,} values" if values >= decoded else f"{_mb(decoded)} of column data"
+        raise DatasetRefused(
+            f"{name}: refused: {what} from {len(data):,} bytes is a {expanded / len(data):,.0f}-fold expansion, more "
+            f"than {limits.max_ratio:g}-fold, which real data files are not (a possible decompression bomb)",
+            2,
+            name,
+        )
+    if not dictionary_columns:
+        return
+    text = 0
+    reader = pq.ParquetFile(io.BytesIO(data), read_dictionary=sorted(dictionary_columns))
+    for batch in reader.iter_batches(batch_size=65_536, columns=sorted(dictionary_columns), use_pandas_metadata=False):
+        for column in batch.columns:
+            if isinstance(column, pa.DictionaryArray):
+                text += pc.sum(pc.take(pc.binary_length(column.dictionary), column.indices)).as_py() or 0
+            else:
+                text += pc.sum(pc.binary_length(column)).as_py() or 0
+        if text > limits.max_decoded_bytes:
+            raise _too_big(name, limits, f"its text decodes to more than {_mb(limits.max_decoded_bytes)}")
+
+
+def _read_parquet(name: str, data: bytes, limits: Limits) -> RawTable:
     try:
+        _check_parquet(name, data, limits)
         frame = pd.read_parquet(io.BytesIO(data))
+    except DatasetRefused:
+        raise
     except Exception as exc:  # pyarrow raises many types for a broken file
         raise DatasetRefused(f"{name}: cannot be read as Parquet ({type(exc).__name__})", 2, name) from exc
+    _check_size(name, len(frame), len(frame.columns), limits)  # in case the metadata understated the rows
     header = _checked_header(name, [str(c) for c in frame.columns])
     cells = pd.DataFrame({h: _parquet_column_as_text(frame[c]) for h, c in zip(header, frame.columns, strict=True)})
     # Parquet rows are numbered as if a header were line 1.
@@ -182,7 +301,7 @@ def _looks_latin1(data: bytes) -> bool:
     return b"\x00" not in sample and sum(b >= 0x80 for b in sample) < len(sample) * 0.1
 
 
-def _read_csv(name: str, data: bytes) -> RawTable:
+def _read_csv(name: str, data: bytes, limits: Limits = FOLDER_LIMITS) -> RawTable:
     text = _decode(name, data)
     if not text.strip():
         raise DatasetRefused(f"{name}: cannot be parsed as CSV: the file is empty (no header row)", 2, name)
@@ -191,8 +310,8 @@ def _read_csv(name: str, data: bytes) -> RawTable:
     delimiter = _delimiter(text)
     body = text.encode("utf-8") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else data
     body = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
-    fast = None if b'"' in body else _read_csv_fast(body, delimiter)
-    table = fast if fast is not None else _read_csv_records(name, text, delimiter)
+    fast = None if b'"' in body else _read_csv_fast(body, delimiter, name, limits)
+    table = fast if fast is not None else _read_csv_records(name, text, delimiter, limits)
     return RawTable(name, _stripped(table[0]), table[1], table[2])
 
 
@@ -206,7 +325,9 @@ def _delimiter(text: str) -> str:
     return ","
 
 
-def _read_csv_fast(body: bytes, delimiter: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame] | None:
+def _read_csv_fast(
+    body: bytes, delimiter: str, name: str = "", limits: Limits = FOLDER_LIMITS
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame] | None:
     """Arrow's multi-threaded CSV reader for files without quotes whose lines all have the header's fields.
 
     Physical line numbers come from the newline positions: the reader skips empty lines, so data
@@ -239,6 +360,7 @@ def _read_csv_fast(body: bytes, delimiter: str) -> tuple[pd.DataFrame, np.ndarra
     names = [_header_name(h) for h in header]
     if len(header) > MAX_COLUMNS or "" in names or len(set(names)) != len(names):
         return None  # the careful reader names empty columns and refuses repeated ones or too many
+    _check_size(name, content.size - 1, len(header), limits)
     try:
         arrow = pacsv.read_csv(
             io.BytesIO(body[starts[header_line] :]),
@@ -257,7 +379,9 @@ def _read_csv_fast(body: bytes, delimiter: str) -> tuple[pd.DataFrame, np.ndarra
     return cells, data_lines + 1, _empty_malformed()
 
 
-def _read_csv_records(name: str, text: str, delimiter: str) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
+def _read_csv_records(
+    name: str, text: str, delimiter: str, limits: Limits = FOLDER_LIMITS
+) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
     """Python's csv reader, record by record: handles quotes, quoted newlines and ragged rows."""
     csv.field_size_limit(MAX_FIELD_CHARS)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
@@ -274,7 +398,11 @@ def _read_csv_records(name: str, text: str, delimiter: str) -> tuple[pd.DataFram
                 continue
             if header is None:
                 header = _checked_header(name, record)
+                most = min(limits.max_rows, limits.max_values // len(header))
                 continue
+            if len(rows) + len(malformed) >= most:  # one more row than allowed: refuse before keeping it
+                too_many = f"more than {limits.max_values:,} values ({len(header):,} columns × more than {most:,} rows)"
+                raise _too_big(name, limits, f"more than {most:,} rows" if most == limits.max_rows else too_many)
             if len(record) != len(header):
                 pid = record[0].strip() if record else ""
                 malformed.append(
@@ -494,12 +622,16 @@ def _validate_file(
     return accepted, pd.concat([rejected_report, malformed], ignore_index=True)
 
 
-def load_dataset(source: Path | str | Mapping[str, bytes]) -> Dataset:
-    """Read, check and type a dataset; raises ``DatasetRefused`` for whole-dataset problems."""
+def load_dataset(source: Path | str | Mapping[str, bytes], limits: Limits = FOLDER_LIMITS) -> Dataset:
+    """Read, check and type a dataset; raises ``DatasetRefused`` for whole-dataset problems.
+
+    ``limits`` bound what one file may hold: ``FOLDER_LIMITS`` (the default) for the clinic's own
+    folder, ``UPLOAD_LIMITS`` for files uploaded through the dashboard.
+    """
     files = read_source(source)
     raw: dict[str, RawTable] = {}
     for stem, (name, data) in files.items():
-        raw[stem] = read_table(name, data)
+        raw[stem] = read_table(name, data, limits)
         check_header(FILES[stem], raw[stem])
     for stem, spec in FILES.items():
         if spec.required and stem not in raw:

@@ -39,7 +39,7 @@ from streamlit.runtime.uploaded_file_manager import UploadedFile
 from analytics.archive import DATA_SUFFIXES, files_from_upload
 from analytics.clinical import ClinicalTables, clinical_tables
 from analytics.config import SAMPLE_DATA_DIR, AnalysisConfig
-from analytics.load import Dataset, DatasetRefused, load_dataset
+from analytics.load import FOLDER_LIMITS, UPLOAD_LIMITS, Dataset, DatasetRefused, load_dataset
 from analytics.pipeline import Analysis, analyse
 from ui import auth
 
@@ -215,9 +215,14 @@ def configured_data_dir() -> Path | None:
 
 @st.cache_data(max_entries=4, show_spinner="Reading and validating the data files…")
 def _load(source_key: SourceKey, _read: Callable[[], Mapping[str, bytes]]) -> Loaded:
-    """The dataset, or the refusal in words; keyed on ``source_key``, so ``_read`` runs on a miss only."""
+    """The dataset, or the refusal in words; keyed on ``source_key``, so ``_read`` runs on a miss only.
+
+    An upload is held to ``UPLOAD_LIMITS`` (checked before its data are read, so a hostile file is
+    refused in a moment instead of taking the server's memory); a folder to ``FOLDER_LIMITS``.
+    """
+    limits = UPLOAD_LIMITS if source_key[0] == "upload" else FOLDER_LIMITS
     try:
-        return load_dataset(_read()), None
+        return load_dataset(_read(), limits), None
     except DatasetRefused as exc:
         return None, str(exc)
 
