@@ -29,6 +29,8 @@ from analytics import schemas
 from analytics.schemas import FILES, FileSpec
 
 REJECTED_COLUMNS = ["file", "line", "patient_id", "reason", "column", "value"]
+# Rejected rows beyond a file's listing: how many per file, reason and patient_id.
+UNLISTED_COLUMNS = ["file", "reason", "patient_id", "rows"]
 MAX_FIELD_CHARS = 10_000_000  # a cell this long is rejected by its column's rule, not a parse failure
 # Each column costs fixed pandas work: a header that is one long line of delimiters must be refused
 # quickly, not take minutes. Contract files have at most 8 columns; exports with extra columns fit.
@@ -49,7 +51,8 @@ class Limits:
 
     They are checked before the data are read: a Parquet file by its metadata (a few hundred KB of
     Parquet can hold tens of millions of rows), a CSV file by counting its lines. Memory follows rows
-    and values, not bytes on disk.
+    and values, not bytes on disk. The rejection report lists at most ``max_rejected_listed``
+    rejected rows per file; the counts stay exact beyond it (``Dataset.rejected_unlisted``).
     """
 
     max_rows: int
@@ -60,6 +63,8 @@ class Limits:
     """Parquet: the column data once decompressed, and the text of dictionary-encoded columns once decoded."""
     max_ratio: float = 100
     """Parquet: decompressed bytes, or values, per byte of the file (real data files: under 10)."""
+    max_rejected_listed: int = 100_000
+    """Rejected rows listed per file in the rejection report (the first, by line)."""
     holder: str = "a data file"
     """Who the limits are for, in the refusal message ("the most … may hold")."""
     hint: str = ""
@@ -102,17 +107,52 @@ class FileReport:
     columns_ignored: tuple[str, ...] = ()
 
 
+def _empty_unlisted() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "file": pd.Series(dtype=object),
+            "reason": pd.Series(dtype=object),
+            "patient_id": pd.Series(dtype=schemas.TEXT_DTYPE),
+            "rows": pd.Series(dtype="int64"),
+        }
+    )
+
+
 @dataclass
 class Dataset:
-    """Typed accepted rows per file stem, the rejection report and a report per file read."""
+    """Typed accepted rows per file stem, the rejection report and a report per file read.
+
+    ``rejected`` lists each rejected row, up to ``Limits.max_rejected_listed`` per file (the first by
+    line); rows beyond that are counted in ``rejected_unlisted`` (``UNLISTED_COLUMNS``), so every
+    count (``FileReport.rows_rejected``, ``rejected_total``, ``rejection_counts``) stays exact.
+    """
 
     tables: dict[str, pd.DataFrame]
     rejected: pd.DataFrame
     files: list[FileReport]
     present_columns: dict[str, frozenset[str]] = field(default_factory=dict)
+    rejected_unlisted: pd.DataFrame = field(default_factory=_empty_unlisted)
 
     def has_column(self, stem: str, column: str) -> bool:
         return column in self.present_columns.get(stem, frozenset())
+
+    def rejected_total(self) -> int:
+        """All rejected rows, listed or not."""
+        return len(self.rejected) + int(self.rejected_unlisted["rows"].sum())
+
+    def rejected_listed_per_file(self) -> dict[str, int]:
+        """For each file whose listing was cut short: how many of its rejected rows are listed."""
+        capped = set(self.rejected_unlisted["file"])
+        listed = self.rejected["file"].value_counts()
+        return {f.file: int(listed.get(f.file, 0)) for f in self.files if f.file in capped}
+
+    def rejection_counts(self) -> pd.DataFrame:
+        """Rejected rows counted by file and reason (columns file, reason, rows), listed or not."""
+        listed = self.rejected.groupby(["file", "reason"], sort=False).size()
+        if not self.rejected_unlisted.empty:
+            unlisted = self.rejected_unlisted.groupby(["file", "reason"], sort=False)["rows"].sum()
+            listed = listed.add(unlisted, fill_value=0).astype("int64")
+        return listed.rename("rows").reset_index().astype({"file": object, "reason": object, "rows": "int64"})
 
     def file_summary(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -388,7 +428,8 @@ def _read_csv_records(
     header: list[str] | None = None
     rows: list[list[str]] = []
     lines: list[int] = []
-    malformed: list[dict[str, object]] = []
+    # Rows of the wrong length, column by column (a file may hold millions): line, patient_id, fields.
+    malformed: tuple[list[int], list[str], list[int]] = ([], [], [])
     previous_end = 0
     try:
         for record in reader:
@@ -400,20 +441,13 @@ def _read_csv_records(
                 header = _checked_header(name, record)
                 most = min(limits.max_rows, limits.max_values // len(header))
                 continue
-            if len(rows) + len(malformed) >= most:  # one more row than allowed: refuse before keeping it
+            if len(rows) + len(malformed[0]) >= most:  # one more row than allowed: refuse before keeping it
                 too_many = f"more than {limits.max_values:,} values ({len(header):,} columns × more than {most:,} rows)"
                 raise _too_big(name, limits, f"more than {most:,} rows" if most == limits.max_rows else too_many)
             if len(record) != len(header):
-                pid = record[0].strip() if record else ""
-                malformed.append(
-                    {
-                        "line": line,
-                        "patient_id": pid,
-                        "reason": schemas.WRONG_FIELD_COUNT,
-                        "column": "",
-                        "value": f"{len(record)} fields, header has {len(header)}",
-                    }
-                )
+                malformed[0].append(line)
+                malformed[1].append(record[0].strip() if record else "")
+                malformed[2].append(len(record))
                 continue
             rows.append(record)
             lines.append(line)
@@ -422,7 +456,23 @@ def _read_csv_records(
     if header is None:
         raise DatasetRefused(f"{name}: cannot be parsed as CSV: no header row", 2, name)
     cells = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header, dtype=object)
-    return cells, np.asarray(lines, dtype=np.int64), pd.DataFrame(malformed, columns=REJECTED_COLUMNS[1:])
+    return cells, np.asarray(lines, dtype=np.int64), _malformed_table(*malformed, len(header))
+
+
+def _malformed_table(lines: list[int], ids: list[str], fields: list[int], header_fields: int) -> pd.DataFrame:
+    """Rows of the wrong length as rejections; the value ("3 fields, header has 6") is categorical."""
+    if not lines:
+        return _empty_malformed()
+    counts, codes = np.unique(np.asarray(fields, dtype=np.int64), return_inverse=True)
+    return pd.DataFrame(
+        {
+            "line": np.asarray(lines, dtype=np.int64),
+            "patient_id": np.asarray(ids, dtype=object),
+            "reason": schemas.WRONG_FIELD_COUNT,
+            "column": "",
+            "value": pd.Categorical.from_codes(codes, [f"{n} fields, header has {header_fields}" for n in counts]),
+        }
+    )
 
 
 def _header_name(column: object) -> str:
@@ -552,14 +602,11 @@ def _duplicate_failures(spec: FileSpec, typed: pd.DataFrame) -> pd.DataFrame:
     groups = typed[in_group]
     if groups.empty:
         return pd.DataFrame({"row": [], "reason": [], "column": []})
-    variants = (
-        groups.astype(object)
-        .where(groups.notna(), "<missing>")
-        .groupby(key, sort=False)[[v for v in values if v not in key]]
-        .nunique()
-    )
-    conflicting = variants.gt(1).any(axis=1)
-    group_conflicts = conflicting.reindex(pd.MultiIndex.from_frame(groups[key])).to_numpy()
+    # A day conflicts when its rows differ after parsing (a missing value is a value): count each day's
+    # distinct rows. Hashing the typed columns keeps this lean; no Python object per cell is made.
+    distinct = ~groups.duplicated(values, keep="first")
+    day = groups.groupby(key, sort=False, dropna=False).ngroup().to_numpy()
+    group_conflicts = (np.bincount(day, weights=distinct.to_numpy()) > 1)[day]
     conflict_rows = groups.index[group_conflicts]
     identical = groups[~group_conflicts]
     repeat_rows = identical.index[identical.duplicated(key, keep="first")]
@@ -576,8 +623,14 @@ def _validate_file(
     table: RawTable,
     listed_patients: pd.Index | None,
     sessions: pd.DataFrame | None,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Typed accepted rows (with ``line``) and rejected rows of one file."""
+    max_listed: int = FOLDER_LIMITS.max_rejected_listed,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Typed accepted rows (with ``line``), the rejected rows listed, and the rest counted.
+
+    The first ``max_listed`` rejected rows (by line) are listed with their patient_id and value;
+    any further ones are only counted, by reason and patient_id (``UNLISTED_COLUMNS``), so a file
+    of millions of rejected rows does not become millions of Python strings.
+    """
     cells = table.cells
     parsed = _typed(spec, cells)
     failures = _value_failures(spec, cells, parsed)
@@ -604,22 +657,76 @@ def _validate_file(
         typed = typed.drop(index=duplicates["row"].astype("int64"))
     rejected = pd.concat([_first_failure(spec, failures), *relation, duplicates], ignore_index=True)
     rows = rejected["row"].astype("int64").to_numpy()
+    lines = table.lines[rows]
+    malformed = table.malformed
+    malformed_lines = malformed["line"].to_numpy(dtype=np.int64)
+    # The listing holds the rejected rows up to the ``max_listed``-th line (lines are unique in a file).
+    every_line = np.concatenate([lines, malformed_lines])
+    if every_line.size <= max_listed:
+        last_listed = np.iinfo(np.int64).max
+    else:
+        last_listed = np.partition(every_line, max_listed - 1)[max_listed - 1] if max_listed > 0 else 0
+    listed, listed_malformed = lines <= last_listed, malformed_lines <= last_listed
+    rows, columns = rows[listed], rejected["column"].to_numpy()[listed]
     rejected_report = pd.DataFrame(
         {
             "file": table.name,
-            "line": table.lines[rows],
+            "line": lines[listed],
             "patient_id": cells["patient_id"].iloc[rows].to_numpy(dtype=object) if "patient_id" in cells else "",
-            "reason": rejected["reason"].to_numpy(),
-            "column": rejected["column"].to_numpy(),
-            "value": [
-                str(cells.at[r, c])[:MAX_VALUE_SHOWN] if c in cells.columns else ""
-                for r, c in zip(rows, rejected["column"], strict=True)
-            ],
+            "reason": rejected["reason"].to_numpy()[listed],
+            "column": columns,
+            "value": _values_shown(cells, rows, columns),
         }
     )
-    malformed = table.malformed.assign(file=table.name)[REJECTED_COLUMNS]
+    malformed = malformed[listed_malformed].assign(file=table.name).astype({"value": object})[REJECTED_COLUMNS]
+    unlisted = _unlisted_counts(table, rejected["reason"].to_numpy()[~listed], rejected["row"].to_numpy()[~listed],
+                                table.malformed[~listed_malformed])
     accepted = typed.assign(line=table.lines[typed.index.to_numpy()]).reset_index(drop=True)
-    return accepted, pd.concat([rejected_report, malformed], ignore_index=True)
+    return accepted, pd.concat([rejected_report, malformed], ignore_index=True), unlisted
+
+
+def _arrow_text(column: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A column of text cells as Arrow strings (without a copy when it is Arrow-backed already)."""
+    return pa.array(column.array, type=pa.string(), from_pandas=True)
+
+
+def _values_shown(cells: pd.DataFrame, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """Each rejected row's value in its failing column, cut to ``MAX_VALUE_SHOWN`` characters ("" for none).
+
+    One vectorised take per column, instead of a Python call per rejected row.
+    """
+    values = np.full(len(rows), "", dtype=object)
+    for column in pd.unique(columns):
+        if column not in cells.columns:
+            continue
+        at = columns == column
+        text = _arrow_text(cells[column]).take(pa.array(rows[at]))
+        values[at] = pc.utf8_slice_codeunits(text, 0, MAX_VALUE_SHOWN).to_numpy(zero_copy_only=False)
+    return values
+
+
+def _unlisted_counts(table: RawTable, reasons: np.ndarray, rows: np.ndarray, malformed: pd.DataFrame) -> pd.DataFrame:
+    """Rejected rows beyond the listing, counted by reason and patient_id (for exact counts per clinic)."""
+    if not len(reasons) and malformed.empty:
+        return _empty_unlisted()
+    ids = _arrow_text(table.cells["patient_id"]).take(pa.array(rows.astype(np.int64)))
+    codes, names = pd.factorize(reasons)
+    counted = (
+        pa.table({"reason": codes, "patient_id": ids}).group_by(["reason", "patient_id"], use_threads=False)
+        .aggregate([([], "count_all")]).to_pandas(types_mapper={pa.string(): pd.ArrowDtype(pa.string())}.get)
+    )
+    parts = [
+        pd.DataFrame({"reason": np.asarray(names, dtype=object)[counted["reason"].to_numpy()],
+                      "patient_id": counted["patient_id"].astype(schemas.TEXT_DTYPE),
+                      "rows": counted["count_all"].astype("int64")}),
+    ]
+    if not malformed.empty:
+        by_id = malformed.groupby("patient_id", sort=False).size()
+        parts.append(pd.DataFrame({"reason": schemas.WRONG_FIELD_COUNT,
+                                   "patient_id": pd.Series(by_id.index, dtype=schemas.TEXT_DTYPE),
+                                   "rows": by_id.to_numpy(dtype="int64")}))
+    counts = pd.concat(parts, ignore_index=True).assign(file=table.name)[UNLISTED_COLUMNS]
+    return counts.sort_values(["reason", "patient_id"], kind="stable", ignore_index=True)
 
 
 def load_dataset(source: Path | str | Mapping[str, bytes], limits: Limits = FOLDER_LIMITS) -> Dataset:
@@ -644,6 +751,7 @@ def load_dataset(source: Path | str | Mapping[str, bytes], limits: Limits = FOLD
 
     tables: dict[str, pd.DataFrame] = {}
     rejected: list[pd.DataFrame] = []
+    unlisted: list[pd.DataFrame] = []
     reports: list[FileReport] = []
     present: dict[str, frozenset[str]] = {}
     for stem, spec in FILES.items():  # sessions first: linked files need its accepted rows
@@ -654,9 +762,12 @@ def load_dataset(source: Path | str | Mapping[str, bytes], limits: Limits = FOLD
             present[stem] = frozenset()
             continue
         table = raw[stem]
-        accepted, rejected_rows = _validate_file(spec, table, listed, tables.get("sessions"))
+        accepted, rejected_rows, unlisted_rows = _validate_file(
+            spec, table, listed, tables.get("sessions"), limits.max_rejected_listed
+        )
         tables[stem] = accepted
         rejected.append(rejected_rows)
+        unlisted.append(unlisted_rows)
         contract = {c.name for c in spec.columns}
         present[stem] = frozenset(c for c in table.cells.columns if c in contract)
         name, data = files[stem]
@@ -667,10 +778,13 @@ def load_dataset(source: Path | str | Mapping[str, bytes], limits: Limits = FOLD
                 sha256=hashlib.sha256(data).hexdigest(),
                 rows_read=read,
                 rows_accepted=len(accepted),
-                rows_rejected=len(rejected_rows),
+                rows_rejected=len(rejected_rows) + int(unlisted_rows["rows"].sum()),
                 columns_ignored=tuple(c for c in table.cells.columns if c not in contract),
             )
         )
     report = pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame(columns=REJECTED_COLUMNS)
     report = report.astype({"line": "int64"}).sort_values(["file", "line"], kind="stable").reset_index(drop=True)
-    return Dataset(tables=tables, rejected=report[REJECTED_COLUMNS], files=reports, present_columns=present)
+    unlisted = [u for u in unlisted if len(u)]
+    unlisted_report = pd.concat(unlisted, ignore_index=True) if unlisted else _empty_unlisted()
+    return Dataset(tables=tables, rejected=report[REJECTED_COLUMNS], files=reports, present_columns=present,
+                   rejected_unlisted=unlisted_report)

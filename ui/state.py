@@ -325,11 +325,11 @@ def _source_status(ctx: AppContext) -> None:
         f"{len(tables['sessions']):,} sessions · {len(tables['diary']):,} diary days  \n"
         f"data as of {ctx.analysis.as_of:%Y-%m-%d}"
     )
-    rejected = ctx.dataset.rejected
-    if len(rejected):
-        per_file = rejected["file"].value_counts(sort=False)
+    rejected = sorted((f.file, f.rows_rejected) for f in ctx.dataset.files if f.rows_rejected)
+    if rejected:
+        per_file = dict(rejected)
         st.sidebar.warning(
-            f"{len(rejected):,} rows were rejected and are not used ("
+            f"{sum(per_file.values()):,} rows were rejected and are not used ("
             + ", ".join(f"{name}: {count:,}" for name, count in per_file.items())
             + ")."
         )
