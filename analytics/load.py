@@ -15,6 +15,7 @@ import io
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -315,9 +316,40 @@ def _parquet_column_as_text(column: pd.Series) -> pd.Series:
         text = column.dt.strftime("%Y-%m-%d")
     elif pd.api.types.is_bool_dtype(column):
         text = column.map({True: "true", False: "false"})
+    elif column.dtype == object and pd.api.types.infer_dtype(column, skipna=True) == "string":
+        text = column  # str(v) is v: no call per cell
     else:
-        text = column.map(lambda v: v.isoformat() if hasattr(v, "isoformat") else str(v))
-    return text.where(column.notna(), "").astype(object)
+        text = _text_by_distinct(column)
+    # As Arrow strings: what _stripped makes of them anyway, without a Python pass over the cells.
+    text = text.where(column.notna(), "").astype(object)
+    return pd.Series(pd.arrays.ArrowExtensionArray(pa.array(text.to_numpy(), pa.string())), index=column.index)
+
+
+def _as_text(value: object) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def _text_by_distinct(column: pd.Series) -> pd.Series:
+    """``_as_text`` of every cell, called once per distinct value where equal values have equal text.
+
+    That holds for integers, for floats told apart by their bits (0.0 and -0.0 are equal but are
+    written differently) and for Parquet's dates, texts and bytes; anything else (lists, decimals:
+    Decimal("1.0") == Decimal("1.00")) is converted cell by cell.
+    """
+    values = column.to_numpy() if isinstance(column.dtype, np.dtype) else None
+    if values is None or values.dtype.kind not in "iufO":
+        return column.map(_as_text)
+    floats = values.dtype.kind == "f"
+    try:
+        codes, uniques = pd.factorize(values.view(f"i{values.itemsize}") if floats else values)
+    except TypeError:  # unhashable values (lists)
+        return column.map(_as_text)
+    if floats:
+        uniques = uniques.view(values.dtype)
+    elif values.dtype.kind == "O" and not all(type(u) in (str, bytes, date) for u in uniques):
+        return column.map(_as_text)
+    texts = pd.Series(uniques).map(_as_text).to_numpy(dtype=object)
+    return pd.Series(np.where(codes >= 0, texts[np.maximum(codes, 0)], ""), index=column.index, dtype=object)
 
 
 def _decode(name: str, data: bytes) -> str:
@@ -343,15 +375,18 @@ def _looks_latin1(data: bytes) -> bool:
 
 def _read_csv(name: str, data: bytes, limits: Limits = FOLDER_LIMITS) -> RawTable:
     text = _decode(name, data)
-    if not text.strip():
+    if not text or text.isspace():  # not text.strip(), which copies the whole text
         raise DatasetRefused(f"{name}: cannot be parsed as CSV: the file is empty (no header row)", 2, name)
     if "\x00" in text:
         raise DatasetRefused(f"{name}: cannot be parsed as CSV: it contains binary data (NUL bytes)", 2, name)
     delimiter = _delimiter(text)
     body = text.encode("utf-8") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else data
     body = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
-    fast = None if b'"' in body else _read_csv_fast(body, delimiter, name, limits)
-    table = fast if fast is not None else _read_csv_records(name, text, delimiter, limits)
+    fast = None
+    if b'"' not in body:
+        text = ""  # the fast reader reads the bytes: free the decoded copy, and decode again if it declines
+        fast = _read_csv_fast(body, delimiter, name, limits)
+    table = fast if fast is not None else _read_csv_records(name, text or _decode(name, data), delimiter, limits)
     return RawTable(name, _stripped(table[0]), table[1], table[2])
 
 
@@ -426,7 +461,8 @@ def _read_csv_records(
     csv.field_size_limit(MAX_FIELD_CHARS)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     header: list[str] | None = None
-    rows: list[list[str]] = []
+    rows: list[list[str]] = []  # the latest rows; every _CHUNK_ROWS they become Arrow columns in ``chunks``
+    chunks: list[list[pa.Array]] = []
     lines: list[int] = []
     # Rows of the wrong length, column by column (a file may hold millions): line, patient_id, fields.
     malformed: tuple[list[int], list[str], list[int]] = ([], [], [])
@@ -441,7 +477,7 @@ def _read_csv_records(
                 header = _checked_header(name, record)
                 most = min(limits.max_rows, limits.max_values // len(header))
                 continue
-            if len(rows) + len(malformed[0]) >= most:  # one more row than allowed: refuse before keeping it
+            if len(lines) + len(malformed[0]) >= most:  # one more row than allowed: refuse before keeping it
                 too_many = f"more than {limits.max_values:,} values ({len(header):,} columns × more than {most:,} rows)"
                 raise _too_big(name, limits, f"more than {most:,} rows" if most == limits.max_rows else too_many)
             if len(record) != len(header):
@@ -451,12 +487,29 @@ def _read_csv_records(
                 continue
             rows.append(record)
             lines.append(line)
+            if len(rows) == _CHUNK_ROWS:  # a Python string per cell costs ten times the text: keep few
+                chunks.append(_arrow_columns(rows))
+                rows = []
     except csv.Error as exc:
         raise DatasetRefused(f"{name}: cannot be parsed as CSV near line {reader.line_num}: {exc}", 2, name) from exc
     if header is None:
         raise DatasetRefused(f"{name}: cannot be parsed as CSV: no header row", 2, name)
-    cells = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header, dtype=object)
+    if rows:
+        chunks.append(_arrow_columns(rows))
+    if not chunks:
+        return pd.DataFrame(columns=header, dtype=object), np.asarray(lines, dtype=np.int64), _malformed_table(
+            *malformed, len(header))
+    cells = pd.DataFrame(
+        {i: pd.arrays.ArrowExtensionArray(pa.chunked_array([chunk[i] for chunk in chunks], pa.string()))
+         for i in range(len(header))}
+    )
+    cells.columns = header
     return cells, np.asarray(lines, dtype=np.int64), _malformed_table(*malformed, len(header))
+
+
+def _arrow_columns(rows: list[list[str]]) -> list[pa.Array]:
+    """Rows of text cells as one Arrow string array per column."""
+    return [pa.array(column, pa.string()) for column in zip(*rows, strict=True)]
 
 
 def _malformed_table(lines: list[int], ids: list[str], fields: list[int], header_fields: int) -> pd.DataFrame:
@@ -473,6 +526,9 @@ def _malformed_table(lines: list[int], ids: list[str], fields: list[int], header
             "value": pd.Categorical.from_codes(codes, [f"{n} fields, header has {header_fields}" for n in counts]),
         }
     )
+
+
+_CHUNK_ROWS = 65_536
 
 
 def _header_name(column: object) -> str:

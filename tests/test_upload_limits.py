@@ -169,6 +169,21 @@ def test_ragged_rows_count_towards_the_row_limit() -> None:
     assert message == "diary.csv: refused: more than 100 rows, the most a data file may hold"
 
 
+def test_the_careful_reader_keeps_rows_as_arrow_columns_and_reads_what_the_fast_reader_reads() -> None:
+    # Quotes send a file to the record-by-record reader, which turns every 65,536 rows into Arrow
+    # columns (a Python string per cell costs ten times the text); the result is the fast reader's.
+    rows = [b"P%d,2024-01-%02d,%s" % (i % 97, 1 + i % 28, [b"3", b" 25 ", b"x", b"4.5"][i % 4]) for i in range(140_000)]
+    plain = DIARY_HEADER + b"\n".join(rows) + b"\n"
+    quoted = DIARY_HEADER + b"\n".join(b'"' + row.replace(b",", b'","') + b'"' for row in rows) + b"\n"
+    fast, careful = (load_dataset({"sessions.csv": SESSIONS, "diary.csv": data}) for data in (plain, quoted))
+    assert [f.rows_read for f in careful.files] == [1, 140_000]
+    assert [f.sha256 for f in careful.files] != [f.sha256 for f in fast.files]
+    assert [(f.rows_accepted, f.rows_rejected) for f in careful.files] == [
+        (f.rows_accepted, f.rows_rejected) for f in fast.files]
+    pd.testing.assert_frame_equal(careful.tables["diary"], fast.tables["diary"])
+    pd.testing.assert_frame_equal(careful.rejected, fast.rejected)
+
+
 # --- which limits apply where ------------------------------------------------------------------
 
 
