@@ -207,3 +207,31 @@ def test_the_dashboard_holds_uploads_to_the_upload_limits(monkeypatch: pytest.Mo
     assert refused.startswith("diary.csv: refused: 11 rows, more than 10, the most a data file may hold")
     dataset, refused = state._load(("folder", "test_upload_limits", 1), lambda: files)
     assert refused is None and dataset.files[1].rows_read == 11
+
+
+def test_the_dashboard_reads_one_upload_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from ui import state
+
+    reading, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_load(files: object, limits: Limits) -> None:
+        with lock:
+            reading[0] += 1
+            most[0] = max(most[0], reading[0])
+        time.sleep(0.2)
+        with lock:
+            reading[0] -= 1
+        raise DatasetRefused("diary.csv: refused", 2)
+
+    monkeypatch.setattr(state, "load_dataset", slow_load)
+    threads = [threading.Thread(target=state._load, args=(("upload", "test_one_at_a_time", i), dict))
+               for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert most[0] == 1

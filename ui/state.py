@@ -27,8 +27,10 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,16 +215,22 @@ def configured_data_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+UPLOAD_READING = threading.BoundedSemaphore(1)
+
+
 @st.cache_data(max_entries=4, show_spinner="Reading and validating the data files…")
 def _load(source_key: SourceKey, _read: Callable[[], Mapping[str, bytes]]) -> Loaded:
     """The dataset, or the refusal in words; keyed on ``source_key``, so ``_read`` runs on a miss only.
 
     An upload is held to ``UPLOAD_LIMITS`` (checked before its data are read, so a hostile file is
-    refused in a moment instead of taking the server's memory); a folder to ``FOLDER_LIMITS``.
+    refused in a moment instead of taking the server's memory); a folder to ``FOLDER_LIMITS``. The
+    limits bound one upload; ``UPLOAD_READING`` lets one upload be read at a time, so that several
+    users uploading at once cannot add up to more than that (the others wait under the spinner).
     """
-    limits = UPLOAD_LIMITS if source_key[0] == "upload" else FOLDER_LIMITS
+    upload = source_key[0] == "upload"
     try:
-        return load_dataset(_read(), limits), None
+        with UPLOAD_READING if upload else nullcontext():
+            return load_dataset(_read(), UPLOAD_LIMITS if upload else FOLDER_LIMITS), None
     except DatasetRefused as exc:
         return None, str(exc)
 
