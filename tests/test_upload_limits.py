@@ -235,3 +235,14 @@ def test_the_dashboard_reads_one_upload_at_a_time(monkeypatch: pytest.MonkeyPatc
     for thread in threads:
         thread.join()
     assert most[0] == 1
+
+
+def test_the_readme_states_the_limits_the_code_applies() -> None:
+    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
+    assert f"| rows | {UPLOAD_LIMITS.max_rows // 10**6} million | {FOLDER_LIMITS.max_rows // 10**6} million" in readme
+    assert f"| {UPLOAD_LIMITS.max_values // 10**6} million | {FOLDER_LIMITS.max_values // 10**6} million |" in readme
+    unpacked = UPLOAD_LIMITS.max_decoded_bytes // 2**20, FOLDER_LIMITS.max_decoded_bytes // 2**30
+    assert f"| {unpacked[0]} MB | {unpacked[1]} GB |" in readme
+    assert f"| {UPLOAD_LIMITS.max_ratio:g}-fold | {FOLDER_LIMITS.max_ratio:g}-fold |" in readme
+    assert f"first {UPLOAD_LIMITS.max_rejected_listed:,} rejected rows of each file" in readme
+    assert FOLDER_LIMITS.max_rejected_listed == UPLOAD_LIMITS.max_rejected_listed
