@@ -64,6 +64,8 @@ class Limits:
     """Parquet: the column data once decompressed, and the text of dictionary-encoded columns once decoded."""
     max_ratio: float = 100
     """Parquet: decompressed bytes, or values, per byte of the file (real data files: under 10)."""
+    max_file_bytes: int | None = None
+    """The file itself (None: no limit), so that a ZIP cannot deliver a bigger file than an upload."""
     max_rejected_listed: int = 100_000
     """Rejected rows listed per file in the rejection report (the first, by line)."""
     holder: str = "a data file"
@@ -74,13 +76,15 @@ class Limits:
 
 # Folders are the clinic's own files: room for a 100,000-patient registry (about 25 million diary rows).
 FOLDER_LIMITS = Limits(max_rows=50_000_000, max_values=500_000_000, max_decoded_bytes=16 * 2**30)
-# Uploads come from any browser and are capped at 200 MB (.streamlit/config.toml maxUploadSize): a
+# Uploads come from any browser and are capped at 200 MB a file (.streamlit/config.toml maxUploadSize;
+# a ZIP may unpack to 500 MB in all, analytics.archive, but no file in it beyond 200 MB either): a
 # 200 MB diary.csv of rows of 25 bytes or more (real ones have 30-40) holds at most 8 million rows of
-# at most 8 contract columns, and a ZIP may unpack to 500 MB (analytics.archive).
+# at most 8 contract columns.
 UPLOAD_LIMITS = Limits(
     max_rows=8_000_000,
     max_values=64_000_000,
     max_decoded_bytes=500 * _MB,
+    max_file_bytes=200 * _MB,
     holder="an uploaded file",
     hint="; larger datasets are read from the clinic data folder (OUTCOMES_DATA_DIR)",
 )
@@ -216,6 +220,8 @@ def read_source(source: Path | str | Mapping[str, bytes]) -> dict[str, tuple[str
 
 def read_table(name: str, data: bytes, limits: Limits = FOLDER_LIMITS) -> RawTable:
     """Cells of one CSV or Parquet file, refusing (exit 2) what cannot be parsed or exceeds ``limits``."""
+    if limits.max_file_bytes is not None and len(data) > limits.max_file_bytes:
+        raise _too_big(name, limits, f"{_mb(len(data))}, more than {_mb(limits.max_file_bytes)}")
     if name.endswith(".parquet"):
         return _read_parquet(name, data, limits)
     return _read_csv(name, data, limits)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import tomllib
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from analytics.archive import files_from_upload
 from analytics.load import FOLDER_LIMITS, UPLOAD_LIMITS, DatasetRefused, Limits, load_dataset
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -184,12 +186,28 @@ def test_the_careful_reader_keeps_rows_as_arrow_columns_and_reads_what_the_fast_
     pd.testing.assert_frame_equal(careful.rejected, fast.rejected)
 
 
+def test_a_zip_cannot_deliver_a_bigger_file_than_an_upload() -> None:
+    diary = DIARY_HEADER + b"P1,2024-01-02,3\n" * 1_000
+    limits = Limits(max_rows=10**6, max_values=10**7, max_decoded_bytes=10**9, max_file_bytes=len(diary) - 1,
+                    holder="an uploaded file")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as members:
+        members.writestr("sessions.csv", SESSIONS)
+        members.writestr("diary.csv", diary)
+    files = files_from_upload({"clinic.zip": archive.getvalue()})
+    message = refusal(files, limits)
+    assert message == f"diary.csv: refused: {len(diary):,} bytes, more than {len(diary) - 1:,} bytes, the most an " \
+                      "uploaded file may hold"
+    assert FOLDER_LIMITS.max_file_bytes is None  # a folder's files are not limited by size, only by rows
+
+
 # --- which limits apply where ------------------------------------------------------------------
 
 
 def test_uploads_are_held_tighter_than_folders_and_admit_what_the_upload_size_admits() -> None:
     config = tomllib.loads((PROJECT_DIR / ".streamlit" / "config.toml").read_text())
     upload_bytes = config["server"]["maxUploadSize"] * 10**6
+    assert UPLOAD_LIMITS.max_file_bytes == config["server"]["maxUploadSize"] * 2**20  # as Streamlit counts
     assert UPLOAD_LIMITS.max_rows >= upload_bytes / 25  # a full-size CSV upload of rows of 25 bytes or more
     assert UPLOAD_LIMITS.max_values >= UPLOAD_LIMITS.max_rows * 8  # with the 8 columns of the widest file
     assert FOLDER_LIMITS.max_rows >= 25_000_000  # a 100,000-patient registry's diary
