@@ -42,12 +42,15 @@ DIARY_ROW = b"P001,2024-01-02,3,true,2,false\n"
 
 # Runs in the child, with the checkout under test as its working directory.
 CHILD = """
-import sys, time
+import sys
 from pathlib import Path
 sys.path.insert(0, ".")
-started = time.perf_counter()
-from analytics import load
-from analytics.archive import files_from_upload
+try:  # the subpackage layout (analytics/ingest, ...) or the flat one before it
+    from analytics.ingest import load
+    from analytics.ingest.archive import files_from_upload
+except ImportError:
+    from analytics import load
+    from analytics.archive import files_from_upload
 folder = Path(sys.argv[1])
 files = files_from_upload({p.name: p.read_bytes() for p in sorted(folder.iterdir())})
 limits = {"limits": load.UPLOAD_LIMITS} if hasattr(load, "UPLOAD_LIMITS") else {}
@@ -59,8 +62,12 @@ except load.DatasetRefused as exc:
 summary = "; ".join(f"{f.file}: {f.rows_read:,} read, {f.rows_rejected:,} rejected" for f in dataset.files)
 print(f"loaded: {summary}; {len(dataset.rejected):,} rejected rows listed")
 if sys.argv[2] == "export":
-    from analytics.export import export_files
-    from analytics.pipeline import analyse
+    try:
+        from analytics.definitions.pipeline import analyse
+        from analytics.output.export import export_files
+    except ImportError:
+        from analytics.export import export_files
+        from analytics.pipeline import analyse
     files = export_files(analyse(dataset), dataset)
     print(f"exported: rejected_rows.csv {len(files['rejected_rows.csv']) / 1e6:.0f} MB")
 """
