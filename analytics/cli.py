@@ -130,12 +130,14 @@ def run_export(args: argparse.Namespace) -> int:
         return exc.exit_code
     for f in dataset.files:
         _say(f"  {f.file}: {f.rows_read} rows read, {f.rows_accepted} accepted, {f.rows_rejected} rejected")
-    if args.strict and len(dataset.rejected):
-        _say(f"--strict: {len(dataset.rejected)} rows rejected; nothing written. First rejections:")
+    if args.strict and dataset.rejected_total():
+        _say(f"--strict: {dataset.rejected_total()} rows rejected; nothing written. First rejections:")
         for row in dataset.rejected.head(20).itertuples():
             _say(f"  {row.file} line {row.line} ({row.patient_id}): {row.reason}")
         _say("Run without --strict to get rejected_rows.csv with every rejection.")
         return 1
+    for name, listed in dataset.rejected_listed_per_file().items():
+        _say(f"  {name}: rejected_rows.csv lists its first {listed:,} rejected rows; manifest.json counts them all")
     _say("computing cycles and cohort statistics ...")
     analysis = analyse(dataset, config)
     if not chosen.is_empty():
@@ -152,7 +154,7 @@ def run_export(args: argparse.Namespace) -> int:
     table = analysis.patient_cycles
     _say(
         f"as_of {analysis.as_of.date()}: {table['patient_id'].nunique()} treated patients, "
-        f"{int((table['cycle'] >= 1).sum())} cycles, {len(dataset.rejected)} rows rejected; "
+        f"{int((table['cycle'] >= 1).sum())} cycles, {dataset.rejected_total()} rows rejected; "
         f"wrote {', '.join(files)} to {args.out}"
     )
     return 0

@@ -41,7 +41,7 @@ EXPORT_NOTES = {
     "cohort_cycles.csv": "one row per cycle: n, mean change with t-interval, responder rates with Wilson intervals",
     "patient_status.csv": "one row per treated patient: treatment state, next due date, stopping rules (SPEC §5)",
     "safety.csv": "adverse events: patients with an event, in the first two cycles, per 100 sessions (SPEC §5)",
-    "rejected_rows.csv": "every rejected row: file, line, patient_id, reason",
+    "rejected_rows.csv": "every rejected row (the first 100,000 of a file at most): file, line, patient_id, reason",
     "manifest.json": "as_of, every parameter, each input file's SHA-256 and row counts, version, time",
     "rejected_counts.csv": "rejected rows counted per file and reason (small counts suppressed)",
 }
@@ -61,10 +61,13 @@ def _files_section(dataset: Dataset) -> None:
     )
     read, accepted, rejected = (int(files[c].sum()) for c in ("rows_read", "rows_accepted", "rows_rejected"))
     stray = quality.unreported_rejections(dataset)
+    listed = int(files["rejected_rows_listed"].sum())
     if files["reconciles"].all() and stray == 0:
         st.success(
             f"Every row is accounted for: {read:,} rows read = {accepted:,} accepted + {rejected:,} rejected"
-            + (f", and the rejection report lists all {rejected:,} rejected rows." if rejected else "."),
+            + (f", and the rejection report lists all {rejected:,} rejected rows." if rejected and listed == rejected
+               else f"; the rejection report lists the first {listed:,} and counts the rest by reason." if rejected
+               else "."),
             icon=":material/check_circle:",
         )
     else:
@@ -78,18 +81,25 @@ def _files_section(dataset: Dataset) -> None:
 
 def _rejections_section(dataset: Dataset) -> None:
     st.subheader("Rejected rows")
-    rejected = dataset.rejected
-    if rejected.empty:
+    rejected, total = dataset.rejected, dataset.rejected_total()
+    if not total:
         st.success("No rows were rejected.", icon=":material/check_circle:")
         return
     st.markdown(
-        f"**{len(rejected):,} rows were rejected** and are not used in any figure or export. The line is the "
+        f"**{total:,} rows were rejected** and are not used in any figure or export. The line is the "
         "physical line in the file (the header is line 1), so you can find and correct each row at its source."
     )
     render.table(quality.rejection_summary(dataset), key="data_reasons", filename="rejections_by_reason.csv",
                  caption="Rejected rows by file and reason.", column_config={"rows": COUNT})
-    render.table(rejected, key="data_rejected", filename="rejected_rows.csv", height=320,
-                 caption=f"All {len(rejected):,} rejected rows with the column and value that failed.")
+    capped = dataset.rejected_listed_per_file()
+    caption = f"All {len(rejected):,} rejected rows with the column and value that failed."
+    if capped:
+        caption = (
+            f"The first {len(rejected):,} of the {total:,} rejected rows with the column and value that failed: "
+            + ", ".join(f"{name} lists its first {n:,}" for name, n in capped.items())
+            + " (the counts above and in the export manifest include every row)."
+        )
+    render.table(rejected, key="data_rejected", filename="rejected_rows.csv", height=320, caption=caption)
 
 
 def _completeness_section(analysis: Analysis) -> None:

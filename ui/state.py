@@ -27,8 +27,10 @@ import hashlib
 import json
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,7 +42,7 @@ from analytics.definitions.clinical import ClinicalTables, clinical_tables
 from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.definitions.pipeline import Analysis, analyse
 from analytics.ingest.archive import DATA_SUFFIXES, files_from_upload
-from analytics.ingest.load import Dataset, DatasetRefused, load_dataset
+from analytics.ingest.load import FOLDER_LIMITS, UPLOAD_LIMITS, Dataset, DatasetRefused, load_dataset
 from ui import auth
 
 logger = logging.getLogger("outcomes.dashboard")
@@ -213,11 +215,22 @@ def configured_data_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
+UPLOAD_READING = threading.BoundedSemaphore(1)
+
+
 @st.cache_data(max_entries=4, show_spinner="Reading and validating the data files…")
 def _load(source_key: SourceKey, _read: Callable[[], Mapping[str, bytes]]) -> Loaded:
-    """The dataset, or the refusal in words; keyed on ``source_key``, so ``_read`` runs on a miss only."""
+    """The dataset, or the refusal in words; keyed on ``source_key``, so ``_read`` runs on a miss only.
+
+    An upload is held to ``UPLOAD_LIMITS`` (checked before its data are read, so a hostile file is
+    refused in a moment instead of taking the server's memory); a folder to ``FOLDER_LIMITS``. The
+    limits bound one upload; ``UPLOAD_READING`` lets one upload be read at a time, so that several
+    users uploading at once cannot add up to more than that (the others wait under the spinner).
+    """
+    upload = source_key[0] == "upload"
     try:
-        return load_dataset(_read()), None
+        with UPLOAD_READING if upload else nullcontext():
+            return load_dataset(_read(), UPLOAD_LIMITS if upload else FOLDER_LIMITS), None
     except DatasetRefused as exc:
         return None, str(exc)
 
@@ -320,11 +333,11 @@ def _source_status(ctx: AppContext) -> None:
         f"{len(tables['sessions']):,} sessions · {len(tables['diary']):,} diary days  \n"
         f"data as of {ctx.analysis.as_of:%Y-%m-%d}"
     )
-    rejected = ctx.dataset.rejected
-    if len(rejected):
-        per_file = rejected["file"].value_counts(sort=False)
+    rejected = sorted((f.file, f.rows_rejected) for f in ctx.dataset.files if f.rows_rejected)
+    if rejected:
+        per_file = dict(rejected)
         st.sidebar.warning(
-            f"{len(rejected):,} rows were rejected and are not used ("
+            f"{sum(per_file.values()):,} rows were rejected and are not used ("
             + ", ".join(f"{name}: {count:,}" for name, count in per_file.items())
             + ")."
         )

@@ -125,11 +125,33 @@ def manifest(
             }
             for f in dataset.files
         },
-        "rows_rejected_total": len(dataset.rejected),
+        "rows_rejected_total": dataset.rejected_total(),
+        **_listing_note(dataset),
         "software": {"name": "botox-outcomes-analytics", "version": __version__},
         "exported_at": exported_at.astimezone(UTC).isoformat(timespec="seconds"),
         "definitions": "SPEC.md §3 and §5; the project's data dictionary (README) documents the rest",
         **(dict(extra) if extra else {}),
+    }
+
+
+def _listing_note(dataset: Dataset) -> dict[str, object]:
+    """When rejected_rows.csv does not list every rejected row: how many it lists, and the exact counts."""
+    listed = dataset.rejected_listed_per_file()
+    if not listed:
+        return {}
+    counts = dataset.rejection_counts()
+    return {
+        "rejected_rows_listed": len(dataset.rejected),
+        "rejected_rows_note": (
+            "rejected_rows.csv lists the first rejected rows of each file (by line), at most "
+            f"{max(listed.values()):,} per file; rows_rejected counts every rejected row. For "
+            + ", ".join(listed)
+            + " the exact counts by reason are in rejected_rows_by_reason."
+        ),
+        "rejected_rows_by_reason": {
+            name: {r: int(n) for r, n in zip(group["reason"], group["rows"], strict=True)}
+            for name, group in counts[counts["file"].isin(list(listed))].groupby("file", sort=True)
+        },
     }
 
 
@@ -174,9 +196,11 @@ def suppressed_export_files(
     """
     exported_at = exported_at or datetime.now(UTC)
     cohort = suppress_cohort_cycles(analysis.cohort_cycles, min_cell)
-    reasons, counts = suppress_rejections(dataset.file_summary(), dataset.rejected, min_cell)
+    reasons, counts = suppress_rejections(dataset.file_summary(), dataset.rejection_counts(), min_cell)
     record = manifest(analysis, dataset, exported_at, extra_manifest)
     record.pop("rows_rejected_total")
+    for key in ("rejected_rows_listed", "rejected_rows_note", "rejected_rows_by_reason"):  # no rejected_rows.csv here
+        record.pop(key, None)
     shown = counts.set_index("file")
     columns = ("rows_read", "rows_accepted", "rows_rejected")
     record["files"] = {

@@ -814,11 +814,13 @@ def suppress_rejections(
     """Rejected rows as counts per file and reason, and rows read/accepted/rejected per file, suppressed.
 
     ``files`` has file, rows_read, rows_accepted, rows_rejected (``Dataset.file_summary()``);
-    ``rejected`` is the rejection report (only file and reason are used, never a patient_id).
+    ``rejected`` is the rejection report (only file and reason are used, never a patient_id), or
+    counts per file and reason in a ``rows`` column (``Dataset.rejection_counts()``).
     Per file, read = accepted + rejected and rejected = the sum over reasons; rejected ⊆ read.
     """
     k = check_min_cell(k)
-    reasons = rejected.groupby(["file", "reason"], sort=True).size().rename("rows").reset_index()
+    grouped = rejected.groupby(["file", "reason"], sort=True)
+    reasons = (grouped["rows"].sum() if "rows" in rejected else grouped.size()).rename("rows").reset_index()
     values: dict[Cell, int] = {}
     identities: list[dict[Cell, int]] = []
     nested: list[tuple[tuple[Cell, ...], tuple[Cell, ...]]] = []

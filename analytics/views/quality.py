@@ -31,9 +31,11 @@ def file_reconciliation(dataset: Dataset) -> pd.DataFrame:
     """Per file read: rows read, accepted and rejected, the rejected rows listed, and whether they add up.
 
     ``reconciles`` is true when rows_read = rows_accepted + rows_rejected and the rejection report
-    lists exactly rows_rejected rows of that file.
+    lists exactly rows_rejected rows of that file, or, beyond its listing cap, lists some and counts
+    the rest (``Dataset.rejected_unlisted``).
     """
     listed = dataset.rejected["file"].value_counts()
+    unlisted = dataset.rejected_unlisted.groupby("file")["rows"].sum()
     frame = pd.DataFrame(
         [
             {
@@ -51,8 +53,9 @@ def file_reconciliation(dataset: Dataset) -> pd.DataFrame:
     )
     counts = ["rows_read", "rows_accepted", "rows_rejected", "rejected_rows_listed"]
     frame[counts] = frame[counts].astype("int64")
+    unlisted_rows = frame["file"].map(unlisted).fillna(0).astype("int64")
     frame["reconciles"] = (frame["rows_read"] == frame["rows_accepted"] + frame["rows_rejected"]) & (
-        frame["rows_rejected"] == frame["rejected_rows_listed"]
+        frame["rows_rejected"] == frame["rejected_rows_listed"] + unlisted_rows
     )
     return frame[RECONCILIATION_COLUMNS]
 
@@ -63,12 +66,11 @@ def unreported_rejections(dataset: Dataset) -> int:
 
 
 def rejection_summary(dataset: Dataset) -> pd.DataFrame:
-    """Rejected rows counted by file and reason, the most frequent first."""
-    rejected = dataset.rejected
-    if rejected.empty:
+    """Rejected rows counted by file and reason (listed or not), the most frequent first."""
+    if dataset.rejected.empty and dataset.rejected_unlisted.empty:
         empty = pd.DataFrame({"file": [], "reason": [], "rows": []})
         return empty.astype({"file": str, "reason": str, "rows": "int64"})
-    counts = rejected.groupby(["file", "reason"], sort=False).size().rename("rows").reset_index()
+    counts = dataset.rejection_counts()
     ordered = counts.sort_values(["rows", "file", "reason"], ascending=[False, True, True], kind="stable")
     return ordered.reset_index(drop=True)
 
