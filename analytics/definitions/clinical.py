@@ -216,6 +216,37 @@ def response_milestones(cycles: pd.DataFrame) -> pd.DataFrame:
     return out.astype({"first_response_cycle": "Int64", "sustained_from_cycle": "Int64"})
 
 
+# --- per cycle: medication overuse and late re-injections
+
+
+def cycle_flags(cycles: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """Medication overuse per window and late re-injection per session: a window (the baseline or cycle k) shows
+    overuse when its acute-medication days per 28 days (amd) are >= overuse_acute_days, compared with SPEC's
+    1e-9 tolerance as SPEC §5.1 overuse_at_baseline is; empty when amd is empty (no acute_medication column or
+    no recorded day) or the window is not evaluable. Session k (k >= 2) is a late re-injection when it came more
+    than on_time_max_days after session k - 1 (interval_days = Dk - D(k-1)); empty for the first session.
+
+    ``cycles`` are rows of ``patient_cycles`` (all patients or one); returns them with overuse (boolean),
+    interval_days, late_reinjection (boolean) and days_late (interval_days - on_time_max_days when late) added.
+    """
+    out = cycles.copy()
+    amd = out["amd"].astype("float64")
+    known = out["evaluable"].astype(bool) & amd.notna()
+    overuse = (amd >= config.overuse_acute_days - config.tolerance).to_numpy(dtype=bool)
+    out["overuse"] = pd.Series(overuse, index=out.index, dtype="boolean").where(known, pd.NA)
+    sessions = out.loc[out["cycle"] >= 1, ["patient_id", "cycle", "start_date"]].sort_values(
+        ["patient_id", "cycle"], kind="stable"
+    )
+    # Cycles of a patient are consecutive, so the previous treated row is session k - 1.
+    previous = sessions.groupby("patient_id", sort=False)["start_date"].shift(1)
+    interval = (sessions["start_date"] - previous).dt.days.astype("Int64")
+    out["interval_days"] = interval.reindex(out.index)
+    late = out["interval_days"] > config.on_time_max_days
+    out["late_reinjection"] = late.astype("boolean")
+    out["days_late"] = (out["interval_days"] - config.on_time_max_days).where(late.fillna(False).astype(bool))
+    return out
+
+
 # --- suitability at baseline, in words (SPEC §5.1 chronic_at_baseline, overuse_at_baseline, suitable_nice)
 
 
@@ -1056,6 +1087,11 @@ DEFINITIONS: list[dict[str, object]] = [
         "Daily diary grid, rolling 28-day headache days, 7-day moving average",
         diary_days,
         ("headache_min_hours", "period_days", "min_completeness"),
+    ),
+    _definition(
+        "Medication overuse per cycle (MO) and late re-injection per session",
+        cycle_flags,
+        ("overuse_acute_days", "on_time_max_days", "min_completeness", "min_window_days"),
     ),
     _definition("Within-cycle weekly profile", weekly_profile, ("headache_min_hours", "min_completeness")),
     _definition("Onset week", onset_week, ("onset_reduction", "onset_confirm_weeks")),
