@@ -37,6 +37,7 @@ DEFINITION_MODULES = (
     "analytics.definitions.clinical",
     "analytics.views.clinic",
     "analytics.views.outcomes",
+    "analytics.views.continuation",
     "analytics.views.cohort_filter",
     "analytics.statistics.survival",
     "analytics.adherence",
