@@ -559,3 +559,22 @@ def test_cycle_flags_overuse_per_window_and_late_reinjection_per_session():
     edge = clinical.cycle_flags(cycles, AnalysisConfig(on_time_max_days=112))
     assert edge["late_reinjection"].tolist()[2:5] == [False, False, False]
     assert cycles.columns.tolist() == ["patient_id", "cycle", "start_date", "amd", "evaluable"]  # not modified
+
+
+def test_a_change_that_rounds_to_zero_is_shown_as_zero_not_minus_zero():
+    # Headache days 10.00 → 9.96 per 28 days: a change of −0.04, shown with one decimal as 0.0 (never "−0.0").
+    cycles = pd.DataFrame(
+        {
+            "cycle": [0, 1], "status": ["baseline", "complete"], "mhd": [10.0, 9.96], "mmd": [np.nan, np.nan],
+            "amd": [4.0, 4.0], "recorded_days": [28, 84], "window_days": [28, 84], "evaluable": [True, True],
+        }
+    )
+    headache, _, acute = clinical.header_measures(cycles)
+    assert headache["change"] == pytest.approx(-0.04)
+    assert headache["change_shown"] == 0.0 and str(headache["change_shown"]) == "0.0"
+    assert acute["change_shown"] == 0.0 and str(acute["change_shown"]) == "0.0"  # 4.0 − 4.0
+    assert clinical.header_measures(cycles.assign(mhd=[10.0, 7.46]))[0]["change_shown"] == -2.5
+    assert clinical.header_measures(cycles.assign(evaluable=[False, True]))[0]["change_shown"] is None
+    assert clinical.shown_change(-0.04) == 0.0 and str(clinical.shown_change(-0.04)) == "0.0"
+    assert [clinical.signed(v, 0, "%") for v in (-0.3, 0.4, -18.4, 12.0, np.nan)] == ["0%", "0%", "−18%", "+12%", "—"]
+    assert clinical.signed(-0.04, 1) == "0.0" and clinical.signed(3, 1) == "+3.0"

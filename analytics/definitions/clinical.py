@@ -105,9 +105,27 @@ def _fmt1(values: pd.Series) -> pd.Series:
     return numbers.map(lambda v: f"{v:.1f}").astype(object).where(numbers.notna(), "—")
 
 
+def shown_change(value: object, decimals: int = 1) -> float | None:
+    """A change as a number to show (a metric's delta): rounded to ``decimals`` places, with a value that rounds
+    to −0 shown as 0 (a change too small to show is no change, not a fall); None when the change is empty."""
+    if value is None or pd.isna(value):
+        return None
+    return round(float(value), decimals) + 0.0  # −0.0 + 0.0 is 0.0
+
+
+def signed(value: object, decimals: int = 0, suffix: str = "") -> str:
+    """A change as text with its sign (+3.0, −18%), a typographic minus, and no sign when it rounds to 0
+    ("0%", never "−0%"); "—" when empty."""
+    shown = shown_change(value, decimals)
+    if shown is None:
+        return "—"
+    text = f"{shown:.{decimals}f}" if shown == 0 else f"{shown:+.{decimals}f}"
+    return text.replace("-", MINUS) + suffix
+
+
 def _fmt_pct(values: pd.Series) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-    return numbers.map(lambda v: f"{v:+.0f}%".replace("-", MINUS)).astype(object).where(numbers.notna(), "—")
+    return numbers.map(lambda v: signed(v, 0, "%")).astype(object).where(numbers.notna(), "—")
 
 
 def _fmt_date(values: pd.Series) -> pd.Series:
@@ -773,7 +791,8 @@ def header_measures(cycles: pd.DataFrame) -> list[dict[str, object]]:
 
     ``cycles`` is one patient's rows of ``patient_cycles``. The latest cycle is the patient's last
     window (possibly ongoing or not evaluable, which is said); change is latest − baseline and is
-    empty unless both windows are evaluable.
+    empty unless both windows are evaluable; change_shown is the change a metric's delta shows
+    (``shown_change``: one decimal, never −0.0; None when empty).
     """
     ordered = cycles.sort_values("cycle")
     if ordered.empty:
@@ -794,6 +813,7 @@ def header_measures(cycles: pd.DataFrame) -> list[dict[str, object]]:
                 "latest_n": f"{int(latest['recorded_days'])} of {int(latest['window_days'])} days recorded",
                 "latest_evaluable": bool(latest["evaluable"]),
                 "change": float(v - b) if both and pd.notna(v) and pd.notna(b) else np.nan,
+                "change_shown": shown_change(v - b) if both and pd.notna(v) and pd.notna(b) else None,
             }
         )
     return out

@@ -20,6 +20,7 @@ from analytics.definitions.clinical import (
     CALENDAR_CATEGORIES,
     MIDLINE_MUSCLES,
     PREEMPT_PER_SIDE,
+    signed,
 )
 from analytics.figures import theme
 
@@ -36,7 +37,7 @@ VISIBLE_CYCLES = 3  # the weekly profile shows the latest cycles; earlier ones a
 
 
 def _pct(value: float) -> str:
-    return f"{value:+.0f}%".replace("-", MINUS)
+    return signed(value, 0, "%")
 
 
 def _empty(message: str, title: str, height: int = 220) -> go.Figure:
