@@ -243,3 +243,28 @@ def test_a_dataset_without_any_comparable_patient_smoke() -> None:
     assert continuation.continuation_by_cycle(result).empty
     assert not continuation.continuation_all_patients(result)["applies"].any()
     assert not continuation.continuation_evidence(result, "A").applies
+
+
+def test_the_comparison_can_be_narrowed_to_some_patients(analysis) -> None:
+    # Without the two NNR patients (e.g. another clinic's): at cycle 1, NX0's comparison loses two patients who
+    # had the time for cycles 2–4 and responded at cycle 3, and who did not respond at cycle 2.
+    everyone = set(analysis.patient_cycles["patient_id"])
+    among = everyone - {"NNR0", "NNR1"}
+    evidence = continuation.continuation_evidence(analysis, "NX0", among=among)
+    next_cycle, within_3 = evidence.outcomes
+    assert evidence.comparable == 12
+    assert (next_cycle.numerator, next_cycle.denominator) == (4, 11)
+    assert (within_3.numerator, within_3.denominator) == (4, 10)
+    table = continuation.continuation_by_cycle(analysis, among=among).set_index("cycle")
+    assert table.loc[
+        1, ["comparable", "next_n", "next_denominator", "within_3_n", "within_3_denominator"]
+    ].tolist() == [
+        13,
+        4,
+        12,
+        4,
+        11,
+    ]
+    assert continuation.continuation_evidence(analysis, "NX0", among=everyone) == continuation.continuation_evidence(
+        analysis, "NX0"
+    )

@@ -17,6 +17,7 @@ comparison group); ``continuation_evidence`` wraps one patient's row in sentence
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -173,11 +174,13 @@ def _outcome_columns(counts: pd.DataFrame, min_comparable: int) -> pd.DataFrame:
     return counts
 
 
-def _counts(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per row: whether it counts in each horizon's denominator and numerator, and without any value there."""
-    counted = pd.DataFrame({"comparable": rows["comparable"].astype("int64")}, index=rows.index)
+def _counts(rows: pd.DataFrame, among: Collection[str] | None = None) -> pd.DataFrame:
+    """Per row: whether it counts in each horizon's denominator and numerator, and without any value there;
+    rows of patients outside ``among`` (when given) count nowhere."""
+    comparable = rows["comparable"] if among is None else rows["comparable"] & rows["patient_id"].isin(among)
+    counted = pd.DataFrame({"comparable": comparable.astype("int64")}, index=rows.index)
     for name in HORIZONS:
-        denominator = rows["comparable"] & rows[f"had_time_{name}"]
+        denominator = comparable & rows[f"had_time_{name}"]
         counted[f"{name}_denominator"] = denominator.astype("int64")
         counted[f"{name}_n"] = (denominator & rows[f"responded_{name}"]).astype("int64")
         counted[f"{name}_not_evaluated"] = (denominator & ~rows[f"evaluated_{name}"]).astype("int64")
@@ -190,29 +193,35 @@ COUNT_COLUMNS = [
 ]
 
 
-def continuation_by_cycle(analysis: Analysis, min_comparable: int = MIN_COMPARABLE) -> pd.DataFrame:
+def continuation_by_cycle(
+    analysis: Analysis, min_comparable: int = MIN_COMPARABLE, among: Collection[str] | None = None
+) -> pd.DataFrame:
     """The clinic's continuation evidence for each cycle k: comparable patients, and for each horizon
     (``next``: response at cycle k + 1; ``within_3``: by cycle k + 3) the responders (<h>_n), the denominator,
     those of them without any evaluable change in those cycles (<h>_not_evaluated, counted as no response), the
     rate and its 95% Wilson interval (empty below ``min_comparable``). One row per k with a comparable patient.
+    ``among`` (patient ids) narrows the comparison to those patients, e.g. one clinic's; None: all of the analysis.
     """
     rows = continuation_rows(analysis.patient_cycles, analysis.as_of, analysis.config)
-    counts = _counts(rows).groupby(rows["cycle"]).sum()
+    counts = _counts(rows, among).groupby(rows["cycle"]).sum()
     counts = counts[counts["comparable"] > 0].reset_index()
     return _outcome_columns(counts[["cycle", *COUNT_COLUMNS]], min_comparable)
 
 
-def continuation_all_patients(analysis: Analysis, min_comparable: int = MIN_COMPARABLE) -> pd.DataFrame:
+def continuation_all_patients(
+    analysis: Analysis, min_comparable: int = MIN_COMPARABLE, among: Collection[str] | None = None
+) -> pd.DataFrame:
     """Every treated patient's continuation evidence, vectorised: the patient's latest evaluable cycle k (SPEC §5.1
     latest_evaluable_cycle), whether the question applies (eligible, no 50% response through cycle k), and the
-    ``continuation_by_cycle`` counts and rates at their k with the patient themself left out of the comparison.
+    ``continuation_by_cycle`` counts and rates at their k with the patient themself left out of the comparison
+    (and, with ``among``, only those patients in it).
 
     Columns: patient_id, cycle, applies, comparable, and per horizon <h>_n, <h>_denominator, <h>_not_evaluated,
     <h>_rate, <h>_ci_low, <h>_ci_high (counts and rates empty when the question does not apply).
     """
     cycles = analysis.patient_cycles
     rows = continuation_rows(cycles, analysis.as_of, analysis.config)
-    counted = _counts(rows)
+    counted = _counts(rows, among)
     per_cycle = counted.groupby(rows["cycle"]).sum()
     status = analysis.patient_status[["patient_id", "latest_evaluable_cycle", "ever_responder_50"]]
     eligible = cycles.loc[cycles["cycle"] == 0].set_index("patient_id")["eligible"].astype(bool)
@@ -344,10 +353,11 @@ def _not_applicable(analysis: Analysis, patient_id: str) -> str:
 
 
 def continuation_evidence(
-    analysis: Analysis, patient_id: str, min_comparable: int = MIN_COMPARABLE
+    analysis: Analysis, patient_id: str, min_comparable: int = MIN_COMPARABLE, among: Collection[str] | None = None
 ) -> ContinuationEvidence:
-    """One patient's continuation evidence (``continuation_all_patients``'s row, in words)."""
-    table = continuation_all_patients(analysis, min_comparable).set_index("patient_id")
+    """One patient's continuation evidence (``continuation_all_patients``'s row, in words); ``among`` narrows the
+    comparable patients to those ids (e.g. the patient's own clinic), None takes every patient of the analysis."""
+    table = continuation_all_patients(analysis, min_comparable, among).set_index("patient_id")
     if patient_id not in table.index or not bool(table.loc[patient_id, "applies"]):
         return ContinuationEvidence(patient_id, False, _not_applicable(analysis, patient_id))
     row = table.loc[patient_id]
