@@ -105,7 +105,7 @@ def _fmt1(values: pd.Series) -> pd.Series:
     return numbers.map(lambda v: f"{v:.1f}").astype(object).where(numbers.notna(), "—")
 
 
-def shown_change(value: object, decimals: int = 1) -> float | None:
+def shown_change(value: float | None, decimals: int = 1) -> float | None:
     """A change as a number to show (a metric's delta): rounded to ``decimals`` places, with a value that rounds
     to −0 shown as 0 (a change too small to show is no change, not a fall); None when the change is empty."""
     if value is None or pd.isna(value):
@@ -113,7 +113,7 @@ def shown_change(value: object, decimals: int = 1) -> float | None:
     return round(float(value), decimals) + 0.0  # −0.0 + 0.0 is 0.0
 
 
-def signed(value: object, decimals: int = 0, suffix: str = "") -> str:
+def signed(value: float | None, decimals: int = 0, suffix: str = "") -> str:
     """A change as text with its sign (+3.0, −18%), a typographic minus, and no sign when it rounds to 0
     ("0%", never "−0%"); "—" when empty."""
     shown = shown_change(value, decimals)
@@ -251,7 +251,7 @@ def cycle_flags(cycles: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
     amd = out["amd"].astype("float64")
     known = out["evaluable"].astype(bool) & amd.notna()
     overuse = (amd >= config.overuse_acute_days - config.tolerance).to_numpy(dtype=bool)
-    out["overuse"] = pd.Series(overuse, index=out.index, dtype="boolean").where(known, pd.NA)
+    out["overuse"] = pd.Series(overuse, index=out.index, dtype="boolean").mask(~known)
     sessions = out.loc[out["cycle"] >= 1, ["patient_id", "cycle", "start_date"]].sort_values(
         ["patient_id", "cycle"], kind="stable"
     )

@@ -360,7 +360,7 @@ def continuation_evidence(
     table = continuation_all_patients(analysis, min_comparable, among).set_index("patient_id")
     if patient_id not in table.index or not bool(table.loc[patient_id, "applies"]):
         return ContinuationEvidence(patient_id, False, _not_applicable(analysis, patient_id))
-    row = table.loc[patient_id]
+    row = table.loc[[patient_id]].iloc[0]
     k = int(row["cycle"])
     change = analysis.patient_status.set_index("patient_id").loc[patient_id, "latest_mhd_pct_change"]
     change_text = f"{change:+.0f}%".replace("-", "−")
