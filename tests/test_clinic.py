@@ -466,3 +466,34 @@ def test_safety_view_adds_wilson_intervals_and_the_published_figures(hand: Simpl
 def test_safety_view_is_empty_without_the_file(tmp_path, write_dataset) -> None:
     folder = write_dataset(tmp_path, sessions=SESSIONS, diary="patient_id,date,headache_hours\nA,2024-01-02,0\n")
     assert clinic.safety_view(analyse(load_dataset(folder), AnalysisConfig(as_of=AS_OF))) is None
+
+
+def test_worklist_cells_are_never_empty_so_no_none_is_shown(hand: SimpleNamespace) -> None:
+    # D's ptosis (onset 12-05) has no resolved date; give it no severity and no 'serious' either.
+    events = hand.dataset.tables["adverse_events"].copy()
+    ptosis = events["event"] == "eyelid_ptosis"
+    events.loc[ptosis, "severity"] = pd.NA
+    events["serious"] = events["serious"].mask(ptosis)
+    register = clinic.session_register(hand.dataset, hand.analysis.as_of)
+    recent = clinic.recent_adverse_events(events, register, hand.analysis.as_of, clinic.ClinicFilter())
+    row = recent.iloc[0]
+    assert (row["event"], row["onset_date"]) == ("eyelid_ptosis", pd.Timestamp("2024-12-05"))  # kept as a date
+    assert (row["severity"], row["serious"], row["resolved_date"]) == ("—", "—", "—")
+    assert not recent.isna().any().any() and not (recent.astype(str) == "None").any().any()
+    # A stop-indicated patient on treatment without an evaluable cycle (episodic now only): '—', not None.
+    roster = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P2"], "clinic": ["North", "North"], "treatment_state": ["active", "overdue"],
+            "stop_indicated": pd.array([True, True], dtype="boolean"), "next_due": pd.to_datetime(["2025-01-10"] * 2),
+            "days_overdue": pd.array([0, 12], dtype="Int64"), "nice_state": ["pending", "stop"],
+            "ehf_state": ["pending", "stop"], "episodic_now": pd.array([True, False], dtype="boolean"),
+            "latest_evaluable_cycle": pd.array([pd.NA, 3], dtype="Int64"),
+            "latest_mhd_pct_change": [np.nan, -12.04], "last_session": pd.to_datetime(["2024-10-12"] * 2),
+            "n_sessions": [2, 3],
+        }
+    )
+    stop = clinic.stop_indicated_worklist(roster, AnalysisConfig()).set_index("patient")
+    assert stop.loc["/patient?patient=P1", ["latest_evaluable_cycle", "latest_mhd_pct_change"]].tolist() == ["—", "—"]
+    assert stop.loc["/patient?patient=P2", ["latest_evaluable_cycle", "latest_mhd_pct_change"]].tolist() == ["3", "-12"]
+    assert stop["next_due"].dtype.kind == "M" and not stop.isna().any().any()
+    assert clinic.filled_cells(pd.DataFrame({"change": [-0.04, np.nan]}))["change"].tolist() == ["0", "—"]

@@ -573,7 +573,7 @@ def test_when_putting_back_fails_too_the_folder_has_no_manifest(tmp_path, monkey
 
 CRASHING_EXPORT = """
 import os, sys
-from analytics.__main__ import main
+from analytics.cli import main
 
 real_replace, calls = os.replace, []
 
@@ -660,7 +660,7 @@ def test_a_min_cell_export_written_over_a_full_one_leaves_no_patient_level_file(
 HOLDING_EXPORT = """
 import os, sys, time
 from pathlib import Path
-from analytics.__main__ import main
+from analytics.cli import main
 
 real_replace, ready, go = os.replace, Path(sys.argv[1]), Path(sys.argv[2])
 

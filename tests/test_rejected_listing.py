@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from analytics.__main__ import main
+from analytics.cli import main
 from analytics.definitions.pipeline import analyse
 from analytics.ingest import schemas
 from analytics.ingest.load import FOLDER_LIMITS, Dataset, Limits, load_dataset

@@ -105,9 +105,27 @@ def _fmt1(values: pd.Series) -> pd.Series:
     return numbers.map(lambda v: f"{v:.1f}").astype(object).where(numbers.notna(), "—")
 
 
+def shown_change(value: float | None, decimals: int = 1) -> float | None:
+    """A change as a number to show (a metric's delta): rounded to ``decimals`` places, with a value that rounds
+    to −0 shown as 0 (a change too small to show is no change, not a fall); None when the change is empty."""
+    if value is None or pd.isna(value):
+        return None
+    return round(float(value), decimals) + 0.0  # −0.0 + 0.0 is 0.0
+
+
+def signed(value: float | None, decimals: int = 0, suffix: str = "") -> str:
+    """A change as text with its sign (+3.0, −18%), a typographic minus, and no sign when it rounds to 0
+    ("0%", never "−0%"); "—" when empty."""
+    shown = shown_change(value, decimals)
+    if shown is None:
+        return "—"
+    text = f"{shown:.{decimals}f}" if shown == 0 else f"{shown:+.{decimals}f}"
+    return text.replace("-", MINUS) + suffix
+
+
 def _fmt_pct(values: pd.Series) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-    return numbers.map(lambda v: f"{v:+.0f}%".replace("-", MINUS)).astype(object).where(numbers.notna(), "—")
+    return numbers.map(lambda v: signed(v, 0, "%")).astype(object).where(numbers.notna(), "—")
 
 
 def _fmt_date(values: pd.Series) -> pd.Series:
@@ -214,6 +232,37 @@ def response_milestones(cycles: pd.DataFrame) -> pd.DataFrame:
     out = _treated_patients(cycles).merge(first, left_on="patient_id", right_index=True, how="left")
     out = out.merge(sustained, left_on="patient_id", right_index=True, how="left")
     return out.astype({"first_response_cycle": "Int64", "sustained_from_cycle": "Int64"})
+
+
+# --- per cycle: medication overuse and late re-injections
+
+
+def cycle_flags(cycles: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """Medication overuse per window and late re-injection per session: a window (the baseline or cycle k) shows
+    overuse when its acute-medication days per 28 days (amd) are >= overuse_acute_days, compared with SPEC's
+    1e-9 tolerance as SPEC §5.1 overuse_at_baseline is; empty when amd is empty (no acute_medication column or
+    no recorded day) or the window is not evaluable. Session k (k >= 2) is a late re-injection when it came more
+    than on_time_max_days after session k - 1 (interval_days = Dk - D(k-1)); empty for the first session.
+
+    ``cycles`` are rows of ``patient_cycles`` (all patients or one); returns them with overuse (boolean),
+    interval_days, late_reinjection (boolean) and days_late (interval_days - on_time_max_days when late) added.
+    """
+    out = cycles.copy()
+    amd = out["amd"].astype("float64")
+    known = out["evaluable"].astype(bool) & amd.notna()
+    overuse = (amd >= config.overuse_acute_days - config.tolerance).to_numpy(dtype=bool)
+    out["overuse"] = pd.Series(overuse, index=out.index, dtype="boolean").mask(~known)
+    sessions = out.loc[out["cycle"] >= 1, ["patient_id", "cycle", "start_date"]].sort_values(
+        ["patient_id", "cycle"], kind="stable"
+    )
+    # Cycles of a patient are consecutive, so the previous treated row is session k - 1.
+    previous = sessions.groupby("patient_id", sort=False)["start_date"].shift(1)
+    interval = (sessions["start_date"] - previous).dt.days.astype("Int64")
+    out["interval_days"] = interval.reindex(out.index)
+    late = out["interval_days"] > config.on_time_max_days
+    out["late_reinjection"] = late.astype("boolean")
+    out["days_late"] = (out["interval_days"] - config.on_time_max_days).where(late.fillna(False).astype(bool))
+    return out
 
 
 # --- suitability at baseline, in words (SPEC §5.1 chronic_at_baseline, overuse_at_baseline, suitable_nice)
@@ -742,7 +791,8 @@ def header_measures(cycles: pd.DataFrame) -> list[dict[str, object]]:
 
     ``cycles`` is one patient's rows of ``patient_cycles``. The latest cycle is the patient's last
     window (possibly ongoing or not evaluable, which is said); change is latest − baseline and is
-    empty unless both windows are evaluable.
+    empty unless both windows are evaluable; change_shown is the change a metric's delta shows
+    (``shown_change``: one decimal, never −0.0; None when empty).
     """
     ordered = cycles.sort_values("cycle")
     if ordered.empty:
@@ -763,6 +813,7 @@ def header_measures(cycles: pd.DataFrame) -> list[dict[str, object]]:
                 "latest_n": f"{int(latest['recorded_days'])} of {int(latest['window_days'])} days recorded",
                 "latest_evaluable": bool(latest["evaluable"]),
                 "change": float(v - b) if both and pd.notna(v) and pd.notna(b) else np.nan,
+                "change_shown": shown_change(v - b) if both and pd.notna(v) and pd.notna(b) else None,
             }
         )
     return out
@@ -987,6 +1038,11 @@ DEFINITIONS: list[dict[str, object]] = [
         "Daily diary grid, rolling 28-day headache days, 7-day moving average",
         diary_days,
         ("headache_min_hours", "period_days", "min_completeness"),
+    ),
+    _definition(
+        "Medication overuse per cycle (MO) and late re-injection per session",
+        cycle_flags,
+        ("overuse_acute_days", "on_time_max_days", "min_completeness", "min_window_days"),
     ),
     _definition("Within-cycle weekly profile", weekly_profile, ("headache_min_hours", "min_completeness")),
     _definition("Onset week", onset_week, ("onset_reduction", "onset_confirm_weeks")),

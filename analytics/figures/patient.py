@@ -4,7 +4,9 @@ Each builder takes one patient's rows of the tables in ``analytics.definitions.c
 ``pipeline.Analysis`` and draws them; none computes a clinical definition. Missing stays visibly
 missing: unrecorded diary days are grey (headache-free is green), windows with too few diary days
 are gaps with a grey band, and cycles that are not evaluable are hatched and labelled, never drawn
-as zero. Shapes are passed to the layout in one call because adding them one by one is slow.
+as zero. Medication overuse (MO) and late re-injections are drawn where ``clinical.cycle_flags`` has marked
+them, so a figure shows exactly the cycles and sessions that definition flags. Shapes are passed to the
+layout in one call because adding them one by one is slow.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from analytics.definitions.clinical import (
     CALENDAR_CATEGORIES,
     MIDLINE_MUSCLES,
     PREEMPT_PER_SIDE,
+    signed,
 )
 from analytics.figures import theme
 
@@ -30,11 +33,14 @@ ACUTE_MEDICATION = "#56b4e9"
 BAND_COLOURS = ("#009e73", "#f0e442", "#e69f00", "#d55e00")
 AE_SEVERITY_COLOURS = {"mild": "#f0b357", "moderate": "#e07b39", "severe": "#b2182b"}
 FTP_COLOUR = "#e69f00"
+LATE_COLOUR = "#cc79a7"  # late re-injection: apart from the injection blue and the calendar's yellows and browns
+OVERUSE_COLOUR = theme.TEXT
+BARGAP = 0.25  # the per-cycle bars' gap between groups
 VISIBLE_CYCLES = 3  # the weekly profile shows the latest cycles; earlier ones are one legend click away
 
 
 def _pct(value: float) -> str:
-    return f"{value:+.0f}%".replace("-", MINUS)
+    return signed(value, 0, "%")
 
 
 def _empty(message: str, title: str, height: int = 220) -> go.Figure:
@@ -108,16 +114,45 @@ def _injection_lines(cycles: pd.DataFrame, yref: str = "paper", xref: str = "x")
     return shapes, labels
 
 
+def _late_sessions(cycles: pd.DataFrame | None) -> pd.DataFrame:
+    """The sessions ``clinical.cycle_flags`` marks as late re-injections (none without those columns)."""
+    if cycles is None or "late_reinjection" not in cycles:
+        return pd.DataFrame(columns=["cycle", "start_date", "interval_days", "days_late"])
+    late = cycles[cycles["late_reinjection"].eq(True).fillna(False).astype(bool)]
+    return late.sort_values("cycle")[["cycle", "start_date", "interval_days", "days_late"]]
+
+
+def _late_text(late: pd.DataFrame) -> list[str]:
+    """'Cycle 3 started 127 days after the previous session (29 past 98)' for each late session."""
+    return [
+        f"Cycle {int(k)} started {int(gap)} days after the previous session ({int(over)} past {int(gap - over)})"
+        for k, gap, over in zip(late["cycle"], late["interval_days"], late["days_late"], strict=True)
+    ]
+
+
+def _late_label(late: pd.DataFrame) -> str:
+    limit = int(late["interval_days"].iloc[0] - late["days_late"].iloc[0])
+    return f"late re-injection (more than {limit} days after the previous session)"
+
+
+def _overuse_label(overuse_acute_days: float | None) -> str:
+    threshold = f": acute medication on ≥{overuse_acute_days:g} days / 28 d" if overuse_acute_days is not None else ""
+    return f"MO: medication overuse{threshold}"
+
+
 # --- 1. diary calendar
 
 
-def build_diary_calendar_figure(days: pd.DataFrame, headache_min_hours: float) -> go.Figure:
+def build_diary_calendar_figure(
+    days: pd.DataFrame, headache_min_hours: float, cycles: pd.DataFrame | None = None
+) -> go.Figure:
     """Diary calendar: one row per month, one column per day of the month, coloured by category.
 
     ``days`` is one patient's daily grid (``clinical.diary_days``). Unrecorded days are grey,
     headache-free days green; dates that do not exist (30 February) and days outside follow-up
     are left blank. Migraine days carry a white dot, acute medication a blue corner mark and
-    injection days a blue frame.
+    injection days a blue frame. With ``cycles`` (the patient's rows of ``clinical.cycle_flags``), a
+    late re-injection gets an outer frame and a note at the end of its month's row.
     """
     title = "Diary calendar (one row per month)"
     if days.empty:
@@ -235,6 +270,37 @@ def build_diary_calendar_figure(days: pd.DataFrame, headache_min_hours: float) -
             ),
         )
     )
+    late = _late_sessions(cycles)
+    late_notes: list[dict] = []
+    if len(late):
+        late_dates = pd.to_datetime(late["start_date"])
+        late_row = (late_dates.dt.year * 12 + late_dates.dt.month - 1).to_numpy() - first
+        late_col = late_dates.dt.day.to_numpy()
+        texts = _late_text(late)
+        fig.add_trace(
+            go.Scatter(
+                x=late_col,
+                y=late_row,
+                mode="markers",
+                name=_late_label(late),
+                hovertext=texts,
+                hovertemplate="%{hovertext}<extra></extra>",
+                marker=dict(symbol="square-open", size=30, color=LATE_COLOUR, line=dict(width=3, color=LATE_COLOUR)),
+            )
+        )
+        late_notes = [
+            dict(
+                x=31.6,
+                y=r,
+                xref="x",
+                yref="y",
+                xanchor="left",
+                showarrow=False,
+                text=f"late: {int(gap)} d",
+                font=dict(size=11, color=LATE_COLOUR),
+            )
+            for r, gap in zip(late_row, late["interval_days"], strict=True)
+        ]
     legend_names = (
         "not recorded",
         "headache-free",
@@ -266,9 +332,11 @@ def build_diary_calendar_figure(days: pd.DataFrame, headache_min_hours: float) -
     )
     fig.update_layout(
         legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0),
-        margin=dict(t=90, b=100),
+        margin=dict(t=90, b=100, r=90 if late_notes else None),
         plot_bgcolor="white",
     )
+    if late_notes:
+        fig.update_layout(annotations=[*fig.layout.annotations, *late_notes])
     return fig
 
 
@@ -283,13 +351,62 @@ def _missing_spans(dates: pd.Series, missing: pd.Series) -> list[tuple[pd.Timest
     return list(zip(spans["min"], spans["max"], strict=True))
 
 
+def _timeline_flags(cycles: pd.DataFrame, overuse_acute_days: float | None) -> list[go.Scatter]:
+    """The timeline's MO bars (one segment per flagged window, near the top) and late re-injection markers."""
+    traces = []
+    if "overuse" in cycles:
+        flagged = cycles[cycles["overuse"].eq(True).fillna(False).astype(bool)].sort_values("cycle")
+        if len(flagged):
+            # One trace of segments separated by gaps (None), each from a window's start to its end.
+            x = [v for a, b in zip(flagged["start_date"], flagged["end_date"], strict=True) for v in (a, b, None)]
+            names = np.where(flagged["cycle"] == 0, "Baseline", "Cycle " + flagged["cycle"].astype(str))
+            hover = [
+                f"{name}: acute medication on {amd:.1f} days / 28 d (medication overuse)"
+                for name, amd in zip(names, flagged["amd"], strict=True)
+            ]
+            traces.append(
+                go.Scatter(
+                    x=x,
+                    y=[27.2, 27.2, None] * len(flagged),
+                    mode="lines",
+                    name=_overuse_label(overuse_acute_days),
+                    line=dict(color=OVERUSE_COLOUR, width=6),
+                    hovertext=[h for h in hover for _ in range(3)],
+                    hovertemplate="%{hovertext}<extra></extra>",
+                )
+            )
+    late = _late_sessions(cycles)
+    if len(late):
+        traces.append(
+            go.Scatter(
+                x=late["start_date"],
+                y=[25.8] * len(late),
+                mode="markers+text",
+                text=["late"] * len(late),
+                textposition="middle right",
+                textfont=dict(size=11, color=LATE_COLOUR),
+                name=_late_label(late),
+                marker=dict(symbol="triangle-down", size=12, color=LATE_COLOUR),
+                hovertext=_late_text(late),
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    return traces
+
+
 def build_rolling_headache_figure(
-    days: pd.DataFrame, cycles: pd.DataFrame, min_completeness: float, period_days: int = 28
+    days: pd.DataFrame,
+    cycles: pd.DataFrame,
+    min_completeness: float,
+    period_days: int = 28,
+    overuse_acute_days: float | None = None,
 ) -> go.Figure:
     """Rolling headache days per 28 days over time, with injection dates and the baseline level.
 
     ``days`` is one patient's daily grid; days whose window has too few recorded days are gaps
-    shaded grey, never zero. ``cycles`` is the patient's rows of ``patient_cycles``.
+    shaded grey, never zero. ``cycles`` is the patient's rows of ``patient_cycles``; when they carry
+    ``clinical.cycle_flags``, cycles with medication overuse get an "MO" bar along the top and late
+    re-injections a marker at their injection line.
     """
     title = f"Headache days per {period_days} days (rolling {period_days}-day window)"
     if days.empty:
@@ -393,6 +510,8 @@ def build_rolling_headache_figure(
         )
     )
     fig.add_trace(_legend_square("injection (C = cycle)", theme.INJECTION, symbol="line-ns-open", line=theme.INJECTION))
+    for trace in _timeline_flags(cycles, overuse_acute_days):
+        fig.add_trace(trace)
     fig.update_layout(shapes=shapes, annotations=annotations)
     fig.update_yaxes(title=f"headache days / {period_days} days", range=[0, 28.5])
     fig.update_xaxes(title=None)
@@ -402,12 +521,15 @@ def build_rolling_headache_figure(
 # --- 3. per-cycle bars
 
 
-def build_cycle_bars_figure(cycles: pd.DataFrame, thresholds: tuple[int, ...] = (30, 50, 75)) -> go.Figure:
+def build_cycle_bars_figure(
+    cycles: pd.DataFrame, thresholds: tuple[int, ...] = (30, 50, 75), overuse_acute_days: float | None = None
+) -> go.Figure:
     """Headache, migraine and acute-medication days per 28 days for the baseline and each cycle.
 
     Reduction lines at 30/50/75% below the baseline's headache days; cycles that are not evaluable
     are hatched and labelled (a window with no diary day has no bar and says so); each cycle's
-    completeness is written under it.
+    completeness is written under it. When ``cycles`` carry ``clinical.cycle_flags``, windows with
+    medication overuse get an "MO" mark over their acute-medication bar (with a legend entry).
     """
     title = "Per cycle: days per 28 days against the baseline"
     if cycles.empty:
@@ -465,6 +587,30 @@ def build_cycle_bars_figure(cycles: pd.DataFrame, thresholds: tuple[int, ...] = 
     if not fig.data:
         return _empty("No diary days in any window", title)
     fig.add_trace(_legend_square("not evaluable (hatched: too few diary days)", "#cccccc", line=theme.TEXT))
+    if "overuse" in c:
+        flagged = c["overuse"].eq(True).fillna(False).astype(bool).to_numpy()
+        if flagged.any():
+            amd = c["amd"].astype("float64").to_numpy()
+            # The acute-medication bar is the last of the group's n bars, each (1 − bargap) / n wide.
+            n_bars = sum(isinstance(t, go.Bar) for t in fig.data)
+            offset = (n_bars - 1) / 2 * (1 - BARGAP) / n_bars
+            fig.add_trace(
+                go.Scatter(
+                    x=np.flatnonzero(flagged) + offset,
+                    y=amd[flagged],
+                    mode="markers+text",
+                    text=["MO"] * int(flagged.sum()),
+                    textposition="top center",
+                    textfont=dict(size=12, color=OVERUSE_COLOUR),
+                    name=_overuse_label(overuse_acute_days),
+                    marker=dict(
+                        symbol="diamond", size=9, color=ACUTE_MEDICATION, line=dict(width=1.5, color=OVERUSE_COLOUR)
+                    ),
+                    customdata=names[flagged],
+                    hovertemplate="%{customdata}: acute medication on %{y:.1f} days / 28 d: medication overuse"
+                    "<extra></extra>",
+                )
+            )
     shapes: list[dict] = []
     annotations: list[dict] = []
     base = c[c["cycle"] == 0]
@@ -527,7 +673,7 @@ def build_cycle_bars_figure(cycles: pd.DataFrame, thresholds: tuple[int, ...] = 
                     font=dict(size=13, color=theme.TEXT if row["evaluable"] else theme.BASELINE),
                 )
             )
-    fig.update_layout(shapes=shapes, annotations=annotations, barmode="group", bargap=0.25)
+    fig.update_layout(shapes=shapes, annotations=annotations, barmode="group", bargap=BARGAP)
     fig.update_xaxes(tickvals=x, ticktext=ticks, title=None, tickangle=0, tickfont=dict(size=12))
     fig.update_yaxes(title="days / 28 days", range=[0, max(28.0, top * 1.12 + 3)])
     ongoing = " (* ongoing)" if (c["status"] == "ongoing").any() else ""

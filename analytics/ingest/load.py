@@ -4,16 +4,18 @@ A dataset is a folder (or, from the dashboard, a mapping of file names to bytes)
 Parquet files. Whole-dataset problems raise ``DatasetRefused`` with the exit status of SPEC §2.1;
 row problems become rows of a tidy rejection table with the file, the physical line number, the
 patient_id, the reason, the column and the offending value. Nothing is dropped silently: for every
-file, rows read = rows accepted + rows rejected, and ``Dataset.files`` records those counts.
+file, rows read = rows accepted + rows rejected, and ``Dataset.files`` records those counts; every
+other file of the source is listed in ``Dataset.files_not_read`` with the reason it was not read.
 """
 
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -92,13 +94,26 @@ UPLOAD_LIMITS = Limits(
 
 
 class DatasetRefused(AnalyticsRefusal):
-    """The whole dataset is refused (SPEC §2.1); ``exit_code`` is 2 or 3, ``str()`` is one line."""
+    """The whole dataset is refused (SPEC §2.1); ``exit_code`` is 2 or 3, ``str()`` is one line.
 
-    def __init__(self, message: str, exit_code: int, file: str | None = None, column: str | None = None):
+    A refusal for a missing required file or column carries ``needed_columns``: that file's required
+    columns as ``schemas.required_columns`` gives them (column, valid values, meaning), so that the
+    person fixing the file sees first what it must hold; other refusals carry an empty list.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        exit_code: int,
+        file: str | None = None,
+        column: str | None = None,
+        needed_columns: list[dict[str, str]] | None = None,
+    ):
         super().__init__(message)
         self.exit_code = exit_code
         self.file = file
         self.column = column
+        self.needed_columns = needed_columns or []
 
 
 @dataclass(frozen=True)
@@ -138,6 +153,8 @@ class Dataset:
     files: list[FileReport]
     present_columns: dict[str, frozenset[str]] = field(default_factory=dict)
     rejected_unlisted: pd.DataFrame = field(default_factory=_empty_unlisted)
+    files_not_read: list[tuple[str, str]] = field(default_factory=list)
+    """Every other file of the source as (name, reason with a suggestion), from ``unread_files``."""
 
     def has_column(self, stem: str, column: str) -> bool:
         return column in self.present_columns.get(stem, frozenset())
@@ -217,6 +234,69 @@ def read_source(source: Path | str | Mapping[str, bytes]) -> dict[str, tuple[str
                     raise DatasetRefused(f"{name}: cannot be read ({exc.strerror or exc})", 2, name) from exc
             found[stem] = (name, content)
     return found
+
+
+DATA_SUFFIXES = (".csv", ".parquet")
+# Files an operating system or an editor adds to a folder on its own; hidden files (".name") likewise.
+SYSTEM_FILES = frozenset({"thumbs.db", "desktop.ini"})
+SUGGESTION_CUTOFF = 0.75  # difflib ratio: "session" → sessions, but not "medications" → injections
+
+
+def source_names(source: Path | str | Mapping[str, bytes]) -> list[str]:
+    """Every entry of a source, as ``read_source`` sees it: file names, and folders with a trailing '/'."""
+    if isinstance(source, Mapping):
+        return sorted({Path(name).name for name in source})
+    folder = Path(source)
+    if not folder.is_dir():
+        return []
+    return sorted(p.name + ("/" if p.is_dir() else "") for p in folder.iterdir())
+
+
+def _contract_stem(name: str) -> str | None:
+    """The contract file a name most likely meant (``adverse-events`` → adverse_events), or None."""
+    wanted = name.lower().replace("-", "_").replace(" ", "_")
+    # A contract name inside the name ("headache_diary", "sessions_2024", "injection_log") is what was meant.
+    inside = [stem for stem in FILES if stem in wanted or stem.rstrip("s") in wanted]
+    if inside:
+        return max(inside, key=len)
+    close = difflib.get_close_matches(wanted, list(FILES), n=1, cutoff=SUGGESTION_CUTOFF)
+    return close[0] if close else None
+
+
+def unread_files(names: Iterable[str], read: Iterable[str]) -> list[tuple[str, str]]:
+    """Each name of ``names`` that is not among the file names ``read``, with the reason and a suggestion.
+
+    Hidden files (``.name``) and the files operating systems add (Thumbs.db, desktop.ini) are left
+    out. The reasons: a CSV and a Parquet of the same stem ("the CSV is read, the Parquet ignored"),
+    two names that differ only in case, a CSV or Parquet outside the data format (with the closest
+    contract name: "did you mean adverse_events.csv?"), any other kind of file, and a folder.
+    """
+    read_names = list(read)
+    read_by_stem = {Path(n).stem.lower(): n for n in read_names}
+    known = ", ".join(spec.filename for spec in FILES.values())
+    out: list[tuple[str, str]] = []
+    for name in sorted(set(names) - set(read_names)):
+        if name.startswith(".") or name.lower() in SYSTEM_FILES:
+            continue
+        if name.endswith("/"):
+            out.append((name, "a folder: only the files directly in the dataset folder are read"))
+            continue
+        stem, suffix = Path(name).stem, Path(name).suffix.lower()
+        if suffix not in DATA_SUFFIXES:
+            guess = _contract_stem(name.split(".")[0])
+            hint = f"; to use it, save it as {guess}.csv" if guess else ""
+            out.append((name, f"not a CSV or Parquet file{hint}"))
+            continue
+        other = read_by_stem.get(stem.lower()) if stem.lower() in FILES else None
+        if other is not None and Path(other).suffix.lower() != suffix:
+            out.append((name, f"the CSV ({other}) is read, the Parquet ignored"))
+        elif other is not None:
+            out.append((name, f"{other} is read: two files whose names differ only in case"))
+        elif (guess := _contract_stem(stem)) is not None:
+            out.append((name, f"not a file of the data format; did you mean {guess}{suffix}?"))
+        else:
+            out.append((name, f"not a file of the data format (its files are {known})"))
+    return out
 
 
 def read_table(name: str, data: bytes, limits: Limits = FOLDER_LIMITS) -> RawTable:
@@ -606,7 +686,13 @@ def check_header(spec: FileSpec, table: RawTable) -> None:
             )
     for column in spec.required_columns:
         if column not in table.cells.columns:
-            raise DatasetRefused(f"{table.name}: required column '{column}' is missing", 2, table.name, column)
+            raise DatasetRefused(
+                f"{table.name}: required column '{column}' is missing",
+                2,
+                table.name,
+                column,
+                needed_columns=schemas.required_columns(spec.stem),
+            )
 
 
 def _value_failures(spec: FileSpec, cells: pd.DataFrame, typed: pd.DataFrame) -> pd.DataFrame:
@@ -805,7 +891,12 @@ def load_dataset(source: Path | str | Mapping[str, bytes], limits: Limits = FOLD
         check_header(FILES[stem], raw[stem])
     for stem, spec in FILES.items():
         if spec.required and stem not in raw:
-            raise DatasetRefused(f"{spec.filename}: required file is missing", 2, spec.filename)
+            raise DatasetRefused(
+                f"{spec.filename}: required file is missing",
+                2,
+                spec.filename,
+                needed_columns=schemas.required_columns(stem),
+            )
 
     listed = None
     if "patients" in raw and "patient_id" in raw["patients"].cells:
@@ -849,5 +940,11 @@ def load_dataset(source: Path | str | Mapping[str, bytes], limits: Limits = FOLD
     report = report.astype({"line": "int64"}).sort_values(["file", "line"], kind="stable").reset_index(drop=True)
     unlisted = [u for u in unlisted if len(u)]
     unlisted_report = pd.concat(unlisted, ignore_index=True) if unlisted else _empty_unlisted()
-    return Dataset(tables=tables, rejected=report[REJECTED_COLUMNS], files=reports, present_columns=present,
-                   rejected_unlisted=unlisted_report)
+    return Dataset(
+        tables=tables,
+        rejected=report[REJECTED_COLUMNS],
+        files=reports,
+        present_columns=present,
+        rejected_unlisted=unlisted_report,
+        files_not_read=unread_files(source_names(source), [name for name, _ in files.values()]),
+    )

@@ -476,6 +476,17 @@ FILES: dict[str, FileSpec] = {
 }
 
 
+def required_columns(stem: str) -> list[dict[str, str]]:
+    """The required columns of one input file, in file order, for a refusal to show first.
+
+    Each is a record with ``column``, ``valid_values`` (``ColumnSpec.describe``) and ``meaning``
+    (``ColumnSpec.doc``); ``stem`` is a key of ``FILES`` (``sessions``, ``diary``, ...).
+    """
+    return [
+        {"column": c.name, "valid_values": c.describe(), "meaning": c.doc} for c in FILES[stem].columns if c.required
+    ]
+
+
 def rule_order(spec: FileSpec) -> list[str]:
     """Reasons in the order a row's first failure is reported (SPEC §2.1's order)."""
     value_reasons = [c.invalid_reason() for c in spec.columns if c.name != "patient_id"]

@@ -624,6 +624,33 @@ def completeness_distribution(current: pd.DataFrame, min_completeness: float) ->
 # --- worklists ---------------------------------------------------------------------------------
 
 
+EMPTY_CELL = "—"
+
+
+def filled_cells(worklist: pd.DataFrame) -> pd.DataFrame:
+    """A worklist without empty cells, since the dashboard's tables print an empty cell as the word "None": a
+    column with an empty cell becomes text, its values as shown (dates YYYY-MM-DD, booleans yes/no, numbers
+    with at most one decimal) and ``EMPTY_CELL`` where empty. Columns without one keep their type."""
+    out = worklist.copy()
+    for column in out.columns:
+        values = out[column]
+        missing = values.isna()
+        if not missing.any():
+            continue
+        if pd.api.types.is_datetime64_any_dtype(values):
+            text = values.dt.strftime("%Y-%m-%d")
+        elif pd.api.types.is_bool_dtype(values):
+            text = values.map({True: "yes", False: "no"})
+        elif pd.api.types.is_numeric_dtype(values):
+            # Rounded first, and + 0.0 so that a value rounding to −0.0 reads 0.
+            numbers = values.astype("float64").round(1) + 0.0
+            text = numbers.map(lambda v: f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}")
+        else:
+            text = values.astype("string")
+        out[column] = text.astype("string").mask(missing, EMPTY_CELL)
+    return out
+
+
 def patient_link(patient_ids: pd.Series) -> pd.Series:
     """A relative link to the patient page for each patient (the page reads ?patient=<id>)."""
     return PATIENT_PAGE + "?patient=" + patient_ids.astype(str)
@@ -644,7 +671,7 @@ def _waiting_worklist(patients: pd.DataFrame, state: str) -> pd.DataFrame:
             "sessions": due["n_sessions"],
             "last_injector": due["last_injector"],
         }
-    ).reset_index(drop=True)
+    ).reset_index(drop=True).pipe(filled_cells)
 
 
 def overdue_worklist(patients: pd.DataFrame) -> pd.DataFrame:
@@ -671,7 +698,7 @@ def diary_worklist(current: pd.DataFrame) -> pd.DataFrame:
             "elapsed_days": poor["elapsed_days"],
             "completeness": poor["completeness"],
         }
-    ).reset_index(drop=True)
+    ).reset_index(drop=True).pipe(filled_cells)
 
 
 def recent_adverse_events(
@@ -702,7 +729,7 @@ def recent_adverse_events(
             "resolved_date": events["resolved_date"],
             "injector": events["injector"],
         }
-    ).reset_index(drop=True)
+    ).reset_index(drop=True).pipe(filled_cells)
 
 
 def stop_indicated_worklist(patients: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
@@ -726,7 +753,7 @@ def stop_indicated_worklist(patients: pd.DataFrame, config: AnalysisConfig) -> p
             "last_session": rows["last_session"],
             "sessions": rows["n_sessions"],
         }
-    ).reset_index(drop=True)
+    ).reset_index(drop=True).pipe(filled_cells)
 
 
 # --- funnel plots -------------------------------------------------------------------------------

@@ -38,12 +38,27 @@ DEFINITION_MODULES = (
     "analytics.definitions.clinical",
     "analytics.views.clinic",
     "analytics.views.outcomes",
+    "analytics.views.continuation",
     "analytics.views.cohort_filter",
     "analytics.statistics.survival",
     "analytics.adherence",
     "analytics.safety",
     "analytics.questionnaires",
 )
+
+# Readable titles for the groups of definitions, by the module (or SPEC section) a definition comes from; a
+# source falls under the longest key it starts with. Module names are for developers, not for the reader.
+SECTION_TITLES = {
+    "SPEC §3": "Core definitions (SPEC §3)",
+    "SPEC §5": "Patient status, stopping rules and safety (SPEC §5)",
+    "analytics.definitions.clinical": "Patient page: response, diary, onset, wearing-off and side effects",
+    "analytics.views.continuation": "Should we continue? The clinic's own comparable patients",
+    "analytics.views.clinic": "Clinic page: activity, re-injection, retention and worklists",
+    "analytics.views.outcomes": "Outcomes page: cohort statistics and models",
+    "analytics.views.cohort_filter": "Cohort filter",
+    "analytics.statistics.survival": "Time-to-event estimates",
+}
+OTHER_SECTION = "Other definitions"
 
 COLUMN_FIELDS = [
     "file", "file_required", "one_row_per", "column", "required", "valid_values", "rejection_reason", "meaning",
@@ -563,6 +578,20 @@ def module_definitions(modules: Iterable[str] = DEFINITION_MODULES) -> list[dict
                 }
             )
     return entries
+
+
+def section_title(source: str) -> str:
+    """The readable title of the group a definition's ``source`` belongs to (``SECTION_TITLES``)."""
+    keys = [key for key in SECTION_TITLES if source == key or source.startswith(key + ".")]
+    return SECTION_TITLES[max(keys, key=len)] if keys else OTHER_SECTION
+
+
+def definition_sections(definitions: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``definition_dictionary``'s rows (or some of them) grouped under readable titles, in the order of
+    ``SECTION_TITLES`` and then "Other definitions": [(title, rows), ...], e.g. for one expander per group."""
+    titles = definitions["source"].map(section_title)
+    order = [*SECTION_TITLES.values(), OTHER_SECTION]
+    return [(title, definitions[titles == title]) for title in order if (titles == title).any()]
 
 
 def definition_dictionary(

@@ -2,7 +2,8 @@
 
 The Data page shows these tables; they are computed here so that the page only renders them. The
 file reconciliation restates SPEC §2.1's promise that nothing is silently dropped (rows read =
-accepted + rejected, and the rejection report lists exactly the rejected rows of each file); the
+accepted + rejected, and the rejection report lists exactly the rejected rows of each file) and
+names every file of the source that was not read, with the reason; the
 completeness distribution bins ``completeness`` of the per-patient-cycle table, the share of a
 window's days with a diary entry that decides whether the window is evaluable.
 """
@@ -23,6 +24,8 @@ RECONCILIATION_COLUMNS = [
 ]
 BASELINE_WINDOW = "baseline (cycle 0)"
 TREATMENT_WINDOW = "treatment cycles (1, 2, …)"
+NOT_READ_COLUMNS = ["file", "reason"]
+NOT_READ_LISTED = 5  # files named in the reconciliation sentence; the table lists them all
 # A completeness on a bin edge (e.g. 21 of 30 days = 0.7) belongs to the bin it starts, whatever rounding says.
 _EDGE_TOLERANCE = 1e-9
 
@@ -63,6 +66,49 @@ def file_reconciliation(dataset: Dataset) -> pd.DataFrame:
 def unreported_rejections(dataset: Dataset) -> int:
     """Rows in the rejection report whose file is not among the files read (should be 0)."""
     return int((~dataset.rejected["file"].isin([f.file for f in dataset.files])).sum())
+
+
+def files_not_read(dataset: Dataset) -> pd.DataFrame:
+    """Every file of the source that was not read, with the reason and a suggestion: file, reason."""
+    return pd.DataFrame(dataset.files_not_read, columns=NOT_READ_COLUMNS).astype(str)
+
+
+@dataclass(frozen=True)
+class ReconciliationStatement:
+    """The Data page's one-paragraph verdict on the files: ``tone`` is success, warning or error."""
+
+    tone: str
+    text: str
+
+
+def _not_read_sentence(dataset: Dataset) -> str:
+    unread = dataset.files_not_read
+    if not unread:
+        return ""
+    listed = "; ".join(f"{name} ({reason})" for name, reason in unread[:NOT_READ_LISTED])
+    more = f"; and {len(unread) - NOT_READ_LISTED} more" if len(unread) > NOT_READ_LISTED else ""
+    verb = "file was" if len(unread) == 1 else "files were"
+    return f" {len(unread)} {verb} not read: {listed}{more}."
+
+
+def reconciliation_statement(dataset: Dataset) -> ReconciliationStatement:
+    """Whether every row is accounted for (rows read = accepted + rejected, all rejected rows listed), and
+    every file of the source that was not read: success when both hold, warning when the rows add up but
+    a file was not read, error when the row counts do not add up."""
+    files = file_reconciliation(dataset)
+    read, accepted, rejected = (int(files[c].sum()) for c in ("rows_read", "rows_accepted", "rows_rejected"))
+    stray = unreported_rejections(dataset)
+    unread = _not_read_sentence(dataset)
+    if files["reconciles"].all() and stray == 0:
+        listed = f", and the rejection report lists all {rejected:,} rejected rows." if rejected else "."
+        text = f"Every row is accounted for: {read:,} rows read = {accepted:,} accepted + {rejected:,} rejected{listed}"
+        return ReconciliationStatement("warning" if unread else "success", text + unread)
+    broken = ", ".join(files.loc[~files["reconciles"], "file"]) or "none"
+    text = (
+        f"The row counts do not add up (files: {broken}; rejected rows of unknown files: {stray}). "
+        "Please report this: no row should ever be dropped silently."
+    )
+    return ReconciliationStatement("error", text + unread)
 
 
 def rejection_summary(dataset: Dataset) -> pd.DataFrame:
