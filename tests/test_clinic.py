@@ -97,10 +97,6 @@ def hand(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return SimpleNamespace(dataset=dataset, analysis=analysis, view=view)
 
 
-def ids(links: pd.Series) -> list[str]:
-    return [link.removeprefix("/patient?patient=") for link in links]
-
-
 def test_roster_status_as_of_the_cut_off(hand: SimpleNamespace) -> None:
     register = clinic.session_register(hand.dataset, hand.analysis.as_of)
     roster = clinic.patient_roster(hand.dataset, register, hand.analysis.as_of).set_index("patient_id")
@@ -215,21 +211,21 @@ def test_current_cycle_completeness(hand: SimpleNamespace) -> None:
 def test_worklists(hand: SimpleNamespace) -> None:
     lists = hand.view.worklists
     overdue = lists["overdue"]
-    assert ids(overdue["patient"]) == ["B", "E"]  # longest wait first: 260 and 213 days
+    assert overdue["patient"].tolist() == ["B", "E"]  # longest wait first: 260 and 213 days
     assert overdue["due_date"].tolist() == [pd.Timestamp("2024-07-08"), pd.Timestamp("2024-08-24")]
     assert overdue["days_past_due"].tolist() == [176, 129]
-    assert overdue["patient"].iloc[0] == "/patient?patient=B"
-    stopping = lists["stopping_rule"].set_index(pd.Index(ids(lists["stopping_rule"]["patient"])))
+    assert overdue["patient"].iloc[0] == "B"  # plain ids, so a worklist's CSV holds ids (the page shows links)
+    stopping = lists["stopping_rule"].set_index(pd.Index(lists["stopping_rule"]["patient"].tolist()))
     # B: −25% at cycle 2 (NICE <30%); A: cycle 2's three 28-day periods have 8, 0, 0 headache days (episodic).
     assert stopping.index.tolist() == ["B", "A"]  # next due first: B was due 2024-07-08, A on 2025-01-06
     assert stopping.loc["B", "rule_met"] == clinic.NICE_RULE
     assert stopping.loc["A", "rule_met"] == clinic.EPISODIC_RULE
     assert stopping.loc["A", "episodic_since"] == pd.Timestamp("2024-06-16")
-    assert ids(lists["diary"]["patient"]) == ["A"]
+    assert lists["diary"]["patient"].tolist() == ["A"]
     assert lists["diary"][["recorded_days", "elapsed_days"]].iloc[0].tolist() == [40, 79]
     recent = lists["adverse_events"]
     # Only D's ptosis (onset 12-05) is in the 30 days to 12-31; D's neck pain has no onset, its session was 11-20.
-    assert ids(recent["patient"]) == ["D"] and recent["event"].tolist() == ["eyelid_ptosis"]
+    assert recent["patient"].tolist() == ["D"] and recent["event"].tolist() == ["eyelid_ptosis"]
     assert recent["days_since"].tolist() == [26] and recent["injector"].tolist() == ["INJ3"]
 
 
@@ -239,7 +235,7 @@ def test_filters(hand: SimpleNamespace) -> None:
 
     north = view(clinic="North")
     assert (north.activity.active, north.activity.ever_treated, north.activity.sessions_in_period) == (1, 2, 6)
-    assert ids(north.worklists["overdue"]["patient"]) == ["B"]
+    assert north.worklists["overdue"]["patient"].tolist() == ["B"]
     # Injector INJ1: its sessions (A's 1st, 3rd and 4th) and the intervals ending there (98, 105);
     # patient-level figures follow the patients whose first session it gave (A).
     inj1 = view(injector="INJ1")
@@ -252,7 +248,7 @@ def test_filters(hand: SimpleNamespace) -> None:
     assert sorted(spring.intervals["interval_days"].tolist()) == [74, 84]
     assert spring.retention["started_n"].iloc[0] == 2
     assert spring.persistence["patient_id"].tolist() == ["C", "E"]
-    assert ids(spring.worklists["overdue"]["patient"]) == ["B", "E"]  # worklists are as of the cut-off
+    assert spring.worklists["overdue"]["patient"].tolist() == ["B", "E"]  # worklists are as of the cut-off
     not_recorded = view(clinic=clinic.NOT_RECORDED)
     assert not_recorded.activity.ever_treated == 1 and not_recorded.activity.sessions_in_period == 1
 
@@ -321,7 +317,7 @@ def test_invariants_on_a_synthetic_cohort(synthetic: SimpleNamespace, flt: clini
     # Rates stay empty, never 0, where a unit has no evaluable patient.
     units = view.clinic_funnel.units
     assert units.loc[units["evaluable_n"] == 0, "rate"].isna().all()
-    # Every worklist patient link points at a patient of the selection.
-    selected = set(clinic.patient_link(view.current_cycles["patient_id"]))
+    # Every worklist patient is a patient of the selection.
+    selected = set(view.current_cycles["patient_id"])
     assert set(view.worklists["diary"]["patient"]) <= selected
     assert np.all(view.worklists["overdue"]["days_since_last_session"] > clinic.OVERDUE_AFTER_DAYS)

@@ -32,7 +32,6 @@ from analytics.statistics.stats import WILSON_METHOD, Proportion, proportion, wi
 from analytics.statistics.survival import KaplanMeier, at_risk_table, kaplan_meier
 
 NOT_RECORDED = "(not recorded)"
-PATIENT_PAGE = "/patient"
 
 ACTIVE_WINDOW_DAYS = 98
 """A patient is active with a session in the last 98 days (14 weeks: a 12-week cycle plus 2 weeks' grace)."""
@@ -586,11 +585,6 @@ def completeness_distribution(current: pd.DataFrame, min_completeness: float) ->
 # --- worklists ---------------------------------------------------------------------------------
 
 
-def patient_link(patient_ids: pd.Series) -> pd.Series:
-    """A relative link to the patient page for each patient (the page reads ?patient=<id>)."""
-    return PATIENT_PAGE + "?patient=" + patient_ids.astype(str)
-
-
 def overdue_worklist(patients: pd.DataFrame, cycle_days: int) -> pd.DataFrame:
     """Patients not discontinued with more than 98 days since their last session, longest wait first."""
     due = patients.loc[patients["overdue"]].copy()
@@ -599,7 +593,7 @@ def overdue_worklist(patients: pd.DataFrame, cycle_days: int) -> pd.DataFrame:
     due = due.sort_values(["days_since_last_session", "patient_id"], ascending=[False, True], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(due["patient_id"]),
+            "patient": due["patient_id"],
             "clinic": due["clinic"],
             "last_session": due["last_session"],
             "due_date": due["due_date"],
@@ -616,7 +610,7 @@ def diary_worklist(current: pd.DataFrame) -> pd.DataFrame:
     poor = current.loc[current["poor_completeness"]].sort_values(["completeness", "patient_id"], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(poor["patient_id"]),
+            "patient": poor["patient_id"],
             "clinic": poor["clinic"],
             "cycle": poor["cycle"],
             "cycle_start": poor["start_date"],
@@ -645,7 +639,7 @@ def recent_adverse_events(
     events = events.sort_values(["event_date", "patient_id"], ascending=[False, True], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(events["patient_id"]),
+            "patient": events["patient_id"],
             "clinic": events["clinic"],
             "event": events["event"],
             "severity": events["severity"],
@@ -683,7 +677,7 @@ def stopping_rule_worklist(status: pd.DataFrame, patients: pd.DataFrame, cycle_d
     rows = rows.sort_values(["due_date", "patient_id"], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(rows["patient_id"]),
+            "patient": rows["patient_id"],
             "clinic": rows["clinic"],
             "rule_met": rows["rule_met"],
             "due_date": rows["due_date"],
