@@ -35,7 +35,6 @@ from analytics.statistics.survival import KaplanMeier, at_risk_table, kaplan_mei
 from analytics.views.dictionary import parameter_values
 
 NOT_RECORDED = "(not recorded)"
-PATIENT_PAGE = "/patient"
 
 REPOSE_GAP_DAYS = 91
 """REPOSE counted gaps longer than 13 weeks (91 days) between sessions."""
@@ -651,18 +650,13 @@ def filled_cells(worklist: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def patient_link(patient_ids: pd.Series) -> pd.Series:
-    """A relative link to the patient page for each patient (the page reads ?patient=<id>)."""
-    return PATIENT_PAGE + "?patient=" + patient_ids.astype(str)
-
-
 def _waiting_worklist(patients: pd.DataFrame, state: str) -> pd.DataFrame:
     """Patients whose SPEC §5 treatment_state is ``state``, longest wait first."""
     due = patients.loc[patients["treatment_state"].eq(state)]
     due = due.sort_values(["days_since_last_session", "patient_id"], ascending=[False, True], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(due["patient_id"]),
+            "patient": due["patient_id"],
             "clinic": due["clinic"],
             "last_session": due["last_session"],
             "next_due": due["next_due"],
@@ -689,7 +683,7 @@ def diary_worklist(current: pd.DataFrame) -> pd.DataFrame:
     poor = current.loc[current["poor_completeness"]].sort_values(["completeness", "patient_id"], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(poor["patient_id"]),
+            "patient": poor["patient_id"],
             "clinic": poor["clinic"],
             "cycle": poor["cycle"],
             "cycle_start": poor["start_date"],
@@ -718,7 +712,7 @@ def recent_adverse_events(
     events = events.sort_values(["event_date", "patient_id"], ascending=[False, True], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(events["patient_id"]),
+            "patient": events["patient_id"],
             "clinic": events["clinic"],
             "event": events["event"],
             "severity": events["severity"],
@@ -740,7 +734,7 @@ def stop_indicated_worklist(patients: pd.DataFrame, config: AnalysisConfig) -> p
     rows = rows.sort_values(["next_due", "patient_id"], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(rows["patient_id"]),
+            "patient": rows["patient_id"],
             "clinic": rows["clinic"],
             "rules": stop_rules(rows, config),
             "treatment_state": rows["treatment_state"],
