@@ -3,9 +3,10 @@
 Thin orchestration: the patient-level tables are computed once per dataset and parameters for all
 patients (``analytics.definitions.clinical.clinical_tables`` through ``ui.state.clinical``, cached; its status is
 SPEC §5's ``analysis.patient_status``, the values the Clinic page's worklists use); a patient switch
-only filters them and builds this patient's figures. The chosen patient lives in the URL (``?patient=…``) through the
-selectbox's query-parameter binding, so a link opens the same patient. ``render()`` draws the page; importing the module
-draws nothing.
+only filters them, builds this patient's daily grid and weekly profile from their own diary days
+(``ui.state.patient_calendar``, cached per patient) and this patient's figures. The chosen patient
+lives in the URL (``?patient=…``) through the selectbox's query-parameter binding, so a link opens
+the same patient. ``render()`` draws the page; importing the module draws nothing.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def render() -> None:
 
     patient_ids = sorted(
         set(tables.status["patient_id"])
-        | set(tables.days["patient_id"])
+        | set(tables.day_rows)
         | set(dataset.tables["patients"]["patient_id"])
     )
     requested = state.query_value("patient")
@@ -90,7 +91,7 @@ def render() -> None:
     status_rows = _one(tables.status, patient_id)
     status = status_rows.iloc[0] if len(status_rows) else None
     cycles = _one(analysis.patient_cycles, patient_id).sort_values("cycle")
-    days = _one(tables.days, patient_id)
+    days = state.patient_calendar(ctx, patient_id)  # this patient's daily grid only, cached per patient
     facts_row = _one(dataset.tables["patients"], patient_id)
     facts: dict[str, str] = {}
     if len(facts_row):
@@ -254,7 +255,7 @@ def render() -> None:
         "weekly",
         "Within-cycle weekly profile",
         figures.build_weekly_profile_figure(
-            _one(tables.weekly, patient_id),
+            clinical.weekly_profile(days, config),
             days,
             _one(tables.cycle_profile, patient_id),
             params.wearing_off_reference_weeks,

@@ -190,6 +190,7 @@ def test_reruns_and_page_switches_do_not_load_or_compute_again(
     monkeypatch.setattr(state, "load_dataset", loads)
     monkeypatch.setattr(state, "analyse", analyses)
     st.cache_data.clear()
+    st.cache_resource.clear()  # the dataset and analysis are shared resources (ui.state)
 
     at = app_on("data")
     at.run()

@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from analytics.definitions import clinical
-from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.definitions.pipeline import analyse
 from analytics.definitions.status import PATIENT_STATUS_COLUMNS
 from analytics.ingest.load import load_dataset
@@ -277,7 +277,7 @@ def test_episodic_conversion_nice_and_ehf(status):
 
 
 def test_daily_grid_keeps_unrecorded_days_missing(case):
-    days = case[2].days
+    days = clinical.diary_days(case[1], case[2].params)
     c3 = days[days["patient_id"] == "C3"].set_index("date")
     # C3's grid starts at its baseline start although the diary starts 18 days later.
     assert c3.index.min() == pd.Timestamp("2024-02-02")
@@ -291,7 +291,7 @@ def test_daily_grid_keeps_unrecorded_days_missing(case):
 
 
 def test_rolling_28_day_headache_days_by_hand_and_by_brute_force(case):
-    days = case[2].days
+    days = clinical.diary_days(case[1], case[2].params)
     a1 = days[days["patient_id"] == "A1"].set_index("date")
     assert a1.loc["2024-02-29", "rolling_mhd"] == pytest.approx(20.0)  # the whole baseline
     assert a1.loc["2024-03-28", "rolling_mhd"] == pytest.approx(14.0)  # block 1: 14 of 28
@@ -476,7 +476,7 @@ def test_stopping_rule_agrees_with_the_spec_responder_flag_on_the_sample_cohort(
     assert len(assessed) > 10
     expected_stop = ~c2.loc[assessed.index, "responder_30"].astype(bool).to_numpy()
     assert (assessed["nice_state"].eq("stop").to_numpy() == expected_stop).all()
-    grid = tables.days
+    grid = clinical.diary_days(analysis, tables.params)
     enough = grid["rolling_recorded"] / 28 >= 0.7
     assert grid.loc[~enough, "rolling_mhd"].isna().all()
     assert grid.loc[enough & (grid["rolling_recorded"] > 0), "rolling_mhd"].notna().all()
@@ -578,3 +578,74 @@ def test_a_change_that_rounds_to_zero_is_shown_as_zero_not_minus_zero():
     assert clinical.shown_change(-0.04) == 0.0 and str(clinical.shown_change(-0.04)) == "0.0"
     assert [clinical.signed(v, 0, "%") for v in (-0.3, 0.4, -18.4, 12.0, np.nan)] == ["0%", "0%", "−18%", "+12%", "—"]
     assert clinical.signed(-0.04, 1) == "0.0" and clinical.signed(3, 1) == "+3.0"
+
+
+@pytest.fixture(scope="module")
+def sample():
+    dataset = load_dataset(SAMPLE_DATA_DIR)
+    analysis = analyse(dataset)
+    return dataset, analysis, clinical.clinical_tables(analysis, dataset)
+
+
+def test_one_patients_calendar_is_their_rows_of_the_all_patient_grid(sample):
+    """The Patient page builds one patient's grid from that patient's rows; it must be the all-patient grid's rows."""
+    _, analysis, tables = sample
+    grid = clinical.diary_days(analysis, tables.params)
+    status = tables.status.set_index("patient_id")
+    untreated = sorted(set(grid["patient_id"]) - set(status.index))
+    chosen = [
+        status.index[0],  # the first patient the page opens
+        status["n_sessions"].idxmax(),  # the most sessions
+        status["treatment_state"].eq("discontinued").idxmax(),
+        status["treatment_state"].eq("lapsed").idxmax(),
+        status["nice_state"].eq("stop").idxmax(),
+        status["wearing_off_cycles"].idxmax(),  # a patient with wearing-off
+        *untreated[:1],  # a diary without sessions
+    ]
+    assert len(set(chosen)) >= 4
+    for patient_id in chosen:
+        expected = grid[grid["patient_id"] == patient_id].reset_index(drop=True)
+        assert len(expected) > 0
+        for rows in (tables.day_rows, None):
+            own = clinical.patient_calendar(analysis, patient_id, tables.params, rows)
+            pd.testing.assert_frame_equal(own, expected)
+        weekly = tables.weekly[tables.weekly["patient_id"] == patient_id].reset_index(drop=True)
+        pd.testing.assert_frame_equal(clinical.weekly_profile(own, analysis.config), weekly)
+    # Every patient the all-patient grid has is a patient with diary days or a treated patient.
+    assert set(grid["patient_id"]) == set(tables.day_rows) | set(status.index)
+
+
+def test_status_and_profiles_from_the_recorded_days_equal_those_from_the_all_patient_grid(sample):
+    """Before: weekly profile, onset and wearing-off were built from the daily grid of every patient (a calendar row
+    per day); now from group-bys of the recorded days, the calendar days counted from the cycle windows."""
+    dataset, analysis, tables = sample
+    config, cycles, params = analysis.config, analysis.patient_cycles, tables.params
+    grid = clinical.diary_days(analysis, params)
+    weekly = clinical.weekly_profile(grid, config)  # counts the grid's rows as the calendar days
+    pd.testing.assert_frame_equal(tables.weekly, weekly)
+    profile = clinical.onset_week(weekly, cycles, config, params).merge(
+        clinical.wearing_off(grid, cycles, config, params), on=["patient_id", "cycle"], how="left"
+    )
+    pd.testing.assert_frame_equal(tables.cycle_profile, profile)
+    # The calendar days of each wearing-off part, counted on the grid, are those taken from the windows.
+    first_week, last_week = params.wearing_off_reference_weeks
+    inside = grid[grid["cycle"].notna() & (grid["cycle"] >= 1)].merge(
+        cycles[["patient_id", "cycle", "window_days"]].astype({"cycle": "Int64"}), on=["patient_id", "cycle"]
+    )
+    day = inside["day_in_cycle"].astype("int64")
+    late_from = np.maximum(7 * last_week + 1, inside["window_days"] - params.wearing_off_late_days + 1)
+    counted = pd.DataFrame(
+        {
+            "patient_id": inside["patient_id"].astype(object),
+            "cycle": inside["cycle"].astype("int64"),
+            "reference_days": day.between(7 * (first_week - 1) + 1, 7 * last_week).astype("int64"),
+            "late_days": (day >= late_from).astype("int64"),
+        }
+    ).groupby(["patient_id", "cycle"]).sum()
+    from_windows = tables.cycle_profile.astype({"patient_id": object}).set_index(["patient_id", "cycle"])
+    pd.testing.assert_frame_equal(from_windows.loc[counted.index, ["reference_days", "late_days"]], counted)
+    status = clinical.patient_status(
+        analysis, dataset.tables["patients"], profile, clinical.questionnaire_bands(dataset.tables["questionnaires"])
+    )
+    pd.testing.assert_frame_equal(tables.status, status)
+    assert tables.status["wearing_off_cycles"].sum() > 0 and tables.status["last_onset_week"].notna().sum() > 10

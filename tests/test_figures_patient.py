@@ -62,6 +62,11 @@ def case():
     return analysis, tables, cycles
 
 
+
+def calendar(analysis, tables) -> pd.DataFrame:
+    """The daily grid the Patient page draws (one patient here, so the whole grid)."""
+    return clinical.diary_days(analysis, tables.params)
+
 def colour_of(heatmap: go.Heatmap, code: int) -> str:
     """The colour the discrete colorscale gives to category ``code``."""
     scale = heatmap.colorscale
@@ -71,7 +76,7 @@ def colour_of(heatmap: go.Heatmap, code: int) -> str:
 
 def test_calendar_keeps_unrecorded_days_apart_from_headache_free(case):
     analysis, tables, _ = case
-    fig = figures.build_diary_calendar_figure(tables.days, analysis.config.headache_min_hours)
+    fig = figures.build_diary_calendar_figure(calendar(analysis, tables), analysis.config.headache_min_hours)
     heatmap = fig.data[0]
     assert isinstance(heatmap, go.Heatmap)
     z = np.asarray(heatmap.z, dtype=float)
@@ -95,14 +100,14 @@ def test_calendar_keeps_unrecorded_days_apart_from_headache_free(case):
 
 def test_rolling_figure_draws_gaps_not_zeros(case):
     analysis, tables, cycles = case
-    fig = figures.build_rolling_headache_figure(tables.days, cycles, analysis.config.min_completeness)
+    fig = figures.build_rolling_headache_figure(calendar(analysis, tables), cycles, analysis.config.min_completeness)
     line = fig.data[0]
     assert isinstance(line, go.Scatter) and line.connectgaps is False
     y = np.asarray(line.y, dtype=float)
-    rolling = tables.days["rolling_mhd"].to_numpy()
+    rolling = calendar(analysis, tables)["rolling_mhd"].to_numpy()
     assert np.array_equal(np.isnan(y), np.isnan(rolling))
     # Cycle 2 has no diary: its days are gaps, never 0.
-    in_cycle_2 = (tables.days["cycle"] == 2).fillna(False).to_numpy()
+    in_cycle_2 = (calendar(analysis, tables)["cycle"] == 2).fillna(False).to_numpy()
     assert np.isnan(y[in_cycle_2]).all()
     assert fig.layout.yaxis.title.text == "headache days / 28 days"
     baseline = cycles.iloc[0]["mhd"]
@@ -134,8 +139,8 @@ def test_cycle_bars_never_draw_a_non_evaluable_cycle_as_zero(case):
 
 
 def test_weekly_profile_figure(case):
-    _, tables, _ = case
-    fig = figures.build_weekly_profile_figure(tables.weekly, tables.days, tables.cycle_profile)
+    analysis, tables, _ = case
+    fig = figures.build_weekly_profile_figure(tables.weekly, calendar(analysis, tables), tables.cycle_profile)
     assert fig.layout.xaxis.title.text == "week since the injection"
     assert fig.layout.yaxis.title.text == "headache days per week (of 7)"
     weekly = {t.name: t for t in fig.data if t.mode == "lines+markers"}
@@ -301,7 +306,7 @@ def test_cycle_bars_mark_medication_overuse_exactly_on_the_flagged_windows(flagg
 
 def test_calendar_annotates_the_late_reinjection(flagged):
     analysis, tables, cycles = flagged
-    fig = figures.build_diary_calendar_figure(tables.days, analysis.config.headache_min_hours, cycles)
+    fig = figures.build_diary_calendar_figure(calendar(analysis, tables), analysis.config.headache_min_hours, cycles)
     late = [t for t in fig.data if t.name and t.name.startswith("late re-injection")]
     assert len(late) == 1
     assert late[0].name == "late re-injection (more than 98 days after the previous session)"
@@ -312,14 +317,14 @@ def test_calendar_annotates_the_late_reinjection(flagged):
     assert [(a.text, a.y) for a in notes] == [("late: 112 d", 7)]
     injections = next(t for t in fig.data if t.name == "injection day")
     assert (13, 7) in list(zip(injections.x, injections.y, strict=True))  # the late session is an injection day
-    unflagged = figures.build_diary_calendar_figure(tables.days, analysis.config.headache_min_hours)
+    unflagged = figures.build_diary_calendar_figure(calendar(analysis, tables), analysis.config.headache_min_hours)
     assert not any(t.name and t.name.startswith("late") for t in unflagged.data)
 
 
 def test_timeline_marks_overuse_windows_and_the_late_reinjection(flagged, case):
     analysis, tables, cycles = flagged
     fig = figures.build_rolling_headache_figure(
-        tables.days, cycles, analysis.config.min_completeness, overuse_acute_days=10
+        calendar(analysis, tables), cycles, analysis.config.min_completeness, overuse_acute_days=10
     )
     mo = next(t for t in fig.data if t.name and t.name.startswith("MO"))
     starts = cycles.set_index("cycle")["start_date"]
@@ -332,6 +337,9 @@ def test_timeline_marks_overuse_windows_and_the_late_reinjection(flagged, case):
     # The first case has neither (intervals of 84 days, at most 2 acute-medication days per 28): no mark at all.
     first_analysis, first_tables, first_cycles = case
     none = figures.build_rolling_headache_figure(
-        first_tables.days, clinical.cycle_flags(first_cycles, first_analysis.config), 0.7, overuse_acute_days=10
+        calendar(first_analysis, first_tables),
+        clinical.cycle_flags(first_cycles, first_analysis.config),
+        0.7,
+        overuse_acute_days=10,
     )
     assert not any(t.name and t.name.startswith(("MO", "late")) for t in none.data)

@@ -37,7 +37,7 @@ def summary() -> str:
     analysis = analyse(dataset)
     tables = clinical.clinical_tables(analysis, dataset)
     cycles = analysis.patient_cycles
-    days = tables.days
+    days = clinical.diary_days(analysis, tables.params)
     figs = [
         report.ReportFigure("Diary calendar", figures.build_diary_calendar_figure(days, 4), "Grey: not recorded."),
         report.ReportFigure("Per cycle", figures.build_cycle_bars_figure(cycles), "n under each bar."),

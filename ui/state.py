@@ -6,11 +6,17 @@ analyses them through the caches and stores the ``ui.context.AppContext`` the pa
 ``banner()`` then tells the user, above every page, when the data were refused or the parameters
 differ from the SPEC defaults.
 
-Caching: a data source is identified cheaply first (a folder by its files' names, modification
-times and sizes; an upload by the SHA-256 of each file, computed once per uploaded file), so an
-unchanged source is never read or hashed again on a rerun; the analysis is keyed on the SHA-256 of
-every file the loader read and on the parameters (``ui.context.HASH_FUNCS``). Refusals are cached
-too, so a refused upload is not re-validated on every click.
+Caching: the dataset, its analysis and the patient-level tables are held once with ``st.cache_resource``
+and shared, read-only, by every rerun and session (``st.cache_data`` would unpickle a copy of hundreds
+of megabytes on every rerun); pages and ``analytics`` never write into them (they copy what they
+change). Scoping to the user's clinics happens before the analysis, so a shared entry only ever
+holds one scope's data, keyed by it.
+
+A data source is identified cheaply first (a folder by its files' names, modification times and
+sizes; an upload by the SHA-256 of each file, computed once per uploaded file), so an unchanged source
+is never read or hashed again on a rerun; the analysis is keyed on the SHA-256 of every file the
+loader read and on the parameters (``ui.context.HASH_FUNCS``). Refusals are cached too, so a refused
+upload is not re-validated on every click.
 
 URL convention: the page is the path (``/patient``, ``/clinic``, ...); everything else that makes a
 view shareable is a query parameter named in lower_snake_case, one value as text (dates
@@ -34,9 +40,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import pandas as pd
 import streamlit as st
 
 from analytics.definitions.clinical import ClinicalTables, clinical_tables
+from analytics.definitions.clinical import patient_calendar as calendar_of_patient
 from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.definitions.pipeline import Analysis, analyse
 from analytics.ingest.archive import files_from_upload
@@ -220,8 +228,8 @@ class _Source:
 UPLOAD_READING = threading.BoundedSemaphore(1)
 
 
-@st.cache_data(max_entries=4, show_spinner="Reading and validating the data files…",
-               hash_funcs={_Source: lambda source: source.key})
+@st.cache_resource(max_entries=4, show_spinner="Reading files… (checking and validating every row)",
+                   hash_funcs={_Source: lambda source: source.key})
 def _load(source: _Source) -> Loaded:
     """The dataset, or the refusal in words; keyed on the source's ``key``, so it is read on a miss only.
 
@@ -238,7 +246,7 @@ def _load(source: _Source) -> Loaded:
         return None, str(exc)
 
 
-@st.cache_data(max_entries=8, show_spinner=False, hash_funcs=HASH_FUNCS)
+@st.cache_resource(max_entries=8, show_spinner=False, hash_funcs=HASH_FUNCS)
 def _scoped(dataset: Dataset, scope: access.Scope) -> Dataset:
     return access.apply_scope(dataset, scope)
 
@@ -257,15 +265,25 @@ def scoped(dataset: Dataset, config: AnalysisConfig) -> tuple[Dataset, AnalysisC
 
 
 # A few parameter sets per dataset; each entry holds the per-patient-day frame, so keep the count modest.
-@st.cache_data(max_entries=8, show_spinner="Computing cycles and cohort statistics…", hash_funcs=HASH_FUNCS)
+@st.cache_resource(max_entries=4, show_spinner="Computing cycles… (windows, rates and cohort statistics)",
+                   hash_funcs=HASH_FUNCS)
 def _analyse(dataset: Dataset, config: AnalysisConfig) -> Analysis:
     return analyse(dataset, config)
 
 
-@st.cache_data(max_entries=8, show_spinner="Computing the patient-level definitions…", hash_funcs=HASH_FUNCS)
+@st.cache_resource(max_entries=4, show_spinner="Patient status… (response, onset, wearing-off, stopping rules)",
+                   hash_funcs=HASH_FUNCS)
 def clinical(ctx: AppContext) -> ClinicalTables:
     """``analytics.definitions.clinical.clinical_tables`` for the context's data and parameters, once for all pages."""
     return clinical_tables(ctx.analysis, ctx.dataset)
+
+
+# One patient's daily grid is small (hundreds of rows), so a copy per rerun costs nothing; many patients fit.
+@st.cache_data(max_entries=64, show_spinner=False, hash_funcs=HASH_FUNCS)
+def patient_calendar(ctx: AppContext, patient_id: str) -> pd.DataFrame:
+    """``analytics.definitions.clinical.patient_calendar``: the chosen patient's daily grid, built on demand."""
+    tables = clinical(ctx)
+    return calendar_of_patient(ctx.analysis, patient_id, tables.params, tables.day_rows)
 
 
 def _upload_key(uploads: Iterable[Upload]) -> SourceKey:

@@ -492,8 +492,48 @@ def diary_days(analysis: Analysis, params: ClinicalParameters) -> pd.DataFrame:
     (the session given that day), the diary values, recorded, headache_day, category (index into
     CALENDAR_CATEGORIES), rolling_recorded, rolling_headache_days, rolling_mhd, ma7_recorded, ma7_headache_days.
     """
-    config = analysis.config
+    return _calendar(analysis.patient_days, analysis.patient_cycles, analysis.as_of, analysis.config, params)
+
+
+def rows_by_patient(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The row positions of each patient in ``frame`` (in the frame's order), for picking one patient's rows of a
+    large table without comparing every row's patient_id."""
+    codes, ids = pd.factorize(frame["patient_id"])
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(ids) + 1))
+    return {str(pid): order[bounds[i] : bounds[i + 1]] for i, pid in enumerate(ids)}
+
+
+def patient_calendar(
+    analysis: Analysis,
+    patient_id: str,
+    params: ClinicalParameters,
+    day_rows: dict[str, np.ndarray] | None = None,
+) -> pd.DataFrame:
+    """One patient's daily diary grid (``diary_days``), built from that patient's rows only: the same rows as the
+    all-patient grid's for this patient. ``day_rows`` (``rows_by_patient(analysis.patient_days)``) finds the
+    patient's days without scanning the whole per-patient-day frame."""
     days, cycles = analysis.patient_days, analysis.patient_cycles
+    if day_rows is None:
+        own_days = days[days["patient_id"] == patient_id]
+    else:
+        own_days = days.iloc[day_rows.get(patient_id, np.empty(0, dtype="int64"))]
+    own_cycles = cycles[cycles["patient_id"] == patient_id]
+    return _calendar(own_days, own_cycles, analysis.as_of, analysis.config, params)
+
+
+def _with_day_flags(days: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """``days`` with recorded (headache_hours given) and headache_day (SPEC §3; empty when not recorded)."""
+    hours = days["headache_hours"]
+    recorded = hours.notna()
+    headache_day = pd.Series(hours >= config.headache_min_hours, dtype="boolean").where(recorded, pd.NA)
+    return days.assign(recorded=recorded, headache_day=headache_day)
+
+
+def _calendar(
+    days: pd.DataFrame, cycles: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisConfig, params: ClinicalParameters
+) -> pd.DataFrame:
+    """``diary_days`` over the given patients' per-patient-day rows and per-patient-cycle rows."""
     span = (
         pd.concat(
             [
@@ -504,7 +544,7 @@ def diary_days(analysis: Analysis, params: ClinicalParameters) -> pd.DataFrame:
         .groupby(level=0)
         .agg({"min": "min", "max": "max"})
     )
-    span["max"] = span["max"].clip(upper=analysis.as_of)
+    span["max"] = span["max"].clip(upper=as_of)
     span = span[span["max"] >= span["min"]]
     lengths = ((span["max"] - span["min"]).dt.days + 1).to_numpy()
     starts = np.repeat(span["min"].to_numpy(), lengths)
@@ -527,9 +567,7 @@ def diary_days(analysis: Analysis, params: ClinicalParameters) -> pd.DataFrame:
     grid["injection_cycle"] = grid["injection_cycle"].astype("Int64")
 
     hours = grid["headache_hours"]
-    grid["recorded"] = hours.notna()
-    headache_day = pd.Series(hours >= config.headache_min_hours, dtype="boolean")
-    grid["headache_day"] = headache_day.where(grid["recorded"], pd.NA)
+    grid = _with_day_flags(grid, config)
     severity = grid["severity"].fillna(0).astype("int64")
     grid["category"] = np.select(
         [~grid["recorded"], hours == 0, hours < config.headache_min_hours, severity == 3, severity == 2],
@@ -554,11 +592,16 @@ def diary_days(analysis: Analysis, params: ClinicalParameters) -> pd.DataFrame:
     return grid
 
 
-def weekly_profile(grid: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+def weekly_profile(grid: pd.DataFrame, config: AnalysisConfig, cycles: pd.DataFrame | None = None) -> pd.DataFrame:
     """Within-cycle weekly profile: for each cycle k >= 1, week w since the injection covers days 7(w-1)+1 .. 7w
     of the cycle; headache days per 7 days = headache days / recorded days x 7. A week is evaluable when it
     lies wholly inside the cycle (7 days) and recorded days / 7 >= min_completeness (5 of 7 with the default);
     otherwise its rate is empty.
+
+    ``grid`` is a daily grid (``diary_days`` or ``patient_calendar``), where each row is a calendar day; or,
+    with ``cycles`` (rows of ``patient_cycles``), the per-patient-day frame of recorded days only, whose
+    calendar days are counted from the cycle windows (which end at as_of at the latest), so that no
+    calendar of all patients is needed. Both give the same rows.
 
     Columns: patient_id, cycle, week, days, recorded_days, headache_days, headache_days_per_7, evaluable.
     """
@@ -573,11 +616,36 @@ def weekly_profile(grid: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
             "headache_days": inside["headache_day"].fillna(False).astype("int64"),
         }
     )
-    out = weeks.groupby(["patient_id", "cycle", "week"], sort=True).sum().reset_index()
+    if cycles is None:
+        out = weeks.groupby(["patient_id", "cycle", "week"], sort=True).sum().reset_index()
+    else:
+        counted = weeks.drop(columns="days").groupby(["patient_id", "cycle", "week"], sort=False).sum()
+        out = _calendar_weeks(cycles).merge(counted, left_on=["patient_id", "cycle", "week"], right_index=True,
+                                            how="left")
+        out[["recorded_days", "headache_days"]] = out[["recorded_days", "headache_days"]].fillna(0).astype("int64")
     out["evaluable"] = (out["days"] == 7) & (out["recorded_days"] / 7 >= config.min_completeness - config.tolerance)
     rate = out["headache_days"] / out["recorded_days"].replace(0, np.nan) * 7
     out["headache_days_per_7"] = rate.where(out["evaluable"])
     return out
+
+
+def _calendar_weeks(cycles: pd.DataFrame) -> pd.DataFrame:
+    """Every week of every cycle k >= 1 with its number of calendar days (7, or fewer in the cycle's last week),
+    sorted by patient, cycle and week."""
+    treated = cycles.loc[cycles["cycle"] >= 1, ["patient_id", "cycle", "window_days"]]
+    treated = treated.sort_values(["patient_id", "cycle"], kind="stable")
+    window_days = treated["window_days"].to_numpy(dtype="int64")
+    n_weeks = -(-window_days // 7)
+    first = np.cumsum(n_weeks) - n_weeks
+    week = np.arange(n_weeks.sum()) - np.repeat(first, n_weeks) + 1
+    return pd.DataFrame(
+        {
+            "patient_id": np.repeat(treated["patient_id"].to_numpy(), n_weeks),
+            "cycle": np.repeat(treated["cycle"].to_numpy(dtype="int64"), n_weeks),
+            "week": week.astype("int64"),
+            "days": np.minimum(7, np.repeat(window_days, n_weeks) - 7 * (week - 1)).astype("int64"),
+        }
+    )
 
 
 def onset_week(
@@ -619,6 +687,9 @@ def wearing_off(
     reference >= wearing_off_min_rise (2 headache days per 28 days) and late >= reference x (1 +
     wearing_off_min_relative) (25% higher).
 
+    ``grid`` is a daily grid or the per-patient-day frame of recorded days (with recorded and headache_day): a
+    part's calendar days are counted from the cycle's window, only its recorded days from ``grid``.
+
     Columns: patient_id, cycle, reference_mhd, late_mhd, their recorded days and days, rise,
     assessable, wearing_off (boolean, empty when not assessable).
     """
@@ -630,25 +701,23 @@ def wearing_off(
     )
     day = inside["day_in_cycle"].astype("int64")
     late_start = np.maximum(ref_end + 1, inside["window_days"] - params.wearing_off_late_days + 1)
-    parts = pd.DataFrame(
-        {
-            "patient_id": inside["patient_id"],
-            "cycle": inside["cycle"].astype("int64"),
-            "reference_days": day.between(ref_start, ref_end).astype("int64"),
-            "late_days": (day >= late_start).astype("int64"),
-        }
-    )
+    parts = pd.DataFrame({"patient_id": inside["patient_id"], "cycle": inside["cycle"].astype("int64")})
     recorded = inside["recorded"].astype("int64")
     headache = inside["headache_day"].fillna(False).astype("int64")
-    for part in ("reference", "late"):
-        parts[f"{part}_recorded"] = parts[f"{part}_days"] * recorded
-        parts[f"{part}_headache_days"] = parts[f"{part}_days"] * headache
+    for part, held in (("reference", day.between(ref_start, ref_end)), ("late", day >= late_start)):
+        parts[f"{part}_recorded"] = held.astype("int64") * recorded
+        parts[f"{part}_headache_days"] = held.astype("int64") * headache
     sums = parts.groupby(["patient_id", "cycle"], sort=False).sum()
     out = cycles.loc[cycles["cycle"] >= 1, ["patient_id", "cycle", "status", "window_days"]].merge(
         sums, left_on=["patient_id", "cycle"], right_index=True, how="left"
     )
     count_columns = list(sums.columns)
     out[count_columns] = out[count_columns].fillna(0).astype("int64")
+    # Calendar days of each part, from the window (every day of it up to as_of), recorded or not.
+    window_days = out["window_days"].to_numpy(dtype="int64")
+    out.insert(2, "reference_days", np.clip(np.minimum(window_days, ref_end) - ref_start + 1, 0, None))
+    late_from = np.maximum(ref_end + 1, window_days - params.wearing_off_late_days + 1)
+    out.insert(3, "late_days", np.clip(window_days - late_from + 1, 0, None))
     for part in ("reference", "late"):
         out[f"{part}_mhd"] = out[f"{part}_headache_days"] / out[f"{part}_recorded"].replace(0, np.nan) * 28
 
@@ -921,9 +990,10 @@ class ClinicalTables:
     params: ClinicalParameters
     status: pd.DataFrame
     """One row per treated patient: SPEC §5's patient_status, the response class, wearing-off, onset, statements."""
-    days: pd.DataFrame
-    """The daily diary grid (``diary_days``)."""
+    day_rows: dict[str, np.ndarray]
+    """Each patient's row positions in ``analysis.patient_days`` (``rows_by_patient``), for ``patient_calendar``."""
     weekly: pd.DataFrame
+    """The weekly profile of every patient (``weekly_profile``), from group-bys of the recorded days."""
     cycle_profile: pd.DataFrame
     """Per patient and cycle >= 1: onset week and the wearing-off assessment."""
     adverse_events: pd.DataFrame
@@ -987,13 +1057,18 @@ def patient_status(
 
 
 def clinical_tables(analysis: Analysis, dataset: Dataset, params: ClinicalParameters | None = None) -> ClinicalTables:
-    """Compute every patient-level table for all patients from one analysis (vectorised, once)."""
+    """Compute every patient-level table for all patients from one analysis (vectorised, once).
+
+    No daily grid of all patients is built (millions of rows for a large registry): the weekly profile, onset
+    and wearing-off come from group-bys of the recorded days; one patient's grid is ``patient_calendar``.
+    """
     params = params or ClinicalParameters()
     config, cycles = analysis.config, analysis.patient_cycles
-    grid = diary_days(analysis, params)
-    weekly = weekly_profile(grid, config)
+    # Recorded days only: the calendar days that complete a week or a part are counted from the cycle windows.
+    days = _with_day_flags(analysis.patient_days[["patient_id", "cycle", "day_in_cycle", "headache_hours"]], config)
+    weekly = weekly_profile(days, config, cycles)
     profile = onset_week(weekly, cycles, config, params).merge(
-        wearing_off(grid, cycles, config, params), on=["patient_id", "cycle"], how="left"
+        wearing_off(days, cycles, config, params), on=["patient_id", "cycle"], how="left"
     )
     as_of = analysis.as_of
     questionnaires = questionnaire_bands(dataset.tables["questionnaires"].loc[lambda q: q["date"] <= as_of])
@@ -1006,7 +1081,7 @@ def clinical_tables(analysis: Analysis, dataset: Dataset, params: ClinicalParame
     return ClinicalTables(
         params=params,
         status=status,
-        days=grid,
+        day_rows=rows_by_patient(analysis.patient_days),
         weekly=weekly,
         cycle_profile=profile,
         adverse_events=adverse_events_by_cycle(
