@@ -61,6 +61,7 @@ bench: $(RUNTIME)
 	$(PY) bench/bench_export.py --keep bench/out/cohort10k
 	$(PY) bench/bench_outcomes.py --data bench/out/cohort10k/data
 	$(PY) bench/bench_pages.py
+	$(PY) bench/bench_dashboard.py
 
 sample-data: $(RUNTIME)
 	$(PY) -m analytics.synth --patients 360 --seed 20261124 --out sample_data

@@ -1,7 +1,8 @@
 """The dashboard's server-side times and memory on the sample data and a 10,000-patient cohort, side by side.
 
 For each dataset a fresh process (empty caches) runs the real app with Streamlit's AppTest:
-cold = the first Patient page (load + analysis + patient-level tables + the page); warm = the same page
+imports = importing what dashboard.py imports (once per server start); cold = then the first Patient
+page (load + analysis + patient-level tables + the page); warm = the same page
 in a new session (caches built); switch = choosing another patient (median of ``--switches``); then
 page changes to Clinic, Outcomes and Data (first visit: the page's own caches are built; again: the
 second visit, caches built); peak = the peak RSS of that process. The export (``python -m analytics
@@ -19,6 +20,7 @@ into bench/out/ (git-ignored) and reused.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import resource
@@ -44,8 +46,16 @@ def worker(root: Path, data: Path, switches: int) -> dict[str, float]:
     """Run in a fresh process: time the pages of the app in ``root`` on ``data``; return the figures."""
     os.chdir(root)
     sys.path.insert(0, str(root))
+    sys.path.insert(0, str(root / "tests"))
     os.environ["OUTCOMES_DATA_DIR"] = str(data)
+    started = time.perf_counter()
+    from page_helpers import switch_page  # AppTest.switch_page does not know function pages after a run
     from streamlit.testing.v1 import AppTest
+
+    # What dashboard.py imports: a server does this once when it starts, before any page is asked for.
+    for module in ("ui.state", "ui.auth", "pages.patient", "pages.clinic", "pages.outcomes", "pages.data"):
+        importlib.import_module(module)
+    imports = time.perf_counter() - started
 
     def session() -> AppTest:
         app = AppTest.from_file(str(root / "dashboard.py"), default_timeout=900)
@@ -59,7 +69,7 @@ def worker(root: Path, data: Path, switches: int) -> dict[str, float]:
             raise SystemExit(f"the page raised: {app.exception[0].message}")
         return time.perf_counter() - started
 
-    out: dict[str, float] = {}
+    out: dict[str, float] = {"imports": imports}
     first = session()
     first.switch_page("pages/patient.py")
     out["cold"] = timed_run(first)
@@ -75,12 +85,9 @@ def worker(root: Path, data: Path, switches: int) -> dict[str, float]:
     out["switch"] = statistics.median(times)
     out["switch_max"] = max(times)
     for page in ("clinic", "outcomes", "data"):
-        second.switch_page(f"pages/{page}.py")
-        out[f"{page}_first"] = timed_run(second)
-        second.switch_page("pages/patient.py")
-        timed_run(second)
-        second.switch_page(f"pages/{page}.py")
-        out[page] = timed_run(second)
+        out[f"{page}_first"] = timed_run(switch_page(second, f"pages/{page}.py"))
+        timed_run(switch_page(second, "pages/patient.py"))
+        out[page] = timed_run(switch_page(second, f"pages/{page}.py"))
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
@@ -143,6 +150,7 @@ def main() -> None:
 
     columns = list(results)
     rows = [
+        ("imports at server start (s)", "imports"),
         ("first Patient page, cold (s)", "cold"),
         ("first Patient page, warm (s)", "warm"),
         (f"patient switch, median of {args.switches} (s)", "switch"),

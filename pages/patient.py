@@ -24,7 +24,7 @@ from analytics.views import report
 from pages import run_dashboard_instead
 from ui import auth, state
 from ui import render as ui_render
-from ui.context import context
+from ui.context import HASH_FUNCS, AppContext, context
 
 BADGE_COLOURS = {"good": "green", "bad": "red", "warn": "orange", "info": "blue", "neutral": "gray"}
 # Material icons ship with Streamlit, so they show on PCs without an emoji font.
@@ -52,6 +52,19 @@ def _one(frame: pd.DataFrame, patient_id: str) -> pd.DataFrame:
     return frame[frame["patient_id"] == patient_id]
 
 
+# Listing 10,000 patients walks every id of three tables; once per data and parameters, not on every rerun.
+@st.cache_resource(max_entries=4, show_spinner=False, hash_funcs=HASH_FUNCS)
+def _patient_choices(ctx: AppContext) -> tuple[tuple[str, ...], int]:
+    """Every patient with sessions, diary days or a patients.csv row, sorted; and the position of the first one
+    whose response can be judged (evaluable baseline), which the page opens without a patient in the link."""
+    tables, cycles = state.clinical(ctx), ctx.analysis.patient_cycles
+    patient_ids = sorted(
+        set(tables.status["patient_id"]) | set(tables.day_rows) | set(ctx.dataset.tables["patients"]["patient_id"])
+    )
+    judged = set(cycles.loc[cycles["eligible"].astype(bool), "patient_id"])
+    return tuple(patient_ids), next((i for i, pid in enumerate(patient_ids) if pid in judged), 0)
+
+
 def render() -> None:
     """The Patient page: the chosen patient's status, charts, cycles and printable summary."""
     ctx = context()
@@ -59,11 +72,7 @@ def render() -> None:
     tables = state.clinical(ctx)  # cached once per data and parameters
     params = tables.params
 
-    patient_ids = sorted(
-        set(tables.status["patient_id"])
-        | set(tables.day_rows)
-        | set(dataset.tables["patients"]["patient_id"])
-    )
+    patient_ids, first_judged = _patient_choices(ctx)
     requested = state.query_value("patient")
     if requested is not None and requested not in patient_ids:
         # Another clinic's patient, or no patient at all: one message and one audit reason for both.
@@ -75,9 +84,6 @@ def render() -> None:
         st.stop()
 
     st.title("Patient")
-    # Without a patient in the link, open the first one whose response can be judged (evaluable baseline).
-    judged = set(analysis.patient_cycles.loc[analysis.patient_cycles["eligible"].astype(bool), "patient_id"])
-    first_judged = next((i for i, pid in enumerate(patient_ids) if pid in judged), 0)
     top = st.columns([2, 4, 2], vertical_alignment="bottom")
     patient_id = top[0].selectbox(
         "Patient (type to search)",

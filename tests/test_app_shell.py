@@ -209,6 +209,49 @@ def test_reruns_and_page_switches_do_not_load_or_compute_again(
     assert not at.exception
 
 
+
+def test_pages_never_write_into_the_shared_dataset_analysis_or_patient_tables(
+    on_sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """They are held once with st.cache_resource and shared by every rerun and session: a page that changed one
+    in place would change what every other user sees. Each is compared with a copy taken when it was made."""
+    import copy
+
+    import pandas as pd
+
+    made: list[tuple[object, object]] = []
+
+    def kept(function):
+        def wrapper(*args, **kwargs):
+            result = function(*args, **kwargs)
+            made.append((result, copy.deepcopy(result)))
+            return result
+
+        return wrapper
+
+    monkeypatch.setattr(state, "load_dataset", kept(state.load_dataset))
+    monkeypatch.setattr(state, "analyse", kept(state.analyse))
+    monkeypatch.setattr(state, "clinical_tables", kept(state.clinical_tables))
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = app_on("patient")
+    at.run()
+    for patient_id in list(at.selectbox(key="patient").options)[1:4]:
+        at.selectbox(key="patient").set_value(patient_id).run()
+    for page in ("clinic", "outcomes", "data", "patient"):
+        switch_page(at, f"pages/{page}.py").run()
+    assert not at.exception
+    assert len(made) == 3
+    for shared, original in made:
+        frames = [(name, getattr(shared, name), getattr(original, name)) for name in vars(shared)]
+        frames += [(name, shared.tables[name], original.tables[name]) for name in getattr(shared, "tables", {})]
+        checked = 0
+        for name, now, before in frames:
+            if isinstance(now, pd.DataFrame):
+                pd.testing.assert_frame_equal(now, before, obj=f"{type(shared).__name__}.{name}")
+                checked += 1
+        assert checked >= 3
+
 def test_an_unexpected_error_shows_a_reference_and_logs_the_details(
     on_sample: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

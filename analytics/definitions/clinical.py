@@ -7,8 +7,10 @@ columns and only puts them into words, with the rule's numbers taken from the pe
 table. Its own definitions (response class, the daily diary grid, the weekly profile, onset and
 wearing-off, questionnaire bands, injection sites) are built from the tables ``pipeline.analyse``
 returns plus the optional input files, on all patients at once with group-bys and merges, so the
-Patient page filters one patient out of tables computed once. Each own definition states itself in
-the first paragraph of its docstring and ``DEFINITIONS`` collects those paragraphs; the data
+Patient page filters one patient out of tables computed once; only the daily grid is built for one
+patient at a time (``patient_calendar``), since a grid of every patient's calendar days is millions
+of rows. Each own definition states itself in the first paragraph of its docstring and
+``DEFINITIONS`` collects those paragraphs; the data
 dictionary renders them, and SPEC §5's (``analytics.views.dictionary.STATUS_DEFINITIONS``), with the current
 parameter values, and so does the printable summary (``definitions_with_values``).
 Thresholds that are not parameters of ``AnalysisConfig`` live in ``ClinicalParameters`` with their basis.
@@ -696,18 +698,26 @@ def wearing_off(
     first_week, last_week = params.wearing_off_reference_weeks
     ref_start, ref_end = 7 * (first_week - 1) + 1, 7 * last_week
     inside = grid[grid["cycle"].notna() & (grid["cycle"] >= 1)]
-    inside = inside.merge(
-        cycles[["patient_id", "cycle", "window_days", "status"]].astype({"cycle": "Int64"}), on=["patient_id", "cycle"]
-    )
     day = inside["day_in_cycle"].astype("int64")
-    late_start = np.maximum(ref_end + 1, inside["window_days"] - params.wearing_off_late_days + 1)
-    parts = pd.DataFrame({"patient_id": inside["patient_id"], "cycle": inside["cycle"].astype("int64")})
-    recorded = inside["recorded"].astype("int64")
-    headache = inside["headache_day"].fillna(False).astype("int64")
-    for part, held in (("reference", day.between(ref_start, ref_end)), ("late", day >= late_start)):
-        parts[f"{part}_recorded"] = held.astype("int64") * recorded
-        parts[f"{part}_headache_days"] = held.astype("int64") * headache
-    sums = parts.groupby(["patient_id", "cycle"], sort=False).sum()
+    # Only days after the reference weeks can be late, so the window length is looked up for those alone.
+    after = inside[(day > ref_end).to_numpy()].merge(
+        cycles[["patient_id", "cycle", "window_days"]].astype({"cycle": "Int64"}), on=["patient_id", "cycle"]
+    )
+    late = after["day_in_cycle"].astype("int64") >= after["window_days"] - params.wearing_off_late_days + 1
+    counted = [
+        pd.DataFrame(
+            {
+                "patient_id": rows["patient_id"],
+                "cycle": rows["cycle"].astype("int64"),
+                f"{part}_recorded": rows["recorded"].astype("int64"),
+                f"{part}_headache_days": rows["headache_day"].fillna(False).astype("int64"),
+            }
+        )
+        .groupby(["patient_id", "cycle"], sort=False)
+        .sum()
+        for part, rows in (("reference", inside[day.between(ref_start, ref_end).to_numpy()]), ("late", after[late]))
+    ]
+    sums = counted[0].join(counted[1], how="outer")
     out = cycles.loc[cycles["cycle"] >= 1, ["patient_id", "cycle", "status", "window_days"]].merge(
         sums, left_on=["patient_id", "cycle"], right_index=True, how="left"
     )
