@@ -193,25 +193,17 @@ def _dictionary_parts(config: AnalysisConfig, as_of: str | None) -> tuple:
     )
 
 
-def _markdown_text(text: object) -> str:
-    """Text shown literally in markdown (no emphasis from mhd_0 or *, no LaTeX from $, no strike from ~)."""
-    out = str(text)
-    for char in "\\`*_~$[]<>|":
-        out = out.replace(char, "\\" + char)
-    return out
-
-
 def _definitions_markdown(definitions: pd.DataFrame) -> str:
     lines = []
     for row in definitions.itertuples():
         details = " · ".join(
             part for part in (
-                f"parameters: {_markdown_text(row.parameters)}" if row.parameters else "",
-                f"columns: {_markdown_text(row.columns)}" if row.columns else "",
+                f"parameters: {ui_render.plain(row.parameters)}" if row.parameters else "",
+                f"columns: {ui_render.plain(row.columns)}" if row.columns else "",
             ) if part
         )
         lines.append(
-            f"- **{_markdown_text(row.term)}**: {_markdown_text(row.definition)}"
+            f"- **{ui_render.plain(row.term)}**: {ui_render.plain(row.definition)}"
             + (f"  \n  :gray[{details}]" if details else "")
         )
     return "\n".join(lines)
@@ -251,12 +243,12 @@ def _dictionary_section(ctx: AppContext) -> None:
 def _parameters_markdown(parameters: pd.DataFrame) -> str:
     lines = []
     for row in parameters.itertuples():
-        value = f"**{_markdown_text(row.value)}**"
+        value = f"**{ui_render.plain(row.value)}**"
         if row.differs_from_default:
-            value += f" :orange[(changed; default {_markdown_text(row.default)})]"
+            value += f" :orange[(changed; default {ui_render.plain(row.default)})]"
         lines.append(
-            f"- `{row.parameter}` = {value}: {_markdown_text(row.meaning)}  \n"
-            f"  :gray[basis: {_markdown_text(row.basis)} · {_markdown_text(row.source)}]"
+            f"- `{row.parameter}` = {value}: {ui_render.plain(row.meaning)}  \n"
+            f"  :gray[basis: {ui_render.plain(row.basis)} · {ui_render.plain(row.source)}]"
         )
     return "\n".join(lines)
 
@@ -264,14 +256,14 @@ def _parameters_markdown(parameters: pd.DataFrame) -> str:
 def _columns_markdown(rules: pd.DataFrame) -> str:
     lines = []
     for row in rules.itertuples():
-        rejected = f" Rejected as: *{_markdown_text(row.rejection_reason)}*." if row.rejection_reason else ""
+        rejected = f" Rejected as: *{ui_render.plain(row.rejection_reason)}*." if row.rejection_reason else ""
         if row.column == "(row)":
-            lines.append(f"- Row rule: {_markdown_text(row.valid_values)}.{rejected}")
+            lines.append(f"- Row rule: {ui_render.plain(row.valid_values)}.{rejected}")
         else:
             required = " (required)" if row.required else ""
             lines.append(
-                f"- `{row.column}`{required}: {_markdown_text(row.meaning)}  \n"
-                f"  :gray[valid: {_markdown_text(row.valid_values)}.{rejected}]"
+                f"- `{row.column}`{required}: {ui_render.plain(row.meaning)}  \n"
+                f"  :gray[valid: {ui_render.plain(row.valid_values)}.{rejected}]"
             )
     return "\n".join(lines)
 

@@ -19,12 +19,14 @@ import streamlit as st
 
 from analytics.definitions import clinical
 from analytics.figures import patient as figures
+from analytics.privacy.links import patient_from_link
 from analytics.views import report
 from pages import run_dashboard_instead
 from ui import auth, state
 from ui import render as ui_render
 from ui.context import context
 
+LINK_DISMISSED = "patient_link_dismissed"  # the refused link whose message the user has closed
 BADGE_COLOURS = {"good": "green", "bad": "red", "warn": "orange", "info": "blue", "neutral": "gray"}
 # Material icons ship with Streamlit, so they show on PCs without an emoji font.
 MARKS = {
@@ -64,11 +66,19 @@ def render() -> None:
         | set(dataset.tables["patients"]["patient_id"])
     )
     requested = state.query_value("patient")
-    if requested is not None and requested not in patient_ids:
-        # Another clinic's patient, or no patient at all: one message and one audit reason for both.
+    link = patient_from_link(requested, patient_ids)
+    if link.message is not None and requested is not None and st.session_state.get(LINK_DISMISSED) != requested:
+        # Another clinic's patient, or no patient at all: the same words and one audit reason for both, and
+        # no other patient is opened in its place.
         auth.refused_patient(requested)
-        st.warning("The patient in the link is not one of your patients, or does not exist; this attempt is recorded.",
-                   icon=":material/block:")
+        st.title("Patient")
+        st.warning(link.markdown() or "", icon=":material/block:")
+        st.caption("This attempt is recorded. Open the patient list to choose a patient.")
+        if st.button("Open the patient list", key="patient_link_refused", icon=":material/list:"):
+            st.session_state[LINK_DISMISSED] = requested
+            st.query_params.pop("patient", None)
+            st.rerun()
+        st.stop()
     if not patient_ids:
         st.info("This dataset has no patients.")
         st.stop()
@@ -104,7 +114,9 @@ def render() -> None:
     n_sessions = int((cycles["cycle"] >= 1).sum())
     if n_sessions:
         facts["sessions"] = f"{n_sessions} (first {cycles.loc[cycles['cycle'] == 1, 'start_date'].iloc[0]:%d %b %Y})"
-    top[1].markdown(" · ".join(f"**{k}**: {v}" for k, v in facts.items()) or "No patient details in patients.csv")
+    top[1].markdown(  # values from patients.csv are shown as typed, never as Markdown
+        " · ".join(f"**{k}**: {ui_render.plain(v)}" for k, v in facts.items()) or "No patient details in patients.csv"
+    )
 
     figure_list: list[report.ReportFigure] = []
 
@@ -192,7 +204,7 @@ def render() -> None:
     if status is not None:
         with st.container(horizontal=True):
             for text, tone in clinical.status_badges(status, config):
-                st.badge(text, color=BADGE_COLOURS[tone])
+                st.badge(ui_render.plain(text), color=BADGE_COLOURS[tone])  # may quote patients.csv
 
         left, right = st.columns(2)
         with left:
@@ -334,7 +346,7 @@ def render() -> None:
             caption="Rates per 28 recorded days; change is against the baseline and empty unless both are evaluable.",
         )
 
-    st.caption(f"Data as of {analysis.as_of:%d %b %Y} · {ctx.source_label}")
+    st.caption(f"Data as of {analysis.as_of:%d %b %Y} · {ui_render.plain(ctx.source_label)}")
 
 
 if __name__ == "__main__":  # Streamlit ran this file on its own (legacy pages/ mode): see pages/__init__.py
