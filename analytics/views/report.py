@@ -198,10 +198,12 @@ def build_patient_report(
                 "measure": [m["measure"] for m in measures],
                 "baseline": [m["baseline"] for m in measures],
                 "baseline n": [
-                    m["baseline_n"] + ("" if m["baseline_evaluable"] else ", not evaluable") for m in measures
+                    str(m["baseline_n"]) + ("" if m["baseline_evaluable"] else ", not evaluable") for m in measures
                 ],
                 f"latest: {measures[0]['latest_label']}": [m["latest"] for m in measures],
-                "latest n": [m["latest_n"] + ("" if m["latest_evaluable"] else ", not evaluable") for m in measures],
+                "latest n": [
+                    str(m["latest_n"]) + ("" if m["latest_evaluable"] else ", not evaluable") for m in measures
+                ],
                 "change": [m["change"] for m in measures],
             }
         )
