@@ -26,7 +26,6 @@ from ui import auth, state
 from ui import render as ui_render
 from ui.context import context
 
-LINK_DISMISSED = "patient_link_dismissed"  # the refused link whose message the user has closed
 BADGE_COLOURS = {"good": "green", "bad": "red", "warn": "orange", "info": "blue", "neutral": "gray"}
 # Material icons ship with Streamlit, so they show on PCs without an emoji font.
 MARKS = {
@@ -67,7 +66,7 @@ def render() -> None:
     )
     requested = state.query_value("patient")
     link = patient_from_link(requested, patient_ids)
-    if link.message is not None and requested is not None and st.session_state.get(LINK_DISMISSED) != requested:
+    if link.message is not None and requested is not None:
         # Another clinic's patient, or no patient at all: the same words and one audit reason for both, and
         # no other patient is opened in its place.
         auth.refused_patient(requested)
@@ -75,8 +74,7 @@ def render() -> None:
         st.warning(link.markdown() or "", icon=":material/block:")
         st.caption("This attempt is recorded. Open the patient list to choose a patient.")
         if st.button("Open the patient list", key="patient_link_refused", icon=":material/list:"):
-            st.session_state[LINK_DISMISSED] = requested
-            st.query_params.pop("patient", None)
+            st.query_params.pop("patient", None)  # the address loses the refused id; the list opens
             st.rerun()
         st.stop()
     if not patient_ids:
