@@ -192,7 +192,8 @@ def window_table(cycles: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
 
 
 def diary_completeness(days: pd.DataFrame) -> tuple[int, int, pd.Timestamp | None, pd.Timestamp | None]:
-    """Recorded days, calendar days, first and last day of the patient's diary grid (baseline start to as_of)."""
+    """Recorded days, calendar days, first and last day of the patient's diary grid (``clinical.diary_days``: from
+    the baseline's start or the first diary day to the last cycle's end or the last diary day, never after as_of)."""
     if days.empty:
         return 0, 0, None, None
     return int(days["recorded"].sum()), len(days), days["date"].min(), days["date"].max()
