@@ -316,3 +316,75 @@ def test_patient_page_for_a_discontinued_patient(hand: tuple[PatientRecords, Sum
     text = patient_words.patient_page(records.record("R2"), context).text()
     assert "Your treatment stopped on 1 July 2024, so no injection is due." in text
     assert REASON not in text  # the clinic's reason is for the doctor's page
+
+
+# --- every patient of the bundled sample data
+
+
+@pytest.fixture(scope="module")
+def sample() -> tuple[PatientRecords, SummaryContext]:
+    from analytics.definitions.config import SAMPLE_DATA_DIR
+
+    return records_of(SAMPLE_DATA_DIR)
+
+
+def _one(value: object) -> str:
+    return f"{float(value):.1f}"
+
+
+def test_every_sample_patients_clinical_summary_is_one_a4_page(sample: tuple[PatientRecords, SummaryContext]):
+    records, context = sample
+    assert len(records.ids) == 360  # 350 treated, 10 never injected
+    page_counts = {
+        patient_id: len(pdf_pages(summary_pdf.build_summary_pdf(records.record(patient_id), context, "doctor", "a4")))
+        for patient_id in records.ids
+    }
+    assert {p: n for p, n in page_counts.items() if n != 1} == {}
+
+
+def test_sample_clinical_summaries_on_letter_carry_the_key_numbers(sample: tuple[PatientRecords, SummaryContext]):
+    records, context = sample
+    chosen = records.ids[::9]  # 40 patients across the sample, treated and not
+    assert len(chosen) == 40
+    for patient_id in chosen:
+        record = records.record(patient_id)
+        pdf = summary_pdf.build_summary_pdf(record, context, "doctor", "letter")
+        assert len(pdf_pages(pdf)) == 1, patient_id
+        text = pdf_text(pdf)
+        if record.status is None:
+            assert "No injection session up to the data cut-off" in text, patient_id
+            continue
+        status, windows = record.status, record.windows
+        baseline, latest = windows.iloc[0], windows.iloc[-1]
+        assert f"Baseline {baseline['start_date']:%Y-%m-%d}" in text, patient_id
+        if pd.notna(baseline["mhd"]):
+            assert f"{baseline['recorded_days']}/{baseline['window_days']} (" in text, patient_id  # n/days (%)
+            assert f" {_one(baseline['mhd'])} " in text, patient_id
+        label = latest["label"] + (" (ongoing)" if latest["status"] == "ongoing" else "")
+        assert f"{label} {latest['start_date']:%Y-%m-%d}" in text, patient_id
+        if pd.notna(latest["mhd"]):
+            assert f" {_one(latest['mhd'])}" in text, patient_id
+        assert f"Treatment state {status['treatment_state']} · " in text, patient_id
+        if status["treatment_state"] != "discontinued":
+            assert f"Next injection due {status['next_due']:%Y-%m-%d}" in text, patient_id
+        assert f"NICE TA260: {status['nice_state']}" in text, patient_id
+
+
+def test_sample_patient_pages_are_one_plain_page(sample: tuple[PatientRecords, SummaryContext]):
+    records, context = sample
+    chosen = ["P00005", *records.ids[::30]]  # P00005 and 12 patients across the sample
+    grades = {}
+    for patient_id in chosen:
+        record = records.record(patient_id)
+        words = patient_words.patient_page(record, context).text()
+        grades[patient_id] = flesch_kincaid_grade(words)
+        assert flesch_reading_ease(words) >= 60, patient_id  # "plain English" or easier
+        for size in summary_pdf.PAGE_SIZES:
+            pdf = summary_pdf.build_summary_pdf(record, context, "patient", size)
+            assert len(pdf_pages(pdf)) == 1, (patient_id, size)
+        text = pdf_text(pdf)
+        for word in (*JARGON, "%", "rate", "28 d"):
+            assert not re.search(rf"(?<!\w){re.escape(word)}(?!\w)", text, re.I), (patient_id, word)
+        if record.status is not None and record.status["treatment_state"] in ("active", "overdue"):
+            assert patient_words.long_date(record.status["next_due"]) in text, patient_id
+    assert max(grades.values()) <= 8, grades
