@@ -293,7 +293,7 @@ def test_patient_page_in_plain_words(hand: tuple[PatientRecords, SummaryContext]
     assert "Your last injection was on 24 May 2024." in text
     assert "In the 12 weeks after it, you had about 19 headache days in every 4 weeks." in text
     assert "After the injection before that, you had about 19 headache days. So this time you had about the" in text
-    assert "Before treatment, you had about 18 headache days. So now you have 1 more." in text
+    assert "Before treatment, you had about 18 headache days. So now you have 1 more headache day." in text
     # Acute medication on 14 of 28 days: the overuse advice, in words.
     assert "You took medicine for your headache on about 14 days in every 4 weeks." in text
     assert "Taking headache medicine on 10 or more days in 4 weeks can make headaches worse." in text

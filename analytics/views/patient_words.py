@@ -104,14 +104,13 @@ def _span(days: int) -> str:
 
 
 def _change(now: float, before: float) -> str:
-    """How two rates of headache days differ, in whole days: 6 fewer, 2 more, about the same, half as many."""
+    """How two rates of headache days differ, in whole days: 6 fewer headache days, 1 more headache day, about the
+    same number, half as many or fewer."""
     gap = round(before) - round(now)
     if before > 0 and gap >= 2 and now <= before / 2:
         return "half as many or fewer"
-    if gap >= 1:
-        return f"{gap} fewer"
-    if gap <= -1:
-        return f"{-gap} more"
+    if gap != 0:
+        return f"{abs(gap)} {'fewer' if gap > 0 else 'more'} headache day" + ("" if abs(gap) == 1 else "s")
     return "about the same number"
 
 

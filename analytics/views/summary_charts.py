@@ -77,7 +77,7 @@ def window_bars(windows: pd.DataFrame, config: AnalysisConfig, width_in: float =
     ]
     axes.set_xticks(x, labels)
     axes.set_ylabel("days per 28 recorded days", fontsize=8)
-    axes.legend(fontsize=7, frameon=False, ncols=3, loc="upper right")
+    axes.legend(fontsize=7, frameon=False, ncols=3, loc="lower right", bbox_to_anchor=(1, 1))
     _style(axes)
     return Chart(
         _png(figure),

@@ -304,7 +304,7 @@ class GridTable:
         return table
 
 
-WINDOW_COLUMNS = (0.09, 0.175, 0.11, 0.05, 0.12, 0.12, 0.145, 0.08, 0.11)
+WINDOW_COLUMNS = (0.085, 0.19, 0.105, 0.05, 0.115, 0.115, 0.15, 0.08, 0.11)
 
 
 def _with_change(rate: object, change: object) -> str:
