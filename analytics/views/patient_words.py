@@ -12,6 +12,7 @@ but explained. ``patient_page`` returns the words only (``PlainPage``); ``summar
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -73,7 +74,7 @@ class PlainPage:
         return "\n".join([*lines, self.footer])
 
 
-def long_date(value: object) -> str:
+def long_date(value: Any) -> str:
     """A date as a patient reads it: 17 January 2026."""
     day = pd.Timestamp(value)
     return f"{day.day} {day:%B %Y}"
@@ -223,9 +224,9 @@ def _since_last_injection(record: PatientRecord, context: SummaryContext) -> Pla
 
 def _next_injection(record: PatientRecord, context: SummaryContext) -> PlainSection:
     heading = "Your next injection"
-    if not record.treated:
-        return PlainSection(heading, ["The clinic will tell you when your first injection is booked."])
     status = record.status
+    if status is None:
+        return PlainSection(heading, ["The clinic will tell you when your first injection is booked."])
     state = status["treatment_state"]
     if state == "discontinued":
         words = [

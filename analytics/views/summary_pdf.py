@@ -22,8 +22,9 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import pandas as pd
@@ -52,6 +53,7 @@ from reportlab.platypus import (
 
 from analytics import __version__
 from analytics.definitions.clinical import status_badges, suitability_statements, treatment_badge
+from analytics.definitions.config import AnalysisConfig
 from analytics.views import summary_charts
 from analytics.views.patient_words import PlainPage, patient_page
 from analytics.views.summary_record import (
@@ -162,19 +164,19 @@ def _marked(text: str, colour: colors.Color) -> Markup:
     return Markup('<font color="{}"><b>{}</b></font>').format(colour.hexval().replace("0x", "#"), text)
 
 
-def _one(value: object) -> str:
+def _one(value: Any) -> str:
     return "—" if value is None or pd.isna(value) else f"{float(value):.1f}"
 
 
-def _pct(value: object) -> str:
+def _pct(value: Any) -> str:
     return "" if value is None or pd.isna(value) else f"{float(value):+.0f}%".replace("-", "−")
 
 
-def _iso(value: object) -> str:
+def _iso(value: Any) -> str:
     return "—" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
 
 
-def _yes_no(value: object) -> str:
+def _yes_no(value: Any) -> str:
     return "unknown" if value is None or pd.isna(value) else ("yes" if bool(value) else "no")
 
 
@@ -215,9 +217,7 @@ def _facts_table(rows: Sequence[tuple[str, str | Markup]], s: Styles, width: flo
     return table
 
 
-def _treatment_rows(record: PatientRecord, context: SummaryContext) -> list[tuple[str, str | Markup]]:
-    status, config = record.status, context.config
-    assert status is not None
+def _treatment_rows(status: pd.Series, config: AnalysisConfig) -> list[tuple[str, str | Markup]]:
     state = str(status["treatment_state"])
     badge, _ = treatment_badge(status, config)
     if state == "discontinued":
@@ -252,10 +252,8 @@ def _treatment_rows(record: PatientRecord, context: SummaryContext) -> list[tupl
     ]
 
 
-def _rule_flowables(record: PatientRecord, context: SummaryContext, s: Styles) -> list[Flowable]:
-    status = record.status
-    assert status is not None
-    badges = status_badges(status, context.config)[1:]  # the first is the treatment state, shown above
+def _rule_flowables(status: pd.Series, config: AnalysisConfig, s: Styles) -> list[Flowable]:
+    badges = status_badges(status, config)[1:]  # the first is the treatment state, shown above
     tones = {"bad": BAD, "warn": WARN, "good": GOOD}
     shown = Markup(" · ").join(_marked(text, tones[tone]) if tone in tones else text for text, tone in badges)
     out: list[Flowable] = [_p(shown, s.body)]
@@ -307,7 +305,7 @@ class GridTable:
 WINDOW_COLUMNS = (0.085, 0.19, 0.105, 0.05, 0.115, 0.115, 0.15, 0.08, 0.11)
 
 
-def _with_change(rate: object, change: object) -> str:
+def _with_change(rate: Any, change: Any) -> str:
     return f"{_one(rate)} ({_pct(change)})" if pd.notna(change) else _one(rate)
 
 
@@ -326,6 +324,7 @@ def _window_grid(windows: pd.DataFrame) -> GridTable:
         ],
         right=(4, 5, 6),
     )
+    w: Any  # a row of window_table
     for w in windows.itertuples(index=False):
         marks: list[tuple[int, colors.Color]] = []
         amd = _with_change(w.amd, w.amd_pct_change)
@@ -423,6 +422,7 @@ def _adverse_event_flowables(record: PatientRecord, s: Styles, width: float) -> 
     out: list[Flowable] = [_p(summary, s.body)]
     shown = events.tail(MAX_ADVERSE_EVENTS)
     grid = GridTable(["Cycle", "Session", "Event", "Severity", "Onset", "Resolved", "Serious"])
+    e: Any  # a row of the adverse events
     for e in shown.itertuples(index=False):
         onset = f"day {int(e.days_to_onset)}" if pd.notna(e.days_to_onset) else "not recorded"
         if pd.notna(e.duration_days):
@@ -493,9 +493,9 @@ def _doctor_story(
         story.append(_p(f"No injection session up to the data cut-off ({context.as_of:%Y-%m-%d}).", s.body))
     else:
         story.append(_p("Treatment", s.heading))
-        story.append(_facts_table(_treatment_rows(record, context), s, width))
+        story.append(_facts_table(_treatment_rows(record.status, context.config), s, width))
         story.append(_p("Response and stopping rules", s.heading))
-        story += _rule_flowables(record, context, s)
+        story += _rule_flowables(record.status, context.config, s)
         story += _windows_flowables(windows, context, s, width, shown_cycles)
     story.append(_p("Questionnaires, adverse events and diary", s.heading))
     story += [_p(line, s.body) for line in _questionnaire_lines(record)]
@@ -620,7 +620,7 @@ def build_summary_pdf(
         # Every cycle in the largest type that fits; else the latest cycles only, again largest type first.
         shown_cycles = [None, *(shown for shown in SHOWN_CYCLES if shown < n_cycles)]
         candidates = [
-            lambda shown=shown, scale=scale: _doctor_story(record, windows, context, width, scale, shown)
+            partial(_doctor_story, record, windows, context, width, scale, shown)
             for shown in shown_cycles
             for scale in SCALES
         ]
@@ -630,7 +630,7 @@ def build_summary_pdf(
             story += [PageBreak(), *_chart_flowables(charts, _doctor_styles(1.0), width)]
     else:
         page = patient_page(record, context)
-        story = [_one_page([lambda scale=scale: _patient_story(page, width, scale) for scale in SCALES], width, fit)]
+        story = [_one_page([partial(_patient_story, page, width, scale) for scale in SCALES], width, fit)]
         if appendix and record.treated:
             chart = summary_charts.plain_headache_days(record.windows, width / 72)
             story += [PageBreak(), *_chart_flowables([chart], _patient_styles(1.0), width)]
