@@ -43,8 +43,10 @@ chromium:
 test: $(TESTENV) chromium lint
 	$(PY) -m pytest -q -n 2 --dist loadfile
 
+# mypy reads its settings from pyproject.toml ([tool.mypy]; pandas-stubs comes with the test lock).
 lint: $(TESTENV)
 	$(PY) -m ruff check .
+	$(PY) -m mypy analytics
 
 # Regenerate both locks from pyproject.toml, keeping today's pins where pyproject still allows them
 # (uv reads the existing lock as its preferences; add --upgrade to move to newer releases).

@@ -5,7 +5,8 @@ rejected (nothing is written); 2 when a required file or column is missing or a 
 parsed; 3 when a column looks like a direct identifier; 4 when the output cannot be written.
 Progress and a summary go to stderr. ``export --min-cell K`` writes the suppressed, aggregate-only
 export (``analytics.privacy.suppression``); ``python -m analytics deidentify ...`` is ``analytics.privacy.deidentify``;
-``python -m analytics audit-verify [--log PATH]`` checks the audit log's hash chain (exit 0 OK, 1 broken).
+``python -m analytics audit-verify [--log PATH]`` checks the audit log's hash chain (exit 0 OK, 1 broken);
+``python -m analytics verify OUT_DIR`` checks an export folder (exit 0 whole, 1 not).
 ``python -m analytics summary --data DIR --out DIR --patient ID ... | --due-within DAYS`` writes one PDF per
 patient for a clinic visit (``analytics.views.summary_pdf``): exit 2 when no patient is asked for or an id is
 not in the data, 2 or 3 when the dataset is refused, 4 when a PDF cannot be written.
@@ -28,7 +29,7 @@ from analytics.definitions.clinical import clinical_tables
 from analytics.definitions.config import AnalysisConfig, flag_name, flag_parameters
 from analytics.definitions.pipeline import analyse
 from analytics.ingest.load import DatasetRefused, load_dataset
-from analytics.output.export import PATIENT_LEVEL_FILES, write_atomically
+from analytics.output.export import PATIENT_LEVEL_FILES, verify_export, write_atomically
 from analytics.privacy import audit, deidentify
 from analytics.privacy.suppression import DEFAULT_MIN_CELL
 from analytics.views import cohort_filter
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     deidentify.add_arguments(
         commands.add_parser("deidentify", help="pseudonymise ids, shift dates and drop identifiers of a raw export")
     )
+    check = commands.add_parser("verify", help="check that a folder holds one whole export (its manifest's files)")
+    check.add_argument("folder", type=Path)
     summary = commands.add_parser(
         "summary",
         help="write one PDF per patient for a clinic visit: the doctor's one-page summary or the patient's page",
@@ -154,12 +157,14 @@ def run_export(args: argparse.Namespace) -> int:
         return exc.exit_code
     for f in dataset.files:
         _say(f"  {f.file}: {f.rows_read} rows read, {f.rows_accepted} accepted, {f.rows_rejected} rejected")
-    if args.strict and len(dataset.rejected):
-        _say(f"--strict: {len(dataset.rejected)} rows rejected; nothing written. First rejections:")
+    if args.strict and dataset.rejected_total():
+        _say(f"--strict: {dataset.rejected_total()} rows rejected; nothing written. First rejections:")
         for row in dataset.rejected.head(20).itertuples():
             _say(f"  {row.file} line {row.line} ({row.patient_id}): {row.reason}")
         _say("Run without --strict to get rejected_rows.csv with every rejection.")
         return 1
+    for name, listed in dataset.rejected_listed_per_file().items():
+        _say(f"  {name}: rejected_rows.csv lists its first {listed:,} rejected rows; manifest.json counts them all")
     _say("computing cycles and cohort statistics ...")
     analysis = analyse(dataset, config)
     if not chosen.is_empty():
@@ -176,7 +181,7 @@ def run_export(args: argparse.Namespace) -> int:
     table = analysis.patient_cycles
     _say(
         f"as_of {analysis.as_of.date()}: {table['patient_id'].nunique()} treated patients, "
-        f"{int((table['cycle'] >= 1).sum())} cycles, {len(dataset.rejected)} rows rejected; "
+        f"{int((table['cycle'] >= 1).sum())} cycles, {dataset.rejected_total()} rows rejected; "
         f"wrote {', '.join(files)} to {args.out}"
     )
     return 0
@@ -254,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
         return run_export(args)
     if args.command == "deidentify":
         return deidentify.run(args)
+    if args.command == "verify":
+        problems = verify_export(args.folder)
+        for problem in problems:
+            _say(f"  {problem}")
+        _say(f"{args.folder}: {'a whole export' if not problems else 'not a whole export'}")
+        return 1 if problems else 0
     if args.command == "summary":
         return run_summary(args)
     if args.command == "audit-verify":

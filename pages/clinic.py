@@ -4,6 +4,8 @@ The page only orchestrates: the filters (clinic, injector, period) are widgets b
 link opens the same view; ``analytics.views.clinic.clinic_view`` computes everything for the filter in one
 cached call; ``analytics.figures.clinic`` draws it and ``ui.render`` shows charts (PNG from the
 toolbar) and tables (CSV download). Definitions live in ``analytics.views.clinic`` and are printed from there.
+Worklists hold patient ids; the tables show them as links to the Patient page to users who may open
+it. ``render()`` draws the page; importing the module draws nothing.
 """
 
 from __future__ import annotations
@@ -20,35 +22,42 @@ from analytics.figures import clinic as figures
 from analytics.privacy import access
 from analytics.statistics.stats import WILSON_METHOD
 from analytics.views import clinic
-from ui import auth, render, state
+from pages import run_dashboard_instead
+from ui import render as ui_render
+from ui.context import HASH_FUNCS, AppContext, context, current_user
 
 ALL = "(all)"
-PATIENT_LINK = st.column_config.LinkColumn("patient", display_text=r"/patient\?patient=(.*)",
-                                           help="Opens the patient's page")
+PATIENT_ADDRESS = "/patient?patient="
+"""A patient's page is this address followed by the patient id (the page's selectbox is bound to ?patient=)."""
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _options(data_key: tuple, parameters_key: str, _dataset, _analysis) -> clinic.FilterOptions:
-    register = clinic.session_register(_dataset, _analysis.as_of)
-    return clinic.filter_options(_dataset, register, _analysis.as_of)
+def _filter_key(flt: clinic.ClinicFilter) -> str:
+    return json.dumps(dataclasses.asdict(flt), default=str, sort_keys=True)
 
 
-@st.cache_data(max_entries=32, show_spinner="Computing the clinic view…")
-def _view(data_key: tuple, parameters_key: str, filter_key: str, _dataset, _analysis, _flt) -> clinic.ClinicView:
-    return clinic.clinic_view(_dataset, _analysis, _flt)
+@st.cache_data(max_entries=8, show_spinner=False, hash_funcs=HASH_FUNCS)
+def _options(ctx: AppContext) -> clinic.FilterOptions:
+    register = clinic.session_register(ctx.dataset, ctx.analysis.as_of)
+    return clinic.filter_options(ctx.dataset, register, ctx.analysis.as_of)
+
+
+@st.cache_data(max_entries=32, show_spinner="Computing the clinic view…",
+               hash_funcs={**HASH_FUNCS, clinic.ClinicFilter: _filter_key})
+def _view(ctx: AppContext, flt: clinic.ClinicFilter) -> clinic.ClinicView:
+    return clinic.clinic_view(ctx.dataset, ctx.analysis, flt)
+
+
+def _may_open_patients() -> bool:
+    user = current_user()
+    return user is None or access.can_view(user.role, "patient")
 
 
 def _columns(frame: pd.DataFrame, percent: tuple[str, ...] = (), decimals: dict[str, int] | None = None) -> dict:
-    """Column formats: links to the patient page, ISO dates, percentages and rounded numbers."""
+    """Column formats: ISO dates, percentages and rounded numbers; patient ids as text for roles without the page."""
     config: dict[str, object] = {}
     for name in frame.columns:
-        if name == "patient":
-            # A link only for roles that may open the Patient page; managers see the id as text.
-            user = auth.current_user()
-            if user is None or access.can_view(user.role, "patient"):
-                config[name] = PATIENT_LINK
-            else:
-                config[name] = st.column_config.TextColumn(name, help="Patient pages are not part of your role")
+        if name == "patient" and not _may_open_patients():
+            config[name] = st.column_config.TextColumn(name, help="Patient pages are not part of your role")
         elif pd.api.types.is_datetime64_any_dtype(frame[name]):
             config[name] = st.column_config.DateColumn(name, format="YYYY-MM-DD")
         elif name in percent:
@@ -60,8 +69,10 @@ def _columns(frame: pd.DataFrame, percent: tuple[str, ...] = (), decimals: dict[
 
 def _table(frame: pd.DataFrame, key: str, caption: str | None = None, percent: tuple[str, ...] = (),
            decimals: dict[str, int] | None = None) -> None:
-    render.table(frame, key=key, filename=f"clinic_{key}.csv", caption=caption,
-                 column_config=_columns(frame, percent, decimals))
+    # Patient ids link to the Patient page, for roles that may open it.
+    links = {"patient": PATIENT_ADDRESS} if "patient" in frame.columns and _may_open_patients() else None
+    ui_render.table(frame, key=key, filename=f"clinic_{key}.csv", caption=caption, links=links,
+                    column_config=_columns(frame, percent, decimals))
 
 
 def _filters(options: clinic.FilterOptions) -> clinic.ClinicFilter:
@@ -121,9 +132,9 @@ def _headline(view: clinic.ClinicView, config: AnalysisConfig) -> None:
 
 def _activity(view: clinic.ClinicView) -> None:
     st.subheader("Activity")
-    render.chart(figures.build_sessions_per_month_figure(view.monthly), key="sessions_per_month",
-                 caption="Sessions dated in the period, stacked by the injector who gave them; pale bars are months "
-                         "only partly inside the period or the data.")
+    ui_render.chart(figures.build_sessions_per_month_figure(view.monthly), key="sessions_per_month",
+                    caption="Sessions dated in the period, stacked by the injector who gave them; pale bars are months "
+                            "only partly inside the period or the data.")
     with st.expander("Table: sessions and patients per month"):
         _table(view.monthly_totals, "sessions_per_month")
 
@@ -133,8 +144,8 @@ def _timing(view: clinic.ClinicView) -> None:
     summary = view.interval_summary
     chart, numbers = st.columns([3, 2])
     with chart:
-        render.chart(figures.build_interval_figure(view.interval_distribution, summary), key="intervals",
-                     caption="Each interval is counted at the re-injection that ends it (its date and injector).")
+        ui_render.chart(figures.build_interval_figure(view.interval_distribution, summary), key="intervals",
+                        caption="Each interval is counted at the re-injection that ends it (its date and injector).")
     with numbers:
         if summary.n_intervals == 0:
             st.info("No re-injections in this selection, so there are no intervals to describe.")
@@ -151,7 +162,7 @@ def _timing(view: clinic.ClinicView) -> None:
             )
             st.caption(f"Intervals: {WILSON_METHOD}.")
     with st.expander("Table: every re-injection interval"):
-        intervals = view.intervals.assign(patient=clinic.patient_link(view.intervals["patient_id"]))
+        intervals = view.intervals.rename(columns={"patient_id": "patient"})
         _table(intervals[["patient", "clinic", "previous_session_date", "session_date", "interval_days", "category",
                           "injector"]], "intervals")
 
@@ -161,15 +172,15 @@ def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:
     st.caption(f"Patients whose first session was in the period: n = {view.activity.new_in_period:,}.")
     left, right = st.columns(2)
     with left:
-        render.chart(figures.build_retention_figure(view.retention), key="retention",
-                     caption="Bars: patients who reached each cycle, with the % of those who started. Recent "
-                             "starters have not had the time to reach later cycles; the table gives the share among "
-                             f"those who had the time, with a {WILSON_METHOD}.")
+        ui_render.chart(figures.build_retention_figure(view.retention), key="retention",
+                        caption="Bars: patients who reached each cycle, with the % of those who started. Recent "
+                                "starters have not had the time to reach later cycles; the table gives the share among "
+                                f"those who had the time, with a {WILSON_METHOD}.")
     with right:
         curve = view.persistence_curve
         median = curve.median()
         median_text = f"median {median / 7:.0f} weeks" if median == median else "median not reached"
-        render.chart(
+        ui_render.chart(
             figures.build_kaplan_meier_figure(curve, view.persistence_at_risk,
                                               f"Persistence on treatment (n = {curve.n:,}, {curve.n_events:,} ended)"),
             key="persistence",
@@ -186,15 +197,15 @@ def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:
         at_risk = view.persistence_at_risk.assign(weeks=view.persistence_at_risk["time"] / 7)
         _table(at_risk[["time", "weeks", "at_risk", "survival", "ci_low", "ci_high"]], "persistence_at_risk",
                caption=f"time in days; {curve.ci_method}", percent=("survival", "ci_low", "ci_high"))
-        per_patient = view.persistence.assign(patient=clinic.patient_link(view.persistence["patient_id"]))
+        per_patient = view.persistence.rename(columns={"patient_id": "patient"})
         _table(per_patient[["patient", "first_session", "end_date", "end_reason", "duration_days"]], "persistence")
 
 
 def _outcomes(view: clinic.ClinicView) -> None:
     st.subheader("Outcomes: 50% responders per cycle")
-    render.chart(figures.build_responder_rate_figure(view.responder_rates), key="responders",
-                 caption="Patients whose first session was in the period; responder_50_n / n_evaluable per cycle "
-                         f"(SPEC §3), error bars: {WILSON_METHOD}.")
+    ui_render.chart(figures.build_responder_rate_figure(view.responder_rates), key="responders",
+                    caption="Patients whose first session was in the period; responder_50_n / n_evaluable per cycle "
+                            f"(SPEC §3), error bars: {WILSON_METHOD}.")
     columns = ["cycle", "n_treated", "n_evaluable", "responder_50_n", "responder_50_rate", "responder_50_ci_low",
                "responder_50_ci_high"]
     rows = view.responder_rates.loc[view.responder_rates["cycle"] >= 1, columns]
@@ -209,7 +220,7 @@ def _safety(view: clinic.ClinicView, safety: clinic.SafetyView | None) -> None:
         st.info("No adverse_events.csv in this dataset: adverse event rates are not available (they are not zero).")
         return
     total = view.adverse_events.iloc[-1]
-    render.chart(
+    ui_render.chart(
         figures.build_adverse_event_figure(view.adverse_events), key="adverse_events",
         caption=f"All events: {total['per_100_sessions']:.1f} per 100 sessions ({total['events']:,} events / "
                 f"{total['sessions']:,} sessions; 95% CI {total['ci_low']:.1f}–{total['ci_high']:.1f}). "
@@ -228,7 +239,7 @@ def _safety_literature(safety: clinic.SafetyView) -> None:
     st.caption(f"All treated patients of the dataset (n = {int(table['patients'].iloc[0]):,}), not the filter above. "
                f"{safety.method}s; PREEMPT counted every event in the first 24 weeks, COMPEL treatment-related events "
                "over 108 weeks.")
-    render.chart(figures.build_safety_figure(safety), key="safety_vs_published",
+    ui_render.chart(figures.build_safety_figure(safety), key="safety_vs_published",
                  caption="Dots: this dataset's share of patients with ≥2 sessions who had the event after session 1 "
                          f"or 2 (SPEC §5.4 pct_2_cycles), error bars: {safety.method}. Diamonds: PREEMPT pooled "
                          "24-week figures (hollow: recalled, not checked against the paper).")
@@ -246,7 +257,7 @@ def _diary(view: clinic.ClinicView, min_completeness: float) -> None:
     st.subheader("Diary completeness")
     current = view.current_cycles
     poor = int(current["poor_completeness"].sum())
-    render.chart(
+    ui_render.chart(
         figures.build_completeness_figure(view.completeness_distribution, min_completeness), key="completeness",
         caption=f"Active patients' current cycle: recorded days / days elapsed. {poor} of {len(current)} are below "
                 f"{min_completeness:.0%} after at least {clinic.MIN_ELAPSED_DAYS} days (worklist below).",
@@ -299,7 +310,7 @@ def _funnels(view: clinic.ClinicView) -> None:
     funnels = ((view.injector_funnel, "funnel_injectors"), (view.clinic_funnel, "funnel_clinics"))
     for column, (funnel, key) in zip(st.columns(2), funnels, strict=True):
         with column:
-            render.chart(figures.build_funnel_figure(funnel), key=key)
+            ui_render.chart(figures.build_funnel_figure(funnel), key=key)
     st.caption(f"Limits: {view.injector_funnel.method}. Hover a point for its rate, numerator/denominator and 95% "
                "Wilson interval.")
     for funnel, key in funnels:
@@ -311,37 +322,39 @@ def _funnels(view: clinic.ClinicView) -> None:
                percent=("rate", "ci_low", "ci_high", "lower_95", "upper_95", "lower_998", "upper_998"))
 
 
-ctx = state.context()
-dataset, analysis = ctx.dataset, ctx.analysis
-data_key = state.content_key(dataset)
-parameters_key = state.parameters_key(analysis.config)
-config = analysis.config
+def render() -> None:
+    """The Clinic page: filters, then each section of the clinic view."""
+    ctx = context()
+    analysis = ctx.analysis
+    config = analysis.config
 
-st.title("Clinic")
-options = _options(data_key, parameters_key, dataset, analysis)
-flt = _filters(options)
-filter_key = json.dumps(dataclasses.asdict(flt), default=str, sort_keys=True)
-view = _view(data_key, parameters_key, filter_key, dataset, analysis, flt)
-st.caption(
-    f"{ctx.source_label} · data as of {view.as_of:%Y-%m-%d} · clinic: {flt.clinic or 'all'} · injector: "
-    f"{flt.injector or 'all'} · period {view.period_start:%Y-%m-%d} to {view.period_end:%Y-%m-%d}. "
-    "The address bar holds this view: copy it to share it."
-)
-with st.expander("What each filter applies to"):
-    st.markdown(clinic.FILTER_NOTES)
-
-_headline(view, config)
-_activity(view)
-_timing(view)
-_retention(view, config)
-_outcomes(view)
-_safety(view, clinic.safety_view(analysis))
-_diary(view, analysis.config.min_completeness)
-_worklists(view, config)
-_funnels(view)
-with st.expander("Definitions used on this page"):
-    definitions = pd.DataFrame(
-        {"term": [d["term"] for d in clinic.DEFINITIONS],
-         "definition": [clinic.definition(d["key"], config) for d in clinic.DEFINITIONS]}
+    st.title("Clinic")
+    flt = _filters(_options(ctx))
+    view = _view(ctx, flt)
+    st.caption(
+        f"{ctx.source_label} · data as of {view.as_of:%Y-%m-%d} · clinic: {flt.clinic or 'all'} · injector: "
+        f"{flt.injector or 'all'} · period {view.period_start:%Y-%m-%d} to {view.period_end:%Y-%m-%d}. "
+        "The address bar holds this view: copy it to share it."
     )
-    _table(definitions, "definitions")
+    with st.expander("What each filter applies to"):
+        st.markdown(clinic.FILTER_NOTES)
+
+    _headline(view, config)
+    _activity(view)
+    _timing(view)
+    _retention(view, config)
+    _outcomes(view)
+    _safety(view, clinic.safety_view(analysis))
+    _diary(view, analysis.config.min_completeness)
+    _worklists(view, config)
+    _funnels(view)
+    with st.expander("Definitions used on this page"):
+        definitions = pd.DataFrame(
+            {"term": [d["term"] for d in clinic.DEFINITIONS],
+             "definition": [clinic.definition(d["key"], config) for d in clinic.DEFINITIONS]}
+        )
+        _table(definitions, "definitions")
+
+
+if __name__ == "__main__":  # Streamlit ran this file on its own (legacy pages/ mode): see pages/__init__.py
+    run_dashboard_instead()

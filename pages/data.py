@@ -32,7 +32,10 @@ from analytics.privacy.suppression import DEFAULT_MIN_CELL
 from analytics.views import quality
 from analytics.views.cohort_filter import CohortFilter, export_command
 from analytics.views.dictionary import column_dictionary, data_dictionary, definition_dictionary, parameter_dictionary
-from ui import auth, render, state
+from pages import run_dashboard_instead
+from ui import auth
+from ui import render as ui_render
+from ui.context import HASH_FUNCS, AppContext, current
 
 COUNT = st.column_config.NumberColumn(format="localized")
 MIME = {".csv": "text/csv", ".json": "application/json"}
@@ -41,7 +44,7 @@ EXPORT_NOTES = {
     "cohort_cycles.csv": "one row per cycle: n, mean change with t-interval, responder rates with Wilson intervals",
     "patient_status.csv": "one row per treated patient: treatment state, next due date, stopping rules (SPEC §5)",
     "safety.csv": "adverse events: patients with an event, in the first two cycles, per 100 sessions (SPEC §5)",
-    "rejected_rows.csv": "every rejected row: file, line, patient_id, reason",
+    "rejected_rows.csv": "every rejected row (the first 100,000 of a file at most): file, line, patient_id, reason",
     "manifest.json": "as_of, every parameter, each input file's SHA-256 and row counts, version, time",
     "rejected_counts.csv": "rejected rows counted per file and reason (small counts suppressed)",
 }
@@ -50,7 +53,7 @@ EXPORT_NOTES = {
 def _files_section(dataset: Dataset) -> None:
     st.subheader("Files read")
     files = quality.file_reconciliation(dataset)
-    render.table(
+    ui_render.table(
         files, key="data_files", filename="files_read.csv",
         caption="Each row read is either accepted or rejected (listed below with its reason); "
                 "sha256 identifies the exact file content, as in the export manifest.",
@@ -61,10 +64,13 @@ def _files_section(dataset: Dataset) -> None:
     )
     read, accepted, rejected = (int(files[c].sum()) for c in ("rows_read", "rows_accepted", "rows_rejected"))
     stray = quality.unreported_rejections(dataset)
+    listed = int(files["rejected_rows_listed"].sum())
     if files["reconciles"].all() and stray == 0:
         st.success(
             f"Every row is accounted for: {read:,} rows read = {accepted:,} accepted + {rejected:,} rejected"
-            + (f", and the rejection report lists all {rejected:,} rejected rows." if rejected else "."),
+            + (f", and the rejection report lists all {rejected:,} rejected rows." if rejected and listed == rejected
+               else f"; the rejection report lists the first {listed:,} and counts the rest by reason." if rejected
+               else "."),
             icon=":material/check_circle:",
         )
     else:
@@ -78,18 +84,25 @@ def _files_section(dataset: Dataset) -> None:
 
 def _rejections_section(dataset: Dataset) -> None:
     st.subheader("Rejected rows")
-    rejected = dataset.rejected
-    if rejected.empty:
+    rejected, total = dataset.rejected, dataset.rejected_total()
+    if not total:
         st.success("No rows were rejected.", icon=":material/check_circle:")
         return
     st.markdown(
-        f"**{len(rejected):,} rows were rejected** and are not used in any figure or export. The line is the "
+        f"**{total:,} rows were rejected** and are not used in any figure or export. The line is the "
         "physical line in the file (the header is line 1), so you can find and correct each row at its source."
     )
-    render.table(quality.rejection_summary(dataset), key="data_reasons", filename="rejections_by_reason.csv",
-                 caption="Rejected rows by file and reason.", column_config={"rows": COUNT})
-    render.table(rejected, key="data_rejected", filename="rejected_rows.csv", height=320,
-                 caption=f"All {len(rejected):,} rejected rows with the column and value that failed.")
+    ui_render.table(quality.rejection_summary(dataset), key="data_reasons", filename="rejections_by_reason.csv",
+                    caption="Rejected rows by file and reason.", column_config={"rows": COUNT})
+    capped = dataset.rejected_listed_per_file()
+    caption = f"All {len(rejected):,} rejected rows with the column and value that failed."
+    if capped:
+        caption = (
+            f"The first {len(rejected):,} of the {total:,} rejected rows with the column and value that failed: "
+            + ", ".join(f"{name} lists its first {n:,}" for name, n in capped.items())
+            + " (the counts above and in the export manifest include every row)."
+        )
+    ui_render.table(rejected, key="data_rejected", filename="rejected_rows.csv", height=320, caption=caption)
 
 
 def _completeness_section(analysis: Analysis) -> None:
@@ -99,7 +112,7 @@ def _completeness_section(analysis: Analysis) -> None:
         st.info("No treated patients, so no windows to describe.")
         return
     summary = quality.completeness_summary(table, analysis.config)
-    render.chart(
+    ui_render.chart(
         build_completeness_figure(quality.completeness_bins(table), analysis.config.min_completeness),
         key="data_completeness",
         caption=(
@@ -169,14 +182,14 @@ def _exports_section(dataset: Dataset, analysis: Analysis, data_dir: Path | None
     )
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def _dictionary_parts(parameters: str, as_of: str | None, _config: AnalysisConfig) -> tuple:
-    """The dictionary's parts and its CSV for one set of parameters (keyed on their text)."""
+@st.cache_data(max_entries=8, show_spinner=False, hash_funcs=HASH_FUNCS)
+def _dictionary_parts(config: AnalysisConfig, as_of: str | None) -> tuple:
+    """The dictionary's parts and its CSV for one set of parameters."""
     return (
         column_dictionary(),
-        parameter_dictionary(_config, as_of),
-        definition_dictionary(_config, as_of),
-        csv_bytes(data_dictionary(_config, as_of)),
+        parameter_dictionary(config, as_of),
+        definition_dictionary(config, as_of),
+        csv_bytes(data_dictionary(config, as_of)),
     )
 
 
@@ -204,10 +217,10 @@ def _definitions_markdown(definitions: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _dictionary_section(ctx: state.AppContext) -> None:
+def _dictionary_section(ctx: AppContext) -> None:
     st.subheader("Data dictionary")
     as_of = ctx.analysis.as_of.date().isoformat() if ctx.analysis is not None else None
-    columns, parameters, definitions, download = _dictionary_parts(state.parameters_key(ctx.config), as_of, ctx.config)
+    columns, parameters, definitions, download = _dictionary_parts(ctx.config, as_of)
     st.markdown(
         "Generated from the code that runs: every definition with the parameter values in use filled in, the "
         "parameters, and the input contract (every column, its valid values and the reason a row is rejected)."
@@ -263,17 +276,24 @@ def _columns_markdown(rules: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-ctx = state.current()
-st.title("Data")
-if ctx is not None and ctx.dataset is not None and ctx.analysis is not None:
-    st.caption(f"{ctx.source_label} · data as of {ctx.analysis.as_of:%Y-%m-%d}")
-    _files_section(ctx.dataset)
-    _rejections_section(ctx.dataset)
-    _completeness_section(ctx.analysis)
-    _exports_section(ctx.dataset, ctx.analysis, ctx.data_dir)
-elif ctx is not None and ctx.notice:
-    st.info(ctx.notice)
-elif ctx is not None and ctx.refused:
-    st.info("The files were not loaded (see the message above). The data dictionary below says what they must contain.")
-if ctx is not None:
-    _dictionary_section(ctx)
+def render() -> None:
+    """The Data page: files, rejections, completeness and exports when data are loaded; the dictionary always."""
+    ctx = current()
+    st.title("Data")
+    if ctx is not None and ctx.dataset is not None and ctx.analysis is not None:
+        st.caption(f"{ctx.source_label} · data as of {ctx.analysis.as_of:%Y-%m-%d}")
+        _files_section(ctx.dataset)
+        _rejections_section(ctx.dataset)
+        _completeness_section(ctx.analysis)
+        _exports_section(ctx.dataset, ctx.analysis, ctx.data_dir)
+    elif ctx is not None and ctx.notice:
+        st.info(ctx.notice)
+    elif ctx is not None and ctx.refused:
+        st.info("The files were not loaded (see the message above). The data dictionary below says what they must "
+                "contain.")
+    if ctx is not None:
+        _dictionary_section(ctx)
+
+
+if __name__ == "__main__":  # Streamlit ran this file on its own (legacy pages/ mode): see pages/__init__.py
+    run_dashboard_instead()

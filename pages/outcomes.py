@@ -4,9 +4,10 @@ The page only orchestrates. The cohort builder's widgets are bound to the URL un
 ``analytics.views.cohort_filter.QUERY_PARAMETERS`` (plus ``cycle`` and ``cycles_to`` for the view), so a
 link reproduces the cohort; they make a ``CohortFilter``, which narrows the cached analysis
 (``cohort_filter.restrict``). Every statistic comes from ``analytics.views.outcomes`` through caches
-keyed on the data's SHA-256, the parameters and the filter, is drawn by ``analytics.figures.outcomes``
-and shown with ``ui.render`` (charts with a PNG toolbar, tables with a CSV download). The export
-tab downloads the same bytes as ``python -m analytics export`` with the same filter.
+keyed on the data's SHA-256, the parameters and the filter (``COHORT_HASH_FUNCS``), is drawn by
+``analytics.figures.outcomes`` and shown with ``ui.render`` (charts with a PNG toolbar, tables with a
+CSV download). The export tab downloads the same bytes as ``python -m analytics export`` with the
+same filter. ``render()`` draws the page; importing the module draws nothing.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ from analytics.views.cohort_filter import (
     patient_attributes,
     restrict,
 )
-from ui import auth, render, state
+from pages import run_dashboard_instead
+from ui import auth, state
+from ui import render as ui_render
+from ui.context import HASH_FUNCS, AppContext, analysis_key, context
 
 ANY = "any"
 # Bound widgets write their option's label into the URL, so the labels are the URL's values (true/false).
@@ -49,50 +53,58 @@ DECIMALS = {"mean_baseline": 1, "mean_cycle": 1, "mean_change": 2, "ci_low": 2, 
 
 # --- cached computations -----------------------------------------------------------------------
 
+# A context is identified by its files and parameters (ui.context.HASH_FUNCS), a cohort filter by its JSON.
+COHORT_HASH_FUNCS = {**HASH_FUNCS, CohortFilter: CohortFilter.to_json}
 
-@st.cache_data(max_entries=4, show_spinner=False)
-def _attributes(data_key: tuple, _analysis: Analysis, _dataset) -> pd.DataFrame:
-    return patient_attributes(_analysis, _dataset)
+
+@st.cache_data(max_entries=4, show_spinner=False, hash_funcs=HASH_FUNCS)
+def _attributes(ctx: AppContext) -> pd.DataFrame:
+    return patient_attributes(ctx.analysis, ctx.dataset)
 
 
 # Read-only arrays of every treated diary day: one shared object (st.cache_data would copy them on
 # every rerun), from which the within-cycle course of any cohort is counted.
-@st.cache_resource(max_entries=2, show_spinner=False)
-def _treated_days(data_key: tuple, _analysis: Analysis) -> outcomes.TreatedDays:
-    return outcomes.treated_days(_analysis)
+@st.cache_resource(max_entries=2, show_spinner=False, hash_funcs=HASH_FUNCS)
+def _treated_days(ctx: AppContext) -> outcomes.TreatedDays:
+    return outcomes.treated_days(ctx.analysis)
 
 
 # The cohort's analysis without its diary days (read through _treated_days instead), so a filter
 # change does not copy millions of diary rows.
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _cohort(data_key: tuple, filter_key: str, _analysis: Analysis, _ids: frozenset[str] | None) -> Analysis:
-    return _analysis if _ids is None else restrict(_analysis, _ids, with_days=False)
+@st.cache_resource(max_entries=4, show_spinner=False, hash_funcs=COHORT_HASH_FUNCS)
+def _cohort(ctx: AppContext, cohort_filter: CohortFilter) -> Analysis:
+    if cohort_filter.is_empty():
+        return ctx.analysis
+    return restrict(ctx.analysis, frozenset(cohort_filter.select(_attributes(ctx))), with_days=False)
 
 
-@st.cache_data(max_entries=16, show_spinner="Computing the cohort's statistics…")
-def _cohort_results(data_key: tuple, filter_key: str, _cohort: Analysis, _days: outcomes.TreatedDays
-                    ) -> dict[str, object]:
+@st.cache_data(max_entries=16, show_spinner="Computing the cohort's statistics…", hash_funcs=COHORT_HASH_FUNCS)
+def _cohort_results(ctx: AppContext, cohort_filter: CohortFilter) -> dict[str, object]:
+    cohort = _cohort(ctx, cohort_filter)
     return {
-        "change": outcomes.change_by_cycle(_cohort),
-        "responders": outcomes.responder_rates(_cohort),
-        "cumulative": outcomes.cumulative_response(_cohort),
-        "weekly": outcomes.weekly_profile(_cohort, days=_days),
-        "time_to_response": outcomes.time_to_response(_cohort),
-        "wilcoxon": outcomes.results_frame(outcomes.wilcoxon_by_cycle(_cohort), omit_caveats=outcomes.WILCOXON_CAVEATS),
-        "cohort_cycles": _cohort.cohort_cycles,
+        "change": outcomes.change_by_cycle(cohort),
+        "responders": outcomes.responder_rates(cohort),
+        "cumulative": outcomes.cumulative_response(cohort),
+        "weekly": outcomes.weekly_profile(cohort, days=_treated_days(ctx)),
+        "time_to_response": outcomes.time_to_response(cohort),
+        "wilcoxon": outcomes.results_frame(outcomes.wilcoxon_by_cycle(cohort), omit_caveats=outcomes.WILCOXON_CAVEATS),
+        "cohort_cycles": cohort.cohort_cycles,
     }
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
-def _cycle_results(data_key: tuple, filter_key: str, cycle: int, _cohort: Analysis, _attributes: pd.DataFrame
+@st.cache_data(max_entries=32, show_spinner=False, hash_funcs=COHORT_HASH_FUNCS)
+def _cycle_results(ctx: AppContext, cohort_filter: CohortFilter, cycle: int
                    ) -> tuple[pd.DataFrame, outcomes.BaselineTable]:
-    return (outcomes.subgroup_response(_cohort, _attributes, cycle),
-            outcomes.baseline_table(_cohort, _attributes, cycle))
+    attributes = _attributes(ctx)
+    selected = attributes.loc[attributes["patient_id"].isin(cohort_filter.select(attributes))].reset_index(drop=True)
+    cohort = _cohort(ctx, cohort_filter)
+    return outcomes.subgroup_response(cohort, selected, cycle), outcomes.baseline_table(cohort, selected, cycle)
 
 
-@st.cache_data(max_entries=16, show_spinner="Fitting the mixed model (statsmodels MixedLM)…")
-def _mixed_model(data_key: tuple, filter_key: str, _cohort: Analysis) -> outcomes.MixedModelResult | None:
-    return outcomes.mixed_model(_cohort)
+@st.cache_data(max_entries=16, show_spinner="Fitting the mixed model (statsmodels MixedLM)…",
+               hash_funcs=COHORT_HASH_FUNCS)
+def _mixed_model(ctx: AppContext, cohort_filter: CohortFilter) -> outcomes.MixedModelResult | None:
+    return outcomes.mixed_model(_cohort(ctx, cohort_filter))
 
 
 # --- the cohort builder ------------------------------------------------------------------------
@@ -253,7 +265,7 @@ def _table(frame: pd.DataFrame, key: str, caption: str | None = None, percent: t
         elif pd.api.types.is_datetime64_any_dtype(frame[name]):
             config[name] = st.column_config.DateColumn(name, format="YYYY-MM-DD")
     extra = {"height": height} if height else {}
-    render.table(frame, key=key, filename=f"outcomes_{key}.csv", caption=caption, column_config=config, **extra)
+    ui_render.table(frame, key=key, filename=f"outcomes_{key}.csv", caption=caption, column_config=config, **extra)
 
 
 def _table_behind(frame: pd.DataFrame, key: str, caption: str | None = None, percent: tuple[str, ...] = ()) -> None:
@@ -277,7 +289,7 @@ def _archive(files: dict[str, bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def _data_argument(ctx: state.AppContext) -> str:
+def _data_argument(ctx: AppContext) -> str:
     """The --data folder of the equivalent command line (a placeholder for uploads)."""
     if ctx.source_label == state.SAMPLE_LABEL:
         return str(SAMPLE_DATA_DIR.relative_to(PROJECT_DIR))
@@ -289,209 +301,224 @@ def _data_argument(ctx: state.AppContext) -> str:
 
 # --- the page ----------------------------------------------------------------------------------
 
-ctx = state.context()
-analysis, dataset = ctx.analysis, ctx.dataset
-data_key = (state.content_key(dataset), json.dumps(analysis.config.parameters(), sort_keys=True),
-            str(analysis.as_of.date()))
 
-st.title("Outcomes")
-st.caption("The researcher's view: build a cohort, read per-cycle response statistics with their n and method, "
-           "and export the cohort's tables exactly as the command line would.")
-summary = st.container()
+def render() -> None:
+    """The Outcomes page: the cohort builder, the cohort's statistics in tabs, and its export."""
+    ctx = context()
+    analysis, dataset = ctx.analysis, ctx.dataset
 
-attributes = _attributes(data_key, analysis, dataset)
-options = attribute_options(attributes)
-with st.expander("Cohort builder", expanded=True, icon=":material/filter_alt:"):
-    cohort_filter = cohort_builder(options)
-    st.caption("Empty selections and full ranges mean *any*. A patient whose attribute is not recorded never "
-               "matches a criterion on it. The filter is kept in the page's link.")
-filter_key = cohort_filter.to_json()
-selected = cohort_filter.select(attributes)
-cohort = _cohort(data_key, filter_key, analysis, None if cohort_filter.is_empty() else frozenset(selected))
-selected_attributes = attributes.loc[attributes["patient_id"].isin(selected)].reset_index(drop=True)
-results = _cohort_results(data_key, filter_key, cohort, _treated_days(data_key, analysis))
-cohort_cycles = results["cohort_cycles"]
-k_max = int(analysis.patient_cycles["cycle"].max()) if len(analysis.patient_cycles) else 0
-chosen_cycle, last_cycle = view_controls(k_max, cohort_cycles)
+    st.title("Outcomes")
+    st.caption("The researcher's view: build a cohort, read per-cycle response statistics with their n and method, "
+               "and export the cohort's tables exactly as the command line would.")
+    summary = st.container()
 
-n_selected, n_treated = len(selected), len(attributes)
-n_eligible = int(selected_attributes["eligible"].sum())
-at_cycle = cohort_cycles.loc[cohort_cycles["cycle"] == chosen_cycle, "n_evaluable"]
-n_at_cycle = int(at_cycle.iloc[0]) if len(at_cycle) else 0
-with summary:
-    first, second, third, fourth = st.columns(4)
-    first.metric("Patients in the cohort", f"{n_selected:,}", border=True,
-                 help=f"Treated patients (at least one session) matching the filter, of {n_treated:,} treated.")
-    first.caption(f"of {n_treated:,} treated patients in the data")
-    second.metric("Eligible patients", f"{n_eligible:,}", border=True,
-                  help="Eligible for response statistics: an evaluable baseline with headache days > 0 (SPEC §3).")
-    second.caption("evaluable baseline with headache days > 0")
-    third.metric(f"Evaluable at cycle {chosen_cycle}", f"{n_at_cycle:,}", border=True,
-                 help="Patients with a change from baseline at the chosen cycle (n_evaluable).")
-    criteria = cohort_filter.describe()
-    fourth.metric("Filter criteria", len(criteria), border=True, help="\n".join(criteria) or "none: everyone")
-    third.caption("with a change from baseline at that cycle")
-    fourth.caption("; ".join(criteria) if criteria else "none: all treated patients")
-st.sidebar.markdown(f"**Outcomes cohort:** n = {n_selected:,} of {n_treated:,} treated patients")
+    attributes = _attributes(ctx)
+    options = attribute_options(attributes)
+    with st.expander("Cohort builder", expanded=True, icon=":material/filter_alt:"):
+        cohort_filter = cohort_builder(options)
+        st.caption("Empty selections and full ranges mean *any*. A patient whose attribute is not recorded never "
+                   "matches a criterion on it. The filter is kept in the page's link.")
+    selected = cohort_filter.select(attributes)
+    selected_attributes = attributes.loc[attributes["patient_id"].isin(selected)].reset_index(drop=True)
+    results = _cohort_results(ctx, cohort_filter)
+    cohort_cycles = results["cohort_cycles"]
+    k_max = int(analysis.patient_cycles["cycle"].max()) if len(analysis.patient_cycles) else 0
+    chosen_cycle, last_cycle = view_controls(k_max, cohort_cycles)
 
-if n_selected == 0:
-    st.warning("No treated patient matches this filter. Widen a criterion or press **Reset filter**.")
-    st.stop()
+    n_selected, n_treated = len(selected), len(attributes)
+    n_eligible = int(selected_attributes["eligible"].sum())
+    at_cycle = cohort_cycles.loc[cohort_cycles["cycle"] == chosen_cycle, "n_evaluable"]
+    n_at_cycle = int(at_cycle.iloc[0]) if len(at_cycle) else 0
+    with summary:
+        first, second, third, fourth = st.columns(4)
+        first.metric("Patients in the cohort", f"{n_selected:,}", border=True,
+                     help=f"Treated patients (at least one session) matching the filter, of {n_treated:,} treated.")
+        first.caption(f"of {n_treated:,} treated patients in the data")
+        second.metric("Eligible patients", f"{n_eligible:,}", border=True,
+                      help="Eligible for response statistics: an evaluable baseline with headache days > 0 (SPEC §3).")
+        second.caption("evaluable baseline with headache days > 0")
+        third.metric(f"Evaluable at cycle {chosen_cycle}", f"{n_at_cycle:,}", border=True,
+                     help="Patients with a change from baseline at the chosen cycle (n_evaluable).")
+        criteria = cohort_filter.describe()
+        fourth.metric("Filter criteria", len(criteria), border=True, help="\n".join(criteria) or "none: everyone")
+        third.caption("with a change from baseline at that cycle")
+        fourth.caption("; ".join(criteria) if criteria else "none: all treated patients")
+    st.sidebar.markdown(f"**Outcomes cohort:** n = {n_selected:,} of {n_treated:,} treated patients")
 
-tabs = st.tabs(["Change from baseline", "Responders", "Within-cycle course", "Time to response",
-                "Subgroups & Table 1", "Statistics", "Export"])
+    if n_selected == 0:
+        st.warning("No treated patient matches this filter. Widen a criterion or press **Reset filter**.")
+        st.stop()
 
-with tabs[0]:
-    change = _shown(results["change"], last_cycle)
-    # Headache days (the primary outcome) full width; migraine and acute-medication days side by side.
-    places = dict(zip(outcomes.MEASURES, [st.container(), *st.columns(2)], strict=True))
-    for measure, label in outcomes.MEASURES.items():
-        rows = change.loc[change["measure"] == measure].drop(columns=["measure", "measure_label"])
-        with places[measure]:
-            render.chart(figures.build_change_figure(rows, label), key=f"change_{measure}",
-                         caption=f"Mean of (cycle − baseline) {label} per 28 recorded days among patients with an "
-                                 "evaluable change (SPEC §3: both windows evaluable, baseline headache days > 0); "
-                                 f"error bars: {T_METHOD}; n under each cycle.")
-            _table_behind(rows, f"change_{measure}")
+    tabs = st.tabs(["Change from baseline", "Responders", "Within-cycle course", "Time to response",
+                    "Subgroups & Table 1", "Statistics", "Export"])
 
-with tabs[1]:
-    rates = _shown(results["responders"], last_cycle)
-    render.chart(figures.build_responder_figure(rates), key="responders",
-                 caption=f"Share of evaluable patients (n under each cycle) whose monthly headache days fell by at "
-                         f"least 30, 50 or 75% from baseline; error bars: {WILSON_METHOD}.")
-    _table_behind(rates, "responders", percent=("rate", "ci_low", "ci_high"))
-    cumulative = _shown(results["cumulative"], last_cycle)
-    render.chart(figures.build_cumulative_figure(cumulative), key="cumulative", caption=(
-        "Under each cycle: responders / denominator of each bar. Completers: among eligible patients with at least "
-        "k sessions, the share with a 50% response in any cycle 1..k. Intention-to-treat: among eligible patients "
-        "who had time to complete k cycles by the data cut-off (stopped = non-responder). New responders: among "
-        "patients with an evaluable change at cycle k and no 50% response before, the share responding at k "
-        f"(SPEC §3). Error bars: {WILSON_METHOD}."))
-    _table_behind(cumulative, "cumulative", percent=("rate", "ci_low", "ci_high"))
+    with tabs[0]:
+        change = _shown(results["change"], last_cycle)
+        # Headache days (the primary outcome) full width; migraine and acute-medication days side by side.
+        places = dict(zip(outcomes.MEASURES, [st.container(), *st.columns(2)], strict=True))
+        for measure, label in outcomes.MEASURES.items():
+            rows = change.loc[change["measure"] == measure].drop(columns=["measure", "measure_label"])
+            with places[measure]:
+                ui_render.chart(
+                    figures.build_change_figure(rows, label), key=f"change_{measure}",
+                    caption=f"Mean of (cycle − baseline) {label} per 28 recorded days among patients with an "
+                            "evaluable change (SPEC §3: both windows evaluable, baseline headache days > 0); "
+                            f"error bars: {T_METHOD}; n under each cycle.",
+                )
+                _table_behind(rows, f"change_{measure}")
 
-with tabs[2]:
-    profile: outcomes.WithinCycleProfile = results["weekly"]
-    render.chart(figures.build_weekly_profile_figure(profile), key="weekly_profile",
-                 caption=f"Onset and wearing-off. Markers: {profile.method}. Lines: {profile.moving_average_method}. "
-                         f"Dashed: the same patients' baseline (mean baseline headache days per 28 days / 4, "
-                         f"n = {profile.baseline_n}). Cycles 5 and later are pooled.")
-    with st.expander("Tables behind the chart (CSV download)"):
-        _table(profile.weekly, "weekly_profile", caption="Weekly means; n = patient-cycles with an evaluable week.")
-        _table(profile.daily, "daily_profile",
-               caption="Per day since injection: recorded patient-days, headache days and the centred 7-day "
-                       "moving average (headache days per week).")
+    with tabs[1]:
+        rates = _shown(results["responders"], last_cycle)
+        ui_render.chart(
+            figures.build_responder_figure(rates), key="responders",
+            caption=f"Share of evaluable patients (n under each cycle) whose monthly headache days fell by at "
+                    f"least 30, 50 or 75% from baseline; error bars: {WILSON_METHOD}.",
+        )
+        _table_behind(rates, "responders", percent=("rate", "ci_low", "ci_high"))
+        cumulative = _shown(results["cumulative"], last_cycle)
+        ui_render.chart(figures.build_cumulative_figure(cumulative), key="cumulative", caption=(
+            "Under each cycle: responders / denominator of each bar. Completers: among eligible patients with at least "
+            "k sessions, the share with a 50% response in any cycle 1..k. Intention-to-treat: among eligible patients "
+            "who had time to complete k cycles by the data cut-off (stopped = non-responder). New responders: among "
+            "patients with an evaluable change at cycle k and no 50% response before, the share responding at k "
+            f"(SPEC §3). Error bars: {WILSON_METHOD}."))
+        _table_behind(cumulative, "cumulative", percent=("rate", "ci_low", "ci_high"))
 
-with tabs[3]:
-    ttr: outcomes.TimeToResponse = results["time_to_response"]
-    step = analysis.config.cycle_days
-    render.chart(figures.build_time_to_response_figure(ttr, step), key="time_to_response")
-    median = ttr.curve.median()
-    median_text = f"{median:.0f} days" if np.isfinite(median) else "not reached (fewer than half responded)"
-    shares = ("responded", "ci_low", "ci_high", "stopped", "stopped_ci_low", "stopped_ci_high")
-    st.caption(f"{ttr.definition} {ttr.curve.describe()}; {ttr.no_evaluable_cycle} eligible patient(s) had no "
-               f"evaluable cycle (they count, and can only stop or be censored). Time by which half of the eligible "
-               f"patients had a first 50% response: {median_text}. Number at risk every {step} days (one cycle).")
-    _table(ttr.at_risk(step), "time_to_response_at_risk", percent=shares,
-           caption="Number at risk and the shares responded and stopped, with 95% CIs, at each cycle length.")
-    with st.expander("Cumulative incidence table (CSV download)"):
-        _table(ttr.cumulative(), "time_to_response_curve", percent=(*shares, "neither"))
+    with tabs[2]:
+        profile: outcomes.WithinCycleProfile = results["weekly"]
+        ui_render.chart(
+            figures.build_weekly_profile_figure(profile), key="weekly_profile",
+            caption=f"Onset and wearing-off. Markers: {profile.method}. Lines: {profile.moving_average_method}. "
+                    f"Dashed: the same patients' baseline (mean baseline headache days per 28 days / 4, "
+                    f"n = {profile.baseline_n}). Cycles 5 and later are pooled.",
+        )
+        with st.expander("Tables behind the chart (CSV download)"):
+            _table(profile.weekly, "weekly_profile", caption="Weekly means; n = patient-cycles with an evaluable week.")
+            _table(profile.daily, "daily_profile",
+                   caption="Per day since injection: recorded patient-days, headache days and the centred 7-day "
+                           "moving average (headache days per week).")
 
-with tabs[4]:
-    forest, table_one = _cycle_results(data_key, filter_key, chosen_cycle, cohort, selected_attributes)
-    render.chart(figures.build_forest_figure(forest), key="forest",
-                 caption=f"Share of patients with a 50% response at cycle {chosen_cycle} among those evaluable at that "
-                         f"cycle, by subgroup (responders / n at the right); squares scale with n; grey: attribute "
-                         f"not recorded; dashed line: the whole cohort. Error bars: {WILSON_METHOD}. Subgroups are "
-                         "descriptive: no test of interaction, and small subgroups have wide intervals.")
-    _table_behind(forest, "forest", percent=("rate", "ci_low", "ci_high"))
-    st.subheader(f"Table 1: baseline characteristics by response at cycle {chosen_cycle}")
-    formatted = table_one.formatted()
-    _table(formatted, "table1", height=min(38 * len(formatted) + 40, 1400),
-           caption="Categorical: n (% of the column's patients with the value recorded); continuous: mean (SD) and "
-                   "median [IQR]; 'missing' counts patients without the value. Response classes use the SPEC "
-                   "responder flags at the chosen cycle; 'not evaluable' reached the cycle without a change from "
-                   "baseline; 'did not reach' had fewer sessions.")
-    with st.expander("Table 1 in long form (numbers, CSV download)"):
-        _table(table_one.long, "table1_long")
+    with tabs[3]:
+        ttr: outcomes.TimeToResponse = results["time_to_response"]
+        step = analysis.config.cycle_days
+        ui_render.chart(figures.build_time_to_response_figure(ttr, step), key="time_to_response")
+        median = ttr.curve.median()
+        median_text = f"{median:.0f} days" if np.isfinite(median) else "not reached (fewer than half responded)"
+        shares = ("responded", "ci_low", "ci_high", "stopped", "stopped_ci_low", "stopped_ci_high")
+        st.caption(f"{ttr.definition} {ttr.curve.describe()}; {ttr.no_evaluable_cycle} eligible patient(s) had no "
+                   "evaluable cycle (they count, and can only stop or be censored). Time by which half of the "
+                   f"eligible patients had a first 50% response: {median_text}. Number at risk every {step} days "
+                   "(one cycle).")
+        _table(ttr.at_risk(step), "time_to_response_at_risk", percent=shares,
+               caption="Number at risk and the shares responded and stopped, with 95% CIs, at each cycle length.")
+        with st.expander("Cumulative incidence table (CSV download)"):
+            _table(ttr.cumulative(), "time_to_response_curve", percent=(*shares, "neither"))
 
-with tabs[5]:
-    st.subheader("Change from baseline per cycle: Wilcoxon signed-rank test")
-    wilcoxon = _shown(results["wilcoxon"], last_cycle)
-    left, right = st.columns([3, 1])
-    with left:
-        _table(wilcoxon.drop(columns=["name", "estimate_label", "method", "ci_method"]).rename(
-            columns={"estimate": "median_change"}), "wilcoxon",
-            caption="median_change: median change in headache days per 28 days (cycle − baseline); ci_low / ci_high: "
-                    "its 95% CI; statistic: Wilcoxon's W; caveats: those of the row only (the others are beside).")
-    with right:
-        st.markdown(f"**Method:** {outcomes.WILCOXON_METHOD}.  \n**Estimate:** median change with a "
-                    f"{outcomes.MEDIAN_CI_METHOD}.  \n**n:** patients with an evaluable change at the cycle (in "
-                    "the table).")
-        st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in outcomes.WILCOXON_CAVEATS))
-    st.subheader("Headache days per 28 days over cycles: linear mixed model")
-    left, right = st.columns([3, 1])
-    with right:
-        st.markdown(f"**Method:** {outcomes.MIXED_MODEL_METHOD}.")
-        st.button("Fit the mixed model", key="fit_mixed_model", type="primary", on_click=_request_mixed_model,
-                  args=((data_key, filter_key),),
-                  help="Takes about a second for a few hundred patients, longer for thousands; the result is kept.")
-    if (data_key, filter_key) in st.session_state.get(MIXED_MODEL_REQUESTS, set()):
-        model = _mixed_model(data_key, filter_key, cohort)
-        if model is None:
-            left.info("Not enough data to fit the model (it needs at least two patients and a treated cycle with "
-                      f"{outcomes.MIN_PATIENTS_PER_MODEL_CYCLE} or more evaluable patients).")
+    with tabs[4]:
+        forest, table_one = _cycle_results(ctx, cohort_filter, chosen_cycle)
+        ui_render.chart(
+            figures.build_forest_figure(forest), key="forest",
+            caption=f"Share of patients with a 50% response at cycle {chosen_cycle} among those evaluable at that "
+                    f"cycle, by subgroup (responders / n at the right); squares scale with n; grey: attribute "
+                    f"not recorded; dashed line: the whole cohort. Error bars: {WILSON_METHOD}. Subgroups are "
+                    "descriptive: no test of interaction, and small subgroups have wide intervals.",
+        )
+        _table_behind(forest, "forest", percent=("rate", "ci_low", "ci_high"))
+        st.subheader(f"Table 1: baseline characteristics by response at cycle {chosen_cycle}")
+        formatted = table_one.formatted()
+        _table(formatted, "table1", height=min(38 * len(formatted) + 40, 1400),
+               caption="Categorical: n (% of the column's patients with the value recorded); continuous: mean (SD) and "
+                       "median [IQR]; 'missing' counts patients without the value. Response classes use the SPEC "
+                       "responder flags at the chosen cycle; 'not evaluable' reached the cycle without a change from "
+                       "baseline; 'did not reach' had fewer sessions.")
+        with st.expander("Table 1 in long form (numbers, CSV download)"):
+            _table(table_one.long, "table1_long")
+
+    with tabs[5]:
+        st.subheader("Change from baseline per cycle: Wilcoxon signed-rank test")
+        wilcoxon = _shown(results["wilcoxon"], last_cycle)
+        left, right = st.columns([3, 1])
+        with left:
+            _table(wilcoxon.drop(columns=["name", "estimate_label", "method", "ci_method"]).rename(
+                columns={"estimate": "median_change"}), "wilcoxon",
+                caption="median_change: median change in headache days per 28 days (cycle − baseline); ci_low / "
+                        "ci_high: its 95% CI; statistic: Wilcoxon's W; caveats: those of the row only (the others are "
+                        "beside).")
+        with right:
+            st.markdown(f"**Method:** {outcomes.WILCOXON_METHOD}.  \n**Estimate:** median change with a "
+                        f"{outcomes.MEDIAN_CI_METHOD}.  \n**n:** patients with an evaluable change at the cycle (in "
+                        "the table).")
+            st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in outcomes.WILCOXON_CAVEATS))
+        st.subheader("Headache days per 28 days over cycles: linear mixed model")
+        request = (analysis_key(ctx), cohort_filter.to_json())  # this data, parameters and cohort
+        left, right = st.columns([3, 1])
+        with right:
+            st.markdown(f"**Method:** {outcomes.MIXED_MODEL_METHOD}.")
+            st.button("Fit the mixed model", key="fit_mixed_model", type="primary", on_click=_request_mixed_model,
+                      args=(request,),
+                      help="Takes about a second for a few hundred patients, longer for thousands; the result is kept.")
+        if request in st.session_state.get(MIXED_MODEL_REQUESTS, set()):
+            model = _mixed_model(ctx, cohort_filter)
+            if model is None:
+                left.info("Not enough data to fit the model (it needs at least two patients and a treated cycle with "
+                          f"{outcomes.MIN_PATIENTS_PER_MODEL_CYCLE} or more evaluable patients).")
+            else:
+                with left:
+                    _table(model.coefficients, "mixed_model",
+                           caption="Each row: model-based mean change in headache days per 28 days at the cycle versus "
+                                   "baseline (cycle 0), with its Wald 95% CI and p-value; n_patients with an evaluable "
+                                   "window at that cycle.")
+                with right:
+                    st.markdown(
+                        f"**n:** {model.n_patients:,} patients, {model.n_observations:,} evaluable windows (cycles "
+                        f"{model.cycles[0]}–{model.cycles[-1]}).  \n"
+                        f"**Baseline mean:** {model.baseline_mean:.1f} days.  \n"
+                        f"**Between-patient variance:** {model.patient_variance:.2f}; residual "
+                        f"{model.residual_variance:.2f} (ICC {model.icc:.2f}).  \n"
+                        f"**Converged:** {'yes' if model.converged else 'no'}.")
+                    st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in model.caveats))
         else:
-            with left:
-                _table(model.coefficients, "mixed_model",
-                       caption="Each row: model-based mean change in headache days per 28 days at the cycle versus "
-                               "baseline (cycle 0), with its Wald 95% CI and p-value; n_patients with an evaluable "
-                               "window at that cycle.")
-            with right:
-                st.markdown(
-                    f"**n:** {model.n_patients:,} patients, {model.n_observations:,} evaluable windows (cycles "
-                    f"{model.cycles[0]}–{model.cycles[-1]}).  \n**Baseline mean:** {model.baseline_mean:.1f} days.  \n"
-                    f"**Between-patient variance:** {model.patient_variance:.2f}; residual "
-                    f"{model.residual_variance:.2f} (ICC {model.icc:.2f}).  \n"
-                    f"**Converged:** {'yes' if model.converged else 'no'}.")
-                st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in model.caveats))
-    else:
-        left.info("Press **Fit the mixed model** to fit it for this cohort (it is then kept for this filter).")
+            left.info("Press **Fit the mixed model** to fit it for this cohort (it is then kept for this filter).")
 
-with tabs[6]:
-    st.markdown(f"**Filtered export** of {n_selected:,} patients: `patient_cycles.csv` and `cohort_cycles.csv` "
-                "of the cohort, `rejected_rows.csv` of the whole dataset, `manifest.json` with the parameters, the "
-                f"file hashes and the filter, and `{FILTER_FILE_NAME}`. Written by the same code as "
-                "`python -m analytics export`, so the command below gives the same files (but for exported_at).")
+    with tabs[6]:
+        st.markdown(f"**Filtered export** of {n_selected:,} patients: `patient_cycles.csv` and `cohort_cycles.csv` "
+                    "of the cohort, `rejected_rows.csv` of the whole dataset, `manifest.json` with the parameters, the "
+                    f"file hashes and the filter, and `{FILTER_FILE_NAME}`. Written by the same code as "
+                    "`python -m analytics export`, so the command below gives the same files (but for exported_at).")
 
-    def export_bundle() -> dict[str, bytes]:
-        files = filtered_export(analysis, dataset, cohort_filter, attributes=attributes)
-        files[FILTER_FILE_NAME] = cohort_filter.to_json().encode()
-        return files
+        def export_bundle() -> dict[str, bytes]:
+            files = filtered_export(analysis, dataset, cohort_filter, attributes=attributes)
+            files[FILTER_FILE_NAME] = cohort_filter.to_json().encode()
+            return files
 
-    # Checked against the user's role (the ZIP holds patient-level rows) and audited: ui/auth.py.
-    auth.download_button("Download the export (ZIP)", lambda: _archive(export_bundle()), kind="patient_level",
-                         file_name="outcomes_export.zip", mime="application/zip", key="export_zip", type="primary",
-                         on_click="ignore", icon=":material/download:")
-    columns = st.columns(5)
-    for column, name in zip(columns, ["patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv", "manifest.json"],
-                            strict=False):
-        auth.download_button(name, lambda name=name: export_bundle()[name], kind=access.EXPORT_FILE_KINDS[name],
-                             container=column, file_name=name, key=f"export_{name}",
-                             on_click="ignore", mime="application/json" if name.endswith(".json") else "text/csv")
-    columns[4].download_button(FILTER_FILE_NAME, cohort_filter.to_json(), file_name=FILTER_FILE_NAME,
-                               mime="application/json", key="export_filter", on_click="ignore")
-    data_argument = _data_argument(ctx)
-    st.markdown("**The same export from the command line**"
-                + (f" (with `{FILTER_FILE_NAME}` downloaded above):" if not cohort_filter.is_empty() else ":"))
-    st.code(export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export",
-                           filter_file=FILTER_FILE_NAME if not cohort_filter.is_empty() else None), language="bash")
-    if not cohort_filter.is_empty():
-        st.markdown("or with the filter as flags:")
-        st.code(export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export"),
-                language="bash")
-    if data_argument == "DATA_DIR":
-        st.caption("DATA_DIR: the folder holding the uploaded files.")
-    st.markdown(f"**{FILTER_FILE_NAME}**")
-    st.code(cohort_filter.to_json(), language="json")
-    st.caption(f"Data as of {analysis.as_of:%Y-%m-%d}; manifest.json records the time of the download as "
-               "exported_at.")
+        # Checked against the user's role (the ZIP holds patient-level rows) and audited: ui/auth.py.
+        auth.download_button("Download the export (ZIP)", lambda: _archive(export_bundle()), kind="patient_level",
+                             file_name="outcomes_export.zip", mime="application/zip", key="export_zip", type="primary",
+                             on_click="ignore", icon=":material/download:")
+        columns = st.columns(5)
+        names = ["patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv", "manifest.json"]
+        for column, name in zip(columns, names, strict=False):
+            auth.download_button(name, lambda name=name: export_bundle()[name], kind=access.EXPORT_FILE_KINDS[name],
+                                 container=column, file_name=name, key=f"export_{name}",
+                                 on_click="ignore", mime="application/json" if name.endswith(".json") else "text/csv")
+        columns[4].download_button(FILTER_FILE_NAME, cohort_filter.to_json(), file_name=FILTER_FILE_NAME,
+                                   mime="application/json", key="export_filter", on_click="ignore")
+        data_argument = _data_argument(ctx)
+        st.markdown("**The same export from the command line**"
+                    + (f" (with `{FILTER_FILE_NAME}` downloaded above):" if not cohort_filter.is_empty() else ":"))
+        st.code(export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export",
+                               filter_file=FILTER_FILE_NAME if not cohort_filter.is_empty() else None), language="bash")
+        if not cohort_filter.is_empty():
+            st.markdown("or with the filter as flags:")
+            st.code(export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export"),
+                    language="bash")
+        if data_argument == "DATA_DIR":
+            st.caption("DATA_DIR: the folder holding the uploaded files.")
+        st.markdown(f"**{FILTER_FILE_NAME}**")
+        st.code(cohort_filter.to_json(), language="json")
+        st.caption(f"Data as of {analysis.as_of:%Y-%m-%d}; manifest.json records the time of the download as "
+                   "exported_at.")
+
+
+if __name__ == "__main__":  # Streamlit ran this file on its own (legacy pages/ mode): see pages/__init__.py
+    run_dashboard_instead()

@@ -4,7 +4,8 @@ Thin orchestration: the patient-level tables are computed once per dataset and p
 patients (``analytics.definitions.clinical.clinical_tables`` through ``ui.state.clinical``, cached; its status is
 SPEC §5's ``analysis.patient_status``, the values the Clinic page's worklists use); a patient switch
 only filters them and builds this patient's figures. The chosen patient lives in the URL (``?patient=…``) through the
-selectbox's query-parameter binding, so a link opens the same patient.
+selectbox's query-parameter binding, so a link opens the same patient. ``render()`` draws the page; importing the module
+draws nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ import streamlit as st
 from analytics.definitions import clinical
 from analytics.figures import patient as figures
 from analytics.views import report
-from ui import auth, render, state
+from pages import run_dashboard_instead
+from ui import auth, state
+from ui import render as ui_render
+from ui.context import context
 
 BADGE_COLOURS = {"good": "green", "bad": "red", "warn": "orange", "info": "blue", "neutral": "gray"}
 # Material icons ship with Streamlit, so they show on PCs without an emoji font.
@@ -47,286 +51,291 @@ def _one(frame: pd.DataFrame, patient_id: str) -> pd.DataFrame:
     return frame[frame["patient_id"] == patient_id]
 
 
-ctx = state.context()
-analysis, dataset, config = ctx.analysis, ctx.dataset, ctx.config
-tables = state.clinical(ctx)  # cached once per data and parameters
-params = tables.params
+def render() -> None:
+    """The Patient page: the chosen patient's status, charts, cycles and printable summary."""
+    ctx = context()
+    analysis, dataset, config = ctx.analysis, ctx.dataset, ctx.config
+    tables = state.clinical(ctx)  # cached once per data and parameters
+    params = tables.params
 
-patient_ids = sorted(
-    set(tables.status["patient_id"]) | set(tables.days["patient_id"]) | set(dataset.tables["patients"]["patient_id"])
-)
-requested = state.query_value("patient")
-if requested is not None and requested not in patient_ids:
-    # Another clinic's patient, or no patient at all: one message and one audit reason for both.
-    auth.refused_patient(requested)
-    st.warning("The patient in the link is not one of your patients, or does not exist; this attempt is recorded.",
-               icon=":material/block:")
-if not patient_ids:
-    st.info("This dataset has no patients.")
-    st.stop()
-
-st.title("Patient")
-# Without a patient in the link, open the first one whose response can be judged (evaluable baseline).
-judged = set(analysis.patient_cycles.loc[analysis.patient_cycles["eligible"].astype(bool), "patient_id"])
-first_judged = next((i for i, pid in enumerate(patient_ids) if pid in judged), 0)
-top = st.columns([2, 4, 2], vertical_alignment="bottom")
-patient_id = top[0].selectbox(
-    "Patient (type to search)",
-    patient_ids,
-    index=first_judged,
-    key="patient",
-    bind="query-params",
-    help="The patient is kept in the page address (?patient=…), so a copied link opens the same patient.",
-)
-auth.opened_patient(patient_id)  # the audit trail: who opened which patient, when
-status_rows = _one(tables.status, patient_id)
-status = status_rows.iloc[0] if len(status_rows) else None
-cycles = _one(analysis.patient_cycles, patient_id).sort_values("cycle")
-days = _one(tables.days, patient_id)
-facts_row = _one(dataset.tables["patients"], patient_id)
-facts: dict[str, str] = {}
-if len(facts_row):
-    info = facts_row.iloc[0]
-    for label, column in (("sex", "sex"), ("age band", "age_band"), ("clinic", "clinic")):
-        if pd.notna(info[column]):
-            facts[label] = str(info[column])
-    if pd.notna(info["discontinued_on"]):
-        reason = f": {info['discontinuation_reason']}" if pd.notna(info["discontinuation_reason"]) else ""
-        facts["discontinued"] = f"{info['discontinued_on']:%d %b %Y}{reason}"
-n_sessions = int((cycles["cycle"] >= 1).sum())
-if n_sessions:
-    facts["sessions"] = f"{n_sessions} (first {cycles.loc[cycles['cycle'] == 1, 'start_date'].iloc[0]:%d %b %Y})"
-top[1].markdown(" · ".join(f"**{k}**: {v}" for k, v in facts.items()) or "No patient details in patients.csv")
-
-figure_list: list[report.ReportFigure] = []
-
-
-def summary_bytes(
-    patient_id: str,
-    cycles: pd.DataFrame,
-    status: pd.Series | None,
-    figure_list: list[report.ReportFigure],
-    facts: dict[str, str],
-) -> bytes:
-    return report.build_patient_report(
-        patient_id,
-        cycles,
-        status,
-        figure_list,
-        clinical.definitions_with_values(config, params),
-        {**config.parameters(), "as_of (used)": f"{analysis.as_of:%Y-%m-%d}"},
-        analysis.as_of,
-        ctx.source_label,
-        config,
-        facts,
-        config.differences_from_default(),
-        datetime.now(),
-    ).encode("utf-8")
-
-
-# The summary is built only when the button is pressed; by then this run has filled figure_list.
-auth.download_button(  # checked against the user's role and audited: ui/auth.py
-    "Printable summary",
-    kind="patient_level",
-    rows=1,  # one patient
-    container=top[2],
-    data=partial(summary_bytes, patient_id, cycles, status, figure_list, facts),
-    file_name=f"patient_{patient_id}_{analysis.as_of:%Y-%m-%d}.html",
-    mime="text/html",
-    key="patient_report",
-    on_click="ignore",
-    type="primary",
-    icon=":material/print:",
-    width="stretch",
-    help="Downloads one self-contained HTML page (A4) with the charts, the definitions used and the data as-of date; "
-    "it opens without internet.",
-)
-
-# --- header: numbers with their n, then status badges
-measures = clinical.header_measures(cycles)
-if measures:
-    columns = st.columns(len(measures) + 1)
-    for column, m in zip(columns, measures, strict=False):
-        latest = m["latest"]
-        column.metric(
-            m["measure"],
-            "—" if pd.isna(latest) else f"{latest:.1f}",
-            None if pd.isna(m["change"]) else round(m["change"], 1),
-            delta_color="inverse",
-            border=True,
-            delta_description=None if pd.isna(m["change"]) else "vs baseline",
-            help="Days per 28 days over the recorded diary days of the window (SPEC §3); the change needs both "
-            "windows evaluable.",
-        )
-        baseline = "—" if pd.isna(m["baseline"]) else f"{m['baseline']:.1f}"
-        column.caption(
-            f"**{m['latest_label'].capitalize()}**: n = {m['latest_n']}"
-            f"{'' if m['latest_evaluable'] else ', :orange[not evaluable]'}"
-            f"  \n**Baseline {baseline}**: n = {m['baseline_n']}{'' if m['baseline_evaluable'] else ', not evaluable'}"
-        )
-    if status is not None and pd.notna(status["latest_mhd_pct_change"]):
-        columns[-1].metric(
-            "Change in headache days",
-            f"{status['latest_mhd_pct_change']:+.0f}%".replace("-", "−"),
-            border=True,
-            help="Change of headache days per 28 days from the baseline at the latest evaluable cycle "
-            "(SPEC §3 mhd_pct_change).",
-        )
-        columns[-1].caption(
-            f"**Cycle {int(status['latest_evaluable_cycle'])}** (latest evaluable): "
-            f"{status['baseline_mhd']:.1f} → {status['latest_mhd']:.1f} headache days / 28 d"
-        )
-    else:
-        columns[-1].metric("Change in headache days", "not evaluable", border=True)
-        columns[-1].caption("Needs an evaluable baseline with headache days and an evaluable cycle.")
-else:
-    st.info(f"No injection session up to the data cut-off ({analysis.as_of:%d %b %Y}); the diary is shown below.")
-
-if status is not None:
-    with st.container(horizontal=True):
-        for text, tone in clinical.status_badges(status, config):
-            st.badge(text, color=BADGE_COLOURS[tone])
-
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Suitability at baseline")
-        st.markdown(
-            "\n".join(f"- {MARKS[met]} {text}" for text, met in clinical.suitability_statements(status, config))
-        )
-    with right:
-        st.subheader("Stopping rules")
-
-        def conversion_mark(column: str) -> str:
-            return ":blue[:material/trending_down:]" if _yes(status[column]) else ":gray[:material/remove:]"
-
-        def rule_mark(state: str) -> str:
-            off = status["treatment_state"] in ("lapsed", "discontinued")
-            marks = {**STOPPING_MARKS, **OFF_TREATMENT_MARKS} if off else STOPPING_MARKS
-            return marks.get(state, MARKS["unknown"])
-
-        st.markdown(
-            f"- {rule_mark(status['nice_state'])} {status['nice_reason']}\n"
-            f"- {rule_mark(status['ehf_state'])} {status['ehf_reason']}\n"
-            f"- {conversion_mark('episodic_now')} {status['episodic_reason']}\n"
-            f"- {conversion_mark('ehf_episodic_now')} {status['ehf_episodic_reason']}"
-        )
-
-# --- the charts
-
-
-def show(key: str, heading: str, figure: object, caption: str) -> None:
-    render.chart(figure, key=f"patient_{key}", caption=caption)
-    figure_list.append(report.ReportFigure(heading, figure, caption))
-
-
-st.subheader("Diary")
-show(
-    "calendar",
-    "Diary calendar",
-    figures.build_diary_calendar_figure(days, config.headache_min_hours),
-    "Grey: day not recorded (missing, never counted as headache-free). "
-    f"A headache day has ≥{config.headache_min_hours:g} h "
-    "of headache. Blue frame: injection day.",
-)
-show(
-    "rolling",
-    "Headache days per 28 days over time",
-    figures.build_rolling_headache_figure(days, cycles, config.min_completeness, params.period_days),
-    f"Each point counts headache days in the 28 days ending that day, per 28 recorded days; shown only when at least "
-    f"{config.min_completeness:.0%} of the 28 days were recorded (grey bands otherwise).",
-)
-
-st.subheader("Cycles")
-show(
-    "cycles",
-    "Per cycle against the baseline",
-    figures.build_cycle_bars_figure(cycles, config.responder_thresholds),
-    "Change in headache days from the baseline above each cycle; under each: days recorded / days in the window and "
-    f"completeness. A window is evaluable with ≥{config.min_completeness:.0%} of "
-    f"its days recorded and ≥{config.min_window_days} days; hatched bars are not evaluable and are not compared.",
-)
-show(
-    "weekly",
-    "Within-cycle weekly profile",
-    figures.build_weekly_profile_figure(
-        _one(tables.weekly, patient_id),
-        days,
-        _one(tables.cycle_profile, patient_id),
-        params.wearing_off_reference_weeks,
-        params.wearing_off_late_days,
-    ),
-    "Points: headache days in each week since the injection (weeks with fewer than "
-    f"{math.ceil(7 * (config.min_completeness - config.tolerance))} of 7 days recorded are gaps); thin lines: "
-    f"7-day moving average. Wearing-off: the last {params.wearing_off_late_days} days of a complete cycle are ≥"
-    f"{params.wearing_off_min_rise:g} headache days / 28 d and ≥{params.wearing_off_min_relative:.0%} above weeks 3–8.",
-)
-
-st.subheader("Side effects and questionnaires")
-show(
-    "adverse_events",
-    "Adverse events by cycle",
-    figures.build_adverse_events_figure(
-        _one(tables.adverse_events, patient_id), cycles, analysis.as_of, "adverse_events" in tables.available
-    ),
-    "Bars run from onset to resolution, in days since the injection; hatched: not resolved by the data cut-off.",
-)
-questionnaires = _one(tables.questionnaires, patient_id)
-show(
-    "questionnaires",
-    "HIT-6 and MIDAS",
-    figures.build_questionnaires_figure(questionnaires, cycles, "questionnaires" in tables.available),
-    f"n = {int((questionnaires['instrument'] == 'HIT-6').sum())} HIT-6 and "
-    f"{int((questionnaires['instrument'] == 'MIDAS').sum())} MIDAS scores. Bands: HIT-6 ≤49 little or no impact, 50–55 "
-    "some, 56–59 substantial, ≥60 severe; MIDAS grade I 0–5, II 6–10, III 11–20, IV ≥21.",
-)
-
-st.subheader("Injection sites")
-sessions = cycles[cycles["cycle"] >= 1]
-if sessions.empty:
-    st.info("No injection session to show.")
-else:
-    injections = _one(tables.injections, patient_id)
-    by_date = dataset.tables["sessions"].set_index(["patient_id", "session_date"])
-    labels = {}
-    for row in sessions.itertuples(index=False):
-        units = by_date["total_units"].get((patient_id, row.start_date))
-        units_text = f" · {units:g} U" if units is not None and pd.notna(units) else ""
-        labels[row.start_date.strftime("%Y-%m-%d")] = f"{row.start_date:%d %b %Y} · cycle {row.cycle}{units_text}"
-    options = list(labels)[::-1]
-    chosen = st.selectbox(
-        "Session",
-        options,
-        key="injection_session",
-        format_func=labels.__getitem__,
-        help="The latest session is shown first.",
+    patient_ids = sorted(
+        set(tables.status["patient_id"])
+        | set(tables.days["patient_id"])
+        | set(dataset.tables["patients"]["patient_id"])
     )
-    chosen_date = pd.Timestamp(chosen)
-    session = sessions[sessions["start_date"] == chosen_date].iloc[0].rename({"start_date": "session_date"})
-    session_sites = injections[injections["session_date"] == chosen_date]
-    map_figure = figures.build_injection_site_map_figure(session_sites, session)
-    if "injections" not in tables.available:
-        map_caption = "No injections.csv in this dataset: the sites of each session are not recorded."
+    requested = state.query_value("patient")
+    if requested is not None and requested not in patient_ids:
+        # Another clinic's patient, or no patient at all: one message and one audit reason for both.
+        auth.refused_patient(requested)
+        st.warning("The patient in the link is not one of your patients, or does not exist; this attempt is recorded.",
+                   icon=":material/block:")
+    if not patient_ids:
+        st.info("This dataset has no patients.")
+        st.stop()
+
+    st.title("Patient")
+    # Without a patient in the link, open the first one whose response can be judged (evaluable baseline).
+    judged = set(analysis.patient_cycles.loc[analysis.patient_cycles["eligible"].astype(bool), "patient_id"])
+    first_judged = next((i for i, pid in enumerate(patient_ids) if pid in judged), 0)
+    top = st.columns([2, 4, 2], vertical_alignment="bottom")
+    patient_id = top[0].selectbox(
+        "Patient (type to search)",
+        patient_ids,
+        index=first_judged,
+        key="patient",
+        bind="query-params",
+        help="The patient is kept in the page address (?patient=…), so a copied link opens the same patient.",
+    )
+    auth.opened_patient(patient_id)  # the audit trail: who opened which patient, when
+    status_rows = _one(tables.status, patient_id)
+    status = status_rows.iloc[0] if len(status_rows) else None
+    cycles = _one(analysis.patient_cycles, patient_id).sort_values("cycle")
+    days = _one(tables.days, patient_id)
+    facts_row = _one(dataset.tables["patients"], patient_id)
+    facts: dict[str, str] = {}
+    if len(facts_row):
+        info = facts_row.iloc[0]
+        for label, column in (("sex", "sex"), ("age band", "age_band"), ("clinic", "clinic")):
+            if pd.notna(info[column]):
+                facts[label] = str(info[column])
+        if pd.notna(info["discontinued_on"]):
+            reason = f": {info['discontinuation_reason']}" if pd.notna(info["discontinuation_reason"]) else ""
+            facts["discontinued"] = f"{info['discontinued_on']:%d %b %Y}{reason}"
+    n_sessions = int((cycles["cycle"] >= 1).sum())
+    if n_sessions:
+        facts["sessions"] = f"{n_sessions} (first {cycles.loc[cycles['cycle'] == 1, 'start_date'].iloc[0]:%d %b %Y})"
+    top[1].markdown(" · ".join(f"**{k}**: {v}" for k, v in facts.items()) or "No patient details in patients.csv")
+
+    figure_list: list[report.ReportFigure] = []
+
+    def summary_bytes(
+        patient_id: str,
+        cycles: pd.DataFrame,
+        status: pd.Series | None,
+        figure_list: list[report.ReportFigure],
+        facts: dict[str, str],
+    ) -> bytes:
+        return report.build_patient_report(
+            patient_id,
+            cycles,
+            status,
+            figure_list,
+            clinical.definitions_with_values(config, params),
+            {**config.parameters(), "as_of (used)": f"{analysis.as_of:%Y-%m-%d}"},
+            analysis.as_of,
+            ctx.source_label,
+            config,
+            facts,
+            config.differences_from_default(),
+            datetime.now(),
+        ).encode("utf-8")
+
+    # The summary is built only when the button is pressed; by then this run has filled figure_list.
+    auth.download_button(  # checked against the user's role and audited: ui/auth.py
+        "Printable summary",
+        kind="patient_level",
+        rows=1,  # one patient
+        container=top[2],
+        data=partial(summary_bytes, patient_id, cycles, status, figure_list, facts),
+        file_name=f"patient_{patient_id}_{analysis.as_of:%Y-%m-%d}.html",
+        mime="text/html",
+        key="patient_report",
+        on_click="ignore",
+        type="primary",
+        icon=":material/print:",
+        width="stretch",
+        help="Downloads one self-contained HTML page (A4) with the charts, the definitions used and the data as-of "
+        "date; it opens without internet.",
+    )
+
+    # --- header: numbers with their n, then status badges
+    measures = clinical.header_measures(cycles)
+    if measures:
+        columns = st.columns(len(measures) + 1)
+        for column, m in zip(columns, measures, strict=False):
+            latest = m["latest"]
+            column.metric(
+                m["measure"],
+                "—" if pd.isna(latest) else f"{latest:.1f}",
+                None if pd.isna(m["change"]) else round(m["change"], 1),
+                delta_color="inverse",
+                border=True,
+                delta_description=None if pd.isna(m["change"]) else "vs baseline",
+                help="Days per 28 days over the recorded diary days of the window (SPEC §3); the change needs both "
+                "windows evaluable.",
+            )
+            baseline = "—" if pd.isna(m["baseline"]) else f"{m['baseline']:.1f}"
+            column.caption(
+                f"**{m['latest_label'].capitalize()}**: n = {m['latest_n']}"
+                f"{'' if m['latest_evaluable'] else ', :orange[not evaluable]'}"
+                f"  \n**Baseline {baseline}**: n = {m['baseline_n']}"
+                f"{'' if m['baseline_evaluable'] else ', not evaluable'}"
+            )
+        if status is not None and pd.notna(status["latest_mhd_pct_change"]):
+            columns[-1].metric(
+                "Change in headache days",
+                f"{status['latest_mhd_pct_change']:+.0f}%".replace("-", "−"),
+                border=True,
+                help="Change of headache days per 28 days from the baseline at the latest evaluable cycle "
+                "(SPEC §3 mhd_pct_change).",
+            )
+            columns[-1].caption(
+                f"**Cycle {int(status['latest_evaluable_cycle'])}** (latest evaluable): "
+                f"{status['baseline_mhd']:.1f} → {status['latest_mhd']:.1f} headache days / 28 d"
+            )
+        else:
+            columns[-1].metric("Change in headache days", "not evaluable", border=True)
+            columns[-1].caption("Needs an evaluable baseline with headache days and an evaluable cycle.")
     else:
-        map_caption = (
-            "PREEMPT: 155 U as 31 fixed sites of 5 U; follow-the-pain (FTP) extras up to 195 U / 39 sites are "
-            "the units above the fixed dose of a muscle and side."
-        )
-    show("injection_map", "Injection sites", map_figure, map_caption)
-    if len(session_sites):
-        with st.expander("Units per muscle and side (table)"):
-            render.table(
-                figures.muscle_table(session_sites),
-                key="patient_injections",
-                filename=f"{patient_id}_{chosen}_injections.csv",
+        st.info(f"No injection session up to the data cut-off ({analysis.as_of:%d %b %Y}); the diary is shown below.")
+
+    if status is not None:
+        with st.container(horizontal=True):
+            for text, tone in clinical.status_badges(status, config):
+                st.badge(text, color=BADGE_COLOURS[tone])
+
+        left, right = st.columns(2)
+        with left:
+            st.subheader("Suitability at baseline")
+            st.markdown(
+                "\n".join(f"- {MARKS[met]} {text}" for text, met in clinical.suitability_statements(status, config))
+            )
+        with right:
+            st.subheader("Stopping rules")
+
+            def conversion_mark(column: str) -> str:
+                return ":blue[:material/trending_down:]" if _yes(status[column]) else ":gray[:material/remove:]"
+
+            def rule_mark(state: str) -> str:
+                off = status["treatment_state"] in ("lapsed", "discontinued")
+                marks = {**STOPPING_MARKS, **OFF_TREATMENT_MARKS} if off else STOPPING_MARKS
+                return marks.get(state, MARKS["unknown"])
+
+            st.markdown(
+                f"- {rule_mark(status['nice_state'])} {status['nice_reason']}\n"
+                f"- {rule_mark(status['ehf_state'])} {status['ehf_reason']}\n"
+                f"- {conversion_mark('episodic_now')} {status['episodic_reason']}\n"
+                f"- {conversion_mark('ehf_episodic_now')} {status['ehf_episodic_reason']}"
             )
 
-with st.expander("Per-cycle numbers (the data behind the charts)"):
-    render.table(
-        report.readable_cycle_table(cycles),
-        key="patient_cycles",
-        filename=f"{patient_id}_cycles.csv",
-        caption="Rates per 28 recorded days; change is against the baseline and empty unless both are evaluable.",
+    # --- the charts
+
+    def show(key: str, heading: str, figure: object, caption: str) -> None:
+        ui_render.chart(figure, key=f"patient_{key}", caption=caption)
+        figure_list.append(report.ReportFigure(heading, figure, caption))
+
+    st.subheader("Diary")
+    show(
+        "calendar",
+        "Diary calendar",
+        figures.build_diary_calendar_figure(days, config.headache_min_hours),
+        "Grey: day not recorded (missing, never counted as headache-free). "
+        f"A headache day has ≥{config.headache_min_hours:g} h "
+        "of headache. Blue frame: injection day.",
+    )
+    show(
+        "rolling",
+        "Headache days per 28 days over time",
+        figures.build_rolling_headache_figure(days, cycles, config.min_completeness, params.period_days),
+        f"Each point counts headache days in the 28 days ending that day, per 28 recorded days; shown only when at "
+        f"least {config.min_completeness:.0%} of the 28 days were recorded (grey bands otherwise).",
     )
 
+    st.subheader("Cycles")
+    show(
+        "cycles",
+        "Per cycle against the baseline",
+        figures.build_cycle_bars_figure(cycles, config.responder_thresholds),
+        "Change in headache days from the baseline above each cycle; under each: days recorded / days in the window "
+        f"and completeness. A window is evaluable with ≥{config.min_completeness:.0%} of "
+        f"its days recorded and ≥{config.min_window_days} days; hatched bars are not evaluable and are not compared.",
+    )
+    show(
+        "weekly",
+        "Within-cycle weekly profile",
+        figures.build_weekly_profile_figure(
+            _one(tables.weekly, patient_id),
+            days,
+            _one(tables.cycle_profile, patient_id),
+            params.wearing_off_reference_weeks,
+            params.wearing_off_late_days,
+        ),
+        "Points: headache days in each week since the injection (weeks with fewer than "
+        f"{math.ceil(7 * (config.min_completeness - config.tolerance))} of 7 days recorded are gaps); thin lines: "
+        f"7-day moving average. Wearing-off: the last {params.wearing_off_late_days} days of a complete cycle are ≥"
+        f"{params.wearing_off_min_rise:g} headache days / 28 d and ≥{params.wearing_off_min_relative:.0%} above "
+        "weeks 3–8.",
+    )
 
-st.caption(f"Data as of {analysis.as_of:%d %b %Y} · {ctx.source_label}")
+    st.subheader("Side effects and questionnaires")
+    show(
+        "adverse_events",
+        "Adverse events by cycle",
+        figures.build_adverse_events_figure(
+            _one(tables.adverse_events, patient_id), cycles, analysis.as_of, "adverse_events" in tables.available
+        ),
+        "Bars run from onset to resolution, in days since the injection; hatched: not resolved by the data cut-off.",
+    )
+    questionnaires = _one(tables.questionnaires, patient_id)
+    show(
+        "questionnaires",
+        "HIT-6 and MIDAS",
+        figures.build_questionnaires_figure(questionnaires, cycles, "questionnaires" in tables.available),
+        f"n = {int((questionnaires['instrument'] == 'HIT-6').sum())} HIT-6 and "
+        f"{int((questionnaires['instrument'] == 'MIDAS').sum())} MIDAS scores. Bands: HIT-6 ≤49 little or no impact, "
+        "50–55 some, 56–59 substantial, ≥60 severe; MIDAS grade I 0–5, II 6–10, III 11–20, IV ≥21.",
+    )
+
+    st.subheader("Injection sites")
+    sessions = cycles[cycles["cycle"] >= 1]
+    if sessions.empty:
+        st.info("No injection session to show.")
+    else:
+        injections = _one(tables.injections, patient_id)
+        by_date = dataset.tables["sessions"].set_index(["patient_id", "session_date"])
+        labels = {}
+        for row in sessions.itertuples(index=False):
+            units = by_date["total_units"].get((patient_id, row.start_date))
+            units_text = f" · {units:g} U" if units is not None and pd.notna(units) else ""
+            labels[row.start_date.strftime("%Y-%m-%d")] = f"{row.start_date:%d %b %Y} · cycle {row.cycle}{units_text}"
+        options = list(labels)[::-1]
+        chosen = st.selectbox(
+            "Session",
+            options,
+            key="injection_session",
+            format_func=labels.__getitem__,
+            help="The latest session is shown first.",
+        )
+        chosen_date = pd.Timestamp(chosen)
+        session = sessions[sessions["start_date"] == chosen_date].iloc[0].rename({"start_date": "session_date"})
+        session_sites = injections[injections["session_date"] == chosen_date]
+        map_figure = figures.build_injection_site_map_figure(session_sites, session)
+        if "injections" not in tables.available:
+            map_caption = "No injections.csv in this dataset: the sites of each session are not recorded."
+        else:
+            map_caption = (
+                "PREEMPT: 155 U as 31 fixed sites of 5 U; follow-the-pain (FTP) extras up to 195 U / 39 sites are "
+                "the units above the fixed dose of a muscle and side."
+            )
+        show("injection_map", "Injection sites", map_figure, map_caption)
+        if len(session_sites):
+            with st.expander("Units per muscle and side (table)"):
+                ui_render.table(
+                    figures.muscle_table(session_sites),
+                    key="patient_injections",
+                    filename=f"{patient_id}_{chosen}_injections.csv",
+                )
+
+    with st.expander("Per-cycle numbers (the data behind the charts)"):
+        ui_render.table(
+            report.readable_cycle_table(cycles),
+            key="patient_cycles",
+            filename=f"{patient_id}_cycles.csv",
+            caption="Rates per 28 recorded days; change is against the baseline and empty unless both are evaluable.",
+        )
+
+    st.caption(f"Data as of {analysis.as_of:%d %b %Y} · {ctx.source_label}")
+
+
+if __name__ == "__main__":  # Streamlit ran this file on its own (legacy pages/ mode): see pages/__init__.py
+    run_dashboard_instead()

@@ -16,6 +16,29 @@ DASHBOARD = Path(__file__).resolve().parent.parent / "dashboard.py"
 DATA_DIR_VARIABLE = "OUTCOMES_DATA_DIR"
 
 
+def switch_page(at: AppTest, page: str) -> AppTest:
+    """``at.switch_page`` to the dashboard's page ``page`` (a file of pages/, e.g. "pages/clinic.py") for the next run.
+
+    Raises ``ValueError`` when the last run did not offer that page (one the user's role may not open),
+    as ``AppTest.switch_page`` does. The dashboard's pages are functions (``st.Page(clinic.render,
+    url_path="clinic")``), and Streamlit 1.67's ``AppTest.switch_page`` matches a file against the script
+    paths of the pages ``st.navigation`` registered, which function pages do not have: after the first
+    run it would refuse every page. A page's url_path is its file's name, so the registered url_paths are
+    checked here and the switch is made as before the first run (by the file's name). AppTest offers no
+    public view of the registered pages, hence its ``_registered_pages``.
+    """
+    url_path = Path(page).stem
+    registered = at._registered_pages
+    if registered and all(info.get("url_pathname") != url_path for info in registered.values()):
+        known = sorted(str(info.get("url_pathname")) for info in registered.values())
+        raise ValueError(f"Could not find a navigation page for {page!r}. Known pages: {known}.")
+    at._registered_pages = {}
+    try:
+        return at.switch_page(page)
+    finally:
+        at._registered_pages = registered
+
+
 def open_app_page(
     monkeypatch: pytest.MonkeyPatch,
     page: str,
@@ -32,7 +55,7 @@ def open_app_page(
     else:
         monkeypatch.setenv(DATA_DIR_VARIABLE, str(folder))
     at = AppTest.from_file(str(DASHBOARD), default_timeout=timeout)
-    at.switch_page(page)
+    switch_page(at, page)
     for name, value in (query or {}).items():
         at.query_params[name] = value
     at.run()

@@ -8,6 +8,8 @@ hand-written folders from the ``write_dataset`` fixture.
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
 import re
 import subprocess
@@ -16,12 +18,13 @@ from pathlib import Path
 
 import pytest
 import streamlit as st
+from page_helpers import switch_page
 from streamlit.testing.v1 import AppTest
 
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.pipeline import analyse
 from analytics.ingest.load import load_dataset
-from ui import state
+from ui import auth, context, state
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DASHBOARD = str(PROJECT_DIR / "dashboard.py")
@@ -53,7 +56,7 @@ def on_sample(sample_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def app_on(page: str) -> AppTest:
     at = AppTest.from_file(DASHBOARD, default_timeout=120)
-    at.switch_page(f"pages/{page}.py")
+    switch_page(at, f"pages/{page}.py")
     return at
 
 
@@ -163,10 +166,10 @@ def test_parameters_and_source_survive_a_page_switch(on_sample: Path) -> None:
     at = app_on("data")
     at.run()
     at.number_input(key="headache_min_hours").set_value(6.0).run()
-    at.switch_page("pages/outcomes.py").run()
+    switch_page(at, "pages/outcomes.py").run()
     assert at.number_input(key="headache_min_hours").value == 6.0
     assert any("headache_min_hours = 6.0 (default 4.0)" in w for w in texts(at.warning))
-    assert at.session_state[state.CONTEXT_KEY].config.headache_min_hours == 6.0
+    assert at.session_state[context.CONTEXT_KEY].config.headache_min_hours == 6.0
 
 
 class _Counter:
@@ -191,7 +194,7 @@ def test_reruns_and_page_switches_do_not_load_or_compute_again(
     at = app_on("data")
     at.run()
     at.run()
-    at.switch_page("pages/clinic.py").run()
+    switch_page(at, "pages/clinic.py").run()
     assert (loads.calls, analyses.calls) == (1, 1)
 
     at.slider(key="min_completeness").set_value(0.5).run()  # new parameters: analyse, do not load
@@ -251,3 +254,94 @@ def test_config_toml_is_production_and_shares_the_plotly_colours() -> None:
     assert config["theme"]["textColor"].lower() == theme.TEXT.lower()
     assert config["theme"]["backgroundColor"].lower() == "#ffffff"
     assert [c.lower() for c in config["theme"]["chartCategoricalColors"]] == [c.lower() for c in theme.SEQUENCE]
+
+
+# --- the shell's structure -------------------------------------------------------------------------
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """The modules a file imports (``from a import b`` counts as a and a.b), at any depth in the file."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def test_ui_modules_form_layers_without_cycles() -> None:
+    graph = {
+        f"ui.{path.stem}": {name for name in _imported_modules(path) if name.startswith("ui.")}
+        for path in (PROJECT_DIR / "ui").glob("*.py") if path.stem != "__init__"
+    }
+    # The shared context is the bottom layer; state (data) and auth (users) both read it, never each other.
+    assert graph["ui.context"] == set()
+    assert "ui.auth" not in graph["ui.state"] and "ui.state" not in graph["ui.auth"]
+
+    def reaches(start: str, goal: str, seen: frozenset[str] = frozenset()) -> bool:
+        return any(nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt}))
+                   for nxt in graph.get(start, ()))
+
+    assert not [module for module in graph if reaches(module, module)], graph
+
+
+def test_no_private_streamlit_api_in_the_app() -> None:
+    files = [PROJECT_DIR / "dashboard.py", *(PROJECT_DIR / "ui").glob("*.py"), *(PROJECT_DIR / "pages").glob("*.py")]
+    for path in files:
+        private = sorted(name for name in _imported_modules(path)
+                         if name.startswith("streamlit.") and not name.startswith("streamlit.testing"))
+        assert not private, f"{path.name} imports {private}"
+        assert "PagesManager" not in path.read_text() and "._url_path" not in path.read_text(), path.name
+
+
+def _import_the_pages() -> None:
+    import importlib
+
+    import streamlit as st
+
+    for name in ("patient", "clinic", "outcomes", "data", "audit"):
+        module = importlib.import_module(f"pages.{name}")
+        assert callable(module.render)
+    st.session_state["imported"] = True
+
+
+def test_importing_a_page_shows_nothing() -> None:
+    at = AppTest.from_function(_import_the_pages, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["imported"] and not at.main.children and not at.sidebar.children
+
+
+@pytest.mark.parametrize("page", (*PAGES, "audit"))
+def test_a_page_file_run_on_its_own_shows_no_data(on_sample: Path, page: str) -> None:
+    """Run as the app's main script, a page file hands over once, then only says how to start the app."""
+    at = AppTest.from_file(str(PROJECT_DIR / "pages" / f"{page}.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    assert texts(at.info) == ["This file is a page of the Botox outcomes dashboard: start it with "
+                              "`streamlit run dashboard.py`."]
+    assert not at.title and not at.dataframe and not at.get("plotly_chart") and not at.metric
+    assert not at.sidebar.children
+
+
+def _linked_table() -> None:
+    import pandas as pd
+
+    from ui import render
+
+    frame = pd.DataFrame({"patient": ["P00001", "P00002"], "cycles": [3, 1]})
+    render.table(frame, key="linked", filename="linked.csv", links={"patient": "/patient?patient="})
+
+
+def test_a_table_shows_link_columns_as_links_and_downloads_the_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    downloads: list[bytes] = []
+    monkeypatch.setattr(auth, "table_download", lambda frame, filename, key, csv: downloads.append(csv(frame)))
+    at = AppTest.from_function(_linked_table, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    shown = at.dataframe[0]
+    assert shown.value["patient"].tolist() == ["/patient?patient=P00001", "/patient?patient=P00002"]
+    link = json.loads(shown.proto.columns)["patient"]["type_config"]
+    assert link["type"] == "link" and link["display_text"] == r"/patient\?patient=(.*)"  # shows the id
+    assert downloads[0].decode().splitlines() == ["patient,cycles", "P00001,3", "P00002,1"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from page_helpers import switch_page
 from streamlit.testing.v1 import AppTest
 
 from analytics.privacy import audit
@@ -122,7 +123,7 @@ def visible_ids(at: AppTest) -> set[str]:
 def no_page(at: AppTest, page: str) -> bool:
     """The page is not registered in this user's navigation, so it cannot be opened at all."""
     try:
-        at.switch_page(f"pages/{page}.py")
+        switch_page(at, f"pages/{page}.py")
     except ValueError as exc:
         return "Could not find a navigation page" in str(exc)
     return False
@@ -139,7 +140,7 @@ def test_local_mode_shows_its_banner_and_everything(audit_log: Path) -> None:
     banner = "Local single-user mode: no login; everyone with access to this computer sees all data"
     assert banner in at.markdown[0].value
     assert visible_ids(at) >= NORTH | OTHERS
-    at.switch_page("pages/audit.py")
+    switch_page(at, "pages/audit.py")
     at.run()
     assert not at.exception
     assert at.title[0].value == "Audit trail"
@@ -202,7 +203,7 @@ def test_doctor_sees_only_north_patients(app: Callable[..., AppTest], audit_log:
     opened = [(e["user"], e["patient_id"]) for e in events(audit_log) if e["event"] == "open_patient"]
     assert opened == [("dr.north@clinic.example", first), ("dr.north@clinic.example", other)]
 
-    at.switch_page("pages/data.py")
+    switch_page(at, "pages/data.py")
     at.run()
     assert not at.exception
     rejected = next(df.value for df in at.dataframe if "reason" in df.value.columns and "line" in df.value.columns)
@@ -222,7 +223,7 @@ def test_manager_sees_the_clinic_page_without_patient_level_exports(app: Callabl
     configs = [json.loads(frame.proto.columns or "{}") for frame in at.dataframe]
     patient_columns = [c["patient"] for c in configs if "patient" in c]
     assert patient_columns and all(c.get("type_config", {}).get("type") != "link" for c in patient_columns)
-    at.switch_page("pages/data.py")
+    switch_page(at, "pages/data.py")
     at.run()
     assert not at.exception
     shown = texts(at)
@@ -230,7 +231,7 @@ def test_manager_sees_the_clinic_page_without_patient_level_exports(app: Callabl
     assert "Download CSV: not available — your role (manager) may not export patient-level data" in shown
     assert "patient_cycles.csv: not available" in shown and "rejected_rows.csv: not available" in shown
     assert {b.label for b in at.get("download_button")} >= {"cohort_cycles.csv", "manifest.json"}
-    at.switch_page("pages/outcomes.py")
+    switch_page(at, "pages/outcomes.py")
     at.run()
     assert not at.exception
 
@@ -254,7 +255,7 @@ def test_admin_gets_the_audit_page(app: Callable[..., AppTest], audit_log: Path)
     at.run()
     assert not at.exception
     assert visible_ids(at) >= NORTH | OTHERS
-    at.switch_page("pages/audit.py")
+    switch_page(at, "pages/audit.py")
     at.run()
     assert not at.exception
     log = at.dataframe[0].value
@@ -276,10 +277,10 @@ def _download_script(data_dir: str, min_cell: int | None) -> None:
 
     from analytics.definitions.pipeline import analyse
     from analytics.ingest.load import load_dataset
-    from ui import auth, render
+    from ui import auth, context, render
 
-    st.session_state[auth.USER_KEY] = auth.User("boss.north@clinic.example", "Boss", "manager", ("North",),
-                                                min_cell=min_cell)
+    st.session_state[context.USER_KEY] = context.User("boss.north@clinic.example", "Boss", "manager", ("North",),
+                                                      min_cell=min_cell)
     st.session_state[auth.PAGE_KEY] = "clinic"
     st.query_params["clinic"] = "North"
     st.query_params["min_completeness"] = "0.8"  # an analysis parameter: recorded with the parameters

@@ -100,10 +100,6 @@ def hand(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     return SimpleNamespace(dataset=dataset, analysis=analysis, view=view)
 
 
-def ids(links: pd.Series) -> list[str]:
-    return [link.removeprefix("/patient?patient=") for link in links]
-
-
 def test_roster_status_as_of_the_cut_off(hand: SimpleNamespace) -> None:
     register = clinic.session_register(hand.dataset, hand.analysis.as_of)
     roster = clinic.patient_roster(hand.dataset, register, hand.analysis).set_index("patient_id")
@@ -225,10 +221,10 @@ def test_worklists(hand: SimpleNamespace) -> None:
     # ≤ 182). The clinic's earlier definition listed both as overdue.
     assert lists["overdue"].empty
     lapsed = lists["lapsed"]
-    assert ids(lapsed["patient"]) == ["B", "E"]  # longest wait first: 260 and 213 days
+    assert lapsed["patient"].tolist() == ["B", "E"]  # longest wait first: 260 and 213 days
     assert lapsed["next_due"].tolist() == [pd.Timestamp("2024-07-08"), pd.Timestamp("2024-08-24")]  # + 84 days
     assert lapsed["days_overdue"].tolist() == [162, 115]  # days past 98
-    assert lapsed["patient"].iloc[0] == "/patient?patient=B"
+    assert lapsed["patient"].iloc[0] == "B"  # plain ids, so a worklist's CSV holds ids (the page shows links)
     # Stop indicated among patients still on treatment: none. B's NICE "stop" (−25% at cycle 2) stands, but B is
     # lapsed; A's three 28-day periods under 15 headache days do not count because A's baseline had no migraine
     # day (not chronic migraine, SPEC §5.3). The earlier list had B (NICE) and A ("episodic").
@@ -236,11 +232,11 @@ def test_worklists(hand: SimpleNamespace) -> None:
     assert status.loc["B", "nice_state"] == "stop" and bool(status.loc["B", "stop_indicated"]) is True
     assert bool(status.loc["A", "chronic_at_baseline"]) is False and pd.isna(status.loc["A", "episodic_now"])
     assert lists["stop_indicated"].empty
-    assert ids(lists["diary"]["patient"]) == ["A"]
+    assert lists["diary"]["patient"].tolist() == ["A"]
     assert lists["diary"][["recorded_days", "elapsed_days"]].iloc[0].tolist() == [40, 79]
     recent = lists["adverse_events"]
     # Only D's ptosis (onset 12-05) is in the 30 days to 12-31; D's neck pain has no onset, its session was 11-20.
-    assert ids(recent["patient"]) == ["D"] and recent["event"].tolist() == ["eyelid_ptosis"]
+    assert recent["patient"].tolist() == ["D"] and recent["event"].tolist() == ["eyelid_ptosis"]
     assert recent["days_since"].tolist() == [26] and recent["injector"].tolist() == ["INJ3"]
 
 
@@ -250,7 +246,7 @@ def test_filters(hand: SimpleNamespace) -> None:
 
     north = view(clinic="North")
     assert (north.activity.active, north.activity.ever_treated, north.activity.sessions_in_period) == (1, 2, 6)
-    assert ids(north.worklists["lapsed"]["patient"]) == ["B"]
+    assert north.worklists["lapsed"]["patient"].tolist() == ["B"]
     # Injector INJ1: its sessions (A's 1st, 3rd and 4th) and the intervals ending there (98, 105);
     # patient-level figures follow the patients whose first session it gave (A).
     inj1 = view(injector="INJ1")
@@ -263,7 +259,7 @@ def test_filters(hand: SimpleNamespace) -> None:
     assert sorted(spring.intervals["interval_days"].tolist()) == [74, 84]
     assert spring.retention["started_n"].iloc[0] == 2
     assert spring.persistence["patient_id"].tolist() == ["C", "E"]
-    assert ids(spring.worklists["lapsed"]["patient"]) == ["B", "E"]  # worklists are as of the cut-off
+    assert spring.worklists["lapsed"]["patient"].tolist() == ["B", "E"]  # worklists are as of the cut-off
     not_recorded = view(clinic=clinic.NOT_RECORDED)
     assert not_recorded.activity.ever_treated == 1 and not_recorded.activity.sessions_in_period == 1
 
@@ -352,15 +348,15 @@ def test_worklists_follow_treatment_state_and_stop_indicated(worklist_case: Simp
     lists = worklist_case.view.worklists
     # Overdue: 149 days each, then by id. Lapsed: P3 only. The discontinued P4 is on no list; P5's earlier
     # discontinuation was followed by a new start, so it counts as active.
-    assert ids(lists["overdue"]["patient"]) == ["P2", "P7"]
+    assert lists["overdue"]["patient"].tolist() == ["P2", "P7"]
     assert lists["overdue"]["next_due"].tolist() == [pd.Timestamp("2025-04-26")] * 2  # 2025-02-01 + 84
     assert lists["overdue"]["days_overdue"].tolist() == [51, 51]  # 149 − 98
-    assert ids(lists["lapsed"]["patient"]) == ["P3"]
+    assert lists["lapsed"]["patient"].tolist() == ["P3"]
     assert lists["lapsed"]["days_since_last_session"].tolist() == [241]
     # Stop indicated and still on treatment, next due first: P2 (due 2025-04-26, episodic now) and P1 (due
     # 2025-06-18, NICE 30%). Not P3 (lapsed), P4 (discontinued), P6 (never chronic) or P7 (not episodic now).
     stop = lists["stop_indicated"]
-    assert ids(stop["patient"]) == ["P2", "P1"]
+    assert stop["patient"].tolist() == ["P2", "P1"]
     assert stop["rules"].tolist() == ["episodic now", "NICE 30%"]
     assert stop["treatment_state"].tolist() == ["overdue", "active"]
     assert stop["latest_mhd_pct_change"].round(6).tolist() == [-75.0, -15.0]  # 5 and 17 against 20 per 28 days
@@ -419,8 +415,8 @@ def test_invariants_on_a_synthetic_cohort(synthetic: SimpleNamespace, flt: clini
     # Rates stay empty, never 0, where a unit has no evaluable patient.
     units = view.clinic_funnel.units
     assert units.loc[units["evaluable_n"] == 0, "rate"].isna().all()
-    # Every worklist patient link points at a patient of the selection.
-    selected = set(clinic.patient_link(view.current_cycles["patient_id"]))
+    # Every worklist patient is a patient of the selection.
+    selected = set(view.current_cycles["patient_id"])
     assert set(view.worklists["diary"]["patient"]) <= selected
     config = synthetic.analysis.config
     overdue_days = view.worklists["overdue"]["days_since_last_session"]
@@ -433,8 +429,7 @@ def test_invariants_on_a_synthetic_cohort(synthetic: SimpleNamespace, flt: clini
                                    synthetic.analysis)
     chosen = roster[roster["clinic"].eq(flt.clinic or roster["clinic"])
                     & roster["first_injector"].eq(flt.injector or roster["first_injector"])]
-    wanted = set(clinic.patient_link(status.loc[on_treatment, "patient_id"])) & set(clinic.patient_link(
-        chosen["patient_id"]))
+    wanted = set(status.loc[on_treatment, "patient_id"]) & set(chosen["patient_id"])
     assert len(wanted) > 0 or flt.injector is not None
     assert set(view.worklists["stop_indicated"]["patient"]) == wanted
 
@@ -466,3 +461,34 @@ def test_safety_view_adds_wilson_intervals_and_the_published_figures(hand: Simpl
 def test_safety_view_is_empty_without_the_file(tmp_path, write_dataset) -> None:
     folder = write_dataset(tmp_path, sessions=SESSIONS, diary="patient_id,date,headache_hours\nA,2024-01-02,0\n")
     assert clinic.safety_view(analyse(load_dataset(folder), AnalysisConfig(as_of=AS_OF))) is None
+
+
+def test_worklist_cells_are_never_empty_so_no_none_is_shown(hand: SimpleNamespace) -> None:
+    # D's ptosis (onset 12-05) has no resolved date; give it no severity and no 'serious' either.
+    events = hand.dataset.tables["adverse_events"].copy()
+    ptosis = events["event"] == "eyelid_ptosis"
+    events.loc[ptosis, "severity"] = pd.NA
+    events["serious"] = events["serious"].mask(ptosis)
+    register = clinic.session_register(hand.dataset, hand.analysis.as_of)
+    recent = clinic.recent_adverse_events(events, register, hand.analysis.as_of, clinic.ClinicFilter())
+    row = recent.iloc[0]
+    assert (row["event"], row["onset_date"]) == ("eyelid_ptosis", pd.Timestamp("2024-12-05"))  # kept as a date
+    assert (row["severity"], row["serious"], row["resolved_date"]) == ("—", "—", "—")
+    assert not recent.isna().any().any() and not (recent.astype(str) == "None").any().any()
+    # A stop-indicated patient on treatment without an evaluable cycle (episodic now only): '—', not None.
+    roster = pd.DataFrame(
+        {
+            "patient_id": ["P1", "P2"], "clinic": ["North", "North"], "treatment_state": ["active", "overdue"],
+            "stop_indicated": pd.array([True, True], dtype="boolean"), "next_due": pd.to_datetime(["2025-01-10"] * 2),
+            "days_overdue": pd.array([0, 12], dtype="Int64"), "nice_state": ["pending", "stop"],
+            "ehf_state": ["pending", "stop"], "episodic_now": pd.array([True, False], dtype="boolean"),
+            "latest_evaluable_cycle": pd.array([pd.NA, 3], dtype="Int64"),
+            "latest_mhd_pct_change": [np.nan, -12.04], "last_session": pd.to_datetime(["2024-10-12"] * 2),
+            "n_sessions": [2, 3],
+        }
+    )
+    stop = clinic.stop_indicated_worklist(roster, AnalysisConfig()).set_index("patient")
+    assert stop.loc["/patient?patient=P1", ["latest_evaluable_cycle", "latest_mhd_pct_change"]].tolist() == ["—", "—"]
+    assert stop.loc["/patient?patient=P2", ["latest_evaluable_cycle", "latest_mhd_pct_change"]].tolist() == ["3", "-12"]
+    assert stop["next_due"].dtype.kind == "M" and not stop.isna().any().any()
+    assert clinic.filled_cells(pd.DataFrame({"change": [-0.04, np.nan]}))["change"].tolist() == ["0", "—"]

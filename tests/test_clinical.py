@@ -532,3 +532,49 @@ def test_degenerate_datasets_give_reasons_not_errors(sessions, diary, treated, e
         assert row["nice_state"] == "not assessable" and "baseline not evaluable" in row["nice_reason"]
         assert episodic in row["episodic_reason"] and pd.isna(row["episodic_converted_on"])
         assert row["response_class"] == clinical.NOT_EVALUABLE
+
+
+def test_cycle_flags_overuse_per_window_and_late_reinjection_per_session():
+    # Two patients' windows by hand. overuse_acute_days = 10 and on_time_max_days = 98 (SPEC §5 defaults).
+    cycles = pd.DataFrame(
+        {
+            "patient_id": ["A"] * 5 + ["B"] * 2,
+            "cycle": [0, 1, 2, 3, 4, 0, 1],
+            "start_date": pd.to_datetime(
+                ["2024-02-02", "2024-03-01", "2024-05-24", "2024-09-13", "2024-12-06", "2024-01-04", "2024-02-01"]
+            ),
+            "amd": [12.0, 9.0, 10.0 - 1e-12, 28.0, 0.0, np.nan, 15.0],
+            "evaluable": [True, True, True, False, True, True, True],
+        }
+    )
+    flags = clinical.cycle_flags(cycles, AnalysisConfig())
+    # A: 12 ≥ 10; 9 < 10; 10 − 1e-12 meets "at least 10" within the 1e-9 tolerance; 28 but not evaluable: empty.
+    # B: no acute-medication value at baseline: empty.
+    assert flags["overuse"].tolist() == [True, False, True, pd.NA, False, pd.NA, True]
+    # Intervals: 03-01 → 05-24 = 84, 05-24 → 09-13 = 112 (> 98: 14 days late), 09-13 → 12-06 = 84.
+    assert flags["interval_days"].tolist() == [pd.NA, pd.NA, 84, 112, 84, pd.NA, pd.NA]
+    assert flags["late_reinjection"].tolist() == [pd.NA, pd.NA, False, True, False, pd.NA, pd.NA]
+    assert flags["days_late"].tolist() == [pd.NA, pd.NA, pd.NA, 14, pd.NA, pd.NA, pd.NA]
+    # An interval of exactly on_time_max_days is on time; one day more is late.
+    edge = clinical.cycle_flags(cycles, AnalysisConfig(on_time_max_days=112))
+    assert edge["late_reinjection"].tolist()[2:5] == [False, False, False]
+    assert cycles.columns.tolist() == ["patient_id", "cycle", "start_date", "amd", "evaluable"]  # not modified
+
+
+def test_a_change_that_rounds_to_zero_is_shown_as_zero_not_minus_zero():
+    # Headache days 10.00 → 9.96 per 28 days: a change of −0.04, shown with one decimal as 0.0 (never "−0.0").
+    cycles = pd.DataFrame(
+        {
+            "cycle": [0, 1], "status": ["baseline", "complete"], "mhd": [10.0, 9.96], "mmd": [np.nan, np.nan],
+            "amd": [4.0, 4.0], "recorded_days": [28, 84], "window_days": [28, 84], "evaluable": [True, True],
+        }
+    )
+    headache, _, acute = clinical.header_measures(cycles)
+    assert headache["change"] == pytest.approx(-0.04)
+    assert headache["change_shown"] == 0.0 and str(headache["change_shown"]) == "0.0"
+    assert acute["change_shown"] == 0.0 and str(acute["change_shown"]) == "0.0"  # 4.0 − 4.0
+    assert clinical.header_measures(cycles.assign(mhd=[10.0, 7.46]))[0]["change_shown"] == -2.5
+    assert clinical.header_measures(cycles.assign(evaluable=[False, True]))[0]["change_shown"] is None
+    assert clinical.shown_change(-0.04) == 0.0 and str(clinical.shown_change(-0.04)) == "0.0"
+    assert [clinical.signed(v, 0, "%") for v in (-0.3, 0.4, -18.4, 12.0, np.nan)] == ["0%", "0%", "−18%", "+12%", "—"]
+    assert clinical.signed(-0.04, 1) == "0.0" and clinical.signed(3, 1) == "+3.0"

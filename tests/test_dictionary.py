@@ -222,3 +222,21 @@ def test_the_combined_dictionary_has_every_part_and_writes_true_false() -> None:
     assert header.startswith("section,item,description,file,file_required")
     assert first.startswith("input column,sessions.csv:patient_id,Pseudonymous patient identifier.,sessions.csv,true,")
     assert "parameter,min_completeness," in text and ",0.8,0.7,true," in text
+
+
+def test_definition_sections_have_titles_for_readers_not_module_names() -> None:
+    table = dictionary.definition_dictionary(AnalysisConfig())
+    sections = dictionary.definition_sections(table)
+    titles = [title for title, _ in sections]
+    assert titles[:2] == ["Core definitions (SPEC §3)", "Patient status, stopping rules and safety (SPEC §5)"]
+    assert not [t for t in titles if "analytics" in t or t == dictionary.OTHER_SECTION]
+    assert sum(len(rows) for _, rows in sections) == len(table)  # every definition in exactly one section
+    by_title = dict(sections)
+    continuation = by_title["Should we continue? The clinic's own comparable patients"]
+    assert set(continuation["source"]) == {
+        "analytics.views.continuation", "analytics.views.continuation.PUBLISHED_CONTINUATION"
+    }
+    # A definition's source that names a function of a module falls under that module's title.
+    outcomes = dictionary.section_title("analytics.views.outcomes.mixed_model")
+    assert outcomes == "Outcomes page: cohort statistics and models"
+    assert dictionary.section_title("analytics.views.clinical_notes") == dictionary.OTHER_SECTION

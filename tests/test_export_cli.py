@@ -21,14 +21,17 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from analytics import __version__, cli
+from analytics.output.export import verify_export, write_atomically
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -83,7 +86,7 @@ COHORT_CYCLE_COLUMNS = [
     "new_responder_50_rate",
 ]
 BOOLEAN_COLUMNS = ["evaluable", "responder_30", "responder_50", "responder_75", "cumulative_responder_50"]
-OUTPUTS = ["patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv", "manifest.json"]
+OUTPUTS = ["patient_cycles.csv", "cohort_cycles.csv", "patient_status.csv", "rejected_rows.csv", "manifest.json"]
 
 
 def iso(d0: str, offset: int) -> str:
@@ -477,3 +480,226 @@ def test_a_successful_run_replaces_a_previous_export_and_keeps_other_files(defau
     for name in ("patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv"):
         assert (out / name).read_bytes() == (fresh / name).read_bytes(), name
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no staging folder is left"
+
+
+# --- a folder holds one whole export or is visibly incomplete -----------------------------------
+
+
+def export_kind(out: Path) -> str:
+    """Which export a folder's manifest lists: "full", "suppressed" or "none" (no manifest)."""
+    if not (out / "manifest.json").exists():
+        return "none"
+    listed = json.loads((out / "manifest.json").read_text())["export_files"]
+    return "suppressed" if "rejected_counts.csv" in listed else "full"
+
+
+def test_the_manifest_lists_every_file_with_its_sha256(default_export) -> None:
+    _, out, _, _, _ = default_export
+    listed = json.loads((out / "manifest.json").read_text())["export_files"]
+    assert sorted(listed) == sorted(OUTPUTS[:-1])
+    for name, entry in listed.items():
+        data = (out / name).read_bytes()
+        assert entry == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    assert verify_export(out) == []
+    assert cli.main(["verify", str(out)]) == 0
+
+
+def test_verify_export_finds_a_changed_a_missing_and_a_foreign_file(default_export, tmp_path, capsys) -> None:
+    _, fresh, _, _, _ = default_export
+    out = tmp_path / "out"
+    shutil.copytree(fresh, out)
+    (out / "cohort_cycles.csv").write_text("edited\n")
+    (out / "rejected_rows.csv").unlink()
+    (out / "rejected_counts.csv").write_text("file,reason,rows\n")
+    assert sorted(verify_export(out)) == [
+        "cohort_cycles.csv is not the file the manifest lists (SHA-256 differs)",
+        "rejected_counts.csv is not part of this export",
+        "rejected_rows.csv is missing",
+    ]
+    (out / "manifest.json").unlink()
+    assert verify_export(out) == ["no manifest.json: the export is incomplete (interrupted, or still being written)"]
+    assert cli.main(["verify", str(out)]) == 1
+    assert "not a whole export" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("failing_call", [1, 2, 3, 4, 5, 6])
+def test_a_failure_at_any_replacement_leaves_the_previous_whole_export(tmp_path, monkeypatch, failing_call) -> None:
+    # The previous export is a --min-cell one; the new one is a full export, which also removes its
+    # rejected_counts.csv (moves: the old manifest out, rejected_counts.csv out, three tables in, the new
+    # manifest in). Whichever move fails, everything is put back: the previous export, whole.
+    data = write(tmp_path / "data", dataset_files())
+    out = tmp_path / "out"
+    assert cli.main(["export", "--data", str(data), "--out", str(out), "--min-cell", "5"]) == 0
+    (out / "notes.txt").write_text("mine\n")
+    before = snapshot(out)
+    real_replace = os.replace
+    calls = []
+
+    def flaky_replace(src, dst, *args, **kwargs):
+        calls.append(dst)
+        if len(calls) == failing_call:
+            raise PermissionError(13, "Permission denied")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", flaky_replace)
+    assert cli.main(["export", "--data", str(data), "--out", str(out)]) == 4
+    monkeypatch.undo()
+    assert len(calls) >= failing_call
+    assert snapshot(out) == before
+    assert verify_export(out) == [] and export_kind(out) == "suppressed"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out"]
+
+
+def test_when_putting_back_fails_too_the_folder_has_no_manifest(tmp_path, monkeypatch) -> None:
+    data = write(tmp_path / "data", dataset_files())
+    out = tmp_path / "out"
+    assert cli.main(["export", "--data", str(data), "--out", str(out)]) == 0
+    real_replace = os.replace
+    calls = []
+
+    def failing_from_the_third(src, dst, *args, **kwargs):  # the disk fails for good
+        calls.append(dst)
+        if len(calls) >= 3:
+            raise OSError(5, "Input/output error")
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", failing_from_the_third)
+    assert cli.main(["export", "--data", str(data), "--out", str(out)]) == 4
+    monkeypatch.undo()
+    assert export_kind(out) == "none"  # a mix of tables, but visibly incomplete
+    assert verify_export(out)[0].startswith("no manifest.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out"]
+
+
+CRASHING_EXPORT = """
+import os, sys
+from analytics.cli import main
+
+real_replace, calls = os.replace, []
+
+def replace(src, dst, *args, **kwargs):
+    calls.append(dst)
+    if len(calls) > int(sys.argv[1]):
+        os._exit(9)  # killed: no clean-up, no putting back
+    return real_replace(src, dst, *args, **kwargs)
+
+os.replace = replace
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("moves_before_the_kill", [0, 1, 3, 4])
+def test_a_kill_between_replacements_leaves_a_whole_export_or_none_and_the_next_run_cleans_up(
+    tmp_path, moves_before_the_kill
+) -> None:
+    # Moves of a full export over a full one: the old manifest out (1), three tables in (2-4),
+    # the new manifest in (5).
+    data = write(tmp_path / "data", dataset_files())
+    out = tmp_path / "out"
+    assert cli.main(["export", "--data", str(data), "--out", str(out), "--as-of", "2024-04-15"]) == 0
+    killed = subprocess.run(
+        [sys.executable, "-c", CRASHING_EXPORT, str(moves_before_the_kill),
+         "export", "--data", str(data), "--out", str(out)],
+        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert killed.returncode == 9, killed.stderr
+    if moves_before_the_kill == 0:
+        assert verify_export(out) == []  # nothing moved yet: the previous export, whole
+    else:
+        assert export_kind(out) == "none"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out.staging-")]  # left by the kill
+    # The next export (a --min-cell one is refused while patient-level files are there) cleans up.
+    assert cli.main(["export", "--data", str(data), "--out", str(out)]) == 0
+    assert verify_export(out) == [] and export_kind(out) == "full"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "out"]
+
+
+def test_stale_staging_folders_are_removed_but_not_other_folders(tmp_path) -> None:
+    data = write(tmp_path / "data", dataset_files())
+    stale = tmp_path / ".out.staging-ab12cd34"
+    (stale / ".previous").mkdir(parents=True)
+    (stale / "patient_cycles.csv").write_text("patient_id\nP1\n")
+    (stale / ".previous" / "rejected_rows.csv").write_text("file,line,patient_id,reason\n")
+    older = tmp_path / ".out.k3j4h5g6"  # a staging folder of an earlier version
+    older.mkdir()
+    (older / "manifest.json").write_text("{}\n")
+    mine = tmp_path / ".out.notes123"  # named like one, but holds a file of the user's
+    mine.mkdir()
+    (mine / "notes.txt").write_text("mine\n")
+    other = tmp_path / ".out.backup"
+    other.mkdir()
+    assert cli.main(["export", "--data", str(data), "--out", str(tmp_path / "out")]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".out.backup", ".out.notes123", "data", "out"]
+
+
+def test_a_full_export_removes_the_files_of_a_previous_min_cell_export(tmp_path) -> None:
+    data = write(tmp_path / "data", dataset_files())
+    out = tmp_path / "out"
+    assert cli.main(["export", "--data", str(data), "--out", str(out), "--min-cell"]) == 0
+    (out / "notes.txt").write_text("mine\n")
+    assert cli.main(["export", "--data", str(data), "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted([*OUTPUTS, "notes.txt"])
+    assert verify_export(out) == []
+
+
+def test_a_min_cell_export_written_over_a_full_one_leaves_no_patient_level_file(tmp_path) -> None:
+    # The command refuses this (exit 2, test_suppression); the writer removes them all the same.
+    from analytics.definitions.pipeline import analyse
+    from analytics.ingest.load import load_dataset
+    from analytics.views.cohort_filter import CohortFilter, filtered_export
+
+    data = write(tmp_path / "data", dataset_files())
+    out = tmp_path / "out"
+    assert cli.main(["export", "--data", str(data), "--out", str(out)]) == 0
+    dataset = load_dataset(data)
+    write_atomically(filtered_export(analyse(dataset), dataset, CohortFilter(), min_cell=5), out)
+    assert sorted(p.name for p in out.iterdir()) == ["cohort_cycles.csv", "manifest.json", "rejected_counts.csv"]
+    assert verify_export(out) == []
+
+
+HOLDING_EXPORT = """
+import os, sys, time
+from pathlib import Path
+from analytics.cli import main
+
+real_replace, ready, go = os.replace, Path(sys.argv[1]), Path(sys.argv[2])
+
+def replace(src, dst, *args, **kwargs):  # stop before the first move until told to go on
+    if not ready.exists():
+        ready.touch()
+        deadline = time.monotonic() + 60
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return real_replace(src, dst, *args, **kwargs)
+
+os.replace = replace
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def test_a_second_export_into_the_same_folder_at_the_same_time_fails_with_exit_4(tmp_path) -> None:
+    data = write(tmp_path / "data", dataset_files())
+    out = tmp_path / "out"
+    assert cli.main(["export", "--data", str(data), "--out", str(out), "--min-cell"]) == 0
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    first = subprocess.Popen(
+        [sys.executable, "-c", HOLDING_EXPORT, str(ready), str(go), "export", "--data", str(data), "--out", str(out)],
+        cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = datetime.now(UTC) + timedelta(seconds=90)
+        while not ready.exists():
+            assert first.poll() is None and datetime.now(UTC) < deadline, "the first export did not start"
+            time.sleep(0.05)
+        during = snapshot(tmp_path)
+        second = run_export(data, out, "--as-of", "2024-04-15")
+        assert second.returncode == 4, second.stderr
+        assert "another export is writing into" in second.stderr
+        assert snapshot(tmp_path) == during  # the second touched nothing
+    finally:
+        go.touch()
+        _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert verify_export(out) == [] and export_kind(out) == "full"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "go", "out", "ready"]  # lock released
+    assert cli.main(["export", "--data", str(data), "--out", str(out), "--as-of", "2024-04-15"]) == 0

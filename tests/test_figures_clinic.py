@@ -127,6 +127,30 @@ def test_adverse_event_figure_shows_types_not_the_total() -> None:
     assert "n = 2 sessions" in fig.layout.title.text
 
 
+def test_adverse_event_bars_go_from_the_most_frequent_down_with_other_last() -> None:
+    sessions = pd.DataFrame({"patient_id": ["a"] * 10, "session_date": pd.date_range("2024-01-01", periods=10)})
+    counts = {"headache": 5, "neck_pain": 2, "eyelid_ptosis": 2, "other": 9}
+    events = pd.DataFrame(
+        [
+            {"patient_id": "a", "session_date": pd.Timestamp("2024-01-01"), "event": event,
+             "onset_date": pd.Timestamp("2024-01-02"), "serious": False}
+            for event, n in counts.items()
+            for _ in range(n)
+        ]
+    ).astype({"serious": "boolean"})
+    rates = clinic.adverse_event_rates(events, sessions, pd.Timestamp("2024-12-31"))
+    # 5 > 2 = 2 > 0 = … per 100 sessions; ties keep the vocabulary's order (neck pain before eyelid ptosis);
+    # "other" is the catch-all and goes last although it is the most frequent.
+    expected = ["headache", "neck_pain", "eyelid_ptosis", "injection_site_pain", "muscular_weakness",
+                "musculoskeletal_stiffness", "facial_paresis", "dysphagia", "other"]
+    assert figures.adverse_event_order(rates) == expected
+    fig = figures.build_adverse_event_figure(rates)
+    top_down = [e.replace("_", " ") for e in expected]
+    assert list(fig.layout.yaxis.categoryarray) == top_down[::-1]  # a horizontal chart lists from the bottom up
+    assert list(fig.data[0].y) == top_down[::-1]
+    assert list(fig.data[0].x) == pytest.approx([90, 0, 0, 0, 0, 0, 20, 20, 50])
+
+
 def test_completeness_figure_marks_the_threshold() -> None:
     current = pd.DataFrame({"completeness": [0.2, 0.65, 0.7, 0.95, 1.0]})
     fig = figures.build_completeness_figure(clinic.completeness_distribution(current, 0.7), 0.7)

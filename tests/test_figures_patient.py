@@ -238,3 +238,100 @@ def test_every_builder_has_a_readable_empty_state_smoke():
         figures.build_weekly_profile_figure(empty, empty, empty),
     ):
         assert fig.layout.annotations and fig.layout.annotations[0].text
+
+
+# --- medication overuse (MO) and late re-injections -------------------------------------------------
+#
+# A second patient, P2, with D1 = 2024-03-01 and sessions at offsets 0, 84, 196 and 280: the third came
+# 112 days after the second (14 past on_time_max_days = 98), the others after 84. Every diary day is
+# recorded except in cycle 3, which has only its first 20 days (not evaluable). Acute medication: 12 of the
+# 28 baseline days (12.0 per 28 d: overuse), 9 of every 28 days in cycle 1 (9.0: not), 10 of every 28 in
+# cycle 2 (10.0: exactly the threshold, overuse), every recorded day of cycle 3 (28.0, but not evaluable:
+# empty) and none in cycle 4 (0.0: not). So MO marks the baseline and cycle 2, and cycle 3 is the late one.
+
+
+def flagged_diary() -> str:
+    def acute(o: int) -> bool:
+        if o < 0:
+            return o < -16
+        if o < 84:
+            return o % 28 < 9
+        if o < 196:
+            return o % 28 < 10
+        return o < 280
+
+    days = [o for o in range(-28, 364) if not 216 <= o < 280]
+    lines = [f"P2,{at(o)},{5 if o % 2 == 0 else 0},false,1,{'true' if acute(o) else 'false'}" for o in days]
+    return "patient_id,date,headache_hours,migraine,severity,acute_medication\n" + "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="module")
+def flagged():
+    sessions = "patient_id,session_date\n" + "".join(f"P2,{at(o)}\n" for o in (0, 84, 196, 280))
+    dataset = load_dataset({"sessions.csv": sessions.encode(), "diary.csv": flagged_diary().encode()})
+    analysis = analyse(dataset)
+    tables = clinical.clinical_tables(analysis, dataset)
+    cycles = clinical.cycle_flags(analysis.patient_cycles, analysis.config).sort_values("cycle")
+    return analysis, tables, cycles
+
+
+def test_the_flagged_case_is_what_its_comment_says(flagged):
+    _, _, cycles = flagged
+    assert cycles["amd"].round(9).tolist() == [12.0, 9.0, 10.0, 28.0, 0.0]
+    assert cycles["evaluable"].tolist() == [True, True, True, False, True]
+    assert cycles["overuse"].tolist() == [True, False, True, pd.NA, False]
+    assert cycles["late_reinjection"].tolist() == [pd.NA, pd.NA, False, True, False]
+    assert cycles["interval_days"].tolist() == [pd.NA, pd.NA, 84, 112, 84]
+
+
+def test_cycle_bars_mark_medication_overuse_exactly_on_the_flagged_windows(flagged):
+    _, _, cycles = flagged
+    fig = figures.build_cycle_bars_figure(cycles, overuse_acute_days=10)
+    mo = [t for t in fig.data if t.name and t.name.startswith("MO")]
+    assert len(mo) == 1 and mo[0].name == "MO: medication overuse: acute medication on ≥10 days / 28 d"
+    # The baseline (x = 0) and cycle 2 (x = 2), over the right bar of three (offset 0.75 / 3 = 0.25).
+    assert list(mo[0].x) == pytest.approx([0.25, 2.25])
+    assert list(mo[0].y) == pytest.approx([12.0, 10.0])
+    assert list(mo[0].text) == ["MO", "MO"]
+    assert mo[0].showlegend is not False
+    # Without the flags the figure has no MO mark (the plain patient_cycles rows).
+    plain = figures.build_cycle_bars_figure(flagged[0].patient_cycles.sort_values("cycle"))
+    assert not any(t.name and t.name.startswith("MO") for t in plain.data)
+
+
+def test_calendar_annotates_the_late_reinjection(flagged):
+    analysis, tables, cycles = flagged
+    fig = figures.build_diary_calendar_figure(tables.days, analysis.config.headache_min_hours, cycles)
+    late = [t for t in fig.data if t.name and t.name.startswith("late re-injection")]
+    assert len(late) == 1
+    assert late[0].name == "late re-injection (more than 98 days after the previous session)"
+    # 2024-03-01 + 196 days = 2024-09-13: the row of September 2024 (row 7 from February), column 13.
+    assert list(zip(late[0].x, late[0].y, strict=True)) == [(13, 7)]
+    assert list(late[0].hovertext) == ["Cycle 3 started 112 days after the previous session (14 past 98)"]
+    notes = [a for a in fig.layout.annotations if a.text.startswith("late")]
+    assert [(a.text, a.y) for a in notes] == [("late: 112 d", 7)]
+    injections = next(t for t in fig.data if t.name == "injection day")
+    assert (13, 7) in list(zip(injections.x, injections.y, strict=True))  # the late session is an injection day
+    unflagged = figures.build_diary_calendar_figure(tables.days, analysis.config.headache_min_hours)
+    assert not any(t.name and t.name.startswith("late") for t in unflagged.data)
+
+
+def test_timeline_marks_overuse_windows_and_the_late_reinjection(flagged, case):
+    analysis, tables, cycles = flagged
+    fig = figures.build_rolling_headache_figure(
+        tables.days, cycles, analysis.config.min_completeness, overuse_acute_days=10
+    )
+    mo = next(t for t in fig.data if t.name and t.name.startswith("MO"))
+    starts = cycles.set_index("cycle")["start_date"]
+    ends = cycles.set_index("cycle")["end_date"]
+    segments = [pd.Timestamp(x) if x is not None else None for x in mo.x]
+    assert segments == [starts[0], ends[0], None, starts[2], ends[2], None]
+    late = next(t for t in fig.data if t.name and t.name.startswith("late re-injection"))
+    assert [pd.Timestamp(x) for x in late.x] == [pd.Timestamp(at(196))]
+    assert list(late.text) == ["late"]
+    # The first case has neither (intervals of 84 days, at most 2 acute-medication days per 28): no mark at all.
+    first_analysis, first_tables, first_cycles = case
+    none = figures.build_rolling_headache_figure(
+        first_tables.days, clinical.cycle_flags(first_cycles, first_analysis.config), 0.7, overuse_acute_days=10
+    )
+    assert not any(t.name and t.name.startswith(("MO", "late")) for t in none.data)

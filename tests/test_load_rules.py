@@ -884,3 +884,75 @@ def test_fixed_vocabularies_match_in_any_case_and_are_stored_canonically(load_fi
     assert dataset.tables["patients"]["sex"].tolist() == ["F"]
     assert dataset.tables["injections"][["muscle", "side"]].values.tolist() == [["temporalis", "left"]]
     assert dataset.tables["questionnaires"]["instrument"].tolist() == ["HIT-6"]
+
+
+# --- files that are not read, and what a refusal asks for ------------------------------------------
+
+
+def test_every_file_that_is_not_read_is_named_with_a_reason(load_files) -> None:
+    diary_parquet = _parquet(pd.read_csv(io.StringIO(ONE_DAY), dtype=str, keep_default_na=False))
+    ds = load_files(
+        sessions=ONE_SESSION,
+        diary=ONE_DAY,
+        extra={
+            "adverse-events.csv": "patient_id,session_date,event\nP1,2024-03-01,neck_pain\n",
+            "visits.csv": "patient_id,date\nP1,2024-03-01\n",
+            "diary.parquet": diary_parquet,
+            "Session.xlsx": b"PK\x03\x04",
+            "README.md": "notes",
+            ".DS_Store": b"\x00",  # hidden: an operating system's file, not the user's
+        },
+    )
+    assert [f.file for f in ds.files] == ["sessions.csv", "diary.csv"]
+    assert ds.files_not_read == [
+        ("README.md", "not a CSV or Parquet file"),
+        ("Session.xlsx", "not a CSV or Parquet file; to use it, save it as sessions.csv"),
+        ("adverse-events.csv", "not a file of the data format; did you mean adverse_events.csv?"),
+        ("diary.parquet", "the CSV (diary.csv) is read, the Parquet ignored"),
+        (
+            "visits.csv",
+            "not a file of the data format (its files are sessions.csv, diary.csv, patients.csv, injections.csv, "
+            "adverse_events.csv, questionnaires.csv)",
+        ),
+    ]
+    # adverse-events.csv was not read, so its row is nowhere: not accepted, not rejected.
+    assert ds.tables["adverse_events"].empty and ds.rejected.empty
+
+
+def test_uploaded_files_and_names_that_differ_only_in_case(tmp_path) -> None:
+    upload = {
+        "Sessions.csv": ONE_SESSION.encode(),
+        "sessions.csv": ONE_SESSION.encode(),
+        "diary.csv": ONE_DAY.encode(),
+        "patient.csv": b"patient_id\nP1\n",
+    }
+    ds = load_dataset(upload)
+    # Of two names that differ only in case, the first in sorted order is read (upper case sorts first).
+    assert [f.file for f in ds.files] == ["Sessions.csv", "diary.csv"]
+    assert ds.files_not_read == [
+        ("patient.csv", "not a file of the data format; did you mean patients.csv?"),
+        ("sessions.csv", "Sessions.csv is read: two files whose names differ only in case"),
+    ]
+    folder = tmp_path / "with_folder"
+    (folder / "old").mkdir(parents=True)
+    (folder / "sessions.csv").write_text(ONE_SESSION)
+    (folder / "diary.csv").write_text(ONE_DAY)
+    assert load_dataset(folder).files_not_read == [
+        ("old/", "a folder: only the files directly in the dataset folder are read")
+    ]
+
+
+def test_a_complete_dataset_has_no_file_left_unread(load_files) -> None:
+    assert load_files(sessions=ONE_SESSION, diary=ONE_DAY).files_not_read == []
+
+
+def test_a_refusal_for_a_missing_column_or_file_carries_the_columns_that_file_needs(write_dataset, tmp_path) -> None:
+    error = refusal(write_dataset, tmp_path, sessions=ONE_SESSION, diary="patient_id,date,migraine\n")
+    assert [c["column"] for c in error.needed_columns] == ["patient_id", "date", "headache_hours"]
+    assert error.needed_columns == schemas.required_columns("diary")
+    assert error.needed_columns[2]["valid_values"] == "number in [0, 24]"
+    assert all(c["meaning"] for c in error.needed_columns)
+    missing_file = refusal(write_dataset, tmp_path, diary=ONE_DAY)
+    assert [c["column"] for c in missing_file.needed_columns] == ["patient_id", "session_date"]
+    unparseable = refusal(write_dataset, tmp_path, sessions=ONE_SESSION, diary="")
+    assert unparseable.needed_columns == []  # not a missing file or column: nothing to list

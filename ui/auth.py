@@ -1,9 +1,10 @@
 """Who is using the dashboard and what they may see: login, roles, clinic scoping, guarded exports, audit.
 
-``dashboard.py`` calls ``navigation(pages)`` instead of ``st.navigation``: it identifies the user and
-offers only the pages their role may open (``analytics.privacy.access.PERMISSIONS``; admins also get the
-Audit page). ``ui.state`` passes every loaded dataset through ``scoped()`` before analysing it, so
-no page ever holds another clinic's patients; pages guard their downloads with ``download_button``
+``dashboard.py`` calls ``navigation(pages)`` instead of ``st.navigation``: it identifies the user
+(stored for the pages in ``ui.context``) and offers only the pages their role may open
+(``analytics.privacy.access.PERMISSIONS``; only admins get the Audit page). ``ui.state`` cuts every
+loaded dataset down to the user's scope before analysing it, so no page ever holds another clinic's
+patients; pages guard their downloads with ``download_button``
 (and ``ui.render.table`` with ``table_download``), which checks the role, enforces small-cell
 suppression and writes an ``export`` audit event when the file is actually downloaded; the patient
 page calls ``opened_patient``, or ``refused_patient`` for a patient id in the link that is not one
@@ -35,26 +36,23 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
-from streamlit.navigation.page import StreamlitPage
 
 from analytics.definitions.config import AnalysisConfig
 from analytics.errors import AnalyticsRefusal
-from analytics.ingest.load import Dataset
 from analytics.privacy import access, audit
 from analytics.privacy.deidentify import DeidentifyError, load_or_create_key
+from ui.context import USER_KEY, User, current, current_user
 
 logger = logging.getLogger("outcomes.auth")
 
 ACCESS_FILE_VARIABLE = "OUTCOMES_ACCESS_FILE"
 AUDIT_LOG_VARIABLE = "OUTCOMES_AUDIT_LOG"
 LOCAL_MODE_BANNER = "Local single-user mode: no login; everyone with access to this computer sees all data"
-AUDIT_PAGE = Path(__file__).resolve().parent.parent / "pages" / "audit.py"
-USER_KEY = "auth_user"
 PAGE_KEY = "auth_page"
 LOGGED_KEY = "auth_logged"
 OPENED_KEY = "auth_opened_patient"
@@ -62,25 +60,6 @@ REFUSALS_KEY = "auth_refusals"
 ANALYSIS_PARAMETERS = frozenset(f.name for f in fields(AnalysisConfig) if f.repr)
 REFUSED_UNKNOWN = "not in the access file"
 REFUSED_PATIENT = "patient not among the user's patients (another clinic's, or unknown)"
-
-
-@dataclass(frozen=True)
-class User:
-    """The person using this session, with what the access file grants them."""
-
-    email: str
-    name: str
-    role: str
-    clinics: access.Clinics
-    mode: str = "oidc"
-    """``oidc`` (signed in) or ``local`` (single-user mode, no login)."""
-    min_cell: int | None = None
-    """Small-cell suppression enforced on this user's exports (from the access file)."""
-    scope: access.Scope = field(default_factory=access.Scope, repr=False)
-
-    @property
-    def clinics_text(self) -> str:
-        return "all clinics" if self.clinics == access.ALL_CLINICS else ", ".join(self.clinics)
 
 
 LOCAL_USER = User(email="local", name="Local user", role="admin", clinics=access.ALL_CLINICS, mode="local")
@@ -121,11 +100,17 @@ def audit_log() -> audit.AuditLog:
     return audit.AuditLog(setting(AUDIT_LOG_VARIABLE) or audit.DEFAULT_AUDIT_LOG)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _policy(path: str, modified_ns: int, size: int) -> access.AccessPolicy | str:
+def _file_version(path: Path) -> tuple[str, int, int]:
+    """A file's path, modification time (ns) and size: changes whenever the file does."""
+    stat = path.stat()
+    return str(path), stat.st_mtime_ns, stat.st_size
+
+
+@st.cache_resource(max_entries=4, show_spinner=False, hash_funcs={type(Path()): _file_version})
+def _policy(path: Path) -> access.AccessPolicy | str:
     """The parsed access file, or the problem in words; re-read whenever the file changes."""
     try:
-        return access.load_access_file(Path(path))
+        return access.load_access_file(path)
     except access.AccessFileError as exc:
         return str(exc)
 
@@ -135,11 +120,12 @@ def access_policy() -> access.AccessPolicy:
     path = setting(ACCESS_FILE_VARIABLE)
     if not path:
         raise access.AccessFileError(f"no access file is configured ({ACCESS_FILE_VARIABLE})")
+    access_file = Path(path).expanduser()
     try:
-        stat = Path(path).expanduser().stat()
+        access_file.stat()  # here, so that the problem is named (the cache key stats it too)
     except OSError as exc:
         raise access.AccessFileError(f"the access file {path} cannot be read ({exc.strerror or exc})") from exc
-    policy = _policy(str(Path(path).expanduser()), stat.st_mtime_ns, stat.st_size)
+    policy = _policy(access_file)
     if isinstance(policy, str):
         raise access.AccessFileError(policy)
     return policy
@@ -296,13 +282,23 @@ def identify() -> User | Callable[[], None]:
     return user
 
 
-def page_name(page: StreamlitPage) -> str:
-    """The access-matrix name of a page: its url_path (which the default page reports as "")."""
-    return getattr(page, "_url_path", "") or page.url_path
+def _home(pages: Sequence[st.Page]) -> st.Page:
+    """The app's address without a page (``/``): opens the first of ``pages``, keeping the query parameters.
+
+    Streamlit serves the default page at ``/`` only, so a named page that were the default could not be
+    opened by its own address (``/patient`` would report "page not found"); every named page therefore
+    stays an ordinary page and this hidden one is the default.
+    """
+
+    def home() -> None:
+        query = {name: st.query_params.get_all(name) for name in st.query_params}
+        st.switch_page(pages[0], query_params=query)
+
+    return st.Page(home, title="Botox outcomes", url_path="home", default=True, visibility="hidden")
 
 
-def navigation(pages: Sequence[StreamlitPage]) -> StreamlitPage:
-    """``st.navigation`` over the pages this user may open (plus Audit for admins).
+def navigation(pages: Sequence[st.Page]) -> st.Page:
+    """``st.navigation`` over the pages this user may open (each page's ``url_path`` is its access-matrix name).
 
     Without a permitted user it draws the login or refusal screen and stops the run; the pages stay
     registered (hidden, never run) meanwhile, so that a link to a page shows that screen rather than
@@ -312,26 +308,19 @@ def navigation(pages: Sequence[StreamlitPage]) -> StreamlitPage:
     who = identify()
     if not isinstance(who, User):
         st.session_state.pop(USER_KEY, None)
-        st.navigation(list(pages), position="hidden")
+        st.navigation([_home(pages), *pages], position="hidden")
         who()
         st.stop()
     user = who
     st.session_state[USER_KEY] = user
     _audit_once(f"login:{user.email}", "login", user.email, user.role, mode=user.mode,
                 clinics=list(user.clinics) if user.clinics != access.ALL_CLINICS else access.ALL_CLINICS)
-    permitted = [page for page in pages if access.can_view(user.role, page_name(page))]
-    if access.can_view(user.role, "audit"):
-        permitted.append(st.Page(AUDIT_PAGE, title="Audit", icon=":material/policy:", url_path="audit"))
-    permitted += [st.Page(_page_refused(name), title="No access", url_path=name, visibility="hidden")
-                  for name in access.PAGES if not access.can_view(user.role, name)]
-    page = st.navigation(permitted)
-    st.session_state[PAGE_KEY] = page_name(page)
+    permitted = [page for page in pages if access.can_view(user.role, page.url_path)]
+    refused = [st.Page(_page_refused(name), title="No access", url_path=name, visibility="hidden")
+               for name in access.PAGES if not access.can_view(user.role, name)]
+    page = st.navigation([_home(permitted), *permitted, *refused])
+    st.session_state[PAGE_KEY] = page.url_path
     return page
-
-
-def current_user() -> User | None:
-    """The user identified for this run by ``navigation`` (``None`` before that, or when refused)."""
-    return st.session_state.get(USER_KEY)
 
 
 def identity() -> None:
@@ -391,31 +380,6 @@ def require_page(page: str) -> User:
     return user
 
 
-# --- scoping ---------------------------------------------------------------------------------------
-
-
-def _files_key(dataset: Dataset) -> tuple[tuple[str, str], ...]:
-    return tuple((f.file, f.sha256) for f in dataset.files)
-
-
-@st.cache_data(max_entries=8, show_spinner=False)
-def _scoped(files_key: tuple[tuple[str, str], ...], scope_tag: str, _dataset: Dataset, _scope: access.Scope) -> Dataset:
-    return access.apply_scope(_dataset, _scope)
-
-
-def scoped(dataset: Dataset, config: AnalysisConfig) -> tuple[Dataset, AnalysisConfig]:
-    """The part of ``dataset`` the current user may see, and the configuration to analyse it with.
-
-    Without an identified user nothing is visible (fail closed). See ``analytics.privacy.access`` for the
-    rules; the configuration differs from ``config`` only by a pinned as_of for clinic-scoped users.
-    """
-    user = current_user()
-    scope = user.scope if user is not None else access.Scope(clinics=())
-    if scope.everything:
-        return dataset, config
-    return _scoped(_files_key(dataset), scope.tag, dataset, scope), access.pinned_config(dataset, config, scope)
-
-
 # --- exports and audit events ----------------------------------------------------------------------
 
 
@@ -439,9 +403,7 @@ def can_export(kind: str, suppressed: bool = False) -> bool:
 
 def _view_record() -> dict[str, object]:
     """The view an export comes from: page, filter (query parameters) and analysis parameters."""
-    from ui import state  # imported here: ui.state imports this module
-
-    context = st.session_state.get(state.CONTEXT_KEY)
+    context = current()
     parameters: dict[str, object] = {}
     if context is not None and context.analysis is not None:
         parameters = context.analysis.config.parameters()

@@ -6,6 +6,10 @@ YYYY-MM-DD, empty for missing), the same writer as the export command.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from urllib.parse import quote
+
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -31,9 +35,19 @@ def chart(fig: go.Figure, key: str, caption: str | None = None) -> None:
         st.caption(caption)
 
 
-def table(frame: pd.DataFrame, key: str, filename: str, caption: str | None = None, **kwargs: object) -> None:
-    """A table with a CSV download of exactly what is shown."""
-    st.dataframe(frame, hide_index=True, key=f"{key}_table", **kwargs)
+def table(frame: pd.DataFrame, key: str, filename: str, caption: str | None = None,
+          links: Mapping[str, str] | None = None, **kwargs: object) -> None:
+    """A table with a CSV download of exactly what is shown.
+
+    ``links`` maps a column to the address its values are appended to (``{"patient": "/patient?patient="}``):
+    each value is shown as a link there, labelled with the value itself, and the CSV holds the values.
+    """
+    shown, column_config = frame, dict(kwargs.pop("column_config", None) or {})
+    for name, address in (links or {}).items():
+        shown = shown.assign(**{name: address + frame[name].astype(str).map(quote)})
+        column_config[name] = st.column_config.LinkColumn(name, display_text=re.escape(address) + "(.*)",
+                                                          help=f"Opens the {name}'s page")
+    st.dataframe(shown, hide_index=True, key=f"{key}_table", column_config=column_config or None, **kwargs)
     if caption:
         st.caption(caption)
     # The CSV is written when the button is clicked (not on every rerun), and clicking does not rerun the page;

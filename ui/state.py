@@ -1,16 +1,16 @@
-"""The app's shared state: which data, which parameters, the cached results, and the URL.
+"""Which data, which parameters, the cached results, and the URL.
 
 ``dashboard.py`` calls ``sidebar()`` once per run, before the page runs: it draws the data-source
-and parameter controls, loads and analyses through the caches and stores an ``AppContext`` in the
-session; ``banner()`` then tells the user, above every page, when the data were refused or the
-parameters differ from the SPEC defaults. Pages call ``context()`` (which stops the page when there
-is nothing to show) or ``current()`` (which does not).
+and parameter controls, loads the data, cuts them down to what the user may see (``scoped``),
+analyses them through the caches and stores the ``ui.context.AppContext`` the pages read;
+``banner()`` then tells the user, above every page, when the data were refused or the parameters
+differ from the SPEC defaults.
 
 Caching: a data source is identified cheaply first (a folder by its files' names, modification
 times and sizes; an upload by the SHA-256 of each file, computed once per uploaded file), so an
 unchanged source is never read or hashed again on a rerun; the analysis is keyed on the SHA-256 of
-every file the loader read and on the parameters. Refusals are cached too, so a refused upload is
-not re-validated on every click.
+every file the loader read and on the parameters (``ui.context.HASH_FUNCS``). Refusals are cached
+too, so a refused upload is not re-validated on every click.
 
 URL convention: the page is the path (``/patient``, ``/clinic``, ...); everything else that makes a
 view shareable is a query parameter named in lower_snake_case, one value as text (dates
@@ -24,24 +24,25 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import streamlit as st
-from streamlit.runtime.pages_manager import PagesManager
-from streamlit.runtime.uploaded_file_manager import UploadedFile
 
 from analytics.definitions.clinical import ClinicalTables, clinical_tables
 from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.definitions.pipeline import Analysis, analyse
-from analytics.ingest.archive import DATA_SUFFIXES, files_from_upload
-from analytics.ingest.load import Dataset, DatasetRefused, load_dataset
-from ui import auth
+from analytics.ingest.archive import files_from_upload
+from analytics.ingest.load import DATA_SUFFIXES, FOLDER_LIMITS, UPLOAD_LIMITS, Dataset, DatasetRefused, load_dataset
+from analytics.privacy import access
+from ui.context import CONTEXT_KEY, HASH_FUNCS, AppContext, current_user
 
 logger = logging.getLogger("outcomes.dashboard")
 
@@ -49,27 +50,18 @@ DATA_DIR_VARIABLE = "OUTCOMES_DATA_DIR"
 SAMPLE_LABEL = "Bundled sample data (synthetic)"
 FOLDER_LABEL = "Clinic data folder"
 UPLOAD_LABEL = "Upload files"
-DATA_PAGE = "pages/data.py"
-CONTEXT_KEY = "app_context"
 
 SourceKey = tuple[object, ...]
 Loaded = tuple[Dataset | None, str | None]
 
 
-@dataclass
-class AppContext:
-    """What every page needs: the source, the parameters and the results (or why there are none)."""
+class Upload(Protocol):
+    """What the sidebar uses of an uploaded file (``st.file_uploader`` returns such objects)."""
 
-    source_label: str
-    config: AnalysisConfig
-    dataset: Dataset | None = None
-    analysis: Analysis | None = None
-    refused: str | None = None
-    """Why the chosen data cannot be used (refused dataset or archive, missing folder), in plain words."""
-    notice: str | None = None
-    """What the user still has to do before there is anything to show (e.g. upload the files)."""
-    data_dir: Path | None = None
-    """The folder the data came from (sample data or the clinic folder); None for an upload."""
+    name: str
+    file_id: str
+
+    def getvalue(self) -> bytes: ...
 
 
 # --- the URL -------------------------------------------------------------------------------------
@@ -213,72 +205,75 @@ def configured_data_dir() -> Path | None:
     return Path(value).expanduser() if value else None
 
 
-@st.cache_data(max_entries=4, show_spinner="Reading and validating the data files…")
-def _load(source_key: SourceKey, _read: Callable[[], Mapping[str, bytes]]) -> Loaded:
-    """The dataset, or the refusal in words; keyed on ``source_key``, so ``_read`` runs on a miss only."""
-    try:
-        return load_dataset(_read()), None
-    except DatasetRefused as exc:
-        return None, str(exc)
-
-
-def content_key(dataset: Dataset) -> tuple[tuple[str, str], ...]:
-    """The SHA-256 of every file the loader read: what the analysis really depends on."""
-    return tuple((f.file, f.sha256) for f in dataset.files)
-
-
-# A few parameter sets per dataset; each entry holds the per-patient-day frame, so keep the count modest.
-@st.cache_data(max_entries=8, show_spinner="Computing cycles and cohort statistics…")
-def _analyse(
-    files_key: tuple[tuple[str, str], ...], parameters: str, _dataset: Dataset, _config: AnalysisConfig
-) -> Analysis:
-    return analyse(_dataset, _config)
-
-
-def parameters_key(config: AnalysisConfig) -> str:
-    """The parameters as one text, for keying a page's own caches together with ``content_key``."""
-    return json.dumps(config.parameters(), sort_keys=True)
-
-
-@st.cache_data(max_entries=8, show_spinner="Computing the patient-level definitions…")
-def _clinical(
-    files_key: tuple[tuple[str, str], ...], parameters: str, _analysis: Analysis, _dataset: Dataset
-) -> ClinicalTables:
-    return clinical_tables(_analysis, _dataset)
-
-
-def clinical(ctx: AppContext) -> ClinicalTables:
-    """``analytics.definitions.clinical.clinical_tables`` for the context's data and parameters, once for all pages."""
-    return _clinical(content_key(ctx.dataset), parameters_key(ctx.config), ctx.analysis, ctx.dataset)
-
-
-def compute(files: Mapping[str, bytes], config: AnalysisConfig) -> tuple[Dataset, Analysis]:
-    """Load and analyse files given as bytes through the caches; raises ``DatasetRefused``."""
-    digest = hashlib.sha256()
-    for name in sorted(files):
-        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
-    dataset, refusal = _load(("files", digest.hexdigest()), lambda: files)
-    if dataset is None:
-        raise DatasetRefused(refusal or "the dataset was refused", 2)
-    return dataset, _analyse(content_key(dataset), parameters_key(config), dataset, config)
-
-
-def _upload_key(uploads: Iterable[UploadedFile]) -> SourceKey:
-    """The uploaded files' names and SHA-256, hashed once per uploaded file (by its upload id)."""
-    known: dict[str, str] = st.session_state.get("_upload_sha256", {})
-    digests = {u.file_id: known.get(u.file_id) or hashlib.sha256(u.getvalue()).hexdigest() for u in uploads}
-    st.session_state["_upload_sha256"] = digests
-    return ("upload", tuple(sorted((u.name, digests[u.file_id]) for u in uploads)))
-
-
 @dataclass(frozen=True)
 class _Source:
+    """The chosen data source: what identifies its content (``key``) and how to read it, or why not."""
+
     label: str
     key: SourceKey | None = None
     read: Callable[[], Mapping[str, bytes]] | None = None
     refused: str | None = None
     notice: str | None = None
     folder: Path | None = None
+
+
+UPLOAD_READING = threading.BoundedSemaphore(1)
+
+
+@st.cache_data(max_entries=4, show_spinner="Reading and validating the data files…",
+               hash_funcs={_Source: lambda source: source.key})
+def _load(source: _Source) -> Loaded:
+    """The dataset, or the refusal in words; keyed on the source's ``key``, so it is read on a miss only.
+
+    An upload is held to ``UPLOAD_LIMITS`` (checked before its data are read, so a hostile file is
+    refused in a moment instead of taking the server's memory); a folder to ``FOLDER_LIMITS``. The
+    limits bound one upload; ``UPLOAD_READING`` lets one upload be read at a time, so that several
+    users uploading at once cannot add up to more than that (the others wait under the spinner).
+    """
+    upload = source.key is not None and source.key[0] == "upload"
+    try:
+        with UPLOAD_READING if upload else nullcontext():
+            return load_dataset(source.read(), UPLOAD_LIMITS if upload else FOLDER_LIMITS), None
+    except DatasetRefused as exc:
+        return None, str(exc)
+
+
+@st.cache_data(max_entries=8, show_spinner=False, hash_funcs=HASH_FUNCS)
+def _scoped(dataset: Dataset, scope: access.Scope) -> Dataset:
+    return access.apply_scope(dataset, scope)
+
+
+def scoped(dataset: Dataset, config: AnalysisConfig) -> tuple[Dataset, AnalysisConfig]:
+    """The part of ``dataset`` the current user may see, and the configuration to analyse it with.
+
+    Without an identified user nothing is visible (fail closed). See ``analytics.privacy.access`` for
+    the rules; the configuration differs from ``config`` only by a pinned as_of for clinic-scoped users.
+    """
+    user = current_user()
+    scope = user.scope if user is not None else access.Scope(clinics=())
+    if scope.everything:
+        return dataset, config
+    return _scoped(dataset, scope), access.pinned_config(dataset, config, scope)
+
+
+# A few parameter sets per dataset; each entry holds the per-patient-day frame, so keep the count modest.
+@st.cache_data(max_entries=8, show_spinner="Computing cycles and cohort statistics…", hash_funcs=HASH_FUNCS)
+def _analyse(dataset: Dataset, config: AnalysisConfig) -> Analysis:
+    return analyse(dataset, config)
+
+
+@st.cache_data(max_entries=8, show_spinner="Computing the patient-level definitions…", hash_funcs=HASH_FUNCS)
+def clinical(ctx: AppContext) -> ClinicalTables:
+    """``analytics.definitions.clinical.clinical_tables`` for the context's data and parameters, once for all pages."""
+    return clinical_tables(ctx.analysis, ctx.dataset)
+
+
+def _upload_key(uploads: Iterable[Upload]) -> SourceKey:
+    """The uploaded files' names and SHA-256, hashed once per uploaded file (by its upload id)."""
+    known: dict[str, str] = st.session_state.get("_upload_sha256", {})
+    digests = {u.file_id: known.get(u.file_id) or hashlib.sha256(u.getvalue()).hexdigest() for u in uploads}
+    st.session_state["_upload_sha256"] = digests
+    return ("upload", tuple(sorted((u.name, digests[u.file_id]) for u in uploads)))
 
 
 def _folder_source(label: str, folder: Path, origin: str) -> _Source:
@@ -309,7 +304,7 @@ def _choose_source() -> _Source:
     return _folder_source(SAMPLE_LABEL, SAMPLE_DATA_DIR, "run `make sample-data` to create it")
 
 
-def _source_status(ctx: AppContext) -> None:
+def _source_status(ctx: AppContext, data_page: st.Page) -> None:
     """Under the controls: what was loaded, as of when, and a pointer to any rejected rows."""
     if ctx.dataset is None or ctx.analysis is None:
         return
@@ -320,19 +315,22 @@ def _source_status(ctx: AppContext) -> None:
         f"{len(tables['sessions']):,} sessions · {len(tables['diary']):,} diary days  \n"
         f"data as of {ctx.analysis.as_of:%Y-%m-%d}"
     )
-    rejected = ctx.dataset.rejected
-    if len(rejected):
-        per_file = rejected["file"].value_counts(sort=False)
+    rejected = sorted((f.file, f.rows_rejected) for f in ctx.dataset.files if f.rows_rejected)
+    if rejected:
+        per_file = dict(rejected)
         st.sidebar.warning(
-            f"{len(rejected):,} rows were rejected and are not used ("
+            f"{sum(per_file.values()):,} rows were rejected and are not used ("
             + ", ".join(f"{name}: {count:,}" for name, count in per_file.items())
             + ")."
         )
-        st.sidebar.page_link(DATA_PAGE, label="See the rejected rows and why", icon=":material/table_view:")
+        st.sidebar.page_link(data_page, label="See the rejected rows and why", icon=":material/table_view:")
 
 
-def sidebar() -> AppContext:
-    """Draw the shared sidebar, load and compute (cached) and store the context for the pages."""
+def sidebar(data_page: st.Page) -> AppContext:
+    """Draw the shared sidebar, load and compute (cached) and store the context for the pages.
+
+    ``data_page`` is the Data page, which the sidebar links to when rows were rejected.
+    """
     st.sidebar.markdown("### Data")
     source = _choose_source()
     config = _parameter_controls()
@@ -340,15 +338,15 @@ def sidebar() -> AppContext:
         source_label=source.label, config=config, refused=source.refused, notice=source.notice, data_dir=source.folder
     )
     if source.key is not None and source.read is not None:
-        dataset, refusal = _load(source.key, source.read)
+        dataset, refusal = _load(source)
         if dataset is None:
             ctx.refused = refusal
         else:
-            # From here on only the user's clinics (and pseudonyms for researchers): ui/auth.py.
-            dataset, scoped_config = auth.scoped(dataset, config)
+            # From here on only the user's clinics (and pseudonyms for researchers).
+            dataset, scoped_config = scoped(dataset, config)
             ctx.dataset = dataset
-            ctx.analysis = _analyse(content_key(dataset), parameters_key(scoped_config), dataset, scoped_config)
-    _source_status(ctx)
+            ctx.analysis = _analyse(dataset, scoped_config)
+    _source_status(ctx, data_page)
     st.session_state[CONTEXT_KEY] = ctx
     return ctx
 
@@ -368,39 +366,6 @@ def banner(ctx: AppContext) -> None:
     changes = parameter_changes(ctx.config)
     if changes:
         st.warning(f"**Analysis parameters differ from the SPEC defaults:** {changes}.", icon=":material/tune:")
-
-
-def run_entry_point_first() -> None:
-    """Rerun through ``dashboard.py`` when Streamlit ran a page file on its own.
-
-    With a ``pages/`` folder beside the entry point, Streamlit 1.67 starts in its old multipage
-    mode ("MPA v1") until ``st.navigation`` is called: the first request a fresh server gets for a
-    page URL such as ``/data`` (and, in AppTest, every rerun) executes ``pages/data.py`` alone, so
-    the sidebar, the data and this context never ran and the page comes out blank or stale.
-    ``st.navigation`` switches that mode off; do the same here and rerun, so the entry point runs.
-    ``current()`` and ``context()`` call this; a page that uses neither should call it first.
-    """
-    if PagesManager.uses_pages_directory:
-        PagesManager.uses_pages_directory = False
-        st.rerun()
-
-
-def current() -> AppContext | None:
-    """The context stored by ``sidebar()`` for this run, whether or not there are results."""
-    run_entry_point_first()
-    return st.session_state.get(CONTEXT_KEY)
-
-
-def context() -> AppContext:
-    """The context stored by ``sidebar()``; stops the page with a message when there is no data."""
-    ctx = current()
-    if ctx is None or ctx.analysis is None or ctx.dataset is None:
-        if ctx is not None and ctx.refused:
-            st.info("Nothing to show until a dataset is loaded; the message above says what was wrong.")
-        else:
-            st.info(ctx.notice if ctx and ctx.notice else "No data loaded yet.")
-        st.stop()
-    return ctx
 
 
 def report_unexpected_error() -> str:

@@ -105,9 +105,27 @@ def _fmt1(values: pd.Series) -> pd.Series:
     return numbers.map(lambda v: f"{v:.1f}").astype(object).where(numbers.notna(), "—")
 
 
+def shown_change(value: float | None, decimals: int = 1) -> float | None:
+    """A change as a number to show (a metric's delta): rounded to ``decimals`` places, with a value that rounds
+    to −0 shown as 0 (a change too small to show is no change, not a fall); None when the change is empty."""
+    if value is None or pd.isna(value):
+        return None
+    return round(float(value), decimals) + 0.0  # −0.0 + 0.0 is 0.0
+
+
+def signed(value: float | None, decimals: int = 0, suffix: str = "") -> str:
+    """A change as text with its sign (+3.0, −18%), a typographic minus, and no sign when it rounds to 0
+    ("0%", never "−0%"); "—" when empty."""
+    shown = shown_change(value, decimals)
+    if shown is None:
+        return "—"
+    text = f"{shown:.{decimals}f}" if shown == 0 else f"{shown:+.{decimals}f}"
+    return text.replace("-", MINUS) + suffix
+
+
 def _fmt_pct(values: pd.Series) -> pd.Series:
     numbers = pd.to_numeric(values, errors="coerce").astype("float64")
-    return numbers.map(lambda v: f"{v:+.0f}%".replace("-", MINUS)).astype(object).where(numbers.notna(), "—")
+    return numbers.map(lambda v: signed(v, 0, "%")).astype(object).where(numbers.notna(), "—")
 
 
 def _fmt_date(values: pd.Series) -> pd.Series:
@@ -214,6 +232,37 @@ def response_milestones(cycles: pd.DataFrame) -> pd.DataFrame:
     out = _treated_patients(cycles).merge(first, left_on="patient_id", right_index=True, how="left")
     out = out.merge(sustained, left_on="patient_id", right_index=True, how="left")
     return out.astype({"first_response_cycle": "Int64", "sustained_from_cycle": "Int64"})
+
+
+# --- per cycle: medication overuse and late re-injections
+
+
+def cycle_flags(cycles: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
+    """Medication overuse per window and late re-injection per session: a window (the baseline or cycle k) shows
+    overuse when its acute-medication days per 28 days (amd) are >= overuse_acute_days, compared with SPEC's
+    1e-9 tolerance as SPEC §5.1 overuse_at_baseline is; empty when amd is empty (no acute_medication column or
+    no recorded day) or the window is not evaluable. Session k (k >= 2) is a late re-injection when it came more
+    than on_time_max_days after session k - 1 (interval_days = Dk - D(k-1)); empty for the first session.
+
+    ``cycles`` are rows of ``patient_cycles`` (all patients or one); returns them with overuse (boolean),
+    interval_days, late_reinjection (boolean) and days_late (interval_days - on_time_max_days when late) added.
+    """
+    out = cycles.copy()
+    amd = out["amd"].astype("float64")
+    known = out["evaluable"].astype(bool) & amd.notna()
+    overuse = (amd >= config.overuse_acute_days - config.tolerance).to_numpy(dtype=bool)
+    out["overuse"] = pd.Series(overuse, index=out.index, dtype="boolean").mask(~known)
+    sessions = out.loc[out["cycle"] >= 1, ["patient_id", "cycle", "start_date"]].sort_values(
+        ["patient_id", "cycle"], kind="stable"
+    )
+    # Cycles of a patient are consecutive, so the previous treated row is session k - 1.
+    previous = sessions.groupby("patient_id", sort=False)["start_date"].shift(1)
+    interval = (sessions["start_date"] - previous).dt.days.astype("Int64")
+    out["interval_days"] = interval.reindex(out.index)
+    late = out["interval_days"] > config.on_time_max_days
+    out["late_reinjection"] = late.astype("boolean")
+    out["days_late"] = (out["interval_days"] - config.on_time_max_days).where(late.fillna(False).astype(bool))
+    return out
 
 
 # --- suitability at baseline, in words (SPEC §5.1 chronic_at_baseline, overuse_at_baseline, suitable_nice)
@@ -742,7 +791,8 @@ def header_measures(cycles: pd.DataFrame) -> list[dict[str, object]]:
 
     ``cycles`` is one patient's rows of ``patient_cycles``. The latest cycle is the patient's last
     window (possibly ongoing or not evaluable, which is said); change is latest − baseline and is
-    empty unless both windows are evaluable.
+    empty unless both windows are evaluable; change_shown is the change a metric's delta shows
+    (``shown_change``: one decimal, never −0.0; None when empty).
     """
     ordered = cycles.sort_values("cycle")
     if ordered.empty:
@@ -763,6 +813,7 @@ def header_measures(cycles: pd.DataFrame) -> list[dict[str, object]]:
                 "latest_n": f"{int(latest['recorded_days'])} of {int(latest['window_days'])} days recorded",
                 "latest_evaluable": bool(latest["evaluable"]),
                 "change": float(v - b) if both and pd.notna(v) and pd.notna(b) else np.nan,
+                "change_shown": shown_change(v - b) if both and pd.notna(v) and pd.notna(b) else None,
             }
         )
     return out
@@ -978,75 +1029,6 @@ def _definition(name: str, function: Callable[..., object], parameters: tuple[st
 
 
 DEFINITIONS: list[dict[str, object]] = [
-    {
-        "name": "Chronic migraine at baseline and NICE suitability (SPEC §5.1)",
-        "definition": (
-            "chronic_at_baseline: an evaluable baseline with ≥ {chronic_min_headache_days} headache days and ≥ "
-            "{chronic_min_migraine_days} migraine days per 28 days (the migraine criterion is not applied when "
-            "diary.csv has no migraine column); empty when the baseline is not evaluable. overuse_at_baseline: "
-            "≥ {overuse_acute_days} acute-medication days per 28 days. suitable_nice: chronic at baseline and ≥ "
-            "{min_prior_preventives} prior preventives failed. Exactly as SPEC §5.1 defines them."
-        ),
-        "parameters": (
-            "chronic_min_headache_days",
-            "chronic_min_migraine_days",
-            "overuse_acute_days",
-            "min_prior_preventives",
-        ),
-    },
-    {
-        "name": "Ever and sustained 50% response (SPEC §5.1)",
-        "definition": (
-            "ever_responder_50: cumulative_responder_50 of the last cycle. sustained_responder_50: responder_50 in "
-            "two consecutive cycles k and k+1. Exactly as SPEC §5.1 defines them; the Patient page adds the first "
-            "such cycle."
-        ),
-        "parameters": ("responder_thresholds",),
-    },
-    {
-        "name": "Treatment state, next due, days overdue (SPEC §5.1)",
-        "definition": (
-            "discontinued when discontinued_on lies between the last session and as_of; otherwise active up to "
-            "{on_time_max_days} days after the last session, overdue up to {lapse_days} days, lapsed after that. "
-            "next_due = last session + {cycle_days} days; days_overdue = days past {on_time_max_days}. "
-            "Intervals are on time at {on_time_min_days}–{on_time_max_days} days. Exactly as SPEC §5.1."
-        ),
-        "parameters": ("on_time_min_days", "on_time_max_days", "lapse_days", "cycle_days"),
-    },
-    {
-        "name": "NICE TA260 and EHF non-response rules (SPEC §5.2)",
-        "definition": (
-            "nice_state: stop when cycle {stopping_cycle}'s mhd_pct_change is above −{stopping_min_reduction}%, "
-            "continue otherwise; pending while cycle {stopping_cycle} is not reached or ongoing, not reached when "
-            "treatment ended first, not assessable without an evaluable baseline or cycle. ehf_state: continue "
-            "after a ≥ {stopping_min_reduction}% reduction in any of cycles 1–{ehf_cycles}, stop when all of them "
-            "are complete and evaluable without one. The full order of the branches is SPEC §5.2."
-        ),
-        "parameters": ("stopping_cycle", "stopping_min_reduction", "ehf_cycles"),
-    },
-    {
-        "name": "Conversion to episodic migraine, NICE and EHF (SPEC §5.3)",
-        "definition": (
-            "Only for chronic migraine at baseline. 28-day periods after the first injection, evaluable with "
-            "recorded days / 28 ≥ {min_completeness}: converted_on ends the first run of {episodic_periods} "
-            "evaluable periods below {episodic_max_days} headache days per 28 days (EHF: below "
-            "{ehf_episodic_max_days}); now is true when the last {episodic_periods} periods all are. Exactly as "
-            "SPEC §5.3."
-        ),
-        "parameters": ("episodic_periods", "episodic_max_days", "ehf_episodic_max_days", "min_completeness"),
-    },
-    {
-        "name": "Stop indicated (SPEC §5.1)",
-        "definition": (
-            "True when nice_state or ehf_state is stop or the patient is episodic now (NICE threshold); empty "
-            "when none holds and the patient is lapsed or discontinued. The rules are named NICE "
-            "{stopping_min_reduction}%, EHF and episodic now."
-        ),
-        "parameters": ("stopping_min_reduction",),
-    },
-]
-
-DEFINITIONS: list[dict[str, object]] = [
     _definition(
         "Response class at the latest evaluable cycle (Patient page) or a chosen cycle (Table 1)",
         response_class,
@@ -1056,6 +1038,11 @@ DEFINITIONS: list[dict[str, object]] = [
         "Daily diary grid, rolling 28-day headache days, 7-day moving average",
         diary_days,
         ("headache_min_hours", "period_days", "min_completeness"),
+    ),
+    _definition(
+        "Medication overuse per cycle (MO) and late re-injection per session",
+        cycle_flags,
+        ("overuse_acute_days", "on_time_max_days", "min_completeness", "min_window_days"),
     ),
     _definition("Within-cycle weekly profile", weekly_profile, ("headache_min_hours", "min_completeness")),
     _definition("Onset week", onset_week, ("onset_reduction", "onset_confirm_weeks")),

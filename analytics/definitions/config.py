@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any, TypedDict
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # analytics/definitions/config.py
 SAMPLE_DATA_DIR = PROJECT_DIR / "sample_data"
@@ -196,7 +197,7 @@ class AnalysisConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
-    def replace(self, **changes: object) -> AnalysisConfig:
+    def replace(self, **changes: Any) -> AnalysisConfig:
         return dataclasses.replace(self, **changes)
 
     def parameters(self) -> dict[str, object]:
@@ -232,7 +233,16 @@ class AnalysisConfig:
         }
 
 
-def parameter_docs() -> list[dict[str, object]]:
+class ParameterDoc(TypedDict):
+    """One parameter as the data dictionary lists it."""
+
+    parameter: str
+    default: object
+    meaning: str
+    basis: str
+
+
+def parameter_docs() -> list[ParameterDoc]:
     """Each parameter with its default, meaning and basis, for the data dictionary."""
     return [
         {"parameter": f.name, "default": f.default, "meaning": f.metadata["doc"], "basis": f.metadata["basis"]}

@@ -9,6 +9,7 @@ runs per patient.
 from __future__ import annotations
 
 from datetime import date
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,8 @@ def cycle_windows(sessions: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisC
     s["cycle"] = by_patient.cumcount() + 1
     next_session = by_patient["session_date"].shift(-1)
     full_end = s["session_date"] + pd.Timedelta(days=config.cycle_days) - one_day
-    end = full_end.where(next_session.isna(), np.minimum(next_session - one_day, full_end))
+    # np.minimum of two Series is a Series (numpy dispatches to pandas); numpy's stubs say ndarray.
+    end = full_end.where(next_session.isna(), cast(pd.Series, np.minimum(next_session - one_day, full_end)))
     is_last = next_session.isna()
     ongoing = is_last & (end > as_of)
     treated = pd.DataFrame(
@@ -156,7 +158,8 @@ def responses(windows: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
     out["mhd_pct_change"] = (100 * out["mhd_change"] / out["baseline_mhd"]).where(comparable)
     for threshold in config.responder_thresholds:
         hit = out["mhd_pct_change"] <= -threshold + config.tolerance
-        out[f"responder_{threshold}"] = hit.astype("boolean").where(comparable, pd.NA)
+        # pandas-stubs (2.3.3.260113) leaves pd.NA out of Series.where's other; pandas takes it.
+        out[f"responder_{threshold}"] = hit.astype("boolean").where(comparable, pd.NA)  # type: ignore[call-overload]
     if "responder_50" not in out:
         raise ValueError("responder thresholds must include 50 (SPEC §3 cumulative response)")
     treated = out["cycle"] >= 1
@@ -168,7 +171,8 @@ def responses(windows: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
     cumulative = pd.Series(pd.NA, index=out.index, dtype="boolean")
     cumulative[any_valued] = False
     cumulative[any_true] = True
-    out["cumulative_responder_50"] = cumulative.where(treated, pd.NA)
+    # pandas-stubs (2.3.3.260113) leaves pd.NA out of Series.where's other; pandas takes it.
+    out["cumulative_responder_50"] = cumulative.where(treated, pd.NA)  # type: ignore[call-overload]
     out["eligible"] = by_patient["baseline_evaluable"].transform("first").fillna(False) & (out["baseline_mhd"] > 0)
     return out.drop(columns=["baseline_evaluable"])
 

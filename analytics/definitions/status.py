@@ -188,7 +188,8 @@ def _episodic(
     now = pd.Series(pd.NA, index=index, dtype="boolean")
     now[all_episodic] = True
     now[any_high] = False
-    now = now.where(is_chronic & enough, pd.NA)
+    # pandas-stubs (2.3.3.260113) leaves pd.NA out of Series.where's other; pandas takes it.
+    now = now.where(is_chronic & enough, pd.NA)  # type: ignore[call-overload]
     return converted, now
 
 

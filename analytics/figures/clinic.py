@@ -190,11 +190,24 @@ def build_responder_rate_figure(cohort: pd.DataFrame, height: int = 380) -> go.F
     return fig
 
 
+def adverse_event_order(rates: pd.DataFrame) -> list[str]:
+    """Event types from the most to the least frequent (per 100 sessions), ties in the vocabulary's order, and the
+    catch-all ``other`` last whatever its rate; ``all events`` is left out."""
+    rows = rates[rates["event"] != "all events"].reset_index(drop=True)
+    ranked = rows.assign(
+        is_other=rows["event"].eq("other"), vocabulary=rows.index, rate=-rows["per_100_sessions"].fillna(0)
+    ).sort_values(["is_other", "rate", "vocabulary"], kind="stable")
+    return ranked["event"].tolist()
+
+
 def build_adverse_event_figure(rates: pd.DataFrame, height: int = 380) -> go.Figure:
-    """Adverse events per 100 sessions by event type, with exact Poisson (Garwood) error bars."""
+    """Adverse events per 100 sessions by event type, with exact Poisson (Garwood) error bars; the most frequent
+    type on top, ``other`` at the bottom (``adverse_event_order``)."""
     sessions = int(rates["sessions"].iloc[0]) if len(rates) else 0
     fig = styled(go.Figure(), f"Adverse events per 100 sessions (n = {sessions:,} sessions)", height)
-    rows = rates[rates["event"] != "all events"].iloc[::-1]
+    order = adverse_event_order(rates)
+    # A horizontal bar chart draws its first category at the bottom: the bars go in reverse order.
+    rows = rates.set_index("event").loc[order[::-1]].reset_index()
     if sessions == 0:
         return _empty(fig, "No sessions in this selection")
     value = rows["per_100_sessions"]
@@ -211,6 +224,8 @@ def build_adverse_event_figure(rates: pd.DataFrame, height: int = 380) -> go.Fig
         showlegend=False,
     )
     fig.update_xaxes(title="Events per 100 sessions", rangemode="tozero")
+    labels = [event.replace("_", " ") for event in order[::-1]]
+    fig.update_yaxes(categoryorder="array", categoryarray=labels)
     return fig
 
 
@@ -292,7 +307,10 @@ def build_funnel_figure(funnel: Funnel, height: int = 430) -> go.Figure:
     fig.add_scatter(x=[0, curves["n"].max()], y=[overall.rate, overall.rate], mode="lines",
                     line=dict(color=TEXT, width=1.5), hoverinfo="skip",
                     name=f"overall {overall.rate:.0%} ({overall.numerator}/{overall.denominator})")
-    chosen = plotted["unit"].astype(object).eq(funnel.highlight).to_numpy(dtype=bool)
+    if funnel.highlight is None:
+        chosen = np.zeros(len(plotted), dtype=bool)
+    else:
+        chosen = plotted["unit"].astype(object).eq(funnel.highlight).to_numpy(dtype=bool)
     # Units of similar size sit close together: alternate label sides along n so that names do not overprint.
     sides = np.array(["top center", "bottom center", "middle right", "middle left"])
     label_side = pd.Series(sides[np.arange(len(plotted)) % len(sides)],

@@ -4,10 +4,15 @@ Each builder takes one patient's rows of the tables in ``analytics.definitions.c
 ``pipeline.Analysis`` and draws them; none computes a clinical definition. Missing stays visibly
 missing: unrecorded diary days are grey (headache-free is green), windows with too few diary days
 are gaps with a grey band, and cycles that are not evaluable are hatched and labelled, never drawn
-as zero. Shapes are passed to the layout in one call because adding them one by one is slow.
+as zero. Medication overuse (MO) and late re-injections are drawn where ``clinical.cycle_flags`` has marked
+them, so a figure shows exactly the cycles and sessions that definition flags. Shapes are passed to the
+layout in one call because adding them one by one is slow.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol, cast
 
 import numpy as np
 import pandas as pd
@@ -18,6 +23,7 @@ from analytics.definitions.clinical import (
     CALENDAR_CATEGORIES,
     MIDLINE_MUSCLES,
     PREEMPT_PER_SIDE,
+    signed,
 )
 from analytics.figures import theme
 
@@ -27,11 +33,14 @@ ACUTE_MEDICATION = "#56b4e9"
 BAND_COLOURS = ("#009e73", "#f0e442", "#e69f00", "#d55e00")
 AE_SEVERITY_COLOURS = {"mild": "#f0b357", "moderate": "#e07b39", "severe": "#b2182b"}
 FTP_COLOUR = "#e69f00"
+LATE_COLOUR = "#cc79a7"  # late re-injection: apart from the injection blue and the calendar's yellows and browns
+OVERUSE_COLOUR = theme.TEXT
+BARGAP = 0.25  # the per-cycle bars' gap between groups
 VISIBLE_CYCLES = 3  # the weekly profile shows the latest cycles; earlier ones are one legend click away
 
 
 def _pct(value: float) -> str:
-    return f"{value:+.0f}%".replace("-", MINUS)
+    return signed(value, 0, "%")
 
 
 def _empty(message: str, title: str, height: int = 220) -> go.Figure:
@@ -105,16 +114,45 @@ def _injection_lines(cycles: pd.DataFrame, yref: str = "paper", xref: str = "x")
     return shapes, labels
 
 
+def _late_sessions(cycles: pd.DataFrame | None) -> pd.DataFrame:
+    """The sessions ``clinical.cycle_flags`` marks as late re-injections (none without those columns)."""
+    if cycles is None or "late_reinjection" not in cycles:
+        return pd.DataFrame(columns=["cycle", "start_date", "interval_days", "days_late"])
+    late = cycles[cycles["late_reinjection"].eq(True).fillna(False).astype(bool)]
+    return late.sort_values("cycle")[["cycle", "start_date", "interval_days", "days_late"]]
+
+
+def _late_text(late: pd.DataFrame) -> list[str]:
+    """'Cycle 3 started 127 days after the previous session (29 past 98)' for each late session."""
+    return [
+        f"Cycle {int(k)} started {int(gap)} days after the previous session ({int(over)} past {int(gap - over)})"
+        for k, gap, over in zip(late["cycle"], late["interval_days"], late["days_late"], strict=True)
+    ]
+
+
+def _late_label(late: pd.DataFrame) -> str:
+    limit = int(late["interval_days"].iloc[0] - late["days_late"].iloc[0])
+    return f"late re-injection (more than {limit} days after the previous session)"
+
+
+def _overuse_label(overuse_acute_days: float | None) -> str:
+    threshold = f": acute medication on ≥{overuse_acute_days:g} days / 28 d" if overuse_acute_days is not None else ""
+    return f"MO: medication overuse{threshold}"
+
+
 # --- 1. diary calendar
 
 
-def build_diary_calendar_figure(days: pd.DataFrame, headache_min_hours: float) -> go.Figure:
+def build_diary_calendar_figure(
+    days: pd.DataFrame, headache_min_hours: float, cycles: pd.DataFrame | None = None
+) -> go.Figure:
     """Diary calendar: one row per month, one column per day of the month, coloured by category.
 
     ``days`` is one patient's daily grid (``clinical.diary_days``). Unrecorded days are grey,
     headache-free days green; dates that do not exist (30 February) and days outside follow-up
     are left blank. Migraine days carry a white dot, acute medication a blue corner mark and
-    injection days a blue frame.
+    injection days a blue frame. With ``cycles`` (the patient's rows of ``clinical.cycle_flags``), a
+    late re-injection gets an outer frame and a note at the end of its month's row.
     """
     title = "Diary calendar (one row per month)"
     if days.empty:
@@ -232,6 +270,37 @@ def build_diary_calendar_figure(days: pd.DataFrame, headache_min_hours: float) -
             ),
         )
     )
+    late = _late_sessions(cycles)
+    late_notes: list[dict] = []
+    if len(late):
+        late_dates = pd.to_datetime(late["start_date"])
+        late_row = (late_dates.dt.year * 12 + late_dates.dt.month - 1).to_numpy() - first
+        late_col = late_dates.dt.day.to_numpy()
+        texts = _late_text(late)
+        fig.add_trace(
+            go.Scatter(
+                x=late_col,
+                y=late_row,
+                mode="markers",
+                name=_late_label(late),
+                hovertext=texts,
+                hovertemplate="%{hovertext}<extra></extra>",
+                marker=dict(symbol="square-open", size=30, color=LATE_COLOUR, line=dict(width=3, color=LATE_COLOUR)),
+            )
+        )
+        late_notes = [
+            dict(
+                x=31.6,
+                y=r,
+                xref="x",
+                yref="y",
+                xanchor="left",
+                showarrow=False,
+                text=f"late: {int(gap)} d",
+                font=dict(size=11, color=LATE_COLOUR),
+            )
+            for r, gap in zip(late_row, late["interval_days"], strict=True)
+        ]
     legend_names = (
         "not recorded",
         "headache-free",
@@ -263,9 +332,11 @@ def build_diary_calendar_figure(days: pd.DataFrame, headache_min_hours: float) -
     )
     fig.update_layout(
         legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0),
-        margin=dict(t=90, b=100),
+        margin=dict(t=90, b=100, r=90 if late_notes else None),
         plot_bgcolor="white",
     )
+    if late_notes:
+        fig.update_layout(annotations=[*fig.layout.annotations, *late_notes])
     return fig
 
 
@@ -280,13 +351,62 @@ def _missing_spans(dates: pd.Series, missing: pd.Series) -> list[tuple[pd.Timest
     return list(zip(spans["min"], spans["max"], strict=True))
 
 
+def _timeline_flags(cycles: pd.DataFrame, overuse_acute_days: float | None) -> list[go.Scatter]:
+    """The timeline's MO bars (one segment per flagged window, near the top) and late re-injection markers."""
+    traces = []
+    if "overuse" in cycles:
+        flagged = cycles[cycles["overuse"].eq(True).fillna(False).astype(bool)].sort_values("cycle")
+        if len(flagged):
+            # One trace of segments separated by gaps (None), each from a window's start to its end.
+            x = [v for a, b in zip(flagged["start_date"], flagged["end_date"], strict=True) for v in (a, b, None)]
+            names = np.where(flagged["cycle"] == 0, "Baseline", "Cycle " + flagged["cycle"].astype(str))
+            hover = [
+                f"{name}: acute medication on {amd:.1f} days / 28 d (medication overuse)"
+                for name, amd in zip(names, flagged["amd"], strict=True)
+            ]
+            traces.append(
+                go.Scatter(
+                    x=x,
+                    y=[27.2, 27.2, None] * len(flagged),
+                    mode="lines",
+                    name=_overuse_label(overuse_acute_days),
+                    line=dict(color=OVERUSE_COLOUR, width=6),
+                    hovertext=[h for h in hover for _ in range(3)],
+                    hovertemplate="%{hovertext}<extra></extra>",
+                )
+            )
+    late = _late_sessions(cycles)
+    if len(late):
+        traces.append(
+            go.Scatter(
+                x=late["start_date"],
+                y=[25.8] * len(late),
+                mode="markers+text",
+                text=["late"] * len(late),
+                textposition="middle right",
+                textfont=dict(size=11, color=LATE_COLOUR),
+                name=_late_label(late),
+                marker=dict(symbol="triangle-down", size=12, color=LATE_COLOUR),
+                hovertext=_late_text(late),
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    return traces
+
+
 def build_rolling_headache_figure(
-    days: pd.DataFrame, cycles: pd.DataFrame, min_completeness: float, period_days: int = 28
+    days: pd.DataFrame,
+    cycles: pd.DataFrame,
+    min_completeness: float,
+    period_days: int = 28,
+    overuse_acute_days: float | None = None,
 ) -> go.Figure:
     """Rolling headache days per 28 days over time, with injection dates and the baseline level.
 
     ``days`` is one patient's daily grid; days whose window has too few recorded days are gaps
-    shaded grey, never zero. ``cycles`` is the patient's rows of ``patient_cycles``.
+    shaded grey, never zero. ``cycles`` is the patient's rows of ``patient_cycles``; when they carry
+    ``clinical.cycle_flags``, cycles with medication overuse get an "MO" bar along the top and late
+    re-injections a marker at their injection line.
     """
     title = f"Headache days per {period_days} days (rolling {period_days}-day window)"
     if days.empty:
@@ -390,6 +510,8 @@ def build_rolling_headache_figure(
         )
     )
     fig.add_trace(_legend_square("injection (C = cycle)", theme.INJECTION, symbol="line-ns-open", line=theme.INJECTION))
+    for trace in _timeline_flags(cycles, overuse_acute_days):
+        fig.add_trace(trace)
     fig.update_layout(shapes=shapes, annotations=annotations)
     fig.update_yaxes(title=f"headache days / {period_days} days", range=[0, 28.5])
     fig.update_xaxes(title=None)
@@ -399,12 +521,15 @@ def build_rolling_headache_figure(
 # --- 3. per-cycle bars
 
 
-def build_cycle_bars_figure(cycles: pd.DataFrame, thresholds: tuple[int, ...] = (30, 50, 75)) -> go.Figure:
+def build_cycle_bars_figure(
+    cycles: pd.DataFrame, thresholds: tuple[int, ...] = (30, 50, 75), overuse_acute_days: float | None = None
+) -> go.Figure:
     """Headache, migraine and acute-medication days per 28 days for the baseline and each cycle.
 
     Reduction lines at 30/50/75% below the baseline's headache days; cycles that are not evaluable
     are hatched and labelled (a window with no diary day has no bar and says so); each cycle's
-    completeness is written under it.
+    completeness is written under it. When ``cycles`` carry ``clinical.cycle_flags``, windows with
+    medication overuse get an "MO" mark over their acute-medication bar (with a legend entry).
     """
     title = "Per cycle: days per 28 days against the baseline"
     if cycles.empty:
@@ -462,6 +587,30 @@ def build_cycle_bars_figure(cycles: pd.DataFrame, thresholds: tuple[int, ...] = 
     if not fig.data:
         return _empty("No diary days in any window", title)
     fig.add_trace(_legend_square("not evaluable (hatched: too few diary days)", "#cccccc", line=theme.TEXT))
+    if "overuse" in c:
+        flagged = c["overuse"].eq(True).fillna(False).astype(bool).to_numpy()
+        if flagged.any():
+            amd = c["amd"].astype("float64").to_numpy()
+            # The acute-medication bar is the last of the group's n bars, each (1 − bargap) / n wide.
+            n_bars = sum(isinstance(t, go.Bar) for t in fig.data)
+            offset = (n_bars - 1) / 2 * (1 - BARGAP) / n_bars
+            fig.add_trace(
+                go.Scatter(
+                    x=np.flatnonzero(flagged) + offset,
+                    y=amd[flagged],
+                    mode="markers+text",
+                    text=["MO"] * int(flagged.sum()),
+                    textposition="top center",
+                    textfont=dict(size=12, color=OVERUSE_COLOUR),
+                    name=_overuse_label(overuse_acute_days),
+                    marker=dict(
+                        symbol="diamond", size=9, color=ACUTE_MEDICATION, line=dict(width=1.5, color=OVERUSE_COLOUR)
+                    ),
+                    customdata=names[flagged],
+                    hovertemplate="%{customdata}: acute medication on %{y:.1f} days / 28 d: medication overuse"
+                    "<extra></extra>",
+                )
+            )
     shapes: list[dict] = []
     annotations: list[dict] = []
     base = c[c["cycle"] == 0]
@@ -524,7 +673,7 @@ def build_cycle_bars_figure(cycles: pd.DataFrame, thresholds: tuple[int, ...] = 
                     font=dict(size=13, color=theme.TEXT if row["evaluable"] else theme.BASELINE),
                 )
             )
-    fig.update_layout(shapes=shapes, annotations=annotations, barmode="group", bargap=0.25)
+    fig.update_layout(shapes=shapes, annotations=annotations, barmode="group", bargap=BARGAP)
     fig.update_xaxes(tickvals=x, ticktext=ticks, title=None, tickangle=0, tickfont=dict(size=12))
     fig.update_yaxes(title="days / 28 days", range=[0, max(28.0, top * 1.12 + 3)])
     ongoing = " (* ongoing)" if (c["status"] == "ongoing").any() else ""
@@ -750,7 +899,8 @@ def build_adverse_events_figure(
         )
     e = events.sort_values(["session_date", "onset_date"], kind="stable").reset_index(drop=True)
     onset = e["days_to_onset"].astype("float64").fillna(0)
-    stop_date = e["cycle_end"].fillna(as_of).clip(upper=as_of)
+    # pandas-stubs types clip bounds as float or array only; pandas clips datetimes at a Timestamp.
+    stop_date = e["cycle_end"].fillna(as_of).clip(upper=as_of)  # type: ignore[call-overload]
     open_end = (stop_date - e["session_date"]).dt.days + 1
     end = np.where(
         e["resolved"], onset + e["duration_days"].astype("float64").fillna(1), np.maximum(open_end, onset + 1)
@@ -853,7 +1003,7 @@ def build_questionnaires_figure(
     subtitles = {"HIT-6": "HIT-6 (headache impact, 36–78)", "MIDAS": "MIDAS (disability, 0–270)"}
     # Two side-by-side panels laid out by hand (make_subplots is slow for a per-patient switch).
     domains = {1: [0.0, 0.45], 2: [0.55, 1.0]}
-    layout: dict[str, object] = {}
+    layout: dict[str, dict[str, Any]] = {}
     traces: list[dict] = []
     shapes: list[dict] = []
     annotations: list[dict] = []
@@ -1105,6 +1255,19 @@ def _outline(offset: float, back: bool) -> list[dict]:
     return shapes
 
 
+class _InjectionSiteRow(Protocol):
+    """One row of ``clinical.injection_sites`` as ``itertuples`` yields it (the columns drawn here)."""
+
+    muscle: str
+    side: object  # a str, or NaN when not recorded
+    units: float
+    sites_given: int
+    standard_units: float
+    standard_sites: int
+    extra_units: float
+    extra_sites: int
+
+
 def build_injection_site_map_figure(sites: pd.DataFrame, session: pd.Series | None = None) -> go.Figure:
     """Front and back head-and-neck diagram with the PREEMPT sites of one session.
 
@@ -1140,7 +1303,8 @@ def build_injection_site_map_figure(sites: pd.DataFrame, session: pd.Series | No
     extra_x, extra_y, extra_hover = [], [], []
     missed_x, missed_y, missed_hover = [], [], []
     other = []
-    for row in sites.itertuples(index=False):
+    # pandas-stubs types every itertuples field as any scalar; these columns are fixed by injection_sites.
+    for row in cast("Iterable[_InjectionSiteRow]", sites.itertuples(index=False)):
         side = (
             row.side if isinstance(row.side, str) else ("midline" if row.muscle in MIDLINE_MUSCLES else "unspecified")
         )
@@ -1163,11 +1327,17 @@ def build_injection_site_map_figure(sites: pd.DataFrame, session: pd.Series | No
         ]
         for i, (x, y) in enumerate(points):
             if i < fixed:
-                standard_x.append(x), standard_y.append(y), standard_hover.append(detail)
+                standard_x.append(x)
+                standard_y.append(y)
+                standard_hover.append(detail)
             elif i < row.sites_given:
-                extra_x.append(x), extra_y.append(y), extra_hover.append(detail)
+                extra_x.append(x)
+                extra_y.append(y)
+                extra_hover.append(detail)
             else:
-                missed_x.append(x), missed_y.append(y), missed_hover.append(detail)
+                missed_x.append(x)
+                missed_y.append(y)
+                missed_hover.append(detail)
         label_x, label_y, align = LABEL_POSITIONS[(row.muscle, side)]
         extra = (
             f" <span style='color:{FTP_COLOUR}'><b>+{row.extra_units:g} FTP</b></span>" if row.extra_units > 0 else ""

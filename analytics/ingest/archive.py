@@ -18,9 +18,8 @@ import zipfile
 from collections.abc import Mapping
 from pathlib import PurePosixPath
 
-from analytics.ingest.load import DatasetRefused
+from analytics.ingest.load import DATA_SUFFIXES, DatasetRefused
 
-DATA_SUFFIXES = (".csv", ".parquet")
 ARCHIVE_SUFFIXES = (".zip", ".gz", ".tgz", ".tar", ".bz2", ".xz", ".7z", ".rar", ".zst")
 MAX_MEMBERS = 20
 MAX_TOTAL_BYTES = 500 * 1024 * 1024

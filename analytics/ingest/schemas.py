@@ -13,6 +13,7 @@ import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ _AGE_BAND_RE = re.compile(r"^(\d{1,3})-(\d{1,3})$|^(\d{1,3})\+$")
 
 # Text columns are Arrow-backed strings: hashing them (duplicate checks, group-bys, merges on
 # patient_id) is several times faster than Python-object strings on a 2-million-row diary.
-TEXT_DTYPE = "string[pyarrow]"
+TEXT_DTYPE: Final = "string[pyarrow]"
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "y", "t"})
 FALSE_WORDS = frozenset({"false", "0", "no", "n", "f"})
@@ -128,7 +129,7 @@ def _parse_patient_ids(distinct: pd.Series) -> pd.Series:
 def _parse_age_bands(distinct: pd.Series) -> pd.Series:
     def valid(v: str) -> bool:
         m = _AGE_BAND_RE.match(v)
-        return bool(m) and (m.group(3) is not None or int(m.group(1)) <= int(m.group(2)))
+        return m is not None and (m.group(3) is not None or int(m.group(1)) <= int(m.group(2)))
 
     return distinct.where(distinct.map(valid)).astype(TEXT_DTYPE)
 
@@ -473,6 +474,17 @@ FILES: dict[str, FileSpec] = {
         ),
     )
 }
+
+
+def required_columns(stem: str) -> list[dict[str, str]]:
+    """The required columns of one input file, in file order, for a refusal to show first.
+
+    Each is a record with ``column``, ``valid_values`` (``ColumnSpec.describe``) and ``meaning``
+    (``ColumnSpec.doc``); ``stem`` is a key of ``FILES`` (``sessions``, ``diary``, ...).
+    """
+    return [
+        {"column": c.name, "valid_values": c.describe(), "meaning": c.doc} for c in FILES[stem].columns if c.required
+    ]
 
 
 def rule_order(spec: FileSpec) -> list[str]:

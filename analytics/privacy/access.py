@@ -61,7 +61,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Literal
+from typing import Final, Literal
 
 import pandas as pd
 
@@ -75,7 +75,7 @@ from analytics.privacy.suppression import COUNT_COLUMNS, check_min_cell, suppres
 ROLES = ("doctor", "manager", "researcher", "admin")
 PAGES = ("patient", "clinic", "outcomes", "data", "audit")
 EXPORT_KINDS = ("patient_level", "aggregate")
-ALL_CLINICS = "*"
+ALL_CLINICS: Final = "*"
 PATIENT_COLUMNS = ("patient_id", "patient")
 """A table with one of these columns has a row per patient: exporting it is patient-level."""
 
@@ -388,13 +388,16 @@ def _stem(file_name: str) -> str:
     return file_name.rsplit(".", 1)[0]
 
 
-def _with_reports(dataset: Dataset, tables: dict[str, pd.DataFrame], rejected: pd.DataFrame, tag: str) -> Dataset:
-    """The dataset with new tables and rejections, and per-file counts and identities to match."""
+def _with_reports(
+    dataset: Dataset, tables: dict[str, pd.DataFrame], rejected: pd.DataFrame, tag: str, unlisted: pd.DataFrame
+) -> Dataset:
+    """The dataset with new tables and rejections (listed and ``unlisted``), and per-file counts and identities."""
     rejected_per_file = rejected["file"].value_counts()
+    unlisted_per_file = unlisted.groupby("file")["rows"].sum()
     reports = []
     for f in dataset.files:
         accepted = len(tables[_stem(f.file)]) if _stem(f.file) in tables else 0
-        rejected_rows = int(rejected_per_file.get(f.file, 0))
+        rejected_rows = int(rejected_per_file.get(f.file, 0)) + int(unlisted_per_file.get(f.file, 0))
         reports.append(
             FileReport(
                 file=f.file,
@@ -406,7 +409,7 @@ def _with_reports(dataset: Dataset, tables: dict[str, pd.DataFrame], rejected: p
             )
         )
     return Dataset(tables=tables, rejected=rejected.reset_index(drop=True), files=reports,
-                   present_columns=dict(dataset.present_columns))
+                   present_columns=dict(dataset.present_columns), rejected_unlisted=unlisted.reset_index(drop=True))
 
 
 def visible_patients(dataset: Dataset, clinics: Clinics) -> pd.Index:
@@ -431,13 +434,15 @@ def scope_dataset(dataset: Dataset, clinics: Clinics) -> Dataset:
     visible = visible_patients(dataset, clinics)
     tables = {stem: t[t["patient_id"].isin(visible)].reset_index(drop=True) for stem, t in dataset.tables.items()}
     rejected = dataset.rejected[dataset.rejected["patient_id"].isin(visible)]
-    return _with_reports(dataset, tables, rejected, Scope(clinics).tag)
+    unlisted = dataset.rejected_unlisted[dataset.rejected_unlisted["patient_id"].isin(visible)]
+    return _with_reports(dataset, tables, rejected, Scope(clinics).tag, unlisted)
 
 
 def pseudonymise_dataset(dataset: Dataset, key: bytes) -> Dataset:
     """Every patient_id replaced by its keyed pseudonym; the rejected value of a patient_id withheld."""
     ids = pd.concat([t["patient_id"].astype("string") for t in dataset.tables.values()]
-                    + [dataset.rejected["patient_id"].astype("string")]).dropna().unique()
+                    + [dataset.rejected["patient_id"].astype("string"),
+                       dataset.rejected_unlisted["patient_id"].astype("string")]).dropna().unique()
     # HMAC has no vectorised form: one call per distinct id, then a vectorised map over the rows.
     mapping = pd.Series({raw: pseudonym(key, raw) for raw in ids}, dtype="string")
     if mapping[mapping != ""].nunique() != (mapping != "").sum():
@@ -449,7 +454,8 @@ def pseudonymise_dataset(dataset: Dataset, key: bytes) -> Dataset:
     tables = {stem: t.assign(patient_id=renamed(t["patient_id"])) for stem, t in dataset.tables.items()}
     rejected = dataset.rejected.assign(patient_id=renamed(dataset.rejected["patient_id"]))
     rejected["value"] = rejected["value"].where(rejected["column"] != "patient_id", "")
-    return _with_reports(dataset, tables, rejected, Scope(pseudonym_key=key).tag)
+    unlisted = dataset.rejected_unlisted.assign(patient_id=renamed(dataset.rejected_unlisted["patient_id"]))
+    return _with_reports(dataset, tables, rejected, Scope(pseudonym_key=key).tag, unlisted)
 
 
 def apply_scope(dataset: Dataset, scope: Scope) -> Dataset:

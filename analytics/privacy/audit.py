@@ -50,6 +50,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -98,10 +99,10 @@ def _checked(name: str, value: object, depth: int = 0) -> object:
         return kept + ([f"…[{len(value) - MAX_ITEMS:,} more]"] if len(value) > MAX_ITEMS else [])
     if depth < 1 and isinstance(value, Mapping):
         items = list(value.items())
-        kept = {_bounded(str(k)): _checked(name, v, depth + 1) for k, v in items[:MAX_ITEMS]}
+        table = {_bounded(str(k)): _checked(name, v, depth + 1) for k, v in items[:MAX_ITEMS]}
         if len(items) > MAX_ITEMS:
-            kept["…"] = f"[{len(items) - MAX_ITEMS:,} more]"
-        return kept
+            table["…"] = f"[{len(items) - MAX_ITEMS:,} more]"
+        return table
     raise AuditError(f"audit field {name!r}: {type(value).__name__} is not accepted (the log holds no data)")
 
 
@@ -198,7 +199,7 @@ class AuditLog:
     def head_path(self) -> Path:
         return head_path(self.path)
 
-    def record(self, event: str, user: str, role: str | None, **fields: object) -> None:
+    def record(self, event: str, user: str, role: str | None, **fields: Any) -> None:
         """Append one event, chained to the line before it.
 
         Under an exclusive ``flock`` on the log: find the previous line's hash (from the head file when

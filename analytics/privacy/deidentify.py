@@ -66,7 +66,7 @@ import re
 import secrets
 import stat
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -364,9 +364,11 @@ def _raw_ids(table: RawTable) -> np.ndarray:
     return np.asarray([str(v).strip() for v in distinct], dtype=object)[codes]
 
 
-def _shifted_dates(values: pd.Series, parse: object, offsets: np.ndarray) -> tuple[np.ndarray, int, int]:
+def _shifted_dates(
+    values: pd.Series, parse: Callable[[pd.Series], pd.Series], offsets: np.ndarray
+) -> tuple[np.ndarray, int, int]:
     """Valid dates moved back by each row's offset; invalid ones withheld; empty stays empty."""
-    parsed = parse(values)  # type: ignore[operator]
+    parsed = parse(values)
     valid = parsed.notna().to_numpy()
     given = (values.astype(object) != "").to_numpy()
     days = (parsed.to_numpy().astype("datetime64[D]") - offsets.astype("timedelta64[D]"))[valid]
@@ -429,7 +431,7 @@ def _deidentify_table(
 ) -> tuple[pd.DataFrame, FileResult]:
     contract = {c.name: c for c in FILES[stem].columns}
     written, dropped = layout
-    row_patient = ids.get_indexer(_raw_ids(table))
+    row_patient = ids.get_indexer(pd.Index(_raw_ids(table)))
     out: dict[str, np.ndarray] = {}
     shifted = withheld = top_coded = 0
     date_like: dict[str, int] = {}

@@ -35,7 +35,6 @@ from analytics.statistics.survival import KaplanMeier, at_risk_table, kaplan_mei
 from analytics.views.dictionary import parameter_values
 
 NOT_RECORDED = "(not recorded)"
-PATIENT_PAGE = "/patient"
 
 REPOSE_GAP_DAYS = 91
 """REPOSE counted gaps longer than 13 weeks (91 days) between sessions."""
@@ -546,7 +545,7 @@ def responder_rates(analysis: Analysis, patient_ids: pd.Index | pd.Series) -> pd
     return cohort_cycles(table[table["patient_id"].isin(patient_ids)], analysis.as_of, analysis.config)
 
 
-def poisson_interval(events: np.ndarray | float, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+def poisson_interval(events: np.ndarray | pd.Series | float, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Exact (Garwood) interval for a Poisson count: χ²(α/2; 2k)/2 to χ²(1 − α/2; 2k + 2)/2; 0 below at k = 0."""
     k = np.asarray(events, dtype="float64")
     alpha = 1 - level
@@ -624,9 +623,31 @@ def completeness_distribution(current: pd.DataFrame, min_completeness: float) ->
 # --- worklists ---------------------------------------------------------------------------------
 
 
-def patient_link(patient_ids: pd.Series) -> pd.Series:
-    """A relative link to the patient page for each patient (the page reads ?patient=<id>)."""
-    return PATIENT_PAGE + "?patient=" + patient_ids.astype(str)
+EMPTY_CELL = "—"
+
+
+def filled_cells(worklist: pd.DataFrame) -> pd.DataFrame:
+    """A worklist without empty cells, since the dashboard's tables print an empty cell as the word "None": a
+    column with an empty cell becomes text, its values as shown (dates YYYY-MM-DD, booleans yes/no, numbers
+    with at most one decimal) and ``EMPTY_CELL`` where empty. Columns without one keep their type."""
+    out = worklist.copy()
+    for column in out.columns:
+        values = out[column]
+        missing = values.isna()
+        if not missing.any():
+            continue
+        if pd.api.types.is_datetime64_any_dtype(values):
+            text = values.dt.strftime("%Y-%m-%d")
+        elif pd.api.types.is_bool_dtype(values):
+            text = values.map({True: "yes", False: "no"})
+        elif pd.api.types.is_numeric_dtype(values):
+            # Rounded first, and + 0.0 so that a value rounding to −0.0 reads 0.
+            numbers = values.astype("float64").round(1) + 0.0
+            text = numbers.map(lambda v: f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}")
+        else:
+            text = values.astype("string")
+        out[column] = text.astype("string").mask(missing, EMPTY_CELL)
+    return out
 
 
 def _waiting_worklist(patients: pd.DataFrame, state: str) -> pd.DataFrame:
@@ -635,7 +656,7 @@ def _waiting_worklist(patients: pd.DataFrame, state: str) -> pd.DataFrame:
     due = due.sort_values(["days_since_last_session", "patient_id"], ascending=[False, True], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(due["patient_id"]),
+            "patient": due["patient_id"],
             "clinic": due["clinic"],
             "last_session": due["last_session"],
             "next_due": due["next_due"],
@@ -644,7 +665,7 @@ def _waiting_worklist(patients: pd.DataFrame, state: str) -> pd.DataFrame:
             "sessions": due["n_sessions"],
             "last_injector": due["last_injector"],
         }
-    ).reset_index(drop=True)
+    ).reset_index(drop=True).pipe(filled_cells)
 
 
 def overdue_worklist(patients: pd.DataFrame) -> pd.DataFrame:
@@ -662,7 +683,7 @@ def diary_worklist(current: pd.DataFrame) -> pd.DataFrame:
     poor = current.loc[current["poor_completeness"]].sort_values(["completeness", "patient_id"], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(poor["patient_id"]),
+            "patient": poor["patient_id"],
             "clinic": poor["clinic"],
             "cycle": poor["cycle"],
             "cycle_start": poor["start_date"],
@@ -671,7 +692,7 @@ def diary_worklist(current: pd.DataFrame) -> pd.DataFrame:
             "elapsed_days": poor["elapsed_days"],
             "completeness": poor["completeness"],
         }
-    ).reset_index(drop=True)
+    ).reset_index(drop=True).pipe(filled_cells)
 
 
 def recent_adverse_events(
@@ -691,7 +712,7 @@ def recent_adverse_events(
     events = events.sort_values(["event_date", "patient_id"], ascending=[False, True], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(events["patient_id"]),
+            "patient": events["patient_id"],
             "clinic": events["clinic"],
             "event": events["event"],
             "severity": events["severity"],
@@ -702,7 +723,7 @@ def recent_adverse_events(
             "resolved_date": events["resolved_date"],
             "injector": events["injector"],
         }
-    ).reset_index(drop=True)
+    ).reset_index(drop=True).pipe(filled_cells)
 
 
 def stop_indicated_worklist(patients: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
@@ -713,7 +734,7 @@ def stop_indicated_worklist(patients: pd.DataFrame, config: AnalysisConfig) -> p
     rows = rows.sort_values(["next_due", "patient_id"], kind="stable")
     return pd.DataFrame(
         {
-            "patient": patient_link(rows["patient_id"]),
+            "patient": rows["patient_id"],
             "clinic": rows["clinic"],
             "rules": stop_rules(rows, config),
             "treatment_state": rows["treatment_state"],
@@ -726,7 +747,7 @@ def stop_indicated_worklist(patients: pd.DataFrame, config: AnalysisConfig) -> p
             "last_session": rows["last_session"],
             "sessions": rows["n_sessions"],
         }
-    ).reset_index(drop=True)
+    ).reset_index(drop=True).pipe(filled_cells)
 
 
 # --- funnel plots -------------------------------------------------------------------------------

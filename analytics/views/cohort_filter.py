@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,9 @@ from analytics.definitions.status import safety
 from analytics.errors import AnalyticsRefusal
 from analytics.ingest.load import Dataset
 from analytics.output.export import export_files, suppressed_export_files
+
+if TYPE_CHECKING:
+    from _typeshed import SupportsAllComparisons
 
 FILTER_FILE_NAME = "cohort_filter.json"
 MANIFEST_KEY = "cohort_filter"
@@ -90,7 +94,7 @@ def _as_date(value: object) -> date | None:
     return date.fromisoformat(str(value).strip())
 
 
-def _as_number(value: object, kind: type) -> float | int | None:
+def _as_number(value: str | float | None, kind: type) -> float | int | None:
     if value is None or value == "":
         return None
     number = float(value)
@@ -103,12 +107,12 @@ def _as_number(value: object, kind: type) -> float | int | None:
     return number
 
 
-def _values(value: object) -> tuple[str, ...]:
+def _values(value: str | Iterable[object] | None) -> tuple[str, ...]:
     if value is None or value == "":
         return ()
     if isinstance(value, str):
         return (value.strip(),)
-    return tuple(sorted({str(v).strip() for v in value if str(v).strip()}))  # type: ignore[union-attr]
+    return tuple(sorted({str(v).strip() for v in value if str(v).strip()}))
 
 
 def _text(value: object) -> str:
@@ -323,7 +327,8 @@ class CohortFilter:
         fields: dict[str, object] = {}
         problems: list[str] = []
 
-        def take(name: str, value: object, field_names: tuple[str, ...]) -> None:
+        # Raw criterion values (text from the URL, parsed ends): CohortFilter normalises its own fields.
+        def take(name: str, value: Sequence[Any], field_names: tuple[str, ...]) -> None:
             try:
                 trial = cls(**dict(zip(field_names, value, strict=True)))  # validates this criterion alone
                 fields.update({f: getattr(trial, f) for f in field_names})
@@ -348,7 +353,10 @@ class CohortFilter:
                 continue
             edge = (bounds or {}).get(name)
             if edge:
-                low_bound, high_bound = (_as_date(e) if kind is date else e for e in edge)
+                # A bound is a date or a number like the range's ends (by ``kind``), so they compare.
+                low_bound, high_bound = (
+                    cast("SupportsAllComparisons", _as_date(e) if kind is date else e) for e in edge
+                )
                 low = None if low is not None and low <= low_bound else low
                 high = None if high is not None and high >= high_bound else high
             take(name, [low, high], (low_field, high_field))
@@ -430,8 +438,10 @@ def patient_attributes(analysis: Analysis, dataset: Dataset) -> pd.DataFrame:
     )
     people = dataset.tables["patients"].drop_duplicates("patient_id").set_index("patient_id")
     present = dataset.present_columns.get("patients", frozenset())
-    for column, dtype in (("sex", "string"), ("age_band", "string"), ("clinic", "string"),
-                          ("prior_preventives", "Int64"), ("medication_overuse", "boolean")):
+    patient_columns: tuple[tuple[str, Literal["string", "Int64", "boolean"]], ...] = (
+        ("sex", "string"), ("age_band", "string"), ("clinic", "string"),
+        ("prior_preventives", "Int64"), ("medication_overuse", "boolean"))
+    for column, dtype in patient_columns:
         if column in present and column in people:
             out[column] = people[column].reindex(out.index).astype(dtype)
         else:

@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from datetime import date
 from string import Formatter
 from types import ModuleType
+from typing import cast
 
 import pandas as pd
 
@@ -37,12 +38,27 @@ DEFINITION_MODULES = (
     "analytics.definitions.clinical",
     "analytics.views.clinic",
     "analytics.views.outcomes",
+    "analytics.views.continuation",
     "analytics.views.cohort_filter",
     "analytics.statistics.survival",
     "analytics.adherence",
     "analytics.safety",
     "analytics.questionnaires",
 )
+
+# Readable titles for the groups of definitions, by the module (or SPEC section) a definition comes from; a
+# source falls under the longest key it starts with. Module names are for developers, not for the reader.
+SECTION_TITLES = {
+    "SPEC §3": "Core definitions (SPEC §3)",
+    "SPEC §5": "Patient status, stopping rules and safety (SPEC §5)",
+    "analytics.definitions.clinical": "Patient page: response, diary, onset, wearing-off and side effects",
+    "analytics.views.continuation": "Should we continue? The clinic's own comparable patients",
+    "analytics.views.clinic": "Clinic page: activity, re-injection, retention and worklists",
+    "analytics.views.outcomes": "Outcomes page: cohort statistics and models",
+    "analytics.views.cohort_filter": "Cohort filter",
+    "analytics.statistics.survival": "Time-to-event estimates",
+}
+OTHER_SECTION = "Other definitions"
 
 COLUMN_FIELDS = [
     "file", "file_required", "one_row_per", "column", "required", "valid_values", "rejection_reason", "meaning",
@@ -493,7 +509,7 @@ def parameter_dictionary(
     current = parameter_values(config, as_of)
     default_values = parameter_values(AnalysisConfig())
     changed = config.differences_from_default()
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "parameter": doc["parameter"],
             "value": current[doc["parameter"]],
@@ -564,6 +580,20 @@ def module_definitions(modules: Iterable[str] = DEFINITION_MODULES) -> list[dict
     return entries
 
 
+def section_title(source: str) -> str:
+    """The readable title of the group a definition's ``source`` belongs to (``SECTION_TITLES``)."""
+    keys = [key for key in SECTION_TITLES if source == key or source.startswith(key + ".")]
+    return SECTION_TITLES[max(keys, key=len)] if keys else OTHER_SECTION
+
+
+def definition_sections(definitions: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """``definition_dictionary``'s rows (or some of them) grouped under readable titles, in the order of
+    ``SECTION_TITLES`` and then "Other definitions": [(title, rows), ...], e.g. for one expander per group."""
+    titles = definitions["source"].map(section_title)
+    order = [*SECTION_TITLES.values(), OTHER_SECTION]
+    return [(title, definitions[titles == title]) for title in order if (titles == title).any()]
+
+
 def definition_dictionary(
     config: AnalysisConfig, as_of: date | pd.Timestamp | None = None, modules: Iterable[str] = DEFINITION_MODULES
 ) -> pd.DataFrame:
@@ -571,7 +601,8 @@ def definition_dictionary(
 
     The ``parameters`` column lists each parameter a definition uses as ``name = value``.
     """
-    values = {row.parameter: row.value for row in parameter_dictionary(config, as_of, modules).itertuples()}
+    parameter_table = parameter_dictionary(config, as_of, modules)
+    values: dict[str, str] = dict(zip(parameter_table["parameter"], parameter_table["value"], strict=True))
     entries = [
         {**d, "parameters": _names(d["parameters"]), "source": source}
         for source, spec in (("SPEC §3", SPEC_DEFINITIONS), ("SPEC §5", STATUS_DEFINITIONS))
@@ -583,7 +614,7 @@ def definition_dictionary(
             "definition": fill(str(entry["definition"]), values),
             "parameters": "; ".join(
                 f"{name} = {values[name]}" if name in values else name
-                for name in entry["parameters"]  # type: ignore[union-attr]
+                for name in cast("list[str]", entry["parameters"])  # both kinds of entry hold _names(...)
             ),
         }
         for entry in entries

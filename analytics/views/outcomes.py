@@ -12,7 +12,9 @@ classes, the statistical models) are listed in ``DEFINITIONS`` for the data dict
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -330,7 +332,7 @@ def _eligible_treated_days(analysis: Analysis, days: TreatedDays | None = None
     days = treated_days(analysis) if days is None else days
     # Integer codes all the way: a patient's position among the eligible, or -1 for everyone else.
     position = np.full(len(days.patient_ids) + 1, -1, dtype="int64")
-    found = days.patient_ids.get_indexer(eligible["patient_id"].to_numpy(dtype=object))
+    found = days.patient_ids.get_indexer(pd.Index(eligible["patient_id"].to_numpy(dtype=object)))
     position[found[found >= 0]] = np.flatnonzero(found >= 0)
     patient = position[days.patient]
     keep = patient >= 0
@@ -392,19 +394,19 @@ def weekly_profile(analysis: Analysis, pooled_from: int = 5, days: TreatedDays |
     """
     config = analysis.config
     labels = np.array(cycle_group_labels(pooled_from))
-    eligible, days = _eligible_treated_days(analysis, days)
-    weeks = _patient_weeks(analysis, eligible, days)
+    eligible, eligible_days = _eligible_treated_days(analysis, days)
+    weeks = _patient_weeks(analysis, eligible, eligible_days)
     grouped = weeks.assign(group=np.minimum(weeks["cycle"], pooled_from)).groupby(["group", "week"])
     weekly = grouped["headache_days_per_7"].agg(n="size", mean_headache_days="mean", sd="std").reset_index()
     weekly["ci_low"], weekly["ci_high"] = t_interval(weekly["mean_headache_days"], weekly["sd"], weekly["n"])
     weekly.insert(0, "cycle_group", labels[weekly.pop("group").to_numpy(dtype="int64") - 1])
 
     span = config.cycle_days
-    group = np.minimum(days["cycle"], pooled_from)
-    flat = (group - 1) * span + (days["day"] - 1)
+    group = np.minimum(eligible_days["cycle"], pooled_from)
+    flat = (group - 1) * span + (eligible_days["day"] - 1)
     size = pooled_from * span
     recorded = np.bincount(flat, minlength=size)[:size].reshape(pooled_from, span)
-    hits = np.bincount(flat, weights=days["headache"], minlength=size)[:size].reshape(pooled_from, span)
+    hits = np.bincount(flat, weights=eligible_days["headache"], minlength=size)[:size].reshape(pooled_from, span)
     kernel = np.ones(7)
     window_recorded = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, recorded)
     window_hits = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="same"), 1, hits)
@@ -651,7 +653,7 @@ def baseline_table(analysis: Analysis, attributes: pd.DataFrame, cycle: int) -> 
     frames = []
     order = 0
     for column, label in TABLE1_CATEGORICAL.items():
-        values = stacked[column].astype("string")
+        values: pd.Series = stacked[column].astype("string")
         counts = pd.crosstab(values.fillna(NOT_RECORDED), stacked["group"]).reindex(columns=group_order, fill_value=0)
         missing = counts.loc[NOT_RECORDED] if NOT_RECORDED in counts.index else pd.Series(0, index=group_order)
         counts = counts.drop(index=NOT_RECORDED, errors="ignore")
@@ -735,7 +737,8 @@ def wilcoxon_by_cycle(analysis: Analysis) -> list[StatResult]:
     table = analysis.patient_cycles
     rows = table.loc[(table["cycle"] >= 1) & table["mhd_change"].notna(), ["cycle", "mhd_change"]]
     results = []
-    for cycle, change in rows.groupby("cycle")["mhd_change"]:
+    # pandas-stubs types a group key as any scalar; here it is the integer cycle number.
+    for cycle, change in cast("Iterable[tuple[int, pd.Series]]", rows.groupby("cycle")["mhd_change"]):
         x = change.to_numpy(dtype="float64")
         zeros = int((np.abs(x) < analysis.config.tolerance).sum())
         caveats = list(WILCOXON_CAVEATS)

@@ -48,7 +48,7 @@ class ReportFigure:
     caption: str = ""
 
 
-def _num(value: object, digits: int = 1) -> str:
+def _num(value: float | str | None, digits: int = 1) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
         return "—"
     return f"{float(value):.{digits}f}"

@@ -19,6 +19,7 @@ files, or one ``upload.zip`` for the archive cases, which the dashboard's upload
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import random
@@ -283,6 +284,21 @@ def _parquet_hostile() -> dict[str, bytes]:
     }))
 
 
+def parquet_row_bomb() -> dict[str, bytes]:
+    """20 million identical diary rows in one row group: dictionary and run-length encoding make them 190 KB."""
+    return {"sessions.csv": base()["sessions.csv"], "diary.parquet": _row_bomb_parquet()}
+
+
+@functools.cache  # a few seconds to write, and the tests ask twice (loader, command line)
+def _row_bomb_parquet() -> bytes:
+    index = pa.repeat(pa.scalar(0, pa.int32()), 20_000_000)
+    table = pa.table({name: pa.DictionaryArray.from_arrays(index, pa.array([value])) for name, value in
+                      (("patient_id", "P001"), ("date", "2024-02-20"), ("headache_hours", 3.0))})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, row_group_size=20_000_000)
+    return buffer.getvalue()
+
+
 def _parquet_repeated_column() -> dict[str, bytes]:
     return _with_diary_parquet(pa.table({"patient_id": ["P001"], "date": ["2024-02-20"], " date": ["2024-02-21"],
                                          "headache_hours": [3.0]}))
@@ -428,6 +444,9 @@ CASES: list[Case] = [
                                      ignored=("headache hours",)))),
     Case("parquet_repeated_column", "Parquet with 'date' and ' date'", _parquet_repeated_column,
          refused(2, "diary.parquet", "column 'date' appears more than once")),
+    Case("parquet_row_bomb", "20 million identical diary rows in 190 KB of Parquet: refused from its metadata, "
+         "before it is read (it took 8.8 GB and 75 s)", parquet_row_bomb,
+         refused(2, "diary.parquet", "60,000,000 values", "decompression bomb"), generated=True),
     # ZIP uploads (the dashboard's upload path).
     Case("zip_ok", "the core in one folder of a ZIP, with macOS's extra files", _upload(
         [*_zip_members("export/"), ("__MACOSX/export/._diary.csv", b"\x00\x05\x16\x07"), ("export/.DS_Store", b"\0")]),
