@@ -193,7 +193,8 @@ def _since_last_injection(record: PatientRecord, context: SummaryContext) -> Pla
             words.append(f"Before treatment, you had {_days(before)}. So now you have {_change(now, before)}.")
         if pd.notna(last["amd"]):
             words.append(_medicine(float(last["amd"])))
-            if float(last["amd"]) >= context.config.overuse_acute_days - context.config.tolerance:
+            overuse = record.windows.iloc[-1]["overuse"]  # clinical.cycle_flags: medication overuse
+            if pd.notna(overuse) and bool(overuse):
                 words.append(
                     f"Taking headache medicine on {context.config.overuse_acute_days:g} or more days in 4 weeks can "
                     "make headaches worse. Please talk to your doctor about this."

@@ -52,7 +52,7 @@ from reportlab.platypus import (
 )
 
 from analytics import __version__
-from analytics.definitions.clinical import status_badges, suitability_statements, treatment_badge
+from analytics.definitions.clinical import signed, status_badges, suitability_statements, treatment_badge
 from analytics.definitions.config import AnalysisConfig
 from analytics.views import summary_charts
 from analytics.views.patient_words import PlainPage, patient_page
@@ -169,11 +169,16 @@ def _one(value: Any) -> str:
 
 
 def _pct(value: Any) -> str:
-    return "" if value is None or pd.isna(value) else f"{float(value):+.0f}%".replace("-", "−")
+    return "" if value is None or pd.isna(value) else signed(float(value), 0, "%")
 
 
 def _iso(value: Any) -> str:
     return "—" if value is None or pd.isna(value) else f"{pd.Timestamp(value):%Y-%m-%d}"
+
+
+def _true(value: Any) -> bool:
+    """A nullable boolean that is true (empty is not)."""
+    return value is not None and not pd.isna(value) and bool(value)
 
 
 def _yes_no(value: Any) -> str:
@@ -328,14 +333,14 @@ def _window_grid(windows: pd.DataFrame) -> GridTable:
     for w in windows.itertuples(index=False):
         marks: list[tuple[int, colors.Color]] = []
         amd = _with_change(w.amd, w.amd_pct_change)
-        if w.overuse:
+        if _true(w.overuse):
             amd += " MO"
             marks.append((6, WARN))
         if w.cycle == 0:
             interval = ""
         elif w.cycle == 1:
             interval = "first"
-        elif w.late:
+        elif _true(w.late):
             interval = f"{int(w.interval_days)} d late"
             marks.append((8, WARN))
         else:

@@ -19,7 +19,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from analytics.definitions.clinical import ClinicalParameters, ClinicalTables
+from analytics.definitions.clinical import ClinicalParameters, ClinicalTables, cycle_flags
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.pipeline import Analysis
 from analytics.definitions.status import OFF_TREATMENT
@@ -142,9 +142,9 @@ def window_table(cycles: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
     start_date, end_date, status, recorded_days, window_days, completeness, evaluable, mhd, mmd, amd,
     mhd_pct_change (SPEC §3), mmd_pct_change and amd_pct_change (SPEC §3's change rule applied to
     migraine and acute-medication days: both windows evaluable, baseline above 0), response (≥75% /
-    50–74% / 30–49% / <30%, from the SPEC responder flags), overuse (amd ≥ overuse_acute_days in that
-    window, SPEC §5's threshold), interval_days (days since the patient's previous session, cycles
-    2..n) and late (interval_days > on_time_max_days).
+    50–74% / 30–49% / <30%, from the SPEC responder flags), and ``clinical.cycle_flags``'s marks:
+    overuse (medication overuse in that window), interval_days (days since the previous session) and
+    late (a late re-injection), each True, False or empty as defined there.
     """
     c = cycles.sort_values(["patient_id", "cycle"], kind="stable").reset_index(drop=True)
     out = c[
@@ -183,11 +183,10 @@ def window_table(cycles: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
         ["≥75%", "50–74%", "30–49%", "<30%"],
         "",
     )
-    out["overuse"] = (out["amd"] >= config.overuse_acute_days - config.tolerance).fillna(False).astype(bool)
-    session = out["start_date"].where(out["cycle"] >= 1)
-    interval = session.groupby(out["patient_id"], sort=False).diff().dt.days
-    out["interval_days"] = interval.where(out["cycle"] >= 2).astype("Int64")
-    out["late"] = (out["interval_days"] > config.on_time_max_days).fillna(False).astype(bool)
+    flags = cycle_flags(c, config)
+    out["overuse"] = flags["overuse"]
+    out["interval_days"] = flags["interval_days"]
+    out["late"] = flags["late_reinjection"]
     return out
 
 
