@@ -381,7 +381,8 @@ def _windows_flowables(
         f"n: diary days recorded / days in the window. Eval.: evaluable (≥{config.min_completeness:.0%} of days "
         f"recorded, ≥{config.min_window_days} days); change from baseline only when both are evaluable. "
         "Response: reduction of headache days. MO: medication overuse, acute medication on "
-        f"≥{config.overuse_acute_days:g} days / 28 d in that window. Interval: days since the previous session; "
+        f"≥{config.overuse_acute_days:g} days / 28 d in that window (evaluable windows). Interval: days since the "
+        "previous session; "
         f"late: more than {config.on_time_max_days}."
     )
     if omitted:
