@@ -31,7 +31,13 @@ from analytics.privacy import access
 from analytics.privacy.suppression import DEFAULT_MIN_CELL
 from analytics.views import quality
 from analytics.views.cohort_filter import CohortFilter, export_command
-from analytics.views.dictionary import column_dictionary, data_dictionary, definition_dictionary, parameter_dictionary
+from analytics.views.dictionary import (
+    column_dictionary,
+    data_dictionary,
+    definition_dictionary,
+    definition_sections,
+    parameter_dictionary,
+)
 from pages import run_dashboard_instead
 from ui import auth
 from ui import render as ui_render
@@ -62,24 +68,14 @@ def _files_section(dataset: Dataset) -> None:
             "sha256": st.column_config.TextColumn("sha256", width="small"),
         },
     )
-    read, accepted, rejected = (int(files[c].sum()) for c in ("rows_read", "rows_accepted", "rows_rejected"))
-    stray = quality.unreported_rejections(dataset)
-    listed = int(files["rejected_rows_listed"].sum())
-    if files["reconciles"].all() and stray == 0:
-        st.success(
-            f"Every row is accounted for: {read:,} rows read = {accepted:,} accepted + {rejected:,} rejected"
-            + (f", and the rejection report lists all {rejected:,} rejected rows." if rejected and listed == rejected
-               else f"; the rejection report lists the first {listed:,} and counts the rest by reason." if rejected
-               else "."),
-            icon=":material/check_circle:",
-        )
-    else:
-        broken = ", ".join(files.loc[~files["reconciles"], "file"]) or "none"
-        st.error(
-            f"The row counts do not add up (files: {broken}; rejected rows of unknown files: {stray}). "
-            "Please report this: no row should ever be dropped silently.",
-            icon=":material/error:",
-        )
+    # Every row read is accepted or rejected, and every file of the source was read or is listed with why not.
+    verdict = quality.reconciliation_statement(dataset)
+    icons = {"success": ":material/check_circle:", "warning": ":material/warning:", "error": ":material/error:"}
+    getattr(st, verdict.tone)(ui_render.plain(verdict.text), icon=icons[verdict.tone])
+    unread = quality.files_not_read(dataset)
+    if len(unread):
+        ui_render.table(unread, key="data_files_not_read", filename="files_not_read.csv",
+                        caption="Files in the upload or folder that were not read, with the reason and a suggestion.")
 
 
 def _rejections_section(dataset: Dataset) -> None:
@@ -220,12 +216,11 @@ def _dictionary_section(ctx: AppContext) -> None:
     st.download_button("Download the data dictionary (CSV)", download, file_name="data_dictionary.csv",
                        mime="text/csv", key="dictionary_csv", on_click="ignore", icon=":material/download:")
 
-    module = definitions["source"].str.split(".").str[:2].str.join(".")
-    core = module == "SPEC §3"
+    core = definitions["source"] == "SPEC §3"
     st.markdown(f"##### Core definitions (SPEC §3, {int(core.sum())})")
     st.markdown(_definitions_markdown(definitions[core]))
-    for source, group in definitions[~core].groupby(module[~core], sort=False):
-        with st.expander(f"Definitions of {source} ({len(group)})"):
+    for title, group in definition_sections(definitions[~core]):  # readable titles, not module names
+        with st.expander(f"{title} ({len(group)})"):
             st.markdown(_definitions_markdown(group))
 
     st.markdown(f"##### Parameters ({len(parameters)})")

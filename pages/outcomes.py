@@ -148,7 +148,8 @@ def _load_filter_file(options: dict[str, list]) -> None:
         absent = [f"{name} {value}" for name in ("sex", "age_band", "clinic") for value in getattr(loaded, name)
                   if value not in options[name]]
         note = f" Not in these data, so left out: {', '.join(absent)}." if absent else ""
-        st.session_state["filter_file_message"] = ("success", f"Loaded the cohort filter from {ui_render.plain(upload.name)}.{note}")
+        loaded = f"Loaded the cohort filter from {ui_render.plain(upload.name)}.{note}"
+        st.session_state["filter_file_message"] = ("success", loaded)
     except (ValueError, json.JSONDecodeError) as exc:
         st.session_state["filter_file_message"] = ("error", f"{upload.name} is not a cohort filter: {exc}")
 

@@ -236,7 +236,13 @@ def _load(source: _Source) -> Loaded:
         with UPLOAD_READING if upload else nullcontext():
             return load_dataset(source.read(), UPLOAD_LIMITS if upload else FOLDER_LIMITS), None
     except DatasetRefused as exc:
-        return None, str(exc)
+        return None, _with_needed_columns(exc)
+
+
+def _with_needed_columns(refusal: DatasetRefused) -> str:
+    """The refusal, then the columns the refused file needs (first, before the full data dictionary)."""
+    needed = "; ".join(f"{c['column']} ({c['meaning']})" for c in refusal.needed_columns)
+    return f"{refusal} The file needs these columns: {needed}." if needed else str(refusal)
 
 
 @st.cache_data(max_entries=8, show_spinner=False, hash_funcs=HASH_FUNCS)
