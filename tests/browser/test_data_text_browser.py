@@ -24,11 +24,12 @@ PROJECT_DIR = Path(__file__).resolve().parents[2]
 PATIENT = "P00005"
 
 
-class _Counter(http.server.BaseHTTPRequestHandler):
-    hits: list[str] = []
+HITS: list[str] = []  # the paths the listener was asked for
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        _Counter.hits.append(self.path)
+
+class _Counter(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        HITS.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
         self.end_headers()
@@ -77,6 +78,6 @@ def test_markdown_in_the_data_fetches_nothing_and_shows_as_typed(tmp_path: Path,
                     browser.close()
     finally:
         listener.shutdown()
-    assert _Counter.hits == [], f"the browser fetched {_Counter.hits}"
+    assert HITS == [], f"the browser fetched {HITS}"
     assert f"![b](http://127.0.0.1:{port}/reason.png)" in body  # shown as typed
     assert "$x^2$" in body
