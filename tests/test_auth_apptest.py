@@ -578,3 +578,23 @@ def test_the_audit_page_says_whether_the_chain_verifies(app: Callable[..., AppTe
     assert not at.exception
     assert not at.success
     assert "does not verify at line 1" in at.error[0].value
+
+
+def test_a_researcher_held_to_small_cell_suppression_sees_suppressed_values_only(
+        app: Callable[..., AppTest], setup: dict[str, Path], audit_log: Path) -> None:
+    """On screen as in the download: the Outcomes page shows such a role the suppressed cohort table and no view
+    built on single patients (the review's researcher with min_cell = 11 saw a cohort of n = 1)."""
+    access_file = setup["root"] / "access_min_cell.toml"
+    access_file.write_text("[min_cell]\nresearcher = 11\n" + ACCESS_FILE)
+    at = app("researcher@uni.example", access_file=access_file)
+    switch_page(at, "pages/outcomes.py")
+    at.run()
+    assert not at.exception
+    assert any("small cells suppressed (K = 11)" in i.value for i in at.info)
+    shown = at.dataframe[0].value
+    assert "n_treated" in shown.columns
+    counts = shown[["n_treated", "n_evaluable"]].astype(str)
+    # The tiny test cohort has fewer than 11 patients: no count of 1..10 is on the screen.
+    assert not counts.isin([str(n) for n in range(1, 11)]).any().any(), counts
+    assert len(at.tabs) == 0  # no charts, subgroups, Table 1, curves or models
+    assert not any("Patients in the cohort" in m.label for m in at.metric)
