@@ -7,6 +7,9 @@ Progress and a summary go to stderr. ``export --min-cell K`` writes the suppress
 export (``analytics.privacy.suppression``); ``python -m analytics deidentify ...`` is ``analytics.privacy.deidentify``;
 ``python -m analytics audit-verify [--log PATH]`` checks the audit log's hash chain (exit 0 OK, 1 broken);
 ``python -m analytics verify OUT_DIR`` checks an export folder (exit 0 whole, 1 not).
+``python -m analytics summary --data DIR --out DIR --patient ID ... | --due-within DAYS`` writes one PDF per
+patient for a clinic visit (``analytics.views.summary_pdf``): exit 2 when no patient is asked for or an id is
+not in the data, 2 or 3 when the dataset is refused, 4 when a PDF cannot be written.
 ``analytics/__main__.py`` only calls ``main()``.
 """
 
@@ -16,9 +19,13 @@ import argparse
 import dataclasses
 import os
 import sys
-from datetime import date
+import tempfile
+from datetime import date, datetime
 from pathlib import Path
 
+import pandas as pd
+
+from analytics.definitions.clinical import clinical_tables
 from analytics.definitions.config import AnalysisConfig, flag_name, flag_parameters
 from analytics.definitions.pipeline import analyse
 from analytics.ingest.load import DatasetRefused, load_dataset
@@ -26,6 +33,7 @@ from analytics.output.export import PATIENT_LEVEL_FILES, verify_export, write_at
 from analytics.privacy import audit, deidentify
 from analytics.privacy.suppression import DEFAULT_MIN_CELL
 from analytics.views import cohort_filter
+from analytics.views.summary_record import KINDS, PAGE_SIZE_NAMES, PatientRecords, SummaryContext, due_within
 
 
 def _iso_date(text: str) -> date:
@@ -87,6 +95,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = commands.add_parser("verify", help="check that a folder holds one whole export (its manifest's files)")
     check.add_argument("folder", type=Path)
+    summary = commands.add_parser(
+        "summary",
+        help="write one PDF per patient for a clinic visit: the doctor's one-page summary or the patient's page",
+    )
+    summary.add_argument("--data", required=True, type=Path, help="folder with sessions.csv, diary.csv, ...")
+    summary.add_argument("--out", required=True, type=Path, help="folder to write <patient_id>_<kind>.pdf into")
+    summary.add_argument(
+        "--patient", action="extend", nargs="+", default=[], metavar="ID", help="the patients to write (pseudonyms)"
+    )
+    summary.add_argument(
+        "--due-within",
+        type=int,
+        metavar="DAYS",
+        help="also every patient whose next injection is due by as_of + DAYS (active or overdue, not lapsed)",
+    )
+    summary.add_argument("--kind", choices=KINDS, default="doctor", help="doctor (default) or patient")
+    summary.add_argument("--page-size", choices=PAGE_SIZE_NAMES, default="a4", help="a4 (default) or letter")
+    summary.add_argument("--appendix", action="store_true", help="add the charts on the following pages")
+    _parameter_arguments(summary)
     verify = commands.add_parser("audit-verify", help="check the audit log's hash chain and head file")
     verify.add_argument("--log", type=Path, help="the audit log (default: $OUTCOMES_AUDIT_LOG, else logs/audit.jsonl)")
     return parser
@@ -160,6 +187,72 @@ def run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_file_atomically(path: Path, data: bytes) -> None:
+    """Write ``path`` whole or not at all: a temporary file beside it, flushed to disk, then renamed over it."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    # reportlab and matplotlib load only for this command, not for every export.
+    from analytics.views import summary_pdf
+
+    if not args.patient and args.due_within is None:
+        _say("error: say which patients: --patient ID ... and/or --due-within DAYS")
+        return 2
+    if args.due_within is not None and args.due_within < 0:
+        _say(f"error: --due-within must not be negative (got {args.due_within})")
+        return 2
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        _say(f"error: {exc}")
+        return 2
+    _say(f"reading {args.data} ...")
+    try:
+        dataset = load_dataset(args.data)
+    except DatasetRefused as exc:
+        _say(f"refused: {exc}")
+        return exc.exit_code
+    analysis = analyse(dataset, config)
+    tables = clinical_tables(analysis, dataset)
+    records = PatientRecords(analysis, dataset, tables)
+    unknown = records.unknown(args.patient)
+    if unknown:
+        _say(f"error: unknown patient id{'s' if len(unknown) > 1 else ''} (not in {args.data}): {', '.join(unknown)}")
+        return 2
+    chosen = list(dict.fromkeys(args.patient))
+    if args.due_within is not None:
+        due = due_within(tables.status, analysis.as_of, args.due_within)
+        _say(f"{len(due)} patients due by {(analysis.as_of + pd.Timedelta(days=args.due_within)).date()}")
+        chosen += [p for p in due if p not in chosen]
+    if not chosen:
+        _say("no patient to write; nothing written")
+        return 0
+    context = SummaryContext(config, tables.params, analysis.as_of, str(args.data), datetime.now())
+    try:
+        args.out.mkdir(parents=True, exist_ok=True)
+        for i, patient_id in enumerate(chosen, start=1):
+            _say(f"{i}/{len(chosen)} {patient_id}")
+            pdf = summary_pdf.build_summary_pdf(
+                records.record(patient_id), context, args.kind, args.page_size, appendix=args.appendix
+            )
+            _write_file_atomically(args.out / f"{patient_id}_{args.kind}.pdf", pdf)
+    except OSError as exc:
+        _say(f"error: cannot write to {args.out}: {exc.strerror or exc}")
+        return 4
+    _say(f"as_of {analysis.as_of.date()}: wrote {len(chosen)} {args.kind} summaries to {args.out}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "export":
@@ -172,6 +265,8 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"  {problem}")
         _say(f"{args.folder}: {'a whole export' if not problems else 'not a whole export'}")
         return 1 if problems else 0
+    if args.command == "summary":
+        return run_summary(args)
     if args.command == "audit-verify":
         log = args.log or Path(os.environ.get("OUTCOMES_AUDIT_LOG") or audit.DEFAULT_AUDIT_LOG)
         result = audit.verify(log)

@@ -31,7 +31,13 @@ from analytics.privacy import access
 from analytics.privacy.suppression import DEFAULT_MIN_CELL
 from analytics.views import quality
 from analytics.views.cohort_filter import CohortFilter, export_command
-from analytics.views.dictionary import column_dictionary, data_dictionary, definition_dictionary, parameter_dictionary
+from analytics.views.dictionary import (
+    column_dictionary,
+    data_dictionary,
+    definition_dictionary,
+    definition_sections,
+    parameter_dictionary,
+)
 from pages import run_dashboard_instead
 from ui import auth
 from ui import render as ui_render
@@ -62,24 +68,14 @@ def _files_section(dataset: Dataset) -> None:
             "sha256": st.column_config.TextColumn("sha256", width="small"),
         },
     )
-    read, accepted, rejected = (int(files[c].sum()) for c in ("rows_read", "rows_accepted", "rows_rejected"))
-    stray = quality.unreported_rejections(dataset)
-    listed = int(files["rejected_rows_listed"].sum())
-    if files["reconciles"].all() and stray == 0:
-        st.success(
-            f"Every row is accounted for: {read:,} rows read = {accepted:,} accepted + {rejected:,} rejected"
-            + (f", and the rejection report lists all {rejected:,} rejected rows." if rejected and listed == rejected
-               else f"; the rejection report lists the first {listed:,} and counts the rest by reason." if rejected
-               else "."),
-            icon=":material/check_circle:",
-        )
-    else:
-        broken = ", ".join(files.loc[~files["reconciles"], "file"]) or "none"
-        st.error(
-            f"The row counts do not add up (files: {broken}; rejected rows of unknown files: {stray}). "
-            "Please report this: no row should ever be dropped silently.",
-            icon=":material/error:",
-        )
+    # Every row read is accepted or rejected, and every file of the source was read or is listed with why not.
+    verdict = quality.reconciliation_statement(dataset)
+    icons = {"success": ":material/check_circle:", "warning": ":material/warning:", "error": ":material/error:"}
+    getattr(st, verdict.tone)(ui_render.plain(verdict.text), icon=icons[verdict.tone])
+    unread = quality.files_not_read(dataset)
+    if len(unread):
+        ui_render.table(unread, key="data_files_not_read", filename="files_not_read.csv",
+                        caption="Files in the upload or folder that were not read, with the reason and a suggestion.")
 
 
 def _rejections_section(dataset: Dataset) -> None:
@@ -193,25 +189,17 @@ def _dictionary_parts(config: AnalysisConfig, as_of: str | None) -> tuple:
     )
 
 
-def _markdown_text(text: object) -> str:
-    """Text shown literally in markdown (no emphasis from mhd_0 or *, no LaTeX from $, no strike from ~)."""
-    out = str(text)
-    for char in "\\`*_~$[]<>|":
-        out = out.replace(char, "\\" + char)
-    return out
-
-
 def _definitions_markdown(definitions: pd.DataFrame) -> str:
     lines = []
     for row in definitions.itertuples():
         details = " · ".join(
             part for part in (
-                f"parameters: {_markdown_text(row.parameters)}" if row.parameters else "",
-                f"columns: {_markdown_text(row.columns)}" if row.columns else "",
+                f"parameters: {ui_render.plain(row.parameters)}" if row.parameters else "",
+                f"columns: {ui_render.plain(row.columns)}" if row.columns else "",
             ) if part
         )
         lines.append(
-            f"- **{_markdown_text(row.term)}**: {_markdown_text(row.definition)}"
+            f"- **{ui_render.plain(row.term)}**: {ui_render.plain(row.definition)}"
             + (f"  \n  :gray[{details}]" if details else "")
         )
     return "\n".join(lines)
@@ -228,12 +216,11 @@ def _dictionary_section(ctx: AppContext) -> None:
     st.download_button("Download the data dictionary (CSV)", download, file_name="data_dictionary.csv",
                        mime="text/csv", key="dictionary_csv", on_click="ignore", icon=":material/download:")
 
-    module = definitions["source"].str.split(".").str[:2].str.join(".")
-    core = module == "SPEC §3"
+    core = definitions["source"] == "SPEC §3"
     st.markdown(f"##### Core definitions (SPEC §3, {int(core.sum())})")
     st.markdown(_definitions_markdown(definitions[core]))
-    for source, group in definitions[~core].groupby(module[~core], sort=False):
-        with st.expander(f"Definitions of {source} ({len(group)})"):
+    for title, group in definition_sections(definitions[~core]):  # readable titles, not module names
+        with st.expander(f"{title} ({len(group)})"):
             st.markdown(_definitions_markdown(group))
 
     st.markdown(f"##### Parameters ({len(parameters)})")
@@ -251,12 +238,12 @@ def _dictionary_section(ctx: AppContext) -> None:
 def _parameters_markdown(parameters: pd.DataFrame) -> str:
     lines = []
     for row in parameters.itertuples():
-        value = f"**{_markdown_text(row.value)}**"
+        value = f"**{ui_render.plain(row.value)}**"
         if row.differs_from_default:
-            value += f" :orange[(changed; default {_markdown_text(row.default)})]"
+            value += f" :orange[(changed; default {ui_render.plain(row.default)})]"
         lines.append(
-            f"- `{row.parameter}` = {value}: {_markdown_text(row.meaning)}  \n"
-            f"  :gray[basis: {_markdown_text(row.basis)} · {_markdown_text(row.source)}]"
+            f"- `{row.parameter}` = {value}: {ui_render.plain(row.meaning)}  \n"
+            f"  :gray[basis: {ui_render.plain(row.basis)} · {ui_render.plain(row.source)}]"
         )
     return "\n".join(lines)
 
@@ -264,14 +251,14 @@ def _parameters_markdown(parameters: pd.DataFrame) -> str:
 def _columns_markdown(rules: pd.DataFrame) -> str:
     lines = []
     for row in rules.itertuples():
-        rejected = f" Rejected as: *{_markdown_text(row.rejection_reason)}*." if row.rejection_reason else ""
+        rejected = f" Rejected as: *{ui_render.plain(row.rejection_reason)}*." if row.rejection_reason else ""
         if row.column == "(row)":
-            lines.append(f"- Row rule: {_markdown_text(row.valid_values)}.{rejected}")
+            lines.append(f"- Row rule: {ui_render.plain(row.valid_values)}.{rejected}")
         else:
             required = " (required)" if row.required else ""
             lines.append(
-                f"- `{row.column}`{required}: {_markdown_text(row.meaning)}  \n"
-                f"  :gray[valid: {_markdown_text(row.valid_values)}.{rejected}]"
+                f"- `{row.column}`{required}: {ui_render.plain(row.meaning)}  \n"
+                f"  :gray[valid: {ui_render.plain(row.valid_values)}.{rejected}]"
             )
     return "\n".join(lines)
 

@@ -23,7 +23,9 @@ import streamlit as st
 from analytics.definitions.config import PROJECT_DIR, SAMPLE_DATA_DIR
 from analytics.definitions.pipeline import Analysis
 from analytics.figures import outcomes as figures
+from analytics.output.export import csv_bytes
 from analytics.privacy import access
+from analytics.privacy.suppression import suppress_cohort_cycles
 from analytics.statistics.stats import T_METHOD, WILSON_METHOD
 from analytics.views import outcomes
 from analytics.views.cohort_filter import (
@@ -148,7 +150,8 @@ def _load_filter_file(options: dict[str, list]) -> None:
         absent = [f"{name} {value}" for name in ("sex", "age_band", "clinic") for value in getattr(loaded, name)
                   if value not in options[name]]
         note = f" Not in these data, so left out: {', '.join(absent)}." if absent else ""
-        st.session_state["filter_file_message"] = ("success", f"Loaded the cohort filter from {upload.name}.{note}")
+        loaded = f"Loaded the cohort filter from {ui_render.plain(upload.name)}.{note}"
+        st.session_state["filter_file_message"] = ("success", loaded)
     except (ValueError, json.JSONDecodeError) as exc:
         st.session_state["filter_file_message"] = ("error", f"{upload.name} is not a cohort filter: {exc}")
 
@@ -302,6 +305,27 @@ def _data_argument(ctx: AppContext) -> str:
 # --- the page ----------------------------------------------------------------------------------
 
 
+def _suppressed_view(cohort_cycles: pd.DataFrame, min_cell: int) -> None:
+    """What a role held to small-cell suppression sees: the cohort's per-cycle table exactly as its suppressed
+    download (``analytics.privacy.suppression``, as ``export --min-cell``), and no view built on single
+    patients (charts, subgroups, Table 1, curves, models), whose small numbers would undo the suppression."""
+    st.info(
+        f"Your access is to aggregate tables with small cells suppressed (K = {min_cell}): counts from 1 to "
+        f"{min_cell - 1} show as <{min_cell}, counts that would reveal one by subtraction as 'suppressed', and the "
+        "rates, means and intervals that rest on them are left empty. The charts, subgroups, Table 1, "
+        "time-to-response curves and models are not shown, since their small numbers would undo the suppression.",
+        icon=":material/shield:",
+    )
+    shown = suppress_cohort_cycles(cohort_cycles, min_cell)
+    st.dataframe(shown, hide_index=True, key="cohort_cycles_suppressed_table")
+    st.caption(f"cohort_cycles.csv of this cohort with small-cell suppression (K = {min_cell}); the download holds "
+               "exactly these values.")
+    auth.download_button(  # aggregate and suppressed: checked against the role and audited (ui/auth.py)
+        "Download CSV", csv_bytes(shown), file_name="cohort_cycles_suppressed.csv", kind="aggregate",
+        rows=len(shown), suppressed=True, mime="text/csv", key="cohort_cycles_suppressed_csv", on_click="ignore",
+    )
+
+
 def render() -> None:
     """The Outcomes page: the cohort builder, the cohort's statistics in tabs, and its export."""
     ctx = context()
@@ -324,6 +348,12 @@ def render() -> None:
     cohort_cycles = results["cohort_cycles"]
     k_max = int(analysis.patient_cycles["cycle"].max()) if len(analysis.patient_cycles) else 0
     chosen_cycle, last_cycle = view_controls(k_max, cohort_cycles)
+
+    min_cell = auth.enforced_min_cell()
+    if min_cell is not None:  # the access file holds this role to aggregate tables with small cells suppressed
+        with summary:
+            _suppressed_view(cohort_cycles, min_cell)
+        return
 
     n_selected, n_treated = len(selected), len(attributes)
     n_eligible = int(selected_attributes["eligible"].sum())

@@ -20,7 +20,10 @@ import streamlit as st
 
 from analytics.definitions import clinical
 from analytics.figures import patient as figures
-from analytics.views import report
+from analytics.privacy.links import patient_from_link
+from analytics.views import continuation, report
+from analytics.views.summary_pdf import build_summary_pdf
+from analytics.views.summary_record import PatientRecords, SummaryContext
 from pages import run_dashboard_instead
 from ui import auth, state
 from ui import render as ui_render
@@ -74,11 +77,18 @@ def render() -> None:
 
     patient_ids, first_judged = _patient_choices(ctx)
     requested = state.query_value("patient")
-    if requested is not None and requested not in patient_ids:
-        # Another clinic's patient, or no patient at all: one message and one audit reason for both.
+    link = patient_from_link(requested, patient_ids)
+    if link.message is not None and requested is not None:
+        # Another clinic's patient, or no patient at all: the same words and one audit reason for both, and
+        # no other patient is opened in its place.
         auth.refused_patient(requested)
-        st.warning("The patient in the link is not one of your patients, or does not exist; this attempt is recorded.",
-                   icon=":material/block:")
+        st.title("Patient")
+        st.warning(link.markdown() or "", icon=":material/block:")
+        st.caption("This attempt is recorded. Open the patient list to choose a patient.")
+        if st.button("Open the patient list", key="patient_link_refused", icon=":material/list:"):
+            st.query_params.pop("patient", None)  # the address loses the refused id; the list opens
+            st.rerun()
+        st.stop()
     if not patient_ids:
         st.info("This dataset has no patients.")
         st.stop()
@@ -96,7 +106,8 @@ def render() -> None:
     auth.opened_patient(patient_id)  # the audit trail: who opened which patient, when
     status_rows = _one(tables.status, patient_id)
     status = status_rows.iloc[0] if len(status_rows) else None
-    cycles = _one(analysis.patient_cycles, patient_id).sort_values("cycle")
+    # Medication overuse per window and late re-injections (clinical.cycle_flags) ride along with the cycles.
+    cycles = clinical.cycle_flags(_one(analysis.patient_cycles, patient_id).sort_values("cycle"), config)
     days = state.patient_calendar(ctx, patient_id)  # this patient's daily grid only, cached per patient
     facts_row = _one(dataset.tables["patients"], patient_id)
     facts: dict[str, str] = {}
@@ -111,7 +122,9 @@ def render() -> None:
     n_sessions = int((cycles["cycle"] >= 1).sum())
     if n_sessions:
         facts["sessions"] = f"{n_sessions} (first {cycles.loc[cycles['cycle'] == 1, 'start_date'].iloc[0]:%d %b %Y})"
-    top[1].markdown(" · ".join(f"**{k}**: {v}" for k, v in facts.items()) or "No patient details in patients.csv")
+    top[1].markdown(  # values from patients.csv are shown as typed, never as Markdown
+        " · ".join(f"**{k}**: {ui_render.plain(v)}" for k, v in facts.items()) or "No patient details in patients.csv"
+    )
 
     figure_list: list[report.ReportFigure] = []
 
@@ -155,6 +168,34 @@ def render() -> None:
         "date; it opens without internet.",
     )
 
+    def summary_pdf(patient_id: str, kind: str) -> bytes:
+        records = PatientRecords(analysis, dataset, tables)
+        summary = SummaryContext(config, params, analysis.as_of, ctx.source_label, datetime.now())
+        return build_summary_pdf(records.record(patient_id), summary, kind=kind, page_size="a4")
+
+    for kind, label, icon, note in (
+        ("doctor", "Clinic visit PDF", ":material/picture_as_pdf:",
+         "One A4 page for the visit: treatment state and next due date, each cycle against the baseline with n, "
+         "stopping rules with their numbers, medication overuse, questionnaires, side effects."),
+        ("patient", "Patient's page (PDF)", ":material/description:",
+         "One page in plain words for the patient: headache days before treatment and now, what to expect, "
+         "when the next injection is due, what to record in the diary."),
+    ):
+        auth.download_button(  # checked against the user's role and audited: ui/auth.py
+            label,
+            kind="patient_level",
+            rows=1,
+            container=top[2],
+            data=partial(summary_pdf, patient_id, kind),
+            file_name=f"{patient_id}_{kind}.pdf",
+            mime="application/pdf",
+            key=f"patient_pdf_{kind}",
+            on_click="ignore",
+            icon=icon,
+            width="stretch",
+            help=note,
+        )
+
     # --- header: numbers with their n, then status badges
     measures = clinical.header_measures(cycles)
     if measures:
@@ -164,7 +205,7 @@ def render() -> None:
             column.metric(
                 m["measure"],
                 "—" if pd.isna(latest) else f"{latest:.1f}",
-                None if pd.isna(m["change"]) else round(m["change"], 1),
+                m["change_shown"],  # rounded as shown, never "−0.0"
                 delta_color="inverse",
                 border=True,
                 delta_description=None if pd.isna(m["change"]) else "vs baseline",
@@ -199,7 +240,7 @@ def render() -> None:
     if status is not None:
         with st.container(horizontal=True):
             for text, tone in clinical.status_badges(status, config):
-                st.badge(text, color=BADGE_COLOURS[tone])
+                st.badge(ui_render.plain(text), color=BADGE_COLOURS[tone])  # may quote patients.csv
 
         left, right = st.columns(2)
         with left:
@@ -225,6 +266,15 @@ def render() -> None:
                 f"- {conversion_mark('ehf_episodic_now')} {status['ehf_episodic_reason']}"
             )
 
+    # --- should we continue? The clinic's own comparable patients, beside the published figures
+    evidence = continuation.continuation_evidence(analysis, patient_id)
+    if evidence.applies:
+        with st.container(border=True):
+            st.subheader("Should we continue? What happened to comparable patients here")
+            st.markdown("\n".join(f"- {ui_render.plain(line)}" for line in evidence.lines()))
+            st.caption("Comparable: eligible patients in the data you can see with no 50% response through the same "
+                       "cycle who had the next session; 95% Wilson intervals. The Data page's dictionary defines it.")
+
     # --- the charts
 
     def show(key: str, heading: str, figure: object, caption: str) -> None:
@@ -235,24 +285,31 @@ def render() -> None:
     show(
         "calendar",
         "Diary calendar",
-        figures.build_diary_calendar_figure(days, config.headache_min_hours),
+        figures.build_diary_calendar_figure(days, config.headache_min_hours, cycles=cycles),
         "Grey: day not recorded (missing, never counted as headache-free). "
         f"A headache day has ≥{config.headache_min_hours:g} h "
-        "of headache. Blue frame: injection day.",
+        f"of headache. Blue frame: injection day; a late re-injection (more than {config.on_time_max_days} days "
+        "after the previous one) is marked with its gap.",
     )
     show(
         "rolling",
         "Headache days per 28 days over time",
-        figures.build_rolling_headache_figure(days, cycles, config.min_completeness, params.period_days),
+        figures.build_rolling_headache_figure(
+            days, cycles, config.min_completeness, params.period_days, overuse_acute_days=config.overuse_acute_days
+        ),
         f"Each point counts headache days in the 28 days ending that day, per 28 recorded days; shown only when at "
-        f"least {config.min_completeness:.0%} of the 28 days were recorded (grey bands otherwise).",
+        f"least {config.min_completeness:.0%} of the 28 days were recorded (grey bands otherwise). MO: a window with "
+        f"acute medication on ≥{config.overuse_acute_days:g} days per 28 (medication overuse); late: a late "
+        "re-injection.",
     )
 
     st.subheader("Cycles")
     show(
         "cycles",
         "Per cycle against the baseline",
-        figures.build_cycle_bars_figure(cycles, config.responder_thresholds),
+        figures.build_cycle_bars_figure(
+            cycles, config.responder_thresholds, overuse_acute_days=config.overuse_acute_days
+        ),
         "Change in headache days from the baseline above each cycle; under each: days recorded / days in the window "
         f"and completeness. A window is evaluable with ≥{config.min_completeness:.0%} of "
         f"its days recorded and ≥{config.min_window_days} days; hatched bars are not evaluable and are not compared.",
@@ -341,7 +398,7 @@ def render() -> None:
             caption="Rates per 28 recorded days; change is against the baseline and empty unless both are evaluable.",
         )
 
-    st.caption(f"Data as of {analysis.as_of:%d %b %Y} · {ctx.source_label}")
+    st.caption(f"Data as of {analysis.as_of:%d %b %Y} · {ui_render.plain(ctx.source_label)}")
 
 
 if __name__ == "__main__":  # Streamlit ran this file on its own (legacy pages/ mode): see pages/__init__.py

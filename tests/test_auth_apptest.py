@@ -18,6 +18,7 @@ from page_helpers import switch_page
 from streamlit.testing.v1 import AppTest
 
 from analytics.privacy import audit
+from analytics.privacy.links import escape_markdown
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DASHBOARD = str(PROJECT_DIR / "dashboard.py")
@@ -121,7 +122,12 @@ def visible_ids(at: AppTest) -> set[str]:
 
 
 def no_page(at: AppTest, page: str) -> bool:
-    """The page is not registered in this user's navigation, so it cannot be opened at all."""
+    """The page cannot be opened: this user's navigation has no such page, or only the hidden "No access"
+    page at its address (which says so and is audited; ``ui.auth.navigation``). AppTest offers no public
+    view of the registered pages, hence its ``_registered_pages``."""
+    at_address = [p for p in at._registered_pages.values() if p.get("url_pathname") == page]
+    if at_address:
+        return all(p.get("page_name") == "No access" for p in at_address)
     try:
         switch_page(at, f"pages/{page}.py")
     except ValueError as exc:
@@ -184,10 +190,13 @@ def test_a_broken_access_file_lets_nobody_in(app: Callable[..., AppTest], setup:
 
 def test_doctor_sees_only_north_patients(app: Callable[..., AppTest], audit_log: Path) -> None:
     at = app("DR.NORTH@clinic.example")
-    at.query_params["patient"] = "S1"  # a link to a South patient
+    at.query_params["patient"] = "S1"  # a link to a South patient: it says so and opens no one else
     at.run()
     assert not at.exception
     assert at.title[0].value == "Patient"
+    assert "is not in the data you can see" in at.warning[0].value
+    del at.query_params["patient"]  # the "Open the patient list" button drops the refused id from the address
+    at.run()
     assert set(at.selectbox(key="patient").options) == NORTH
     assert at.selectbox(key="patient").value in NORTH
     assert visible_ids(at) == NORTH
@@ -450,17 +459,21 @@ def test_opening_a_patient_of_another_clinic_or_none_is_refused_and_audited(
     at.query_params["patient"] = requested
     at.run()
     assert not at.exception
-    assert at.selectbox(key="patient").value in NORTH
-    warning = next(w.value for w in at.warning if "patient in the link" in w.value)
-    assert requested not in warning  # one message whether the patient exists elsewhere or not at all
+    # The same words whether the patient is another clinic's or nobody's, and no other patient opens instead.
+    warning = next(w.value for w in at.warning if "is not in the data you can see" in w.value)
+    assert warning == escape_markdown(f"Patient {requested} is not in the data you can see")
+    assert "patient" not in [s.key for s in at.selectbox]
     at.run()  # a rerun is not a second attempt
     refused = [e for e in events(audit_log) if e["event"] == "refused"]
     assert [(e["user"], e["role"], e["patient_id"], e["page"], e["reason"]) for e in refused] == [
         ("dr.north@clinic.example", "doctor", requested, "patient",
          "patient not among the user's patients (another clinic's, or unknown)")
     ]
-    opened = [e["patient_id"] for e in events(audit_log) if e["event"] == "open_patient"]
-    assert requested not in opened
+    assert [e for e in events(audit_log) if e["event"] == "open_patient"] == []
+    assert at.button(key="patient_link_refused")  # the way out: the patient list, without the link
+    del at.query_params["patient"]  # what the button does to the address (AppTest keeps its own query)
+    at.run()
+    assert at.selectbox(key="patient").value in NORTH
 
 
 def test_an_admin_opening_an_unknown_patient_is_audited(app: Callable[..., AppTest], audit_log: Path) -> None:
@@ -468,9 +481,7 @@ def test_an_admin_opening_an_unknown_patient_is_audited(app: Callable[..., AppTe
     at.query_params["patient"] = "NOBODY"
     at.run()
     assert not at.exception
-    assert [(e["event"], e.get("patient_id")) for e in events(audit_log)][1:] == [
-        ("refused", "NOBODY"), ("open_patient", at.selectbox(key="patient").value)
-    ]
+    assert [(e["event"], e.get("patient_id")) for e in events(audit_log)][1:] == [("refused", "NOBODY")]
 
 
 def _open_url_path(at: AppTest, url_path: str) -> AppTest:
@@ -530,7 +541,7 @@ def test_downloads_record_their_data_rows(app: Callable[..., AppTest], audit_log
     at = app("admin@clinic.example")
     at.query_params["patient"] = "N1"
     at.run()
-    at.switch_page("pages/data.py")
+    switch_page(at, "pages/data.py")
     at.run()
     assert not at.exception
 
@@ -557,7 +568,7 @@ def test_the_audit_page_says_whether_the_chain_verifies(app: Callable[..., AppTe
     app("dr.north@clinic.example").run()
     at = app("admin@clinic.example")
     at.run()
-    at.switch_page("pages/audit.py")
+    switch_page(at, "pages/audit.py")
     at.run()
     assert not at.exception
     lines = audit_log.read_bytes().splitlines(keepends=True)
@@ -567,3 +578,23 @@ def test_the_audit_page_says_whether_the_chain_verifies(app: Callable[..., AppTe
     assert not at.exception
     assert not at.success
     assert "does not verify at line 1" in at.error[0].value
+
+
+def test_a_researcher_held_to_small_cell_suppression_sees_suppressed_values_only(
+        app: Callable[..., AppTest], setup: dict[str, Path], audit_log: Path) -> None:
+    """On screen as in the download: the Outcomes page shows such a role the suppressed cohort table and no view
+    built on single patients (the review's researcher with min_cell = 11 saw a cohort of n = 1)."""
+    access_file = setup["root"] / "access_min_cell.toml"
+    access_file.write_text("[min_cell]\nresearcher = 11\n" + ACCESS_FILE)
+    at = app("researcher@uni.example", access_file=access_file)
+    switch_page(at, "pages/outcomes.py")
+    at.run()
+    assert not at.exception
+    assert any("small cells suppressed (K = 11)" in i.value for i in at.info)
+    shown = at.dataframe[0].value
+    assert "n_treated" in shown.columns
+    counts = shown[["n_treated", "n_evaluable"]].astype(str)
+    # The tiny test cohort has fewer than 11 patients: no count of 1..10 is on the screen.
+    assert not counts.isin([str(n) for n in range(1, 11)]).any().any(), counts
+    assert len(at.tabs) == 0  # no charts, subgroups, Table 1, curves or models
+    assert not any("Patients in the cohort" in m.label for m in at.metric)

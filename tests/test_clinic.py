@@ -488,7 +488,7 @@ def test_worklist_cells_are_never_empty_so_no_none_is_shown(hand: SimpleNamespac
         }
     )
     stop = clinic.stop_indicated_worklist(roster, AnalysisConfig()).set_index("patient")
-    assert stop.loc["/patient?patient=P1", ["latest_evaluable_cycle", "latest_mhd_pct_change"]].tolist() == ["—", "—"]
-    assert stop.loc["/patient?patient=P2", ["latest_evaluable_cycle", "latest_mhd_pct_change"]].tolist() == ["3", "-12"]
+    assert stop.loc["P1", ["latest_evaluable_cycle", "latest_mhd_pct_change"]].tolist() == ["—", "—"]
+    assert stop.loc["P2", ["latest_evaluable_cycle", "latest_mhd_pct_change"]].tolist() == ["3", "-12"]
     assert stop["next_due"].dtype.kind == "M" and not stop.isna().any().any()
     assert clinic.filled_cells(pd.DataFrame({"change": [-0.04, np.nan]}))["change"].tolist() == ["0", "—"]

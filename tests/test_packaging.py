@@ -7,6 +7,7 @@ same pins. A clinic's server must not get Playwright, a mock OIDC provider or py
 
 from __future__ import annotations
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -66,9 +67,14 @@ def test_third_party_imports_of_the_package_are_declared() -> None:
     module_to_package = {"yaml": "pyyaml", "dateutil": "python-dateutil"}
     imported = set()
     for path in (PROJECT / "analytics").rglob("*.py"):
-        for match in re.finditer(r"^\s*(?:import|from)\s+([A-Za-z_][A-Za-z0-9_]*)", path.read_text(), re.M):
-            imported.add(match.group(1))
-    third_party = {m for m in imported if m not in sys.stdlib_module_names and m not in ("analytics", "__future__")}
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    # _typeshed exists for type checkers only (imported under TYPE_CHECKING).
+    stdlib = {*sys.stdlib_module_names, "_typeshed"}
+    third_party = {m for m in imported if m not in stdlib and m not in ("analytics", "__future__")}
     missing = {m for m in third_party if module_to_package.get(m, m).lower().replace("_", "-") not in declared}
     assert not missing, f"imported by analytics/ but not a runtime dependency in pyproject.toml: {sorted(missing)}"
 

@@ -220,10 +220,10 @@ def test_the_dashboard_holds_uploads_to_the_upload_limits(monkeypatch: pytest.Mo
 
     monkeypatch.setattr(state, "UPLOAD_LIMITS", Limits(max_rows=10, max_values=1_000, max_decoded_bytes=10**6))
     files = {"sessions.csv": SESSIONS, "diary.csv": DIARY_HEADER + b"P1,2024-01-02,3\n" * 11}
-    dataset, refused = state._load(("upload", "test_upload_limits", 1), lambda: files)
+    dataset, refused = state._load(state._Source("upload", ("upload", "test_upload_limits", 1), lambda: files))
     assert dataset is None and refused is not None
     assert refused.startswith("diary.csv: refused: 11 rows, more than 10, the most a data file may hold")
-    dataset, refused = state._load(("folder", "test_upload_limits", 1), lambda: files)
+    dataset, refused = state._load(state._Source("folder", ("folder", "test_upload_limits", 1), lambda: files))
     assert refused is None and dataset.files[1].rows_read == 11
 
 
@@ -246,7 +246,8 @@ def test_the_dashboard_reads_one_upload_at_a_time(monkeypatch: pytest.MonkeyPatc
         raise DatasetRefused("diary.csv: refused", 2)
 
     monkeypatch.setattr(state, "load_dataset", slow_load)
-    threads = [threading.Thread(target=state._load, args=(("upload", "test_one_at_a_time", i), dict))
+    threads = [threading.Thread(target=state._load,
+                                args=(state._Source("upload", ("upload", "test_one_at_a_time", i), dict),))
                for i in range(3)]
     for thread in threads:
         thread.start()

@@ -15,12 +15,18 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.output.export import csv_bytes
+from analytics.privacy.links import escape_markdown
 from ui import auth
 
 # No image download from the chart's toolbar (modebar): it is an export made in the browser, which the
 # server can neither check against the user's role nor audit. Charts leave the app in the printable
 # summary, whose download is checked and audited (ui/auth.py).
 PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["toImage"]}
+
+
+def plain(text: object) -> str:
+    """Data-derived text to put inside Markdown, shown as typed (``analytics.privacy.links.escape_markdown``)."""
+    return escape_markdown(text)
 
 
 def chart(fig: go.Figure, key: str, caption: str | None = None) -> None:

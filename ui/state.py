@@ -50,6 +50,7 @@ from analytics.definitions.pipeline import Analysis, analyse
 from analytics.ingest.archive import files_from_upload
 from analytics.ingest.load import DATA_SUFFIXES, FOLDER_LIMITS, UPLOAD_LIMITS, Dataset, DatasetRefused, load_dataset
 from analytics.privacy import access
+from ui import render
 from ui.context import CONTEXT_KEY, HASH_FUNCS, AppContext, current_user
 
 logger = logging.getLogger("outcomes.dashboard")
@@ -243,7 +244,13 @@ def _load(source: _Source) -> Loaded:
         with UPLOAD_READING if upload else nullcontext():
             return load_dataset(source.read(), UPLOAD_LIMITS if upload else FOLDER_LIMITS), None
     except DatasetRefused as exc:
-        return None, str(exc)
+        return None, _with_needed_columns(exc)
+
+
+def _with_needed_columns(refusal: DatasetRefused) -> str:
+    """The refusal, then the columns the refused file needs (first, before the full data dictionary)."""
+    needed = "; ".join(f"{c['column']} ({c['meaning']})" for c in refusal.needed_columns)
+    return f"{refusal} The file needs these columns: {needed}." if needed else str(refusal)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False, hash_funcs=HASH_FUNCS)
@@ -328,7 +335,7 @@ def _source_status(ctx: AppContext, data_page: st.Page) -> None:
         return
     tables = ctx.dataset.tables
     st.sidebar.caption(
-        f"**{ctx.source_label}**  \n"
+        f"**{render.plain(ctx.source_label)}**  \n"
         f"{tables['sessions']['patient_id'].nunique():,} patients with sessions  \n"
         f"{len(tables['sessions']):,} sessions · {len(tables['diary']):,} diary days  \n"
         f"data as of {ctx.analysis.as_of:%Y-%m-%d}"
@@ -380,7 +387,7 @@ def parameter_changes(config: AnalysisConfig) -> str:
 def banner(ctx: AppContext) -> None:
     """Above every page: a refused dataset in plain words, and parameters that differ from defaults."""
     if ctx.refused:
-        st.error(f"**The data could not be used.** {ctx.refused}", icon=":material/block:")
+        st.error(f"**The data could not be used.** {render.plain(ctx.refused)}", icon=":material/block:")
     changes = parameter_changes(ctx.config)
     if changes:
         st.warning(f"**Analysis parameters differ from the SPEC defaults:** {changes}.", icon=":material/tune:")

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -35,7 +36,7 @@ from analytics.views.dictionary import STATUS_DEFINITIONS, fill, parameter_value
 MINUS = "−"
 
 
-def _param(default: object, doc: str, basis: str) -> object:
+def _param(default: object, doc: str, basis: str) -> Any:
     return field(default=default, metadata={"doc": doc, "basis": basis})
 
 
@@ -270,7 +271,7 @@ def cycle_flags(cycles: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
 # --- suitability at baseline, in words (SPEC §5.1 chronic_at_baseline, overuse_at_baseline, suitable_nice)
 
 
-def _mark(value: object) -> str:
+def _mark(value: Any) -> str:
     return "unknown" if value is None or pd.isna(value) else ("met" if bool(value) else "not met")
 
 
@@ -396,7 +397,7 @@ def rule_statements(status: pd.DataFrame, cycles: pd.DataFrame, config: Analysis
     )
     not_started = status["n_sessions"] < s
     nice_rule, nice = f"NICE TA260 after {s} cycles", status["nice_state"]
-    provisional = pd.Series(np.where(pct_s.notna(), "; provisional" + numbers, ""), index=ids.index)
+    provisional: pd.Series = pd.Series(np.where(pct_s.notna(), "; provisional" + numbers, ""), index=ids.index)
     nice_reason = choose(
         [
             (nice.eq("stop"), f"NICE TA260: <{t:g}% reduction after {s} cycles" + numbers),
@@ -528,7 +529,8 @@ def _with_day_flags(days: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
     """``days`` with recorded (headache_hours given) and headache_day (SPEC §3; empty when not recorded)."""
     hours = days["headache_hours"]
     recorded = hours.notna()
-    headache_day = pd.Series(hours >= config.headache_min_hours, dtype="boolean").where(recorded, pd.NA)
+    # pandas-stubs: Series.where does not take pd.NA as other
+    headache_day = pd.Series(hours >= config.headache_min_hours, dtype="boolean").where(recorded, pd.NA)  # type: ignore[call-overload]
     return days.assign(recorded=recorded, headache_day=headache_day)
 
 
@@ -546,7 +548,8 @@ def _calendar(
         .groupby(level=0)
         .agg({"min": "min", "max": "max"})
     )
-    span["max"] = span["max"].clip(upper=as_of)
+    # pandas-stubs: Series.clip takes no Timestamp bound
+    span["max"] = span["max"].clip(upper=as_of)  # type: ignore[call-overload]
     span = span[span["max"] >= span["min"]]
     lengths = ((span["max"] - span["min"]).dt.days + 1).to_numpy()
     starts = np.repeat(span["min"].to_numpy(), lengths)
@@ -746,7 +749,8 @@ def wearing_off(
     flagged = (out["rise"] >= params.wearing_off_min_rise - config.tolerance) & (
         out["late_mhd"] >= out["reference_mhd"] * (1 + params.wearing_off_min_relative) - config.tolerance
     )
-    out["wearing_off"] = pd.Series(flagged, dtype="boolean").where(out["assessable"], pd.NA)
+    # pandas-stubs: Series.where does not take pd.NA as other
+    out["wearing_off"] = pd.Series(flagged, dtype="boolean").where(out["assessable"], pd.NA)  # type: ignore[call-overload]
     return out.drop(columns=["status", "window_days"]).reset_index(drop=True)
 
 
@@ -785,8 +789,10 @@ def questionnaire_bands(questionnaires: pd.DataFrame) -> pd.DataFrame:
         levels.append(index + 1)
         labels.append(np.array([label for _, _, label in bands], dtype=object)[index])
     level = np.select(conditions, levels, 0)
-    out["band"] = pd.array(np.select(conditions, labels, None), dtype="string")
-    out["band_level"] = pd.Series(level, index=out.index, dtype="Int64").where(level > 0, pd.NA)
+    # numpy stubs: np.select does not take None as default
+    out["band"] = pd.array(np.select(conditions, labels, None), dtype="string")  # type: ignore[call-overload]
+    # pandas-stubs: Series.where does not take pd.NA as other
+    out["band_level"] = pd.Series(level, index=out.index, dtype="Int64").where(level > 0, pd.NA)  # type: ignore[call-overload]
     return out
 
 
@@ -907,7 +913,7 @@ RULE_TONES = {
 }
 
 
-def _date(value: object) -> str:
+def _date(value: Any) -> str:
     return f"{pd.Timestamp(value):%d %b %Y}" if pd.notna(value) else "—"
 
 
@@ -1021,7 +1027,9 @@ def _latest_scores(questionnaires: pd.DataFrame) -> pd.DataFrame:
         .tail(1)
     )
     wide = latest.pivot(index="patient_id", columns="instrument", values=["score", "band", "date"])
-    wide.columns = [f"latest_{instrument.lower().replace('-', '')}_{what}" for what, instrument in wide.columns]
+    wide.columns = [
+        f"latest_{instrument.lower().replace('-', '')}_{what}" for what, instrument in cast(pd.MultiIndex, wide.columns)
+    ]
     return wide.reset_index()
 
 
@@ -1154,7 +1162,7 @@ def definitions_with_values(config: AnalysisConfig, params: ClinicalParameters) 
     each parameter written as name = value (SPEC parameter or clinical parameter)."""
     values = {**config.parameters(), **params.parameters()}
     shown = parameter_values(config)
-    spec = [
+    spec: list[dict[str, object]] = [
         {"name": d["term"], "definition": d["definition"], "parameters": d["parameters"].split(", ")}
         for d in STATUS_DEFINITIONS
     ]
@@ -1162,7 +1170,7 @@ def definitions_with_values(config: AnalysisConfig, params: ClinicalParameters) 
         {
             "name": str(d["name"]),
             "definition": fill(str(d["definition"]), shown),
-            "parameters": "; ".join(f"{p} = {values[p]}" for p in d["parameters"] if p),  # type: ignore[union-attr]
+            "parameters": "; ".join(f"{p} = {values[p]}" for p in cast("Iterable[str]", d["parameters"]) if p),
         }
         for d in [*spec, *DEFINITIONS]
     ]

@@ -123,7 +123,7 @@ def window_counts(
             "patient_id": in_window["patient_id"],
             "cycle": in_window["cycle"].astype("int64"),
             "recorded_days": 1,
-            "headache_days": (in_window["headache_hours"] >= config.headache_min_hours).astype("int64"),
+            "headache_days": in_window["headache_day"].astype("int64"),
             "migraine_days": in_window["migraine"].fillna(False).astype("int64"),
             "acute_med_days": in_window["acute_medication"].fillna(False).astype("int64"),
         }
@@ -205,9 +205,15 @@ PATIENT_CYCLE_COLUMNS = [
 def patient_cycles(
     sessions: pd.DataFrame, diary: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisConfig, present: frozenset[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The per-patient-cycle table (SPEC §4 columns first, then helpers) and the per-patient-day frame."""
+    """The per-patient-cycle table (SPEC §4 columns first, then helpers) and the per-patient-day frame.
+
+    The per-patient-day frame has each accepted diary day up to as_of with its cycle, day_in_cycle and
+    headache_day (headache_hours >= headache_min_hours)."""
     windows = cycle_windows(sessions, as_of, config)
     days = assign_days_to_windows(diary[diary["date"] <= as_of], windows)
+    # SPEC §3's headache day, decided once here: every later step (window counts, SPEC §5's 28-day periods,
+    # the Patient page's calendar) reads this column instead of comparing hours again.
+    days["headache_day"] = days["headache_hours"].to_numpy() >= config.headache_min_hours
     table = responses(window_counts(days, windows, config, present), config)
     extra = [c for c in table.columns if c not in PATIENT_CYCLE_COLUMNS]
     return table[[c for c in PATIENT_CYCLE_COLUMNS if c in table.columns] + extra], days

@@ -136,7 +136,7 @@ def _periods(patient_days: pd.DataFrame, first: pd.Series, as_of: pd.Timestamp, 
         + pd.to_timedelta(grid["period"] * PERIOD_DAYS - 1, unit="D").to_numpy()
     )
 
-    days = patient_days[["patient_id", "date", "headache_hours"]]
+    days = patient_days[["patient_id", "date", "headache_day"]]
     days = days[days["patient_id"].isin(first.index)]
     d1 = first.reindex(days["patient_id"]).to_numpy()
     offset = (days["date"].to_numpy() - d1).astype("timedelta64[D]").astype("int64")
@@ -148,7 +148,7 @@ def _periods(patient_days: pd.DataFrame, first: pd.Series, as_of: pd.Timestamp, 
             "patient_id": days["patient_id"].to_numpy()[keep],
             "period": j[keep].astype("int64"),
             "recorded_days": 1,
-            "headache_days": (days["headache_hours"].to_numpy()[keep] >= config.headache_min_hours).astype("int64"),
+            "headache_days": days["headache_day"].to_numpy()[keep].astype("int64"),
         }
     )
     sums = counted.groupby(["patient_id", "period"], sort=False)[["recorded_days", "headache_days"]].sum()

@@ -610,7 +610,8 @@ def _malformed_table(lines: list[int], ids: list[str], fields: list[int], header
             "patient_id": np.asarray(ids, dtype=object),
             "reason": schemas.WRONG_FIELD_COUNT,
             "column": "",
-            "value": pd.Categorical.from_codes(codes, [f"{n} fields, header has {header_fields}" for n in counts]),
+            # pandas-stubs: from_codes takes only Sequence[int] codes and Index categories (any array-like works)
+            "value": pd.Categorical.from_codes(codes, [f"{n} fields, header has {header_fields}" for n in counts]),  # type: ignore[arg-type]
         }
     )
 

@@ -25,6 +25,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import cast
 
 import numpy as np
@@ -415,6 +416,7 @@ def _lock(out_dir: Path) -> Iterator[None]:
     """Hold ``.OUT.lock`` beside ``out_dir`` (``fcntl.flock``; released by the system if the process
     dies); raise ``ExportBusy`` at once when another export holds it. The file is removed on release."""
     path = out_dir.parent / f".{out_dir.name}.lock"
+    fcntl: ModuleType | None
     try:
         import fcntl
     except ImportError:  # no flock (Windows): the lock file itself is the lock

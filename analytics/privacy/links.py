@@ -20,6 +20,15 @@ SHOWN_CHARS = 64
 _MARKDOWN_SPECIAL = frozenset(string.punctuation)
 
 
+def escape_markdown(text: object) -> str:
+    """Data-derived text (a patient id, a clinic name, a discontinuation reason, a file name) for a place
+    that renders Markdown: every ASCII punctuation character is backslash-escaped (CommonMark shows an
+    escaped punctuation character as itself), so emphasis, links, images (``![x](http://host/x.png)``, which a
+    browser would fetch), LaTeX (``$``), HTML and Streamlit's ``:colour[...]`` directives show as typed.
+    Line breaks and runs of white space become one space."""
+    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in " ".join(str(text).split()))
+
+
 @dataclass(frozen=True)
 class PatientLink:
     """The outcome of a link: ``patient_id`` when the user may see that patient, else ``message`` (plain text).
@@ -32,9 +41,7 @@ class PatientLink:
 
     def markdown(self) -> str | None:
         """``message`` with every ASCII punctuation character backslash-escaped, for st.warning and st.markdown."""
-        if self.message is None:
-            return None
-        return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in self.message)
+        return None if self.message is None else escape_markdown(self.message)
 
 
 def shown_id(requested: str) -> str:

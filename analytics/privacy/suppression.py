@@ -62,7 +62,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -342,7 +342,7 @@ class _Outsider:
 
     def _highs(self, cost: np.ndarray, bounds: np.ndarray) -> tuple[str, float, np.ndarray, np.ndarray] | None:
         """Solve with the HiGHS instance kept between solves (each starts from the last basis)."""
-        core, highs = self.highs
+        core, highs = cast("tuple[Any, Any]", self.highs)  # only called when self.highs is set
         columns = np.arange(self.size, dtype=np.int32)
         if self.highs_bounds is None or not np.array_equal(self.highs_bounds, bounds):
             upper = np.where(np.isinf(bounds[:, 1]), core.kHighsInf, bounds[:, 1])
@@ -443,7 +443,7 @@ class _Pool:
                       np.zeros(self.cells, dtype=bool))
 
 
-def _highs_solver(matrix: object, equalities: int) -> tuple[object, object] | None:
+def _highs_solver(matrix: object, equalities: int) -> tuple[Any, Any] | None:
     """scipy's own HiGHS solver object with the model loaded (rows: ``equalities`` rows = 0, the rest
     ≤ 0), or None where this scipy does not expose it (then every solve goes through ``linprog``).
 
@@ -572,7 +572,7 @@ def suppress_ranges(counts: LinkedCounts, model: CountModel, min_cell: int) -> d
                 break
             chosen = None
             for members in candidates:  # cheapest first
-                trial = (_with(hidden, members), pool.branch(), {})
+                trial: tuple[np.ndarray, _Pool, dict[bytes, _Range]] = (_with(hidden, members), pool.branch(), {})
                 if enough(q, assess(q, *trial)):
                     chosen = members, trial
                     break
@@ -594,7 +594,7 @@ def suppress_ranges(counts: LinkedCounts, model: CountModel, min_cell: int) -> d
             continue
         trial_hidden = hidden.copy()
         trial_hidden[members] = False
-        trial_pool, trial_cache = pool.holding(members, values[members]), {}
+        trial_pool, trial_cache = pool.holding(members, values[members]), cast("dict[bytes, _Range]", {})
         updated: dict[int, _Range] = {}
         # The likeliest to narrow again first (a trial that fails should fail early): those it was
         # withheld for, those whose range rests on it, those that count it.
@@ -707,7 +707,7 @@ def cohort_model(last_cycle: int) -> CountModel:
     that some patients produce.
     """
     last = int(last_cycle)
-    cells: list[Cell] = [(0, T), (0, E)] + [(k, c) for k in range(1, last + 1) for c in COUNT_COLUMNS]
+    cells: list[Cell] = [(0, T), (0, E), *((k, c) for k in range(1, last + 1) for c in COUNT_COLUMNS)]
     latent: list[Hashable] = []
 
     def new(name: Hashable) -> int:
@@ -731,10 +731,10 @@ def cohort_model(last_cycle: int) -> CountModel:
         np.add.at(row, minus, -1.0)
         rows.append(row)
 
-    def sessions(keep: Callable[[int, int], bool]) -> list[int]:
+    def sessions(keep: Callable[..., bool]) -> list[int]:
         return [v for (n, f), v in by_sessions.items() if keep(n, f)]
 
-    def time(keep: Callable[[int, int], bool]) -> list[int]:
+    def time(keep: Callable[..., bool]) -> list[int]:
         return [v for (m, f), v in by_time.items() if keep(m, f)]
 
     for k in range(0, last + 1):

@@ -515,7 +515,8 @@ def persistence(patients: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisCon
     """
     state = patients["treatment_state"]
     discontinued, lapsed = state.eq("discontinued"), state.eq("lapsed")
-    lapse = (patients["last_session"] + pd.Timedelta(days=config.on_time_max_days)).clip(upper=as_of)
+    # pandas-stubs: Series.clip takes no Timestamp bound
+    lapse = (patients["last_session"] + pd.Timedelta(days=config.on_time_max_days)).clip(upper=as_of)  # type: ignore[call-overload]
     end = patients["discontinued_on"].where(discontinued, lapse.where(lapsed))
     event = (discontinued | lapsed).to_numpy()
     reason = np.select(

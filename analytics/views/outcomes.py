@@ -309,13 +309,12 @@ def treated_days(analysis: Analysis) -> TreatedDays:
     days = analysis.patient_days
     in_cycle = days["cycle"].to_numpy(dtype="float64", na_value=np.nan) >= 1
     codes, patient_ids = pd.factorize(np.asarray(days["patient_id"].array, dtype=object)[in_cycle])
-    hours = days["headache_hours"].to_numpy(dtype="float64")[in_cycle]
     return TreatedDays(
         patient_ids=pd.Index(patient_ids, dtype=object),
         patient=codes.astype("int64"),
         cycle=days["cycle"].to_numpy(dtype="float64", na_value=0)[in_cycle].astype("int64"),
         day=days["day_in_cycle"].to_numpy(dtype="float64", na_value=0)[in_cycle].astype("int64"),
-        headache=(hours >= analysis.config.headache_min_hours).astype("int64"),
+        headache=days["headache_day"].to_numpy(dtype=bool)[in_cycle].astype("int64"),
     )
 
 

@@ -100,7 +100,12 @@ def reconciliation_statement(dataset: Dataset) -> ReconciliationStatement:
     stray = unreported_rejections(dataset)
     unread = _not_read_sentence(dataset)
     if files["reconciles"].all() and stray == 0:
-        listed = f", and the rejection report lists all {rejected:,} rejected rows." if rejected else "."
+        shown = int(files["rejected_rows_listed"].sum()) if "rejected_rows_listed" in files else rejected
+        listed = (
+            f", and the rejection report lists all {rejected:,} rejected rows." if rejected and shown == rejected
+            else f"; the rejection report lists the first {shown:,} and counts the rest by reason." if rejected
+            else "."
+        )
         text = f"Every row is accounted for: {read:,} rows read = {accepted:,} accepted + {rejected:,} rejected{listed}"
         return ReconciliationStatement("warning" if unread else "success", text + unread)
     broken = ", ".join(files.loc[~files["reconciles"], "file"]) or "none"
