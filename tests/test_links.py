@@ -39,7 +39,8 @@ def test_the_id_is_shown_as_plain_text_cut_to_64_characters() -> None:
     crafted = patient_from_link("**x**\n[click](http://evil.example) :red[!] $x$", VISIBLE)
     assert "\n" not in crafted.message and "\ufffd" in crafted.message  # the newline is shown as a replacement mark
     markdown = crafted.markdown()
-    # Every Markdown character of the id is escaped, so Streamlit shows it as typed rather than as bold or a link.
-    assert "\\*\\*x\\*\\*" in markdown and "\\[click\\]\\(http\\:\\/\\/evil\\.example\\)" in markdown
+    # Every character of the id that opens a Markdown construct is escaped, so Streamlit shows it as typed
+    # rather than as bold or a link.
+    assert "\\*\\*x\\*\\*" in markdown and "\\[click\\]\\(http://evil.example\\)" in markdown
     assert "\\:red\\[\\!\\]" in markdown and "\\$x\\$" in markdown
     assert PatientLink(patient_id="P001").markdown() is None

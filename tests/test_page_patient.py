@@ -111,9 +111,15 @@ def test_a_parameter_change_changes_the_numbers(monkeypatch, sample) -> None:
     assert after["Headache days / 28 d"] != before["Headache days / 28 d"]
 
 
-def test_an_unknown_patient_in_the_link_falls_back_to_the_default(monkeypatch, sample) -> None:
+def test_an_unknown_patient_in_the_link_says_so_and_opens_no_one_else(monkeypatch, sample) -> None:
+    # The clinic-visit issue: a link to a patient that does not exist (or that the user may not see) used to
+    # open the first patient silently. Now it says so, in the same words either way, and opens nobody.
     _, analysis = sample
     at = open_page(monkeypatch, patient="NOT-A-PATIENT")
+    assert [w.value for w in at.warning if "NOT" in w.value] == ["Patient NOT-A-PATIENT is not in the data you can see"]
+    assert "patient" not in [s.key for s in at.selectbox]
+    del at.query_params["patient"]  # the page's "Open the patient list" button drops the id from the address
+    at.run()
     assert at.selectbox(key="patient").value == first_judged(analysis)
 
 

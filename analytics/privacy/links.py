@@ -10,23 +10,28 @@ text: control characters replaced, cut to ``SHOWN_CHARS`` characters, and escape
 
 from __future__ import annotations
 
-import string
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
 
 NOT_VISIBLE = "Patient {patient} is not in the data you can see"
 SHOWN_CHARS = 64
 """A pseudonym has at most 64 characters (SPEC §2): anything longer is cut to that, the last one '…'."""
-_MARKDOWN_SPECIAL = frozenset(string.punctuation)
+_INLINE = re.compile(r"[\\`*_\[\](){}!$<>~|#]|:(?=[A-Za-z])")
 
 
 def escape_markdown(text: object) -> str:
     """Data-derived text (a patient id, a clinic name, a discontinuation reason, a file name) for a place
-    that renders Markdown: every ASCII punctuation character is backslash-escaped (CommonMark shows an
-    escaped punctuation character as itself), so emphasis, links, images (``![x](http://host/x.png)``, which a
-    browser would fetch), LaTeX (``$``), HTML and Streamlit's ``:colour[...]`` directives show as typed.
-    Line breaks and runs of white space become one space."""
-    return "".join("\\" + c if c in _MARKDOWN_SPECIAL else c for c in " ".join(str(text).split()))
+    that renders Markdown, shown as typed: the characters that open an inline construct are backslash-escaped
+    (CommonMark shows an escaped punctuation character as itself): emphasis and code (* _ `), links and images
+    ([ ] ( ) !, so ``![x](http://host/x.png)`` makes no browser fetch anything), LaTeX ($), HTML (< >),
+    strike-through (~), tables (|), braces, and a colon before a letter (Streamlit's ``:red[...]`` and
+    ``:material/...:``); so is a block marker at the start (# - + = > or a number with . or )). Line breaks
+    and runs of white space become one space, so no text starts a new block."""
+    flat = " ".join(str(text).split())
+    out = _INLINE.sub(r"\\\g<0>", flat)
+    out = re.sub(r"^(\d+)([.)])", r"\1\\\2", out)  # "1. x" would start a list: escape its dot
+    return re.sub(r"^[-+=>]", r"\\\g<0>", out)
 
 
 @dataclass(frozen=True)
