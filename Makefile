@@ -46,6 +46,7 @@ test: $(TESTENV) chromium lint
 # mypy reads its settings from pyproject.toml ([tool.mypy]; pandas-stubs comes with the test lock).
 lint: $(TESTENV)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy analytics
 
 # Regenerate both locks from pyproject.toml, keeping today's pins where pyproject still allows them

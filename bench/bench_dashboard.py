@@ -79,7 +79,7 @@ def worker(root: Path, data: Path, switches: int) -> dict[str, float]:
     options = list(second.selectbox(key="patient").options)
     step = max(1, len(options) // (switches + 1))
     times = []
-    for patient_id in options[step :: step][:switches]:
+    for patient_id in options[step::step][:switches]:
         second.selectbox(key="patient").set_value(patient_id)
         times.append(timed_run(second))
     out["switch"] = statistics.median(times)
@@ -96,7 +96,9 @@ def measure(root: Path, data: Path, switches: int) -> dict[str, float]:
     """``worker`` in a child process (fresh interpreter, empty caches)."""
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", str(root), str(data), "--switches", str(switches)],
-        capture_output=True, text=True, cwd=root,
+        capture_output=True,
+        text=True,
+        cwd=root,
     )
     if result.returncode != 0:
         raise SystemExit(f"the benchmark of {root} on {data} failed:\n{result.stderr[-3000:]}")
@@ -108,7 +110,9 @@ def export_seconds(root: Path, data: Path) -> float:
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "analytics", "export", "--data", str(data), "--out", str(out)],
-        cwd=root, capture_output=True, text=True,
+        cwd=root,
+        capture_output=True,
+        text=True,
     )
     if result.returncode != 0:
         raise SystemExit(f"export failed with exit status {result.returncode}:\n{result.stderr[-2000:]}")
@@ -119,7 +123,8 @@ def cohort() -> Path:
     if not (COHORT / "diary.csv").exists():
         subprocess.run(
             [sys.executable, "-m", "analytics.synth", "--patients", "10000", "--seed", "1", "--out", str(COHORT)],
-            cwd=ROOT, check=True,
+            cwd=ROOT,
+            check=True,
         )
     return COHORT
 

@@ -56,7 +56,9 @@ def main() -> None:
     started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "analytics", "export", "--data", str(data_dir), "--out", str(out_dir)],
-        cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
     )
     export_s = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -76,11 +76,13 @@ if sys.argv[2] == "export":
 def hostile_parquet(rows: int) -> bytes:
     """One row group of ``rows`` identical diary rows: dictionary-encoded, a few hundred KB at most."""
     index = pa.array(np.zeros(rows, dtype=np.int32))
-    table = pa.table({
-        "patient_id": pa.DictionaryArray.from_arrays(index, pa.array(["P001"])),
-        "date": pa.DictionaryArray.from_arrays(index, pa.array(["2024-01-02"])),
-        "headache_hours": pa.DictionaryArray.from_arrays(index, pa.array([3.0])),
-    })
+    table = pa.table(
+        {
+            "patient_id": pa.DictionaryArray.from_arrays(index, pa.array(["P001"])),
+            "date": pa.DictionaryArray.from_arrays(index, pa.array(["2024-01-02"])),
+            "headache_hours": pa.DictionaryArray.from_arrays(index, pa.array([3.0])),
+        }
+    )
     buffer = io.BytesIO()
     pq.write_table(table, buffer, row_group_size=rows)
     return buffer.getvalue()
@@ -100,8 +102,14 @@ def run(project: Path, folder: Path, mode: str, cap_gb: float | None) -> tuple[f
 
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder), mode], cwd=project,
-                                 stdout=out, stderr=subprocess.STDOUT, text=True, preexec_fn=limit)
+        child = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(folder), mode],
+            cwd=project,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=limit,
+        )
         _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not all children's
         wall = time.perf_counter() - started
         out.seek(0)

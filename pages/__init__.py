@@ -39,6 +39,7 @@ def run_dashboard_instead() -> None:
     st.session_state[HANDED_OVER] = True
     names = sorted(path.stem for path in FOLDER.glob("*.py") if path.stem != "__init__")
     placeholders = [st.Page(_nothing, title=name, url_path=name) for name in names]
-    st.navigation([st.Page(_nothing, title="Botox outcomes", url_path="start", default=True), *placeholders],
-                  position="hidden")
+    st.navigation(
+        [st.Page(_nothing, title="Botox outcomes", url_path="start", default=True), *placeholders], position="hidden"
+    )
     st.rerun()

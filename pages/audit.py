@@ -26,26 +26,36 @@ def render() -> None:
     st.title("Audit trail")
     st.caption(f"Log file: {log.path} · {len(events):,} events · append-only, one JSON object per line (UTC times)")
     if check.ok:
-        st.success(f"Hash chain verified: {check.lines:,} lines, none changed, inserted or deleted, and the log ends "
-                   "where its head file says.", icon=":material/verified:")
+        st.success(
+            f"Hash chain verified: {check.lines:,} lines, none changed, inserted or deleted, and the log ends "
+            "where its head file says.",
+            icon=":material/verified:",
+        )
     else:
-        st.error(f"The hash chain does not verify at line {check.broken_line:,}: {check.problem}. The log may "
-                 f"have been tampered with. Check it with `python -m analytics audit-verify --log {log.path}`.",
-                 icon=":material/gpp_bad:")
+        st.error(
+            f"The hash chain does not verify at line {check.broken_line:,}: {check.problem}. The log may "
+            f"have been tampered with. Check it with `python -m analytics audit-verify --log {log.path}`.",
+            icon=":material/gpp_bad:",
+        )
     if unreadable:
-        st.warning(f"{unreadable:,} lines of the log could not be read (e.g. a line cut off by a crash); they are "
-                   "not shown. The file itself is never rewritten.", icon=":material/warning:")
+        st.warning(
+            f"{unreadable:,} lines of the log could not be read (e.g. a line cut off by a crash); they are "
+            "not shown. The file itself is never rewritten.",
+            icon=":material/warning:",
+        )
     if events.empty:
         st.info("No events yet.")
         st.stop()
 
     left, middle, right = st.columns([2, 2, 3])
     kinds = left.multiselect("Events", list(audit.EVENT_FIELDS), default=list(audit.EVENT_FIELDS), key="audit_events")
-    users = middle.multiselect("Users", sorted(events["user"].dropna().unique()), key="audit_users",
-                               placeholder="all users")
+    users = middle.multiselect(
+        "Users", sorted(events["user"].dropna().unique()), key="audit_users", placeholder="all users"
+    )
     first, last = events["ts"].min().date(), events["ts"].max().date()
-    period = right.date_input("Period (UTC)", value=(first, last), min_value=first, max_value=last, key="audit_period",
-                              format="YYYY-MM-DD")
+    period = right.date_input(
+        "Period (UTC)", value=(first, last), min_value=first, max_value=last, key="audit_period", format="YYYY-MM-DD"
+    )
 
     shown = events[events["event"].isin(kinds)]
     if users:
@@ -60,9 +70,10 @@ def render() -> None:
     st.markdown(" · ".join(f"**{counts.get(kind, 0):,}** {kind}" for kind in kinds) + f" (of {len(events):,} events)")
     ui_render.table(
         shown.assign(ts=shown["ts"].dt.strftime("%Y-%m-%d %H:%M:%S")).reset_index(drop=True),
-        key="audit_log", filename="audit_log.csv",
+        key="audit_log",
+        filename="audit_log.csv",
         caption="Newest first. export: file, kind, rows, the view's filter and the analysis parameters; open_patient: "
-                "the patient id as the user saw it.",
+        "the patient id as the user saw it.",
         height=min(600, 38 + 35 * max(len(shown), 1)),
     )
 

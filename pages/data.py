@@ -60,9 +60,11 @@ def _files_section(dataset: Dataset) -> None:
     st.subheader("Files read")
     files = quality.file_reconciliation(dataset)
     ui_render.table(
-        files, key="data_files", filename="files_read.csv",
+        files,
+        key="data_files",
+        filename="files_read.csv",
         caption="Each row read is either accepted or rejected (listed below with its reason); "
-                "sha256 identifies the exact file content, as in the export manifest.",
+        "sha256 identifies the exact file content, as in the export manifest.",
         column_config={
             **{name: COUNT for name in ("rows_read", "rows_accepted", "rows_rejected", "rejected_rows_listed")},
             "sha256": st.column_config.TextColumn("sha256", width="small"),
@@ -74,8 +76,12 @@ def _files_section(dataset: Dataset) -> None:
     getattr(st, verdict.tone)(ui_render.plain(verdict.text), icon=icons[verdict.tone])
     unread = quality.files_not_read(dataset)
     if len(unread):
-        ui_render.table(unread, key="data_files_not_read", filename="files_not_read.csv",
-                        caption="Files in the upload or folder that were not read, with the reason and a suggestion.")
+        ui_render.table(
+            unread,
+            key="data_files_not_read",
+            filename="files_not_read.csv",
+            caption="Files in the upload or folder that were not read, with the reason and a suggestion.",
+        )
 
 
 def _rejections_section(dataset: Dataset) -> None:
@@ -88,8 +94,13 @@ def _rejections_section(dataset: Dataset) -> None:
         f"**{total:,} rows were rejected** and are not used in any figure or export. The line is the "
         "physical line in the file (the header is line 1), so you can find and correct each row at its source."
     )
-    ui_render.table(quality.rejection_summary(dataset), key="data_reasons", filename="rejections_by_reason.csv",
-                    caption="Rejected rows by file and reason.", column_config={"rows": COUNT})
+    ui_render.table(
+        quality.rejection_summary(dataset),
+        key="data_reasons",
+        filename="rejections_by_reason.csv",
+        caption="Rejected rows by file and reason.",
+        column_config={"rows": COUNT},
+    )
     capped = dataset.rejected_listed_per_file()
     caption = f"All {len(rejected):,} rejected rows with the column and value that failed."
     if capped:
@@ -129,22 +140,30 @@ def _exports_section(dataset: Dataset, analysis: Analysis, data_dir: Path | None
     left, right = st.columns([3, 2], vertical_alignment="bottom")
     suppress = left.toggle(
         "Small-cell suppression, for sharing outside the clinic",
-        value=enforced is not None, disabled=enforced is not None, key="export_suppress",
+        value=enforced is not None,
+        disabled=enforced is not None,
+        key="export_suppress",
         help="Aggregate tables only (no patient ids anywhere): counts from 1 to K−1 show as <K, and cells that "
         "would let someone recover a hidden count by subtraction are suppressed too. Same as --min-cell K.",
     )
     min_cell = int(
         right.number_input(
-            "K (smallest count shown)", min_value=2, max_value=100, value=max(enforced or 0, DEFAULT_MIN_CELL),
-            key="export_min_cell", disabled=not suppress,
+            "K (smallest count shown)",
+            min_value=2,
+            max_value=100,
+            value=max(enforced or 0, DEFAULT_MIN_CELL),
+            key="export_min_cell",
+            disabled=not suppress,
         )
     )
     if enforced is not None:
         min_cell = max(min_cell, enforced)
         left.caption(f"Suppression with K ≥ {enforced} is required for your role by the access file.")
-    names = SUPPRESSED_EXPORT_FILES if suppress else [
-        name for name in EXPORT_FILES if name != "safety.csv" or analysis.safety is not None
-    ]
+    names = (
+        SUPPRESSED_EXPORT_FILES
+        if suppress
+        else [name for name in EXPORT_FILES if name != "safety.csv" or analysis.safety is not None]
+    )
     st.markdown(
         ("The suppressed aggregate export" if suppress else "The same files")
         + " as the command line writes for these data and parameters "
@@ -164,17 +183,33 @@ def _exports_section(dataset: Dataset, analysis: Analysis, data_dir: Path | None
     columns = st.columns(len(names) + 1)
     for column, name in zip(columns, names, strict=False):
         auth.download_button(  # checked against the user's role and audited: ui/auth.py
-            name, lambda name=name: files()[name], kind=access.EXPORT_FILE_KINDS[name], container=column,
-            file_name=name, mime=MIME[name[name.rfind("."):]], suppressed=suppress,
-            key=f"export_{name}", help=EXPORT_NOTES[name], on_click="ignore", icon=":material/download:",
+            name,
+            lambda name=name: files()[name],
+            kind=access.EXPORT_FILE_KINDS[name],
+            container=column,
+            file_name=name,
+            mime=MIME[name[name.rfind(".") :]],
+            suppressed=suppress,
+            key=f"export_{name}",
+            help=EXPORT_NOTES[name],
+            on_click="ignore",
+            icon=":material/download:",
             width="stretch",
         )
     auth.download_button(
-        f"All {len(names)} (ZIP)", lambda: build_zip(files()), kind="aggregate" if suppress else "patient_level",
-        container=columns[-1], suppressed=suppress,
+        f"All {len(names)} (ZIP)",
+        lambda: build_zip(files()),
+        kind="aggregate" if suppress else "patient_level",
+        container=columns[-1],
+        suppressed=suppress,
         file_name=f"outcomes_export_{analysis.as_of:%Y-%m-%d}{'_suppressed' if suppress else ''}.zip",
-        mime="application/zip", key="export_zip", help="The files above in one ZIP archive.",
-        on_click="ignore", icon=":material/folder_zip:", type="primary", width="stretch",
+        mime="application/zip",
+        key="export_zip",
+        help="The files above in one ZIP archive.",
+        on_click="ignore",
+        icon=":material/folder_zip:",
+        type="primary",
+        width="stretch",
     )
 
 
@@ -193,10 +228,12 @@ def _definitions_markdown(definitions: pd.DataFrame) -> str:
     lines = []
     for row in definitions.itertuples():
         details = " · ".join(
-            part for part in (
+            part
+            for part in (
                 f"parameters: {ui_render.plain(row.parameters)}" if row.parameters else "",
                 f"columns: {ui_render.plain(row.columns)}" if row.columns else "",
-            ) if part
+            )
+            if part
         )
         lines.append(
             f"- **{ui_render.plain(row.term)}**: {ui_render.plain(row.definition)}"
@@ -213,8 +250,15 @@ def _dictionary_section(ctx: AppContext) -> None:
         "Generated from the code that runs: every definition with the parameter values in use filled in, the "
         "parameters, and the input contract (every column, its valid values and the reason a row is rejected)."
     )
-    st.download_button("Download the data dictionary (CSV)", download, file_name="data_dictionary.csv",
-                       mime="text/csv", key="dictionary_csv", on_click="ignore", icon=":material/download:")
+    st.download_button(
+        "Download the data dictionary (CSV)",
+        download,
+        file_name="data_dictionary.csv",
+        mime="text/csv",
+        key="dictionary_csv",
+        on_click="ignore",
+        icon=":material/download:",
+    )
 
     core = definitions["source"] == "SPEC §3"
     st.markdown(f"##### Core definitions (SPEC §3, {int(core.sum())})")
@@ -276,8 +320,9 @@ def render() -> None:
     elif ctx is not None and ctx.notice:
         st.info(ctx.notice)
     elif ctx is not None and ctx.refused:
-        st.info("The files were not loaded (see the message above). The data dictionary below says what they must "
-                "contain.")
+        st.info(
+            "The files were not loaded (see the message above). The data dictionary below says what they must contain."
+        )
     if ctx is not None:
         _dictionary_section(ctx)
 

@@ -49,8 +49,19 @@ OVERUSE_OPTIONS = (ANY, "true", "false")
 AUTO = "auto"
 MIXED_MODEL_REQUESTS = "mixed_model_requested"
 MIN_SHOWN = 10  # "auto" shows cycles while at least this many patients are treated
-DECIMALS = {"mean_baseline": 1, "mean_cycle": 1, "mean_change": 2, "ci_low": 2, "ci_high": 2, "sd_change": 2,
-            "median_change": 2, "mean_headache_days": 2, "sd": 2, "moving_average": 2, "estimate": 2}
+DECIMALS = {
+    "mean_baseline": 1,
+    "mean_cycle": 1,
+    "mean_change": 2,
+    "ci_low": 2,
+    "ci_high": 2,
+    "sd_change": 2,
+    "median_change": 2,
+    "mean_headache_days": 2,
+    "sd": 2,
+    "moving_average": 2,
+    "estimate": 2,
+}
 
 
 # --- cached computations -----------------------------------------------------------------------
@@ -95,16 +106,18 @@ def _cohort_results(ctx: AppContext, cohort_filter: CohortFilter) -> dict[str, o
 
 
 @st.cache_data(max_entries=32, show_spinner=False, hash_funcs=COHORT_HASH_FUNCS)
-def _cycle_results(ctx: AppContext, cohort_filter: CohortFilter, cycle: int
-                   ) -> tuple[pd.DataFrame, outcomes.BaselineTable]:
+def _cycle_results(
+    ctx: AppContext, cohort_filter: CohortFilter, cycle: int
+) -> tuple[pd.DataFrame, outcomes.BaselineTable]:
     attributes = _attributes(ctx)
     selected = attributes.loc[attributes["patient_id"].isin(cohort_filter.select(attributes))].reset_index(drop=True)
     cohort = _cohort(ctx, cohort_filter)
     return outcomes.subgroup_response(cohort, selected, cycle), outcomes.baseline_table(cohort, selected, cycle)
 
 
-@st.cache_data(max_entries=16, show_spinner="Fitting the mixed model (statsmodels MixedLM)…",
-               hash_funcs=COHORT_HASH_FUNCS)
+@st.cache_data(
+    max_entries=16, show_spinner="Fitting the mixed model (statsmodels MixedLM)…", hash_funcs=COHORT_HASH_FUNCS
+)
 def _mixed_model(ctx: AppContext, cohort_filter: CohortFilter) -> outcomes.MixedModelResult | None:
     return outcomes.mixed_model(_cohort(ctx, cohort_filter))
 
@@ -147,8 +160,12 @@ def _load_filter_file(options: dict[str, list]) -> None:
     try:
         loaded = CohortFilter.from_json(upload.getvalue())
         _set_widgets(loaded, options)
-        absent = [f"{name} {value}" for name in ("sex", "age_band", "clinic") for value in getattr(loaded, name)
-                  if value not in options[name]]
+        absent = [
+            f"{name} {value}"
+            for name in ("sex", "age_band", "clinic")
+            for value in getattr(loaded, name)
+            if value not in options[name]
+        ]
         note = f" Not in these data, so left out: {', '.join(absent)}." if absent else ""
         loaded = f"Loaded the cohort filter from {ui_render.plain(upload.name)}.{note}"
         st.session_state["filter_file_message"] = ("success", loaded)
@@ -174,43 +191,79 @@ def cohort_builder(options: dict[str, list]) -> CohortFilter:
     bounds = _bounds(options)
     first, second, third = st.columns(3)
     sex = first.multiselect("Sex", options["sex"], key="sex", bind="query-params", placeholder="all")
-    age_band = second.multiselect("Age band", options["age_band"], key="age_band", bind="query-params",
-                                  placeholder="all")
+    age_band = second.multiselect(
+        "Age band", options["age_band"], key="age_band", bind="query-params", placeholder="all"
+    )
     clinic = third.multiselect("Clinic", options["clinic"], key="clinic", bind="query-params", placeholder="all")
     first, second, third = st.columns(3)
     ranges: dict[str, tuple] = {}
     if "prior_preventives" in bounds and bounds["prior_preventives"][0] < bounds["prior_preventives"][1]:
         low, high = bounds["prior_preventives"]
         _clamp_range("prior_preventives", low, high)
-        ranges["prior_preventives"] = first.slider("Prior preventives (failed)", low, high, step=1,
-                                                   key="prior_preventives", bind="query-params",
-                                                   **_default("prior_preventives", (low, high)))
+        ranges["prior_preventives"] = first.slider(
+            "Prior preventives (failed)",
+            low,
+            high,
+            step=1,
+            key="prior_preventives",
+            bind="query-params",
+            **_default("prior_preventives", (low, high)),
+        )
     else:
         first.caption("Prior preventives: not recorded for this cohort.")
     if "baseline_mhd" in bounds and bounds["baseline_mhd"][0] < bounds["baseline_mhd"][1]:
         low, high = bounds["baseline_mhd"]
         _clamp_range("baseline_mhd", low, high)
-        ranges["baseline_mhd"] = second.slider("Baseline headache days / 28 d", low, high, step=0.5,
-                                               key="baseline_mhd", bind="query-params",
-                                               **_default("baseline_mhd", (low, high)))
+        ranges["baseline_mhd"] = second.slider(
+            "Baseline headache days / 28 d",
+            low,
+            high,
+            step=0.5,
+            key="baseline_mhd",
+            bind="query-params",
+            **_default("baseline_mhd", (low, high)),
+        )
     if "first_injection" in bounds:
         low, high = bounds["first_injection"]
         _clamp_range("first_injection", low, high)
-        period = third.date_input("First injection between", min_value=low, max_value=high, format="YYYY-MM-DD",
-                                  key="first_injection", bind="query-params",
-                                  **_default("first_injection", (low, high)))
+        period = third.date_input(
+            "First injection between",
+            min_value=low,
+            max_value=high,
+            format="YYYY-MM-DD",
+            key="first_injection",
+            bind="query-params",
+            **_default("first_injection", (low, high)),
+        )
         # While a range is being picked the widget holds one date only; the filter waits for both.
-        ranges["first_injection"] = tuple(period) if isinstance(period, (tuple, list)) and len(period) == 2 else (
-            low, high)
+        ranges["first_injection"] = (
+            tuple(period) if isinstance(period, (tuple, list)) and len(period) == 2 else (low, high)
+        )
     first, second, third = st.columns(3)
-    overuse = first.radio("Medication overuse at baseline", OVERUSE_OPTIONS, key="medication_overuse",
-                          bind="query-params", horizontal=True)
+    overuse = first.radio(
+        "Medication overuse at baseline",
+        OVERUSE_OPTIONS,
+        key="medication_overuse",
+        bind="query-params",
+        horizontal=True,
+    )
     most_cycles = max(1, options["n_cycles"][1] if options["n_cycles"] else 1)
-    min_cycles = second.number_input("At least … cycles started", min_value=1, max_value=most_cycles, step=1,
-                                     key="min_cycles", bind="query-params", **_default("min_cycles", 1))
-    fields: dict[str, object] = {"sex": sex, "age_band": age_band, "clinic": clinic,
-                                 "medication_overuse": None if overuse == ANY else overuse == "true",
-                                 "min_cycles": 0 if int(min_cycles) <= 1 else int(min_cycles)}
+    min_cycles = second.number_input(
+        "At least … cycles started",
+        min_value=1,
+        max_value=most_cycles,
+        step=1,
+        key="min_cycles",
+        bind="query-params",
+        **_default("min_cycles", 1),
+    )
+    fields: dict[str, object] = {
+        "sex": sex,
+        "age_band": age_band,
+        "clinic": clinic,
+        "medication_overuse": None if overuse == ANY else overuse == "true",
+        "min_cycles": 0 if int(min_cycles) <= 1 else int(min_cycles),
+    }
     for name, (low, high) in ranges.items():
         low_field, high_field, _kind = RANGES[name]
         data_low, data_high = bounds[name]
@@ -218,11 +271,22 @@ def cohort_builder(options: dict[str, list]) -> CohortFilter:
         fields[high_field] = None if high >= data_high else high
     with third:
         reset, upload = st.columns(2)
-        reset.button("Reset filter", key="reset_filter", on_click=_set_widgets, args=(CohortFilter(), options),
-                     help="Select every treated patient again.", icon=":material/restart_alt:")
+        reset.button(
+            "Reset filter",
+            key="reset_filter",
+            on_click=_set_widgets,
+            args=(CohortFilter(), options),
+            help="Select every treated patient again.",
+            icon=":material/restart_alt:",
+        )
         with upload.popover("Load a filter", icon=":material/upload_file:"):
-            st.file_uploader("A cohort_filter.json from this page, or an export's manifest.json", type=["json"],
-                             key="filter_file", on_change=_load_filter_file, args=(options,))
+            st.file_uploader(
+                "A cohort_filter.json from this page, or an export's manifest.json",
+                type=["json"],
+                key="filter_file",
+                on_change=_load_filter_file,
+                args=(options,),
+            )
     message = st.session_state.pop("filter_file_message", None)
     if message:
         (st.success if message[0] == "success" else st.error)(message[1])
@@ -233,13 +297,18 @@ def view_controls(k_max: int, cohort_cycles: pd.DataFrame) -> tuple[int, int]:
     """The cycle chosen for subgroups and Table 1, and the last cycle the per-cycle charts show."""
     cycles = list(range(1, max(k_max, 1) + 1))
     left, right, _ = st.columns([1, 1.3, 1.7])
-    chosen = left.selectbox("Cycle for subgroups and Table 1", cycles, index=min(1, len(cycles) - 1), key="cycle",
-                            bind="query-params")
+    chosen = left.selectbox(
+        "Cycle for subgroups and Table 1", cycles, index=min(1, len(cycles) - 1), key="cycle", bind="query-params"
+    )
     treated = cohort_cycles.loc[(cohort_cycles["cycle"] >= 1) & (cohort_cycles["n_treated"] >= MIN_SHOWN), "cycle"]
     auto = int(treated.max()) if len(treated) else max(k_max, 1)
-    shown = right.selectbox(f"Per-cycle charts show cycles 1 to … (auto: {auto})", [AUTO, *cycles], key="cycles_to",
-                            bind="query-params",
-                            help=f"auto: the cycles with at least {MIN_SHOWN} treated patients in the cohort.")
+    shown = right.selectbox(
+        f"Per-cycle charts show cycles 1 to … (auto: {auto})",
+        [AUTO, *cycles],
+        key="cycles_to",
+        bind="query-params",
+        help=f"auto: the cycles with at least {MIN_SHOWN} treated patients in the cohort.",
+    )
     return int(chosen), auto if shown == AUTO else int(shown)
 
 
@@ -251,8 +320,9 @@ def _request_mixed_model(key: tuple) -> None:
 # --- rendering helpers -------------------------------------------------------------------------
 
 
-def _table(frame: pd.DataFrame, key: str, caption: str | None = None, percent: tuple[str, ...] = (),
-           height: int | None = None) -> None:
+def _table(
+    frame: pd.DataFrame, key: str, caption: str | None = None, percent: tuple[str, ...] = (), height: int | None = None
+) -> None:
     config: dict[str, object] = {}
     for name in frame.columns:
         if name in percent:
@@ -318,11 +388,20 @@ def _suppressed_view(cohort_cycles: pd.DataFrame, min_cell: int) -> None:
     )
     shown = suppress_cohort_cycles(cohort_cycles, min_cell)
     st.dataframe(shown, hide_index=True, key="cohort_cycles_suppressed_table")
-    st.caption(f"cohort_cycles.csv of this cohort with small-cell suppression (K = {min_cell}); the download holds "
-               "exactly these values.")
+    st.caption(
+        f"cohort_cycles.csv of this cohort with small-cell suppression (K = {min_cell}); the download holds "
+        "exactly these values."
+    )
     auth.download_button(  # aggregate and suppressed: checked against the role and audited (ui/auth.py)
-        "Download CSV", csv_bytes(shown), file_name="cohort_cycles_suppressed.csv", kind="aggregate",
-        rows=len(shown), suppressed=True, mime="text/csv", key="cohort_cycles_suppressed_csv", on_click="ignore",
+        "Download CSV",
+        csv_bytes(shown),
+        file_name="cohort_cycles_suppressed.csv",
+        kind="aggregate",
+        rows=len(shown),
+        suppressed=True,
+        mime="text/csv",
+        key="cohort_cycles_suppressed_csv",
+        on_click="ignore",
     )
 
 
@@ -332,16 +411,20 @@ def render() -> None:
     analysis, dataset = ctx.analysis, ctx.dataset
 
     st.title("Outcomes")
-    st.caption("The researcher's view: build a cohort, read per-cycle response statistics with their n and method, "
-               "and export the cohort's tables exactly as the command line would.")
+    st.caption(
+        "The researcher's view: build a cohort, read per-cycle response statistics with their n and method, "
+        "and export the cohort's tables exactly as the command line would."
+    )
     summary = st.container()
 
     attributes = _attributes(ctx)
     options = attribute_options(attributes)
     with st.expander("Cohort builder", expanded=True, icon=":material/filter_alt:"):
         cohort_filter = cohort_builder(options)
-        st.caption("Empty selections and full ranges mean *any*. A patient whose attribute is not recorded never "
-                   "matches a criterion on it. The filter is kept in the page's link.")
+        st.caption(
+            "Empty selections and full ranges mean *any*. A patient whose attribute is not recorded never "
+            "matches a criterion on it. The filter is kept in the page's link."
+        )
     selected = cohort_filter.select(attributes)
     selected_attributes = attributes.loc[attributes["patient_id"].isin(selected)].reset_index(drop=True)
     results = _cohort_results(ctx, cohort_filter)
@@ -361,14 +444,26 @@ def render() -> None:
     n_at_cycle = int(at_cycle.iloc[0]) if len(at_cycle) else 0
     with summary:
         first, second, third, fourth = st.columns(4)
-        first.metric("Patients in the cohort", f"{n_selected:,}", border=True,
-                     help=f"Treated patients (at least one session) matching the filter, of {n_treated:,} treated.")
+        first.metric(
+            "Patients in the cohort",
+            f"{n_selected:,}",
+            border=True,
+            help=f"Treated patients (at least one session) matching the filter, of {n_treated:,} treated.",
+        )
         first.caption(f"of {n_treated:,} treated patients in the data")
-        second.metric("Eligible patients", f"{n_eligible:,}", border=True,
-                      help="Eligible for response statistics: an evaluable baseline with headache days > 0 (SPEC §3).")
+        second.metric(
+            "Eligible patients",
+            f"{n_eligible:,}",
+            border=True,
+            help="Eligible for response statistics: an evaluable baseline with headache days > 0 (SPEC §3).",
+        )
         second.caption("evaluable baseline with headache days > 0")
-        third.metric(f"Evaluable at cycle {chosen_cycle}", f"{n_at_cycle:,}", border=True,
-                     help="Patients with a change from baseline at the chosen cycle (n_evaluable).")
+        third.metric(
+            f"Evaluable at cycle {chosen_cycle}",
+            f"{n_at_cycle:,}",
+            border=True,
+            help="Patients with a change from baseline at the chosen cycle (n_evaluable).",
+        )
         criteria = cohort_filter.describe()
         fourth.metric("Filter criteria", len(criteria), border=True, help="\n".join(criteria) or "none: everyone")
         third.caption("with a change from baseline at that cycle")
@@ -379,8 +474,17 @@ def render() -> None:
         st.warning("No treated patient matches this filter. Widen a criterion or press **Reset filter**.")
         st.stop()
 
-    tabs = st.tabs(["Change from baseline", "Responders", "Within-cycle course", "Time to response",
-                    "Subgroups & Table 1", "Statistics", "Export"])
+    tabs = st.tabs(
+        [
+            "Change from baseline",
+            "Responders",
+            "Within-cycle course",
+            "Time to response",
+            "Subgroups & Table 1",
+            "Statistics",
+            "Export",
+        ]
+    )
 
     with tabs[0]:
         change = _shown(results["change"], last_cycle)
@@ -390,43 +494,55 @@ def render() -> None:
             rows = change.loc[change["measure"] == measure].drop(columns=["measure", "measure_label"])
             with places[measure]:
                 ui_render.chart(
-                    figures.build_change_figure(rows, label), key=f"change_{measure}",
+                    figures.build_change_figure(rows, label),
+                    key=f"change_{measure}",
                     caption=f"Mean of (cycle − baseline) {label} per 28 recorded days among patients with an "
-                            "evaluable change (SPEC §3: both windows evaluable, baseline headache days > 0); "
-                            f"error bars: {T_METHOD}; n under each cycle.",
+                    "evaluable change (SPEC §3: both windows evaluable, baseline headache days > 0); "
+                    f"error bars: {T_METHOD}; n under each cycle.",
                 )
                 _table_behind(rows, f"change_{measure}")
 
     with tabs[1]:
         rates = _shown(results["responders"], last_cycle)
         ui_render.chart(
-            figures.build_responder_figure(rates), key="responders",
+            figures.build_responder_figure(rates),
+            key="responders",
             caption=f"Share of evaluable patients (n under each cycle) whose monthly headache days fell by at "
-                    f"least 30, 50 or 75% from baseline; error bars: {WILSON_METHOD}.",
+            f"least 30, 50 or 75% from baseline; error bars: {WILSON_METHOD}.",
         )
         _table_behind(rates, "responders", percent=("rate", "ci_low", "ci_high"))
         cumulative = _shown(results["cumulative"], last_cycle)
-        ui_render.chart(figures.build_cumulative_figure(cumulative), key="cumulative", caption=(
-            "Under each cycle: responders / denominator of each bar. Completers: among eligible patients with at least "
-            "k sessions, the share with a 50% response in any cycle 1..k. Intention-to-treat: among eligible patients "
-            "who had time to complete k cycles by the data cut-off (stopped = non-responder). New responders: among "
-            "patients with an evaluable change at cycle k and no 50% response before, the share responding at k "
-            f"(SPEC §3). Error bars: {WILSON_METHOD}."))
+        ui_render.chart(
+            figures.build_cumulative_figure(cumulative),
+            key="cumulative",
+            caption=(
+                "Under each cycle: responders / denominator of each bar. Completers: among eligible patients with "
+                "at least k sessions, the share with a 50% response in any cycle 1..k. Intention-to-treat: among "
+                "eligible patients who had time to complete k cycles by the data cut-off (stopped = non-responder). "
+                "New responders: among patients with an evaluable change at cycle k and no 50% response before, the "
+                "share responding at k "
+                f"(SPEC §3). Error bars: {WILSON_METHOD}."
+            ),
+        )
         _table_behind(cumulative, "cumulative", percent=("rate", "ci_low", "ci_high"))
 
     with tabs[2]:
         profile: outcomes.WithinCycleProfile = results["weekly"]
         ui_render.chart(
-            figures.build_weekly_profile_figure(profile), key="weekly_profile",
+            figures.build_weekly_profile_figure(profile),
+            key="weekly_profile",
             caption=f"Onset and wearing-off. Markers: {profile.method}. Lines: {profile.moving_average_method}. "
-                    f"Dashed: the same patients' baseline (mean baseline headache days per 28 days / 4, "
-                    f"n = {profile.baseline_n}). Cycles 5 and later are pooled.",
+            f"Dashed: the same patients' baseline (mean baseline headache days per 28 days / 4, "
+            f"n = {profile.baseline_n}). Cycles 5 and later are pooled.",
         )
         with st.expander("Tables behind the chart (CSV download)"):
             _table(profile.weekly, "weekly_profile", caption="Weekly means; n = patient-cycles with an evaluable week.")
-            _table(profile.daily, "daily_profile",
-                   caption="Per day since injection: recorded patient-days, headache days and the centred 7-day "
-                           "moving average (headache days per week).")
+            _table(
+                profile.daily,
+                "daily_profile",
+                caption="Per day since injection: recorded patient-days, headache days and the centred 7-day "
+                "moving average (headache days per week).",
+            )
 
     with tabs[3]:
         ttr: outcomes.TimeToResponse = results["time_to_response"]
@@ -435,32 +551,43 @@ def render() -> None:
         median = ttr.curve.median()
         median_text = f"{median:.0f} days" if np.isfinite(median) else "not reached (fewer than half responded)"
         shares = ("responded", "ci_low", "ci_high", "stopped", "stopped_ci_low", "stopped_ci_high")
-        st.caption(f"{ttr.definition} {ttr.curve.describe()}; {ttr.no_evaluable_cycle} eligible patient(s) had no "
-                   "evaluable cycle (they count, and can only stop or be censored). Time by which half of the "
-                   f"eligible patients had a first 50% response: {median_text}. Number at risk every {step} days "
-                   "(one cycle).")
-        _table(ttr.at_risk(step), "time_to_response_at_risk", percent=shares,
-               caption="Number at risk and the shares responded and stopped, with 95% CIs, at each cycle length.")
+        st.caption(
+            f"{ttr.definition} {ttr.curve.describe()}; {ttr.no_evaluable_cycle} eligible patient(s) had no "
+            "evaluable cycle (they count, and can only stop or be censored). Time by which half of the "
+            f"eligible patients had a first 50% response: {median_text}. Number at risk every {step} days "
+            "(one cycle)."
+        )
+        _table(
+            ttr.at_risk(step),
+            "time_to_response_at_risk",
+            percent=shares,
+            caption="Number at risk and the shares responded and stopped, with 95% CIs, at each cycle length.",
+        )
         with st.expander("Cumulative incidence table (CSV download)"):
             _table(ttr.cumulative(), "time_to_response_curve", percent=(*shares, "neither"))
 
     with tabs[4]:
         forest, table_one = _cycle_results(ctx, cohort_filter, chosen_cycle)
         ui_render.chart(
-            figures.build_forest_figure(forest), key="forest",
+            figures.build_forest_figure(forest),
+            key="forest",
             caption=f"Share of patients with a 50% response at cycle {chosen_cycle} among those evaluable at that "
-                    f"cycle, by subgroup (responders / n at the right); squares scale with n; grey: attribute "
-                    f"not recorded; dashed line: the whole cohort. Error bars: {WILSON_METHOD}. Subgroups are "
-                    "descriptive: no test of interaction, and small subgroups have wide intervals.",
+            f"cycle, by subgroup (responders / n at the right); squares scale with n; grey: attribute "
+            f"not recorded; dashed line: the whole cohort. Error bars: {WILSON_METHOD}. Subgroups are "
+            "descriptive: no test of interaction, and small subgroups have wide intervals.",
         )
         _table_behind(forest, "forest", percent=("rate", "ci_low", "ci_high"))
         st.subheader(f"Table 1: baseline characteristics by response at cycle {chosen_cycle}")
         formatted = table_one.formatted()
-        _table(formatted, "table1", height=min(38 * len(formatted) + 40, 1400),
-               caption="Categorical: n (% of the column's patients with the value recorded); continuous: mean (SD) and "
-                       "median [IQR]; 'missing' counts patients without the value. Response classes use the SPEC "
-                       "responder flags at the chosen cycle; 'not evaluable' reached the cycle without a change from "
-                       "baseline; 'did not reach' had fewer sessions.")
+        _table(
+            formatted,
+            "table1",
+            height=min(38 * len(formatted) + 40, 1400),
+            caption="Categorical: n (% of the column's patients with the value recorded); continuous: mean (SD) and "
+            "median [IQR]; 'missing' counts patients without the value. Response classes use the SPEC "
+            "responder flags at the chosen cycle; 'not evaluable' reached the cycle without a change from "
+            "baseline; 'did not reach' had fewer sessions.",
+        )
         with st.expander("Table 1 in long form (numbers, CSV download)"):
             _table(table_one.long, "table1_long")
 
@@ -469,35 +596,51 @@ def render() -> None:
         wilcoxon = _shown(results["wilcoxon"], last_cycle)
         left, right = st.columns([3, 1])
         with left:
-            _table(wilcoxon.drop(columns=["name", "estimate_label", "method", "ci_method"]).rename(
-                columns={"estimate": "median_change"}), "wilcoxon",
+            _table(
+                wilcoxon.drop(columns=["name", "estimate_label", "method", "ci_method"]).rename(
+                    columns={"estimate": "median_change"}
+                ),
+                "wilcoxon",
                 caption="median_change: median change in headache days per 28 days (cycle − baseline); ci_low / "
-                        "ci_high: its 95% CI; statistic: Wilcoxon's W; caveats: those of the row only (the others are "
-                        "beside).")
+                "ci_high: its 95% CI; statistic: Wilcoxon's W; caveats: those of the row only (the others are "
+                "beside).",
+            )
         with right:
-            st.markdown(f"**Method:** {outcomes.WILCOXON_METHOD}.  \n**Estimate:** median change with a "
-                        f"{outcomes.MEDIAN_CI_METHOD}.  \n**n:** patients with an evaluable change at the cycle (in "
-                        "the table).")
+            st.markdown(
+                f"**Method:** {outcomes.WILCOXON_METHOD}.  \n**Estimate:** median change with a "
+                f"{outcomes.MEDIAN_CI_METHOD}.  \n**n:** patients with an evaluable change at the cycle (in "
+                "the table)."
+            )
             st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in outcomes.WILCOXON_CAVEATS))
         st.subheader("Headache days per 28 days over cycles: linear mixed model")
         request = (analysis_key(ctx), cohort_filter.to_json())  # this data, parameters and cohort
         left, right = st.columns([3, 1])
         with right:
             st.markdown(f"**Method:** {outcomes.MIXED_MODEL_METHOD}.")
-            st.button("Fit the mixed model", key="fit_mixed_model", type="primary", on_click=_request_mixed_model,
-                      args=(request,),
-                      help="Takes about a second for a few hundred patients, longer for thousands; the result is kept.")
+            st.button(
+                "Fit the mixed model",
+                key="fit_mixed_model",
+                type="primary",
+                on_click=_request_mixed_model,
+                args=(request,),
+                help="Takes about a second for a few hundred patients, longer for thousands; the result is kept.",
+            )
         if request in st.session_state.get(MIXED_MODEL_REQUESTS, set()):
             model = _mixed_model(ctx, cohort_filter)
             if model is None:
-                left.info("Not enough data to fit the model (it needs at least two patients and a treated cycle with "
-                          f"{outcomes.MIN_PATIENTS_PER_MODEL_CYCLE} or more evaluable patients).")
+                left.info(
+                    "Not enough data to fit the model (it needs at least two patients and a treated cycle with "
+                    f"{outcomes.MIN_PATIENTS_PER_MODEL_CYCLE} or more evaluable patients)."
+                )
             else:
                 with left:
-                    _table(model.coefficients, "mixed_model",
-                           caption="Each row: model-based mean change in headache days per 28 days at the cycle versus "
-                                   "baseline (cycle 0), with its Wald 95% CI and p-value; n_patients with an evaluable "
-                                   "window at that cycle.")
+                    _table(
+                        model.coefficients,
+                        "mixed_model",
+                        caption="Each row: model-based mean change in headache days per 28 days at the cycle versus "
+                        "baseline (cycle 0), with its Wald 95% CI and p-value; n_patients with an evaluable "
+                        "window at that cycle.",
+                    )
                 with right:
                     st.markdown(
                         f"**n:** {model.n_patients:,} patients, {model.n_observations:,} evaluable windows (cycles "
@@ -505,16 +648,19 @@ def render() -> None:
                         f"**Baseline mean:** {model.baseline_mean:.1f} days.  \n"
                         f"**Between-patient variance:** {model.patient_variance:.2f}; residual "
                         f"{model.residual_variance:.2f} (ICC {model.icc:.2f}).  \n"
-                        f"**Converged:** {'yes' if model.converged else 'no'}.")
+                        f"**Converged:** {'yes' if model.converged else 'no'}."
+                    )
                     st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in model.caveats))
         else:
             left.info("Press **Fit the mixed model** to fit it for this cohort (it is then kept for this filter).")
 
     with tabs[6]:
-        st.markdown(f"**Filtered export** of {n_selected:,} patients: `patient_cycles.csv` and `cohort_cycles.csv` "
-                    "of the cohort, `rejected_rows.csv` of the whole dataset, `manifest.json` with the parameters, the "
-                    f"file hashes and the filter, and `{FILTER_FILE_NAME}`. Written by the same code as "
-                    "`python -m analytics export`, so the command below gives the same files (but for exported_at).")
+        st.markdown(
+            f"**Filtered export** of {n_selected:,} patients: `patient_cycles.csv` and `cohort_cycles.csv` "
+            "of the cohort, `rejected_rows.csv` of the whole dataset, `manifest.json` with the parameters, the "
+            f"file hashes and the filter, and `{FILTER_FILE_NAME}`. Written by the same code as "
+            "`python -m analytics export`, so the command below gives the same files (but for exported_at)."
+        )
 
         def export_bundle() -> dict[str, bytes]:
             files = filtered_export(analysis, dataset, cohort_filter, attributes=attributes)
@@ -522,32 +668,66 @@ def render() -> None:
             return files
 
         # Checked against the user's role (the ZIP holds patient-level rows) and audited: ui/auth.py.
-        auth.download_button("Download the export (ZIP)", lambda: _archive(export_bundle()), kind="patient_level",
-                             file_name="outcomes_export.zip", mime="application/zip", key="export_zip", type="primary",
-                             on_click="ignore", icon=":material/download:")
+        auth.download_button(
+            "Download the export (ZIP)",
+            lambda: _archive(export_bundle()),
+            kind="patient_level",
+            file_name="outcomes_export.zip",
+            mime="application/zip",
+            key="export_zip",
+            type="primary",
+            on_click="ignore",
+            icon=":material/download:",
+        )
         columns = st.columns(5)
         names = ["patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv", "manifest.json"]
         for column, name in zip(columns, names, strict=False):
-            auth.download_button(name, lambda name=name: export_bundle()[name], kind=access.EXPORT_FILE_KINDS[name],
-                                 container=column, file_name=name, key=f"export_{name}",
-                                 on_click="ignore", mime="application/json" if name.endswith(".json") else "text/csv")
-        columns[4].download_button(FILTER_FILE_NAME, cohort_filter.to_json(), file_name=FILTER_FILE_NAME,
-                                   mime="application/json", key="export_filter", on_click="ignore")
+            auth.download_button(
+                name,
+                lambda name=name: export_bundle()[name],
+                kind=access.EXPORT_FILE_KINDS[name],
+                container=column,
+                file_name=name,
+                key=f"export_{name}",
+                on_click="ignore",
+                mime="application/json" if name.endswith(".json") else "text/csv",
+            )
+        columns[4].download_button(
+            FILTER_FILE_NAME,
+            cohort_filter.to_json(),
+            file_name=FILTER_FILE_NAME,
+            mime="application/json",
+            key="export_filter",
+            on_click="ignore",
+        )
         data_argument = _data_argument(ctx)
-        st.markdown("**The same export from the command line**"
-                    + (f" (with `{FILTER_FILE_NAME}` downloaded above):" if not cohort_filter.is_empty() else ":"))
-        st.code(export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export",
-                               filter_file=FILTER_FILE_NAME if not cohort_filter.is_empty() else None), language="bash")
+        st.markdown(
+            "**The same export from the command line**"
+            + (f" (with `{FILTER_FILE_NAME}` downloaded above):" if not cohort_filter.is_empty() else ":")
+        )
+        st.code(
+            export_command(
+                cohort_filter,
+                analysis.config,
+                data=data_argument,
+                out="outcomes_export",
+                filter_file=FILTER_FILE_NAME if not cohort_filter.is_empty() else None,
+            ),
+            language="bash",
+        )
         if not cohort_filter.is_empty():
             st.markdown("or with the filter as flags:")
-            st.code(export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export"),
-                    language="bash")
+            st.code(
+                export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export"),
+                language="bash",
+            )
         if data_argument == "DATA_DIR":
             st.caption("DATA_DIR: the folder holding the uploaded files.")
         st.markdown(f"**{FILTER_FILE_NAME}**")
         st.code(cohort_filter.to_json(), language="json")
-        st.caption(f"Data as of {analysis.as_of:%Y-%m-%d}; manifest.json records the time of the download as "
-                   "exported_at.")
+        st.caption(
+            f"Data as of {analysis.as_of:%Y-%m-%d}; manifest.json records the time of the download as exported_at."
+        )
 
 
 if __name__ == "__main__":  # Streamlit ran this file on its own (legacy pages/ mode): see pages/__init__.py

@@ -174,12 +174,20 @@ def render() -> None:
         return build_summary_pdf(records.record(patient_id), summary, kind=kind, page_size="a4")
 
     for kind, label, icon, note in (
-        ("doctor", "Clinic visit PDF", ":material/picture_as_pdf:",
-         "One A4 page for the visit: treatment state and next due date, each cycle against the baseline with n, "
-         "stopping rules with their numbers, medication overuse, questionnaires, side effects."),
-        ("patient", "Patient's page (PDF)", ":material/description:",
-         "One page in plain words for the patient: headache days before treatment and now, what to expect, "
-         "when the next injection is due, what to record in the diary."),
+        (
+            "doctor",
+            "Clinic visit PDF",
+            ":material/picture_as_pdf:",
+            "One A4 page for the visit: treatment state and next due date, each cycle against the baseline with n, "
+            "stopping rules with their numbers, medication overuse, questionnaires, side effects.",
+        ),
+        (
+            "patient",
+            "Patient's page (PDF)",
+            ":material/description:",
+            "One page in plain words for the patient: headache days before treatment and now, what to expect, "
+            "when the next injection is due, what to record in the diary.",
+        ),
     ):
         auth.download_button(  # checked against the user's role and audited: ui/auth.py
             label,
@@ -272,8 +280,10 @@ def render() -> None:
         with st.container(border=True):
             st.subheader("Should we continue? What happened to comparable patients here")
             st.markdown("\n".join(f"- {ui_render.plain(line)}" for line in evidence.lines()))
-            st.caption("Comparable: eligible patients in the data you can see with no 50% response through the same "
-                       "cycle who had the next session; 95% Wilson intervals. The Data page's dictionary defines it.")
+            st.caption(
+                "Comparable: eligible patients in the data you can see with no 50% response through the same "
+                "cycle who had the next session; 95% Wilson intervals. The Data page's dictionary defines it."
+            )
 
     # --- the charts
 

@@ -36,17 +36,17 @@ from analytics.privacy import access
 
 PAGES_BY_ROLE = {
     #             patient clinic outcomes data  audit
-    "doctor":     (True,  False, False,   True,  False),
-    "manager":    (False, True,  True,    True,  False),
-    "researcher": (False, False, True,    True,  False),
-    "admin":      (True,  True,  True,    True,  True),
+    "doctor": (True, False, False, True, False),
+    "manager": (False, True, True, True, False),
+    "researcher": (False, False, True, True, False),
+    "admin": (True, True, True, True, True),
 }
 EXPORTS_BY_ROLE = {
     #             patient_level aggregate
-    "doctor":     (True,         True),
-    "manager":    (False,        True),
-    "researcher": (True,         True),
-    "admin":      (True,         True),
+    "doctor": (True, True),
+    "manager": (False, True),
+    "researcher": (True, True),
+    "admin": (True, True),
 }
 PAGE_ORDER = ("patient", "clinic", "outcomes", "data", "audit")
 KIND_ORDER = ("patient_level", "aggregate")
@@ -54,8 +54,11 @@ KIND_ORDER = ("patient_level", "aggregate")
 
 @pytest.mark.parametrize(
     ("role", "page", "expected"),
-    [(role, page, allowed) for role, row in PAGES_BY_ROLE.items()
-     for page, allowed in zip(PAGE_ORDER, row, strict=True)],
+    [
+        (role, page, allowed)
+        for role, row in PAGES_BY_ROLE.items()
+        for page, allowed in zip(PAGE_ORDER, row, strict=True)
+    ],
 )
 def test_page_access(role: str, page: str, expected: bool) -> None:
     assert access.can_view(role, page) is expected
@@ -63,8 +66,11 @@ def test_page_access(role: str, page: str, expected: bool) -> None:
 
 @pytest.mark.parametrize(
     ("role", "kind", "expected"),
-    [(role, kind, allowed) for role, row in EXPORTS_BY_ROLE.items()
-     for kind, allowed in zip(KIND_ORDER, row, strict=True)],
+    [
+        (role, kind, allowed)
+        for role, row in EXPORTS_BY_ROLE.items()
+        for kind, allowed in zip(KIND_ORDER, row, strict=True)
+    ],
 )
 def test_export_access(role: str, kind: str, expected: bool) -> None:
     assert access.can_export(role, kind) is expected
@@ -89,14 +95,15 @@ def test_unknown_role_page_or_kind_is_refused() -> None:
     ("role", "kind", "suppressed", "allowed"),
     [
         ("researcher", "patient_level", False, False),  # with suppression on: aggregate tables only
-        ("researcher", "aggregate", False, False),      # ... and only once suppressed
+        ("researcher", "aggregate", False, False),  # ... and only once suppressed
         ("researcher", "aggregate", True, True),
         ("manager", "aggregate", True, True),
         ("manager", "patient_level", True, False),
     ],
 )
-def test_enforced_suppression_allows_suppressed_aggregates_only(role: str, kind: str, suppressed: bool,
-                                                                allowed: bool) -> None:
+def test_enforced_suppression_allows_suppressed_aggregates_only(
+    role: str, kind: str, suppressed: bool, allowed: bool
+) -> None:
     refusal = access.export_refusal(role, kind, min_cell=11, suppressed=suppressed)
     assert (refusal is None) is allowed
 
@@ -165,8 +172,10 @@ def test_access_file_json(tmp_path: Path) -> None:
         ('[users."a@x.org"]\nrole = "doctor"\nclinics = "North"\n', "clinics must be a list"),
         ('[users."a@x.org"]\nrole = "doctor"\nclinics = []\n', "at least one"),
         ('[users."a@x.org"]\nrole = "doctor"\nclinics = ["*"]\n', 'write clinics = "*"'),
-        ('[users."a@x.org"]\nrole = "admin"\nclinics = "*"\n[users."A@X.org"]\nrole = "doctor"\nclinics = "*"\n',
-         "listed twice"),
+        (
+            '[users."a@x.org"]\nrole = "admin"\nclinics = "*"\n[users."A@X.org"]\nrole = "doctor"\nclinics = "*"\n',
+            "listed twice",
+        ),
         ('[users."not-an-address"]\nrole = "admin"\nclinics = "*"\n', "not an e-mail address"),
         ('[users."a@x.org"]\nrole = "admin"\nclinics = "*"\nclinic = "North"\n', "unknown key"),
         ('[users."a@x.org"]\nrole = "admin"\nclinics = "*"\n[min_cell]\ndoctor = 11\n', "min_cell applies to"),
@@ -210,18 +219,18 @@ def attacked(tmp_path: Path) -> access.AccessPolicy:
 @pytest.mark.parametrize(
     ("given", "victim"),
     [
-        ("boß.north@clinic.example", "boss.north@clinic.example"),    # ß casefolds to ss
-        ("boſs.north@clinic.example", "boss.north@clinic.example"),   # long s: NFKC and casefold give s
-        ("analyﬆ@uni.example", "analyst@uni.example"),               # the "st" ligature U+FB06
-        ("BOẞ.NORTH@clinic.example", "boss.north@clinic.example"),    # capital sharp s
+        ("boß.north@clinic.example", "boss.north@clinic.example"),  # ß casefolds to ss
+        ("boſs.north@clinic.example", "boss.north@clinic.example"),  # long s: NFKC and casefold give s
+        ("analyﬆ@uni.example", "analyst@uni.example"),  # the "st" ligature U+FB06
+        ("BOẞ.NORTH@clinic.example", "boss.north@clinic.example"),  # capital sharp s
         ("ｂｏｓｓ.north@clinic.example", "boss.north@clinic.example"),  # full-width letters
         ("\u00a0boss.north@clinic.example", "boss.north@clinic.example"),  # a non-ASCII space
         ("boss.north\u200b@clinic.example", "boss.north@clinic.example"),  # a zero-width space
-        ("аnalyst@uni.example", "analyst@uni.example"),               # Cyrillic а (U+0430)
-        ("bоss.north@clinic.example", "boss.north@clinic.example"),   # Cyrillic о (U+043E)
-        ("bóss.north@clinic.example", "boss.north@clinic.example"),   # an accent
-        ("jose\u0301@clinic.example", "josé@clinic.example"),         # the listed address, decomposed
-        ("JOSÉ@clinic.example", "josé@clinic.example"),               # non-ASCII upper case
+        ("аnalyst@uni.example", "analyst@uni.example"),  # Cyrillic а (U+0430)
+        ("bоss.north@clinic.example", "boss.north@clinic.example"),  # Cyrillic о (U+043E)
+        ("bóss.north@clinic.example", "boss.north@clinic.example"),  # an accent
+        ("jose\u0301@clinic.example", "josé@clinic.example"),  # the listed address, decomposed
+        ("JOSÉ@clinic.example", "josé@clinic.example"),  # non-ASCII upper case
     ],
 )
 def test_unicode_look_alikes_never_get_the_entry(attacked: access.AccessPolicy, given: str, victim: str) -> None:
@@ -248,8 +257,14 @@ def test_ascii_case_and_surrounding_ascii_spaces_still_match(attacked: access.Ac
 
 
 @pytest.mark.parametrize(
-    "entry", ["boß@clinic.example", "ANALYﬆ@uni.example", "bo\u200bss@clinic.example", "ｂｏｓｓ@clinic.example",
-              "JOSÉ@clinic.example"],
+    "entry",
+    [
+        "boß@clinic.example",
+        "ANALYﬆ@uni.example",
+        "bo\u200bss@clinic.example",
+        "ｂｏｓｓ@clinic.example",
+        "JOSÉ@clinic.example",
+    ],
 )
 def test_access_file_entries_are_checked_the_same_way(tmp_path: Path, entry: str) -> None:
     path = tmp_path / "access.toml"
@@ -260,8 +275,9 @@ def test_access_file_entries_are_checked_the_same_way(tmp_path: Path, entry: str
 
 def test_access_file_entries_differing_in_ascii_case_are_one_user(tmp_path: Path) -> None:
     path = tmp_path / "access.toml"
-    path.write_text('[users."Boss@x.org"]\nrole = "admin"\nclinics = "*"\n'
-                    '[users."boss@X.ORG"]\nrole = "doctor"\nclinics = "*"\n')
+    path.write_text(
+        '[users."Boss@x.org"]\nrole = "admin"\nclinics = "*"\n[users."boss@X.ORG"]\nrole = "doctor"\nclinics = "*"\n'
+    )
     with pytest.raises(access.AccessFileError, match="listed twice"):
         access.load_access_file(path)
 
@@ -282,22 +298,29 @@ def _diary(pid: str, first: str, days: int, hours: float = 5.0) -> list[str]:
 def two_clinic_files() -> dict[str, str]:
     patients = "patient_id,sex,clinic\nN1,F,North\nN2,M,North\nN3,F, north \nS1,F,South\nX1,M,\n"
     sessions = ["patient_id,session_date,total_units"]
-    for pid, dates in {"N1": ["2024-02-01", "2024-06-20"], "N2": ["2024-02-01"], "N3": ["2024-02-01", "2024-04-25"],
-                       "S1": ["2024-02-01", "2024-04-25"], "X1": ["2024-02-01"], "U1": ["2024-02-01"]}.items():
+    for pid, dates in {
+        "N1": ["2024-02-01", "2024-06-20"],
+        "N2": ["2024-02-01"],
+        "N3": ["2024-02-01", "2024-04-25"],
+        "S1": ["2024-02-01", "2024-04-25"],
+        "X1": ["2024-02-01"],
+        "U1": ["2024-02-01"],
+    }.items():
         sessions += [f"{pid},{d},155" for d in dates]
     diary = ["patient_id,date,headache_hours,migraine,severity,acute_medication"]
     diary += _diary("N1", "2024-01-04", 189)
-    diary += ["N1,2024-07-11,30,,,"]              # out of range: rejected, North's
+    diary += ["N1,2024-07-11,30,,,"]  # out of range: rejected, North's
     diary += _diary("N2", "2024-01-04", 112)
     diary += _diary("N3", "2024-01-04", 150, hours=6.0)
-    diary += _diary("S1", "2024-01-04", 241)       # to 2024-08-31: the dataset's latest date
-    diary += ["S1,2024/09/01,5,,,"]                # invalid date: rejected, South's
+    diary += _diary("S1", "2024-01-04", 241)  # to 2024-08-31: the dataset's latest date
+    diary += ["S1,2024/09/01,5,,,"]  # invalid date: rejected, South's
     diary += _diary("X1", "2024-01-04", 60)
     diary += [",2024-03-01,5,,,", "bad id!,2024-03-01,5,,,"]  # no valid patient: visible to "*" only
     questionnaires = "patient_id,date,instrument,score\nN1,2024-03-01,HIT-6,60\nS1,2024-03-01,HIT-6,66\n"
     adverse = "patient_id,session_date,event,severity\nS1,2024-02-01,neck_pain,mild\nN2,2024-02-01,eyelid_ptosis,mild\n"
-    injections = ("patient_id,session_date,muscle,side,units\n"
-                  "N1,2024-02-01,frontalis,left,10\nS1,2024-02-01,frontalis,left,10\n")
+    injections = (
+        "patient_id,session_date,muscle,side,units\nN1,2024-02-01,frontalis,left,10\nS1,2024-02-01,frontalis,left,10\n"
+    )
     return {
         "patients.csv": patients,
         "sessions.csv": "\n".join(sessions) + "\n",
@@ -318,8 +341,13 @@ NORTH = {"N1", "N2", "N3"}
 
 def test_the_fixture_is_what_the_docstring_says(dataset: Dataset) -> None:
     rejected = set(zip(dataset.rejected["file"], dataset.rejected["patient_id"], strict=True))
-    assert rejected == {("sessions.csv", "U1"), ("diary.csv", "N1"), ("diary.csv", "S1"), ("diary.csv", ""),
-                        ("diary.csv", "bad id!")}
+    assert rejected == {
+        ("sessions.csv", "U1"),
+        ("diary.csv", "N1"),
+        ("diary.csv", "S1"),
+        ("diary.csv", ""),
+        ("diary.csv", "bad id!"),
+    }
     assert set(dataset.tables["sessions"]["patient_id"]) == {"N1", "N2", "N3", "S1", "X1"}
 
 

@@ -40,8 +40,12 @@ def sample_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     if (PROJECT_DIR / "sample_data" / "sessions.csv").is_file():
         return PROJECT_DIR / "sample_data"
     folder = tmp_path_factory.mktemp("sample")
-    subprocess.run([sys.executable, "-m", "analytics.synth", "--patients", "60", "--seed", "3", "--out", str(folder)],
-                   cwd=PROJECT_DIR, check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "analytics.synth", "--patients", "60", "--seed", "3", "--out", str(folder)],
+        cwd=PROJECT_DIR,
+        check=True,
+        capture_output=True,
+    )
     return folder
 
 
@@ -84,15 +88,23 @@ def test_smoke_each_page_loads_on_the_sample_data(on_sample: Path, page: str) ->
 @pytest.mark.parametrize(
     ("files", "expected"),
     [
-        ({"sessions.csv": SESSIONS, "diary.csv": "patient_id,date,headache_hours,Name\nP1,2024-03-02,5,Ann\n"},
-         "diary.csv: column 'Name' looks like a direct identifier"),
-        ({"sessions.csv": SESSIONS, "diary.csv": "patient_id,date,migraine\nP1,2024-03-02,true\n"},
-         "diary.csv: required column 'headache_hours' is missing"),
+        (
+            {"sessions.csv": SESSIONS, "diary.csv": "patient_id,date,headache_hours,Name\nP1,2024-03-02,5,Ann\n"},
+            "diary.csv: column 'Name' looks like a direct identifier",
+        ),
+        (
+            {"sessions.csv": SESSIONS, "diary.csv": "patient_id,date,migraine\nP1,2024-03-02,true\n"},
+            "diary.csv: required column 'headache_hours' is missing",
+        ),
         ({"sessions.csv": SESSIONS}, "diary.csv: required file is missing"),
-        ({"sessions.csv": SESSIONS, "diary.parquet": b"PAR1 this is not parquet"},
-         "diary.parquet: cannot be read as Parquet"),
-        ({"sessions.csv": SESSIONS, "diary.csv": "patient_id,date,headache_hours\nP1\x00,2024"},
-         "diary.csv: cannot be parsed as CSV"),
+        (
+            {"sessions.csv": SESSIONS, "diary.parquet": b"PAR1 this is not parquet"},
+            "diary.parquet: cannot be read as Parquet",
+        ),
+        (
+            {"sessions.csv": SESSIONS, "diary.csv": "patient_id,date,headache_hours\nP1\x00,2024"},
+            "diary.csv: cannot be parsed as CSV",
+        ),
     ],
 )
 def test_a_refused_dataset_shows_the_reason_not_an_exception(
@@ -112,8 +124,9 @@ def test_a_refused_dataset_shows_the_reason_not_an_exception(
 
 
 @pytest.mark.parametrize(("make_folder", "expected"), [("missing", "does not exist"), ("empty", "holds no CSV")])
-def test_an_unusable_data_folder_is_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                              make_folder: str, expected: str) -> None:
+def test_an_unusable_data_folder_is_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_folder: str, expected: str
+) -> None:
     folder = tmp_path / "clinic_export"
     if make_folder == "empty":
         folder.mkdir()
@@ -211,7 +224,6 @@ def test_reruns_and_page_switches_do_not_load_or_compute_again(
     assert not at.exception
 
 
-
 def test_pages_never_write_into_the_shared_dataset_analysis_or_patient_tables(
     on_sample: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -253,6 +265,7 @@ def test_pages_never_write_into_the_shared_dataset_analysis_or_patient_tables(
                 pd.testing.assert_frame_equal(now, before, obj=f"{type(shared).__name__}.{name}")
                 checked += 1
         assert checked >= 3
+
 
 def test_an_unexpected_error_shows_a_reference_and_logs_the_details(
     on_sample: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -319,15 +332,17 @@ def _imported_modules(path: Path) -> set[str]:
 def test_ui_modules_form_layers_without_cycles() -> None:
     graph = {
         f"ui.{path.stem}": {name for name in _imported_modules(path) if name.startswith("ui.")}
-        for path in (PROJECT_DIR / "ui").glob("*.py") if path.stem != "__init__"
+        for path in (PROJECT_DIR / "ui").glob("*.py")
+        if path.stem != "__init__"
     }
     # The shared context is the bottom layer; state (data) and auth (users) both read it, never each other.
     assert graph["ui.context"] == set()
     assert "ui.auth" not in graph["ui.state"] and "ui.state" not in graph["ui.auth"]
 
     def reaches(start: str, goal: str, seen: frozenset[str] = frozenset()) -> bool:
-        return any(nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt}))
-                   for nxt in graph.get(start, ()))
+        return any(
+            nxt == goal or (nxt not in seen and reaches(nxt, goal, seen | {nxt})) for nxt in graph.get(start, ())
+        )
 
     assert not [module for module in graph if reaches(module, module)], graph
 
@@ -335,8 +350,11 @@ def test_ui_modules_form_layers_without_cycles() -> None:
 def test_no_private_streamlit_api_in_the_app() -> None:
     files = [PROJECT_DIR / "dashboard.py", *(PROJECT_DIR / "ui").glob("*.py"), *(PROJECT_DIR / "pages").glob("*.py")]
     for path in files:
-        private = sorted(name for name in _imported_modules(path)
-                         if name.startswith("streamlit.") and not name.startswith("streamlit.testing"))
+        private = sorted(
+            name
+            for name in _imported_modules(path)
+            if name.startswith("streamlit.") and not name.startswith("streamlit.testing")
+        )
         assert not private, f"{path.name} imports {private}"
         assert "PagesManager" not in path.read_text() and "._url_path" not in path.read_text(), path.name
 
@@ -365,8 +383,9 @@ def test_a_page_file_run_on_its_own_shows_no_data(on_sample: Path, page: str) ->
     at = AppTest.from_file(str(PROJECT_DIR / "pages" / f"{page}.py"), default_timeout=60)
     at.run()
     assert not at.exception, at.exception
-    assert texts(at.info) == ["This file is a page of the Botox outcomes dashboard: start it with "
-                              "`streamlit run dashboard.py`."]
+    assert texts(at.info) == [
+        "This file is a page of the Botox outcomes dashboard: start it with `streamlit run dashboard.py`."
+    ]
     assert not at.title and not at.dataframe and not at.get("plotly_chart") and not at.metric
     assert not at.sidebar.children
 

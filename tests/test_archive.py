@@ -47,19 +47,29 @@ def test_top_level_members_come_back_by_name_and_unchanged() -> None:
 
 
 def test_members_of_one_folder_come_back_by_base_name_and_system_files_are_ignored() -> None:
-    data = make_zip({
-        "export/": b"",
-        "export/sessions.csv": SESSIONS,
-        "export/diary.parquet": b"PAR1",
-        "export/README.txt": b"notes",
-        "__MACOSX/export/._sessions.csv": b"\x00\x05",
-        "export/.DS_Store": b"\x00",
-    })
+    data = make_zip(
+        {
+            "export/": b"",
+            "export/sessions.csv": SESSIONS,
+            "export/diary.parquet": b"PAR1",
+            "export/README.txt": b"notes",
+            "__MACOSX/export/._sessions.csv": b"\x00\x05",
+            "export/.DS_Store": b"\x00",
+        }
+    )
     assert extract_data_files(data) == {"sessions.csv": SESSIONS, "diary.parquet": b"PAR1"}
 
 
-@pytest.mark.parametrize("name", ["../sessions.csv", "export/../../diary.csv", "/etc/sessions.csv",
-                                  "C:/data/sessions.csv", "export\\..\\sessions.csv"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../sessions.csv",
+        "export/../../diary.csv",
+        "/etc/sessions.csv",
+        "C:/data/sessions.csv",
+        "export\\..\\sessions.csv",
+    ],
+)
 def test_member_names_that_escape_the_folder_are_refused(name: str) -> None:
     assert "points outside the archive" in refusal(make_zip({name: SESSIONS, "diary.csv": DIARY}))
 
@@ -130,13 +140,15 @@ def test_a_broken_zip_is_refused_as_a_dataset_with_exit_status_2(data: bytes) ->
 
 def test_an_upload_of_data_files_passes_them_through_by_base_name() -> None:
     assert files_from_upload({"sessions.csv": SESSIONS, "dir/diary.csv": DIARY}) == {
-        "sessions.csv": SESSIONS, "diary.csv": DIARY,
+        "sessions.csv": SESSIONS,
+        "diary.csv": DIARY,
     }
 
 
 def test_an_upload_of_one_zip_is_unpacked() -> None:
     assert files_from_upload({"Export.ZIP": make_zip({"sessions.csv": SESSIONS, "diary.csv": DIARY})}) == {
-        "sessions.csv": SESSIONS, "diary.csv": DIARY,
+        "sessions.csv": SESSIONS,
+        "diary.csv": DIARY,
     }
 
 

@@ -41,13 +41,28 @@ def test_events_are_json_lines_with_the_common_fields(tmp_path: Path) -> None:
     log = audit.AuditLog(tmp_path / "logs" / "audit.jsonl")
     log.record("login", "dr.north@clinic.example", "doctor", mode="oidc", clinics=["North"])
     log.record("open_patient", "dr.north@clinic.example", "doctor", patient_id="N1", page="patient")
-    log.record("export", "boss@clinic.example", "manager", file="cohort_cycles.csv", kind="aggregate", rows=5,
-               filter={"clinic": "North", "injector": ["INJ1", "INJ2"]}, parameters={"cycle_days": 84}, page="data")
+    log.record(
+        "export",
+        "boss@clinic.example",
+        "manager",
+        file="cohort_cycles.csv",
+        kind="aggregate",
+        rows=5,
+        filter={"clinic": "North", "injector": ["INJ1", "INJ2"]},
+        parameters={"cycle_days": 84},
+        page="data",
+    )
     log.record("refused", "stranger@x.org", None, reason="not in the access file")
     events = lines(log.path)
     assert [e["event"] for e in events] == ["login", "open_patient", "export", "refused"]
-    assert events[1] == {"ts": events[1]["ts"], "event": "open_patient", "user": "dr.north@clinic.example",
-                         "role": "doctor", "patient_id": "N1", "page": "patient"}
+    assert events[1] == {
+        "ts": events[1]["ts"],
+        "event": "open_patient",
+        "user": "dr.north@clinic.example",
+        "role": "doctor",
+        "patient_id": "N1",
+        "page": "patient",
+    }
     assert events[2]["filter"] == {"clinic": "North", "injector": ["INJ1", "INJ2"]}
     assert events[2]["rows"] == 5
     assert events[3]["role"] is None
@@ -113,8 +128,18 @@ def test_only_the_fields_of_the_event(tmp_path: Path) -> None:
 
 def test_reader(tmp_path: Path) -> None:
     log = audit.AuditLog(tmp_path / "audit.jsonl")
-    log.record("export", "a@x.org", "researcher", file="patient_cycles.csv", kind="patient_level", rows=12,
-               filter={"sex": ["F", "M"]}, parameters={"cycle_days": 84}, page="outcomes", min_cell=None)
+    log.record(
+        "export",
+        "a@x.org",
+        "researcher",
+        file="patient_cycles.csv",
+        kind="patient_level",
+        rows=12,
+        filter={"sex": ["F", "M"]},
+        parameters={"cycle_days": 84},
+        page="outcomes",
+        min_cell=None,
+    )
     log.record("open_patient", "b@x.org", "doctor", patient_id="N1", page="patient")
     with open(log.path, "ab") as handle:
         handle.write(b'{"event": "login", "user": "torn')  # a line cut off by a crash
@@ -139,8 +164,15 @@ def test_reading_a_missing_log(tmp_path: Path) -> None:
 
 def test_long_text_is_cut(tmp_path: Path) -> None:
     log = audit.AuditLog(tmp_path / "audit.jsonl")
-    log.record("export", "a@x.org", "admin", file="x" * 100_000 + ".csv", kind="aggregate",
-               filter={"q" * 5_000: "v" * 5_000}, page="p" * 10_000)
+    log.record(
+        "export",
+        "a@x.org",
+        "admin",
+        file="x" * 100_000 + ".csv",
+        kind="aggregate",
+        filter={"q" * 5_000: "v" * 5_000},
+        page="p" * 10_000,
+    )
     log.record("refused", "u" * 10_000 + "@x.org", None, reason="r" * 10_000, patient_id="P" * 10_000)
     export, refused = lines(log.path)
     assert len(export["file"]) <= audit.MAX_TEXT and export["file"].startswith("xxx")
@@ -233,8 +265,9 @@ def _edited_with_a_new_hash(lines_: list[bytes]) -> list[bytes]:
 
 
 def _inserted(lines_: list[bytes]) -> list[bytes]:
-    forged = audit.seal(audit.event_line("login", "intruder@x.org", "admin", mode="oidc"),
-                        hashlib.sha256(lines_[1]).hexdigest())  # a well-formed line chained to line 2
+    forged = audit.seal(
+        audit.event_line("login", "intruder@x.org", "admin", mode="oidc"), hashlib.sha256(lines_[1]).hexdigest()
+    )  # a well-formed line chained to line 2
     return [*lines_[:2], forged, *lines_[2:]]
 
 
@@ -247,20 +280,29 @@ def _deleted(lines_: list[bytes]) -> list[bytes]:
     [
         (_edited, 3),
         (_edited_with_a_new_hash, 4),
-        (_inserted, 4),                              # line 4 (old line 3) does not follow the inserted one
+        (_inserted, 4),  # line 4 (old line 3) does not follow the inserted one
         (_deleted, 3),
-        (lambda lines_: lines_[1:], 1),              # the first line deleted
+        (lambda lines_: lines_[1:], 1),  # the first line deleted
         (lambda lines_: [*lines_[:2], b"\n", *lines_[2:]], 3),  # a blank line inserted
         (lambda lines_: [lines_[1], lines_[0], *lines_[2:]], 1),  # two lines swapped
-        (lambda lines_: lines_[:-1], 5),             # the tail cut off: caught by the head file
+        (lambda lines_: lines_[:-1], 5),  # the tail cut off: caught by the head file
         (lambda lines_: [*lines_[:-1], lines_[-1][:-30]], 5),  # the last line cut short
-        (lambda lines_: [], 1),                      # everything deleted but the file
+        (lambda lines_: [], 1),  # everything deleted but the file
     ],
-    ids=["edit", "edit-and-rehash", "insert", "delete", "delete-first", "blank-line", "swap", "truncate-tail",
-         "cut-last-line", "empty"],
+    ids=[
+        "edit",
+        "edit-and-rehash",
+        "insert",
+        "delete",
+        "delete-first",
+        "blank-line",
+        "swap",
+        "truncate-tail",
+        "cut-last-line",
+        "empty",
+    ],
 )
-def test_tampering_is_detected(tmp_path: Path, change: Callable[[list[bytes]], list[bytes]],
-                               broken_line: int) -> None:
+def test_tampering_is_detected(tmp_path: Path, change: Callable[[list[bytes]], list[bytes]], broken_line: int) -> None:
     path = chained_log(tmp_path / "audit.jsonl")
     _rewrite(path, change)
     result = audit.verify(path)
@@ -350,6 +392,11 @@ def test_audit_verify_command_reads_the_log_variable(tmp_path: Path, monkeypatch
     path = chained_log(tmp_path / "audit.jsonl", n=2)
     _rewrite(path, lambda lines_: [lines_[1], lines_[0]])
     monkeypatch.setenv("OUTCOMES_AUDIT_LOG", str(path))
-    done = subprocess.run([sys.executable, "-m", "analytics", "audit-verify"], cwd=PROJECT_DIR, capture_output=True,
-                          text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "analytics", "audit-verify"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (done.returncode, done.stdout.split(":")[0]) == (1, "line 1")

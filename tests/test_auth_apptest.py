@@ -92,6 +92,7 @@ def app(setup: dict[str, Path], audit_log: Path) -> Callable[..., AppTest]:
 
     The provider vouches for the address (``email_verified`` true) unless ``claims`` say otherwise.
     """
+
     def make(email: str | None, access_file: Path | None = None, **claims: object) -> AppTest:
         at = AppTest.from_file(DASHBOARD, default_timeout=60)
         at.secrets["auth"] = AUTH_SECTION
@@ -176,8 +177,9 @@ def test_unknown_user_is_refused_and_audited(app: Callable[..., AppTest], audit_
     ]
 
 
-def test_a_broken_access_file_lets_nobody_in(app: Callable[..., AppTest], setup: dict[str, Path],
-                                             audit_log: Path) -> None:
+def test_a_broken_access_file_lets_nobody_in(
+    app: Callable[..., AppTest], setup: dict[str, Path], audit_log: Path
+) -> None:
     broken = setup["root"] / "broken.toml"
     broken.write_text('[users."admin@clinic.example"]\nrole = "superuser"\nclinics = "*"\n')
     at = app("admin@clinic.example", access_file=broken)
@@ -219,8 +221,9 @@ def test_doctor_sees_only_north_patients(app: Callable[..., AppTest], audit_log:
     assert list(rejected["patient_id"]) == ["N1"]
 
 
-def test_manager_sees_the_clinic_page_without_patient_level_exports(app: Callable[..., AppTest],
-                                                                   audit_log: Path) -> None:
+def test_manager_sees_the_clinic_page_without_patient_level_exports(
+    app: Callable[..., AppTest], audit_log: Path
+) -> None:
     at = app("boss.north@clinic.example")
     at.run()
     assert not at.exception
@@ -288,8 +291,9 @@ def _download_script(data_dir: str, min_cell: int | None) -> None:
     from analytics.ingest.load import load_dataset
     from ui import auth, context, render
 
-    st.session_state[context.USER_KEY] = context.User("boss.north@clinic.example", "Boss", "manager", ("North",),
-                                                      min_cell=min_cell)
+    st.session_state[context.USER_KEY] = context.User(
+        "boss.north@clinic.example", "Boss", "manager", ("North",), min_cell=min_cell
+    )
     st.session_state[auth.PAGE_KEY] = "clinic"
     st.query_params["clinic"] = "North"
     st.query_params["min_completeness"] = "0.8"  # an analysis parameter: recorded with the parameters
@@ -308,8 +312,15 @@ def test_a_download_is_audited_when_it_happens(setup: dict[str, Path], audit_log
     assert at.session_state["produce"]() == b"cycle,n_treated\n1,2\n"  # the download, after the run
     [event] = events(audit_log)
     assert {k: v for k, v in event.items() if k != "ts"} == {
-        "event": "export", "user": "boss.north@clinic.example", "role": "manager", "file": "volumes.csv",
-        "kind": "aggregate", "rows": 1, "min_cell": None, "page": "clinic", "filter": {"clinic": "North"},
+        "event": "export",
+        "user": "boss.north@clinic.example",
+        "role": "manager",
+        "file": "volumes.csv",
+        "kind": "aggregate",
+        "rows": 1,
+        "min_cell": None,
+        "page": "clinic",
+        "filter": {"clinic": "North"},
         "parameters": {},
     }
 
@@ -325,11 +336,14 @@ def test_enforced_suppression_suppresses_or_refuses(setup: dict[str, Path], audi
 
 # --- security review: look-alike addresses, email_verified, local mode on a network, refusals, rows ---------
 
-LOOKALIKE_ACCESS_FILE = ACCESS_FILE + """
+LOOKALIKE_ACCESS_FILE = (
+    ACCESS_FILE
+    + """
 [users."analyst@uni.example"]
 role = "researcher"
 clinics = "*"
 """
+)
 
 
 @pytest.mark.parametrize(
@@ -341,8 +355,9 @@ clinics = "*"
         ("аnalyst@uni.example", "analyst@uni.example"),  # Cyrillic а
     ],
 )
-def test_a_unicode_look_alike_does_not_log_in_as_its_victim(app: Callable[..., AppTest], setup: dict[str, Path],
-                                                             audit_log: Path, given: str, victim: str) -> None:
+def test_a_unicode_look_alike_does_not_log_in_as_its_victim(
+    app: Callable[..., AppTest], setup: dict[str, Path], audit_log: Path, given: str, victim: str
+) -> None:
     lookalikes = setup["root"] / "lookalikes.toml"
     lookalikes.write_text(LOOKALIKE_ACCESS_FILE, encoding="utf-8")
     at = app(given, access_file=lookalikes)
@@ -377,9 +392,19 @@ def test_a_verified_address_is_accepted(app: Callable[..., AppTest], audit_log: 
 
 @pytest.mark.parametrize(
     ("address", "loopback"),
-    [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True), ("localhost", True),
-     ("", False), (None, False), ("0.0.0.0", False), ("::", False), ("192.168.1.20", False),
-     ("outcomes.clinic.example", False)],
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.2", True),
+        ("::1", True),
+        ("[::1]", True),
+        ("localhost", True),
+        ("", False),
+        (None, False),
+        ("0.0.0.0", False),
+        ("::", False),
+        ("192.168.1.20", False),
+        ("outcomes.clinic.example", False),
+    ],
 )
 def test_loopback_addresses(address: object, loopback: bool) -> None:
     from ui import auth
@@ -402,8 +427,9 @@ def served_on() -> Callable[[str | None], None]:
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "", "192.168.1.20", "::"])
-def test_local_mode_on_a_network_address_shows_no_data(served_on: Callable[[str | None], None], audit_log: Path,
-                                                       address: str) -> None:
+def test_local_mode_on_a_network_address_shows_no_data(
+    served_on: Callable[[str | None], None], audit_log: Path, address: str
+) -> None:
     served_on(address)
     at = AppTest.from_file(DASHBOARD, default_timeout=60)
     at.run()
@@ -432,9 +458,16 @@ def _configured_address(env: dict[str, str], *flags: str) -> str | None:
     import sys
 
     environment = {k: v for k, v in os.environ.items() if not k.startswith("STREAMLIT_")} | env
-    shown = subprocess.run([sys.executable, "-m", "streamlit", "config", "show", *flags], cwd=PROJECT_DIR,
-                           env=environment, capture_output=True, text=True, check=True, timeout=120).stdout
-    section = shown[shown.index("[server]"):]
+    shown = subprocess.run(
+        [sys.executable, "-m", "streamlit", "config", "show", *flags],
+        cwd=PROJECT_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    section = shown[shown.index("[server]") :]
     for line in section.splitlines():
         if line.startswith("address = "):
             return line.split("=", 1)[1].strip().strip('"')
@@ -454,7 +487,8 @@ def test_the_config_file_serves_loopback_and_the_environment_or_a_flag_overrides
 
 @pytest.mark.parametrize("requested", ["S1", "X1", "NOBODY", "N1'><script>"])
 def test_opening_a_patient_of_another_clinic_or_none_is_refused_and_audited(
-        app: Callable[..., AppTest], audit_log: Path, requested: str) -> None:
+    app: Callable[..., AppTest], audit_log: Path, requested: str
+) -> None:
     at = app("dr.north@clinic.example")
     at.query_params["patient"] = requested
     at.run()
@@ -466,8 +500,13 @@ def test_opening_a_patient_of_another_clinic_or_none_is_refused_and_audited(
     at.run()  # a rerun is not a second attempt
     refused = [e for e in events(audit_log) if e["event"] == "refused"]
     assert [(e["user"], e["role"], e["patient_id"], e["page"], e["reason"]) for e in refused] == [
-        ("dr.north@clinic.example", "doctor", requested, "patient",
-         "patient not among the user's patients (another clinic's, or unknown)")
+        (
+            "dr.north@clinic.example",
+            "doctor",
+            requested,
+            "patient",
+            "patient not among the user's patients (another clinic's, or unknown)",
+        )
     ]
     assert [e for e in events(audit_log) if e["event"] == "open_patient"] == []
     assert at.button(key="patient_link_refused")  # the way out: the patient list, without the link
@@ -491,11 +530,17 @@ def _open_url_path(at: AppTest, url_path: str) -> AppTest:
     return at
 
 
-@pytest.mark.parametrize(("email", "page"), [("dr.north@clinic.example", "clinic"),
-                                             ("dr.north@clinic.example", "audit"),
-                                             ("boss.north@clinic.example", "patient")])
+@pytest.mark.parametrize(
+    ("email", "page"),
+    [
+        ("dr.north@clinic.example", "clinic"),
+        ("dr.north@clinic.example", "audit"),
+        ("boss.north@clinic.example", "patient"),
+    ],
+)
 def test_a_link_to_a_page_the_role_may_not_open_is_refused_and_audited(
-        app: Callable[..., AppTest], audit_log: Path, email: str, page: str) -> None:
+    app: Callable[..., AppTest], audit_log: Path, email: str, page: str
+) -> None:
     at = app(email)
     at.run()
     assert no_page(at, page)  # the page's own file is not registered, so it can never run
@@ -522,8 +567,9 @@ def test_charts_have_no_image_download(app: Callable[..., AppTest], audit_log: P
         assert "toImageButtonOptions" not in config
 
 
-def test_downloads_record_their_data_rows(app: Callable[..., AppTest], audit_log: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_downloads_record_their_data_rows(
+    app: Callable[..., AppTest], audit_log: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The Data page's files and the printable summary: ``rows`` counted in what was downloaded."""
     import io
     import zipfile
@@ -581,7 +627,8 @@ def test_the_audit_page_says_whether_the_chain_verifies(app: Callable[..., AppTe
 
 
 def test_a_researcher_held_to_small_cell_suppression_sees_suppressed_values_only(
-        app: Callable[..., AppTest], setup: dict[str, Path], audit_log: Path) -> None:
+    app: Callable[..., AppTest], setup: dict[str, Path], audit_log: Path
+) -> None:
     """On screen as in the download: the Outcomes page shows such a role the suppressed cohort table and no view
     built on single patients (the review's researcher with min_cell = 11 saw a cohort of n = 1)."""
     access_file = setup["root"] / "access_min_cell.toml"

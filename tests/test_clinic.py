@@ -71,8 +71,7 @@ def diary_lines(patient_id: str, first: str, n_days: int, headache_days: int = 0
     """Diary lines on every ``every``-th day from ``first``: 6 h of headache on the first ``headache_days``."""
     start = date.fromisoformat(first)
     return [
-        f"{patient_id},{start + timedelta(days=i)},{6 if i < headache_days else 0},,,"
-        for i in range(0, n_days, every)
+        f"{patient_id},{start + timedelta(days=i)},{6 if i < headache_days else 0},,," for i in range(0, n_days, every)
     ]
 
 
@@ -90,8 +89,12 @@ def diary_csv() -> str:
 @pytest.fixture(scope="module")
 def hand(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     folder = tmp_path_factory.mktemp("clinic")
-    for stem, text in (("sessions", SESSIONS), ("diary", diary_csv()), ("patients", PATIENTS),
-                       ("adverse_events", ADVERSE_EVENTS)):
+    for stem, text in (
+        ("sessions", SESSIONS),
+        ("diary", diary_csv()),
+        ("patients", PATIENTS),
+        ("adverse_events", ADVERSE_EVENTS),
+    ):
         (folder / f"{stem}.csv").write_text(text, encoding="utf-8")
     dataset = load_dataset(folder)
     assert dataset.rejected.empty, dataset.rejected
@@ -109,7 +112,11 @@ def test_roster_status_as_of_the_cut_off(hand: SimpleNamespace) -> None:
     # SPEC §5: more than 182 days (lapse_days) without a session is lapsed, not overdue (the clinic's earlier
     # "overdue" was anything past 98 days). C's discontinued_on 2024-05-01 is after its last session.
     assert roster["treatment_state"].to_dict() == {
-        "A": "active", "B": "lapsed", "C": "discontinued", "D": "active", "E": "lapsed"
+        "A": "active",
+        "B": "lapsed",
+        "C": "discontinued",
+        "D": "active",
+        "E": "lapsed",
     }
     assert roster.loc["E", "clinic"] == clinic.NOT_RECORDED and roster.loc["E", "first_injector"] == clinic.NOT_RECORDED
     assert roster.loc["A", "first_injector"] == "INJ1" and roster.loc["A", "last_injector"] == "INJ1"
@@ -118,11 +125,21 @@ def test_roster_status_as_of_the_cut_off(hand: SimpleNamespace) -> None:
 
 def test_activity_and_monthly_volumes(hand: SimpleNamespace) -> None:
     view = hand.view
-    assert view.activity == clinic.Activity(active=2, ever_treated=5, treated_in_period=5, sessions_in_period=10,
-                                            new_in_period=5)
+    assert view.activity == clinic.Activity(
+        active=2, ever_treated=5, treated_in_period=5, sessions_in_period=10, new_in_period=5
+    )
     totals = view.monthly_totals.set_index(view.monthly_totals["month"].dt.strftime("%Y-%m"))["sessions"]
-    assert totals.to_dict() == {"2024-01": 1, "2024-02": 1, "2024-03": 2, "2024-04": 1, "2024-06": 1,
-                                "2024-07": 1, "2024-09": 1, "2024-10": 1, "2024-11": 1}
+    assert totals.to_dict() == {
+        "2024-01": 1,
+        "2024-02": 1,
+        "2024-03": 2,
+        "2024-04": 1,
+        "2024-06": 1,
+        "2024-07": 1,
+        "2024-09": 1,
+        "2024-10": 1,
+        "2024-11": 1,
+    }
     assert view.monthly["sessions"].sum() == 10
     # The period runs from the first session (2024-01-01) to the cut-off: only December is cut, and it is empty.
     assert not view.monthly["partial_month"].any()
@@ -139,8 +156,13 @@ def test_reinjection_intervals(hand: SimpleNamespace) -> None:
     assert (summary.patients_with_long_gap.numerator, summary.patients_with_long_gap.denominator) == (1, 3)
     distribution = hand.view.interval_distribution.set_index(["bin_start", "category"])["intervals"]
     # 98 is on time and 105 late, in different bins; 74 (70–76) early, 80 and 84 in 77–83 and 84–90.
-    assert distribution.to_dict() == {(70, "early"): 1, (77, "on time"): 1, (84, "on time"): 1,
-                                      (98, "on time"): 1, (105, "late"): 1}
+    assert distribution.to_dict() == {
+        (70, "early"): 1,
+        (77, "on time"): 1,
+        (84, "on time"): 1,
+        (98, "on time"): 1,
+        (105, "late"): 1,
+    }
 
 
 def test_retention_counts_and_time_to_reach(hand: SimpleNamespace) -> None:
@@ -311,9 +333,11 @@ WORKLIST_PATIENTS = {
 
 
 def worklist_files() -> dict[str, bytes]:
-    sessions, diary, patients = ["patient_id,session_date"], [DIARY_HEADER], [
-        "patient_id,clinic,prior_preventives,discontinued_on,discontinuation_reason"
-    ]
+    sessions, diary, patients = (
+        ["patient_id,session_date"],
+        [DIARY_HEADER],
+        ["patient_id,clinic,prior_preventives,discontinued_on,discontinuation_reason"],
+    )
     for pid, (dates, baseline, per_block, until, stopped) in WORKLIST_PATIENTS.items():
         sessions += [f"{pid},{d}" for d in dates]
         first = date.fromisoformat(dates[0])
@@ -321,8 +345,10 @@ def worklist_files() -> dict[str, bytes]:
             headache = offset < -28 + baseline if offset < 0 else offset % 28 < per_block
             diary.append(f"{pid},{first + timedelta(days=offset)},{6 if headache else 0},{str(headache).lower()},,")
         patients.append(f"{pid},North,3,{stopped},{'lack of efficacy' if stopped else ''}")
-    return {name: ("\n".join(lines) + "\n").encode() for name, lines in
-            (("sessions.csv", sessions), ("diary.csv", diary), ("patients.csv", patients))}
+    return {
+        name: ("\n".join(lines) + "\n").encode()
+        for name, lines in (("sessions.csv", sessions), ("diary.csv", diary), ("patients.csv", patients))
+    }
 
 
 @pytest.fixture(scope="module")
@@ -336,11 +362,21 @@ def worklist_case() -> SimpleNamespace:
 def test_worklists_follow_treatment_state_and_stop_indicated(worklist_case: SimpleNamespace) -> None:
     status = worklist_case.analysis.patient_status.set_index("patient_id")
     assert status["treatment_state"].to_dict() == {
-        "P1": "active", "P2": "overdue", "P3": "lapsed", "P4": "discontinued", "P5": "active", "P6": "active",
+        "P1": "active",
+        "P2": "overdue",
+        "P3": "lapsed",
+        "P4": "discontinued",
+        "P5": "active",
+        "P6": "active",
         "P7": "overdue",
     }
     assert status["nice_state"].to_dict() == {
-        "P1": "stop", "P2": "continue", "P3": "stop", "P4": "stop", "P5": "pending", "P6": "continue",
+        "P1": "stop",
+        "P2": "continue",
+        "P3": "stop",
+        "P4": "stop",
+        "P5": "pending",
+        "P6": "continue",
         "P7": "not assessable",
     }
     assert bool(status.loc["P6", "chronic_at_baseline"]) is False  # 12 < 15 baseline headache days
@@ -425,10 +461,13 @@ def test_invariants_on_a_synthetic_cohort(synthetic: SimpleNamespace, flt: clini
     # The stop list is exactly SPEC §5's stop_indicated among the selection's patients still on treatment.
     status = synthetic.analysis.patient_status
     on_treatment = status["treatment_state"].isin(["active", "overdue"]) & status["stop_indicated"].eq(True)
-    roster = clinic.patient_roster(synthetic.dataset, clinic.session_register(synthetic.dataset, view.as_of),
-                                   synthetic.analysis)
-    chosen = roster[roster["clinic"].eq(flt.clinic or roster["clinic"])
-                    & roster["first_injector"].eq(flt.injector or roster["first_injector"])]
+    roster = clinic.patient_roster(
+        synthetic.dataset, clinic.session_register(synthetic.dataset, view.as_of), synthetic.analysis
+    )
+    chosen = roster[
+        roster["clinic"].eq(flt.clinic or roster["clinic"])
+        & roster["first_injector"].eq(flt.injector or roster["first_injector"])
+    ]
     wanted = set(status.loc[on_treatment, "patient_id"]) & set(chosen["patient_id"])
     assert len(wanted) > 0 or flt.injector is not None
     assert set(view.worklists["stop_indicated"]["patient"]) == wanted
@@ -439,15 +478,19 @@ def test_safety_view_adds_wilson_intervals_and_the_published_figures(hand: Simpl
     table = view.table.set_index("event")
     # 5 treated patients, 3 with at least 2 sessions (A, B, D). Neck pain: A (after session 4), B (session 1),
     # D (session 2): 3 of 5 at any time, 2 of 3 after session 1 or 2. Eyelid ptosis: D (session 2).
-    assert table.loc["neck_pain", ["patients_with_event", "patients", "patients_with_event_2_cycles",
-                                   "patients_2_cycles"]].tolist() == [3, 5, 2, 3]
+    assert table.loc[
+        "neck_pain", ["patients_with_event", "patients", "patients_with_event_2_cycles", "patients_2_cycles"]
+    ].tolist() == [3, 5, 2, 3]
     # Wilson 95% limits from published tables: 3/5 -> 23.07–88.24%, 2/3 -> 20.77–93.85%, 1/3 -> 6.15–79.23%.
-    assert table.loc["neck_pain", ["patients_with_event_ci_low", "patients_with_event_ci_high"]].tolist() == \
-        pytest.approx([23.07, 88.24], abs=0.01)
-    assert table.loc["neck_pain", ["pct_2_cycles_ci_low", "pct_2_cycles_ci_high"]].tolist() == \
-        pytest.approx([20.77, 93.85], abs=0.01)
-    assert table.loc["eyelid_ptosis", ["pct_2_cycles_ci_low", "pct_2_cycles_ci_high"]].tolist() == \
-        pytest.approx([6.15, 79.23], abs=0.01)
+    assert table.loc[
+        "neck_pain", ["patients_with_event_ci_low", "patients_with_event_ci_high"]
+    ].tolist() == pytest.approx([23.07, 88.24], abs=0.01)
+    assert table.loc["neck_pain", ["pct_2_cycles_ci_low", "pct_2_cycles_ci_high"]].tolist() == pytest.approx(
+        [20.77, 93.85], abs=0.01
+    )
+    assert table.loc["eyelid_ptosis", ["pct_2_cycles_ci_low", "pct_2_cycles_ci_high"]].tolist() == pytest.approx(
+        [6.15, 79.23], abs=0.01
+    )
     # Beside them the published figures: PREEMPT's 24-week share of patients with neck pain (8.7%) and COMPEL's
     # treatment-related share over 108 weeks (4.1%, 29 of 716); nothing published of PREEMPT's kind for "any".
     assert table.loc["neck_pain", ["preempt_pct_2_cycles", "compel_pct_treatment_related"]].tolist() == [8.7, 4.1]
@@ -478,12 +521,18 @@ def test_worklist_cells_are_never_empty_so_no_none_is_shown(hand: SimpleNamespac
     # A stop-indicated patient on treatment without an evaluable cycle (episodic now only): '—', not None.
     roster = pd.DataFrame(
         {
-            "patient_id": ["P1", "P2"], "clinic": ["North", "North"], "treatment_state": ["active", "overdue"],
-            "stop_indicated": pd.array([True, True], dtype="boolean"), "next_due": pd.to_datetime(["2025-01-10"] * 2),
-            "days_overdue": pd.array([0, 12], dtype="Int64"), "nice_state": ["pending", "stop"],
-            "ehf_state": ["pending", "stop"], "episodic_now": pd.array([True, False], dtype="boolean"),
+            "patient_id": ["P1", "P2"],
+            "clinic": ["North", "North"],
+            "treatment_state": ["active", "overdue"],
+            "stop_indicated": pd.array([True, True], dtype="boolean"),
+            "next_due": pd.to_datetime(["2025-01-10"] * 2),
+            "days_overdue": pd.array([0, 12], dtype="Int64"),
+            "nice_state": ["pending", "stop"],
+            "ehf_state": ["pending", "stop"],
+            "episodic_now": pd.array([True, False], dtype="boolean"),
             "latest_evaluable_cycle": pd.array([pd.NA, 3], dtype="Int64"),
-            "latest_mhd_pct_change": [np.nan, -12.04], "last_session": pd.to_datetime(["2024-10-12"] * 2),
+            "latest_mhd_pct_change": [np.nan, -12.04],
+            "last_session": pd.to_datetime(["2024-10-12"] * 2),
             "n_sessions": [2, 3],
         }
     )

@@ -68,13 +68,16 @@ def dataset_files() -> dict[str, bytes]:
     # F6: a diary without any session.
     lines += [diary_line("F6", o, o % 3 == 0) for o in range(0, 20)]
     diary = "\n".join([DIARY_HEADER, *lines]) + "\n"
-    sessions = "\n".join(
-        ["patient_id,session_date,total_units"]
-        + [f"A1,{at(o)},155" for o in (0, 84, 168)]
-        + [f"B2,{at(o)},155" for o in (0, 84)]
-        + [f"C3,{at(o)},155" for o in (0, 84)]
-        + ["D4,2024-10-01,155", f"E5,{at(0)},155"]
-    ) + "\n"
+    sessions = (
+        "\n".join(
+            ["patient_id,session_date,total_units"]
+            + [f"A1,{at(o)},155" for o in (0, 84, 168)]
+            + [f"B2,{at(o)},155" for o in (0, 84)]
+            + [f"C3,{at(o)},155" for o in (0, 84)]
+            + ["D4,2024-10-01,155", f"E5,{at(0)},155"]
+        )
+        + "\n"
+    )
     patients = (
         "patient_id,prior_preventives,medication_overuse\n"
         "A1,2,false\nB2,4,true\nC3,,\nD4,3,false\nE5,5,false\nF6,3,false\n"
@@ -142,7 +145,10 @@ def test_one_response_class_for_the_patient_page_and_table_one(case):
 def test_response_class_uses_the_tolerance_at_exactly_30_percent():
     cycles = pd.DataFrame(
         {
-            "patient_id": ["X", "X"], "cycle": [0, 1], "mhd_pct_change": [np.nan, -30.0], "mhd": [20.0, 14.0],
+            "patient_id": ["X", "X"],
+            "cycle": [0, 1],
+            "mhd_pct_change": [np.nan, -30.0],
+            "mhd": [20.0, 14.0],
             "responder_30": pd.array([pd.NA, True], dtype="boolean"),
             "responder_50": pd.array([pd.NA, False], dtype="boolean"),
             "responder_75": pd.array([pd.NA, False], dtype="boolean"),
@@ -190,10 +196,13 @@ def test_baseline_suitability(status):
 def test_suitability_statements_in_words(case, status):
     config = case[1].config
     b2 = dict(clinical.suitability_statements(status.loc["B2"].rename("B2"), config))
-    assert b2[
-        "Baseline 21.0 headache days and 21.0 migraine days / 28 d (chronic migraine needs ≥15 headache days, "
-        "≥8 of them migraine days; 28 of 28 days recorded)"
-    ] == "met"
+    assert (
+        b2[
+            "Baseline 21.0 headache days and 21.0 migraine days / 28 d (chronic migraine needs ≥15 headache days, "
+            "≥8 of them migraine days; 28 of 28 days recorded)"
+        ]
+        == "met"
+    )
     assert b2["4 prior preventives failed (NICE asks for ≥3)"] == "met"
     overuse = next(text for text in b2 if text.startswith("Medication overuse"))
     assert b2[overuse] == "caution"
@@ -325,9 +334,11 @@ def test_weekly_profile_and_onset_week(case):
 def test_a_week_with_fewer_than_five_days_recorded_is_a_gap():
     grid = pd.DataFrame(
         {
-            "patient_id": ["X"] * 7, "date": pd.date_range("2024-01-01", periods=7),
+            "patient_id": ["X"] * 7,
+            "date": pd.date_range("2024-01-01", periods=7),
             "cycle": pd.array([1] * 7, "Int64"),
-            "day_in_cycle": pd.array(range(1, 8), "Int64"), "recorded": [True] * 4 + [False] * 3,
+            "day_in_cycle": pd.array(range(1, 8), "Int64"),
+            "recorded": [True] * 4 + [False] * 3,
             "headache_day": pd.array([True] * 4 + [pd.NA] * 3, dtype="boolean"),
         }
     )
@@ -369,10 +380,13 @@ def test_adverse_events_by_cycle(case):
     cycles = case[1].patient_cycles
     events = pd.DataFrame(
         {
-            "patient_id": ["A1", "A1"], "session_date": pd.to_datetime(["2024-05-24", "2024-08-16"]),
-            "event": ["neck_pain", "eyelid_ptosis"], "severity": ["mild", "moderate"],
+            "patient_id": ["A1", "A1"],
+            "session_date": pd.to_datetime(["2024-05-24", "2024-08-16"]),
+            "event": ["neck_pain", "eyelid_ptosis"],
+            "severity": ["mild", "moderate"],
             "onset_date": pd.to_datetime(["2024-05-27", "2024-08-20"]),
-            "resolved_date": pd.to_datetime(["2024-06-05", None]), "serious": pd.array([False, False], "boolean"),
+            "resolved_date": pd.to_datetime(["2024-06-05", None]),
+            "serious": pd.array([False, False], "boolean"),
         }
     )
     out = clinical.adverse_events_by_cycle(events, cycles)
@@ -385,10 +399,12 @@ def test_adverse_events_by_cycle(case):
 def test_injection_sites_against_preempt():
     frame = pd.DataFrame(
         {
-            "patient_id": "X", "session_date": pd.Timestamp("2024-03-01"),
+            "patient_id": "X",
+            "session_date": pd.Timestamp("2024-03-01"),
             "muscle": ["temporalis", "procerus", "other", "frontalis", "trapezius"],
             "side": ["right", "midline", None, "left", "left"],
-            "units": [25.0, 5.0, 10.0, 5.0, 20.0], "sites": pd.array([5, 1, 2, 1, pd.NA], "Int64"),
+            "units": [25.0, 5.0, 10.0, 5.0, 20.0],
+            "sites": pd.array([5, 1, 2, 1, pd.NA], "Int64"),
         }
     )
     out = clinical.injection_sites(frame).set_index("muscle")
@@ -428,8 +444,13 @@ def test_header_measures_and_badges(case, status):
     assert b2["Stop indicated: NICE 30%"] == "bad"
     assert b2["NICE TA260: stop"] == "bad"
     e5 = dict(clinical.status_badges(status.loc["E5"].rename("E5"), config))
-    assert e5["Lapsed: no session for 251 days (over 182); next session was due 24 May 2024; 153 days past the "
-              "98-day limit"] == "bad"
+    assert (
+        e5[
+            "Lapsed: no session for 251 days (over 182); next session was due 24 May 2024; 153 days past the "
+            "98-day limit"
+        ]
+        == "bad"
+    )
     assert e5["NICE TA260: not reached"] == "neutral"
     assert not any(text.startswith(("Stop indicated", "No stopping rule")) for text in e5)  # empty when off treatment
 
@@ -461,7 +482,11 @@ def test_status_has_one_row_per_treated_patient(case):
     for column in ("nice_reason", "ehf_reason", "episodic_reason", "ehf_episodic_reason"):
         assert status[column].str.len().gt(20).all()
     assert status.set_index("patient_id")["stop_rules"].to_dict() == {
-        "A1": "episodic now", "B2": "NICE 30%", "C3": "", "D4": "", "E5": ""
+        "A1": "episodic now",
+        "B2": "NICE 30%",
+        "C3": "",
+        "D4": "",
+        "E5": "",
     }
 
 
@@ -565,8 +590,14 @@ def test_a_change_that_rounds_to_zero_is_shown_as_zero_not_minus_zero():
     # Headache days 10.00 → 9.96 per 28 days: a change of −0.04, shown with one decimal as 0.0 (never "−0.0").
     cycles = pd.DataFrame(
         {
-            "cycle": [0, 1], "status": ["baseline", "complete"], "mhd": [10.0, 9.96], "mmd": [np.nan, np.nan],
-            "amd": [4.0, 4.0], "recorded_days": [28, 84], "window_days": [28, 84], "evaluable": [True, True],
+            "cycle": [0, 1],
+            "status": ["baseline", "complete"],
+            "mhd": [10.0, 9.96],
+            "mmd": [np.nan, np.nan],
+            "amd": [4.0, 4.0],
+            "recorded_days": [28, 84],
+            "window_days": [28, 84],
+            "evaluable": [True, True],
         }
     )
     headache, _, acute = clinical.header_measures(cycles)
@@ -634,14 +665,18 @@ def test_status_and_profiles_from_the_recorded_days_equal_those_from_the_all_pat
     )
     day = inside["day_in_cycle"].astype("int64")
     late_from = np.maximum(7 * last_week + 1, inside["window_days"] - params.wearing_off_late_days + 1)
-    counted = pd.DataFrame(
-        {
-            "patient_id": inside["patient_id"].astype(object),
-            "cycle": inside["cycle"].astype("int64"),
-            "reference_days": day.between(7 * (first_week - 1) + 1, 7 * last_week).astype("int64"),
-            "late_days": (day >= late_from).astype("int64"),
-        }
-    ).groupby(["patient_id", "cycle"]).sum()
+    counted = (
+        pd.DataFrame(
+            {
+                "patient_id": inside["patient_id"].astype(object),
+                "cycle": inside["cycle"].astype("int64"),
+                "reference_days": day.between(7 * (first_week - 1) + 1, 7 * last_week).astype("int64"),
+                "late_days": (day >= late_from).astype("int64"),
+            }
+        )
+        .groupby(["patient_id", "cycle"])
+        .sum()
+    )
     from_windows = tables.cycle_profile.astype({"patient_id": object}).set_index(["patient_id", "cycle"])
     pd.testing.assert_frame_equal(from_windows.loc[counted.index, ["reference_days", "late_days"]], counted)
     status = clinical.patient_status(

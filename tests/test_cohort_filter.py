@@ -115,9 +115,17 @@ def test_an_empty_cohort_gives_empty_tables(tiny) -> None:
 
 
 FULL = CohortFilter(
-    sex=("M", "F"), age_band=("40-49",), clinic=("North", "South, East"), prior_preventives_min=3,
-    prior_preventives_max=6, medication_overuse=False, baseline_mhd_min=15, baseline_mhd_max=22.5,
-    first_injection_from=date(2023, 3, 1), first_injection_to=date(2024, 12, 31), min_cycles=2,
+    sex=("M", "F"),
+    age_band=("40-49",),
+    clinic=("North", "South, East"),
+    prior_preventives_min=3,
+    prior_preventives_max=6,
+    medication_overuse=False,
+    baseline_mhd_min=15,
+    baseline_mhd_max=22.5,
+    first_injection_from=date(2023, 3, 1),
+    first_injection_to=date(2024, 12, 31),
+    min_cycles=2,
 )
 
 
@@ -157,8 +165,13 @@ def test_query_parameters_round_trip() -> None:
 
 def test_bad_query_parameters_are_dropped_and_reported() -> None:
     cohort_filter, problems = CohortFilter.from_query_params(
-        {"sex": ["F"], "prior_preventives": ["6", "3"], "min_cycles": ["two"], "baseline_mhd": ["15"],
-         "patient": ["P001"]}
+        {
+            "sex": ["F"],
+            "prior_preventives": ["6", "3"],
+            "min_cycles": ["two"],
+            "baseline_mhd": ["15"],
+            "patient": ["P001"],
+        }
     )
     assert cohort_filter == CohortFilter(sex=["F"])
     assert len(problems) == 3 and any(p.startswith("prior_preventives") for p in problems)
@@ -171,8 +184,9 @@ def test_command_line_flags_make_the_same_filter(tmp_path) -> None:
     # A filter file, with flags replacing its criteria.
     path = tmp_path / "cohort_filter.json"
     path.write_text(FULL.to_json())
-    args = build_parser().parse_args(["export", "--data", "d", "--out", "o", "--filter-file", str(path),
-                                      "--sex", "X", "--min-cycles", "3"])
+    args = build_parser().parse_args(
+        ["export", "--data", "d", "--out", "o", "--filter-file", str(path), "--sex", "X", "--min-cycles", "3"]
+    )
     chosen = from_args(args)
     assert chosen.sex == ("X",) and chosen.min_cycles == 3 and chosen.clinic == FULL.clinic
 
@@ -180,8 +194,10 @@ def test_command_line_flags_make_the_same_filter(tmp_path) -> None:
 def test_export_command_reproduces_parameters_and_filter() -> None:
     config = AnalysisConfig(cycle_days=90, min_completeness=0.8)
     command = export_command(FULL, config, data="sample_data", out="out", filter_file="cohort_filter.json")
-    assert command == ("python -m analytics export --data sample_data --out out --cycle-days 90 "
-                       "--min-completeness 0.8 --filter-file cohort_filter.json")
+    assert command == (
+        "python -m analytics export --data sample_data --out out --cycle-days 90 "
+        "--min-completeness 0.8 --filter-file cohort_filter.json"
+    )
     flags = export_command(CohortFilter(clinic=["South, East"]), AnalysisConfig())
     assert flags.endswith("--clinic 'South, East'")
 
@@ -199,6 +215,7 @@ def test_the_filtered_manifest_records_the_filter(tiny) -> None:
     assert manifest["cohort_filter"]["clinic"] == ["North"]
     assert manifest["cohort"]["patients_selected"] == 2 and manifest["cohort"]["patients_treated"] == 5
     assert set(pd.read_csv(pd.io.common.BytesIO(files["patient_cycles.csv"]))["patient_id"]) == {"A", "C"}
-    suppressed = json.loads(filtered_export(analysis, dataset, CohortFilter(clinic=["North"]), min_cell=5)
-                            ["manifest.json"])
+    suppressed = json.loads(
+        filtered_export(analysis, dataset, CohortFilter(clinic=["North"]), min_cell=5)["manifest.json"]
+    )
     assert "patients_selected" not in suppressed["cohort"]  # a small count is left to the suppression rule

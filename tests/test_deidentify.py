@@ -73,7 +73,7 @@ def test_shift_is_1_to_364_days_from_a_separate_hmac() -> None:
 # --- the command on a raw export --------------------------------------------------------------------
 
 HYPERLINK = '=HYPERLINK("http://x","y")'
-RAW_IDS = ["Smith, John", "MRN-000123", HYPERLINK, "Ó'Brien \"Dee\""]
+RAW_IDS = ["Smith, John", "MRN-000123", HYPERLINK, 'Ó\'Brien "Dee"']
 
 
 def _raw_export(folder: Path) -> Path:
@@ -92,10 +92,26 @@ def _raw_export(folder: Path) -> Path:
             sessions.append([pid, session, "155", f"Surname{i}", f"MRN-000{i}", "=cmd|' /C calc'!A0"])
         for d in range(-28, 150, 3):
             diary.append([pid, (first + timedelta(days=d)).isoformat(), str((i + d) % 9), "yes", f"07700 900{i:03d}"])
-        patients.append([pid, "F", ages[i], (first + timedelta(days=200)).isoformat() if i == 1 else "",
-                         f"p{i}@example.org", "1931-02-03", "Dr Who"])
-        adverse.append([pid, first.isoformat(), "neck_pain", (first + timedelta(days=2)).isoformat(),
-                        (first + timedelta(days=9)).isoformat()])
+        patients.append(
+            [
+                pid,
+                "F",
+                ages[i],
+                (first + timedelta(days=200)).isoformat() if i == 1 else "",
+                f"p{i}@example.org",
+                "1931-02-03",
+                "Dr Who",
+            ]
+        )
+        adverse.append(
+            [
+                pid,
+                first.isoformat(),
+                "neck_pain",
+                (first + timedelta(days=2)).isoformat(),
+                (first + timedelta(days=9)).isoformat(),
+            ]
+        )
         questionnaires.append([pid, first.isoformat(), "HIT-6", "64"])
     diary.append([RAW_IDS[0], "2024/05/01", "5", "no", ""])  # an invalid date: withheld, still rejected
     (folder / "sessions.csv").write_text("\ufeff" + _csv(sessions), encoding="utf-8")  # UTF-8 with BOM
@@ -114,8 +130,14 @@ def deidentified_fixture(tmp_path: Path) -> dict[str, object]:
     key_file.parent.mkdir()
     argv = ["deidentify", "--in", str(raw), "--out", str(out), "--key-file", str(key_file), "--keep", "referrer"]
     status = main(argv)
-    return {"status": status, "raw": raw, "out": out, "key_file": key_file,
-            "key": bytes.fromhex(key_file.read_text().strip()), "tmp": tmp_path}
+    return {
+        "status": status,
+        "raw": raw,
+        "out": out,
+        "key_file": key_file,
+        "key": bytes.fromhex(key_file.read_text().strip()),
+        "tmp": tmp_path,
+    }
 
 
 def test_key_file_is_created_secret(deidentified: dict) -> None:
@@ -128,7 +150,11 @@ def test_key_file_is_created_secret(deidentified: dict) -> None:
 def test_identifier_and_free_columns_are_dropped_and_named(deidentified: dict) -> None:
     out: Path = deidentified["out"]
     assert sorted(p.name for p in out.iterdir()) == [
-        "adverse_events.csv", "deidentify_report.json", "diary.csv", "patients.csv", "questionnaires.csv",
+        "adverse_events.csv",
+        "deidentify_report.json",
+        "diary.csv",
+        "patients.csv",
+        "questionnaires.csv",
         "sessions.csv",
     ]
     assert (out / "sessions.csv").read_text().splitlines()[0] == "patient_id,session_date,total_units"
@@ -136,11 +162,13 @@ def test_identifier_and_free_columns_are_dropped_and_named(deidentified: dict) -
     report = json.loads((out / "deidentify_report.json").read_text())
     # Dropped columns by position in the raw file and category, never by header text.
     assert report["files"]["sessions.csv"]["columns_dropped"] == [
-        "column 4: direct identifier (surname)", "column 5: direct identifier (mrn)",
+        "column 4: direct identifier (surname)",
+        "column 5: direct identifier (mrn)",
         "column 6: not in the data contract",
     ]
     assert report["files"]["patients.csv"]["columns_dropped"] == [
-        "column 5: direct identifier (email)", "column 6: direct identifier (dateofbirth)",
+        "column 5: direct identifier (email)",
+        "column 6: direct identifier (dateofbirth)",
     ]
     assert report["files"]["diary.csv"]["columns_dropped"] == ["column 5: direct identifier (phone)"]
     assert report["columns_kept_on_request"] == ["referrer"]
@@ -161,8 +189,13 @@ def test_rows_are_counted_in_and_out(deidentified: dict) -> None:
 
 def test_pseudonyms_and_date_shifts_are_one_per_patient_across_files(deidentified: dict) -> None:
     raw, out, key = deidentified["raw"], deidentified["out"], deidentified["key"]
-    date_columns = {"sessions": ["session_date"], "diary": ["date"], "patients": ["discontinued_on"],
-                    "adverse_events": ["session_date", "onset_date", "resolved_date"], "questionnaires": ["date"]}
+    date_columns = {
+        "sessions": ["session_date"],
+        "diary": ["date"],
+        "patients": ["discontinued_on"],
+        "adverse_events": ["session_date", "onset_date", "resolved_date"],
+        "questionnaires": ["date"],
+    }
     for stem, columns in date_columns.items():
         before = _rows((raw / f"{stem}.csv").read_bytes().removeprefix(b"\xef\xbb\xbf"))
         after = _rows((out / f"{stem}.csv").read_bytes())
@@ -174,8 +207,11 @@ def test_pseudonyms_and_date_shifts_are_one_per_patient_across_files(deidentifie
                 continue  # the ragged row is not written
             shift = timedelta(days=deid.shift_days(key, b["patient_id"]))
             moved = [
-                "" if not b[c] else deid.INVALID_DATE_MARKER if "/" in b[c] else
-                (date.fromisoformat(b[c]) - shift).isoformat()
+                ""
+                if not b[c]
+                else deid.INVALID_DATE_MARKER
+                if "/" in b[c]
+                else (date.fromisoformat(b[c]) - shift).isoformat()
                 for c in columns
             ]
             expected.append((deid.pseudonym(key, b["patient_id"]), *moved))
@@ -186,8 +222,20 @@ def test_pseudonyms_and_date_shifts_are_one_per_patient_across_files(deidentifie
 
 def test_rows_are_in_pseudonym_then_date_order_whatever_the_raw_order(tmp_path: Path) -> None:
     # Security review: output rows kept the input's order, so an export sorted by name stayed so.
-    names = ["Adams, Ann", "Baker, Bob", "Clark, Cy", "Davis, Di", "Evans, Ed", "Foster, Flo", "Green, Gus",
-             "Hill, Hal", "Irwin, Ivy", "Jones, Jo", "King, Kit", "Lewis, Liz"]
+    names = [
+        "Adams, Ann",
+        "Baker, Bob",
+        "Clark, Cy",
+        "Davis, Di",
+        "Evans, Ed",
+        "Foster, Flo",
+        "Green, Gus",
+        "Hill, Hal",
+        "Irwin, Ivy",
+        "Jones, Jo",
+        "King, Kit",
+        "Lewis, Liz",
+    ]
     sessions = [["patient_id", "session_date", "total_units"]]
     diary = [["patient_id", "date", "headache_hours"]]
     for i, name in enumerate(names):  # sorted by name, then date: the order a clinic's export has
@@ -223,8 +271,9 @@ def test_rows_are_in_pseudonym_then_date_order_whatever_the_raw_order(tmp_path: 
         first, second = shuffled.index(sessions[1]), shuffled.index(sessions[2])
         if first > second:
             shuffled[first], shuffled[second] = shuffled[second], shuffled[first]
-        other = deid.deidentify({"sessions.csv": _csv(shuffled).encode(),
-                                 "diary.csv": _csv([diary[0], *reversed(diary[1:])]).encode()}, KEY)
+        other = deid.deidentify(
+            {"sessions.csv": _csv(shuffled).encode(), "diary.csv": _csv([diary[0], *reversed(diary[1:])]).encode()}, KEY
+        )
         assert {n: b for n, b in other.files.items() if n.endswith(".csv")} == csvs
 
 
@@ -246,8 +295,20 @@ def test_ages_over_89_become_90_plus_and_invalid_dates_are_withheld(deidentified
 def test_no_raw_id_key_or_identifier_reaches_the_output(deidentified: dict) -> None:
     out, key = deidentified["out"], deidentified["key"]
     every_byte = b"".join(p.read_bytes() for p in sorted(out.iterdir()))
-    secrets = [key.hex().encode(), key, *[pid.encode() for pid in RAW_IDS], b"Smith", b"MRN-000", b"HYPERLINK",
-               b"example.org", b"07700", b"1931-02-03", b"2024/05/01", b"calc", b"Surname0"]
+    secrets = [
+        key.hex().encode(),
+        key,
+        *[pid.encode() for pid in RAW_IDS],
+        b"Smith",
+        b"MRN-000",
+        b"HYPERLINK",
+        b"example.org",
+        b"07700",
+        b"1931-02-03",
+        b"2024/05/01",
+        b"calc",
+        b"Surname0",
+    ]
     for secret in secrets:
         assert secret not in every_byte, secret
     assert not any(p.name != "deidentify_report.json" and p.suffix != ".csv" for p in out.iterdir())
@@ -257,8 +318,22 @@ def test_no_raw_id_key_or_identifier_reaches_the_output(deidentified: dict) -> N
 def test_same_key_same_bytes_other_key_other_pseudonyms_and_shifts(deidentified: dict) -> None:
     tmp, raw, out = deidentified["tmp"], deidentified["raw"], deidentified["out"]
     again = tmp / "again"
-    assert main(["deidentify", "--in", str(raw), "--out", str(again), "--key-file", str(deidentified["key_file"]),
-                 "--keep", "referrer"]) == 0
+    assert (
+        main(
+            [
+                "deidentify",
+                "--in",
+                str(raw),
+                "--out",
+                str(again),
+                "--key-file",
+                str(deidentified["key_file"]),
+                "--keep",
+                "referrer",
+            ]
+        )
+        == 0
+    )
     for p in out.iterdir():
         assert (again / p.name).read_bytes() == p.read_bytes(), p.name
     other = deid.deidentify(raw, OTHER_KEY, ["referrer"])
@@ -379,8 +454,10 @@ def test_the_report_never_repeats_the_header_of_a_dropped_column(tmp_path: Path,
         assert secret.encode() not in every_byte, secret
     report = json.loads(report_text)
     assert report["files"]["sessions.csv"]["columns_dropped"][-4:] == [
-        "column 7: not in the data contract", "column 8: not in the data contract",
-        "column 9: not in the data contract", "column 10: not in the data contract",
+        "column 7: not in the data contract",
+        "column 8: not in the data contract",
+        "column 9: not in the data contract",
+        "column 10: not in the data contract",
     ]
 
 
@@ -421,8 +498,15 @@ def _free_text_export(folder: Path, reasons: list[str], protocols: list[str], cl
     patients = [["patient_id", "clinic", "discontinued_on", "discontinuation_reason"]]
     for i in range(3):
         pid, first = f"MRN-{i}", date(2024, 3, 1) + timedelta(days=7 * i)
-        sessions.append([pid, first.isoformat(), INJECTOR if i < 2 else "jd7012345", protocols[i],
-                         "referred 1998-07-15" if i == 0 else "by GP"])
+        sessions.append(
+            [
+                pid,
+                first.isoformat(),
+                INJECTOR if i < 2 else "jd7012345",
+                protocols[i],
+                "referred 1998-07-15" if i == 0 else "by GP",
+            ]
+        )
         diary.append([pid, first.isoformat(), "4"])
         patients.append([pid, clinics[i], (first + timedelta(days=100)).isoformat(), reasons[i]])
     for name, rows in (("sessions", sessions), ("diary", diary), ("patients", patients)):
@@ -432,8 +516,12 @@ def _free_text_export(folder: Path, reasons: list[str], protocols: list[str], cl
 
 def test_free_text_is_dropped_and_injector_ids_are_pseudonymised(tmp_path: Path) -> None:
     # Security review: protocol, discontinuation_reason and injector_id were copied verbatim.
-    raw = _free_text_export(tmp_path / "raw", ["Moved to Leeds with Jane", "ptosis", ""],
-                            ["PREEMPT as agreed with Jane", "PREEMPT", "PREEMPT"], ["North", "North", "South"])
+    raw = _free_text_export(
+        tmp_path / "raw",
+        ["Moved to Leeds with Jane", "ptosis", ""],
+        ["PREEMPT as agreed with Jane", "PREEMPT", "PREEMPT"],
+        ["North", "North", "South"],
+    )
     result = deid.deidentify(raw, KEY)
     every_byte = b"".join(result.files.values())
     for secret in (b"Jane", b"Doe", b"7012345", b"Leeds", b"agreed", b"ptosis", b"MRN-"):
@@ -451,7 +539,8 @@ def test_free_text_is_dropped_and_injector_ids_are_pseudonymised(tmp_path: Path)
     assert deid.deidentify(raw, KEY).files == result.files
     report = result.report["files"]
     assert report["sessions.csv"]["columns_dropped"] == [
-        "column 4: protocol (free text; keep it with --keep protocol)", "column 5: not in the data contract",
+        "column 4: protocol (free text; keep it with --keep protocol)",
+        "column 5: not in the data contract",
     ]
     assert report["patients.csv"]["columns_dropped"] == [
         "column 4: discontinuation_reason (free text; keep it with --keep discontinuation_reason)",
@@ -460,17 +549,28 @@ def test_free_text_is_dropped_and_injector_ids_are_pseudonymised(tmp_path: Path)
 
 
 def test_free_text_kept_on_request_is_copied(tmp_path: Path) -> None:
-    raw = _free_text_export(tmp_path / "raw", ["ptosis", "no benefit", ""], ["PREEMPT", "PREEMPT+FTP", ""],
-                            ["North", "North", "South"])
+    raw = _free_text_export(
+        tmp_path / "raw", ["ptosis", "no benefit", ""], ["PREEMPT", "PREEMPT+FTP", ""], ["North", "North", "South"]
+    )
     result = deid.deidentify(raw, KEY, ["protocol", "discontinuation_reason"])
     assert sorted(r["protocol"] for r in _rows(result.files["sessions.csv"])) == ["", "PREEMPT", "PREEMPT+FTP"]
     assert sorted(r["discontinuation_reason"] for r in _rows(result.files["patients.csv"])) == [
-        "", "no benefit", "ptosis"]
+        "",
+        "no benefit",
+        "ptosis",
+    ]
     assert all(not r["date_like_text_withheld"] for r in result.report["files"].values())
 
 
-@pytest.mark.parametrize(("column", "how"), [("injector_id", "pseudonymised"), ("patient_id", "pseudonymised"),
-                                             ("session_date", "date-shifted"), ("age_band", "top-coded")])
+@pytest.mark.parametrize(
+    ("column", "how"),
+    [
+        ("injector_id", "pseudonymised"),
+        ("patient_id", "pseudonymised"),
+        ("session_date", "date-shifted"),
+        ("age_band", "top-coded"),
+    ],
+)
 def test_keep_of_a_transformed_column_is_refused(tmp_path: Path, column: str, how: str) -> None:
     raw = _free_text_export(tmp_path / "raw", ["", "", ""], ["", "", ""], ["", "", ""])
     with pytest.raises(deid.DeidentifyError, match=f"'{column}' is always {how}, never copied as is"):
@@ -486,8 +586,26 @@ def test_kept_text_with_a_real_date_is_withheld_and_counted(tmp_path: Path, caps
         clinics=["North", "North Christmas clinic", "South"],
     )
     out, key_file = tmp_path / "out", tmp_path / "new.key"
-    assert main(["deidentify", "--in", str(raw), "--out", str(out), "--key-file", str(key_file), "--keep", "protocol",
-                 "--keep", "discontinuation_reason", "--keep", "referral_note"]) == 0
+    assert (
+        main(
+            [
+                "deidentify",
+                "--in",
+                str(raw),
+                "--out",
+                str(out),
+                "--key-file",
+                str(key_file),
+                "--keep",
+                "protocol",
+                "--keep",
+                "discontinuation_reason",
+                "--keep",
+                "referral_note",
+            ]
+        )
+        == 0
+    )
     every_byte = b"".join(p.read_bytes() for p in out.iterdir())
     for secret in (b"March", b"01/03/2024", b"20240301", b"Tuesday", b"Christmas", b"1998-07-15", b"ptosis"):
         assert secret not in every_byte, secret
@@ -505,9 +623,28 @@ def test_kept_text_with_a_real_date_is_withheld_and_counted(tmp_path: Path, caps
 
 @pytest.mark.parametrize(
     "text",
-    ["2024-03-01", "on 2024/3/1", "1.3.24", "01/03/2024", "3-1-2024", "20240301", "in 2023", "3/4", "12/1 review",
-     "3 March", "Mar 3rd", "sept", "MAY", "since Monday", "on Tuesdays", "sat", "Xmas", "after Easter", "(2019)",
-     "x1999y"],
+    [
+        "2024-03-01",
+        "on 2024/3/1",
+        "1.3.24",
+        "01/03/2024",
+        "3-1-2024",
+        "20240301",
+        "in 2023",
+        "3/4",
+        "12/1 review",
+        "3 March",
+        "Mar 3rd",
+        "sept",
+        "MAY",
+        "since Monday",
+        "on Tuesdays",
+        "sat",
+        "Xmas",
+        "after Easter",
+        "(2019)",
+        "x1999y",
+    ],
 )
 def test_date_like_text(text: str) -> None:
     assert deid.DATE_LIKE.search(text), text
@@ -515,8 +652,22 @@ def test_date_like_text(text: str) -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["North", "PREEMPT", "PREEMPT 31/39", "GMC 7012345", "155 units", "1.5", "Site 12-3", "3-4 days", "ptosis",
-     "St Mary's", "Marchant", "Sunderland", "Dr Jane Doe", "I0123456789abcdef"],
+    [
+        "North",
+        "PREEMPT",
+        "PREEMPT 31/39",
+        "GMC 7012345",
+        "155 units",
+        "1.5",
+        "Site 12-3",
+        "3-4 days",
+        "ptosis",
+        "St Mary's",
+        "Marchant",
+        "Sunderland",
+        "Dr Jane Doe",
+        "I0123456789abcdef",
+    ],
 )
 def test_not_date_like_text(text: str) -> None:
     assert not deid.DATE_LIKE.search(text), text
@@ -526,12 +677,27 @@ def test_an_invalid_coded_value_is_withheld_not_copied(tmp_path: Path) -> None:
     # A coded column carries no free text: a value its rule rejects is replaced, and still rejected.
     raw = tmp_path / "raw"
     raw.mkdir()
-    (raw / "sessions.csv").write_text(_csv([["patient_id", "session_date", "total_units"],
-                                            ["A", "2024-03-01", "155 (Dr Doe)"], ["B", "2024-03-01", "155"]]))
-    (raw / "diary.csv").write_text(_csv([["patient_id", "date", "headache_hours", "migraine"],
-                                         ["A", "2024-03-01", "4", "per Jane, yes"], ["B", "2024-03-01", "0", "no"]]))
-    (raw / "patients.csv").write_text(_csv([["patient_id", "sex", "age_band"], ["A", "Jane (F)", "born 1931"],
-                                            ["B", "f", "40-49"]]))
+    (raw / "sessions.csv").write_text(
+        _csv(
+            [
+                ["patient_id", "session_date", "total_units"],
+                ["A", "2024-03-01", "155 (Dr Doe)"],
+                ["B", "2024-03-01", "155"],
+            ]
+        )
+    )
+    (raw / "diary.csv").write_text(
+        _csv(
+            [
+                ["patient_id", "date", "headache_hours", "migraine"],
+                ["A", "2024-03-01", "4", "per Jane, yes"],
+                ["B", "2024-03-01", "0", "no"],
+            ]
+        )
+    )
+    (raw / "patients.csv").write_text(
+        _csv([["patient_id", "sex", "age_band"], ["A", "Jane (F)", "born 1931"], ["B", "f", "40-49"]])
+    )
     result = deid.deidentify(raw, KEY)
     every_byte = b"".join(result.files.values())
     for secret in (b"Doe", b"Jane", b"1931", b"born"):
@@ -619,8 +785,15 @@ def test_on_realistic_data_every_complete_cycle_is_unchanged(tmp_path: Path) -> 
     assert len(merged) == len(before) == len(after)
     complete = merged[(merged["status_raw"] != "ongoing") & (merged["status_deid"] != "ongoing")]
     assert len(complete) > 0.8 * len(merged)
-    for column in ("window_days", "recorded_days", "headache_days", "mhd", "mhd_change", "responder_50",
-                   "cumulative_responder_50"):
+    for column in (
+        "window_days",
+        "recorded_days",
+        "headache_days",
+        "mhd",
+        "mhd_change",
+        "responder_50",
+        "cumulative_responder_50",
+    ):
         pd.testing.assert_series_equal(complete[f"{column}_raw"], complete[f"{column}_deid"], check_names=False)
 
 
@@ -628,7 +801,7 @@ def test_on_realistic_data_every_complete_cycle_is_unchanged(tmp_path: Path) -> 
 
 IDS = st.one_of(
     st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=16),
-    st.sampled_from(['=1+1', '+cmd', '-2', '@SUM(A1)', 'Smith, "J"', ' a ', '\t\r\n', '', 'ünï cødé', '1,2']),
+    st.sampled_from(["=1+1", "+cmd", "-2", "@SUM(A1)", 'Smith, "J"', " a ", "\t\r\n", "", "ünï cødé", "1,2"]),
 )
 DATES = st.one_of(
     st.dates(date(1900, 1, 1), date(2199, 12, 31)).map(date.isoformat),
@@ -678,8 +851,9 @@ def test_fuzz_deidentify_keeps_every_row_and_never_crashes(sessions: list, diary
             allowed = {"", deid.INVALID_DATE_MARKER}
             for pid, value in raw_by_patient[patient]:
                 try:
-                    allowed.add((date.fromisoformat(value.strip()) - timedelta(days=deid.shift_days(KEY, pid)))
-                                .isoformat())
+                    allowed.add(
+                        (date.fromisoformat(value.strip()) - timedelta(days=deid.shift_days(KEY, pid))).isoformat()
+                    )
                 except (ValueError, OverflowError):
                     pass
             assert set(dates) <= allowed

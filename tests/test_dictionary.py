@@ -130,8 +130,14 @@ def test_spec_5_definitions_state_the_values_in_use() -> None:
     assert "lapse_days = 150" in state["parameters"]
     chronic = row(table, term="Chronic migraine, medication overuse and NICE suitability at baseline (SPEC §5.1)")
     assert "baseline mmd ≥ 6 " in chronic["definition"]
-    assert "threshold (12; EHF: 10)" in row(table, source="SPEC §5", columns=(
-        "episodic_converted_on, episodic_now, ehf_episodic_converted_on, ehf_episodic_now"))["definition"]
+    assert (
+        "threshold (12; EHF: 10)"
+        in row(
+            table,
+            source="SPEC §5",
+            columns=("episodic_converted_on, episodic_now, ehf_episodic_converted_on, ehf_episodic_now"),
+        )["definition"]
+    )
     assert "cycle 3 has no mhd_pct_change" in row(table, term="NICE TA260 non-response rule (SPEC §5.2)")["definition"]
 
 
@@ -170,8 +176,11 @@ def fake_module(monkeypatch: pytest.MonkeyPatch) -> str:
     probe_parameter_docs.__module__ = module.__name__
     module.probe_parameter_docs = probe_parameter_docs
     module.DEFINITIONS = [
-        {"name": "Mapping with name", "definition": "at least {min_completeness} of days",
-         "parameters": ("min_completeness", "probe_weeks")},
+        {
+            "name": "Mapping with name",
+            "definition": "at least {min_completeness} of days",
+            "parameters": ("min_completeness", "probe_weeks"),
+        },
         _Definition(),
         ("Tuple term", "plain text with a brace } that is not a template"),
         {"key": "no-text"},  # neither term nor definition: skipped
@@ -234,7 +243,8 @@ def test_definition_sections_have_titles_for_readers_not_module_names() -> None:
     by_title = dict(sections)
     continuation = by_title["Should we continue? The clinic's own comparable patients"]
     assert set(continuation["source"]) == {
-        "analytics.views.continuation", "analytics.views.continuation.PUBLISHED_CONTINUATION"
+        "analytics.views.continuation",
+        "analytics.views.continuation.PUBLISHED_CONTINUATION",
     }
     # A definition's source that names a function of a module falls under that module's title.
     outcomes = dictionary.section_title("analytics.views.outcomes.mixed_model")

@@ -598,9 +598,22 @@ def test_a_kill_between_replacements_leaves_a_whole_export_or_none_and_the_next_
     out = tmp_path / "out"
     assert cli.main(["export", "--data", str(data), "--out", str(out), "--as-of", "2024-04-15"]) == 0
     killed = subprocess.run(
-        [sys.executable, "-c", CRASHING_EXPORT, str(moves_before_the_kill),
-         "export", "--data", str(data), "--out", str(out)],
-        cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-c",
+            CRASHING_EXPORT,
+            str(moves_before_the_kill),
+            "export",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+        ],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert killed.returncode == 9, killed.stderr
     if moves_before_the_kill == 0:
@@ -684,7 +697,10 @@ def test_a_second_export_into_the_same_folder_at_the_same_time_fails_with_exit_4
     ready, go = tmp_path / "ready", tmp_path / "go"
     first = subprocess.Popen(
         [sys.executable, "-c", HOLDING_EXPORT, str(ready), str(go), "export", "--data", str(data), "--out", str(out)],
-        cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=PROJECT_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = datetime.now(UTC) + timedelta(seconds=90)

@@ -33,8 +33,7 @@ from analytics.views.cohort_filter import (
 )
 
 APP = Path(__file__).resolve().parent.parent / "dashboard.py"
-FILTER = CohortFilter(sex=["F"], clinic=["North", "South"], min_cycles=2, baseline_mhd_min=16,
-                      medication_overuse=True)
+FILTER = CohortFilter(sex=["F"], clinic=["North", "South"], min_cycles=2, baseline_mhd_min=16, medication_overuse=True)
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +61,9 @@ def comparable(files: dict[str, bytes]) -> dict[str, object]:
     return out
 
 
-def page_export(dataset: Dataset, cohort_filter: CohortFilter, config: AnalysisConfig | None = None
-                ) -> dict[str, bytes]:
+def page_export(
+    dataset: Dataset, cohort_filter: CohortFilter, config: AnalysisConfig | None = None
+) -> dict[str, bytes]:
     """What the Outcomes page's download holds for this filter (the call its button makes)."""
     analysis = analyse(dataset, config or AnalysisConfig())
     return filtered_export(analysis, dataset, cohort_filter, attributes=patient_attributes(analysis, dataset))
@@ -85,12 +85,28 @@ def test_the_filter_file_gives_the_page_export_with_parameters(data_dir, dataset
     config = AnalysisConfig(min_completeness=0.8, cycle_days=90)
     page = page_export(dataset, FILTER, config)
     (tmp_path / FILTER_FILE_NAME).write_text(FILTER.to_json())
-    cli = cli_export(data_dir, tmp_path / "cli", "--min-completeness", "0.8", "--cycle-days", "90",
-                     "--filter-file", str(tmp_path / FILTER_FILE_NAME))
+    cli = cli_export(
+        data_dir,
+        tmp_path / "cli",
+        "--min-completeness",
+        "0.8",
+        "--cycle-days",
+        "90",
+        "--filter-file",
+        str(tmp_path / FILTER_FILE_NAME),
+    )
     assert comparable(cli) == comparable(page)
     # ... and a manifest.json of that export, used as the filter file, reproduces it again.
-    again = cli_export(data_dir, tmp_path / "again", "--min-completeness", "0.8", "--cycle-days", "90",
-                       "--filter-file", str(tmp_path / "cli" / "manifest.json"))
+    again = cli_export(
+        data_dir,
+        tmp_path / "again",
+        "--min-completeness",
+        "0.8",
+        "--cycle-days",
+        "90",
+        "--filter-file",
+        str(tmp_path / "cli" / "manifest.json"),
+    )
     assert comparable(again) == comparable(page)
 
 
@@ -99,8 +115,9 @@ def test_the_page_export_is_export_files_on_the_filtered_analysis(dataset) -> No
     selected = FILTER.apply(analysis, dataset)
     treated = analysis.patient_cycles["patient_id"].nunique()
     moment = datetime(2025, 1, 1, tzinfo=UTC)
-    direct = export_files(restrict(analysis, selected), dataset, moment,
-                          extra_manifest=filter_manifest(FILTER, len(selected), treated))
+    direct = export_files(
+        restrict(analysis, selected), dataset, moment, extra_manifest=filter_manifest(FILTER, len(selected), treated)
+    )
     assert filtered_export(analysis, dataset, FILTER, moment) == direct
     patients = {line.split(",")[0] for line in direct["patient_cycles.csv"].decode().splitlines()[1:]}
     assert patients == selected and 0 < len(selected) < treated

@@ -112,8 +112,11 @@ def test_adverse_event_figure_shows_types_not_the_total() -> None:
     sessions = pd.DataFrame({"patient_id": ["a", "b"], "session_date": pd.to_datetime(["2024-01-01", "2024-02-01"])})
     events = pd.DataFrame(
         {
-            "patient_id": ["a"], "session_date": pd.to_datetime(["2024-01-01"]), "event": ["neck_pain"],
-            "onset_date": pd.to_datetime(["2024-01-03"]), "serious": pd.array([False], dtype="boolean"),
+            "patient_id": ["a"],
+            "session_date": pd.to_datetime(["2024-01-01"]),
+            "event": ["neck_pain"],
+            "onset_date": pd.to_datetime(["2024-01-03"]),
+            "serious": pd.array([False], dtype="boolean"),
         }
     )
     rates = clinic.adverse_event_rates(events, sessions, pd.Timestamp("2024-12-31"))
@@ -132,8 +135,13 @@ def test_adverse_event_bars_go_from_the_most_frequent_down_with_other_last() -> 
     counts = {"headache": 5, "neck_pain": 2, "eyelid_ptosis": 2, "other": 9}
     events = pd.DataFrame(
         [
-            {"patient_id": "a", "session_date": pd.Timestamp("2024-01-01"), "event": event,
-             "onset_date": pd.Timestamp("2024-01-02"), "serious": False}
+            {
+                "patient_id": "a",
+                "session_date": pd.Timestamp("2024-01-01"),
+                "event": event,
+                "onset_date": pd.Timestamp("2024-01-02"),
+                "serious": False,
+            }
             for event, n in counts.items()
             for _ in range(n)
         ]
@@ -141,8 +149,17 @@ def test_adverse_event_bars_go_from_the_most_frequent_down_with_other_last() -> 
     rates = clinic.adverse_event_rates(events, sessions, pd.Timestamp("2024-12-31"))
     # 5 > 2 = 2 > 0 = … per 100 sessions; ties keep the vocabulary's order (neck pain before eyelid ptosis);
     # "other" is the catch-all and goes last although it is the most frequent.
-    expected = ["headache", "neck_pain", "eyelid_ptosis", "injection_site_pain", "muscular_weakness",
-                "musculoskeletal_stiffness", "facial_paresis", "dysphagia", "other"]
+    expected = [
+        "headache",
+        "neck_pain",
+        "eyelid_ptosis",
+        "injection_site_pain",
+        "muscular_weakness",
+        "musculoskeletal_stiffness",
+        "facial_paresis",
+        "dysphagia",
+        "other",
+    ]
     assert figures.adverse_event_order(rates) == expected
     fig = figures.build_adverse_event_figure(rates)
     top_down = [e.replace("_", " ") for e in expected]
@@ -169,10 +186,10 @@ def test_funnel_figure_draws_limits_overall_rate_and_highlights_the_chosen_unit(
             "responder_50": pd.array([True] * 6 + [False] * 5 + [pd.NA], dtype="boolean"),
         }
     )
-    roster = pd.DataFrame({"patient_id": [f"p{i}" for i in range(12)],
-                           "first_injector": ["A"] * 5 + ["B"] * 6 + ["C"]})
-    funnel = clinic.responder_funnel(SimpleNamespace(patient_cycles=cycles), roster, "first_injector", "injector",
-                                     highlight="B")
+    roster = pd.DataFrame({"patient_id": [f"p{i}" for i in range(12)], "first_injector": ["A"] * 5 + ["B"] * 6 + ["C"]})
+    funnel = clinic.responder_funnel(
+        SimpleNamespace(patient_cycles=cycles), roster, "first_injector", "injector", highlight="B"
+    )
     fig = figures.build_funnel_figure(funnel)
     limit_traces = [t for t in fig.data if "limits" in (t.name or "")]
     assert len(limit_traces) == 4

@@ -62,10 +62,10 @@ def case():
     return analysis, tables, cycles
 
 
-
 def calendar(analysis, tables) -> pd.DataFrame:
     """The daily grid the Patient page draws (one patient here, so the whole grid)."""
     return clinical.diary_days(analysis, tables.params)
+
 
 def colour_of(heatmap: go.Heatmap, code: int) -> str:
     """The colour the discrete colorscale gives to category ``code``."""
@@ -159,9 +159,12 @@ def test_adverse_events_figure(case):
     events = clinical.adverse_events_by_cycle(
         pd.DataFrame(
             {
-                "patient_id": ["P1", "P1"], "session_date": pd.to_datetime([at(0), at(84)]),
-                "event": ["neck_pain", "eyelid_ptosis"], "severity": ["mild", "severe"],
-                "onset_date": pd.to_datetime([at(3), at(90)]), "resolved_date": pd.to_datetime([at(12), None]),
+                "patient_id": ["P1", "P1"],
+                "session_date": pd.to_datetime([at(0), at(84)]),
+                "event": ["neck_pain", "eyelid_ptosis"],
+                "severity": ["mild", "severe"],
+                "onset_date": pd.to_datetime([at(3), at(90)]),
+                "resolved_date": pd.to_datetime([at(12), None]),
                 "serious": pd.array([False, True], "boolean"),
             }
         ),
@@ -180,8 +183,10 @@ def test_questionnaire_figure_with_bands(case):
     scores = clinical.questionnaire_bands(
         pd.DataFrame(
             {
-                "patient_id": "P1", "date": pd.to_datetime([at(0), at(84), at(0)]),
-                "instrument": ["HIT-6", "HIT-6", "MIDAS"], "score": [64.0, 52.0, 30.0],
+                "patient_id": "P1",
+                "date": pd.to_datetime([at(0), at(84), at(0)]),
+                "instrument": ["HIT-6", "HIT-6", "MIDAS"],
+                "score": [64.0, 52.0, 30.0],
             }
         )
     )
@@ -204,10 +209,18 @@ def _session(rows: list[tuple[str, str, float, int]]) -> pd.DataFrame:
 
 
 PREEMPT_ROWS = [
-    ("corrugator", "left", 5, 1), ("corrugator", "right", 5, 1), ("procerus", "midline", 5, 1),
-    ("frontalis", "left", 10, 2), ("frontalis", "right", 10, 2), ("temporalis", "left", 20, 4),
-    ("temporalis", "right", 20, 4), ("occipitalis", "left", 15, 3), ("occipitalis", "right", 15, 3),
-    ("cervical_paraspinal", "left", 10, 2), ("cervical_paraspinal", "right", 10, 2), ("trapezius", "left", 15, 3),
+    ("corrugator", "left", 5, 1),
+    ("corrugator", "right", 5, 1),
+    ("procerus", "midline", 5, 1),
+    ("frontalis", "left", 10, 2),
+    ("frontalis", "right", 10, 2),
+    ("temporalis", "left", 20, 4),
+    ("temporalis", "right", 20, 4),
+    ("occipitalis", "left", 15, 3),
+    ("occipitalis", "right", 15, 3),
+    ("cervical_paraspinal", "left", 10, 2),
+    ("cervical_paraspinal", "right", 10, 2),
+    ("trapezius", "left", 15, 3),
     ("trapezius", "right", 15, 3),
 ]
 

@@ -105,8 +105,12 @@ def test_a_one_column_table_keeps_its_empty_rows() -> None:
 def test_csv_bytes_round_trips_through_a_csv_reader(rows: list[tuple[str, float]]) -> None:
     # Property: any text and any float come back from a standard CSV reader as written, one row per
     # row, text neutralised by a leading quote exactly when it would start a formula.
-    frame = pd.DataFrame({"text": pd.Series([r[0] for r in rows], dtype=object),
-                          "value": pd.Series([r[1] for r in rows], dtype="float64")})
+    frame = pd.DataFrame(
+        {
+            "text": pd.Series([r[0] for r in rows], dtype=object),
+            "value": pd.Series([r[1] for r in rows], dtype="float64"),
+        }
+    )
     parsed = _cells(csv_bytes(frame))
     assert len(parsed) == len(rows) + 1
     for (text, value), (text_cell, value_cell) in zip(rows, parsed[1:], strict=True):
@@ -138,7 +142,7 @@ def test_hostile_patient_id_is_neutralised_in_rejected_rows(tmp_path: Path) -> N
     assert main(["export", "--data", str(data), "--out", str(out)]) == 0
 
     raw = (out / "rejected_rows.csv").read_bytes()
-    assert b"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")" in raw  # the exact bytes a spreadsheet opens
+    assert b'\'=HYPERLINK(""http://x"",""y"")' in raw  # the exact bytes a spreadsheet opens
     rows = {int(r["line"]): r for r in csv.DictReader(io.StringIO(raw.decode("utf-8")))}
     assert [rows[line]["patient_id"] for line in (4, 5, 6, 7)] == ["'" + pid for pid in hostile]
     assert {rows[line]["reason"] for line in (4, 5, 6, 7)} == {"invalid patient_id"}
@@ -174,8 +178,12 @@ CSV_WRITER = re.compile(r"\.to_csv\(|csv\.writer\(|csv\.DictWriter\(|write_csv\(
 
 
 def test_no_other_module_writes_csv_itself() -> None:
-    sources = [*PROJECT_DIR.glob("analytics/**/*.py"), *PROJECT_DIR.glob("ui/**/*.py"),
-               *PROJECT_DIR.glob("pages/**/*.py"), PROJECT_DIR / "dashboard.py"]
+    sources = [
+        *PROJECT_DIR.glob("analytics/**/*.py"),
+        *PROJECT_DIR.glob("ui/**/*.py"),
+        *PROJECT_DIR.glob("pages/**/*.py"),
+        PROJECT_DIR / "dashboard.py",
+    ]
     writers = {
         str(path.relative_to(PROJECT_DIR))
         for path in sources

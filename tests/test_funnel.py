@@ -85,9 +85,7 @@ def test_unit_rates_and_positions() -> None:
             "responder_50": pd.array([True, True, True, False, pd.NA, False, pd.NA, True, True], dtype="boolean"),
         }
     )
-    roster = pd.DataFrame(
-        {"patient_id": ["x1", "x2", "x3", "x4", "x5", "y1", "y2", "z1"], "clinic": list("XXXXXYYZ")}
-    )
+    roster = pd.DataFrame({"patient_id": ["x1", "x2", "x3", "x4", "x5", "y1", "y2", "z1"], "clinic": list("XXXXXYYZ")})
     funnel = responder_funnel(SimpleNamespace(patient_cycles=cycles), roster, "clinic", "clinic", highlight="Y")
     units = funnel.units.set_index("unit")
     assert units["patients"].tolist() == [5, 2, 1]

@@ -35,6 +35,7 @@ def fuzz(examples: int) -> settings:
     """Settings of one fuzz test; about 230 examples in all keep the file near 15 seconds."""
     return settings(FUZZ, max_examples=examples)
 
+
 KEY = bytes(range(32))
 
 # A small valid dataset touching every file of the contract, with room for non-ASCII text.
@@ -44,24 +45,59 @@ VALID: dict[str, bytes] = {
         b"P001,2024-03-01,155,31,INJ1,PREEMPT\nP002,2024-03-04,195,39,INJ2,PREEMPT+FTP\n"
         b"P001,2024-05-24,155,31,INJ1,PREEMPT\n"
     ),
-    "diary.csv": b"patient_id,date,headache_hours,migraine,severity,acute_medication\n" + b"".join(
+    "diary.csv": b"patient_id,date,headache_hours,migraine,severity,acute_medication\n"
+    + b"".join(
         b"P001,2024-02-%02d,%d,%s,%d,%s\n" % (d, d % 9, b"true" if d % 2 else b"no", d % 4, b"y" if d % 3 else b"f")
         for d in range(1, 29)
-    ) + b"".join(b"P002,2024-03-%02d,%d.5,1,2,0\n" % (d, d % 5) for d in range(1, 12)),
+    )
+    + b"".join(b"P002,2024-03-%02d,%d.5,1,2,0\n" % (d, d % 5) for d in range(1, 12)),
     "patients.csv": b"patient_id,sex,age_band,clinic,prior_preventives,medication_overuse\n"
-                    b"P001,F,40-49,North,3,true\nP002,M,90+,South,2,false\n",
+    b"P001,F,40-49,North,3,true\nP002,M,90+,South,2,false\n",
     "injections.csv": b"patient_id,session_date,muscle,side,units,sites\nP001,2024-03-01,frontalis,left,10,2\n"
-                      b"P001,2024-03-01,frontalis,right,10,2\nP002,2024-03-04,temporalis,left,20,4\n",
+    b"P001,2024-03-01,frontalis,right,10,2\nP002,2024-03-04,temporalis,left,20,4\n",
     "adverse_events.csv": b"patient_id,session_date,event,severity,onset_date,resolved_date,serious\n"
-                          b"P001,2024-03-01,neck_pain,mild,2024-03-03,2024-03-10,false\n",
+    b"P001,2024-03-01,neck_pain,mild,2024-03-03,2024-03-10,false\n",
     "questionnaires.csv": b"patient_id,date,instrument,score\nP001,2024-02-28,HIT-6,64\nP001,2024-05-20,MIDAS,30\n",
 }
-INSERTS = [b'"', b",", b";", b"\t", b"\n", b"\r", b"\r\n", b"\x00", b"\xef\xbb\xbf", b"\xff\xfe", b" ", b'""',
-           b"\\", b"=", b"\xc3", b"\xe9", b"1e309", b"nan", b",,,,,,,,", b"\xe2\x80\xae", b"\xc2\xa0"]
+INSERTS = [
+    b'"',
+    b",",
+    b";",
+    b"\t",
+    b"\n",
+    b"\r",
+    b"\r\n",
+    b"\x00",
+    b"\xef\xbb\xbf",
+    b"\xff\xfe",
+    b" ",
+    b'""',
+    b"\\",
+    b"=",
+    b"\xc3",
+    b"\xe9",
+    b"1e309",
+    b"nan",
+    b",,,,,,,,",
+    b"\xe2\x80\xae",
+    b"\xc2\xa0",
+]
 HEADER_NAMES = [b"", b" ", b"x", b"Name", b"dob", b"\xef\xbb\xbfpatient_id", b"date", b"patient_id", b"DATE"]
 TEXT_CELLS = {"sessions.csv": ("injector_id", "INJ2"), "patients.csv": ("clinic", "South")}  # free-text cells
-ENCODINGS = ["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "latin-1", "cp1252", "cp437",
-             "mac-roman", "shift_jis", "gb18030"]
+ENCODINGS = [
+    "utf-8",
+    "utf-8-sig",
+    "utf-16",
+    "utf-16-le",
+    "utf-16-be",
+    "utf-32",
+    "latin-1",
+    "cp1252",
+    "cp437",
+    "mac-roman",
+    "shift_jis",
+    "gb18030",
+]
 
 
 def check_loader(files: dict[str, bytes]) -> Dataset | None:
@@ -105,15 +141,16 @@ def mutated_dataset(draw: st.DrawFn) -> dict[str, bytes]:
     for _ in range(draw(st.integers(1, 4))):
         name = draw(st.sampled_from(sorted(files)))
         data = bytearray(files[name])
-        edit = draw(st.sampled_from(["flip", "insert", "insert", "truncate", "delete", "repeat_line", "header",
-                                     "delimiter"]))
+        edit = draw(
+            st.sampled_from(["flip", "insert", "insert", "truncate", "delete", "repeat_line", "header", "delimiter"])
+        )
         if edit == "flip" and data:
             data[draw(st.integers(0, len(data) - 1))] ^= 1 << draw(st.integers(0, 7))
         elif edit == "insert":
             at = draw(st.integers(0, len(data)))
             data[at:at] = draw(st.sampled_from(INSERTS))
         elif edit == "truncate":
-            del data[draw(st.integers(0, len(data))):]
+            del data[draw(st.integers(0, len(data))) :]
         elif edit == "delete" and data:
             at = draw(st.integers(0, len(data) - 1))
             del data[at : at + draw(st.integers(1, 40))]
@@ -150,20 +187,26 @@ def test_fuzz_mutated_datasets_are_refused_in_one_line_or_fully_accounted_for(fi
     check_loader(files)
 
 
-CSVISH = st.text(alphabet=st.sampled_from([*string.printable, "é", "\u00a0", "\ufeff", "\x00", "２", "\u2028"]),
-                 max_size=400)
+CSVISH = st.text(
+    alphabet=st.sampled_from([*string.printable, "é", "\u00a0", "\ufeff", "\x00", "２", "\u2028"]), max_size=400
+)
 
 
 @fuzz(25)
-@given(st.one_of(st.binary(max_size=600), CSVISH.map(lambda t: t.encode("utf-8"))),
-       st.sampled_from(["sessions.csv", "diary.csv", "patients.csv", "questionnaires.csv"]))
+@given(
+    st.one_of(st.binary(max_size=600), CSVISH.map(lambda t: t.encode("utf-8"))),
+    st.sampled_from(["sessions.csv", "diary.csv", "patients.csv", "questionnaires.csv"]),
+)
 def test_fuzz_random_bytes_in_place_of_a_file(noise: bytes, name: str) -> None:
     check_loader(VALID | {name: noise})
 
 
 @fuzz(15)
-@given(st.sampled_from(ENCODINGS), st.sampled_from(sorted(TEXT_CELLS)),
-       st.sampled_from(["Müller", "O’Brien", "Łódź", "日本", "naïve café", "plain"]))
+@given(
+    st.sampled_from(ENCODINGS),
+    st.sampled_from(sorted(TEXT_CELLS)),
+    st.sampled_from(["Müller", "O’Brien", "Łódź", "日本", "naïve café", "plain"]),
+)
 def test_fuzz_other_encodings(encoding: str, name: str, text: str) -> None:
     column, value = TEXT_CELLS[name]
     data = VALID[name].decode("utf-8").replace(value, text).encode(encoding, errors="replace")
@@ -202,14 +245,38 @@ def test_fuzz_deidentify_refuses_in_one_line_or_keeps_every_row(files: dict[str,
     check_deidentify(files)
 
 
-CELLS = st.sampled_from(["P1", "2024-01-01", "", " ", "\u00a0", "é", "x y", "\ufeff", "\x0b", "\x0c", "\x1c",
-                         "\u2028", "\x85", " 5 ", "\r", "\u3000", "NA", "-", "1.0"])
+CELLS = st.sampled_from(
+    [
+        "P1",
+        "2024-01-01",
+        "",
+        " ",
+        "\u00a0",
+        "é",
+        "x y",
+        "\ufeff",
+        "\x0b",
+        "\x0c",
+        "\x1c",
+        "\u2028",
+        "\x85",
+        " 5 ",
+        "\r",
+        "\u3000",
+        "NA",
+        "-",
+        "1.0",
+    ]
+)
 LINE_ENDS = st.sampled_from(["\n", "\r\n", "\r", "\n\n", "\r\n\r\n", "\n \n", "\n\t\n", "\r\r\n"])
 
 
 @fuzz(50)
-@given(st.sampled_from(["", "\n", "\r\n"]), st.lists(st.tuples(st.lists(CELLS, min_size=3, max_size=3), LINE_ENDS),
-                                                       max_size=8), st.booleans())
+@given(
+    st.sampled_from(["", "\n", "\r\n"]),
+    st.lists(st.tuples(st.lists(CELLS, min_size=3, max_size=3), LINE_ENDS), max_size=8),
+    st.booleans(),
+)
 def test_fuzz_the_fast_csv_path_agrees_with_the_careful_reader(
     leading: str, rows: list[tuple[list[str], str]], final_newline: bool
 ) -> None:
@@ -223,8 +290,10 @@ def test_fuzz_the_fast_csv_path_agrees_with_the_careful_reader(
     careful = load._read_csv_records("fuzz.csv", text, ",")
     assert fast[1].tolist() == careful[1].tolist()
     assert len(fast[2]) == len(careful[2]) == 0
-    assert load._stripped(fast[0]).astype(object).values.tolist() == load._stripped(careful[0]).astype(
-        object).values.tolist()
+    assert (
+        load._stripped(fast[0]).astype(object).values.tolist()
+        == load._stripped(careful[0]).astype(object).values.tolist()
+    )
 
 
 @pytest.mark.parametrize("name", sorted(VALID))

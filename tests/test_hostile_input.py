@@ -102,8 +102,9 @@ def test_the_committed_corpus_is_what_the_generator_writes(tmp_path: Path) -> No
     written = make_corpus.write(tmp_path / "corpus", tmp_path / "expected.json")
     assert json.loads((tmp_path / "expected.json").read_text(encoding="utf-8")) == EXPECTED
     committed = sorted(p.relative_to(CORPUS) for p in CORPUS.rglob("*") if p.is_file())
-    assert committed == sorted(p.relative_to(tmp_path / "corpus") for p in (tmp_path / "corpus").rglob("*")
-                               if p.is_file())
+    assert committed == sorted(
+        p.relative_to(tmp_path / "corpus") for p in (tmp_path / "corpus").rglob("*") if p.is_file()
+    )
     for relative in committed:
         new, old = tmp_path / "corpus" / relative, CORPUS / relative
         if new.read_bytes() != old.read_bytes():  # Arrow writes its version into Parquet: compare the contents
@@ -131,7 +132,10 @@ def test_the_loader_gives_the_expected_outcome(name: str) -> None:
     for report in dataset.files:
         want = expected["files"][report.file]
         assert (report.rows_read, report.rows_accepted, report.rows_rejected) == (
-            want["read"], want["accepted"], want["rejected"]), report.file
+            want["read"],
+            want["accepted"],
+            want["rejected"],
+        ), report.file
         rejected = dataset.rejected[dataset.rejected["file"] == report.file]
         assert sorted(set(rejected["reason"])) == want["reasons"], report.file
         if "rejected_lines" in want:
@@ -181,8 +185,13 @@ def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """Every folder case exported by the command line: exit code, stderr and the output folder."""
     scratch = tmp_path_factory.mktemp("hostile_cli")
     jobs = {name: (str(case_folder(name, scratch / "data")), str(scratch / "out" / name)) for name in FOLDER_CASES}
-    done = subprocess.run([sys.executable, "-c", CLI_DRIVER, json.dumps(list(jobs.values()))], cwd=PROJECT_DIR,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", CLI_DRIVER, json.dumps(list(jobs.values()))],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)
     return {name: {**result, "out": Path(jobs[name][1])} for name, result in zip(jobs, results, strict=True)}
@@ -224,9 +233,13 @@ def test_formula_patient_ids_come_back_formula_safe_in_rejected_rows_csv(cli_run
 
 @pytest.mark.parametrize(("name", "code"), [("latin1", 2), ("formula_patient_ids", 0)])
 def test_smoke_the_real_entry_point(tmp_path: Path, name: str, code: int) -> None:
-    done = subprocess.run([sys.executable, "-m", "analytics", "export", "--data", str(CORPUS / name),
-                           "--out", str(tmp_path / "out")], cwd=PROJECT_DIR, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "analytics", "export", "--data", str(CORPUS / name), "--out", str(tmp_path / "out")],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == code and "Traceback" not in done.stderr, done.stderr
 
 
@@ -261,8 +274,9 @@ def test_the_dashboard_loads_a_case_with_rejections_and_says_how_many(monkeypatc
     at.run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     warnings_shown = [str(w.value) for w in at.sidebar.warning]
-    assert any(w.startswith("6 rows were rejected") and "sessions.csv: 5" in w and "diary.csv: 1" in w
-               for w in warnings_shown), warnings_shown
+    assert any(
+        w.startswith("6 rows were rejected") and "sessions.csv: 5" in w and "diary.csv: 1" in w for w in warnings_shown
+    ), warnings_shown
 
 
 # --- files over the upload limit ---------------------------------------------------------------

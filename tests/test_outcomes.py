@@ -47,14 +47,19 @@ E,,60-69,East,2,false
 """
 
 
-def window_rows(patient: str, start: date, length: int, headache_days: int, recorded: int | None = None,
-                migraine_column: bool = True) -> list[str]:
+def window_rows(
+    patient: str,
+    start: date,
+    length: int,
+    headache_days: int,
+    recorded: int | None = None,
+    migraine_column: bool = True,
+) -> list[str]:
     rows = []
     for i in range(recorded if recorded is not None else length):
         hours = 6 if i < headache_days else 0
         flag = "true" if hours else "false"
-        rows.append(f"{patient},{start + timedelta(i)},{hours}," + (f"{flag},," if migraine_column else ",")
-                    + "false")
+        rows.append(f"{patient},{start + timedelta(i)},{hours}," + (f"{flag},," if migraine_column else ",") + "false")
     return rows
 
 
@@ -68,8 +73,11 @@ def write_tiny(folder: Path, migraine_column: bool = True) -> Path:
                 sessions.append(f"{patient},{start},155,31,INJ1,PREEMPT")
             recorded = 10 if (patient == "E" and k == 0) else None
             diary += window_rows(patient, start, 28 if k == 0 else 84, headache, recorded, migraine_column)
-    header = "patient_id,date,headache_hours," + ("migraine,severity," if migraine_column else "severity,") + \
-        "acute_medication"
+    header = (
+        "patient_id,date,headache_hours,"
+        + ("migraine,severity," if migraine_column else "severity,")
+        + "acute_medication"
+    )
     (folder / "sessions.csv").write_text("\n".join(sessions) + "\n")
     (folder / "diary.csv").write_text("\n".join([header, *diary]) + "\n")
     (folder / "patients.csv").write_text(PATIENTS)
@@ -105,7 +113,12 @@ def test_the_tiny_cohort_is_as_designed(tiny) -> None:
     assert table.loc[("C", 2), "mhd_pct_change"] == pytest.approx(-62.5)
     assert analysis.as_of == pd.Timestamp("2024-07-14")
     assert attributes.set_index("patient_id")["eligible"].to_dict() == {
-        "A": True, "B": True, "C": True, "D": True, "E": False}
+        "A": True,
+        "B": True,
+        "C": True,
+        "D": True,
+        "E": False,
+    }
 
 
 def test_mean_change_has_the_t_interval_worked_by_hand(tiny) -> None:
@@ -153,8 +166,13 @@ def test_cumulative_and_conditional_rates_carry_their_denominators(tiny) -> None
     rows = outcomes.cumulative_response(analysis).set_index(["measure", "cycle"])
     # Completers: eligible with ≥k sessions; ITT: eligible with time for k cycles (D counts, as a non-responder);
     # new responders at cycle 2: B and C had no response before, C responds.
-    expected = {("completers", 1): (1, 4), ("completers", 2): (2, 3), ("itt", 2): (2, 4),
-                ("new_responder", 1): (1, 4), ("new_responder", 2): (1, 2)}
+    expected = {
+        ("completers", 1): (1, 4),
+        ("completers", 2): (2, 3),
+        ("itt", 2): (2, 4),
+        ("new_responder", 1): (1, 4),
+        ("new_responder", 2): (1, 2),
+    }
     for key, (k, n) in expected.items():
         assert (rows.loc[key, "numerator"], rows.loc[key, "denominator"]) == (k, n), key
         assert (rows.loc[key, "ci_low"], rows.loc[key, "ci_high"]) == pytest.approx(wilson_by_hand(k, n)), key
@@ -225,8 +243,9 @@ def stopping_variants(tmp_path: Path) -> dict[str, object]:
     """The tiny cohort with D off treatment: discontinued (patients.csv) or lapsed (lapse_days = 120 < 167)."""
     discontinued = write_tiny(tmp_path / "discontinued")
     lines = PATIENTS.strip().splitlines()
-    lines = [lines[0] + ",discontinued_on"] + [line + (",2024-05-01" if line.startswith("D,") else ",")
-                                              for line in lines[1:]]
+    lines = [lines[0] + ",discontinued_on"] + [
+        line + (",2024-05-01" if line.startswith("D,") else ",") for line in lines[1:]
+    ]
     (discontinued / "patients.csv").write_text("\n".join(lines) + "\n")
     lapsed = load_dataset(write_tiny(tmp_path / "lapsed"))
     return {
@@ -248,8 +267,11 @@ def test_stopping_is_a_competing_event_by_hand(tmp_path, state: str) -> None:
     assert curve.loc[168, ["responded", "stopped", "neither"]].tolist() == pytest.approx([1 / 2, 1 / 4, 1 / 4])
     assert curve.loc[168, ["responses", "stops", "censored", "at_risk"]].tolist() == [1, 0, 1, 2]
     assert ttr.curve.median() == 168  # half of the eligible patients had responded by day 168
-    np.testing.assert_allclose(ttr.at_risk(84)[["at_risk", "responded", "stopped"]],
-                               [[4, 0, 0], [4, 1 / 4, 1 / 4], [2, 1 / 2, 1 / 4]], atol=1e-12)
+    np.testing.assert_allclose(
+        ttr.at_risk(84)[["at_risk", "responded", "stopped"]],
+        [[4, 0, 0], [4, 1 / 4, 1 / 4], [2, 1 / 2, 1 / 4]],
+        atol=1e-12,
+    )
 
 
 def test_eligible_patients_without_an_evaluable_cycle_count(tmp_path) -> None:
@@ -281,8 +303,12 @@ def test_cumulative_incidence_by_cycle_4_is_the_share_of_eligible_patients_respo
     cycle_4 = table.loc[(table["cycle"] == 4) & table["patient_id"].isin(eligible)].set_index("patient_id")
     day = float(((cycle_4["end_date"] - d1.reindex(cycle_4.index)).dt.days + 1).median())
     had_time = eligible[(d1 + pd.Timedelta(days=4 * 84 - 1) <= analysis.as_of).to_numpy()]
-    responders = table.loc[(table["cycle"].between(1, 4)) & table["responder_50"].eq(True).fillna(False)
-                           & table["patient_id"].isin(had_time), "patient_id"].nunique()
+    responders = table.loc[
+        (table["cycle"].between(1, 4))
+        & table["responder_50"].eq(True).fillna(False)
+        & table["patient_id"].isin(had_time),
+        "patient_id",
+    ].nunique()
     share = responders / len(had_time)
     assert float(analysis.cohort_cycles.set_index("cycle").loc[4, "cum_responder_50_itt_rate"]) == pytest.approx(share)
 
@@ -290,8 +316,9 @@ def test_cumulative_incidence_by_cycle_4_is_the_share_of_eligible_patients_respo
     incidence = float(ttr.curve.incidence_at([day])[0])
     assert incidence == pytest.approx(share, abs=0.03)
     patients = ttr.patients
-    censoring_stops = 1 - kaplan_meier(patients["duration_days"], patients["outcome"] == "responded").survival_at(
-        [day])[0]
+    censoring_stops = (
+        1 - kaplan_meier(patients["duration_days"], patients["outcome"] == "responded").survival_at([day])[0]
+    )
     assert censoring_stops - share > 0.03
     # F(response) + F(stop) + still treated without a response = 1 at every time.
     curve = ttr.cumulative()
@@ -301,8 +328,10 @@ def test_cumulative_incidence_by_cycle_4_is_the_share_of_eligible_patients_respo
 def test_subgroup_counts_by_hand(tiny) -> None:
     _, analysis, attributes = tiny
     forest = outcomes.subgroup_response(analysis, attributes, cycle=1)
-    counts = {(s, lv): (r, n) for s, lv, r, n in forest[["subgroup", "level", "responders", "evaluable"]].itertuples(
-        index=False)}
+    counts = {
+        (s, lv): (r, n)
+        for s, lv, r, n in forest[["subgroup", "level", "responders", "evaluable"]].itertuples(index=False)
+    }
     # Cycle 1: only A is a 50% responder among A, B, C, D (E has no value).
     assert counts[("Overall", "all evaluable patients")] == (1, 4)
     assert counts[("Sex", "F")] == (1, 3) and counts[("Sex", "M")] == (0, 1)
@@ -323,10 +352,21 @@ def test_table_one_counts_by_hand(tiny) -> None:
     # One response class for the Patient page and Table 1 (analytics.definitions.clinical.response_class):
     # at cycle 2 A's −75% is excellent and C's −62.5% a 50–<75% responder (the Outcomes page used to pool
     # both as ≥50%).
-    assert classes == {"A": "≥75% excellent", "B": "<30% non-responder", "C": "50–<75% responder",
-                       "D": "did not reach cycle", "E": "not evaluable"}
-    assert table.groups.to_dict() == {"Overall": 5, "≥75% excellent": 1, "50–<75% responder": 1,
-                                      "<30% non-responder": 1, "not evaluable": 1, "did not reach cycle": 1}
+    assert classes == {
+        "A": "≥75% excellent",
+        "B": "<30% non-responder",
+        "C": "50–<75% responder",
+        "D": "did not reach cycle",
+        "E": "not evaluable",
+    }
+    assert table.groups.to_dict() == {
+        "Overall": 5,
+        "≥75% excellent": 1,
+        "50–<75% responder": 1,
+        "<30% non-responder": 1,
+        "not evaluable": 1,
+        "did not reach cycle": 1,
+    }
     long = table.long.set_index(["variable", "level", "group"])
     assert long.loc[("Sex", "F", "Overall"), "n"] == 3
     assert long.loc[("Sex", "F", "Overall"), "pct"] == pytest.approx(75)  # of the 4 with sex recorded

@@ -97,8 +97,12 @@ def test_the_url_opens_the_same_view(monkeypatch, sample) -> None:
 def test_worklist_rows_link_to_the_patient_page(monkeypatch, sample) -> None:
     at = open_page(monkeypatch, site="North")
     view = expected(sample, clinic="North")
-    for column, name in (("days_since_last_session", "overdue"), ("rules", "stop_indicated"),
-                         ("elapsed_days", "diary"), ("days_since", "adverse_events")):
+    for column, name in (
+        ("days_since_last_session", "overdue"),
+        ("rules", "stop_indicated"),
+        ("elapsed_days", "diary"),
+        ("days_since", "adverse_events"),
+    ):
         shown = table_with(at, column)
         ids = view.worklists[name]["patient"].tolist()  # the worklist (and its CSV) holds plain patient ids
         assert ids and all(pid.startswith("P") and "/" not in pid for pid in ids)
@@ -132,8 +136,11 @@ def test_worklists_are_the_spec_5_states(monkeypatch, sample) -> None:
     view = expected(sample)
     status = analysis.patient_status
     labels = [tab.label for tab in at.tabs]
-    for name, label in (("overdue", "Overdue for re-injection"), ("lapsed", "Lapsed"),
-                        ("stop_indicated", "Stop indicated")):
+    for name, label in (
+        ("overdue", "Overdue for re-injection"),
+        ("lapsed", "Lapsed"),
+        ("stop_indicated", "Stop indicated"),
+    ):
         assert f"{label} ({len(view.worklists[name])})" in labels
     for state in ("overdue", "lapsed"):
         wanted = status.loc[status["treatment_state"] == state, "patient_id"]
@@ -141,8 +148,15 @@ def test_worklists_are_the_spec_5_states(monkeypatch, sample) -> None:
     on_treatment = status["treatment_state"].isin(["active", "overdue"]) & status["stop_indicated"].eq(True)
     assert set(view.worklists["stop_indicated"]["patient"]) == set(status.loc[on_treatment, "patient_id"])
     shown = table_with(at, "rules").value
-    assert set(shown["rules"]) <= {"NICE 30%", "EHF", "episodic now", "NICE 30%; EHF", "NICE 30%; episodic now",
-                                   "EHF; episodic now", "NICE 30%; EHF; episodic now"}
+    assert set(shown["rules"]) <= {
+        "NICE 30%",
+        "EHF",
+        "episodic now",
+        "NICE 30%; EHF",
+        "NICE 30%; episodic now",
+        "EHF; episodic now",
+        "NICE 30%; EHF; episodic now",
+    }
     assert len(shown) == len(view.worklists["stop_indicated"]) > 0
 
 

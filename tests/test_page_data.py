@@ -79,7 +79,8 @@ def test_files_rejected_rows_and_reconciliation_are_shown(data_with_rejections, 
     files = frame_with_columns(at, quality.RECONCILIATION_COLUMNS)
     assert dict(zip(files["file"], files["rows_read"], strict=True)) == rows_read
     assert files.set_index("file").loc["diary.csv", ["rows_accepted", "rows_rejected"]].tolist() == [
-        rows_read["diary.csv"] - 3, 3,
+        rows_read["diary.csv"] - 3,
+        3,
     ]
     assert files["reconciles"].all()
     total = sum(rows_read.values())
@@ -90,8 +91,10 @@ def test_files_rejected_rows_and_reconciliation_are_shown(data_with_rejections, 
     assert sorted(map(tuple, shown)) == expected
     by_reason = frame_with_columns(at, ["file", "reason", "rows"])
     assert by_reason.values.tolist() == [  # most frequent first, then by file and reason
-        ["diary.csv", "headache_hours out of range", 1], ["diary.csv", "invalid date", 1],
-        ["diary.csv", "unknown patient", 1], ["sessions.csv", "invalid date", 1],
+        ["diary.csv", "headache_hours out of range", 1],
+        ["diary.csv", "invalid date", 1],
+        ["diary.csv", "unknown patient", 1],
+        ["sessions.csv", "invalid date", 1],
     ]
     sidebar_warning = " ".join(w.value for w in at.sidebar.warning)
     assert "4 rows were rejected and are not used (diary.csv: 3, sessions.csv: 1)" in sidebar_warning
@@ -125,8 +128,10 @@ def without_time(manifest: bytes) -> dict[str, object]:
     ("query", "flags"),
     [
         ({}, []),
-        ({"min_completeness": "0.8", "headache_min_hours": "3"},
-         ["--headache-min-hours", "3", "--min-completeness", "0.8"]),
+        (
+            {"min_completeness": "0.8", "headache_min_hours": "3"},
+            ["--headache-min-hours", "3", "--min-completeness", "0.8"],
+        ),
     ],
 )
 def test_the_page_exports_are_the_bytes_of_the_command_line(
@@ -186,12 +191,14 @@ def test_the_suppression_switch_exports_aggregates_only_as_the_command_line_with
 
 
 def test_completeness_bins_count_each_window_once_on_hand_computed_edges() -> None:
-    table = pd.DataFrame({
-        "patient_id": ["A", "A", "A", "B", "B", "C", "C"],
-        "cycle": [0, 1, 2, 0, 1, 0, 1],
-        # 21/30 = 0.7 exactly belongs to [70%, 75%); 1.0 to the last, closed bin; NaN is not binned.
-        "completeness": [0.0, 0.049, 21 / 30, 0.05, 1.0, 0.699, np.nan],
-    })
+    table = pd.DataFrame(
+        {
+            "patient_id": ["A", "A", "A", "B", "B", "C", "C"],
+            "cycle": [0, 1, 2, 0, 1, 0, 1],
+            # 21/30 = 0.7 exactly belongs to [70%, 75%); 1.0 to the last, closed bin; NaN is not binned.
+            "completeness": [0.0, 0.049, 21 / 30, 0.05, 1.0, 0.699, np.nan],
+        }
+    )
     bins = quality.completeness_bins(table)
     assert len(bins) == 40  # 20 bins x (baseline, treatment)
     counted = bins[bins["windows"] > 0]
@@ -211,11 +218,19 @@ def test_completeness_bins_count_each_window_once_on_hand_computed_edges() -> No
 
 
 def test_reconciliation_flags_a_file_whose_counts_do_not_add_up() -> None:
-    rejected = pd.DataFrame({"file": ["diary.csv", "diary.csv", "lost.csv"], "line": [2, 3, 9],
-                             "patient_id": ["P1"] * 3, "reason": ["invalid date"] * 3, "column": [""] * 3,
-                             "value": [""] * 3})
+    rejected = pd.DataFrame(
+        {
+            "file": ["diary.csv", "diary.csv", "lost.csv"],
+            "line": [2, 3, 9],
+            "patient_id": ["P1"] * 3,
+            "reason": ["invalid date"] * 3,
+            "column": [""] * 3,
+            "value": [""] * 3,
+        }
+    )
     dataset = Dataset(
-        tables={}, rejected=rejected,
+        tables={},
+        rejected=rejected,
         files=[FileReport("sessions.csv", "x", 10, 10, 0), FileReport("diary.csv", "y", 10, 7, 2)],
     )
     table = quality.file_reconciliation(dataset).set_index("file")

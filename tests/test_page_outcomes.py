@@ -75,8 +75,10 @@ def test_page_shows_the_cohort_its_charts_and_tables(monkeypatch, sample) -> Non
     assert len(at.get("download_button")) == len(at.dataframe) + 6
     _, analysis, _ = sample
     change = outcomes.change_by_cycle(analysis)
-    np.testing.assert_allclose(chart_y(at, "change_mhd"), change.loc[change["measure"] == "mhd", "mean_change"][:len(
-        chart_y(at, "change_mhd"))])
+    np.testing.assert_allclose(
+        chart_y(at, "change_mhd"),
+        change.loc[change["measure"] == "mhd", "mean_change"][: len(chart_y(at, "change_mhd"))],
+    )
     assert any("Outcomes cohort" in m.value for m in at.sidebar.markdown)
 
 
@@ -90,7 +92,7 @@ def test_the_cohort_builder_changes_n_and_the_figures(monkeypatch, sample) -> No
     after = chart_y(at, "change_mhd")
     _, analysis, attributes = sample
     change = outcomes.change_by_cycle(restrict(analysis, chosen.select(attributes)))
-    np.testing.assert_allclose(after, change.loc[change["measure"] == "mhd", "mean_change"][:len(after)])
+    np.testing.assert_allclose(after, change.loc[change["measure"] == "mhd", "mean_change"][: len(after)])
     assert not np.allclose(before[:3], after[:3])
     at.number_input(key="min_cycles").set_value(3).run()
     assert metrics(at) == expected_numbers(sample, CohortFilter(clinic=["North"], min_cycles=3))
@@ -102,8 +104,14 @@ def test_a_link_reproduces_the_cohort(monkeypatch, sample) -> None:
     _, _, attributes = sample
     options = attribute_options(attributes)
     bounds = {name: tuple(options[name]) for name in ("prior_preventives", "baseline_mhd", "first_injection")}
-    chosen = CohortFilter(sex=["F", "M"], age_band=["40-49", "50-59"], prior_preventives_min=3,
-                          baseline_mhd_max=24.5, medication_overuse=True, min_cycles=2)
+    chosen = CohortFilter(
+        sex=["F", "M"],
+        age_band=["40-49", "50-59"],
+        prior_preventives_min=3,
+        baseline_mhd_max=24.5,
+        medication_overuse=True,
+        min_cycles=2,
+    )
     at = open_page(monkeypatch, {**chosen.to_query_params(bounds), "cycle": ["3"]})
     shown = CohortFilter.from_json(next(c.value for c in at.code if c.language == "json"))
     assert shown == chosen

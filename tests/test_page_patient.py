@@ -155,24 +155,36 @@ def test_badges_show_the_spec_5_status(monkeypatch, sample) -> None:
     status = analysis.patient_status.merge(dataset.tables["patients"], on="patient_id", how="left")
     # A patient discontinued (with a reason) whose NICE rule had said "continue": the page says discontinued, with
     # the reason as plain text, and the rule's verdict without the green of a recommendation.
-    stopped = status[status["treatment_state"].eq("discontinued") & status["nice_state"].eq("continue")
-                     & status["discontinuation_reason"].notna()].iloc[0]
+    stopped = status[
+        status["treatment_state"].eq("discontinued")
+        & status["nice_state"].eq("continue")
+        & status["discontinuation_reason"].notna()
+    ].iloc[0]
     at = open_page(monkeypatch, patient=stopped["patient_id"])
     shown = badges(at)
-    assert f":gray-badge[Discontinued on {stopped['discontinued_on']:%d %b %Y}: " \
-           f"{stopped['discontinuation_reason']}]" in shown
+    assert (
+        f":gray-badge[Discontinued on {stopped['discontinued_on']:%d %b %Y}: "
+        f"{stopped['discontinuation_reason']}]" in shown
+    )
     assert ":gray-badge[NICE TA260: continue]" in shown and ":green-badge[NICE TA260: continue]" not in shown
     # An overdue patient with a stopping rule met: the state with next_due and days_overdue, and the rule(s).
     overdue = status[status["treatment_state"].eq("overdue") & status["stop_indicated"].eq(True)].iloc[0]
     at.selectbox(key="patient").select(overdue["patient_id"]).run()
     shown = badges(at)
     days = int(overdue["days_overdue"])
-    assert f":orange-badge[Overdue: next session was due {overdue['next_due']:%d %b %Y}; " \
-           f"{days} day{'' if days == 1 else 's'} past the 98-day limit]" in shown
-    rules = [name for held, name in ((overdue["nice_state"] == "stop", "NICE 30%"),
-                                     (overdue["ehf_state"] == "stop", "EHF"),
-                                     (bool(overdue["episodic_now"] is not pd.NA and overdue["episodic_now"]),
-                                      "episodic now")) if held]
+    assert (
+        f":orange-badge[Overdue: next session was due {overdue['next_due']:%d %b %Y}; "
+        f"{days} day{'' if days == 1 else 's'} past the 98-day limit]" in shown
+    )
+    rules = [
+        name
+        for held, name in (
+            (overdue["nice_state"] == "stop", "NICE 30%"),
+            (overdue["ehf_state"] == "stop", "EHF"),
+            (bool(overdue["episodic_now"] is not pd.NA and overdue["episodic_now"]), "episodic now"),
+        )
+        if held
+    ]
     assert f":red-badge[Stop indicated: {'; '.join(rules)}]" in shown
     assert f"-badge[NICE TA260: {overdue['nice_state']}]" in " ".join(shown)
 

@@ -42,8 +42,12 @@ def diary() -> bytes:
 
 
 def load(max_listed: int) -> Dataset:
-    limits = Limits(FOLDER_LIMITS.max_rows, FOLDER_LIMITS.max_values, FOLDER_LIMITS.max_decoded_bytes,
-                    max_rejected_listed=max_listed)
+    limits = Limits(
+        FOLDER_LIMITS.max_rows,
+        FOLDER_LIMITS.max_values,
+        FOLDER_LIMITS.max_decoded_bytes,
+        max_rejected_listed=max_listed,
+    )
     return load_dataset({"sessions.csv": SESSIONS, "patients.csv": PATIENTS, "diary.csv": diary()}, limits)
 
 
@@ -59,15 +63,21 @@ def test_the_listing_stops_at_the_cap_and_the_counts_stay_exact() -> None:
     counts = dataset.rejection_counts().set_index("reason")["rows"].to_dict()
     assert counts == {schemas.DUPLICATE_ROW: 22, schemas.WRONG_FIELD_COUNT: 1, "headache_hours out of range": 3}
     unlisted = dataset.rejected_unlisted.groupby(["reason", "patient_id"])["rows"].sum().to_dict()
-    assert unlisted == {(schemas.DUPLICATE_ROW, "P1"): 2, (schemas.DUPLICATE_ROW, "P2"): 10,
-                        ("headache_hours out of range", "P2"): 3, (schemas.WRONG_FIELD_COUNT, "P2"): 1}
+    assert unlisted == {
+        (schemas.DUPLICATE_ROW, "P1"): 2,
+        (schemas.DUPLICATE_ROW, "P2"): 10,
+        ("headache_hours out of range", "P2"): 3,
+        (schemas.WRONG_FIELD_COUNT, "P2"): 1,
+    }
     files = quality.file_reconciliation(dataset).set_index("file")
     assert files["reconciles"].all()
     assert files.loc["diary.csv", ["rows_rejected", "rejected_rows_listed"]].tolist() == [26, 10]
     summary = quality.rejection_summary(dataset)
-    assert summary.values.tolist() == [["diary.csv", schemas.DUPLICATE_ROW, 22],
-                                       ["diary.csv", "headache_hours out of range", 3],
-                                       ["diary.csv", schemas.WRONG_FIELD_COUNT, 1]]
+    assert summary.values.tolist() == [
+        ["diary.csv", schemas.DUPLICATE_ROW, 22],
+        ["diary.csv", "headache_hours out of range", 3],
+        ["diary.csv", schemas.WRONG_FIELD_COUNT, 1],
+    ]
 
 
 def test_below_the_cap_the_report_is_exactly_as_before() -> None:
@@ -89,8 +99,9 @@ def test_the_export_lists_the_first_rows_and_the_manifest_says_so() -> None:
     assert manifest["files"]["diary.csv"]["rows_rejected"] == 26
     assert manifest["rows_rejected_total"] == 26 and manifest["rejected_rows_listed"] == 10
     assert manifest["rejected_rows_note"].startswith("rejected_rows.csv lists the first rejected rows of each file")
-    assert manifest["rejected_rows_by_reason"] == {"diary.csv": {
-        schemas.DUPLICATE_ROW: 22, "headache_hours out of range": 3, schemas.WRONG_FIELD_COUNT: 1}}
+    assert manifest["rejected_rows_by_reason"] == {
+        "diary.csv": {schemas.DUPLICATE_ROW: 22, "headache_hours out of range": 3, schemas.WRONG_FIELD_COUNT: 1}
+    }
     everything = load(max_listed=FOLDER_LIMITS.max_rejected_listed)
     uncapped = export_files(analyse(everything), everything, EXPORTED_AT)
     for name in ("patient_cycles.csv", "cohort_cycles.csv"):
@@ -114,8 +125,9 @@ def test_a_clinic_sees_exact_counts_of_its_patients_rejected_rows() -> None:
     assert not {"P1", "P2"} & set(hidden.rejected_unlisted["patient_id"])
 
 
-def test_a_hundred_thousand_rejected_rows_are_listed_and_the_rest_counted(capsys: pytest.CaptureFixture,
-                                                                          tmp_path) -> None:
+def test_a_hundred_thousand_rejected_rows_are_listed_and_the_rest_counted(
+    capsys: pytest.CaptureFixture, tmp_path
+) -> None:
     # The default cap with the duplicate-row path: 120,000 repeats of one diary day.
     data = tmp_path / "data"
     data.mkdir()
@@ -139,8 +151,13 @@ def test_the_data_page_and_sidebar_give_the_exact_counts_and_say_the_listing_sto
 
     from ui import state
 
-    monkeypatch.setattr(state, "FOLDER_LIMITS", Limits(FOLDER_LIMITS.max_rows, FOLDER_LIMITS.max_values,
-                                                       FOLDER_LIMITS.max_decoded_bytes, max_rejected_listed=10))
+    monkeypatch.setattr(
+        state,
+        "FOLDER_LIMITS",
+        Limits(
+            FOLDER_LIMITS.max_rows, FOLDER_LIMITS.max_values, FOLDER_LIMITS.max_decoded_bytes, max_rejected_listed=10
+        ),
+    )
     folder = tmp_path / "clinic"
     folder.mkdir()
     for name, data in {"sessions.csv": SESSIONS, "patients.csv": PATIENTS, "diary.csv": diary()}.items():
@@ -151,6 +168,9 @@ def test_the_data_page_and_sidebar_give_the_exact_counts_and_say_the_listing_sto
     assert "**26 rows were rejected**" in " ".join(m.value for m in at.markdown)
     captions = " ".join(c.value for c in at.caption)
     assert "The first 10 of the 26 rejected rows" in captions and "diary.csv lists its first 10" in captions
-    listed = next(d.value for d in at.dataframe if list(d.value.columns) == ["file", "line", "patient_id", "reason",
-                                                                             "column", "value"])
+    listed = next(
+        d.value
+        for d in at.dataframe
+        if list(d.value.columns) == ["file", "line", "patient_id", "reason", "column", "value"]
+    )
     assert len(listed) == 10

@@ -43,9 +43,15 @@ def summary() -> str:
         report.ReportFigure("Per cycle", figures.build_cycle_bars_figure(cycles), "n under each bar."),
     ]
     return report.build_patient_report(
-        "R1", cycles, tables.status.iloc[0], figs,
-        clinical.definitions_with_values(analysis.config, tables.params), analysis.config.parameters(),
-        analysis.as_of, "test data <b>folder</b>", analysis.config,
+        "R1",
+        cycles,
+        tables.status.iloc[0],
+        figs,
+        clinical.definitions_with_values(analysis.config, tables.params),
+        analysis.config.parameters(),
+        analysis.as_of,
+        "test data <b>folder</b>",
+        analysis.config,
         patient_facts={"clinic": "<script>alert(1)</script>"},
         changed_parameters=AnalysisConfig(headache_min_hours=6).differences_from_default(),
         generated_at=datetime(2026, 1, 2, 3, 4),

@@ -46,8 +46,14 @@ def _cohort(rows: dict[int, dict[str, int]]) -> pd.DataFrame:
         table[column] = np.where(ones, -5.0, np.nan)
     counts = [c for c in COUNT_COLUMNS if c in table]
     table[counts] = table[counts].astype("Int64")
-    return table[["cycle", *[c for c in COHORT_CYCLE_COLUMNS if c != "cycle"],
-                  "new_responder_50_ci_low", "new_responder_50_ci_high"]]
+    return table[
+        [
+            "cycle",
+            *[c for c in COHORT_CYCLE_COLUMNS if c != "cycle"],
+            "new_responder_50_ci_low",
+            "new_responder_50_ci_high",
+        ]
+    ]
 
 
 # --- hand-worked tables --------------------------------------------------------------------------
@@ -59,12 +65,18 @@ def test_one_reason_below_k_takes_a_second_reason_with_it() -> None:
     # reason (12), is withheld too: 15 = a + b with a and b unknown. A second file has 4 rejections
     # of one reason: both "<11", and accepted (46) is withheld, since 50 − 46 = 4.
     files = pd.DataFrame(
-        {"file": ["diary.csv", "sessions.csv"], "rows_read": [100, 50], "rows_accepted": [85, 46],
-         "rows_rejected": [15, 4]}
+        {
+            "file": ["diary.csv", "sessions.csv"],
+            "rows_read": [100, 50],
+            "rows_accepted": [85, 46],
+            "rows_rejected": [15, 4],
+        }
     )
     rejected = pd.DataFrame(
-        {"file": ["diary.csv"] * 15 + ["sessions.csv"] * 4,
-         "reason": ["invalid date"] * 12 + ["headache_hours out of range"] * 3 + ["invalid date"] * 4}
+        {
+            "file": ["diary.csv"] * 15 + ["sessions.csv"] * 4,
+            "reason": ["invalid date"] * 12 + ["headache_hours out of range"] * 3 + ["invalid date"] * 4,
+        }
     )
     reasons, counts = sup.suppress_rejections(files, rejected, 11)
     assert reasons.to_dict("records") == [
@@ -92,11 +104,22 @@ def test_rejection_counts_never_give_a_withheld_count_away(
     # itself derivable) has exactly one withheld part.
     names = [f"f{i}.csv" for i in range(len(reasons))]
     rows = [[n for n in counts if n > 0] for counts in reasons]
-    files = pd.DataFrame({"file": names, "rows_read": [sum(r) + a for r, a in zip(rows, accepted, strict=False)],
-                          "rows_accepted": accepted[: len(names)], "rows_rejected": [sum(r) for r in rows]})
+    files = pd.DataFrame(
+        {
+            "file": names,
+            "rows_read": [sum(r) + a for r, a in zip(rows, accepted, strict=False)],
+            "rows_accepted": accepted[: len(names)],
+            "rows_rejected": [sum(r) for r in rows],
+        }
+    )
     rejected = pd.DataFrame(
-        [{"file": name, "reason": f"reason {j}"} for name, counts in zip(names, rows, strict=True)
-         for j, n in enumerate(counts) for _ in range(n)], columns=["file", "reason"],
+        [
+            {"file": name, "reason": f"reason {j}"}
+            for name, counts in zip(names, rows, strict=True)
+            for j, n in enumerate(counts)
+            for _ in range(n)
+        ],
+        columns=["file", "reason"],
     )
     table, counts = sup.suppress_rejections(files, rejected, k)
     for name, values in zip(names, rows, strict=True):
@@ -119,10 +142,12 @@ def test_two_cycle_cohort_by_hand() -> None:
     # K = 11. Cycle 0: 30 treated, 25 eligible. Cycle 1: 20 evaluable, 8 responders (all first-time),
     # 25 eligible with a session, 24 who had the time for a cycle, 7 of them responders (the 17
     # eligible non-responders all had the time: 24 − 7 ≤ 25 − 8; 6 would be no real cohort's table).
-    table = _cohort({
-        0: {T: 30, E: 25},
-        1: {T: 30, E: 20, R: 8, CN: 8, CD: 25, IN: 7, ID: 24, NR: 8, P: 20},
-    })
+    table = _cohort(
+        {
+            0: {T: 30, E: 25},
+            1: {T: 30, E: 20, R: 8, CN: 8, CD: 25, IN: 7, ID: 24, NR: 8, P: 20},
+        }
+    )
     out = sup.suppress_cohort_cycles(table, 11)
     # Primary: 8 (R = CN = NR) and 7 (IN). Complements: T0 − E0 = 5 and T1 − E1 = 10 are small
     # complements, so n_treated (cost 1, both cycles, always equal) goes; CD1 − E1 = 5 is one too, and
@@ -130,7 +155,15 @@ def test_two_cycle_cohort_by_hand() -> None:
     # protected by CD1, so ID1 stays shown.
     assert out.loc[0, [T, E]].tolist() == ["suppressed", "suppressed"]
     assert out.loc[1, [T, E, R, CN, CD, IN, ID, NR, P]].tolist() == [
-        "suppressed", "20", "<11", "<11", "suppressed", "<11", "24", "<11", "20",
+        "suppressed",
+        "20",
+        "<11",
+        "<11",
+        "suppressed",
+        "<11",
+        "24",
+        "<11",
+        "20",
     ]
     # Statistics: means over E1 = 20 stay; every rate with a withheld numerator goes.
     assert out.loc[1, "mean_mhd_change"] == -5.0 and out.loc[1, "median_mhd_change"] == -5.0
@@ -138,7 +171,13 @@ def test_two_cycle_cohort_by_hand() -> None:
     for prefix in RATES:
         assert pd.isna(out.loc[1, f"{prefix}_rate"]) and pd.isna(out.loc[1, f"{prefix}_ci_low"])
     assert set(out.loc[1, "suppressed_columns"].split(", ")) == {
-        T, R, CN, CD, IN, NR, *(f"{p}_{s}" for p in RATES for s in ("rate", "ci_low", "ci_high")),
+        T,
+        R,
+        CN,
+        CD,
+        IN,
+        NR,
+        *(f"{p}_{s}" for p in RATES for s in ("rate", "ci_low", "ci_high")),
     }
     assert out.loc[0, "suppressed_columns"] == f"{T}, {E}, mean_mhd"
 
@@ -182,8 +221,9 @@ def _patient_sets(analysis: Analysis) -> dict[tuple[int, str], frozenset]:
         sets[(k, E)] = frozenset(evaluable["patient_id"])
         sets[(k, R)] = frozenset(evaluable.loc[responder, "patient_id"])
         sets[(k, CD)] = frozenset(eligible["patient_id"])
-        sets[(k, CN)] = frozenset(eligible.loc[eligible["cumulative_responder_50"].fillna(False).astype(bool),
-                                               "patient_id"])
+        sets[(k, CN)] = frozenset(
+            eligible.loc[eligible["cumulative_responder_50"].fillna(False).astype(bool), "patient_id"]
+        )
         sets[(k, ID)] = frozenset(had_time["patient_id"])
         sets[(k, IN)] = frozenset(had_time.loc[had_time["responded"].astype(bool), "patient_id"])
         sets[(k, P)] = frozenset(evaluable.loc[prior_nonresponder, "patient_id"])
@@ -277,8 +317,12 @@ def _independent_audit(out: pd.DataFrame, k: int, sets: dict) -> list[str]:
     """Every withheld or small count that follows by subtraction from shown ones, found with the
     model above: for shown counts (or shown sums of new responders) A and B with B inside A, A − B
     must be 0 or at least K; a withheld count must not be the same set as a shown one."""
-    shown = {(int(c), col): out.loc[i, col].isdigit() for i, c in enumerate(out["cycle"]) for col in COUNT_COLUMNS
-             if isinstance(out.loc[i, col], str)}
+    shown = {
+        (int(c), col): out.loc[i, col].isdigit()
+        for i, c in enumerate(out["cycle"])
+        for col in COUNT_COLUMNS
+        if isinstance(out.loc[i, col], str)
+    }
     cycles = sorted({c for c, _ in shown if c >= 1})
     known = {c: sets[c] for c in shown if shown[c]}
     for j in cycles:
@@ -364,6 +408,7 @@ def test_suppression_keeps_most_of_a_360_patient_cohort(cohorts: list[Analysis])
 
 def _cells_of(eligible: bool, n: int, m: int, status: str, last: int) -> set[tuple[int, str]]:
     """The count cells of cycles 0..last that count one patient (SPEC §3)."""
+
     def responded_by(k: int) -> bool:
         return "r" in status[: min(k, n)]
 
@@ -417,12 +462,17 @@ def _table_of(patients: list[tuple[int, bool, int, int, str]], last: int) -> pd.
 
 
 def _shown(out: pd.DataFrame) -> dict[tuple[int, str], int | str]:
-    return {(int(cycle), c): (int(v) if v.isdigit() else v)
-            for c in COUNT_COLUMNS for cycle, v in zip(out["cycle"], out[c], strict=True) if isinstance(v, str)}
+    return {
+        (int(cycle), c): (int(v) if v.isdigit() else v)
+        for c in COUNT_COLUMNS
+        for cycle, v in zip(out["cycle"], out[c], strict=True)
+        if isinstance(v, str)
+    }
 
 
-def _outsider(shown: dict, k: int, last: int, quantities: list[dict], whole: bool = False,
-              enough: list[float] | None = None) -> list[tuple[float, float]]:
+def _outsider(
+    shown: dict, k: int, last: int, quantities: list[dict], whole: bool = False, enough: list[float] | None = None
+) -> list[tuple[float, float]]:
     """The least and greatest value of each quantity (cell -> coefficient) an outsider can conclude,
     rounded inwards; with ``whole``, solved in whole numbers of patients (mixed-integer). A quantity
     whose ``enough`` spread is already reached by solutions found for the others gets that part of
@@ -457,8 +507,9 @@ def _outsider(shown: dict, k: int, last: int, quantities: list[dict], whole: boo
                 continue
         found = []
         for sense in (1, -1):
-            result = linprog(sense * objective, A_ub=a_ub, b_ub=bound or None, A_eq=a_eq, b_eq=b_eq,
-                             bounds=(0, None), method="highs")
+            result = linprog(
+                sense * objective, A_ub=a_ub, b_ub=bound or None, A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs"
+            )
             if result.status == 3:
                 found.append(-sense * np.inf)
                 continue
@@ -467,8 +518,12 @@ def _outsider(shown: dict, k: int, last: int, quantities: list[dict], whole: boo
             if whole:
                 constraints = [LinearConstraint(a_eq, b_eq, b_eq)] if equal else []
                 constraints += [LinearConstraint(a_ub, -np.inf, bound)] if at_most else []
-                result = milp(sense * objective, constraints=constraints, integrality=np.ones(len(objective)),
-                              bounds=Bounds(0, np.inf))
+                result = milp(
+                    sense * objective,
+                    constraints=constraints,
+                    integrality=np.ones(len(objective)),
+                    bounds=Bounds(0, np.inf),
+                )
                 assert result.status == 0, result.message
                 assert sense * result.fun >= sense * value - 1e-6  # whole numbers never reach further
                 value = sense * result.fun
@@ -487,25 +542,35 @@ def _narrowed(table: pd.DataFrame, out: pd.DataFrame, k: int, whole: bool = Fals
     last = int(table["cycle"].max())
     cells, kinds = _kinds(last)
     shown = _shown(out)
-    true = {(int(cycle), c): int(v) for c in COUNT_COLUMNS
-            for cycle, v in zip(table["cycle"], table[c], strict=True) if not pd.isna(v)}
+    true = {
+        (int(cycle), c): int(v)
+        for c in COUNT_COLUMNS
+        for cycle, v in zip(table["cycle"], table[c], strict=True)
+        if not pd.isna(v)
+    }
     everything = {c: v if v == 0 else f"<{k}" if v < k else "suppressed" for c, v in true.items()}
     small = [{c: 1} for c, v in shown.items() if v == f"<{k}"]
-    inside = [{a: 1, b: -1} for a in shown for b in shown if a != b
-              and (kinds[:, cells.index(b)] <= kinds[:, cells.index(a)]).all()
-              and 1 <= true[a] - true[b] <= k - 1]
+    inside = [
+        {a: 1, b: -1}
+        for a in shown
+        for b in shown
+        if a != b and (kinds[:, cells.index(b)] <= kinds[:, cells.index(a)]).all() and 1 <= true[a] - true[b] <= k - 1
+    ]
     quantities = small + ([] if whole else inside)
     needed = [k - 2 if len(quantity) == 1 else max(k - 2, 1) for quantity in quantities]
     reached = _outsider(shown, k, last, quantities, whole, enough=needed)
     narrow = [i for i, (low, high) in enumerate(reached) if high - low < needed[i]]
     problems = []
-    for i, (least, most) in zip(narrow, _outsider(everything, k, last, [quantities[i] for i in narrow], whole),
-                                strict=True):
+    for i, (least, most) in zip(
+        narrow, _outsider(everything, k, last, [quantities[i] for i in narrow], whole), strict=True
+    ):
         (low, high), quantity = reached[i], quantities[i]
         if high - low < min(needed[i], most - least):
             value = sum(coefficient * true[c] for c, coefficient in quantity.items())
-            problems.append(f"{quantity} = {value}: narrowed to {low:.0f}..{high:.0f}, "
-                            f"not {least:.0f}..{most:.0f} as with everything withheld")
+            problems.append(
+                f"{quantity} = {value}: narrowed to {low:.0f}..{high:.0f}, "
+                f"not {least:.0f}..{most:.0f} as with everything withheld"
+            )
     return problems
 
 
@@ -513,8 +578,13 @@ def test_the_attack_of_the_finding_no_longer_gets_through() -> None:
     # K = 11. Cycle 1: 19 first responders; 4 of them stop after one session. Cycle 2: 10 more first
     # respond. Everyone had the time for two cycles, so the 29 responders by cycle 2 are all in the
     # intention-to-treat numerator: new responders at cycle 2 ≥ 29 − 19 = 10, and "<11" says ≤ 10.
-    patients = [(15, True, 2, 2, "rr"), (4, True, 1, 2, "r"), (10, True, 2, 2, "er"), (30, True, 2, 2, "ee"),
-                (5, False, 2, 0, "--")]
+    patients = [
+        (15, True, 2, 2, "rr"),
+        (4, True, 1, 2, "r"),
+        (10, True, 2, 2, "er"),
+        (30, True, 2, 2, "ee"),
+        (5, False, 2, 0, "--"),
+    ]
     table = _table_of(patients, 2)
     assert table.loc[1, NR] == 19 and table.loc[2, IN] == 29 and table.loc[2, NR] == 10
     # Primary suppression alone gives it away ...
@@ -533,8 +603,10 @@ def test_the_attack_of_the_finding_no_longer_gets_through() -> None:
 def early_fixture() -> dict[str, Analysis]:
     """The sample analysed at early cut-offs: 2, 4 and 5 cycles."""
     dataset = load_dataset(SAMPLE)
-    return {as_of: analyse(dataset, AnalysisConfig(as_of=date.fromisoformat(as_of)))
-            for as_of in ("2023-06-30", "2023-12-31", "2024-03-31")}
+    return {
+        as_of: analyse(dataset, AnalysisConfig(as_of=date.fromisoformat(as_of)))
+        for as_of in ("2023-06-30", "2023-12-31", "2024-03-31")
+    }
 
 
 def test_the_modules_model_reaches_exactly_as_far_as_the_outsider(early: dict[str, Analysis]) -> None:
@@ -565,9 +637,15 @@ def test_the_modules_model_reaches_exactly_as_far_as_the_outsider(early: dict[st
                     objective[cells.index(c)] = coefficient
                 ends = []
                 for sense in (1, -1):
-                    result = linprog(sense * objective, A_eq=model.equalities, b_eq=np.zeros(len(model.equalities)),
-                                     A_ub=model.inequalities, b_ub=np.zeros(len(model.inequalities)),
-                                     bounds=bounds, method="highs")
+                    result = linprog(
+                        sense * objective,
+                        A_eq=model.equalities,
+                        b_eq=np.zeros(len(model.equalities)),
+                        A_ub=model.inequalities,
+                        b_ub=np.zeros(len(model.inequalities)),
+                        bounds=bounds,
+                        method="highs",
+                    )
                     ends.append(-sense * np.inf if result.status == 3 else sense * result.fun)
                 assert (np.ceil(ends[0] - 1e-6), np.floor(ends[1] + 1e-6)) == reached, (as_of, size, quantity)
 
@@ -582,8 +660,9 @@ def small_cohorts_fixture(early: dict[str, Analysis]) -> list[pd.DataFrame]:
         base = early[as_of]
         ids = base.patient_cycles["patient_id"].unique()
         for size in sizes:
-            tables.append(restrict(base, rng.choice(ids, min(size, len(ids)), replace=False),
-                                   with_days=False).cohort_cycles)
+            tables.append(
+                restrict(base, rng.choice(ids, min(size, len(ids)), replace=False), with_days=False).cohort_cycles
+            )
     return tables
 
 
@@ -596,8 +675,9 @@ def test_no_outsider_narrows_a_small_count(small_cohorts: list[pd.DataFrame], k:
             assert _narrowed(table, out, k, whole=True) == []
 
 
-def _model_ranges(shown: dict, k: int, last: int, quantities: list[dict],
-                  enough: list[float] | None = None) -> list[tuple[float, float]]:
+def _model_ranges(
+    shown: dict, k: int, last: int, quantities: list[dict], enough: list[float] | None = None
+) -> list[tuple[float, float]]:
     """``_outsider`` over the module's compact model (``cohort_model``, which reaches exactly as far:
     test above) instead of the kinds of patients, which grow as 3^cycles: for tables of many cycles.
     Each range is solved afresh (``_Outsider.extreme``: one linear programme, none of the auditor's
@@ -641,8 +721,9 @@ def test_no_small_count_narrows_in_cohorts_of_many_cycles(cohorts: list[Analysis
         true = sup.cohort_linkage(table).values
         everything = {c: v if v == 0 else f"<{k}" if v < k else "suppressed" for c, v in true.items()}
         quantities = [{c: 1} for c, v in shown.items() if v == f"<{k}"]
-        quantities += [{a: 1, b: -1} for a in shown for b in shown
-                       if a != b and _inside(b, a) and 1 <= true[a] - true[b] <= k - 1]
+        quantities += [
+            {a: 1, b: -1} for a in shown for b in shown if a != b and _inside(b, a) and 1 <= true[a] - true[b] <= k - 1
+        ]
         needed = [k - 2 if len(q) == 1 else max(k - 2, 1) for q in quantities]
         reached = _model_ranges(shown, k, last, quantities, enough=needed)
         narrow = [i for i, (low, high) in enumerate(reached) if high - low < needed[i]]
@@ -700,7 +781,9 @@ def test_suppressed_export_writes_aggregates_only(tmp_path: Path) -> None:
     assert manifest["min_cell"] == 11 and manifest["suppression"]["min_cell"] == 11
     assert "rows_rejected_total" not in manifest
     assert {k: manifest["files"]["diary.csv"][k] for k in ("rows_read", "rows_accepted", "rows_rejected")} == {
-        "rows_read": 7329 + 18, "rows_accepted": 7329, "rows_rejected": 18,
+        "rows_read": 7329 + 18,
+        "rows_accepted": 7329,
+        "rows_rejected": 18,
     }
     cohort = list(csv.DictReader(io.StringIO((out / "cohort_cycles.csv").read_text())))
     assert cohort[1]["n_evaluable"] == "19" and cohort[1]["responder_50_n"] == "<11"

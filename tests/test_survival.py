@@ -183,8 +183,10 @@ def test_cumulative_incidence_interval_is_lifelines_on_untied_data() -> None:
     causes = rng.choice([0, 1, 2], size=80, p=[0.3, 0.45, 0.25])
     for level in (0.95, 0.90):
         curve = cumulative_incidence(durations, causes, level=level)
-        for code, (value, low, high) in {1: ("incidence", "ci_low", "ci_high"),
-                                        2: ("competing_incidence", "competing_ci_low", "competing_ci_high")}.items():
+        for code, (value, low, high) in {
+            1: ("incidence", "ci_low", "ci_high"),
+            2: ("competing_incidence", "competing_ci_low", "competing_ci_high"),
+        }.items():
             reference = AalenJohansenFitter(alpha=1 - level).fit(durations, causes, event_of_interest=code)
             np.testing.assert_allclose(curve.table[value], reference.cumulative_density_.iloc[:, 0], atol=1e-12)
             limits = reference.confidence_interval_.to_numpy()
@@ -200,8 +202,9 @@ def test_without_competing_events_the_incidence_is_one_minus_kaplan_meier() -> N
     durations = [1, 2, 2, 3, 4, 5]
     events = [True, True, False, True, False, True]
     incidence = cumulative_incidence(durations, [1 if e else 0 for e in events]).table
-    np.testing.assert_allclose(incidence["incidence"], 1 - kaplan_meier(durations, events).table["survival"],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        incidence["incidence"], 1 - kaplan_meier(durations, events).table["survival"], atol=1e-12
+    )
     assert (incidence["competing_incidence"] == 0).all()
 
 

@@ -37,11 +37,16 @@ def parquet(table: pa.Table, **options: object) -> bytes:
 def identical_rows(rows: int) -> bytes:
     """``rows`` identical diary rows in one row group: dictionary-encoded, a few hundred KB at most."""
     index = pa.array(np.zeros(rows, dtype=np.int32))
-    return parquet(pa.table({
-        "patient_id": pa.DictionaryArray.from_arrays(index, pa.array(["P1"])),
-        "date": pa.DictionaryArray.from_arrays(index, pa.array(["2024-01-02"])),
-        "headache_hours": pa.DictionaryArray.from_arrays(index, pa.array([3.0])),
-    }), row_group_size=rows)
+    return parquet(
+        pa.table(
+            {
+                "patient_id": pa.DictionaryArray.from_arrays(index, pa.array(["P1"])),
+                "date": pa.DictionaryArray.from_arrays(index, pa.array(["2024-01-02"])),
+                "headache_hours": pa.DictionaryArray.from_arrays(index, pa.array([3.0])),
+            }
+        ),
+        row_group_size=rows,
+    )
 
 
 @pytest.fixture
@@ -74,8 +79,10 @@ def test_twenty_million_rows_in_190_kb_of_parquet_are_refused_before_reading(not
     assert len(bomb) < 400_000  # what was uploaded: 20 million rows in a file of a few hundred KB
     files = {"sessions.csv": SESSIONS, "diary.parquet": bomb}
     message = refusal(files, UPLOAD_LIMITS)
-    assert message.startswith("diary.parquet: refused: 20,000,000 rows, more than 8,000,000, the most an uploaded "
-                              "file may hold; larger datasets are read from the clinic data folder"), message
+    assert message.startswith(
+        "diary.parquet: refused: 20,000,000 rows, more than 8,000,000, the most an uploaded "
+        "file may hold; larger datasets are read from the clinic data folder"
+    ), message
     # A folder may hold 20 million rows, but not in 190 KB: refused by the expansion.
     message = refusal(files, FOLDER_LIMITS)
     assert message.startswith("diary.parquet: refused: 60,000,000 values from ")
@@ -92,11 +99,15 @@ def test_one_long_value_repeated_by_its_dictionary_is_refused_before_it_is_decod
 ) -> None:
     # 1,000 rows pointing at one 1 MB dictionary entry: 50 KB on disk, 1 GB of text once decoded.
     index = pa.array(np.zeros(1_000, dtype=np.int32))
-    bomb = parquet(pa.table({
-        "patient_id": pa.array(["P1"] * 1_000),
-        "date": pa.DictionaryArray.from_arrays(index, pa.array(["x" * 2**20])),
-        "headache_hours": pa.array([3.0] * 1_000),
-    }))
+    bomb = parquet(
+        pa.table(
+            {
+                "patient_id": pa.array(["P1"] * 1_000),
+                "date": pa.DictionaryArray.from_arrays(index, pa.array(["x" * 2**20])),
+                "headache_hours": pa.array([3.0] * 1_000),
+            }
+        )
+    )
     assert len(bomb) < 2**20
     monkeypatch.setattr(pd, "read_parquet", lambda *a, **k: pytest.fail("the Parquet data were decoded"))
     message = refusal({"sessions.csv": SESSIONS, "diary.parquet": bomb}, UPLOAD_LIMITS)
@@ -105,16 +116,32 @@ def test_one_long_value_repeated_by_its_dictionary_is_refused_before_it_is_decod
 
 def test_column_data_unpacking_past_the_limit_are_refused(nothing_is_read: None) -> None:
     rows = 50_000
-    data = parquet(pa.table({"patient_id": [f"P{i}" for i in range(rows)], "date": ["2024-01-02"] * rows,
-                             "headache_hours": np.arange(rows, dtype=float)}), compression="zstd")
+    data = parquet(
+        pa.table(
+            {
+                "patient_id": [f"P{i}" for i in range(rows)],
+                "date": ["2024-01-02"] * rows,
+                "headache_hours": np.arange(rows, dtype=float),
+            }
+        ),
+        compression="zstd",
+    )
     limits = Limits(max_rows=rows, max_values=10**9, max_decoded_bytes=100_000)
     message = refusal({"sessions.csv": SESSIONS, "diary.parquet": data}, limits)
     assert message.startswith("diary.parquet: refused: its columns unpack to ") and "more than 100,000 bytes" in message
 
 
 def test_list_elements_count_as_values(nothing_is_read: None) -> None:
-    data = parquet(pa.table({"patient_id": ["P1"], "date": ["2024-01-02"], "headache_hours": [3.0],
-                             "acute_medication": pa.array([[True] * 3_000], pa.list_(pa.bool_()))}))
+    data = parquet(
+        pa.table(
+            {
+                "patient_id": ["P1"],
+                "date": ["2024-01-02"],
+                "headache_hours": [3.0],
+                "acute_medication": pa.array([[True] * 3_000], pa.list_(pa.bool_())),
+            }
+        )
+    )
     limits = Limits(max_rows=10, max_values=1_000, max_decoded_bytes=10**9)
     message = refusal({"sessions.csv": SESSIONS, "diary.parquet": data}, limits)
     assert message.startswith("diary.parquet: refused: 3,003 values, more than 1,000, the most a data file may hold")
@@ -133,8 +160,9 @@ def test_real_data_as_parquet_pass_the_upload_limits_and_load_as_the_csv_does() 
     for compression in ("snappy", "zstd"):
         as_parquet = dict(as_csv)
         del as_parquet["diary.csv"]
-        as_parquet["diary.parquet"] = parquet(pa.Table.from_pandas(diary, preserve_index=False),
-                                              compression=compression)
+        as_parquet["diary.parquet"] = parquet(
+            pa.Table.from_pandas(diary, preserve_index=False), compression=compression
+        )
         from_csv, from_parquet = load_dataset(as_csv, UPLOAD_LIMITS), load_dataset(as_parquet, UPLOAD_LIMITS)
         pd.testing.assert_frame_equal(from_parquet.tables["diary"], from_csv.tables["diary"])
 
@@ -160,8 +188,11 @@ def test_a_csv_file_of_more_values_than_allowed_is_refused(quoted: bool) -> None
     limits = Limits(max_rows=1_000, max_values=1_000, max_decoded_bytes=10**9)
     assert load_dataset({"sessions.csv": SESSIONS, "diary.csv": header + row * 10}, limits).files[1].rows_read == 10
     message = refusal({"sessions.csv": SESSIONS, "diary.csv": header + row * 11}, limits)
-    expected = ("11 rows × 100 columns = 1,100 values, more than 1,000" if not quoted
-                else "more than 1,000 values (100 columns × more than 10 rows)")
+    expected = (
+        "11 rows × 100 columns = 1,100 values, more than 1,000"
+        if not quoted
+        else "more than 1,000 values (100 columns × more than 10 rows)"
+    )
     assert message == f"diary.csv: refused: {expected}, the most a data file may hold", message
 
 
@@ -181,23 +212,31 @@ def test_the_careful_reader_keeps_rows_as_arrow_columns_and_reads_what_the_fast_
     assert [f.rows_read for f in careful.files] == [1, 140_000]
     assert [f.sha256 for f in careful.files] != [f.sha256 for f in fast.files]
     assert [(f.rows_accepted, f.rows_rejected) for f in careful.files] == [
-        (f.rows_accepted, f.rows_rejected) for f in fast.files]
+        (f.rows_accepted, f.rows_rejected) for f in fast.files
+    ]
     pd.testing.assert_frame_equal(careful.tables["diary"], fast.tables["diary"])
     pd.testing.assert_frame_equal(careful.rejected, fast.rejected)
 
 
 def test_a_zip_cannot_deliver_a_bigger_file_than_an_upload() -> None:
     diary = DIARY_HEADER + b"P1,2024-01-02,3\n" * 1_000
-    limits = Limits(max_rows=10**6, max_values=10**7, max_decoded_bytes=10**9, max_file_bytes=len(diary) - 1,
-                    holder="an uploaded file")
+    limits = Limits(
+        max_rows=10**6,
+        max_values=10**7,
+        max_decoded_bytes=10**9,
+        max_file_bytes=len(diary) - 1,
+        holder="an uploaded file",
+    )
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as members:
         members.writestr("sessions.csv", SESSIONS)
         members.writestr("diary.csv", diary)
     files = files_from_upload({"clinic.zip": archive.getvalue()})
     message = refusal(files, limits)
-    assert message == f"diary.csv: refused: {len(diary):,} bytes, more than {len(diary) - 1:,} bytes, the most an " \
-                      "uploaded file may hold"
+    assert (
+        message == f"diary.csv: refused: {len(diary):,} bytes, more than {len(diary) - 1:,} bytes, the most an "
+        "uploaded file may hold"
+    )
     assert FOLDER_LIMITS.max_file_bytes is None  # a folder's files are not limited by size, only by rows
 
 
@@ -246,9 +285,10 @@ def test_the_dashboard_reads_one_upload_at_a_time(monkeypatch: pytest.MonkeyPatc
         raise DatasetRefused("diary.csv: refused", 2)
 
     monkeypatch.setattr(state, "load_dataset", slow_load)
-    threads = [threading.Thread(target=state._load,
-                                args=(state._Source("upload", ("upload", "test_one_at_a_time", i), dict),))
-               for i in range(3)]
+    threads = [
+        threading.Thread(target=state._load, args=(state._Source("upload", ("upload", "test_one_at_a_time", i), dict),))
+        for i in range(3)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:

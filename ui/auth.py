@@ -163,41 +163,68 @@ def _signed_in_user() -> User:
     given = str(st.user.get("email") or "")
     email = given.strip(access.ASCII_WHITESPACE)
     if not email:
-        raise Refused("Your identity provider did not send an e-mail address, so your access cannot be checked.",
-                      "no e-mail address from the identity provider", "")
+        raise Refused(
+            "Your identity provider did not send an e-mail address, so your access cannot be checked.",
+            "no e-mail address from the identity provider",
+            "",
+        )
     if not email_verified(st.user.get("email_verified")):
         claim = st.user.get("email_verified")
-        raise Refused(f"Your identity provider does not confirm that the e-mail address {email} is verified, so it "
-                      "cannot be used to let you in. Please verify it with your identity provider, or ask the "
-                      "administrator.", f"e-mail address not verified (email_verified: {claim!r})", given)
+        raise Refused(
+            f"Your identity provider does not confirm that the e-mail address {email} is verified, so it "
+            "cannot be used to let you in. Please verify it with your identity provider, or ask the "
+            "administrator.",
+            f"e-mail address not verified (email_verified: {claim!r})",
+            given,
+        )
     try:
         policy = access_policy()
     except access.AccessFileError as exc:
         logger.error("Access file problem: %s", exc)
-        raise Refused("The dashboard's access settings cannot be read, so nobody can be let in. Please tell the "
-                      "administrator (the details are in the server log).", f"access file: {exc}", given) from exc
+        raise Refused(
+            "The dashboard's access settings cannot be read, so nobody can be let in. Please tell the "
+            "administrator (the details are in the server log).",
+            f"access file: {exc}",
+            given,
+        ) from exc
     problem, imitated = access.email_problem(email), policy.lookalike(email)
     if problem is not None or imitated is not None:
         reason = problem or "non-ASCII e-mail address"
         if imitated is not None:
             reason += ", a look-alike of an address in the access file"
-        raise Refused(f"You are signed in as {email}, which is not an address the dashboard accepts (it holds "
-                      "characters that look like, or change into, other ones). Ask the administrator.", reason, given)
+        raise Refused(
+            f"You are signed in as {email}, which is not an address the dashboard accepts (it holds "
+            "characters that look like, or change into, other ones). Ask the administrator.",
+            reason,
+            given,
+        )
     grant = policy.grant_for(email)
     if grant is None:
-        raise Refused(f"You are signed in as {email}, but this address has no access to the dashboard. Ask the "
-                      "administrator to add it to the access file with your role and clinics.", REFUSED_UNKNOWN,
-                      given)
+        raise Refused(
+            f"You are signed in as {email}, but this address has no access to the dashboard. Ask the "
+            "administrator to add it to the access file with your role and clinics.",
+            REFUSED_UNKNOWN,
+            given,
+        )
     try:
         key = _pseudonym_key(policy) if access.PERMISSIONS[grant.role].pseudonymised else None
         scope = access.scope_for(grant.role, grant.clinics, key)
     except access.AccessFileError as exc:
         logger.error("Pseudonym key problem: %s", exc)
-        raise Refused("Your access needs the pseudonym key, which cannot be read. Please tell the administrator.",
-                      f"pseudonym key: {exc}", given) from exc
+        raise Refused(
+            "Your access needs the pseudonym key, which cannot be read. Please tell the administrator.",
+            f"pseudonym key: {exc}",
+            given,
+        ) from exc
     name = grant.name or str(st.user.get("name") or "") or email
-    return User(email=grant.email, name=name, role=grant.role, clinics=grant.clinics,
-                min_cell=policy.min_cell_for(grant.role), scope=scope)
+    return User(
+        email=grant.email,
+        name=name,
+        role=grant.role,
+        clinics=grant.clinics,
+        min_cell=policy.min_cell_for(grant.role),
+        scope=scope,
+    )
 
 
 def _login_screen() -> None:
@@ -251,7 +278,9 @@ def _exposed_local_mode(address: str) -> Refused:
         f"served on {where}, so other computers could reach it, and no data are shown. Serve it to this computer "
         'only (server.address = "127.0.0.1", as in .streamlit/config.toml and `make run`), or set up login with an '
         "[auth] section in .streamlit/secrets.toml before serving it to a network (README, Access control).",
-        f"local single-user mode served on {address or 'all interfaces'}", LOCAL_USER.email)
+        f"local single-user mode served on {address or 'all interfaces'}",
+        LOCAL_USER.email,
+    )
 
 
 def _audit_once(flag: str, event: str, user: str, role: str | None, **fields: object) -> None:
@@ -276,8 +305,13 @@ def identify() -> User | Callable[[], None]:
     try:
         user = _signed_in_user()
     except Refused as refusal:
-        _audit_once(f"refused:{refusal.email}:{refusal.reason}", "refused", refusal.email or "(unknown)", None,
-                    reason=refusal.reason)
+        _audit_once(
+            f"refused:{refusal.email}:{refusal.reason}",
+            "refused",
+            refusal.email or "(unknown)",
+            None,
+            reason=refusal.reason,
+        )
         return _refusal_screen(refusal)
     return user
 
@@ -313,11 +347,20 @@ def navigation(pages: Sequence[st.Page]) -> st.Page:
         st.stop()
     user = who
     st.session_state[USER_KEY] = user
-    _audit_once(f"login:{user.email}", "login", user.email, user.role, mode=user.mode,
-                clinics=list(user.clinics) if user.clinics != access.ALL_CLINICS else access.ALL_CLINICS)
+    _audit_once(
+        f"login:{user.email}",
+        "login",
+        user.email,
+        user.role,
+        mode=user.mode,
+        clinics=list(user.clinics) if user.clinics != access.ALL_CLINICS else access.ALL_CLINICS,
+    )
     permitted = [page for page in pages if access.can_view(user.role, page.url_path)]
-    refused = [st.Page(_page_refused(name), title="No access", url_path=name, visibility="hidden")
-               for name in access.PAGES if not access.can_view(user.role, name)]
+    refused = [
+        st.Page(_page_refused(name), title="No access", url_path=name, visibility="hidden")
+        for name in access.PAGES
+        if not access.can_view(user.role, name)
+    ]
     page = st.navigation([_home(permitted), *permitted, *refused])
     st.session_state[PAGE_KEY] = page.url_path
     return page
@@ -416,8 +459,9 @@ def _view_record() -> dict[str, object]:
     }
 
 
-def audited(data: Callable[[], bytes | str], file_name: str, kind: str, rows: int | None = None,
-            min_cell: int | None = None) -> Callable[[], bytes | str]:
+def audited(
+    data: Callable[[], bytes | str], file_name: str, kind: str, rows: int | None = None, min_cell: int | None = None
+) -> Callable[[], bytes | str]:
     """``data`` that writes an ``export`` audit event each time it runs, i.e. when the file is downloaded.
 
     Who and what are taken now, in the script run: the download itself runs later, outside it. An
@@ -439,9 +483,17 @@ def audited(data: Callable[[], bytes | str], file_name: str, kind: str, rows: in
     return produce
 
 
-def download_button(label: str, data: bytes | str | Callable[[], bytes | str], *, file_name: str, kind: str,
-                    rows: int | None = None, suppressed: bool = False, container: object = None,
-                    **kwargs: object) -> bool:
+def download_button(
+    label: str,
+    data: bytes | str | Callable[[], bytes | str],
+    *,
+    file_name: str,
+    kind: str,
+    rows: int | None = None,
+    suppressed: bool = False,
+    container: object = None,
+    **kwargs: object,
+) -> bool:
     """``st.download_button`` when the current user may export ``kind``, else a note saying why not.
 
     The file is produced when clicked (deferred) and each download is audited. ``suppressed`` says
@@ -455,8 +507,9 @@ def download_button(label: str, data: bytes | str | Callable[[], bytes | str], *
         return False
     produce = data if callable(data) else (lambda: data)
     kwargs.setdefault("on_click", "ignore")
-    target.download_button(label, audited(produce, file_name, kind, rows, enforced_min_cell()),
-                           file_name=file_name, **kwargs)
+    target.download_button(
+        label, audited(produce, file_name, kind, rows, enforced_min_cell()), file_name=file_name, **kwargs
+    )
     return True
 
 
@@ -469,8 +522,16 @@ def table_download(frame: pd.DataFrame, filename: str, key: str, csv: Callable[[
     def content() -> bytes:  # run on click: the suppression auditor does not run on every rerun
         return csv(access.suppressed_table(frame, min_cell) if suppressed and min_cell is not None else frame)
 
-    download_button("Download CSV", content, file_name=filename, kind=kind, rows=len(frame), suppressed=suppressed,
-                    mime="text/csv", key=key)
+    download_button(
+        "Download CSV",
+        content,
+        file_name=filename,
+        kind=kind,
+        rows=len(frame),
+        suppressed=suppressed,
+        mime="text/csv",
+        key=key,
+    )
 
 
 def refused_patient(patient_id: object) -> None:

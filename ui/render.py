@@ -41,8 +41,14 @@ def chart(fig: go.Figure, key: str, caption: str | None = None) -> None:
         st.caption(caption)
 
 
-def table(frame: pd.DataFrame, key: str, filename: str, caption: str | None = None,
-          links: Mapping[str, str] | None = None, **kwargs: object) -> None:
+def table(
+    frame: pd.DataFrame,
+    key: str,
+    filename: str,
+    caption: str | None = None,
+    links: Mapping[str, str] | None = None,
+    **kwargs: object,
+) -> None:
     """A table with a CSV download of exactly what is shown.
 
     ``links`` maps a column to the address its values are appended to (``{"patient": "/patient?patient="}``):
@@ -51,8 +57,9 @@ def table(frame: pd.DataFrame, key: str, filename: str, caption: str | None = No
     shown, column_config = frame, dict(kwargs.pop("column_config", None) or {})
     for name, address in (links or {}).items():
         shown = shown.assign(**{name: address + frame[name].astype(str).map(quote)})
-        column_config[name] = st.column_config.LinkColumn(name, display_text=re.escape(address) + "(.*)",
-                                                          help=f"Opens the {name}'s page")
+        column_config[name] = st.column_config.LinkColumn(
+            name, display_text=re.escape(address) + "(.*)", help=f"Opens the {name}'s page"
+        )
     st.dataframe(shown, hide_index=True, key=f"{key}_table", column_config=column_config or None, **kwargs)
     if caption:
         st.caption(caption)

@@ -177,7 +177,11 @@ def _parameter_controls() -> AnalysisConfig:
             )
             values[control.name] = cast(chosen if chosen is not None else value)
         values["as_of"] = st.date_input(
-            "Data cut-off (as_of)", value=None, key=AS_OF_KEY, help=_help("as_of"), bind="query-params",
+            "Data cut-off (as_of)",
+            value=None,
+            key=AS_OF_KEY,
+            help=_help("as_of"),
+            bind="query-params",
             format="YYYY-MM-DD",
         )
         st.caption("Responder thresholds: " + ", ".join(f"{t}%" for t in default.responder_thresholds) + " (fixed).")
@@ -229,8 +233,11 @@ class _Source:
 UPLOAD_READING = threading.BoundedSemaphore(1)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Reading files… (checking and validating every row)",
-                   hash_funcs={_Source: lambda source: source.key})
+@st.cache_resource(
+    max_entries=4,
+    show_spinner="Reading files… (checking and validating every row)",
+    hash_funcs={_Source: lambda source: source.key},
+)
 def _load(source: _Source) -> Loaded:
     """The dataset, or the refusal in words; keyed on the source's ``key``, so it is read on a miss only.
 
@@ -272,14 +279,16 @@ def scoped(dataset: Dataset, config: AnalysisConfig) -> tuple[Dataset, AnalysisC
 
 
 # A few parameter sets per dataset; each entry holds the per-patient-day frame, so keep the count modest.
-@st.cache_resource(max_entries=4, show_spinner="Computing cycles… (windows, rates and cohort statistics)",
-                   hash_funcs=HASH_FUNCS)
+@st.cache_resource(
+    max_entries=4, show_spinner="Computing cycles… (windows, rates and cohort statistics)", hash_funcs=HASH_FUNCS
+)
 def _analyse(dataset: Dataset, config: AnalysisConfig) -> Analysis:
     return analyse(dataset, config)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Patient status… (response, onset, wearing-off, stopping rules)",
-                   hash_funcs=HASH_FUNCS)
+@st.cache_resource(
+    max_entries=4, show_spinner="Patient status… (response, onset, wearing-off, stopping rules)", hash_funcs=HASH_FUNCS
+)
 def clinical(ctx: AppContext) -> ClinicalTables:
     """``analytics.definitions.clinical.clinical_tables`` for the context's data and parameters, once for all pages."""
     return clinical_tables(ctx.analysis, ctx.dataset)
@@ -319,7 +328,9 @@ def _choose_source() -> _Source:
     if choice == UPLOAD_LABEL:
         uploads = st.sidebar.file_uploader(
             "sessions.csv, diary.csv and the optional files (CSV or Parquet), or one ZIP holding them",
-            type=["csv", "parquet", "zip"], accept_multiple_files=True, key="uploads",
+            type=["csv", "parquet", "zip"],
+            accept_multiple_files=True,
+            key="uploads",
             help="Files stay in this session's memory and are never written to disk.",
         )
         if not uploads:

@@ -625,8 +625,9 @@ def weekly_profile(grid: pd.DataFrame, config: AnalysisConfig, cycles: pd.DataFr
         out = weeks.groupby(["patient_id", "cycle", "week"], sort=True).sum().reset_index()
     else:
         counted = weeks.drop(columns="days").groupby(["patient_id", "cycle", "week"], sort=False).sum()
-        out = _calendar_weeks(cycles).merge(counted, left_on=["patient_id", "cycle", "week"], right_index=True,
-                                            how="left")
+        out = _calendar_weeks(cycles).merge(
+            counted, left_on=["patient_id", "cycle", "week"], right_index=True, how="left"
+        )
         out[["recorded_days", "headache_days"]] = out[["recorded_days", "headache_days"]].fillna(0).astype("int64")
     out["evaluable"] = (out["days"] == 7) & (out["recorded_days"] / 7 >= config.min_completeness - config.tolerance)
     rate = out["headache_days"] / out["recorded_days"].replace(0, np.nan) * 7

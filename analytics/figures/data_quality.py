@@ -32,15 +32,21 @@ def build_completeness_figure(bins: pd.DataFrame, min_completeness: float, heigh
             marker_color=WINDOW_COLOURS[window],
             customdata=pd.concat([low, high], axis=1).to_numpy(),
             hovertemplate=f"{window}<br>" + "%{customdata[0]:.0f}–%{customdata[1]:.0f}% of days recorded: "
-                          "%{y} windows<extra></extra>",
+            "%{y} windows<extra></extra>",
         )
     threshold = 100 * min_completeness
     if threshold > 0:
         fig.add_vrect(x0=0, x1=threshold, fillcolor=NOT_EVALUABLE_SHADE, line_width=0, layer="below")
         fig.add_vline(x=threshold, line=dict(color=TEXT, dash="dash", width=1.5))
         fig.add_annotation(
-            x=threshold, y=1, yref="paper", xanchor="right", yanchor="top", showarrow=False,
-            text=f"not evaluable below {threshold:.0f}% ", font=dict(size=13, color=TEXT),
+            x=threshold,
+            y=1,
+            yref="paper",
+            xanchor="right",
+            yanchor="top",
+            showarrow=False,
+            text=f"not evaluable below {threshold:.0f}% ",
+            font=dict(size=13, color=TEXT),
         )
     fig.update_layout(barmode="stack", bargap=0)
     fig.update_xaxes(title_text="Days with a diary entry in the window (%)", range=[0, 100], dtick=10, ticksuffix="%")

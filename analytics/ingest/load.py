@@ -584,11 +584,16 @@ def _read_csv_records(
     if rows:
         chunks.append(_arrow_columns(rows))
     if not chunks:
-        return pd.DataFrame(columns=header, dtype=object), np.asarray(lines, dtype=np.int64), _malformed_table(
-            *malformed, len(header))
+        return (
+            pd.DataFrame(columns=header, dtype=object),
+            np.asarray(lines, dtype=np.int64),
+            _malformed_table(*malformed, len(header)),
+        )
     cells = pd.DataFrame(
-        {i: pd.arrays.ArrowExtensionArray(pa.chunked_array([chunk[i] for chunk in chunks], pa.string()))
-         for i in range(len(header))}
+        {
+            i: pd.arrays.ArrowExtensionArray(pa.chunked_array([chunk[i] for chunk in chunks], pa.string()))
+            for i in range(len(header))
+        }
     )
     cells.columns = header
     return cells, np.asarray(lines, dtype=np.int64), _malformed_table(*malformed, len(header))
@@ -829,8 +834,12 @@ def _validate_file(
         }
     )
     malformed = malformed[listed_malformed].assign(file=table.name).astype({"value": object})[REJECTED_COLUMNS]
-    unlisted = _unlisted_counts(table, rejected["reason"].to_numpy()[~listed], rejected["row"].to_numpy()[~listed],
-                                table.malformed[~listed_malformed])
+    unlisted = _unlisted_counts(
+        table,
+        rejected["reason"].to_numpy()[~listed],
+        rejected["row"].to_numpy()[~listed],
+        table.malformed[~listed_malformed],
+    )
     accepted = typed.assign(line=table.lines[typed.index.to_numpy()]).reset_index(drop=True)
     return accepted, pd.concat([rejected_report, malformed], ignore_index=True), unlisted
 
@@ -862,19 +871,31 @@ def _unlisted_counts(table: RawTable, reasons: np.ndarray, rows: np.ndarray, mal
     ids = _arrow_text(table.cells["patient_id"]).take(pa.array(rows.astype(np.int64)))
     codes, names = pd.factorize(reasons)
     counted = (
-        pa.table({"reason": codes, "patient_id": ids}).group_by(["reason", "patient_id"], use_threads=False)
-        .aggregate([([], "count_all")]).to_pandas(types_mapper={pa.string(): pd.ArrowDtype(pa.string())}.get)
+        pa.table({"reason": codes, "patient_id": ids})
+        .group_by(["reason", "patient_id"], use_threads=False)
+        .aggregate([([], "count_all")])
+        .to_pandas(types_mapper={pa.string(): pd.ArrowDtype(pa.string())}.get)
     )
     parts = [
-        pd.DataFrame({"reason": np.asarray(names, dtype=object)[counted["reason"].to_numpy()],
-                      "patient_id": counted["patient_id"].astype(schemas.TEXT_DTYPE),
-                      "rows": counted["count_all"].astype("int64")}),
+        pd.DataFrame(
+            {
+                "reason": np.asarray(names, dtype=object)[counted["reason"].to_numpy()],
+                "patient_id": counted["patient_id"].astype(schemas.TEXT_DTYPE),
+                "rows": counted["count_all"].astype("int64"),
+            }
+        ),
     ]
     if not malformed.empty:
         by_id = malformed.groupby("patient_id", sort=False).size()
-        parts.append(pd.DataFrame({"reason": schemas.WRONG_FIELD_COUNT,
-                                   "patient_id": pd.Series(by_id.index, dtype=schemas.TEXT_DTYPE),
-                                   "rows": by_id.to_numpy(dtype="int64")}))
+        parts.append(
+            pd.DataFrame(
+                {
+                    "reason": schemas.WRONG_FIELD_COUNT,
+                    "patient_id": pd.Series(by_id.index, dtype=schemas.TEXT_DTYPE),
+                    "rows": by_id.to_numpy(dtype="int64"),
+                }
+            )
+        )
     counts = pd.concat(parts, ignore_index=True).assign(file=table.name)[UNLISTED_COLUMNS]
     return counts.sort_values(["reason", "patient_id"], kind="stable", ignore_index=True)
 

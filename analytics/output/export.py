@@ -169,16 +169,18 @@ def export_files(
         [c for c in analysis.cohort_cycles.columns if c in COHORT_CYCLE_COLUMNS or c.startswith("new_responder_50_ci")]
     ]
     safety = {} if analysis.safety is None else {"safety.csv": csv_bytes(analysis.safety)}
-    return with_contents({
-        "patient_cycles.csv": csv_bytes(patient_table),
-        "cohort_cycles.csv": csv_bytes(cohort_table),
-        "patient_status.csv": csv_bytes(analysis.patient_status[PATIENT_STATUS_COLUMNS]),
-        **safety,
-        "rejected_rows.csv": csv_bytes(dataset.rejected),
-        "manifest.json": (
-            json.dumps(manifest(analysis, dataset, exported_at, extra_manifest), indent=2) + "\n"
-        ).encode(),
-    })
+    return with_contents(
+        {
+            "patient_cycles.csv": csv_bytes(patient_table),
+            "cohort_cycles.csv": csv_bytes(cohort_table),
+            "patient_status.csv": csv_bytes(analysis.patient_status[PATIENT_STATUS_COLUMNS]),
+            **safety,
+            "rejected_rows.csv": csv_bytes(dataset.rejected),
+            "manifest.json": (
+                json.dumps(manifest(analysis, dataset, exported_at, extra_manifest), indent=2) + "\n"
+            ).encode(),
+        }
+    )
 
 
 def suppressed_export_files(
@@ -210,11 +212,13 @@ def suppressed_export_files(
     }
     record["min_cell"] = min_cell
     record["suppression"] = describe(min_cell)
-    return with_contents({
-        "cohort_cycles.csv": csv_bytes(cohort),
-        "rejected_counts.csv": csv_bytes(reasons),
-        "manifest.json": (json.dumps(record, indent=2) + "\n").encode(),
-    })
+    return with_contents(
+        {
+            "cohort_cycles.csv": csv_bytes(cohort),
+            "rejected_counts.csv": csv_bytes(reasons),
+            "manifest.json": (json.dumps(record, indent=2) + "\n").encode(),
+        }
+    )
 
 
 def _count_or_marker(text: str) -> int | str:
@@ -394,7 +398,7 @@ def _remove_stale_staging(out_dir: Path) -> None:
     files are touched."""
     prefix = f".{out_dir.name}."
     for path in out_dir.parent.iterdir():
-        if not (path.name.startswith(prefix) and _STAGING_SUFFIX.fullmatch(path.name[len(prefix):])):
+        if not (path.name.startswith(prefix) and _STAGING_SUFFIX.fullmatch(path.name[len(prefix) :])):
             continue
         if path.is_dir() and not path.is_symlink() and _holds_only_export_files(path):
             shutil.rmtree(path, ignore_errors=True)

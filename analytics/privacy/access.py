@@ -99,7 +99,9 @@ PERMISSIONS: Mapping[str, Permissions] = MappingProxyType(
         "doctor": Permissions(frozenset({"patient", "data"}), frozenset({"patient_level", "aggregate"})),
         "manager": Permissions(frozenset({"clinic", "outcomes", "data"}), frozenset({"aggregate"}), may_suppress=True),
         "researcher": Permissions(
-            frozenset({"outcomes", "data"}), frozenset({"patient_level", "aggregate"}), pseudonymised=True,
+            frozenset({"outcomes", "data"}),
+            frozenset({"patient_level", "aggregate"}),
+            pseudonymised=True,
             may_suppress=True,
         ),
         "admin": Permissions(frozenset(PAGES), frozenset(EXPORT_KINDS)),
@@ -221,12 +223,49 @@ ASCII_WHITESPACE = " \t\r\n"
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 # Non-ASCII letters that look like ASCII ones and that NFKD does not take apart (Unicode TR39
 # confusables, the Cyrillic and Greek ones of the Latin alphabet's lower case, plus dotless i).
-_CONFUSABLES = str.maketrans({
-    "а": "a", "в": "b", "с": "c", "ԁ": "d", "е": "e", "һ": "h", "і": "i", "ј": "j", "к": "k", "ӏ": "l", "м": "m",
-    "н": "h", "о": "o", "р": "p", "ԛ": "q", "г": "r", "ѕ": "s", "т": "t", "џ": "u", "ѵ": "v", "ԝ": "w", "х": "x",
-    "у": "y", "α": "a", "β": "b", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
-    "χ": "x", "ı": "i", "ø": "o", "ł": "l", "đ": "d", "ħ": "h",
-})
+_CONFUSABLES = str.maketrans(
+    {
+        "а": "a",
+        "в": "b",
+        "с": "c",
+        "ԁ": "d",
+        "е": "e",
+        "һ": "h",
+        "і": "i",
+        "ј": "j",
+        "к": "k",
+        "ӏ": "l",
+        "м": "m",
+        "н": "h",
+        "о": "o",
+        "р": "p",
+        "ԛ": "q",
+        "г": "r",
+        "ѕ": "s",
+        "т": "t",
+        "џ": "u",
+        "ѵ": "v",
+        "ԝ": "w",
+        "х": "x",
+        "у": "y",
+        "α": "a",
+        "β": "b",
+        "ε": "e",
+        "ι": "i",
+        "κ": "k",
+        "ν": "v",
+        "ο": "o",
+        "ρ": "p",
+        "τ": "t",
+        "υ": "u",
+        "χ": "x",
+        "ı": "i",
+        "ø": "o",
+        "ł": "l",
+        "đ": "d",
+        "ħ": "h",
+    }
+)
 
 
 def _ascii_lower(text: str) -> str:
@@ -267,8 +306,9 @@ def lookalike_skeleton(email: str) -> str:
     Only used to name an attempt; never to let anyone in.
     """
     decomposed = unicodedata.normalize("NFKD", email.casefold())
-    stripped = "".join(char for char in decomposed
-                       if not unicodedata.combining(char) and unicodedata.category(char) != "Cf")
+    stripped = "".join(
+        char for char in decomposed if not unicodedata.combining(char) and unicodedata.category(char) != "Cf"
+    )
     return unicodedata.normalize("NFKC", stripped.translate(_CONFUSABLES)).casefold()
 
 
@@ -408,8 +448,13 @@ def _with_reports(
                 columns_ignored=f.columns_ignored,
             )
         )
-    return Dataset(tables=tables, rejected=rejected.reset_index(drop=True), files=reports,
-                   present_columns=dict(dataset.present_columns), rejected_unlisted=unlisted.reset_index(drop=True))
+    return Dataset(
+        tables=tables,
+        rejected=rejected.reset_index(drop=True),
+        files=reports,
+        present_columns=dict(dataset.present_columns),
+        rejected_unlisted=unlisted.reset_index(drop=True),
+    )
 
 
 def visible_patients(dataset: Dataset, clinics: Clinics) -> pd.Index:
@@ -440,9 +485,17 @@ def scope_dataset(dataset: Dataset, clinics: Clinics) -> Dataset:
 
 def pseudonymise_dataset(dataset: Dataset, key: bytes) -> Dataset:
     """Every patient_id replaced by its keyed pseudonym; the rejected value of a patient_id withheld."""
-    ids = pd.concat([t["patient_id"].astype("string") for t in dataset.tables.values()]
-                    + [dataset.rejected["patient_id"].astype("string"),
-                       dataset.rejected_unlisted["patient_id"].astype("string")]).dropna().unique()
+    ids = (
+        pd.concat(
+            [t["patient_id"].astype("string") for t in dataset.tables.values()]
+            + [
+                dataset.rejected["patient_id"].astype("string"),
+                dataset.rejected_unlisted["patient_id"].astype("string"),
+            ]
+        )
+        .dropna()
+        .unique()
+    )
     # HMAC has no vectorised form: one call per distinct id, then a vectorised map over the rows.
     mapping = pd.Series({raw: pseudonym(key, raw) for raw in ids}, dtype="string")
     if mapping[mapping != ""].nunique() != (mapping != "").sum():

@@ -64,8 +64,20 @@ EVENT_FIELDS: Mapping[str, frozenset[str]] = {
     "open_patient": frozenset({"patient_id", "page"}),
     "export": frozenset({"file", "kind", "rows", "filter", "parameters", "page", "min_cell"}),
 }
-COLUMNS = (*COMMON_FIELDS, "mode", "clinics", "reason", "patient_id", "page", "file", "kind", "rows", "filter",
-           "parameters", "min_cell")
+COLUMNS = (
+    *COMMON_FIELDS,
+    "mode",
+    "clinics",
+    "reason",
+    "patient_id",
+    "page",
+    "file",
+    "kind",
+    "rows",
+    "filter",
+    "parameters",
+    "min_cell",
+)
 """The columns of ``read_events``, in display order."""
 MAX_TEXT = 512
 """The longest text kept in a field (longer text is cut, ending in a note of what was left out)."""
@@ -256,8 +268,10 @@ def _check_line(line: bytes, prev: str) -> str | None:
     except ValueError:
         return "not a JSON object"
     if not isinstance(record, dict) or record.get("prev") != prev:
-        return ("it does not follow the line before it (a line was deleted or inserted before it, or the "
-                "line before it was changed)")
+        return (
+            "it does not follow the line before it (a line was deleted or inserted before it, or the "
+            "line before it was changed)"
+        )
     return None
 
 
@@ -288,11 +302,19 @@ def verify(path: Path | str) -> Verification:
     if head is None:
         if lines == 0:
             return Verification(True, 0)
-        return Verification(False, lines, lines, f"the head file {head_path(path).name} is missing, so a cut-off "
-                            "end of the log cannot be ruled out")
+        return Verification(
+            False,
+            lines,
+            lines,
+            f"the head file {head_path(path).name} is missing, so a cut-off end of the log cannot be ruled out",
+        )
     if lines < head.lines:
-        return Verification(False, lines, lines + 1, f"the log ends after line {lines:,}, but its head file records "
-                            f"{head.lines:,} lines: the end was cut off")
+        return Verification(
+            False,
+            lines,
+            lines + 1,
+            f"the log ends after line {lines:,}, but its head file records {head.lines:,} lines: the end was cut off",
+        )
     if at_head != head.hash:
         return Verification(False, lines, head.lines, "the line does not match the head file (the log was rewritten)")
     return Verification(True, lines)
@@ -308,8 +330,11 @@ def data_rows(file_name: str, content: bytes | str) -> int | None:
     if name.endswith(".zip"):
         raw = content.encode("utf-8") if isinstance(content, str) else content
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            return sum(data_rows(member, archive.read(member)) or 0 for member in archive.namelist()
-                       if member.lower().endswith(".csv"))
+            return sum(
+                data_rows(member, archive.read(member)) or 0
+                for member in archive.namelist()
+                if member.lower().endswith(".csv")
+            )
     if name.endswith(".json"):
         return 0
     return None

@@ -319,9 +319,7 @@ def _check_keep(keep: list[str]) -> None:
                 f"--keep {column}: '{column}' is a direct identifier (SPEC §2.1) and is always dropped"
             )
         if column in _TRANSFORMED:
-            raise DeidentifyError(
-                f"--keep {column}: '{column}' is always {_TRANSFORMED[column]}, never copied as is"
-            )
+            raise DeidentifyError(f"--keep {column}: '{column}' is always {_TRANSFORMED[column]}, never copied as is")
 
 
 def _columns(stem: str, table: RawTable, keep: set[str]) -> tuple[list[str], list[str]]:
@@ -426,8 +424,14 @@ def _in_pseudonym_order(stem: str, frame: pd.DataFrame, patient_rank: np.ndarray
 
 
 def _deidentify_table(
-    stem: str, table: RawTable, layout: tuple[list[str], list[str]], ids: pd.Index, pseudonyms: np.ndarray,
-    offsets: np.ndarray, ranks: np.ndarray, key: bytes,
+    stem: str,
+    table: RawTable,
+    layout: tuple[list[str], list[str]],
+    ids: pd.Index,
+    pseudonyms: np.ndarray,
+    offsets: np.ndarray,
+    ranks: np.ndarray,
+    key: bytes,
 ) -> tuple[pd.DataFrame, FileResult]:
     contract = {c.name: c for c in FILES[stem].columns}
     written, dropped = layout
@@ -538,22 +542,31 @@ def _warnings(results: list[FileResult], keep: list[str]) -> list[str]:
         if column not in found:
             warnings.append(f"--keep {column}: no file has a column named '{column}'")
         elif column not in {c.name for spec in FILES.values() for c in spec.columns}:
-            warnings.append(f"kept column '{column}' is copied as is (not pseudonymised or date-shifted; "
-                            "date-like values withheld)")
+            warnings.append(
+                f"kept column '{column}' is copied as is (not pseudonymised or date-shifted; date-like values withheld)"
+            )
     for r in results:
         if r.unreadable_lines:
             lines = ", ".join(map(str, r.unreadable_lines[:10])) + (" ..." if len(r.unreadable_lines) > 10 else "")
-            warnings.append(f"{r.source}: {len(r.unreadable_lines)} rows with the wrong number of fields "
-                            f"were not written (lines {lines}); fix them in the raw export")
+            warnings.append(
+                f"{r.source}: {len(r.unreadable_lines)} rows with the wrong number of fields "
+                f"were not written (lines {lines}); fix them in the raw export"
+            )
         if r.invalid_dates_withheld:
-            warnings.append(f"{r.source}: {r.invalid_dates_withheld} dates are not valid YYYY-MM-DD and were "
-                            f"replaced by '{INVALID_DATE_MARKER}'; the loader will reject those rows")
+            warnings.append(
+                f"{r.source}: {r.invalid_dates_withheld} dates are not valid YYYY-MM-DD and were "
+                f"replaced by '{INVALID_DATE_MARKER}'; the loader will reject those rows"
+            )
         for column, n in r.date_like_text_withheld.items():
-            warnings.append(f"{r.source}: {n} values of {column} contain something date-like and were withheld "
-                            "(emptied): a real date beside the shifted ones would give the offset away")
+            warnings.append(
+                f"{r.source}: {n} values of {column} contain something date-like and were withheld "
+                "(emptied): a real date beside the shifted ones would give the offset away"
+            )
         for column, n in r.invalid_values_withheld.items():
-            warnings.append(f"{r.source}: {n} values of {column} break its rule and were replaced by "
-                            f"'{INVALID_VALUE_MARKER}'; the loader will reject those rows")
+            warnings.append(
+                f"{r.source}: {n} values of {column} break its rule and were replaced by "
+                f"'{INVALID_VALUE_MARKER}'; the loader will reject those rows"
+            )
     return warnings
 
 
@@ -561,15 +574,32 @@ def _warnings(results: list[FileResult], keep: list[str]) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--in", dest="in_dir", required=True, type=Path, metavar="RAW_DIR",
-                        help="folder with the raw sessions.csv, diary.csv, ... (files named as in the data contract)")
-    parser.add_argument("--out", required=True, type=Path, metavar="OUT_DIR",
-                        help="folder to write the de-identified files into")
-    parser.add_argument("--key-file", required=True, type=Path, metavar="KEY_FILE",
-                        help="secret key (created with mode 0600 if missing); keep it outside OUT_DIR, never share it")
-    parser.add_argument("--keep", action="append", default=[], metavar="COL",
-                        help="keep this column outside the data contract, or the free-text protocol or "
-                        "discontinuation_reason (repeatable); never a direct identifier; date-like values are withheld")
+    parser.add_argument(
+        "--in",
+        dest="in_dir",
+        required=True,
+        type=Path,
+        metavar="RAW_DIR",
+        help="folder with the raw sessions.csv, diary.csv, ... (files named as in the data contract)",
+    )
+    parser.add_argument(
+        "--out", required=True, type=Path, metavar="OUT_DIR", help="folder to write the de-identified files into"
+    )
+    parser.add_argument(
+        "--key-file",
+        required=True,
+        type=Path,
+        metavar="KEY_FILE",
+        help="secret key (created with mode 0600 if missing); keep it outside OUT_DIR, never share it",
+    )
+    parser.add_argument(
+        "--keep",
+        action="append",
+        default=[],
+        metavar="COL",
+        help="keep this column outside the data contract, or the free-text protocol or "
+        "discontinuation_reason (repeatable); never a direct identifier; date-like values are withheld",
+    )
 
 
 def _check_paths(in_dir: Path, out_dir: Path, key_file: Path, names: list[str]) -> None:
@@ -613,12 +643,16 @@ def run(args: argparse.Namespace) -> int:
         _say(f"error: cannot write to {args.out}: {exc.strerror or exc}")
         return 4
     if created:
-        _say(f"created key file {args.key_file} (mode 0600): keep it secret, apart from the data; "
-             "the same key gives the same pseudonyms next time")
+        _say(
+            f"created key file {args.key_file} (mode 0600): keep it secret, apart from the data; "
+            "the same key gives the same pseudonyms next time"
+        )
     for r in result.results:
         dropped = "; ".join(r.columns_dropped) or "none"
-        _say(f"  {r.source} -> {r.file}: {r.rows_in} rows in, {r.rows_out} out, {r.patients} patients, "
-             f"{r.dates_shifted} dates shifted; dropped: {dropped}")
+        _say(
+            f"  {r.source} -> {r.file}: {r.rows_in} rows in, {r.rows_out} out, {r.patients} patients, "
+            f"{r.dates_shifted} dates shifted; dropped: {dropped}"
+        )
     for warning in key_warnings + result.warnings:
         _say(f"warning: {warning}")
     _say(f"{result.report['patients']} patients; wrote {', '.join(result.files)} to {args.out}")

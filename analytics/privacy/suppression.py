@@ -358,8 +358,11 @@ class _Outsider:
             self.highs_bounds = None  # start afresh next time; this one goes to linprog
             return None
         solution = highs.getSolution()
-        return "optimal", highs.getInfo().objective_function_value, np.array(solution.col_value), np.array(
-            solution.col_dual
+        return (
+            "optimal",
+            highs.getInfo().objective_function_value,
+            np.array(solution.col_value),
+            np.array(solution.col_dual),
         )
 
     def _linprog(self, cost: np.ndarray, bounds: np.ndarray) -> tuple[str, float, np.ndarray, np.ndarray]:
@@ -439,8 +442,9 @@ class _Pool:
         """The part of the quantity's range these solutions span (resting on nothing known)."""
         reached = self.points[:, : self.cells] @ quantity
         low, high = int(np.argmin(reached)), int(np.argmax(reached))
-        return _Range(reached[low], reached[high], self.points[low], self.points[high],
-                      np.zeros(self.cells, dtype=bool))
+        return _Range(
+            reached[low], reached[high], self.points[low], self.points[high], np.zeros(self.cells, dtype=bool)
+        )
 
 
 def _highs_solver(matrix: object, equalities: int) -> tuple[Any, Any] | None:
@@ -598,9 +602,15 @@ def suppress_ranges(counts: LinkedCounts, model: CountModel, min_cell: int) -> d
         updated: dict[int, _Range] = {}
         # The likeliest to narrow again first (a trial that fails should fail early): those it was
         # withheld for, those whose range rests on it, those that count it.
-        order = sorted(ranges, key=lambda p: (p not in needed.get(tuple(members), ()),
-                                              not ranges[p].resting[members].any(),
-                                              not sensitive[p, members].any(), p))
+        order = sorted(
+            ranges,
+            key=lambda p: (
+                p not in needed.get(tuple(members), ()),
+                not ranges[p].resting[members].any(),
+                not sensitive[p, members].any(),
+                p,
+            ),
+        )
         for q in order:
             if ranges[q].holds(members, values[members]):
                 continue
@@ -613,9 +623,7 @@ def suppress_ranges(counts: LinkedCounts, model: CountModel, min_cell: int) -> d
             continue
         pool.merge(trial_pool)  # consistent with showing less, so with showing what is shown now
     return {
-        c: PRIMARY if primary[i] else COMPLEMENTARY if hidden[i] else SHOWN
-        for i, c in enumerate(cells)
-        if published[i]
+        c: PRIMARY if primary[i] else COMPLEMENTARY if hidden[i] else SHOWN for i, c in enumerate(cells) if published[i]
     }
 
 

@@ -37,9 +37,7 @@ class Proportion:
         return f"{self.rate:.0%} ({self.numerator}/{self.denominator}; 95% CI {self.ci_low:.0%}–{self.ci_high:.0%})"
 
 
-def wilson_interval(
-    successes: npt.ArrayLike, n: npt.ArrayLike, z: float = Z_95
-) -> tuple[np.ndarray, np.ndarray]:
+def wilson_interval(successes: npt.ArrayLike, n: npt.ArrayLike, z: float = Z_95) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for a binomial proportion; NaN where n is 0."""
     k = np.asarray(successes, dtype="float64")
     n = np.asarray(n, dtype="float64")

@@ -29,8 +29,18 @@ AJ_CI_METHOD = (
     "p. 411) on the log(−log F) scale"
 )
 CIF_TABLE_COLUMNS = [
-    "time", "at_risk", "events", "competing", "censored", "incidence", "ci_low", "ci_high",
-    "competing_incidence", "competing_ci_low", "competing_ci_high", "event_free",
+    "time",
+    "at_risk",
+    "events",
+    "competing",
+    "censored",
+    "incidence",
+    "ci_low",
+    "ci_high",
+    "competing_incidence",
+    "competing_ci_low",
+    "competing_ci_high",
+    "event_free",
 ]
 CENSORED, EVENT, COMPETING = 0, 1, 2
 """Codes of ``cumulative_incidence``'s ``causes``."""
@@ -243,8 +253,10 @@ class CumulativeIncidence:
 
     def describe(self) -> str:
         """The method line a caption prints next to the curve."""
-        return (f"{self.method}; {self.level:.0%} {self.ci_method}; n = {self.n}, events = {self.n_events}, "
-                f"competing events = {self.n_competing}, censored = {self.n_censored}")
+        return (
+            f"{self.method}; {self.level:.0%} {self.ci_method}; n = {self.n}, events = {self.n_events}, "
+            f"competing events = {self.n_competing}, censored = {self.n_censored}"
+        )
 
 
 def cumulative_incidence(
@@ -295,21 +307,25 @@ def cumulative_incidence(
         prefix = "" if code == EVENT else "competing_"
         estimates[f"{prefix}ci_low"], estimates[f"{prefix}ci_high"] = low, high
 
-    table = pd.DataFrame({
-        "time": grid,
-        "at_risk": at_risk.astype("int64"),
-        "events": counts[EVENT].to_numpy(dtype="int64"),
-        "competing": counts[COMPETING].to_numpy(dtype="int64"),
-        "censored": counts[CENSORED].to_numpy(dtype="int64"),
-        **estimates,
-    })
+    table = pd.DataFrame(
+        {
+            "time": grid,
+            "at_risk": at_risk.astype("int64"),
+            "events": counts[EVENT].to_numpy(dtype="int64"),
+            "competing": counts[COMPETING].to_numpy(dtype="int64"),
+            "censored": counts[CENSORED].to_numpy(dtype="int64"),
+            **estimates,
+        }
+    )
     table["event_free"] = kaplan_meier(time, cause != CENSORED, level).table["survival"].to_numpy()
-    return CumulativeIncidence(table, order, int(time.size), int((cause == EVENT).sum()),
-                               int((cause == COMPETING).sum()), level)
+    return CumulativeIncidence(
+        table, order, int(time.size), int((cause == EVENT).sum()), int((cause == COMPETING).sum()), level
+    )
 
 
-def _aalen_johansen(time: np.ndarray, cause: np.ndarray, code: int, level: float, at: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _aalen_johansen(
+    time: np.ndarray, cause: np.ndarray, code: int, level: float, at: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """lifelines' incidence of cause ``code`` and its interval at the times ``at`` (times without ties
     between causes, so lifelines does not jitter them)."""
     from lifelines import AalenJohansenFitter

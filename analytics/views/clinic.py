@@ -481,9 +481,10 @@ def retention(patients: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisConfi
     cycles = np.arange(1, k_max + 1)
     sessions = patients["n_sessions"].to_numpy()[:, None]
     reached = sessions >= cycles[None, :]
-    reach_by = patients["first_session"].to_numpy()[:, None] + pd.to_timedelta(
-        (cycles - 1) * config.on_time_max_days, unit="D"
-    ).to_numpy()[None, :]
+    reach_by = (
+        patients["first_session"].to_numpy()[:, None]
+        + pd.to_timedelta((cycles - 1) * config.on_time_max_days, unit="D").to_numpy()[None, :]
+    )
     had_time = reach_by <= as_of.to_datetime64()
     out = pd.DataFrame(
         {
@@ -501,8 +502,17 @@ def retention(patients: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisConfi
         )
     out["ci_low"], out["ci_high"] = wilson_interval(out["reached_had_time_n"], out["had_time_n"])
     return out[
-        ["cycle", "started_n", "reached_n", "reached_share", "had_time_n", "reached_had_time_n",
-         "reached_had_time_rate", "ci_low", "ci_high"]
+        [
+            "cycle",
+            "started_n",
+            "reached_n",
+            "reached_share",
+            "had_time_n",
+            "reached_had_time_n",
+            "reached_had_time_rate",
+            "ci_low",
+            "ci_high",
+        ]
     ]
 
 
@@ -592,8 +602,10 @@ def current_cycles(analysis: Analysis, patients: pd.DataFrame) -> pd.DataFrame:
     """
     config = analysis.config
     table = analysis.patient_cycles
-    latest = table.loc[table["cycle"] == table["n_sessions"], ["patient_id", "cycle", "start_date", "status",
-                                                                 "recorded_days", "window_days", "completeness"]]
+    latest = table.loc[
+        table["cycle"] == table["n_sessions"],
+        ["patient_id", "cycle", "start_date", "status", "recorded_days", "window_days", "completeness"],
+    ]
     active = patients.loc[patients["active"], ["patient_id", "clinic", "first_injector", "last_session"]]
     out = active.merge(latest, on="patient_id", how="inner").rename(columns={"window_days": "elapsed_days"})
     out["poor_completeness"] = (out["completeness"] < config.min_completeness - config.tolerance) & (
@@ -655,18 +667,22 @@ def _waiting_worklist(patients: pd.DataFrame, state: str) -> pd.DataFrame:
     """Patients whose SPEC §5 treatment_state is ``state``, longest wait first."""
     due = patients.loc[patients["treatment_state"].eq(state)]
     due = due.sort_values(["days_since_last_session", "patient_id"], ascending=[False, True], kind="stable")
-    return pd.DataFrame(
-        {
-            "patient": due["patient_id"],
-            "clinic": due["clinic"],
-            "last_session": due["last_session"],
-            "next_due": due["next_due"],
-            "days_since_last_session": due["days_since_last_session"],
-            "days_overdue": due["days_overdue"],
-            "sessions": due["n_sessions"],
-            "last_injector": due["last_injector"],
-        }
-    ).reset_index(drop=True).pipe(filled_cells)
+    return (
+        pd.DataFrame(
+            {
+                "patient": due["patient_id"],
+                "clinic": due["clinic"],
+                "last_session": due["last_session"],
+                "next_due": due["next_due"],
+                "days_since_last_session": due["days_since_last_session"],
+                "days_overdue": due["days_overdue"],
+                "sessions": due["n_sessions"],
+                "last_injector": due["last_injector"],
+            }
+        )
+        .reset_index(drop=True)
+        .pipe(filled_cells)
+    )
 
 
 def overdue_worklist(patients: pd.DataFrame) -> pd.DataFrame:
@@ -682,18 +698,22 @@ def lapsed_worklist(patients: pd.DataFrame) -> pd.DataFrame:
 def diary_worklist(current: pd.DataFrame) -> pd.DataFrame:
     """Active patients whose current-cycle diary completeness is below min_completeness, lowest first."""
     poor = current.loc[current["poor_completeness"]].sort_values(["completeness", "patient_id"], kind="stable")
-    return pd.DataFrame(
-        {
-            "patient": poor["patient_id"],
-            "clinic": poor["clinic"],
-            "cycle": poor["cycle"],
-            "cycle_start": poor["start_date"],
-            "status": poor["status"],
-            "recorded_days": poor["recorded_days"],
-            "elapsed_days": poor["elapsed_days"],
-            "completeness": poor["completeness"],
-        }
-    ).reset_index(drop=True).pipe(filled_cells)
+    return (
+        pd.DataFrame(
+            {
+                "patient": poor["patient_id"],
+                "clinic": poor["clinic"],
+                "cycle": poor["cycle"],
+                "cycle_start": poor["start_date"],
+                "status": poor["status"],
+                "recorded_days": poor["recorded_days"],
+                "elapsed_days": poor["elapsed_days"],
+                "completeness": poor["completeness"],
+            }
+        )
+        .reset_index(drop=True)
+        .pipe(filled_cells)
+    )
 
 
 def recent_adverse_events(
@@ -711,20 +731,24 @@ def recent_adverse_events(
     keep = recent & _matches(events["clinic"], flt.clinic) & _matches(events["injector"], flt.injector)
     events = events.loc[keep].assign(event_date=onset[keep])
     events = events.sort_values(["event_date", "patient_id"], ascending=[False, True], kind="stable")
-    return pd.DataFrame(
-        {
-            "patient": events["patient_id"],
-            "clinic": events["clinic"],
-            "event": events["event"],
-            "severity": events["severity"],
-            "serious": events["serious"],
-            "onset_date": events["onset_date"],
-            "session_date": events["session_date"],
-            "days_since": (as_of - events["event_date"]).dt.days.astype("int64"),
-            "resolved_date": events["resolved_date"],
-            "injector": events["injector"],
-        }
-    ).reset_index(drop=True).pipe(filled_cells)
+    return (
+        pd.DataFrame(
+            {
+                "patient": events["patient_id"],
+                "clinic": events["clinic"],
+                "event": events["event"],
+                "severity": events["severity"],
+                "serious": events["serious"],
+                "onset_date": events["onset_date"],
+                "session_date": events["session_date"],
+                "days_since": (as_of - events["event_date"]).dt.days.astype("int64"),
+                "resolved_date": events["resolved_date"],
+                "injector": events["injector"],
+            }
+        )
+        .reset_index(drop=True)
+        .pipe(filled_cells)
+    )
 
 
 def stop_indicated_worklist(patients: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
@@ -733,22 +757,26 @@ def stop_indicated_worklist(patients: pd.DataFrame, config: AnalysisConfig) -> p
     on_treatment = patients["treatment_state"].isin(["active", "overdue"])
     rows = patients.loc[on_treatment & patients["stop_indicated"].eq(True).fillna(False)]
     rows = rows.sort_values(["next_due", "patient_id"], kind="stable")
-    return pd.DataFrame(
-        {
-            "patient": rows["patient_id"],
-            "clinic": rows["clinic"],
-            "rules": stop_rules(rows, config),
-            "treatment_state": rows["treatment_state"],
-            "next_due": rows["next_due"],
-            "days_overdue": rows["days_overdue"],
-            "nice_state": rows["nice_state"],
-            "ehf_state": rows["ehf_state"],
-            "latest_evaluable_cycle": rows["latest_evaluable_cycle"],
-            "latest_mhd_pct_change": rows["latest_mhd_pct_change"],
-            "last_session": rows["last_session"],
-            "sessions": rows["n_sessions"],
-        }
-    ).reset_index(drop=True).pipe(filled_cells)
+    return (
+        pd.DataFrame(
+            {
+                "patient": rows["patient_id"],
+                "clinic": rows["clinic"],
+                "rules": stop_rules(rows, config),
+                "treatment_state": rows["treatment_state"],
+                "next_due": rows["next_due"],
+                "days_overdue": rows["days_overdue"],
+                "nice_state": rows["nice_state"],
+                "ehf_state": rows["ehf_state"],
+                "latest_evaluable_cycle": rows["latest_evaluable_cycle"],
+                "latest_mhd_pct_change": rows["latest_mhd_pct_change"],
+                "last_session": rows["last_session"],
+                "sessions": rows["n_sessions"],
+            }
+        )
+        .reset_index(drop=True)
+        .pipe(filled_cells)
+    )
 
 
 # --- funnel plots -------------------------------------------------------------------------------
@@ -865,17 +893,52 @@ COMPEL_SOURCE = (
 PUBLISHED_SAFETY = pd.DataFrame(
     [
         # study, event, pct, compare_with, source, checked, note
-        ("PREEMPT", "neck_pain", 8.7, "pct_2_cycles", PREEMPT_SOURCE, True,
-         "8.7% vs 2.7% on placebo, as also quoted by Blumenfeld AM et al., Headache 2017;57:766–777"),
-        ("PREEMPT", "eyelid_ptosis", 3.6, "pct_2_cycles", PREEMPT_SOURCE, True,
-         "3.6% as quoted by Blumenfeld AM et al., Headache 2017;57:766–777; a figure of 3.3% is also in "
-         "circulation and was not confirmed"),
-        ("PREEMPT", "muscular_weakness", 5.5, "pct_2_cycles", PREEMPT_SOURCE, False,
-         "recalled, not checked against the paper"),
-        ("PREEMPT", "injection_site_pain", 3.2, "pct_2_cycles", PREEMPT_SOURCE, False,
-         "recalled, not checked against the paper"),
-        ("PREEMPT", "headache", 2.9, "pct_2_cycles", PREEMPT_SOURCE, False,
-         "recalled, not checked against the paper; may be the treatment-related rate"),
+        (
+            "PREEMPT",
+            "neck_pain",
+            8.7,
+            "pct_2_cycles",
+            PREEMPT_SOURCE,
+            True,
+            "8.7% vs 2.7% on placebo, as also quoted by Blumenfeld AM et al., Headache 2017;57:766–777",
+        ),
+        (
+            "PREEMPT",
+            "eyelid_ptosis",
+            3.6,
+            "pct_2_cycles",
+            PREEMPT_SOURCE,
+            True,
+            "3.6% as quoted by Blumenfeld AM et al., Headache 2017;57:766–777; a figure of 3.3% is also in "
+            "circulation and was not confirmed",
+        ),
+        (
+            "PREEMPT",
+            "muscular_weakness",
+            5.5,
+            "pct_2_cycles",
+            PREEMPT_SOURCE,
+            False,
+            "recalled, not checked against the paper",
+        ),
+        (
+            "PREEMPT",
+            "injection_site_pain",
+            3.2,
+            "pct_2_cycles",
+            PREEMPT_SOURCE,
+            False,
+            "recalled, not checked against the paper",
+        ),
+        (
+            "PREEMPT",
+            "headache",
+            2.9,
+            "pct_2_cycles",
+            PREEMPT_SOURCE,
+            False,
+            "recalled, not checked against the paper; may be the treatment-related rate",
+        ),
         ("COMPEL", "neck_pain", 4.1, "patients_with_event_pct", COMPEL_SOURCE, True, "29 of 716"),
         ("COMPEL", "eyelid_ptosis", 2.5, "patients_with_event_pct", COMPEL_SOURCE, True, "18 of 716"),
         ("COMPEL", "musculoskeletal_stiffness", 2.4, "patients_with_event_pct", COMPEL_SOURCE, True, "17 of 716"),
@@ -883,8 +946,15 @@ PUBLISHED_SAFETY = pd.DataFrame(
         ("COMPEL", "headache", 1.7, "patients_with_event_pct", COMPEL_SOURCE, True, "12 of 716"),
         ("COMPEL", "muscular_weakness", 1.4, "patients_with_event_pct", COMPEL_SOURCE, True, "10 of 716"),
         ("COMPEL", "facial_paresis", 1.3, "patients_with_event_pct", COMPEL_SOURCE, True, "9 of 716"),
-        ("COMPEL", "any", 18.3, "patients_with_event_pct", COMPEL_SOURCE, True,
-         "131 of 716 with at least one treatment-related adverse event"),
+        (
+            "COMPEL",
+            "any",
+            18.3,
+            "patients_with_event_pct",
+            COMPEL_SOURCE,
+            True,
+            "131 of 716 with at least one treatment-related adverse event",
+        ),
     ],
     columns=["study", "event", "published_pct", "compare_with", "source", "checked", "note"],
 )

@@ -45,8 +45,19 @@ FILTER_FILE_NAME = "cohort_filter.json"
 MANIFEST_KEY = "cohort_filter"
 
 ATTRIBUTE_COLUMNS = [
-    "patient_id", "sex", "age_band", "clinic", "prior_preventives", "medication_overuse", "first_injection",
-    "n_cycles", "eligible", "baseline_evaluable", "baseline_completeness", "baseline_mhd", "baseline_mmd",
+    "patient_id",
+    "sex",
+    "age_band",
+    "clinic",
+    "prior_preventives",
+    "medication_overuse",
+    "first_injection",
+    "n_cycles",
+    "eligible",
+    "baseline_evaluable",
+    "baseline_completeness",
+    "baseline_mhd",
+    "baseline_mmd",
     "baseline_amd",
 ]
 """Columns of ``patient_attributes``; the filter criteria read a subset, Table 1 and subgroups read more."""
@@ -61,8 +72,16 @@ RANGES: dict[str, tuple[str, str, type]] = {
     "baseline_mhd": ("baseline_mhd_min", "baseline_mhd_max", float),
     "first_injection": ("first_injection_from", "first_injection_to", date),
 }
-QUERY_PARAMETERS = ("sex", "age_band", "clinic", "prior_preventives", "medication_overuse", "baseline_mhd",
-                    "first_injection", "min_cycles")
+QUERY_PARAMETERS = (
+    "sex",
+    "age_band",
+    "clinic",
+    "prior_preventives",
+    "medication_overuse",
+    "baseline_mhd",
+    "first_injection",
+    "min_cycles",
+)
 Bounds = Mapping[str, Sequence[object]]
 """The data's (low, high) per range parameter: a range end at (or beyond) its bound is open."""
 
@@ -128,6 +147,7 @@ def _text(value: object) -> str:
 
 def age_band_order(bands: Iterable[str]) -> list[str]:
     """Age bands sorted by their lower bound (``90+`` after ``80-89``), text order among ties."""
+
     def low(band: str) -> tuple[int, str]:
         match = _AGE_LOW_RE.match(band)
         return (int(match.group(1)) if match else 10**6, band)
@@ -171,16 +191,23 @@ class CohortFilter:
         # Normalise so that equal criteria compare, hash and serialise equally (cache keys, URLs).
         for name in _CATEGORICAL:
             object.__setattr__(self, name, _values(getattr(self, name)))
-        for name, kind in (("prior_preventives_min", int), ("prior_preventives_max", int),
-                           ("baseline_mhd_min", float), ("baseline_mhd_max", float)):
+        for name, kind in (
+            ("prior_preventives_min", int),
+            ("prior_preventives_max", int),
+            ("baseline_mhd_min", float),
+            ("baseline_mhd_max", float),
+        ):
             object.__setattr__(self, name, _as_number(getattr(self, name), kind))
         object.__setattr__(self, "medication_overuse", _yes_no(self.medication_overuse))
         object.__setattr__(self, "first_injection_from", _as_date(self.first_injection_from))
         object.__setattr__(self, "first_injection_to", _as_date(self.first_injection_to))
         object.__setattr__(self, "min_cycles", int(_as_number(self.min_cycles, int) or 0))
         problems = []
-        for low, high in (("prior_preventives_min", "prior_preventives_max"), ("baseline_mhd_min", "baseline_mhd_max"),
-                          ("first_injection_from", "first_injection_to")):
+        for low, high in (
+            ("prior_preventives_min", "prior_preventives_max"),
+            ("baseline_mhd_min", "baseline_mhd_max"),
+            ("first_injection_from", "first_injection_to"),
+        ):
             a, b = getattr(self, low), getattr(self, high)
             if a is not None and b is not None and a > b:
                 problems.append(f"{low} ({a}) is after {high} ({b})")
@@ -316,8 +343,9 @@ class CohortFilter:
         return params
 
     @classmethod
-    def from_query_params(cls, params: Mapping[str, Sequence[str]], bounds: Bounds | None = None
-                          ) -> tuple[CohortFilter, list[str]]:
+    def from_query_params(
+        cls, params: Mapping[str, Sequence[str]], bounds: Bounds | None = None
+    ) -> tuple[CohortFilter, list[str]]:
         """The filter in URL query parameters, and what in them was ignored as invalid.
 
         Links can be edited by hand, so a bad value drops that criterion (reported) instead of
@@ -375,8 +403,14 @@ class CohortFilter:
         for name in _CATEGORICAL:
             for value in getattr(self, name):
                 args += [f"--{name.replace('_', '-')}", value]
-        for name in ("prior_preventives_min", "prior_preventives_max", "baseline_mhd_min", "baseline_mhd_max",
-                     "first_injection_from", "first_injection_to"):
+        for name in (
+            "prior_preventives_min",
+            "prior_preventives_max",
+            "baseline_mhd_min",
+            "baseline_mhd_max",
+            "first_injection_from",
+            "first_injection_to",
+        ):
             value = getattr(self, name)
             if value is not None:
                 args += [f"--{name.replace('_', '-')}", _text(value)]
@@ -439,8 +473,12 @@ def patient_attributes(analysis: Analysis, dataset: Dataset) -> pd.DataFrame:
     people = dataset.tables["patients"].drop_duplicates("patient_id").set_index("patient_id")
     present = dataset.present_columns.get("patients", frozenset())
     patient_columns: tuple[tuple[str, Literal["string", "Int64", "boolean"]], ...] = (
-        ("sex", "string"), ("age_band", "string"), ("clinic", "string"),
-        ("prior_preventives", "Int64"), ("medication_overuse", "boolean"))
+        ("sex", "string"),
+        ("age_band", "string"),
+        ("clinic", "string"),
+        ("prior_preventives", "Int64"),
+        ("medication_overuse", "boolean"),
+    )
     for column, dtype in patient_columns:
         if column in present and column in people:
             out[column] = people[column].reindex(out.index).astype(dtype)
@@ -470,13 +508,20 @@ def restrict(analysis: Analysis, patient_ids: Iterable[str], with_days: bool = T
     status = status.loc[status["patient_id"].isin(keep)].reset_index(drop=True)
     events = analysis.adverse_events
     events = None if events is None else events.loc[events["patient_id"].isin(keep)].reset_index(drop=True)
-    return dataclasses.replace(analysis, patient_cycles=table, patient_days=days.reset_index(drop=True),
-                               cohort_cycles=cohort, patient_status=status, adverse_events=events,
-                               safety=safety(table, events))
+    return dataclasses.replace(
+        analysis,
+        patient_cycles=table,
+        patient_days=days.reset_index(drop=True),
+        cohort_cycles=cohort,
+        patient_status=status,
+        adverse_events=events,
+        safety=safety(table, events),
+    )
 
 
-def filter_manifest(cohort_filter: CohortFilter, selected: int, treated: int, min_cell: int | None = None
-                    ) -> dict[str, object]:
+def filter_manifest(
+    cohort_filter: CohortFilter, selected: int, treated: int, min_cell: int | None = None
+) -> dict[str, object]:
     """What an export's manifest records about the cohort (nothing for the whole cohort).
 
     A suppressed export (``min_cell``) leaves out the number selected: it is cycle 0's n_treated
@@ -533,19 +578,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "cohort filter", "Export only the treated patients matching every criterion given (as on the Outcomes page)."
     )
-    group.add_argument("--filter-file", type=Path, metavar="FILE.json",
-                       help=f"a {FILTER_FILE_NAME} downloaded from the Outcomes page, or a manifest.json that records "
-                            "one; criteria given as flags replace the file's")
+    group.add_argument(
+        "--filter-file",
+        type=Path,
+        metavar="FILE.json",
+        help=f"a {FILTER_FILE_NAME} downloaded from the Outcomes page, or a manifest.json that records "
+        "one; criteria given as flags replace the file's",
+    )
     group.add_argument("--sex", action="append", metavar="CODE", help="keep this sex (F, M, X, U); repeat for several")
     group.add_argument("--age-band", action="append", metavar="BAND", help="keep this age band, e.g. 40-49; repeatable")
     group.add_argument("--clinic", action="append", metavar="NAME", help="keep this clinic; repeatable")
     group.add_argument("--prior-preventives-min", type=int, metavar="N", help="at least N failed prior preventives")
     group.add_argument("--prior-preventives-max", type=int, metavar="N", help="at most N failed prior preventives")
     group.add_argument("--medication-overuse", choices=("yes", "no"), help="medication overuse at baseline")
-    group.add_argument("--baseline-mhd-min", type=float, metavar="X",
-                       help="baseline headache days per 28 days at least X")
-    group.add_argument("--baseline-mhd-max", type=float, metavar="X",
-                       help="baseline headache days per 28 days at most X")
+    group.add_argument(
+        "--baseline-mhd-min", type=float, metavar="X", help="baseline headache days per 28 days at least X"
+    )
+    group.add_argument(
+        "--baseline-mhd-max", type=float, metavar="X", help="baseline headache days per 28 days at most X"
+    )
     group.add_argument("--first-injection-from", metavar="YYYY-MM-DD", help="first injection on or after this date")
     group.add_argument("--first-injection-to", metavar="YYYY-MM-DD", help="first injection on or before this date")
     group.add_argument("--min-cycles", type=int, metavar="N", help="at least N treatment cycles started")
@@ -565,8 +616,13 @@ def from_args(args: argparse.Namespace) -> CohortFilter:
     return dataclasses.replace(chosen, **changes)
 
 
-def export_command(cohort_filter: CohortFilter, config: AnalysisConfig, data: str = "DATA_DIR",
-                   out: str = "OUT_DIR", filter_file: str | None = None) -> str:
+def export_command(
+    cohort_filter: CohortFilter,
+    config: AnalysisConfig,
+    data: str = "DATA_DIR",
+    out: str = "OUT_DIR",
+    filter_file: str | None = None,
+) -> str:
     """The ``python -m analytics export`` command line that reproduces a filtered export.
 
     Parameter flags appear only where they differ from the SPEC defaults; the filter appears as
@@ -583,6 +639,7 @@ def export_command(cohort_filter: CohortFilter, config: AnalysisConfig, data: st
 
 def attribute_options(attributes: pd.DataFrame) -> dict[str, list]:
     """The values and ranges present in a cohort, for building filter controls."""
+
     def distinct(column: str) -> list[str]:
         return sorted(attributes[column].dropna().astype(str).unique().tolist())
 

@@ -61,7 +61,14 @@ SECTION_TITLES = {
 OTHER_SECTION = "Other definitions"
 
 COLUMN_FIELDS = [
-    "file", "file_required", "one_row_per", "column", "required", "valid_values", "rejection_reason", "meaning",
+    "file",
+    "file_required",
+    "one_row_per",
+    "column",
+    "required",
+    "valid_values",
+    "rejection_reason",
+    "meaning",
 ]
 PARAMETER_FIELDS = ["parameter", "value", "default", "differs_from_default", "meaning", "basis", "source"]
 DEFINITION_FIELDS = ["term", "definition", "columns", "parameters", "source"]
@@ -640,7 +647,23 @@ def data_dictionary(
     # Flags become nullable booleans so the CSV says true/false, and empty where they do not apply.
     flags = ["file_required", "required", "differs_from_default"]
     combined[flags] = combined[flags].astype("boolean")
-    ordered = ["section", "item", "description", "file", "file_required", "one_row_per", "column", "required",
-               "valid_values", "rejection_reason", "value", "default", "differs_from_default", "basis", "columns",
-               "parameters", "source"]
+    ordered = [
+        "section",
+        "item",
+        "description",
+        "file",
+        "file_required",
+        "one_row_per",
+        "column",
+        "required",
+        "valid_values",
+        "rejection_reason",
+        "value",
+        "default",
+        "differs_from_default",
+        "basis",
+        "columns",
+        "parameters",
+        "source",
+    ]
     return combined[ordered]

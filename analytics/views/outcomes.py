@@ -166,21 +166,47 @@ def change_by_cycle(analysis: Analysis) -> pd.DataFrame:
         base = baseline[measure].reindex(rows["patient_id"]).to_numpy(dtype="float64")
         value = rows[measure].to_numpy(dtype="float64")
         change = rows["mhd_change"].to_numpy(dtype="float64") if measure == "mhd" else value - base
-        frames.append(pd.DataFrame({"measure": measure, "cycle": rows["cycle"].to_numpy(),
-                                    "baseline": base, "value": value, "change": change}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "measure": measure,
+                    "cycle": rows["cycle"].to_numpy(),
+                    "baseline": base,
+                    "value": value,
+                    "change": change,
+                }
+            )
+        )
     long = pd.concat(frames, ignore_index=True).dropna(subset=["change"])
     grouped = long.groupby(["measure", "cycle"])
     stats = grouped.agg(
-        n=("change", "size"), mean_baseline=("baseline", "mean"), mean_cycle=("value", "mean"),
-        mean_change=("change", "mean"), sd_change=("change", "std"), median_change=("change", "median"),
+        n=("change", "size"),
+        mean_baseline=("baseline", "mean"),
+        mean_cycle=("value", "mean"),
+        mean_change=("change", "mean"),
+        sd_change=("change", "std"),
+        median_change=("change", "median"),
     )
     grid = pd.MultiIndex.from_product([list(MEASURES), range(1, k_max + 1)], names=["measure", "cycle"])
     out = stats.reindex(grid).reset_index()
     out["n"] = out["n"].fillna(0).astype("int64")
     out["ci_low"], out["ci_high"] = t_interval(out["mean_change"], out["sd_change"], out["n"])
     out.insert(1, "measure_label", out["measure"].map(MEASURES))
-    return out[["measure", "measure_label", "cycle", "n", "mean_baseline", "mean_cycle", "mean_change",
-                "ci_low", "ci_high", "sd_change", "median_change"]]
+    return out[
+        [
+            "measure",
+            "measure_label",
+            "cycle",
+            "n",
+            "mean_baseline",
+            "mean_cycle",
+            "mean_change",
+            "ci_low",
+            "ci_high",
+            "sd_change",
+            "median_change",
+        ]
+    ]
 
 
 def responder_rates(analysis: Analysis) -> pd.DataFrame:
@@ -192,12 +218,14 @@ def responder_rates(analysis: Analysis) -> pd.DataFrame:
     for threshold in analysis.config.responder_thresholds:
         flag = rows[f"responder_{threshold}"]
         by_cycle = flag.groupby(rows["cycle"])
-        frame = pd.DataFrame({
-            "threshold": threshold,
-            "cycle": np.arange(1, k_max + 1),
-            "responders": by_cycle.sum().reindex(range(1, k_max + 1), fill_value=0).to_numpy(dtype="int64"),
-            "evaluable": by_cycle.count().reindex(range(1, k_max + 1), fill_value=0).to_numpy(dtype="int64"),
-        })
+        frame = pd.DataFrame(
+            {
+                "threshold": threshold,
+                "cycle": np.arange(1, k_max + 1),
+                "responders": by_cycle.sum().reindex(range(1, k_max + 1), fill_value=0).to_numpy(dtype="int64"),
+                "evaluable": by_cycle.count().reindex(range(1, k_max + 1), fill_value=0).to_numpy(dtype="int64"),
+            }
+        )
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)  # the thresholds always include 50 (AnalysisConfig)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -245,19 +273,32 @@ def cumulative_response(analysis: Analysis) -> pd.DataFrame:
             high = cohort[f"{prefix}_ci_high"].to_numpy(dtype="float64", na_value=np.nan)
         else:
             low, high = wilson_interval(numerator, denom)
-        frames.append(pd.DataFrame({
-            "measure": measure,
-            "label": label,
-            "denominator_counts": denominator_label,
-            "cycle": cohort["cycle"].to_numpy(dtype="int64"),
-            "numerator": numerator,
-            "denominator": denom,
-            "rate": cohort[f"{prefix}_rate"].to_numpy(dtype="float64", na_value=np.nan),
-            "ci_low": low,
-            "ci_high": high,
-        }))
-    columns = ["measure", "label", "denominator_counts", "cycle", "numerator", "denominator", "rate",
-               "ci_low", "ci_high"]
+        frames.append(
+            pd.DataFrame(
+                {
+                    "measure": measure,
+                    "label": label,
+                    "denominator_counts": denominator_label,
+                    "cycle": cohort["cycle"].to_numpy(dtype="int64"),
+                    "numerator": numerator,
+                    "denominator": denom,
+                    "rate": cohort[f"{prefix}_rate"].to_numpy(dtype="float64", na_value=np.nan),
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
+        )
+    columns = [
+        "measure",
+        "label",
+        "denominator_counts",
+        "cycle",
+        "numerator",
+        "denominator",
+        "rate",
+        "ci_low",
+        "ci_high",
+    ]
     out = pd.concat(frames, ignore_index=True)
     out[["numerator", "denominator"]] = out[["numerator", "denominator"]].fillna(0).astype("int64")
     return out[columns]
@@ -318,8 +359,9 @@ def treated_days(analysis: Analysis) -> TreatedDays:
     )
 
 
-def _eligible_treated_days(analysis: Analysis, days: TreatedDays | None = None
-                           ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+def _eligible_treated_days(
+    analysis: Analysis, days: TreatedDays | None = None
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """Eligible patients (patient_id, mhd at baseline) and their treated days as arrays: patient (index
     into the first frame), cycle, day (day_in_cycle) and headache (0/1).
 
@@ -363,17 +405,20 @@ def _patient_weeks(analysis: Analysis, eligible: pd.DataFrame, days: dict[str, n
     n_weeks = int(week.max(initial=0)) + 1
     n_cycles = int(days["cycle"].max(initial=0)) + 1
     codes, keys = pd.factorize((days["patient"] * n_cycles + days["cycle"]) * n_weeks + week)
-    out = pd.DataFrame({
-        "patient": (keys // n_weeks) // n_cycles,
-        "cycle": (keys // n_weeks) % n_cycles,
-        "week": keys % n_weeks,
-        "recorded_days": np.bincount(codes, minlength=len(keys)),
-        "headache_days": np.bincount(codes, weights=days["headache"], minlength=len(keys)).astype("int64"),
-    })
+    out = pd.DataFrame(
+        {
+            "patient": (keys // n_weeks) // n_cycles,
+            "cycle": (keys // n_weeks) % n_cycles,
+            "week": keys % n_weeks,
+            "recorded_days": np.bincount(codes, minlength=len(keys)),
+            "headache_days": np.bincount(codes, weights=days["headache"], minlength=len(keys)).astype("int64"),
+        }
+    )
     windows = analysis.patient_cycles.loc[analysis.patient_cycles["cycle"] >= 1, ["patient_id", "cycle", "window_days"]]
     window_days = out.merge(
         windows.assign(patient=pd.Index(eligible["patient_id"]).get_indexer(windows["patient_id"])),
-        on=["patient", "cycle"], how="left",
+        on=["patient", "cycle"],
+        how="left",
     )["window_days"].to_numpy(dtype="float64")
     inside = 7 * out["week"].to_numpy() <= window_days
     enough = out["recorded_days"] / 7 >= config.min_completeness - config.tolerance
@@ -413,19 +458,22 @@ def weekly_profile(analysis: Analysis, pooled_from: int = 5, days: TreatedDays |
         moving = np.where(window_recorded > 0, window_hits / window_recorded * 7, np.nan)
     # Only full 7-day windows: the first and last 3 days of a cycle have no centred average.
     moving[:, :3] = np.nan
-    moving[:, span - 3:] = np.nan
-    daily = pd.DataFrame({
-        "cycle_group": np.repeat(labels, span),
-        "day_in_cycle": np.tile(np.arange(1, span + 1), pooled_from),
-        "recorded": recorded.ravel().astype("int64"),
-        "headache_days": hits.ravel().astype("int64"),
-        "moving_average": moving.ravel(),
-        "window_recorded": window_recorded.ravel().astype("int64"),
-    })
+    moving[:, span - 3 :] = np.nan
+    daily = pd.DataFrame(
+        {
+            "cycle_group": np.repeat(labels, span),
+            "day_in_cycle": np.tile(np.arange(1, span + 1), pooled_from),
+            "recorded": recorded.ravel().astype("int64"),
+            "headache_days": hits.ravel().astype("int64"),
+            "moving_average": moving.ravel(),
+            "window_recorded": window_recorded.ravel().astype("int64"),
+        }
+    )
     daily = daily.loc[daily["cycle_group"].isin(weekly["cycle_group"].unique())].reset_index(drop=True)
     baseline = eligible["mhd"].astype("float64") / 4
-    return WithinCycleProfile(weekly, daily, float(baseline.mean()) if len(baseline) else float("nan"),
-                              int(baseline.notna().sum()))
+    return WithinCycleProfile(
+        weekly, daily, float(baseline.mean()) if len(baseline) else float("nan"), int(baseline.notna().sum())
+    )
 
 
 # --- time to first response -------------------------------------------------------------------
@@ -448,25 +496,40 @@ class TimeToResponse:
         """The curves per distinct day: at risk, responses, stops, censored, share responded and share
         stopped (each of all eligible patients) with 95% CIs, and the share still treated without a response."""
         table = self.curve.table
-        return pd.DataFrame({
-            "time": table["time"], "at_risk": table["at_risk"], "responses": table["events"],
-            "stops": table["competing"], "censored": table["censored"],
-            "responded": table["incidence"], "ci_low": table["ci_low"], "ci_high": table["ci_high"],
-            "stopped": table["competing_incidence"], "stopped_ci_low": table["competing_ci_low"],
-            "stopped_ci_high": table["competing_ci_high"], "neither": table["event_free"],
-        })
+        return pd.DataFrame(
+            {
+                "time": table["time"],
+                "at_risk": table["at_risk"],
+                "responses": table["events"],
+                "stops": table["competing"],
+                "censored": table["censored"],
+                "responded": table["incidence"],
+                "ci_low": table["ci_low"],
+                "ci_high": table["ci_high"],
+                "stopped": table["competing_incidence"],
+                "stopped_ci_low": table["competing_ci_low"],
+                "stopped_ci_high": table["competing_ci_high"],
+                "neither": table["event_free"],
+            }
+        )
 
     def at_risk(self, step_days: int) -> pd.DataFrame:
         """Number at risk and the shares responded and stopped (with CIs) at 0, step, 2·step, … up to the
         last observed time."""
         last = float(self.curve.durations[-1]) if self.curve.n else 0.0
         table = self.curve.at(np.arange(0, last + 1, step_days, dtype="float64"))
-        return pd.DataFrame({
-            "day": table["time"].astype("int64"), "at_risk": table["at_risk"],
-            "responded": table["incidence"], "ci_low": table["ci_low"], "ci_high": table["ci_high"],
-            "stopped": table["competing_incidence"], "stopped_ci_low": table["competing_ci_low"],
-            "stopped_ci_high": table["competing_ci_high"],
-        })
+        return pd.DataFrame(
+            {
+                "day": table["time"].astype("int64"),
+                "at_risk": table["at_risk"],
+                "responded": table["incidence"],
+                "ci_low": table["ci_low"],
+                "ci_high": table["ci_high"],
+                "stopped": table["competing_incidence"],
+                "stopped_ci_low": table["competing_ci_low"],
+                "stopped_ci_high": table["competing_ci_high"],
+            }
+        )
 
 
 def time_to_response(analysis: Analysis) -> TimeToResponse:
@@ -474,13 +537,17 @@ def time_to_response(analysis: Analysis) -> TimeToResponse:
     event (see ``TIME_TO_RESPONSE_DEFINITION``): the Aalen–Johansen cumulative incidences."""
     table = analysis.patient_cycles
     eligible_ids = table.loc[(table["cycle"] == 0) & table["eligible"], "patient_id"]
-    cycles = table.loc[(table["cycle"] >= 1) & table["patient_id"].isin(eligible_ids),
-                       ["patient_id", "cycle", "start_date", "end_date", "responder_50"]].sort_values(
-        ["patient_id", "cycle"])
+    cycles = table.loc[
+        (table["cycle"] >= 1) & table["patient_id"].isin(eligible_ids),
+        ["patient_id", "cycle", "start_date", "end_date", "responder_50"],
+    ].sort_values(["patient_id", "cycle"])
     first_session = cycles.drop_duplicates("patient_id", keep="first").set_index("patient_id")["start_date"]
     last = cycles.drop_duplicates("patient_id", keep="last").set_index("patient_id")
-    response = cycles.loc[cycles["responder_50"].eq(True).fillna(False).to_numpy(dtype=bool)].drop_duplicates(
-        "patient_id", keep="first").set_index("patient_id")
+    response = (
+        cycles.loc[cycles["responder_50"].eq(True).fillna(False).to_numpy(dtype=bool)]
+        .drop_duplicates("patient_id", keep="first")
+        .set_index("patient_id")
+    )
     valued = cycles.loc[cycles["responder_50"].notna(), "patient_id"].unique()
 
     ids = last.index
@@ -491,13 +558,15 @@ def time_to_response(analysis: Analysis) -> TimeToResponse:
     chosen = response.reindex(ids).where(pd.Series(responded, index=ids), last, axis=0)
     duration = (pd.to_datetime(chosen["end_date"]) - pd.to_datetime(first_session.reindex(ids))).dt.days + 1
     cause = np.select([responded, stopped], [EVENT, COMPETING], default=CENSORED)
-    patients = pd.DataFrame({
-        "patient_id": ids.astype("string"),
-        "duration_days": duration.to_numpy(dtype="int64"),
-        "outcome": np.select([responded, stopped], ["responded", "stopped"], default="censored"),
-        "cycle": chosen["cycle"].to_numpy(dtype="int64"),
-        "treatment_state": state.astype("string").to_numpy(),
-    })
+    patients = pd.DataFrame(
+        {
+            "patient_id": ids.astype("string"),
+            "duration_days": duration.to_numpy(dtype="int64"),
+            "outcome": np.select([responded, stopped], ["responded", "stopped"], default="censored"),
+            "cycle": chosen["cycle"].to_numpy(dtype="int64"),
+            "treatment_state": state.astype("string").to_numpy(),
+        }
+    )
     curve = cumulative_incidence(patients["duration_days"], cause)
     return TimeToResponse(patients, curve, int(len(ids) - len(valued)))
 
@@ -511,8 +580,9 @@ def _prior_band(values: pd.Series) -> pd.Series:
 
 
 def _baseline_band(values: pd.Series) -> pd.Series:
-    bands = pd.cut(values.astype("float64"), [-np.inf, 15, 20, 25, np.inf], right=False,
-                   labels=["<15", "15–<20", "20–<25", "≥25"])
+    bands = pd.cut(
+        values.astype("float64"), [-np.inf, 15, 20, 25, np.inf], right=False, labels=["<15", "15–<20", "20–<25", "≥25"]
+    )
     return bands.astype("string")
 
 
@@ -537,8 +607,11 @@ def subgroup_levels(attributes: pd.DataFrame) -> dict[str, pd.Series]:
 
 def _level_order(variable: str, levels: pd.Index) -> list[str]:
     named = [lv for lv in levels if lv != NOT_RECORDED]
-    fixed = {"Prior preventives": ["0–2", "3–4", "≥5"], "Medication overuse": ["yes", "no"],
-             "Baseline headache days / 28 d": ["<15", "15–<20", "20–<25", "≥25"]}
+    fixed = {
+        "Prior preventives": ["0–2", "3–4", "≥5"],
+        "Medication overuse": ["yes", "no"],
+        "Baseline headache days / 28 d": ["<15", "15–<20", "20–<25", "≥25"],
+    }
     if variable in fixed:
         named = [lv for lv in fixed[variable] if lv in named]
     elif variable == "Age band":
@@ -559,16 +632,31 @@ def subgroup_response(analysis: Analysis, attributes: pd.DataFrame, cycle: int) 
     attrs = attributes.set_index("patient_id")
     levels = {name: values.set_axis(attrs.index) for name, values in subgroup_levels(attributes).items()}
     responder = at_cycle.set_index("patient_id")["responder_50"].astype(bool)
-    frames = [pd.DataFrame({"subgroup": ["Overall"], "level": ["all evaluable patients"],
-                            "responders": [int(responder.sum())], "evaluable": [len(responder)]})]
+    frames = [
+        pd.DataFrame(
+            {
+                "subgroup": ["Overall"],
+                "level": ["all evaluable patients"],
+                "responders": [int(responder.sum())],
+                "evaluable": [len(responder)],
+            }
+        )
+    ]
     for name, values in levels.items():
         level = values.reindex(responder.index)
         counts = responder.groupby(level).agg(["sum", "size"])
         order = _level_order(name, counts.index)
         counts = counts.reindex(order)
-        frames.append(pd.DataFrame({"subgroup": name, "level": order,
-                                    "responders": counts["sum"].to_numpy(dtype="int64"),
-                                    "evaluable": counts["size"].to_numpy(dtype="int64")}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "subgroup": name,
+                    "level": order,
+                    "responders": counts["sum"].to_numpy(dtype="int64"),
+                    "evaluable": counts["size"].to_numpy(dtype="int64"),
+                }
+            )
+        )
     out = pd.concat(frames, ignore_index=True)
     out.insert(0, "cycle", cycle)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -588,7 +676,10 @@ def response_class(analysis: Analysis, attributes: pd.DataFrame, cycle: int) -> 
 
 
 TABLE1_CATEGORICAL = {
-    "sex": "Sex", "age_band": "Age band", "clinic": "Clinic", "medication_overuse": "Medication overuse",
+    "sex": "Sex",
+    "age_band": "Age band",
+    "clinic": "Clinic",
+    "medication_overuse": "Medication overuse",
 }
 TABLE1_CONTINUOUS = {
     "prior_preventives": "Prior preventives (n)",
@@ -614,6 +705,7 @@ class BaselineTable:
 
     def formatted(self) -> pd.DataFrame:
         """The table as a researcher reads it: rows of 'n (%)', 'mean (SD)', 'median [IQR]', 'missing'."""
+
         def cell(row: pd.Series) -> str:
             if row["kind"] == "categorical":
                 if row["statistic"] == "missing":
@@ -629,8 +721,9 @@ class BaselineTable:
             return f"{row['median']:.1f} [{row['q1']:.1f}, {row['q3']:.1f}]"
 
         long = self.long.assign(cell=self.long.apply(cell, axis=1))
-        wide = long.pivot_table(index=["order", "variable", "level"], columns="group", values="cell", aggfunc="first",
-                                sort=False)
+        wide = long.pivot_table(
+            index=["order", "variable", "level"], columns="group", values="cell", aggfunc="first", sort=False
+        )
         wide = wide.sort_index(level="order").reset_index().drop(columns="order")
         headers = {g: f"{g} (n = {int(n)})" for g, n in self.groups.items()}
         wide = wide[["variable", "level", *self.groups.index]].rename(columns=headers)
@@ -662,13 +755,37 @@ def baseline_table(analysis: Analysis, attributes: pd.DataFrame, cycle: int) -> 
             order += 1
             with np.errstate(divide="ignore", invalid="ignore"):
                 pct = np.where(recorded > 0, 100 * row / recorded.replace(0, np.nan), np.nan)
-            frames.append(pd.DataFrame({"order": order, "variable": label, "kind": "categorical", "level": level,
-                                        "statistic": "n (%)", "group": group_order, "n": row.to_numpy(),
-                                        "denominator": recorded.to_numpy(), "pct": pct}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "order": order,
+                        "variable": label,
+                        "kind": "categorical",
+                        "level": level,
+                        "statistic": "n (%)",
+                        "group": group_order,
+                        "n": row.to_numpy(),
+                        "denominator": recorded.to_numpy(),
+                        "pct": pct,
+                    }
+                )
+            )
         order += 1
-        frames.append(pd.DataFrame({"order": order, "variable": label, "kind": "categorical", "level": "missing",
-                                    "statistic": "missing", "group": group_order, "n": missing.to_numpy(),
-                                    "denominator": group_sizes.to_numpy(), "pct": np.nan}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "order": order,
+                    "variable": label,
+                    "kind": "categorical",
+                    "level": "missing",
+                    "statistic": "missing",
+                    "group": group_order,
+                    "n": missing.to_numpy(),
+                    "denominator": group_sizes.to_numpy(),
+                    "pct": np.nan,
+                }
+            )
+        )
     for column, label in TABLE1_CONTINUOUS.items():
         values = stacked[column].astype("float64")
         by_group = values.groupby(stacked["group"])
@@ -679,16 +796,40 @@ def baseline_table(analysis: Analysis, attributes: pd.DataFrame, cycle: int) -> 
         missing = group_sizes - summary["n"]
         for statistic in ("mean (SD)", "median [IQR]"):
             order += 1
-            frames.append(pd.DataFrame({"order": order, "variable": label, "kind": "continuous", "level": statistic,
-                                        "statistic": statistic, "group": group_order,
-                                        "n": summary["n"].to_numpy(), "denominator": group_sizes.to_numpy(),
-                                        "mean": summary["mean"].to_numpy(), "sd": summary["sd"].to_numpy(),
-                                        "median": summary["median"].to_numpy(), "q1": summary["q1"].to_numpy(),
-                                        "q3": summary["q3"].to_numpy()}))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "order": order,
+                        "variable": label,
+                        "kind": "continuous",
+                        "level": statistic,
+                        "statistic": statistic,
+                        "group": group_order,
+                        "n": summary["n"].to_numpy(),
+                        "denominator": group_sizes.to_numpy(),
+                        "mean": summary["mean"].to_numpy(),
+                        "sd": summary["sd"].to_numpy(),
+                        "median": summary["median"].to_numpy(),
+                        "q1": summary["q1"].to_numpy(),
+                        "q3": summary["q3"].to_numpy(),
+                    }
+                )
+            )
         order += 1
-        frames.append(pd.DataFrame({"order": order, "variable": label, "kind": "continuous", "level": "missing",
-                                    "statistic": "missing", "group": group_order, "n": missing.to_numpy(),
-                                    "denominator": group_sizes.to_numpy()}))
+        frames.append(
+            pd.DataFrame(
+                {
+                    "order": order,
+                    "variable": label,
+                    "kind": "continuous",
+                    "level": "missing",
+                    "statistic": "missing",
+                    "group": group_order,
+                    "n": missing.to_numpy(),
+                    "denominator": group_sizes.to_numpy(),
+                }
+            )
+        )
     long = pd.concat(frames, ignore_index=True)
     long["n"] = long["n"].astype("int64")
     long["denominator"] = long["denominator"].astype("int64")
@@ -752,20 +893,42 @@ def wilcoxon_by_cycle(analysis: Analysis) -> list[StatResult]:
                 test = sps.wilcoxon(x, zero_method="wilcox", alternative="two-sided")
             statistic, p_value = float(test.statistic), float(test.pvalue)
         low, high = median_ci(x)
-        results.append(StatResult(
-            name=f"Cycle {cycle} vs baseline", method=WILCOXON_METHOD, n=int(x.size),
-            estimate=float(np.median(x)), estimate_label="median change in headache days / 28 d",
-            ci_low=low, ci_high=high, ci_method=MEDIAN_CI_METHOD, statistic=statistic, p_value=p_value,
-            caveats=tuple(caveats), cycle=int(cycle),
-        ))
+        results.append(
+            StatResult(
+                name=f"Cycle {cycle} vs baseline",
+                method=WILCOXON_METHOD,
+                n=int(x.size),
+                estimate=float(np.median(x)),
+                estimate_label="median change in headache days / 28 d",
+                ci_low=low,
+                ci_high=high,
+                ci_method=MEDIAN_CI_METHOD,
+                statistic=statistic,
+                p_value=p_value,
+                caveats=tuple(caveats),
+                cycle=int(cycle),
+            )
+        )
     return results
 
 
 def results_frame(results: list[StatResult], omit_caveats: tuple[str, ...] = ()) -> pd.DataFrame:
     """Statistical results as a table (one row each), caveats joined (less those in ``omit_caveats``,
     which a caller prints once beside the table)."""
-    columns = ["name", "cycle", "n", "estimate_label", "estimate", "ci_low", "ci_high", "statistic", "p_value",
-               "method", "ci_method", "caveats"]
+    columns = [
+        "name",
+        "cycle",
+        "n",
+        "estimate_label",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "statistic",
+        "p_value",
+        "method",
+        "ci_method",
+        "caveats",
+    ]
     if not results:
         return pd.DataFrame(columns=columns)
     frame = pd.DataFrame([r.__dict__ for r in results])
@@ -805,7 +968,8 @@ def model_frame(analysis: Analysis, min_patients: int = MIN_PATIENTS_PER_MODEL_C
     k_max = int(too_few.min()) - 1 if len(too_few) else (int(counts.index.max()) if len(counts) else 0)
     rows = rows.loc[rows["cycle"] <= k_max]
     return rows.assign(patient_id=rows["patient_id"].astype(str), mhd=rows["mhd"].astype("float64")).reset_index(
-        drop=True)
+        drop=True
+    )
 
 
 def mixed_model(analysis: Analysis, min_patients: int = MIN_PATIENTS_PER_MODEL_CYCLE) -> MixedModelResult | None:
@@ -835,7 +999,8 @@ def mixed_model(analysis: Analysis, min_patients: int = MIN_PATIENTS_PER_MODEL_C
         model = smf.mixedlm("mhd ~ C(cycle)", data, groups=data["patient_id"])
         fit = model.fit(reml=True)
     converged = bool(getattr(fit, "converged", True)) and not any(
-        issubclass(w.category, ConvergenceWarning) for w in caught)
+        issubclass(w.category, ConvergenceWarning) for w in caught
+    )
     if not converged:
         caveats.insert(0, "The fit did not converge cleanly; treat the estimates with caution.")
     if n_patients < 3 * SMALL_N:
@@ -843,22 +1008,29 @@ def mixed_model(analysis: Analysis, min_patients: int = MIN_PATIENTS_PER_MODEL_C
     ci = fit.conf_int()
     per_cycle = data.groupby("cycle")["patient_id"].nunique()
     terms = [f"C(cycle)[T.{c}]" for c in cycles[1:]]
-    coefficients = pd.DataFrame({
-        "term": terms,
-        "cycle": list(cycles[1:]),
-        "n_patients": per_cycle.reindex(list(cycles[1:])).to_numpy(dtype="int64"),
-        "estimate": fit.fe_params.reindex(terms).to_numpy(dtype="float64"),
-        "ci_low": ci[0].reindex(terms).to_numpy(dtype="float64"),
-        "ci_high": ci[1].reindex(terms).to_numpy(dtype="float64"),
-        "p_value": fit.pvalues.reindex(terms).to_numpy(dtype="float64"),
-    })
+    coefficients = pd.DataFrame(
+        {
+            "term": terms,
+            "cycle": list(cycles[1:]),
+            "n_patients": per_cycle.reindex(list(cycles[1:])).to_numpy(dtype="int64"),
+            "estimate": fit.fe_params.reindex(terms).to_numpy(dtype="float64"),
+            "ci_low": ci[0].reindex(terms).to_numpy(dtype="float64"),
+            "ci_high": ci[1].reindex(terms).to_numpy(dtype="float64"),
+            "p_value": fit.pvalues.reindex(terms).to_numpy(dtype="float64"),
+        }
+    )
     patient_variance = float(np.asarray(fit.cov_re)[0, 0])
     if patient_variance < 1e-8:
         caveats.append("The between-patient variance is estimated at zero (boundary).")
     return MixedModelResult(
-        method=MIXED_MODEL_METHOD, n_patients=n_patients, n_observations=len(data), cycles=cycles,
-        coefficients=coefficients, baseline_mean=float(fit.fe_params["Intercept"]),
-        patient_variance=patient_variance, residual_variance=float(fit.scale), converged=converged,
+        method=MIXED_MODEL_METHOD,
+        n_patients=n_patients,
+        n_observations=len(data),
+        cycles=cycles,
+        coefficients=coefficients,
+        baseline_mean=float(fit.fe_params["Intercept"]),
+        patient_variance=patient_variance,
+        residual_variance=float(fit.scale),
+        converged=converged,
         caveats=tuple(caveats),
     )
-

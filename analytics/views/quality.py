@@ -19,7 +19,13 @@ from analytics.definitions.config import AnalysisConfig
 from analytics.ingest.load import Dataset
 
 RECONCILIATION_COLUMNS = [
-    "file", "rows_read", "rows_accepted", "rows_rejected", "rejected_rows_listed", "reconciles", "columns_ignored",
+    "file",
+    "rows_read",
+    "rows_accepted",
+    "rows_rejected",
+    "rejected_rows_listed",
+    "reconciles",
+    "columns_ignored",
     "sha256",
 ]
 BASELINE_WINDOW = "baseline (cycle 0)"
@@ -102,8 +108,10 @@ def reconciliation_statement(dataset: Dataset) -> ReconciliationStatement:
     if files["reconciles"].all() and stray == 0:
         shown = int(files["rejected_rows_listed"].sum()) if "rejected_rows_listed" in files else rejected
         listed = (
-            f", and the rejection report lists all {rejected:,} rejected rows." if rejected and shown == rejected
-            else f"; the rejection report lists the first {shown:,} and counts the rest by reason." if rejected
+            f", and the rejection report lists all {rejected:,} rejected rows."
+            if rejected and shown == rejected
+            else f"; the rejection report lists the first {shown:,} and counts the rest by reason."
+            if rejected
             else "."
         )
         text = f"Every row is accounted for: {read:,} rows read = {accepted:,} accepted + {rejected:,} rejected{listed}"

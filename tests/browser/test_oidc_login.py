@@ -42,8 +42,12 @@ role = "manager"
 clinics = ["North"]
 name = "Manager North"
 """
-VERIFIED = ("dr.north@clinic.example", "boss.north@clinic.example", "someone@elsewhere.example",
-            "boß.north@clinic.example")
+VERIFIED = (
+    "dr.north@clinic.example",
+    "boss.north@clinic.example",
+    "someone@elsewhere.example",
+    "boß.north@clinic.example",
+)
 IMPOSTOR = "impostor"  # a subject whose provider account claims dr.north's address, unverified
 
 

@@ -130,8 +130,9 @@ def test_uploading_a_zip_refuses_identifiers_and_loads_good_data(browser_page: o
     browser_page.locator('[data-testid="stSidebar"] label').filter(has_text="Upload files").click()
     uploader = browser_page.locator('[data-testid="stFileUploaderDropzoneInput"]')
     uploader.set_input_files({"name": "named.zip", "mimeType": "application/zip", "buffer": zip_of(named)})
-    browser_page.wait_for_selector('[data-testid="stAlert"]:has-text("looks like a direct identifier")',
-                                   timeout=TIMEOUT_MS)
+    browser_page.wait_for_selector(
+        '[data-testid="stAlert"]:has-text("looks like a direct identifier")', timeout=TIMEOUT_MS
+    )
     wait_until_rendered(browser_page)
     assert_no_error_shown(browser_page)
     main_text = browser_page.inner_text('[data-testid="stMain"]')

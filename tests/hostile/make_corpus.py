@@ -95,12 +95,21 @@ def refused(exit_code: int, *contains: str) -> dict[str, object]:
     return {"outcome": "refused", "exit_code": exit_code, "message_contains": list(contains)}
 
 
-def counts(read: int, accepted: int, reasons: tuple[str, ...] = (), rejected_lines: list[int] | None = None,
-           ignored: tuple[str, ...] = ()) -> dict[str, object]:
+def counts(
+    read: int,
+    accepted: int,
+    reasons: tuple[str, ...] = (),
+    rejected_lines: list[int] | None = None,
+    ignored: tuple[str, ...] = (),
+) -> dict[str, object]:
     """One file's expected counts: rows read and accepted (rejected = read - accepted), the set of
     rejection reasons, optionally the rejected physical lines and the columns ignored."""
-    entry: dict[str, object] = {"read": read, "accepted": accepted, "rejected": read - accepted,
-                                "reasons": sorted(set(reasons))}
+    entry: dict[str, object] = {
+        "read": read,
+        "accepted": accepted,
+        "rejected": read - accepted,
+        "reasons": sorted(set(reasons)),
+    }
     if rejected_lines is not None:
         entry["rejected_lines"] = rejected_lines
     if ignored:
@@ -145,8 +154,11 @@ def _every_file(change: Callable[[bytes], bytes]) -> dict[str, bytes]:
     return {name: change(data) for name, data in base().items()}
 
 
-def _encoded(encoding: str, which: tuple[str, ...] = ("sessions.csv", "diary.csv"), bom: bytes = b"",
-             ) -> dict[str, bytes]:
+def _encoded(
+    encoding: str,
+    which: tuple[str, ...] = ("sessions.csv", "diary.csv"),
+    bom: bytes = b"",
+) -> dict[str, bytes]:
     files = base()
     for name in which:
         files[name] = bom + files[name].decode("utf-8").encode(encoding)
@@ -165,7 +177,8 @@ def _windows1252() -> dict[str, bytes]:
 
 def _quoted_newline() -> dict[str, bytes]:
     text = (
-        SESSIONS_HEADER + "\n"
+        SESSIONS_HEADER
+        + "\n"
         + 'P001,2024-03-01,155,31,"INJ1\nlocum",PREEMPT\n'  # lines 2-3
         + 'P002,2024-03-04,155,31,"INJ2, senior",PREEMPT\n'  # line 4
         + 'P001,2024-05-24,155,31,INJ1,"PREEMPT\n\nfollowing the pain"\n'  # lines 5-7 (a blank line inside quotes)
@@ -178,8 +191,17 @@ def _quoted_newline() -> dict[str, bytes]:
 def _mixed_line_endings() -> dict[str, bytes]:
     # Physical lines: 1 header, 2 row, 3 row, 4 invalid date, 5 blank (a lone CR), 6 hours 25, 7 row.
     text = (
-        DIARY_HEADER + "\r\n" + DIARY[0] + "\n" + DIARY[1] + "\r" + "P001,2024-02-31,3,,,\r\n" + "\r"
-        + "P002,2024-03-06,25,,,\n" + DIARY[2] + "\r\n"
+        DIARY_HEADER
+        + "\r\n"
+        + DIARY[0]
+        + "\n"
+        + DIARY[1]
+        + "\r"
+        + "P001,2024-02-31,3,,,\r\n"
+        + "\r"
+        + "P002,2024-03-06,25,,,\n"
+        + DIARY[2]
+        + "\r\n"
     )
     return base(**{"diary.csv": utf8(text)})
 
@@ -212,14 +234,18 @@ def _xlsx_renamed() -> dict[str, bytes]:
     """What a workbook saved as .xlsx and renamed to .csv holds: a deflated ZIP of XML parts."""
     parts = [
         ("[Content_Types].xml", b'<?xml version="1.0"?><Types>' + b"<Default/>" * 40 + b"</Types>"),
-        ("xl/worksheets/sheet1.xml",
-         b"<worksheet><sheetData>" + b"<row><c t='n'><v>45352</v></c></row>" * 60 + b"</sheetData></worksheet>"),
+        (
+            "xl/worksheets/sheet1.xml",
+            b"<worksheet><sheetData>" + b"<row><c t='n'><v>45352</v></c></row>" * 60 + b"</sheetData></worksheet>",
+        ),
     ]
     return base(**{"sessions.csv": stored_zip(parts, zipfile.ZIP_DEFLATED)})
 
 
-HTML_PAGE = (b"<!DOCTYPE html>\n<html><head><title>Error</title></head>\n"
-             b"<body>Session expired, please log in again.</body></html>\n")
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Error</title></head>\n"
+    b"<body>Session expired, please log in again.</body></html>\n"
+)
 
 
 def _excel_serial_dates() -> dict[str, bytes]:
@@ -231,9 +257,18 @@ def _excel_serial_dates() -> dict[str, bytes]:
 
 
 def _leap_dates() -> dict[str, bytes]:
-    dates = ["2024-02-29", "2000-02-29", " 2024-02-27 ",  # valid (whitespace around a value is ignored)
-             "2023-02-29", "1900-02-29", "2024-02-30", "2024-13-01", "2024-1-5", "2024-02-28T00:00",
-             "２０２４-02-26"]  # full-width digits are not ISO 8601
+    dates = [
+        "2024-02-29",
+        "2000-02-29",
+        " 2024-02-27 ",  # valid (whitespace around a value is ignored)
+        "2023-02-29",
+        "1900-02-29",
+        "2024-02-30",
+        "2024-13-01",
+        "2024-1-5",
+        "2024-02-28T00:00",
+        "２０２４-02-26",
+    ]  # full-width digits are not ISO 8601
     files = _sessions([*SESSIONS, "P003,2024-02-29,155,31,INJ1,PREEMPT", "P003,2023-02-29,155,31,INJ1,PREEMPT"])
     return files | {"diary.csv": utf8(lines(DIARY_HEADER, [*DIARY, *(f"P002,{d},4,,," for d in dates)]))}
 
@@ -258,8 +293,11 @@ def _formula_ids() -> dict[str, bytes]:
     def quoted(value: str) -> str:
         return '"' + value.replace('"', '""') + '"'
 
-    sessions = [*SESSIONS, *(f"{quoted(pid)},2024-03-05,155,31,INJ1,PREEMPT" for pid in FORMULA_IDS),
-                "-P005,2024-03-05,155,31,INJ1,PREEMPT"]  # valid under the pattern, so accepted
+    sessions = [
+        *SESSIONS,
+        *(f"{quoted(pid)},2024-03-05,155,31,INJ1,PREEMPT" for pid in FORMULA_IDS),
+        "-P005,2024-03-05,155,31,INJ1,PREEMPT",
+    ]  # valid under the pattern, so accepted
     return _sessions(sessions) | {"diary.csv": utf8(lines(DIARY_HEADER, [*DIARY, '"=1+1",2024-02-20,3,,,']))}
 
 
@@ -275,13 +313,17 @@ def _with_diary_parquet(table: pa.Table) -> dict[str, bytes]:
 
 
 def _parquet_hostile() -> dict[str, bytes]:
-    return _with_diary_parquet(pa.table({  # rows (lines 2-7): kept, 30 hours, a list for a boolean, 9999, no id, kept
-        "patient_id": pa.array(["P001", "P001", "P002", "P002", None, "P002"]),
-        "date": pa.array(["2024-02-20", "2024-02-21", "2024-03-01", "9999-12-31", "2024-03-02", "2024-03-02"]),
-        "headache_hours": pa.array([3.0, 30.0, 5.0, 5.0, 5.0, 4.0]),
-        "acute_medication": pa.array([None, None, [True], None, None, None], pa.list_(pa.bool_())),
-        " headache hours ": pa.array([1, 2, 3, 4, 5, 6]),  # not a contract column: ignored
-    }))
+    return _with_diary_parquet(
+        pa.table(
+            {  # rows (lines 2-7): kept, 30 hours, a list for a boolean, 9999, no id, kept
+                "patient_id": pa.array(["P001", "P001", "P002", "P002", None, "P002"]),
+                "date": pa.array(["2024-02-20", "2024-02-21", "2024-03-01", "9999-12-31", "2024-03-02", "2024-03-02"]),
+                "headache_hours": pa.array([3.0, 30.0, 5.0, 5.0, 5.0, 4.0]),
+                "acute_medication": pa.array([None, None, [True], None, None, None], pa.list_(pa.bool_())),
+                " headache hours ": pa.array([1, 2, 3, 4, 5, 6]),  # not a contract column: ignored
+            }
+        )
+    )
 
 
 def parquet_row_bomb() -> dict[str, bytes]:
@@ -292,16 +334,21 @@ def parquet_row_bomb() -> dict[str, bytes]:
 @functools.cache  # a few seconds to write, and the tests ask twice (loader, command line)
 def _row_bomb_parquet() -> bytes:
     index = pa.repeat(pa.scalar(0, pa.int32()), 20_000_000)
-    table = pa.table({name: pa.DictionaryArray.from_arrays(index, pa.array([value])) for name, value in
-                      (("patient_id", "P001"), ("date", "2024-02-20"), ("headache_hours", 3.0))})
+    table = pa.table(
+        {
+            name: pa.DictionaryArray.from_arrays(index, pa.array([value]))
+            for name, value in (("patient_id", "P001"), ("date", "2024-02-20"), ("headache_hours", 3.0))
+        }
+    )
     buffer = io.BytesIO()
     pq.write_table(table, buffer, row_group_size=20_000_000)
     return buffer.getvalue()
 
 
 def _parquet_repeated_column() -> dict[str, bytes]:
-    return _with_diary_parquet(pa.table({"patient_id": ["P001"], "date": ["2024-02-20"], " date": ["2024-02-21"],
-                                         "headache_hours": [3.0]}))
+    return _with_diary_parquet(
+        pa.table({"patient_id": ["P001"], "date": ["2024-02-20"], " date": ["2024-02-21"], "headache_hours": [3.0]})
+    )
 
 
 def _zip_members(folder: str = "") -> list[tuple[str, bytes]]:
@@ -331,143 +378,358 @@ def zip_bomb() -> dict[str, bytes]:
 
 CASES: list[Case] = [
     # Encodings.
-    Case("latin1", "sessions.csv saved as Latin-1 (an umlaut): refused with a hint to save as UTF-8", _latin1,
-         refused(2, "sessions.csv", "not UTF-8 text", "Latin-1", "save it as UTF-8")),
-    Case("windows1252", "sessions.csv saved as Windows-1252 (a curly apostrophe)", _windows1252,
-         refused(2, "sessions.csv", "not UTF-8 text", "Windows-1252")),
-    Case("utf8_bom", "both files UTF-8 with a byte-order mark (Excel's 'CSV UTF-8')",
-         lambda: _encoded("utf-8", bom=b"\xef\xbb\xbf"), loaded()),
-    Case("double_bom", "a byte-order mark twice (a tool added one to a file that had one)",
-         lambda: _encoded("utf-8", ("diary.csv",), bom=b"\xef\xbb\xbf\xef\xbb\xbf"), loaded()),
-    Case("utf16", "both files UTF-16 little-endian with a BOM (Excel's 'Unicode text')",
-         lambda: _encoded("utf-16"), loaded()),
-    Case("utf16_be", "sessions.csv UTF-16 big-endian with a BOM",
-         lambda: _encoded("utf-16-be", ("sessions.csv",), b"\xfe\xff"), loaded()),
-    Case("utf16_no_bom", "diary.csv UTF-16 without a BOM: it cannot be told from binary data",
-         lambda: _encoded("utf-16-le", ("diary.csv",)), refused(2, "diary.csv", "cannot be parsed as CSV")),
-    Case("utf32", "diary.csv UTF-32 with a BOM", lambda: _encoded("utf-32", ("diary.csv",)),
-         refused(2, "diary.csv", "cannot be parsed as CSV")),
+    Case(
+        "latin1",
+        "sessions.csv saved as Latin-1 (an umlaut): refused with a hint to save as UTF-8",
+        _latin1,
+        refused(2, "sessions.csv", "not UTF-8 text", "Latin-1", "save it as UTF-8"),
+    ),
+    Case(
+        "windows1252",
+        "sessions.csv saved as Windows-1252 (a curly apostrophe)",
+        _windows1252,
+        refused(2, "sessions.csv", "not UTF-8 text", "Windows-1252"),
+    ),
+    Case(
+        "utf8_bom",
+        "both files UTF-8 with a byte-order mark (Excel's 'CSV UTF-8')",
+        lambda: _encoded("utf-8", bom=b"\xef\xbb\xbf"),
+        loaded(),
+    ),
+    Case(
+        "double_bom",
+        "a byte-order mark twice (a tool added one to a file that had one)",
+        lambda: _encoded("utf-8", ("diary.csv",), bom=b"\xef\xbb\xbf\xef\xbb\xbf"),
+        loaded(),
+    ),
+    Case(
+        "utf16",
+        "both files UTF-16 little-endian with a BOM (Excel's 'Unicode text')",
+        lambda: _encoded("utf-16"),
+        loaded(),
+    ),
+    Case(
+        "utf16_be",
+        "sessions.csv UTF-16 big-endian with a BOM",
+        lambda: _encoded("utf-16-be", ("sessions.csv",), b"\xfe\xff"),
+        loaded(),
+    ),
+    Case(
+        "utf16_no_bom",
+        "diary.csv UTF-16 without a BOM: it cannot be told from binary data",
+        lambda: _encoded("utf-16-le", ("diary.csv",)),
+        refused(2, "diary.csv", "cannot be parsed as CSV"),
+    ),
+    Case(
+        "utf32",
+        "diary.csv UTF-32 with a BOM",
+        lambda: _encoded("utf-32", ("diary.csv",)),
+        refused(2, "diary.csv", "cannot be parsed as CSV"),
+    ),
     # Delimiters, quoting and line ends.
-    Case("semicolon", "both files semicolon-delimited (European spreadsheets)",
-         lambda: _every_file(lambda data: data.replace(b",", b";")), loaded()),
-    Case("semicolon_decimal_comma", "semicolons and decimal commas: 3,5 is not a number in [0, 24]",
-         _semicolon_decimal_comma, loaded(diary_csv=counts(17, 15, (HOURS,), [17, 18]))),
+    Case(
+        "semicolon",
+        "both files semicolon-delimited (European spreadsheets)",
+        lambda: _every_file(lambda data: data.replace(b",", b";")),
+        loaded(),
+    ),
+    Case(
+        "semicolon_decimal_comma",
+        "semicolons and decimal commas: 3,5 is not a number in [0, 24]",
+        _semicolon_decimal_comma,
+        loaded(diary_csv=counts(17, 15, (HOURS,), [17, 18])),
+    ),
     Case("tab", "both files tab-delimited", lambda: _every_file(lambda data: data.replace(b",", b"\t")), loaded()),
-    Case("quoted_newline", "quoted newlines, a quoted blank line and a quoted comma; rejections keep their physical "
-         "line numbers", _quoted_newline,
-         loaded(sessions_csv=counts(5, 3, (INVALID_DATE, "implausible total_units"), [8, 9]))),
-    Case("unclosed_quote", "a quote that is never closed", lambda: _diary([*DIARY, 'P001,"2024-02-21,3,,,']),
-         refused(2, "diary.csv", "cannot be parsed as CSV near line 17", "unexpected end of data")),
-    Case("stray_quotes", "quotes inside unquoted fields are data, and fail their column's rule",
-         lambda: _diary([*DIARY, 'P001,2024-01-01,3",,,', 'P0"01,2024-01-02,3,,,']),
-         loaded(diary_csv=counts(17, 15, (HOURS, INVALID_ID), [17, 18]))),
-    Case("crlf_blank_lines", "Windows line ends and blank lines: blank lines are not rows but count as lines",
-         _crlf_blank_lines, loaded(diary_csv=counts(4, 2, (HOURS, INVALID_ID), [4, 7]))),
-    Case("cr_only", "classic Mac line ends (CR only)", lambda: _every_file(lambda data: data.replace(b"\n", b"\r")),
-         loaded()),
-    Case("double_cr", "every line ends CR CR LF (a CSV written in text mode on Windows)", _double_cr,
-         loaded(diary_csv=counts(16, 15, (HOURS,), [33]))),
-    Case("mixed_line_endings", "CRLF, LF and lone CR in one file; a lone CR ends a line", _mixed_line_endings,
-         loaded(diary_csv=counts(5, 3, (INVALID_DATE, HOURS), [4, 6]))),
-    Case("trailing_delimiters", "a spreadsheet's trailing commas: unnamed columns are ignored",
-         lambda: _sessions([row + ",," for row in SESSIONS[:2]] + [SESSIONS[2] + ",note,"], SESSIONS_HEADER + ",,"),
-         loaded(sessions_csv=counts(3, 3, ignored=("unnamed_7", "unnamed_8")))),
-    Case("ragged_rows", "a short row and a long row: rejected, the rest kept",
-         lambda: _sessions([*SESSIONS, "P003,2024-03-05", "P004,2024-03-05,155,31,INJ1,PREEMPT,x,y"]),
-         loaded(sessions_csv=counts(5, 3, (FIELDS,), [5, 6]))),
-    Case("long_delimiter_line", "one line of 200,000 commas", lambda: _diary([*DIARY, "," * 200_000]),
-         loaded(diary_csv=counts(16, 15, (FIELDS,), [17]))),
-    Case("long_delimiter_header", "a header of 5,000 commas: refused at once, not parsed for minutes",
-         lambda: _diary(DIARY, header=DIARY_HEADER + "," * 5_000),
-         refused(2, "diary.csv", "5,006 columns", "more than 1,000")),
-    Case("whitespace_cells", "cells of spaces are missing; spaces around values are ignored",
-         lambda: _diary([*DIARY, "   ,   ,   ,,,", " P002 , 2024-03-06 , 4 , true , 2 , false "]),
-         loaded(diary_csv=counts(17, 16, (MISSING,), [17]))),
+    Case(
+        "quoted_newline",
+        "quoted newlines, a quoted blank line and a quoted comma; rejections keep their physical line numbers",
+        _quoted_newline,
+        loaded(sessions_csv=counts(5, 3, (INVALID_DATE, "implausible total_units"), [8, 9])),
+    ),
+    Case(
+        "unclosed_quote",
+        "a quote that is never closed",
+        lambda: _diary([*DIARY, 'P001,"2024-02-21,3,,,']),
+        refused(2, "diary.csv", "cannot be parsed as CSV near line 17", "unexpected end of data"),
+    ),
+    Case(
+        "stray_quotes",
+        "quotes inside unquoted fields are data, and fail their column's rule",
+        lambda: _diary([*DIARY, 'P001,2024-01-01,3",,,', 'P0"01,2024-01-02,3,,,']),
+        loaded(diary_csv=counts(17, 15, (HOURS, INVALID_ID), [17, 18])),
+    ),
+    Case(
+        "crlf_blank_lines",
+        "Windows line ends and blank lines: blank lines are not rows but count as lines",
+        _crlf_blank_lines,
+        loaded(diary_csv=counts(4, 2, (HOURS, INVALID_ID), [4, 7])),
+    ),
+    Case(
+        "cr_only",
+        "classic Mac line ends (CR only)",
+        lambda: _every_file(lambda data: data.replace(b"\n", b"\r")),
+        loaded(),
+    ),
+    Case(
+        "double_cr",
+        "every line ends CR CR LF (a CSV written in text mode on Windows)",
+        _double_cr,
+        loaded(diary_csv=counts(16, 15, (HOURS,), [33])),
+    ),
+    Case(
+        "mixed_line_endings",
+        "CRLF, LF and lone CR in one file; a lone CR ends a line",
+        _mixed_line_endings,
+        loaded(diary_csv=counts(5, 3, (INVALID_DATE, HOURS), [4, 6])),
+    ),
+    Case(
+        "trailing_delimiters",
+        "a spreadsheet's trailing commas: unnamed columns are ignored",
+        lambda: _sessions([row + ",," for row in SESSIONS[:2]] + [SESSIONS[2] + ",note,"], SESSIONS_HEADER + ",,"),
+        loaded(sessions_csv=counts(3, 3, ignored=("unnamed_7", "unnamed_8"))),
+    ),
+    Case(
+        "ragged_rows",
+        "a short row and a long row: rejected, the rest kept",
+        lambda: _sessions([*SESSIONS, "P003,2024-03-05", "P004,2024-03-05,155,31,INJ1,PREEMPT,x,y"]),
+        loaded(sessions_csv=counts(5, 3, (FIELDS,), [5, 6])),
+    ),
+    Case(
+        "long_delimiter_line",
+        "one line of 200,000 commas",
+        lambda: _diary([*DIARY, "," * 200_000]),
+        loaded(diary_csv=counts(16, 15, (FIELDS,), [17])),
+    ),
+    Case(
+        "long_delimiter_header",
+        "a header of 5,000 commas: refused at once, not parsed for minutes",
+        lambda: _diary(DIARY, header=DIARY_HEADER + "," * 5_000),
+        refused(2, "diary.csv", "5,006 columns", "more than 1,000"),
+    ),
+    Case(
+        "whitespace_cells",
+        "cells of spaces are missing; spaces around values are ignored",
+        lambda: _diary([*DIARY, "   ,   ,   ,,,", " P002 , 2024-03-06 , 4 , true , 2 , false "]),
+        loaded(diary_csv=counts(17, 16, (MISSING,), [17])),
+    ),
     # Enormous, binary and not-CSV files.
-    Case("enormous_field", "2 MB cells: free text is kept, a 2 MB patient_id or number is rejected", enormous_field,
-         loaded(sessions_csv=counts(4, 4), diary_csv=counts(17, 15, (INVALID_ID, HOURS), [17, 18])), generated=True),
-    Case("enormous_field_over_limit", "an 11 MB cell, over the 10-million-character field limit",
-         enormous_field_over_limit, refused(2, "sessions.csv", "field larger than field limit"), generated=True),
-    Case("binary_garbage", "diary.csv is 4 KB of random bytes",
-         lambda: base(**{"diary.csv": random.Random(20241124).randbytes(4096)}),
-         refused(2, "diary.csv", "cannot be parsed as CSV")),
-    Case("xlsx_renamed", "an Excel workbook renamed to sessions.csv", _xlsx_renamed,
-         refused(2, "sessions.csv", "cannot be parsed as CSV")),
-    Case("nul_bytes", "a NUL byte in a diary row", lambda: _diary([*DIARY, "P001,2024-02-21,\x003,,,"]),
-         refused(2, "diary.csv", "NUL bytes")),
-    Case("html_error_page", "sessions.csv is a web portal's 'session expired' page",
-         lambda: base(**{"sessions.csv": HTML_PAGE}), refused(2, "sessions.csv", "required column 'patient_id'")),
+    Case(
+        "enormous_field",
+        "2 MB cells: free text is kept, a 2 MB patient_id or number is rejected",
+        enormous_field,
+        loaded(sessions_csv=counts(4, 4), diary_csv=counts(17, 15, (INVALID_ID, HOURS), [17, 18])),
+        generated=True,
+    ),
+    Case(
+        "enormous_field_over_limit",
+        "an 11 MB cell, over the 10-million-character field limit",
+        enormous_field_over_limit,
+        refused(2, "sessions.csv", "field larger than field limit"),
+        generated=True,
+    ),
+    Case(
+        "binary_garbage",
+        "diary.csv is 4 KB of random bytes",
+        lambda: base(**{"diary.csv": random.Random(20241124).randbytes(4096)}),
+        refused(2, "diary.csv", "cannot be parsed as CSV"),
+    ),
+    Case(
+        "xlsx_renamed",
+        "an Excel workbook renamed to sessions.csv",
+        _xlsx_renamed,
+        refused(2, "sessions.csv", "cannot be parsed as CSV"),
+    ),
+    Case(
+        "nul_bytes",
+        "a NUL byte in a diary row",
+        lambda: _diary([*DIARY, "P001,2024-02-21,\x003,,,"]),
+        refused(2, "diary.csv", "NUL bytes"),
+    ),
+    Case(
+        "html_error_page",
+        "sessions.csv is a web portal's 'session expired' page",
+        lambda: base(**{"sessions.csv": HTML_PAGE}),
+        refused(2, "sessions.csv", "required column 'patient_id'"),
+    ),
     # Empty files.
     Case("empty_file", "diary.csv has no bytes", lambda: base(**{"diary.csv": b""}), refused(2, "diary.csv", "empty")),
-    Case("blank_lines_only", "diary.csv holds blank and whitespace lines only",
-         lambda: base(**{"diary.csv": b"\n\r\n   \n\t\n"}), refused(2, "diary.csv", "empty")),
+    Case(
+        "blank_lines_only",
+        "diary.csv holds blank and whitespace lines only",
+        lambda: base(**{"diary.csv": b"\n\r\n   \n\t\n"}),
+        refused(2, "diary.csv", "empty"),
+    ),
     Case("header_only", "diary.csv has its header and no rows", lambda: _diary([]), loaded(diary_csv=counts(0, 0))),
     # Headers.
-    Case("duplicate_header", "the column date twice",
-         lambda: _diary([row + ",2024-01-01" for row in DIARY], header=DIARY_HEADER + ",date"),
-         refused(2, "diary.csv", "column 'date' appears more than once")),
-    Case("duplicate_header_spaces", "the column date twice, once with spaces around it (one would hide the other)",
-         lambda: _diary([row.replace(",2024", ",2024-01-01,2024", 1) for row in DIARY],
-                        header=DIARY_HEADER.replace(",date,", ", date ,date,")),
-         refused(2, "diary.csv", "column 'date' appears more than once")),
-    Case("header_wrong_case", "column names in capitals are not the contract's names",
-         lambda: _diary(DIARY, header=DIARY_HEADER.upper()),
-         refused(2, "diary.csv", "required column 'patient_id' is missing")),
-    Case("missing_required_column", "diary.csv without headache_hours",
-         lambda: _diary(["P001,2024-02-20"], header="patient_id,date"),
-         refused(2, "diary.csv", "required column 'headache_hours' is missing")),
-    Case("direct_identifier", "patients.csv with a date-of-birth column",
-         lambda: base(**{"patients.csv": b"patient_id,sex,Date of Birth\nP001,F,1970-01-01\nP002,M,1980-02-02\n"}),
-         refused(3, "patients.csv", "column 'Date of Birth' looks like a direct identifier", "deidentify")),
+    Case(
+        "duplicate_header",
+        "the column date twice",
+        lambda: _diary([row + ",2024-01-01" for row in DIARY], header=DIARY_HEADER + ",date"),
+        refused(2, "diary.csv", "column 'date' appears more than once"),
+    ),
+    Case(
+        "duplicate_header_spaces",
+        "the column date twice, once with spaces around it (one would hide the other)",
+        lambda: _diary(
+            [row.replace(",2024", ",2024-01-01,2024", 1) for row in DIARY],
+            header=DIARY_HEADER.replace(",date,", ", date ,date,"),
+        ),
+        refused(2, "diary.csv", "column 'date' appears more than once"),
+    ),
+    Case(
+        "header_wrong_case",
+        "column names in capitals are not the contract's names",
+        lambda: _diary(DIARY, header=DIARY_HEADER.upper()),
+        refused(2, "diary.csv", "required column 'patient_id' is missing"),
+    ),
+    Case(
+        "missing_required_column",
+        "diary.csv without headache_hours",
+        lambda: _diary(["P001,2024-02-20"], header="patient_id,date"),
+        refused(2, "diary.csv", "required column 'headache_hours' is missing"),
+    ),
+    Case(
+        "direct_identifier",
+        "patients.csv with a date-of-birth column",
+        lambda: base(**{"patients.csv": b"patient_id,sex,Date of Birth\nP001,F,1970-01-01\nP002,M,1980-02-02\n"}),
+        refused(3, "patients.csv", "column 'Date of Birth' looks like a direct identifier", "deidentify"),
+    ),
     # Values.
-    Case("excel_serial_dates", "dates as Excel serial numbers, in day/month order and with a time", _excel_serial_dates,
-         loaded(sessions_csv=counts(3, 2, (INVALID_DATE,), [2]),
-                diary_csv=counts(17, 10, (INVALID_DATE,), [12, 13, 14, 15, 16, 17, 18]))),
-    Case("leap_dates", "2024-02-29 and 2000-02-29 are dates; 2023-02-29, 1900-02-29 and other shapes are not",
-         _leap_dates, loaded(sessions_csv=counts(5, 4, (INVALID_DATE,), [6]),
-                             diary_csv=counts(25, 18, (INVALID_DATE,), [20, 21, 22, 23, 24, 25, 26]))),
-    Case("odd_numbers", "1e309, nan, inf, hex, digit separators and other scripts' digits are not hours; -0, +5, 1e1 "
-         "and .5 are", _odd_numbers, loaded(diary_csv=counts(35, 22, (HOURS, MISSING), [*range(17, 29), 36]))),
-    Case("unicode_patient_ids", "accents, a zero-width space, full-width and Cyrillic letters, an emoji, a "
-         "right-to-left override and a 65-character id are not pseudonyms", _unicode_ids,
-         loaded(diary_csv=counts(25, 18, (INVALID_ID,), list(range(17, 24))))),
-    Case("formula_patient_ids", "spreadsheet formulas as patient ids: rejected, and quoted back formula-safe",
-         _formula_ids, loaded(sessions_csv=counts(9, 4, (INVALID_ID,), [5, 6, 7, 8, 9]),
-                              diary_csv=counts(16, 15, (INVALID_ID,), [17]))),
+    Case(
+        "excel_serial_dates",
+        "dates as Excel serial numbers, in day/month order and with a time",
+        _excel_serial_dates,
+        loaded(
+            sessions_csv=counts(3, 2, (INVALID_DATE,), [2]),
+            diary_csv=counts(17, 10, (INVALID_DATE,), [12, 13, 14, 15, 16, 17, 18]),
+        ),
+    ),
+    Case(
+        "leap_dates",
+        "2024-02-29 and 2000-02-29 are dates; 2023-02-29, 1900-02-29 and other shapes are not",
+        _leap_dates,
+        loaded(
+            sessions_csv=counts(5, 4, (INVALID_DATE,), [6]),
+            diary_csv=counts(25, 18, (INVALID_DATE,), [20, 21, 22, 23, 24, 25, 26]),
+        ),
+    ),
+    Case(
+        "odd_numbers",
+        "1e309, nan, inf, hex, digit separators and other scripts' digits are not hours; -0, +5, 1e1 and .5 are",
+        _odd_numbers,
+        loaded(diary_csv=counts(35, 22, (HOURS, MISSING), [*range(17, 29), 36])),
+    ),
+    Case(
+        "unicode_patient_ids",
+        "accents, a zero-width space, full-width and Cyrillic letters, an emoji, a "
+        "right-to-left override and a 65-character id are not pseudonyms",
+        _unicode_ids,
+        loaded(diary_csv=counts(25, 18, (INVALID_ID,), list(range(17, 24)))),
+    ),
+    Case(
+        "formula_patient_ids",
+        "spreadsheet formulas as patient ids: rejected, and quoted back formula-safe",
+        _formula_ids,
+        loaded(
+            sessions_csv=counts(9, 4, (INVALID_ID,), [5, 6, 7, 8, 9]), diary_csv=counts(16, 15, (INVALID_ID,), [17])
+        ),
+    ),
     # Parquet.
-    Case("parquet_garbage", "diary.parquet is not Parquet",
-         lambda: {"sessions.csv": base()["sessions.csv"], "diary.parquet": b"PAR1" + b"\x00" * 64},
-         refused(2, "diary.parquet", "cannot be read as Parquet")),
-    Case("parquet_hostile", "Parquet with a list where a boolean belongs, a missing id and year 9999 (a valid ISO "
-         "date that pandas cannot hold: rejected as an invalid date, not a crash)", _parquet_hostile,
-         loaded(diary_parquet=counts(6, 2, (HOURS, "invalid boolean", INVALID_DATE, MISSING), [3, 4, 5, 6],
-                                     ignored=("headache hours",)))),
-    Case("parquet_repeated_column", "Parquet with 'date' and ' date'", _parquet_repeated_column,
-         refused(2, "diary.parquet", "column 'date' appears more than once")),
-    Case("parquet_row_bomb", "20 million identical diary rows in 190 KB of Parquet: refused from its metadata, "
-         "before it is read (it took 8.8 GB and 75 s)", parquet_row_bomb,
-         refused(2, "diary.parquet", "60,000,000 values", "decompression bomb"), generated=True),
+    Case(
+        "parquet_garbage",
+        "diary.parquet is not Parquet",
+        lambda: {"sessions.csv": base()["sessions.csv"], "diary.parquet": b"PAR1" + b"\x00" * 64},
+        refused(2, "diary.parquet", "cannot be read as Parquet"),
+    ),
+    Case(
+        "parquet_hostile",
+        "Parquet with a list where a boolean belongs, a missing id and year 9999 (a valid ISO "
+        "date that pandas cannot hold: rejected as an invalid date, not a crash)",
+        _parquet_hostile,
+        loaded(
+            diary_parquet=counts(
+                6, 2, (HOURS, "invalid boolean", INVALID_DATE, MISSING), [3, 4, 5, 6], ignored=("headache hours",)
+            )
+        ),
+    ),
+    Case(
+        "parquet_repeated_column",
+        "Parquet with 'date' and ' date'",
+        _parquet_repeated_column,
+        refused(2, "diary.parquet", "column 'date' appears more than once"),
+    ),
+    Case(
+        "parquet_row_bomb",
+        "20 million identical diary rows in 190 KB of Parquet: refused from its metadata, "
+        "before it is read (it took 8.8 GB and 75 s)",
+        parquet_row_bomb,
+        refused(2, "diary.parquet", "60,000,000 values", "decompression bomb"),
+        generated=True,
+    ),
     # ZIP uploads (the dashboard's upload path).
-    Case("zip_ok", "the core in one folder of a ZIP, with macOS's extra files", _upload(
-        [*_zip_members("export/"), ("__MACOSX/export/._diary.csv", b"\x00\x05\x16\x07"), ("export/.DS_Store", b"\0")]),
-         loaded(), source="zip"),
-    Case("zip_traversal", "a member named ../../sessions.csv",
-         _upload([("../../sessions.csv", base()["sessions.csv"]), ("diary.csv", base()["diary.csv"])]),
-         refused(2, "upload.zip", "points outside the archive"), source="zip"),
-    Case("zip_absolute_path", "a member with an absolute path",
-         _upload([("/tmp/sessions.csv", base()["sessions.csv"]), ("diary.csv", base()["diary.csv"])]),
-         refused(2, "upload.zip", "points outside the archive"), source="zip"),
-    Case("zip_nested", "a ZIP inside the ZIP", _upload([*_zip_members(), ("more.zip", stored_zip(_zip_members()))]),
-         refused(2, "upload.zip", "contains another archive"), source="zip"),
-    Case("zip_too_many_members", "25 members",
-         _upload([*_zip_members(), *((f"part_{i:02d}.csv", b"a\n1\n") for i in range(23))]),
-         refused(2, "upload.zip", "holds 25 files, more than 20"), source="zip"),
-    Case("zip_declared_oversize", "the archive declares that diary.csv unpacks to 600 MB", _declared_oversize,
-         refused(2, "upload.zip", "unpacks to more than 500 MB"), source="zip"),
-    Case("zip_bomb", "a decompression bomb", zip_bomb, refused(2, "upload.zip", "decompression bomb"), source="zip",
-         generated=True),
-    Case("zip_not_a_zip", "text named upload.zip", lambda: {"upload.zip": base()["sessions.csv"]},
-         refused(2, "upload.zip", "cannot be opened as a ZIP archive"), source="zip"),
+    Case(
+        "zip_ok",
+        "the core in one folder of a ZIP, with macOS's extra files",
+        _upload(
+            [
+                *_zip_members("export/"),
+                ("__MACOSX/export/._diary.csv", b"\x00\x05\x16\x07"),
+                ("export/.DS_Store", b"\0"),
+            ]
+        ),
+        loaded(),
+        source="zip",
+    ),
+    Case(
+        "zip_traversal",
+        "a member named ../../sessions.csv",
+        _upload([("../../sessions.csv", base()["sessions.csv"]), ("diary.csv", base()["diary.csv"])]),
+        refused(2, "upload.zip", "points outside the archive"),
+        source="zip",
+    ),
+    Case(
+        "zip_absolute_path",
+        "a member with an absolute path",
+        _upload([("/tmp/sessions.csv", base()["sessions.csv"]), ("diary.csv", base()["diary.csv"])]),
+        refused(2, "upload.zip", "points outside the archive"),
+        source="zip",
+    ),
+    Case(
+        "zip_nested",
+        "a ZIP inside the ZIP",
+        _upload([*_zip_members(), ("more.zip", stored_zip(_zip_members()))]),
+        refused(2, "upload.zip", "contains another archive"),
+        source="zip",
+    ),
+    Case(
+        "zip_too_many_members",
+        "25 members",
+        _upload([*_zip_members(), *((f"part_{i:02d}.csv", b"a\n1\n") for i in range(23))]),
+        refused(2, "upload.zip", "holds 25 files, more than 20"),
+        source="zip",
+    ),
+    Case(
+        "zip_declared_oversize",
+        "the archive declares that diary.csv unpacks to 600 MB",
+        _declared_oversize,
+        refused(2, "upload.zip", "unpacks to more than 500 MB"),
+        source="zip",
+    ),
+    Case(
+        "zip_bomb",
+        "a decompression bomb",
+        zip_bomb,
+        refused(2, "upload.zip", "decompression bomb"),
+        source="zip",
+        generated=True,
+    ),
+    Case(
+        "zip_not_a_zip",
+        "text named upload.zip",
+        lambda: {"upload.zip": base()["sessions.csv"]},
+        refused(2, "upload.zip", "cannot be opened as a ZIP archive"),
+        source="zip",
+    ),
 ]
 BY_NAME = {case.name: case for case in CASES}
 
@@ -503,5 +765,7 @@ def write(corpus: Path = CORPUS, expected_path: Path = EXPECTED) -> int:
 
 if __name__ == "__main__":
     written = write()
-    print(f"{len(CASES)} cases ({sum(c.generated for c in CASES)} generated at test time), "
-          f"{written:,} bytes in {CORPUS}", file=sys.stderr)
+    print(
+        f"{len(CASES)} cases ({sum(c.generated for c in CASES)} generated at test time), {written:,} bytes in {CORPUS}",
+        file=sys.stderr,
+    )
