@@ -27,7 +27,7 @@ from analytics.privacy import suppression as sup
 from analytics.privacy.suppression import CD, CN, COUNT_COLUMNS, ID, IN, NR, RATES, E, P, R, T
 from analytics.views.cohort_filter import restrict
 
-CONFORMANCE = Path(__file__).resolve().parent.parent.parent / "shared" / "conformance" / "data"
+CONFORMANCE = Path(__file__).resolve().parent / "conformance" / "data"  # the in-repo copy
 SAMPLE = Path(__file__).resolve().parent.parent / "sample_data"
 
 
