@@ -28,7 +28,7 @@ from analytics.output.export import (
     suppressed_export_files,
 )
 from analytics.privacy import access
-from analytics.privacy.suppression import DEFAULT_MIN_CELL
+from analytics.privacy.suppression import DEFAULT_MIN_CELL, suppress_rejections
 from analytics.views import quality
 from analytics.views.cohort_filter import CohortFilter, export_command
 from analytics.views.dictionary import (
@@ -307,15 +307,36 @@ def _columns_markdown(rules: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _suppressed_files_section(dataset: Dataset, min_cell: int) -> None:
+    """The files and rejections as a role held to small-cell suppression may see them: rows read, accepted
+    and rejected per file and rejected rows per reason, with the suppression of ``export --min-cell``
+    (``analytics.privacy.suppression.suppress_rejections``), and no listing of rejected rows or histogram."""
+    st.subheader("Files read")
+    st.info(
+        f"Your access is to aggregate tables with small cells suppressed (K = {min_cell}): counts from 1 to "
+        f"{min_cell - 1} show as <{min_cell}, and counts that would reveal one by subtraction as 'suppressed'. "
+        "Rejected rows are counted, not listed.",
+        icon=":material/shield:",
+    )
+    reasons, counts = suppress_rejections(dataset.file_summary(), dataset.rejection_counts(), min_cell)
+    st.dataframe(counts, hide_index=True, key="data_files_suppressed")
+    st.subheader("Rejected rows by reason")
+    st.dataframe(reasons, hide_index=True, key="data_reasons_suppressed")
+
+
 def render() -> None:
     """The Data page: files, rejections, completeness and exports when data are loaded; the dictionary always."""
     ctx = current()
     st.title("Data")
     if ctx is not None and ctx.dataset is not None and ctx.analysis is not None:
         st.caption(f"{ctx.source_label} · data as of {ctx.analysis.as_of:%Y-%m-%d}")
-        _files_section(ctx.dataset)
-        _rejections_section(ctx.dataset)
-        _completeness_section(ctx.analysis)
+        min_cell = auth.enforced_min_cell()
+        if min_cell is None:
+            _files_section(ctx.dataset)
+            _rejections_section(ctx.dataset)
+            _completeness_section(ctx.analysis)
+        else:  # on screen as in this role's downloads: counts suppressed, no row-level listing
+            _suppressed_files_section(ctx.dataset, min_cell)
         _exports_section(ctx.dataset, ctx.analysis, ctx.data_dir)
     elif ctx is not None and ctx.notice:
         st.info(ctx.notice)

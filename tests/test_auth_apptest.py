@@ -645,3 +645,20 @@ def test_a_researcher_held_to_small_cell_suppression_sees_suppressed_values_only
     assert not counts.isin([str(n) for n in range(1, 11)]).any().any(), counts
     assert len(at.tabs) == 0  # no charts, subgroups, Table 1, curves or models
     assert not any("Patients in the cohort" in m.label for m in at.metric)
+
+
+def test_the_data_page_shows_a_role_held_to_suppression_counts_only(
+        app: Callable[..., AppTest], setup: dict[str, Path], audit_log: Path) -> None:
+    """The Data page likewise: suppressed counts per file and reason, no rejected row listed (its patient ids and
+    values), no completeness histogram of a handful of patients."""
+    access_file = setup["root"] / "access_min_cell_data.toml"
+    access_file.write_text("[min_cell]\nresearcher = 11\n" + ACCESS_FILE)
+    at = app("researcher@uni.example", access_file=access_file)
+    switch_page(at, "pages/data.py")
+    at.run()
+    assert not at.exception
+    assert any("small cells suppressed (K = 11)" in i.value for i in at.info)
+    tables = [d.value for d in at.dataframe]
+    assert not any("patient_id" in t.columns for t in tables)  # no rejected row is listed
+    files = next(t for t in tables if "rows_read" in t.columns)
+    assert set(files["rows_rejected"]) <= {"<11", "suppressed", "0"}  # 1 rejected row per file in this data
