@@ -648,7 +648,8 @@ def test_a_researcher_held_to_small_cell_suppression_sees_suppressed_values_only
 
 
 def test_the_data_page_shows_a_role_held_to_suppression_counts_only(
-        app: Callable[..., AppTest], setup: dict[str, Path], audit_log: Path) -> None:
+    app: Callable[..., AppTest], setup: dict[str, Path], audit_log: Path
+) -> None:
     """The Data page likewise: suppressed counts per file and reason, no rejected row listed (its patient ids and
     values), no completeness histogram of a handful of patients."""
     access_file = setup["root"] / "access_min_cell_data.toml"
