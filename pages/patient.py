@@ -248,7 +248,7 @@ def render() -> None:
     if status is not None:
         with st.container(horizontal=True):
             for text, tone in clinical.status_badges(status, config):
-                st.badge(ui_render.plain(text), color=BADGE_COLOURS[tone])  # may quote patients.csv
+                st.badge(text, color=BADGE_COLOURS[tone])  # a badge shows its label as plain text
 
         left, right = st.columns(2)
         with left:

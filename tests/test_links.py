@@ -41,6 +41,6 @@ def test_the_id_is_shown_as_plain_text_cut_to_64_characters() -> None:
     markdown = crafted.markdown()
     # Every character of the id that opens a Markdown construct is escaped, so Streamlit shows it as typed
     # rather than as bold or a link.
-    assert "\\*\\*x\\*\\*" in markdown and "\\[click\\]\\(http://evil.example\\)" in markdown
+    assert "\\*\\*x\\*\\*" in markdown and "\\[click\\]\\(http\\://evil.example\\)" in markdown
     assert "\\:red\\[\\!\\]" in markdown and "\\$x\\$" in markdown
     assert PatientLink(patient_id="P001").markdown() is None

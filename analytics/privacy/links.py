@@ -17,7 +17,9 @@ from dataclasses import dataclass
 NOT_VISIBLE = "Patient {patient} is not in the data you can see"
 SHOWN_CHARS = 64
 """A pseudonym has at most 64 characters (SPEC §2): anything longer is cut to that, the last one '…'."""
-_INLINE = re.compile(r"[\\`*_\[\](){}!$<>~|#]|:(?=[A-Za-z])")
+# ":" before a letter (Streamlit's :red[...] and :material/...:) or before "//" (a bare URL, which GFM would
+# turn into a link), and the "." of "www." (likewise).
+_INLINE = re.compile(r"[\\`*_\[\](){}!$<>~|#]|:(?=[A-Za-z]|//)|(?<=www)\.")
 
 
 def escape_markdown(text: object) -> str:
@@ -25,8 +27,9 @@ def escape_markdown(text: object) -> str:
     that renders Markdown, shown as typed: the characters that open an inline construct are backslash-escaped
     (CommonMark shows an escaped punctuation character as itself): emphasis and code (* _ `), links and images
     ([ ] ( ) !, so ``![x](http://host/x.png)`` makes no browser fetch anything), LaTeX ($), HTML (< >),
-    strike-through (~), tables (|), braces, and a colon before a letter (Streamlit's ``:red[...]`` and
-    ``:material/...:``); so is a block marker at the start (# - + = > or a number with . or )). Line breaks
+    strike-through (~), tables (|), braces, a colon before a letter (Streamlit's ``:red[...]`` and
+    ``:material/...:``) or in ``://`` and the dot of ``www.`` (bare URLs would become links); so is a block marker
+    at the start (# - + = > or a number with . or )). Line breaks
     and runs of white space become one space, so no text starts a new block."""
     flat = " ".join(str(text).split())
     out = _INLINE.sub(r"\\\g<0>", flat)

@@ -38,14 +38,8 @@ class _Counter(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_markdown_in_the_data_fetches_nothing_and_shows_as_typed(tmp_path: Path, streamlit_servers) -> None:
-    if streamlit_servers.chromium_path() is None:
-        pytest.skip("chromium is not installed (/usr/bin/chromium); `make test` installs it with apt as root")
-    pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
-    from playwright.sync_api import sync_playwright
-
-    from tests.browser.conftest import CHROMIUM_ARGS
-
+def test_markdown_in_the_data_fetches_nothing_and_shows_as_typed(tmp_path: Path, streamlit_servers, chromium) -> None:
+    # ``chromium`` is the session's browser (one Playwright per process); this test starts its own app server.
     listener = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Counter)
     port = listener.server_address[1]
     threading.Thread(target=listener.serve_forever, daemon=True).start()
@@ -64,18 +58,14 @@ def test_markdown_in_the_data_fetches_nothing_and_shows_as_typed(tmp_path: Path,
     env["OUTCOMES_DATA_DIR"] = str(data)
     try:
         with streamlit_servers.running(streamlit_servers.free_port(), env, "data-text-server.log") as url:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=streamlit_servers.chromium_path(), args=CHROMIUM_ARGS
-                )
-                try:
-                    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                    page.goto(f"{url}/patient?patient={PATIENT}")
-                    page.get_by_text("**bold**", exact=False).first.wait_for(timeout=120_000)
-                    time.sleep(3)  # time for any image or stylesheet the page might request
-                    body = page.inner_text("body")
-                finally:
-                    browser.close()
+            page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+            try:
+                page.goto(f"{url}/patient?patient={PATIENT}")
+                page.get_by_text("**bold**", exact=False).first.wait_for(timeout=120_000)
+                time.sleep(3)  # time for any image or stylesheet the page might request
+                body = page.inner_text("body")
+            finally:
+                page.close()
     finally:
         listener.shutdown()
     assert HITS == [], f"the browser fetched {HITS}"

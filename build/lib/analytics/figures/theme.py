@@ -1,0 +1,57 @@
+"""The shared Plotly template and the colours that carry clinical meaning.
+
+The template matches ``.streamlit/config.toml`` (same primary colour, font and background) so
+charts and app chrome read as one. Colours are chosen to stay distinguishable for the common
+colour-vision deficiencies (Okabe–Ito based); missing data is always grey.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import plotly.io as pio
+
+PRIMARY = "#1f5f8b"
+TEXT = "#1b2430"
+GRID = "#e3e8ef"
+FONT = "Source Sans Pro, Arial, sans-serif"
+
+# Meaningful colours (Okabe–Ito palette where possible).
+HEADACHE_FREE = "#d9f0d3"
+HEADACHE = "#f0b357"
+MIGRAINE = "#d55e00"
+SEVERE = "#8c2d04"
+MISSING = "#bdbdbd"
+INJECTION = "#0072b2"
+BASELINE = "#6b6b6b"
+RESPONDER = "#009e73"
+PARTIAL = "#e69f00"
+NON_RESPONDER = "#cc79a7"
+THRESHOLD_COLOURS = {30: "#e69f00", 50: "#009e73", 75: "#0072b2"}
+SEQUENCE = ["#1f5f8b", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#f0e442", "#000000"]
+
+TEMPLATE_NAME = "outcomes"
+
+pio.templates[TEMPLATE_NAME] = go.layout.Template(
+    layout=go.Layout(
+        font=dict(family=FONT, size=14, color=TEXT),
+        title=dict(font=dict(size=18), x=0, xanchor="left"),
+        colorway=SEQUENCE,
+        paper_bgcolor="white",
+        plot_bgcolor="white",
+        xaxis=dict(gridcolor=GRID, linecolor="#9aa5b1", ticks="outside", zeroline=False, automargin=True),
+        yaxis=dict(gridcolor=GRID, linecolor="#9aa5b1", ticks="outside", zeroline=False, automargin=True),
+        legend=dict(orientation="h", yanchor="bottom", y=1.02, xanchor="left", x=0),
+        margin=dict(l=60, r=20, t=60, b=50),
+        hoverlabel=dict(font_size=13),
+    )
+)
+
+
+def styled(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
+    """Apply the shared template (and optionally a title and height) to a figure."""
+    fig.update_layout(template=TEMPLATE_NAME)
+    if title is not None:
+        fig.update_layout(title=title)
+    if height is not None:
+        fig.update_layout(height=height)
+    return fig
