@@ -28,7 +28,7 @@ import pandas as pd
 from analytics.definitions.clinical import clinical_tables
 from analytics.definitions.config import AnalysisConfig, flag_name, flag_parameters
 from analytics.definitions.pipeline import analyse
-from analytics.ingest.load import DatasetRefused, load_dataset
+from analytics.ingest.load import Dataset, DatasetRefused, load_dataset
 from analytics.output.export import PATIENT_LEVEL_FILES, verify_export, write_atomically
 from analytics.privacy import audit, deidentify
 from analytics.privacy.suppression import DEFAULT_MIN_CELL
@@ -135,6 +135,16 @@ def _min_cell_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _read_dataset(data: Path) -> Dataset | int:
+    """The loaded dataset, or the exit status of its refusal (said on stderr)."""
+    _say(f"reading {data} ...")
+    try:
+        return load_dataset(data)
+    except DatasetRefused as exc:
+        _say(f"refused: {exc}")
+        return exc.exit_code
+
+
 def run_export(args: argparse.Namespace) -> int:
     try:
         config = config_from_args(args)
@@ -149,12 +159,9 @@ def run_export(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         _say(f"error: cohort filter: {exc}")
         return 2
-    _say(f"reading {args.data} ...")
-    try:
-        dataset = load_dataset(args.data)
-    except DatasetRefused as exc:
-        _say(f"refused: {exc}")
-        return exc.exit_code
+    dataset = _read_dataset(args.data)
+    if isinstance(dataset, int):
+        return dataset
     for f in dataset.files:
         _say(f"  {f.file}: {f.rows_read} rows read, {f.rows_accepted} accepted, {f.rows_rejected} rejected")
     if args.strict and dataset.rejected_total():
@@ -216,12 +223,9 @@ def run_summary(args: argparse.Namespace) -> int:
     except ValueError as exc:
         _say(f"error: {exc}")
         return 2
-    _say(f"reading {args.data} ...")
-    try:
-        dataset = load_dataset(args.data)
-    except DatasetRefused as exc:
-        _say(f"refused: {exc}")
-        return exc.exit_code
+    dataset = _read_dataset(args.data)
+    if isinstance(dataset, int):
+        return dataset
     analysis = analyse(dataset, config)
     tables = clinical_tables(analysis, dataset)
     records = PatientRecords(analysis, dataset, tables)
