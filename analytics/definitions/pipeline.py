@@ -40,8 +40,12 @@ class Analysis:
 
 def analyse(dataset: Dataset, config: AnalysisConfig | None = None) -> Analysis:
     config = config or AnalysisConfig()
+    return analyse_at(dataset, config, data_cutoff(dataset.tables["sessions"], dataset.tables["diary"], config))
+
+
+def analyse_at(dataset: Dataset, config: AnalysisConfig, as_of: pd.Timestamp) -> Analysis:
+    """``analyse`` with ``as_of`` already known (the partitioned pipeline reduces it over all partitions first)."""
     sessions, diary = dataset.tables["sessions"], dataset.tables["diary"]
-    as_of = data_cutoff(sessions, diary, config)
     table, days = patient_cycles(sessions, diary, as_of, config, dataset.present_columns.get("diary", frozenset()))
     status = patient_status(table, days, as_of, config, dataset)
     events = counted_adverse_events(table, dataset)

@@ -359,7 +359,7 @@ def patient_status(
 
 def _has_adverse_events(dataset: Dataset) -> bool:
     """Whether ``adverse_events.csv`` (or .parquet) is in the dataset."""
-    return any(f.file.split(".")[0].lower() == "adverse_events" for f in dataset.files)
+    return any(f.file.split(".")[0].rstrip("/").lower() == "adverse_events" for f in dataset.files)
 
 
 def counted_adverse_events(cycles: pd.DataFrame, dataset: Dataset) -> pd.DataFrame | None:

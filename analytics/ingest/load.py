@@ -115,6 +115,10 @@ class DatasetRefused(AnalyticsRefusal):
         self.column = column
         self.needed_columns = needed_columns or []
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # A refusal raised in a worker process or on a Dask worker reaches the client whole.
+        return (DatasetRefused, (str(self), self.exit_code, self.file, self.column, self.needed_columns))
+
 
 @dataclass(frozen=True)
 class FileReport:
@@ -219,20 +223,22 @@ def read_source(source: Path | str | Mapping[str, bytes]) -> dict[str, tuple[str
         if not folder.is_dir():
             raise DatasetRefused(f"{folder}: not a folder of data files", 2)
         named = {p.name: p for p in sorted(folder.iterdir()) if p.is_file()}
-    by_lower = {name.lower(): name for name in sorted(named, reverse=True)}
     found: dict[str, tuple[str, bytes]] = {}
+    for stem, name in chosen_files(named).items():
+        content = named[name]
+        found[stem] = (name, file_bytes(name, content) if isinstance(content, Path) else content)
+    return found
+
+
+def chosen_files(names: Iterable[str]) -> dict[str, str]:
+    """stem -> the file read for it among ``names``: names match without regard to case, CSV before Parquet."""
+    by_lower = {name.lower(): name for name in sorted(names, reverse=True)}
+    found: dict[str, str] = {}
     for stem in FILES:
         for suffix in (".csv", ".parquet"):
             name = by_lower.get(f"{stem}{suffix}")
-            if name is None or stem in found:
-                continue
-            content = named[name]
-            if isinstance(content, Path):
-                try:
-                    content = content.read_bytes()
-                except OSError as exc:
-                    raise DatasetRefused(f"{name}: cannot be read ({exc.strerror or exc})", 2, name) from exc
-            found[stem] = (name, content)
+            if name is not None and stem not in found:
+                found[stem] = name
     return found
 
 
@@ -900,19 +906,69 @@ def _unlisted_counts(table: RawTable, reasons: np.ndarray, rows: np.ndarray, mal
     return counts.sort_values(["reason", "patient_id"], kind="stable", ignore_index=True)
 
 
-def load_dataset(source: Path | str | Mapping[str, bytes], limits: Limits = FOLDER_LIMITS) -> Dataset:
-    """Read, check and type a dataset; raises ``DatasetRefused`` for whole-dataset problems.
+def table_folders(source: Path | str | Mapping[str, bytes], found: Iterable[str]) -> dict[str, tuple[str, list[Path]]]:
+    """Partitioned Parquet tables: a folder named after a contract file (``diary/``) of ``*.parquet`` parts.
 
-    ``limits`` bound what one file may hold: ``FOLDER_LIMITS`` (the default) for the clinic's own
-    folder, ``UPLOAD_LIMITS`` for files uploaded through the dashboard.
+    Only for stems without a file of their own (``found``); the parts are read in name order as one
+    table (``read_parts``). Returns stem -> (name with a trailing '/', part paths).
     """
-    files = read_source(source)
-    raw: dict[str, RawTable] = {}
-    for stem, (name, data) in files.items():
-        raw[stem] = read_table(name, data, limits)
-        check_header(FILES[stem], raw[stem])
+    if isinstance(source, Mapping):
+        return {}
+    folder = Path(source)
+    if not folder.is_dir():
+        return {}
+    folders = {p.name.lower(): p for p in sorted(folder.iterdir(), reverse=True) if p.is_dir()}
+    out: dict[str, tuple[str, list[Path]]] = {}
+    for stem in FILES:
+        sub = folders.get(stem)
+        if stem in found or sub is None:
+            continue
+        parts = sorted(p for p in sub.iterdir() if p.is_file() and p.suffix.lower() == ".parquet")
+        if parts:
+            out[stem] = (f"{sub.name}/", parts)
+    return out
+
+
+def file_bytes(name: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise DatasetRefused(f"{name}: cannot be read ({exc.strerror or exc})", 2, name) from exc
+
+
+def read_parts(name: str, parts: list[Path], limits: Limits = FOLDER_LIMITS) -> tuple[RawTable, str]:
+    """A partitioned Parquet table: its parts read one by one (``read_table``, ``limits`` per part) as one table.
+
+    Rows are numbered across the parts in name order, as if they were one file (row number + 1);
+    every part must have the first part's columns. Returns the table and the SHA-256 of the parts'
+    bytes one after the other.
+    """
+    digest = hashlib.sha256()
+    tables: list[RawTable] = []
+    offset = 0
+    for path in parts:
+        part_name = f"{name}{path.name}"
+        data = file_bytes(part_name, path)
+        digest.update(data)
+        table = read_table(part_name, data, limits)
+        check_same_columns(name, tables[0].cells.columns if tables else None, part_name, table.cells.columns)
+        tables.append(RawTable(name, table.cells, table.lines + offset, table.malformed))
+        offset += len(table.cells)
+    cells = pd.concat([t.cells for t in tables], ignore_index=True)
+    return RawTable(name, cells, np.concatenate([t.lines for t in tables]), _empty_malformed()), digest.hexdigest()
+
+
+def check_same_columns(name: str, first: Iterable[str] | None, part_name: str, columns: Iterable[str]) -> None:
+    """Refuse (exit 2) a part of a partitioned table whose columns are not those of the first part."""
+    if first is not None and list(first) != list(columns):
+        raise DatasetRefused(f"{part_name}: its columns differ from those of the first part of {name}", 2, part_name)
+
+
+def check_required_files(stems: Iterable[str]) -> None:
+    """Refuse (exit 2) a dataset without one of the required files."""
+    present = set(stems)
     for stem, spec in FILES.items():
-        if spec.required and stem not in raw:
+        if spec.required and stem not in present:
             raise DatasetRefused(
                 f"{spec.filename}: required file is missing",
                 2,
@@ -920,53 +976,107 @@ def load_dataset(source: Path | str | Mapping[str, bytes], limits: Limits = FOLD
                 needed_columns=schemas.required_columns(stem),
             )
 
+
+@dataclass
+class Validated:
+    """One file's validation: accepted rows, rejected rows listed and counted, contract columns present."""
+
+    accepted: pd.DataFrame
+    rejected: pd.DataFrame
+    unlisted: pd.DataFrame
+    present: frozenset[str]
+    ignored: tuple[str, ...]
+
+
+def empty_table(stem: str) -> pd.DataFrame:
+    """The accepted rows of a file the dataset does not have: no rows, the contract's typed columns and line."""
+    spec = FILES[stem]
+    return _typed(spec, pd.DataFrame(columns=[c.name for c in spec.columns])).assign(line=pd.Series(dtype="int64"))
+
+
+def validate_tables(raw: Mapping[str, RawTable], max_listed: int) -> dict[str, Validated]:
+    """SPEC §2.1's row rules over every file read, sessions first (linked files need its accepted rows).
+
+    Every rule is local to one patient, so this runs as well on the rows of a partition of patients
+    (``analytics.scale``) as on a whole dataset.
+    """
     listed = None
     if "patients" in raw and "patient_id" in raw["patients"].cells:
         ids = raw["patients"].cells["patient_id"]
         listed = pd.Index(ids[ids.str.fullmatch(schemas.PATIENT_ID_PATTERN.strip("^$"))].unique())
-
-    tables: dict[str, pd.DataFrame] = {}
-    rejected: list[pd.DataFrame] = []
-    unlisted: list[pd.DataFrame] = []
-    reports: list[FileReport] = []
-    present: dict[str, frozenset[str]] = {}
-    for stem, spec in FILES.items():  # sessions first: linked files need its accepted rows
+    out: dict[str, Validated] = {}
+    for stem, spec in FILES.items():
         if stem not in raw:
-            tables[stem] = _typed(spec, pd.DataFrame(columns=[c.name for c in spec.columns])).assign(
-                line=pd.Series(dtype="int64")
-            )
-            present[stem] = frozenset()
             continue
         table = raw[stem]
-        accepted, rejected_rows, unlisted_rows = _validate_file(
-            spec, table, listed, tables.get("sessions"), limits.max_rejected_listed
-        )
-        tables[stem] = accepted
-        rejected.append(rejected_rows)
-        unlisted.append(unlisted_rows)
+        sessions = out["sessions"].accepted if "sessions" in out else None
+        accepted, rejected_rows, unlisted_rows = _validate_file(spec, table, listed, sessions, max_listed)
         contract = {c.name for c in spec.columns}
-        present[stem] = frozenset(c for c in table.cells.columns if c in contract)
-        name, data = files[stem]
-        read = len(table.cells) + len(table.malformed)
-        reports.append(
-            FileReport(
-                file=name,
-                sha256=hashlib.sha256(data).hexdigest(),
-                rows_read=read,
-                rows_accepted=len(accepted),
-                rows_rejected=len(rejected_rows) + int(unlisted_rows["rows"].sum()),
-                columns_ignored=tuple(c for c in table.cells.columns if c not in contract),
-            )
+        out[stem] = Validated(
+            accepted,
+            rejected_rows,
+            unlisted_rows,
+            frozenset(c for c in table.cells.columns if c in contract),
+            tuple(c for c in table.cells.columns if c not in contract),
         )
+    return out
+
+
+def rejection_report(rejected: list[pd.DataFrame]) -> pd.DataFrame:
+    """The listed rejected rows of every file, in file name and line order."""
     report = pd.concat(rejected, ignore_index=True) if rejected else pd.DataFrame(columns=REJECTED_COLUMNS)
     report = report.astype({"line": "int64"}).sort_values(["file", "line"], kind="stable").reset_index(drop=True)
-    unlisted = [u for u in unlisted if len(u)]
-    unlisted_report = pd.concat(unlisted, ignore_index=True) if unlisted else _empty_unlisted()
+    return report[REJECTED_COLUMNS]
+
+
+def unlisted_report(unlisted: list[pd.DataFrame]) -> pd.DataFrame:
+    kept = [u for u in unlisted if len(u)]
+    return pd.concat(kept, ignore_index=True) if kept else _empty_unlisted()
+
+
+def load_dataset(source: Path | str | Mapping[str, bytes], limits: Limits = FOLDER_LIMITS) -> Dataset:
+    """Read, check and type a dataset; raises ``DatasetRefused`` for whole-dataset problems.
+
+    ``limits`` bound what one file may hold: ``FOLDER_LIMITS`` (the default) for the clinic's own
+    folder, ``UPLOAD_LIMITS`` for files uploaded through the dashboard. A folder may hold a table as
+    a folder of Parquet parts (``table_folders``).
+    """
+    files = read_source(source)
+    folders = table_folders(source, files)
+    raw: dict[str, RawTable] = {}
+    names: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    for stem in FILES:
+        if stem in files:
+            name, data = files[stem]
+            raw[stem] = read_table(name, data, limits)
+            digests[stem] = hashlib.sha256(data).hexdigest()
+        elif stem in folders:
+            name, parts = folders[stem]
+            raw[stem], digests[stem] = read_parts(name, parts, limits)
+        else:
+            continue
+        names[stem] = name
+        check_header(FILES[stem], raw[stem])
+    check_required_files(raw)
+    validated = validate_tables(raw, limits.max_rejected_listed)
+    tables = {stem: validated[stem].accepted if stem in validated else empty_table(stem) for stem in FILES}
+    reports = [
+        FileReport(
+            file=names[stem],
+            sha256=digests[stem],
+            rows_read=len(raw[stem].cells) + len(raw[stem].malformed),
+            rows_accepted=len(v.accepted),
+            rows_rejected=len(v.rejected) + int(v.unlisted["rows"].sum()),
+            columns_ignored=v.ignored,
+        )
+        for stem, v in validated.items()
+    ]
     return Dataset(
         tables=tables,
-        rejected=report[REJECTED_COLUMNS],
+        rejected=rejection_report([v.rejected for v in validated.values()]),
         files=reports,
-        present_columns=present,
-        rejected_unlisted=unlisted_report,
-        files_not_read=unread_files(source_names(source), [name for name, _ in files.values()]),
+        present_columns={stem: validated[stem].present if stem in validated else frozenset() for stem in FILES},
+        rejected_unlisted=unlisted_report([v.unlisted for v in validated.values()]),
+        files_not_read=unread_files(source_names(source), names.values()),
     )

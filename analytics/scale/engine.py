@@ -1,0 +1,388 @@
+"""The partitioned pipeline: split, check and analyse partitions of patients, then combine them exactly.
+
+``run_partitioned`` gives the ``Analysis`` and ``Dataset`` that ``load_dataset`` + ``analyse`` give
+for the export (the same export bytes; ``tests/test_scale.py`` compares them), holding at any time
+one partition per worker plus the per-patient tables. The combined ``Dataset`` carries the
+accepted ``patients`` rows (for cohort filters) and the rejection report; its other tables, and the
+combined ``Analysis.patient_days``, are empty: the per-patient-day frames stay in the work folder,
+one Parquet file per partition (``days/``), for the dashboard's store.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analytics.definitions.cohort import cohort_cycles
+from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.cycles import data_cutoff
+from analytics.definitions.pipeline import Analysis, analyse_at
+from analytics.definitions.status import safety
+from analytics.ingest import load, schemas
+from analytics.ingest.load import FOLDER_LIMITS, REJECTED_COLUMNS, UNLISTED_COLUMNS, Dataset, FileReport, Limits
+from analytics.ingest.schemas import FILES
+from analytics.scale import split
+from analytics.scale.runners import Runner, SerialRunner
+
+ROWS_PER_PARTITION = 1_500_000
+"""Input rows (of the largest table) per partition when the count is chosen automatically."""
+CSV_BYTES_PER_ROW = 35
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What every task needs to know of the split: where the shards are, and each file's name and columns."""
+
+    root: Path
+    partitions: int
+    names: dict[str, str]
+    columns: dict[str, tuple[str, ...]]
+    max_listed: int
+    keep_days: bool = False
+
+
+@dataclass
+class PartitionCheck:
+    """A partition's SPEC §2.1 validation, without its accepted rows (those stay in ``accepted/``)."""
+
+    rejected: dict[str, pd.DataFrame]
+    unlisted: dict[str, pd.DataFrame]
+    rows_read: dict[str, int]
+    rows_accepted: dict[str, int]
+    present: dict[str, frozenset[str]]
+    ignored: dict[str, tuple[str, ...]]
+    latest: pd.Timestamp | None
+    """The latest accepted session or diary date (None: none)."""
+
+
+@dataclass
+class PartitionResult:
+    patient_cycles: pd.DataFrame
+    patient_status: pd.DataFrame
+    adverse_events: pd.DataFrame | None
+    days: int
+    """Rows of the partition's per-patient-day frame."""
+
+
+def _accepted_folder(layout: Layout, partition: int) -> Path:
+    return layout.root / "accepted" / f"{partition:05d}"
+
+
+def days_file(root: Path, partition: int) -> Path:
+    return root / "days" / f"{partition:05d}.parquet"
+
+
+def check_partition(layout: Layout, partition: int) -> PartitionCheck:
+    """SPEC §2.1's row rules on one partition (``load.validate_tables``); its accepted rows go to ``accepted/``."""
+    raw = {
+        stem: split.shard_tables(layout.root, stem, layout.names[stem], partition, layout.columns[stem])
+        for stem in layout.names
+    }
+    validated = load.validate_tables(raw, layout.max_listed)
+    folder = _accepted_folder(layout, partition)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stem, checked in validated.items():
+        checked.accepted.to_parquet(folder / f"{stem}.parquet", index=False)
+    dates = [
+        validated[stem].accepted[column].max()
+        for stem, column in (("sessions", "session_date"), ("diary", "date"))
+        if stem in validated
+    ]
+    latest = max((d for d in dates if pd.notna(d)), default=None)
+    return PartitionCheck(
+        rejected={stem: v.rejected for stem, v in validated.items()},
+        unlisted={stem: v.unlisted for stem, v in validated.items()},
+        rows_read={stem: len(raw[stem].cells) for stem in raw},
+        rows_accepted={stem: len(v.accepted) for stem, v in validated.items()},
+        present={stem: v.present for stem, v in validated.items()},
+        ignored={stem: v.ignored for stem, v in validated.items()},
+        latest=latest,
+    )
+
+
+def accepted_tables(layout: Layout, partition: int) -> dict[str, pd.DataFrame]:
+    folder = _accepted_folder(layout, partition)
+    return {
+        stem: pd.read_parquet(folder / f"{stem}.parquet") if stem in layout.names else load.empty_table(stem)
+        for stem in FILES
+    }
+
+
+def analyse_partition(
+    layout: Layout,
+    config: AnalysisConfig,
+    as_of: pd.Timestamp,
+    files: list[FileReport],
+    present: dict[str, frozenset[str]],
+    partition: int,
+) -> PartitionResult:
+    """``pipeline.analyse_at`` on one partition's accepted rows, for the ``as_of`` of the whole dataset."""
+    empty = pd.DataFrame(columns=REJECTED_COLUMNS)
+    dataset = Dataset(accepted_tables(layout, partition), empty, files, present)
+    analysis = analyse_at(dataset, config, as_of)
+    if layout.keep_days:
+        target = days_file(layout.root, partition)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        analysis.patient_days.to_parquet(target, index=False)
+    return PartitionResult(
+        analysis.patient_cycles, analysis.patient_status, analysis.adverse_events, len(analysis.patient_days)
+    )
+
+
+def auto_partitions(folder: Path) -> int:
+    """Enough partitions that each holds about ``ROWS_PER_PARTITION`` rows of the largest table."""
+    largest = 0
+    for table in split.table_inputs(folder).values():
+        if table.name.endswith("/") or table.name.lower().endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            try:
+                rows = sum(pq.read_metadata(p).num_rows for p in table.paths)
+            except Exception:  # a broken file: the loader refuses it, in one partition as in many
+                rows = 0
+        else:
+            rows = sum(p.stat().st_size for p in table.paths) // CSV_BYTES_PER_ROW
+        largest = max(largest, rows)
+    return max(1, -(-largest // ROWS_PER_PARTITION))
+
+
+@contextmanager
+def work_folder(parent: Path | None) -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="outcomes-partitions-", dir=parent))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+Say = Callable[[str], None]
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
+@dataclass
+class _Split:
+    names: dict[str, str]
+    columns: dict[str, tuple[str, ...]]
+    digests: dict[str, str]
+    rows: dict[str, int]
+    malformed: dict[str, pd.DataFrame]
+
+
+def _split_all(folder: Path, root: Path, partitions: int, runner: Runner, limits: Limits, say: Say) -> _Split:
+    """Every input file to the partitions, file by file in the loader's order; refusals as the loader's."""
+    out = _Split({}, {}, {}, {}, {})
+    task = functools.partial(_split_task, root=root, partitions=partitions, limits=limits)
+    for stem, table in split.table_inputs(folder).items():
+        spec = FILES[stem]
+        if table.name.endswith("/"):
+            tasks, digest = split.parquet_parts(table, limits)
+            columns = _parquet_columns(table)
+            _check_header_or_refuse_exactly(spec, table, columns, limits)
+        elif table.name.lower().endswith(".csv"):
+            plan = split.plan_csv(table)
+            tasks, digest, columns = plan.tasks, plan.sha256, plan.columns
+            if plan.columns:
+                _check_header_or_refuse_exactly(spec, table, columns, limits)
+        else:
+            tasks, digest, columns = [split.WholeFile(stem, table.name, table.paths[0])], _sha256(table.paths), ()
+        say(f"splitting {table.name} into {partitions} partition(s): {len(tasks)} task(s) ...")
+        results = runner.map(task, list(enumerate(tasks)))
+        if any(not r.simple for r in results):  # a block the fast reader would not read: the file is read whole
+            split.clear(root, stem)
+            tasks = [split.WholeFile(stem, table.name, table.paths[0])]
+            results = [split.run_split(tasks[0], 0, root, partitions, limits)]
+        if tasks and isinstance(tasks[0], split.CsvBlock):
+            load._check_size(table.name, sum(r.rows for r in results), len(columns), limits)
+        if tasks and not isinstance(tasks[0], split.CsvBlock):
+            columns = results[0].columns
+        malformed = results[0].malformed if tasks and isinstance(tasks[0], split.WholeFile) else None
+        out.names[stem] = table.name
+        out.columns[stem] = tuple(columns)
+        out.digests[stem] = digest
+        out.rows[stem] = sum(r.rows for r in results)
+        if malformed is not None and len(malformed):
+            out.malformed[stem] = malformed
+    load.check_required_files(out.names)
+    return out
+
+
+def _split_task(item: tuple[int, split.SplitTask], root: Path, partitions: int, limits: Limits) -> split.SplitResult:
+    index, task = item
+    return split.run_split(task, index, root, partitions, limits)
+
+
+def _sha256(paths: tuple[Path, ...]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(split.BLOCK_BYTES), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _parquet_columns(table: split.TableInput) -> tuple[str, ...]:
+    import pyarrow.parquet as pq
+
+    return tuple(load._header_name(c) for c in pq.read_schema(table.paths[0]).names)
+
+
+def _check_header_or_refuse_exactly(
+    spec: schemas.FileSpec, table: split.TableInput, columns: tuple[str, ...], limits: Limits
+) -> None:
+    """``load.check_header`` before any row is written (no identifiers reach the work folder).
+
+    When it refuses, the file is read as the loader reads it first, so that a refusal the loader
+    gives earlier (a file too big, one it cannot parse) is the one given.
+    """
+    probe = load.RawTable(table.name, pd.DataFrame(columns=list(columns)), np.empty(0, np.int64), pd.DataFrame())
+    try:
+        load.check_header(spec, probe)
+    except load.DatasetRefused:
+        if table.name.endswith("/"):
+            raw, _ = load.read_parts(table.name, list(table.paths), limits)
+        else:
+            raw = load.read_table(table.name, load.file_bytes(table.name, table.paths[0]), limits)
+        load.check_header(spec, raw)
+        raise
+
+
+def _capped(
+    name: str, listings: list[pd.DataFrame], unlisted: list[pd.DataFrame], max_listed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One file's rejection listing (its first ``max_listed`` rejected rows by line) and the rest counted."""
+    listing = pd.concat(listings, ignore_index=True) if listings else pd.DataFrame(columns=REJECTED_COLUMNS)
+    listing = listing.astype({"line": "int64"}).sort_values("line", kind="stable")
+    kept, over = listing.iloc[:max_listed], listing.iloc[max_listed:]
+    counted = [u[["reason", "patient_id", "rows"]] for u in unlisted if len(u)]
+    if len(over):
+        overflow = over.groupby(["reason", "patient_id"], sort=False).size().rename("rows").reset_index()
+        counted.append(overflow)
+    if not counted:
+        return kept, load._empty_unlisted()
+    both = pd.concat([c.astype({"reason": object, "patient_id": object}) for c in counted], ignore_index=True)
+    summed = both.groupby(["reason", "patient_id"], sort=False)["rows"].sum().reset_index()
+    table = pd.DataFrame(
+        {
+            "file": name,
+            "reason": summed["reason"].astype(object),
+            "patient_id": summed["patient_id"].astype(schemas.TEXT_DTYPE),
+            "rows": summed["rows"].astype("int64"),
+        }
+    )[UNLISTED_COLUMNS]
+    return kept, table.sort_values(["reason", "patient_id"], kind="stable", ignore_index=True)
+
+
+def run_partitioned(
+    folder: Path,
+    config: AnalysisConfig | None = None,
+    partitions: int | None = None,
+    runner: Runner | None = None,
+    work_dir: Path | None = None,
+    limits: Limits = FOLDER_LIMITS,
+    say: Say = _quiet,
+    keep: Path | None = None,
+) -> tuple[Analysis, Dataset]:
+    """``analyse(load_dataset(folder), config)`` for the export, on partitions of patients.
+
+    ``runner`` runs the tasks (in this process by default); ``work_dir`` is where the partitions are
+    written (it must be shared with the workers of a cluster); ``keep``, when given, is a folder that
+    receives the per-patient-day frames, one Parquet file per partition.
+    """
+    config = config or AnalysisConfig()
+    runner = runner or SerialRunner()
+    folder = Path(folder)
+    if partitions is None:
+        partitions = auto_partitions(folder)
+    with work_folder(work_dir) as root:
+        parts = _split_all(folder, root, partitions, runner, limits, say)
+        layout = Layout(root, partitions, parts.names, parts.columns, limits.max_rejected_listed, keep is not None)
+        say(f"checking {partitions} partition(s) ...")
+        checks = runner.map(functools.partial(check_partition, layout), list(range(partitions)))
+        latest = [c.latest for c in checks if c.latest is not None]
+        as_of = data_cutoff(
+            pd.DataFrame({"session_date": pd.Series(latest, dtype="datetime64[ns]")}),
+            pd.DataFrame({"date": pd.Series([], dtype="datetime64[ns]")}),
+            config,
+        )
+        dataset = _combined_dataset(folder, layout, parts, checks)
+        say(f"analysing {partitions} partition(s) for as_of {as_of.date()} ...")
+        present = dataset.present_columns
+        analyse_one = functools.partial(analyse_partition, layout, config, as_of, dataset.files, present)
+        results = runner.map(analyse_one, list(range(partitions)))
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for p in range(partitions):
+                if days_file(root, p).exists():
+                    shutil.move(days_file(root, p), keep / days_file(root, p).name)
+        dataset.tables["patients"] = _accepted_patients(layout, partitions)
+    return _combined_analysis(config, as_of, results), dataset
+
+
+def _accepted_patients(layout: Layout, partitions: int) -> pd.DataFrame:
+    if "patients" not in layout.names:
+        return load.empty_table("patients")
+    parts = [pd.read_parquet(_accepted_folder(layout, p) / "patients.parquet") for p in range(partitions)]
+    return pd.concat(parts, ignore_index=True).sort_values("line", kind="stable", ignore_index=True)
+
+
+def _combined_dataset(folder: Path, layout: Layout, parts: _Split, checks: list[PartitionCheck]) -> Dataset:
+    rejected: list[pd.DataFrame] = []
+    unlisted: list[pd.DataFrame] = []
+    reports: list[FileReport] = []
+    for stem, name in parts.names.items():
+        listings = [c.rejected[stem] for c in checks]
+        if stem in parts.malformed:
+            malformed = parts.malformed[stem]
+            listings.append(malformed.assign(file=name).astype({"value": object})[REJECTED_COLUMNS])
+        listed, counted = _capped(name, listings, [c.unlisted[stem] for c in checks], layout.max_listed)
+        rejected.append(listed)
+        unlisted.append(counted)
+        n_malformed = len(parts.malformed.get(stem, ()))
+        reports.append(
+            FileReport(
+                file=name,
+                sha256=parts.digests[stem],
+                rows_read=parts.rows[stem] + n_malformed,
+                rows_accepted=sum(c.rows_accepted[stem] for c in checks),
+                rows_rejected=len(listed) + int(counted["rows"].sum()),
+                columns_ignored=checks[0].ignored[stem],
+            )
+        )
+    tables = {stem: load.empty_table(stem) for stem in FILES}
+    return Dataset(
+        tables=tables,
+        rejected=load.rejection_report(rejected),
+        files=reports,
+        present_columns={stem: checks[0].present.get(stem, frozenset()) for stem in FILES},
+        rejected_unlisted=load.unlisted_report(unlisted),
+        files_not_read=load.unread_files(load.source_names(folder), parts.names.values()),
+    )
+
+
+def _combined_analysis(config: AnalysisConfig, as_of: pd.Timestamp, results: list[PartitionResult]) -> Analysis:
+    table = pd.concat([r.patient_cycles for r in results], ignore_index=True)
+    table = table.sort_values("patient_id", kind="stable", ignore_index=True)
+    status = pd.concat([r.patient_status for r in results], ignore_index=True)
+    status = status.sort_values("patient_id", kind="stable", ignore_index=True)
+    event_parts = [r.adverse_events for r in results if r.adverse_events is not None]
+    events = None
+    if event_parts:
+        events = pd.concat(event_parts, ignore_index=True)
+        events = events.sort_values(["patient_id", "session_date"], kind="stable", ignore_index=True)
+    days = pd.DataFrame()
+    return Analysis(
+        config, as_of, days, table, cohort_cycles(table, as_of, config), status, events, safety(table, events)
+    )

@@ -1,0 +1,92 @@
+"""Where the partitioned pipeline's tasks run: in this process, in local processes, or on a Dask cluster.
+
+A runner maps a picklable function over items and returns the results in the items' order; the
+first task to fail (in that order) raises its exception in the client, a ``DatasetRefused``
+included. Tasks read and write the work folder, which a cluster's workers must share.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Runner(Protocol):
+    def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
+
+
+class SerialRunner:
+    """Every task in this process, one after the other."""
+
+    def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        return [function(item) for item in items]
+
+
+class ProcessRunner:
+    """Tasks in ``workers`` local processes, a few partitions at a time (the default engine on big data)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+        self._pool: ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> ProcessRunner:
+        # forkserver: no copy of the client's memory or threads in the workers.
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+
+    def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if self._pool is None or len(items) <= 1:
+            return [function(item) for item in items]
+        return list(self._pool.map(function, items))
+
+
+class DaskRunner:
+    """Tasks on a ``dask.distributed`` cluster: at ``address``, or a ``LocalCluster`` of ``workers`` processes."""
+
+    def __init__(self, address: str | None = None, workers: int = 2, memory_limit: str = "auto"):
+        self.address = address
+        self.workers = workers
+        self.memory_limit = memory_limit
+        self._client: Any = None
+        self._cluster: Any = None
+
+    def __enter__(self) -> DaskRunner:
+        from distributed import Client, LocalCluster
+
+        if self.address:
+            self._client = Client(self.address)
+        else:
+            self._cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                memory_limit=self.memory_limit,
+                dashboard_address=None,
+            )
+            self._client = Client(self._cluster)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    @property
+    def client(self) -> Any:
+        return self._client
+
+    def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        if not items:
+            return []
+        futures = self._client.map(function, list(items), pure=False)
+        return [future.result() for future in futures]
