@@ -10,6 +10,9 @@ export (``analytics.privacy.suppression``); ``python -m analytics deidentify ...
 ``python -m analytics summary --data DIR --out DIR --patient ID ... | --due-within DAYS`` writes one PDF per
 patient for a clinic visit (``analytics.views.summary_pdf``): exit 2 when no patient is asked for or an id is
 not in the data, 2 or 3 when the dataset is refused, 4 when a PDF cannot be written.
+``export --engine local|dask [--partitions N] [--workers N] [--scheduler ADDRESS]`` runs the export on partitions of
+patients (``analytics.scale``), in local processes or on a Dask cluster, with the same output; exit 5 when the
+engine cannot run (a scheduler that cannot be reached, a worker lost).
 ``analytics/__main__.py`` only calls ``main()``.
 """
 
@@ -27,11 +30,14 @@ import pandas as pd
 
 from analytics.definitions.clinical import clinical_tables
 from analytics.definitions.config import AnalysisConfig, flag_name, flag_parameters
-from analytics.definitions.pipeline import analyse
+from analytics.definitions.pipeline import Analysis, analyse
 from analytics.ingest.load import Dataset, DatasetRefused, load_dataset
 from analytics.output.export import PATIENT_LEVEL_FILES, verify_export, write_atomically
 from analytics.privacy import audit, deidentify
 from analytics.privacy.suppression import DEFAULT_MIN_CELL
+from analytics.scale.engine import ROWS_PER_PARTITION, auto_partitions, run_partitioned
+from analytics.scale.runners import ENGINES, EngineFailed, runner_for
+from analytics.scale.split import cpu_count
 from analytics.views import cohort_filter
 from analytics.views.summary_record import KINDS, PAGE_SIZE_NAMES, PatientRecords, SummaryContext, due_within
 
@@ -64,6 +70,53 @@ def _parameter_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine (registry scale: the same output on partitions of patients)")
+    group.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local (default): this machine, in --workers processes when there is more than one partition; "
+        "dask: the partitions as tasks on a dask.distributed cluster (--scheduler, or a local cluster)",
+    )
+    group.add_argument(
+        "--partitions",
+        type=int,
+        metavar="N",
+        help=f"partitions of patients (default: one per {ROWS_PER_PARTITION:,} rows of the largest file, so 1 "
+        "for a clinic: everything at once in memory)",
+    )
+    group.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help=f"processes working on partitions at once (default: the CPUs, here {cpu_count()})",
+    )
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --engine dask: a running cluster's scheduler (tcp://host:8786); default: a local cluster",
+    )
+    group.add_argument(
+        "--work-dir",
+        type=Path,
+        help="where the partitions are written while the export runs (default: the system's temporary folder); "
+        "on a cluster, a folder every worker reads and writes at the same path",
+    )
+
+
+def _engine_problem(args: argparse.Namespace) -> str | None:
+    if args.partitions is not None and args.partitions < 1:
+        return f"--partitions must be at least 1 (got {args.partitions})"
+    if args.workers is not None and args.workers < 1:
+        return f"--workers must be at least 1 (got {args.workers})"
+    if args.scheduler and args.engine != "dask":
+        return "--scheduler needs --engine dask"
+    if args.work_dir is not None and not args.work_dir.is_dir():
+        return f"--work-dir {args.work_dir}: not a folder"
+    return None
+
+
 def config_from_args(args: argparse.Namespace) -> AnalysisConfig:
     values = {name: getattr(args, name) for name in flag_parameters() if hasattr(args, name)}
     return AnalysisConfig(**values, as_of=args.as_of)
@@ -88,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"to share outside the clinic: aggregate tables only, counts 1..K-1 suppressed (K={DEFAULT_MIN_CELL} "
         "when given without a number)",
     )
+    _engine_arguments(export)
     _parameter_arguments(export)
     cohort_filter.add_arguments(export)
     deidentify.add_arguments(
@@ -145,26 +199,36 @@ def _read_dataset(data: Path) -> Dataset | int:
         return exc.exit_code
 
 
-def run_export(args: argparse.Namespace) -> int:
+def _partitions(args: argparse.Namespace) -> int | None:
+    """The partitions to run the export on; None for the single-process path (one partition, engine local)."""
+    if args.engine == "local" and args.partitions in (None, 1) and not args.data.is_dir():
+        return None  # the loader says what is wrong with it
+    partitions = args.partitions or auto_partitions(args.data)
+    return None if args.engine == "local" and partitions == 1 else partitions
+
+
+def _run_partitioned(
+    args: argparse.Namespace, config: AnalysisConfig, partitions: int
+) -> tuple[Analysis, Dataset] | int:
+    workers = args.workers or cpu_count()
+    where = args.scheduler or ("a local Dask cluster" if args.engine == "dask" else "this machine")
+    _say(f"reading {args.data} in {partitions} partition(s) of patients, {workers} worker(s) on {where} ...")
     try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        _say(f"error: {exc}")
-        return 2
-    if problem := _min_cell_problem(args):
-        _say(f"error: {problem}")
-        return 2
-    try:
-        chosen = cohort_filter.from_args(args)
-    except (OSError, ValueError) as exc:
-        _say(f"error: cohort filter: {exc}")
-        return 2
-    dataset = _read_dataset(args.data)
-    if isinstance(dataset, int):
-        return dataset
+        with runner_for(args.engine, min(workers, partitions), args.scheduler) as runner:
+            return run_partitioned(args.data, config, partitions, runner, args.work_dir, say=_say)
+    except DatasetRefused as exc:
+        _say(f"refused: {exc}")
+        return exc.exit_code
+    except EngineFailed as exc:
+        _say(f"error: the {args.engine} engine could not run: {exc}")
+        return 5
+
+
+def _report_files(dataset: Dataset, strict: bool) -> int | None:
+    """Each file's counts on stderr; with ``strict``, exit 1 when any row was rejected."""
     for f in dataset.files:
         _say(f"  {f.file}: {f.rows_read} rows read, {f.rows_accepted} accepted, {f.rows_rejected} rejected")
-    if args.strict and dataset.rejected_total():
+    if strict and dataset.rejected_total():
         _say(f"--strict: {dataset.rejected_total()} rows rejected; nothing written. First rejections:")
         for row in dataset.rejected.head(20).itertuples():
             _say(f"  {row.file} line {row.line} ({row.patient_id}): {row.reason}")
@@ -172,8 +236,39 @@ def run_export(args: argparse.Namespace) -> int:
         return 1
     for name, listed in dataset.rejected_listed_per_file().items():
         _say(f"  {name}: rejected_rows.csv lists its first {listed:,} rejected rows; manifest.json counts them all")
-    _say("computing cycles and cohort statistics ...")
-    analysis = analyse(dataset, config)
+    return None
+
+
+def run_export(args: argparse.Namespace) -> int:
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        _say(f"error: {exc}")
+        return 2
+    if problem := _min_cell_problem(args) or _engine_problem(args):
+        _say(f"error: {problem}")
+        return 2
+    try:
+        chosen = cohort_filter.from_args(args)
+    except (OSError, ValueError) as exc:
+        _say(f"error: cohort filter: {exc}")
+        return 2
+    partitions = _partitions(args)
+    if partitions is None:
+        dataset = _read_dataset(args.data)
+        if isinstance(dataset, int):
+            return dataset
+        if (stop := _report_files(dataset, args.strict)) is not None:
+            return stop
+        _say("computing cycles and cohort statistics ...")
+        analysis = analyse(dataset, config)
+    else:
+        done = _run_partitioned(args, config, partitions)
+        if isinstance(done, int):
+            return done
+        analysis, dataset = done
+        if (stop := _report_files(dataset, args.strict)) is not None:
+            return stop
     if not chosen.is_empty():
         _say(
             f"cohort filter: {'; '.join(chosen.describe())}: {len(chosen.apply(analysis, dataset))} of "

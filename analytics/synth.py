@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 DEFAULT_START = date(2023, 1, 2)
 DEFAULT_END = date(2025, 11, 30)
@@ -593,9 +595,17 @@ def _questionnaire_table(
 
 
 def generate_cohort(
-    n_patients: int, seed: int, start: date = DEFAULT_START, end: date = DEFAULT_END
+    n_patients: int,
+    seed: int,
+    start: date = DEFAULT_START,
+    end: date = DEFAULT_END,
+    first_id: int = 1,
+    id_width: int | None = None,
 ) -> dict[str, pd.DataFrame]:
     """Generate the six SPEC §2 tables for ``n_patients`` synthetic patients, keyed by file stem.
+
+    Patients are numbered from ``first_id`` (``P`` and ``id_width`` digits, default at least 5), so a
+    registry can be generated in parts that do not share ids.
 
     Dates are datetime64 columns, optional booleans and severities nullable; ``write_cohort`` turns
     them into the CSV conventions of the contract. The same arguments always give the same tables.
@@ -606,8 +616,8 @@ def generate_cohort(
     if end_day - start_day < 120:
         raise ValueError("the period from start to end must span at least 120 days")
     streams = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(9)]
-    width = max(5, len(str(n_patients)))
-    patient_ids = np.array([f"P{i:0{width}d}" for i in range(1, n_patients + 1)], dtype=object)
+    width = id_width or max(5, len(str(first_id + n_patients - 1)))
+    patient_ids = np.array([f"P{i:0{width}d}" for i in range(first_id, first_id + n_patients)], dtype=object)
     n_slots = (end_day - start_day) // 77 + 2
 
     patients = _patients(streams[0], n_patients, start_day, end_day)
@@ -689,6 +699,26 @@ def write_cohort(tables: dict[str, pd.DataFrame], out_dir: Path | str) -> list[P
     return paths
 
 
+def write_cohort_parquet(tables: dict[str, pd.DataFrame], out_dir: Path | str, part: int) -> list[Path]:
+    """Write each table as part ``part`` of a partitioned Parquet table: ``<stem>/part-<part>.parquet``.
+
+    Columns keep their types (dates as Parquet dates, booleans, integers); the loader reads a folder
+    of parts as one table (``analytics.ingest.load.table_folders``).
+    """
+    paths = []
+    for stem, table in tables.items():
+        folder = Path(out_dir) / stem
+        folder.mkdir(parents=True, exist_ok=True)
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        for i, field in enumerate(arrow.schema):
+            if pa.types.is_timestamp(field.type):
+                arrow = arrow.set_column(i, field.name, arrow.column(i).cast(pa.date32()))
+        path = folder / f"part-{part:05d}.parquet"
+        pq.write_table(arrow, path)
+        paths.append(path)
+    return paths
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m analytics.synth", description="Write a synthetic Botox-for-migraine cohort (SPEC §2 files)."
@@ -708,11 +738,37 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_END,
         help=f"end of the data period, YYYY-MM-DD (default {DEFAULT_END})",
     )
+    parser.add_argument(
+        "--format",
+        choices=("csv", "parquet"),
+        default="csv",
+        help="csv (default): one <stem>.csv per table; parquet: a folder of Parquet parts per table",
+    )
+    parser.add_argument(
+        "--part-patients",
+        type=int,
+        default=25_000,
+        metavar="N",
+        help="with --format parquet: patients per part, each generated with its own seed (default 25,000)",
+    )
     args = parser.parse_args(argv)
     began = time.perf_counter()
-    tables = generate_cohort(args.patients, args.seed, args.start, args.end)
-    write_cohort(tables, args.out)
-    counts = ", ".join(f"{len(table):,} {stem}" for stem, table in tables.items())
+    if args.format == "csv":
+        tables = generate_cohort(args.patients, args.seed, args.start, args.end)
+        write_cohort(tables, args.out)
+        rows = {stem: len(table) for stem, table in tables.items()}
+    else:
+        rows = {}
+        width = max(5, len(str(args.patients)))
+        for part, first in enumerate(range(1, args.patients + 1, args.part_patients)):
+            n = min(args.part_patients, args.patients - first + 1)
+            tables = generate_cohort(n, args.seed + part, args.start, args.end, first_id=first, id_width=width)
+            write_cohort_parquet(tables, args.out, part)
+            for stem, table in tables.items():
+                rows[stem] = rows.get(stem, 0) + len(table)
+            del tables
+            print(f"synth: part {part}: patients {first:,}..{first + n - 1:,}", file=sys.stderr, flush=True)
+    counts = ", ".join(f"{n:,} {stem}" for stem, n in rows.items())
     print(
         f"synth: seed {args.seed}, {args.start}..{args.end}: {counts} -> {args.out} "
         f"({time.perf_counter() - began:.1f} s)",

@@ -8,12 +8,22 @@ included. Tasks read and write the work folder, which a cluster's workers must s
 from __future__ import annotations
 
 import multiprocessing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
+
+from analytics.errors import AnalyticsRefusal
+
+ENGINES = ("local", "dask")
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+class EngineFailed(AnalyticsRefusal):
+    """The engine itself failed (a scheduler that cannot be reached, a worker process lost): not the data."""
 
 
 class Runner(Protocol):
@@ -35,8 +45,11 @@ class ProcessRunner:
         self._pool: ProcessPoolExecutor | None = None
 
     def __enter__(self) -> ProcessRunner:
-        # forkserver: no copy of the client's memory or threads in the workers.
-        self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
+        # forkserver: no copy of the client's memory or threads in the workers; the server imports the
+        # pipeline once, so each worker starts as a fork of it instead of importing pandas anew.
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["analytics.scale.engine"])
+        self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -46,7 +59,10 @@ class ProcessRunner:
     def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if self._pool is None or len(items) <= 1:
             return [function(item) for item in items]
-        return list(self._pool.map(function, items))
+        try:
+            return list(self._pool.map(function, items))
+        except BrokenProcessPool as exc:
+            raise EngineFailed(f"a worker process ended abruptly (out of memory?): {exc}") from exc
 
 
 class DaskRunner:
@@ -63,7 +79,10 @@ class DaskRunner:
         from distributed import Client, LocalCluster
 
         if self.address:
-            self._client = Client(self.address)
+            try:
+                self._client = Client(self.address, timeout="20s")
+            except (OSError, TimeoutError) as exc:
+                raise EngineFailed(f"no Dask scheduler answers at {self.address} ({exc})") from exc
         else:
             self._cluster = LocalCluster(
                 n_workers=self.workers,
@@ -88,5 +107,26 @@ class DaskRunner:
     def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
         if not items:
             return []
+        from distributed import KilledWorker
+        from distributed.comm.core import CommClosedError
+
         futures = self._client.map(function, list(items), pure=False)
-        return [future.result() for future in futures]
+        try:
+            return [future.result() for future in futures]
+        except (KilledWorker, CommClosedError) as exc:
+            raise EngineFailed(f"a Dask worker was lost: {exc}") from exc
+        finally:
+            self._client.cancel(futures)
+
+
+@contextmanager
+def runner_for(engine: str, workers: int, scheduler: str | None = None) -> Iterator[Runner]:
+    """The runner of ``engine``: local processes (one worker: this process) or a Dask cluster."""
+    if engine == "dask":
+        with DaskRunner(scheduler, workers) as dask_runner:
+            yield dask_runner
+    elif workers <= 1:
+        yield SerialRunner()
+    else:
+        with ProcessRunner(workers) as pool:
+            yield pool
