@@ -17,6 +17,8 @@ from typing import Any, Protocol, TypeVar
 from analytics.errors import AnalyticsRefusal
 
 ENGINES = ("local", "dask")
+CONNECT_TIMEOUT = "20s"
+"""How long to wait for a scheduler given by address."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -80,7 +82,7 @@ class DaskRunner:
 
         if self.address:
             try:
-                self._client = Client(self.address, timeout="20s")
+                self._client = Client(self.address, timeout=CONNECT_TIMEOUT)
             except (OSError, TimeoutError) as exc:
                 raise EngineFailed(f"no Dask scheduler answers at {self.address} ({exc})") from exc
         else:

@@ -243,7 +243,7 @@ def plan_csv(table: TableInput, block_bytes: int | None = None) -> CsvPlan:
     with open(path, "rb") as handle:
         found = _header(handle.read(65_536))
         handle.seek(0)
-        pending, pending_start, lines_before = b"", 0, 0
+        pending, pending_start, lines_before = bytearray(), 0, 0
         while True:
             piece = handle.read(block_bytes)
             digest.update(piece)
@@ -256,8 +256,10 @@ def plan_csv(table: TableInput, block_bytes: int | None = None) -> CsvPlan:
             if pending_start < header_end:  # the header (and blank lines before it) are not data
                 skipped = min(header_end - pending_start, len(pending))
                 lines_before += pending.count(b"\n", 0, skipped)
-                pending, pending_start = pending[skipped:], pending_start + skipped
-            cut = len(pending) if not piece else pending.rfind(b"\n") + 1
+                del pending[:skipped]
+                pending_start += skipped
+            # Only the new piece can hold a newline: what was left of the pending bytes has none.
+            cut = len(pending) if not piece else pending.rfind(b"\n", max(0, len(pending) - len(piece))) + 1
             if cut > 0:
                 tasks.append(
                     CsvBlock(
@@ -272,7 +274,8 @@ def plan_csv(table: TableInput, block_bytes: int | None = None) -> CsvPlan:
                     )
                 )
                 lines_before += pending.count(b"\n", 0, cut)
-                pending, pending_start = pending[cut:], pending_start + cut
+                del pending[:cut]
+                pending_start += cut
             if not piece:
                 break
     if found is None:
