@@ -1,9 +1,10 @@
 """Splitting the input files into partitions of patients, each row with its physical line number.
 
-A partition is a folder of Parquet shards per file stem; a shard holds the file's cells as the
-single-process loader reads them (stripped text, columns ``c0, c1, …`` in header order) and the
-row's ``line``. A row goes to partition ``hash(patient_id text) mod partitions`` (pandas' stable
-SipHash), so every row of a patient, in every file, lands in the same partition.
+A partition is a folder of shards per file stem (Arrow IPC files, uncompressed: each is written and
+read once); a shard holds the file's cells as the single-process loader reads them (stripped text,
+columns ``c0, c1, …`` in header order) and the row's ``line``. A row goes to partition
+``hash(patient_id text) mod partitions`` (pandas' stable SipHash), so every row of a patient, in
+every file, lands in the same partition.
 
 Three kinds of split task, all giving the cells ``load.read_table`` gives:
 
@@ -32,6 +33,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.feather as feather
 import pyarrow.parquet as pq
 
 from analytics.ingest import load
@@ -44,11 +46,20 @@ LINE = "line"
 
 
 def partition_of(ids: pa.Array | pa.ChunkedArray, partitions: int) -> np.ndarray:
-    """The partition of each patient_id text: a stable hash (the same in every process and on every machine)."""
+    """The partition of each patient_id text: a stable hash (the same in every process and on every machine).
+
+    Each distinct id is hashed once (pandas' SipHash of the text); rows look their id's partition up.
+    """
     if partitions == 1:
         return np.zeros(len(ids), dtype=np.int64)
-    values = ids.to_numpy(zero_copy_only=False).astype(object)
-    return (pd.util.hash_array(values, categorize=True) % np.uint64(partitions)).astype(np.int64)
+    encoded = pc.dictionary_encode(ids)
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    out = []
+    for chunk in chunks:
+        distinct = chunk.dictionary.to_numpy(zero_copy_only=False).astype(object)
+        of_distinct = (pd.util.hash_array(distinct, categorize=False) % np.uint64(partitions)).astype(np.int64)
+        out.append(of_distinct[chunk.indices.to_numpy(zero_copy_only=False)])
+    return np.concatenate(out) if out else np.zeros(0, dtype=np.int64)
 
 
 def column_names(count: int) -> list[str]:
@@ -146,7 +157,8 @@ def write_shards(root: Path, stem: str, task: int, cells: pa.Table, lines: np.nd
         if bounds[p + 1] > bounds[p]:
             folder = shard_folder(root, stem, p)
             folder.mkdir(parents=True, exist_ok=True)
-            pq.write_table(ordered.slice(bounds[p], bounds[p + 1] - bounds[p]), folder / f"{task:06d}.parquet")
+            shard = ordered.slice(bounds[p], bounds[p + 1] - bounds[p])
+            feather.write_feather(shard, folder / f"{task:06d}.arrow", compression="uncompressed")
 
 
 def _cells_table(cells: pd.DataFrame) -> pa.Table:
@@ -343,10 +355,10 @@ def clear(root: Path, stem: str) -> None:
 def shard_tables(root: Path, stem: str, name: str, partition: int, columns: tuple[str, ...]) -> RawTable:
     """A partition's rows of one file as a ``RawTable`` (cells as Arrow strings, in line order)."""
     folder = shard_folder(root, stem, partition)
-    shards = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    shards = sorted(folder.glob("*.arrow")) if folder.is_dir() else []
     names = column_names(len(columns))
     if shards:
-        table = pa.concat_tables([pq.read_table(s) for s in shards])
+        table = pa.concat_tables([feather.read_table(s, memory_map=False) for s in shards])
     else:
         table = pa.table([pa.array([], pa.string()) for _ in names] + [pa.array([], pa.int64())], names=[*names, LINE])
     cells = pd.DataFrame(
