@@ -25,11 +25,13 @@ from analytics.ingest.load import Dataset, load_dataset  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Tests (and the app servers they start) write audit events to a temporary log, not the repo's."""
+    """Tests (and the app servers they start) write audit events to a temporary log, not the repo's ..."""
     import os
     import tempfile
 
     os.environ.setdefault("OUTCOMES_AUDIT_LOG", str(Path(tempfile.mkdtemp(prefix="audit_")) / "audit.jsonl"))
+    # ... and keep their analysis store in a temporary folder, not the repo's.
+    os.environ.setdefault("OUTCOMES_STORE_DIR", tempfile.mkdtemp(prefix="store_"))
 
 
 INPUT_STEMS = ("sessions", "diary", "patients", "injections", "adverse_events", "questionnaires")

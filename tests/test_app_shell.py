@@ -225,7 +225,7 @@ def test_reruns_and_page_switches_do_not_load_or_compute_again(
 
 
 def test_pages_never_write_into_the_shared_dataset_analysis_or_patient_tables(
-    on_sample: Path, monkeypatch: pytest.MonkeyPatch
+    on_sample: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """They are held once with st.cache_resource and shared by every rerun and session: a page that changed one
     in place would change what every other user sees. Each is compared with a copy taken when it was made."""
@@ -243,6 +243,7 @@ def test_pages_never_write_into_the_shared_dataset_analysis_or_patient_tables(
 
         return wrapper
 
+    monkeypatch.setenv("OUTCOMES_STORE_DIR", str(tmp_path / "store"))  # an empty store: everything is computed here
     monkeypatch.setattr(state, "load_dataset", kept(state.load_dataset))
     monkeypatch.setattr(state, "analyse", kept(state.analyse))
     monkeypatch.setattr(state, "clinical_tables", kept(state.clinical_tables))

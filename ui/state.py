@@ -48,8 +48,18 @@ from analytics.definitions.clinical import patient_calendar as calendar_of_patie
 from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.definitions.pipeline import Analysis, analyse
 from analytics.ingest.archive import files_from_upload
-from analytics.ingest.load import DATA_SUFFIXES, FOLDER_LIMITS, UPLOAD_LIMITS, Dataset, DatasetRefused, load_dataset
+from analytics.ingest.load import (
+    DATA_SUFFIXES,
+    FOLDER_LIMITS,
+    UPLOAD_LIMITS,
+    Dataset,
+    DatasetRefused,
+    load_dataset,
+    unread_files,
+)
+from analytics.output.store import AnalysisStore, source_key
 from analytics.privacy import access
+from analytics.scale.engine import auto_partitions, run_partitioned
 from ui import render
 from ui.context import CONTEXT_KEY, HASH_FUNCS, AppContext, current_user
 
@@ -202,9 +212,10 @@ def folder_files(folder: Path) -> dict[str, bytes]:
 
 
 def folder_signature(folder: Path) -> tuple[tuple[str, int, int], ...]:
-    """Each data file's name, modification time (ns) and size: changes whenever a file does."""
+    """Each data file's name, modification time (ns) and size (parts of table folders too): changes with any."""
     files = [p for p in sorted(Path(folder).iterdir()) if p.is_file() and p.suffix.lower() in DATA_SUFFIXES]
-    return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in files)
+    parts = [p for p in sorted(Path(folder).glob("*/*.parquet")) if p.is_file()]
+    return tuple((p.relative_to(folder).as_posix(), p.stat().st_mtime_ns, p.stat().st_size) for p in files + parts)
 
 
 def configured_data_dir() -> Path | None:
@@ -248,10 +259,41 @@ def _load(source: _Source) -> Loaded:
     """
     upload = source.key is not None and source.key[0] == "upload"
     try:
+        if source.folder is not None and not upload:
+            return _load_folder(source), None
         with UPLOAD_READING if upload else nullcontext():
             return load_dataset(source.read(), UPLOAD_LIMITS if upload else FOLDER_LIMITS), None
     except DatasetRefused as exc:
         return None, _with_needed_columns(exc)
+
+
+def _load_folder(source: _Source) -> Dataset:
+    """A data folder's dataset from the analysis store, or read (and stored) on a miss.
+
+    A folder too big for one partition is read by the partitioned pipeline (``analytics.scale``),
+    which also gives the analysis for the default parameters: both go to the store.
+    """
+    assert source.folder is not None
+    store = AnalysisStore()
+    key = source_key(source.folder)
+    if (stored := store.get_dataset(key)) is not None:
+        return stored
+    if auto_partitions(source.folder) > 1:
+        analysis, dataset = run_partitioned(source.folder, AnalysisConfig(), whole=True)
+        store.put_analysis(dataset, analysis)
+    else:
+        dataset = load_dataset(source.folder, FOLDER_LIMITS)
+    # Only the data files of the folder (and its table folders) are accounted for, not its README or notes.
+    names = [p.name + ("/" if p.is_dir() else "") for p in source.folder.iterdir() if _data_entry(p)]
+    dataset.files_not_read = unread_files(names, [f.file for f in dataset.files])
+    store.put_dataset(key, dataset)
+    return dataset
+
+
+def _data_entry(path: Path) -> bool:
+    return (path.is_file() and path.suffix.lower() in DATA_SUFFIXES) or (
+        path.is_dir() and any(p.suffix.lower() == ".parquet" for p in path.iterdir())
+    )
 
 
 def _with_needed_columns(refusal: DatasetRefused) -> str:
@@ -282,8 +324,16 @@ def scoped(dataset: Dataset, config: AnalysisConfig) -> tuple[Dataset, AnalysisC
 @st.cache_resource(
     max_entries=4, show_spinner="Computing cycles… (windows, rates and cohort statistics)", hash_funcs=HASH_FUNCS
 )
-def _analyse(dataset: Dataset, config: AnalysisConfig) -> Analysis:
-    return analyse(dataset, config)
+def _analyse(dataset: Dataset, config: AnalysisConfig, stored: bool) -> Analysis:
+    """The analysis, from the store when ``stored`` (the clinic's data folder; never an upload)."""
+    if not stored:
+        return analyse(dataset, config)
+    store = AnalysisStore()
+    if (analysis := store.get_analysis(dataset, config)) is not None:
+        return analysis
+    analysis = analyse(dataset, config)
+    store.put_analysis(dataset, analysis)
+    return analysis
 
 
 @st.cache_resource(
@@ -381,7 +431,7 @@ def sidebar(data_page: st.Page) -> AppContext:
             # From here on only the user's clinics (and pseudonyms for researchers).
             dataset, scoped_config = scoped(dataset, config)
             ctx.dataset = dataset
-            ctx.analysis = _analyse(dataset, scoped_config)
+            ctx.analysis = _analyse(dataset, scoped_config, source.folder is not None)
     _source_status(ctx, data_page)
     st.session_state[CONTEXT_KEY] = ctx
     return ctx

@@ -47,6 +47,7 @@ class Layout:
     columns: dict[str, tuple[str, ...]]
     max_listed: int
     keep_days: bool = False
+    """Keep each partition's per-patient-day frame (``days/``) for a ``whole`` result."""
 
 
 @dataclass
@@ -77,7 +78,7 @@ def _accepted_folder(layout: Layout, partition: int) -> Path:
 
 
 def days_file(root: Path, partition: int) -> Path:
-    return root / "days" / f"{partition:05d}.parquet"
+    return root / "days" / f"{partition:05d}.pickle"
 
 
 def check_partition(layout: Layout, partition: int) -> PartitionCheck:
@@ -132,7 +133,7 @@ def analyse_partition(
     if layout.keep_days:
         target = days_file(layout.root, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
-        analysis.patient_days.to_parquet(target, index=False)
+        analysis.patient_days.to_pickle(target)
     return PartitionResult(
         analysis.patient_cycles, analysis.patient_status, analysis.adverse_events, len(analysis.patient_days)
     )
@@ -294,13 +295,14 @@ def run_partitioned(
     work_dir: Path | None = None,
     limits: Limits = FOLDER_LIMITS,
     say: Say = _quiet,
-    keep: Path | None = None,
+    whole: bool = False,
 ) -> tuple[Analysis, Dataset]:
-    """``analyse(load_dataset(folder), config)`` for the export, on partitions of patients.
+    """``analyse(load_dataset(folder), config)`` on partitions of patients.
 
     ``runner`` runs the tasks (in this process by default); ``work_dir`` is where the partitions are
-    written (it must be shared with the workers of a cluster); ``keep``, when given, is a folder that
-    receives the per-patient-day frames, one Parquet file per partition.
+    written (it must be shared with the workers of a cluster). By default the results hold what the
+    export needs (see the module's docstring); ``whole`` also gathers every accepted table and the
+    per-patient-day frame, in the single-process path's order, for the dashboard's store.
     """
     config = config or AnalysisConfig()
     runner = runner or SerialRunner()
@@ -309,7 +311,7 @@ def run_partitioned(
         partitions = auto_partitions(folder)
     with work_folder(work_dir) as root:
         parts = _split_all(folder, root, partitions, runner, limits, say)
-        layout = Layout(root, partitions, parts.names, parts.columns, limits.max_rejected_listed, keep is not None)
+        layout = Layout(root, partitions, parts.names, parts.columns, limits.max_rejected_listed, whole)
         say(f"checking {partitions} partition(s) ...")
         checks = runner.map(functools.partial(check_partition, layout), list(range(partitions)))
         latest = [c.latest for c in checks if c.latest is not None]
@@ -323,19 +325,22 @@ def run_partitioned(
         present = dataset.present_columns
         analyse_one = functools.partial(analyse_partition, layout, config, as_of, dataset.files, present)
         results = runner.map(analyse_one, list(range(partitions)))
-        if keep is not None:
-            keep.mkdir(parents=True, exist_ok=True)
-            for p in range(partitions):
-                if days_file(root, p).exists():
-                    shutil.move(days_file(root, p), keep / days_file(root, p).name)
-        dataset.tables["patients"] = _accepted_patients(layout, partitions)
-    return _combined_analysis(config, as_of, results), dataset
+        stems = list(layout.names) if whole else ["patients"]
+        for stem in stems:
+            dataset.tables[stem] = _accepted(layout, stem)
+        days = None
+        if whole:
+            frames = [pd.read_pickle(days_file(root, p)) for p in range(partitions)]
+            days = pd.concat(frames, ignore_index=True).sort_values("line", kind="stable")
+            days = days.reset_index(drop=True)
+    return _combined_analysis(config, as_of, results, days), dataset
 
 
-def _accepted_patients(layout: Layout, partitions: int) -> pd.DataFrame:
-    if "patients" not in layout.names:
-        return load.empty_table("patients")
-    parts = [pd.read_pickle(_accepted_folder(layout, p) / "patients.pickle") for p in range(partitions)]
+def _accepted(layout: Layout, stem: str) -> pd.DataFrame:
+    """A file's accepted rows over every partition, in line order (as the loader gives them)."""
+    if stem not in layout.names:
+        return load.empty_table(stem)
+    parts = [pd.read_pickle(_accepted_folder(layout, p) / f"{stem}.pickle") for p in range(layout.partitions)]
     return pd.concat(parts, ignore_index=True).sort_values("line", kind="stable", ignore_index=True)
 
 
@@ -373,7 +378,9 @@ def _combined_dataset(folder: Path, layout: Layout, parts: _Split, checks: list[
     )
 
 
-def _combined_analysis(config: AnalysisConfig, as_of: pd.Timestamp, results: list[PartitionResult]) -> Analysis:
+def _combined_analysis(
+    config: AnalysisConfig, as_of: pd.Timestamp, results: list[PartitionResult], days: pd.DataFrame | None
+) -> Analysis:
     table = pd.concat([r.patient_cycles for r in results], ignore_index=True)
     table = table.sort_values("patient_id", kind="stable", ignore_index=True)
     status = pd.concat([r.patient_status for r in results], ignore_index=True)
@@ -383,7 +390,8 @@ def _combined_analysis(config: AnalysisConfig, as_of: pd.Timestamp, results: lis
     if event_parts:
         events = pd.concat(event_parts, ignore_index=True)
         events = events.sort_values(["patient_id", "session_date"], kind="stable", ignore_index=True)
-    days = pd.DataFrame()
+    if days is None:
+        days = pd.DataFrame()
     return Analysis(
         config, as_of, days, table, cohort_cycles(table, as_of, config), status, events, safety(table, events)
     )
