@@ -134,6 +134,7 @@ def main() -> None:
     parser.add_argument("--dask", action="store_true", help="also the export on a 2-worker local Dask cluster")
     parser.add_argument("--single", action="store_true", help="also the single-process export (--partitions 1)")
     parser.add_argument("--only-export", action="store_true", help="skip the DuckDB query")
+    parser.add_argument("--only-dask", action="store_true", help="only the export on the Dask cluster (1M run)")
     args = parser.parse_args()
 
     data = args.data or (args.keep or ROOT / "bench" / "out" / f"cohort{args.patients // 1000}k") / "data"
@@ -152,8 +153,9 @@ def main() -> None:
     if not args.only_export:
         runs.append(measured("DuckDB query of the core table", [python, "-c", DUCKDB_QUERY, str(data), str(work)]))
     export = [python, "-m", "analytics", "export", "--data", str(data)]
-    runs.append(measured("export, default engine", [*export, "--out", str(work / "default")]))
-    if args.dask:
+    if not args.only_dask:
+        runs.append(measured("export, default engine", [*export, "--out", str(work / "default")]))
+    if args.dask or args.only_dask:
         runs.append(
             measured("export, --engine dask (2 workers)", [*export, "--out", str(work / "dask"), "--engine", "dask"])
         )
@@ -166,7 +168,7 @@ def main() -> None:
         print(
             f"{run.name:38} {run.wall_s:8.1f} {run.peak_total_mb:14,.0f} {run.peak_process_mb:17,.0f} {run.processes:6}"
         )
-    if not args.only_export:
+    if not args.only_export and not args.only_dask:
         duck, default = runs[0], runs[1]
         print(f"\nexport / DuckDB wall: {default.wall_s / duck.wall_s:.2f} (target <= 1.5)")
         print(f"export peak memory: {default.peak_total_mb:,.0f} MB (target < 2,048 MB)")

@@ -411,3 +411,33 @@ def test_a_table_shows_link_columns_as_links_and_downloads_the_values(monkeypatc
     link = json.loads(shown.proto.columns)["patient"]["type_config"]
     assert link["type"] == "link" and link["display_text"] == r"/patient\?patient=(.*)"  # shows the id
     assert downloads[0].decode().splitlines() == ["patient,cycles", "P00001,3", "P00002,1"]
+
+
+def test_a_restarted_server_reads_the_analysis_store(
+    on_sample: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The data folder's dataset and analysis are computed once; a new process finds them on disk (issue #12)."""
+    from analytics.definitions.pipeline import analyse
+    from analytics.ingest.load import load_dataset
+
+    monkeypatch.setenv("OUTCOMES_STORE_DIR", str(tmp_path / "store"))
+    calls: list[str] = []
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(state, "load_dataset", counted("load", load_dataset))
+    monkeypatch.setattr(state, "analyse", counted("analyse", analyse))
+    for start in ("first start", "restart"):  # a restart: empty caches, the store on disk
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = app_on("patient")
+        at.run()
+        assert not at.exception, at.exception
+        assert texts(at.title)
+        assert calls == ["load", "analyse"], f"{start}: {calls}"
+    assert len(list((tmp_path / "store").iterdir())) == 2  # the dataset and its analysis

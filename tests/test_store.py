@@ -1,0 +1,78 @@
+"""The analysis store: an entry read back is the dataset and analysis that were stored, exactly.
+
+That the dashboard uses it (a restarted server reads the store, not the files) is
+``tests/test_app_shell.py::test_a_restarted_server_reads_the_analysis_store``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
+from analytics.definitions.pipeline import analyse
+from analytics.ingest.load import load_dataset
+from analytics.output.export import export_files
+from analytics.output.store import AnalysisStore, analysis_key, source_key
+
+TESTS = Path(__file__).resolve().parent
+CASES = [SAMPLE_DATA_DIR, TESTS / "conformance" / "data", TESTS / "hostile" / "corpus" / "ragged_rows"]
+
+
+@pytest.mark.parametrize("folder", CASES, ids=lambda p: p.name)
+def test_a_stored_dataset_and_analysis_come_back_exactly(tmp_path: Path, folder: Path) -> None:
+    store = AnalysisStore(tmp_path)
+    dataset = load_dataset(folder)
+    analysis = analyse(dataset)
+    store.put_dataset(source_key(folder), dataset)
+    store.put_analysis(dataset, analysis)
+    back = store.get_dataset(source_key(folder))
+    assert back is not None
+    for stem, table in dataset.tables.items():
+        pd.testing.assert_frame_equal(back.tables[stem], table, check_exact=True)
+    pd.testing.assert_frame_equal(back.rejected, dataset.rejected, check_exact=True)
+    assert (back.files, back.present_columns, back.files_not_read) == (
+        dataset.files,
+        dataset.present_columns,
+        dataset.files_not_read,
+    )
+    stored = store.get_analysis(back, AnalysisConfig())
+    assert stored is not None and stored.as_of == analysis.as_of
+    for name in ("patient_days", "patient_cycles", "cohort_cycles", "patient_status"):
+        pd.testing.assert_frame_equal(getattr(stored, name), getattr(analysis, name), check_exact=True)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    assert export_files(stored, back, at) == export_files(analysis, dataset, at)
+
+
+def test_keys_change_with_any_file_or_parameter(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for p in CASES[1].iterdir():
+        (folder / p.name).write_bytes(p.read_bytes())
+    before = source_key(folder)
+    (folder / "diary.csv").write_bytes((folder / "diary.csv").read_bytes() + b"\n")
+    assert source_key(folder) != before
+    dataset = load_dataset(folder)
+    keys = {
+        analysis_key(dataset, AnalysisConfig()),
+        analysis_key(dataset, AnalysisConfig(lapse_days=150)),
+        analysis_key(dataset, AnalysisConfig(as_of=pd.Timestamp("2024-01-01").date())),
+    }
+    assert len(keys) == 3
+    assert AnalysisStore(tmp_path / "store").get_analysis(dataset, AnalysisConfig()) is None
+
+
+def test_an_entry_is_whole_or_absent_and_never_rewritten(tmp_path: Path) -> None:
+    store = AnalysisStore(tmp_path)
+    dataset = load_dataset(CASES[1])
+    store.put_dataset("k", dataset)
+    entry = tmp_path / "k"
+    stamp = (entry / "meta.json").stat().st_mtime_ns
+    store.put_dataset("k", dataset)
+    assert (entry / "meta.json").stat().st_mtime_ns == stamp
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".staging-")]
+    (entry / "meta.json").unlink()  # a torn entry reads as absent
+    assert store.get_dataset("k") is None
