@@ -10,8 +10,9 @@ Generates a synthetic cohort (default 100,000 patients, about 24 million diary r
 - optionally ``--dask``: the same export on a 2-worker local Dask cluster, and ``--single``: the
   single-process path (``--partitions 1``), which is what main did before partitions.
 
-For each: wall time and peak memory: the sum of the resident memory of the process and all its
-children (sampled every 0.2 s), and the largest single process. Figures are printed, never asserted.
+For each: wall time and peak memory: the sum of the proportional set size (PSS: resident memory,
+shared pages divided among the processes sharing them) of the process and all its children, sampled
+every 0.2 s, and the largest single process. Figures are printed, never asserted.
 Targets: export peak < 2 GB and wall <= 1.5 x the DuckDB query.
 
     .venv/bin/python bench/bench_scale.py [--patients 100000] [--data DIR] [--dask] [--single]
@@ -102,7 +103,8 @@ def measured(name: str, command: list[str]) -> Run:
                 sizes = []
                 for process in tree:
                     try:
-                        sizes.append(process.memory_info().rss)
+                        # PSS: shared pages (the forked workers share their parent's) counted once in the sum.
+                        sizes.append(process.memory_full_info().pss)
                         seen.add(process.pid)
                     except psutil.Error:
                         pass

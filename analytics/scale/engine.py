@@ -32,7 +32,7 @@ from analytics.ingest.schemas import FILES
 from analytics.scale import split
 from analytics.scale.runners import Runner, SerialRunner
 
-ROWS_PER_PARTITION = 1_500_000
+ROWS_PER_PARTITION = 1_000_000
 """Input rows (of the largest table) per partition when the count is chosen automatically."""
 CSV_BYTES_PER_ROW = 35
 
