@@ -281,3 +281,16 @@ def test_an_unreachable_scheduler_is_exit_5_with_a_message(tmp_path: Path, capsy
     flags = ["--engine", "dask", "--scheduler", "tcp://127.0.0.1:9", "--partitions", "2"]
     assert cli.main(["export", "--data", str(CONFORMANCE), "--out", str(tmp_path / "out"), *flags]) == 5
     assert "no Dask scheduler answers at tcp://127.0.0.1:9" in capsys.readouterr().err
+
+
+def test_a_task_run_twice_returns_its_kept_result(tmp_path: Path) -> None:
+    """A cluster reruns a lost worker's tasks: a partition whose shards are gone must not come back empty."""
+    from analytics.scale import engine
+    from analytics.scale.runners import SerialRunner
+
+    parts = engine._split_all(CONFORMANCE, tmp_path, 2, SerialRunner(), FOLDER_LIMITS, engine._quiet)
+    layout = engine.Layout(tmp_path, 2, parts.names, parts.columns, FOLDER_LIMITS.max_rejected_listed)
+    first = engine.check_partition(layout, 1)
+    assert not split.shard_folder(tmp_path, "diary", 1).exists()  # read once, then removed
+    again = engine.check_partition(layout, 1)
+    assert again.rows_accepted == first.rows_accepted and sum(first.rows_accepted.values()) > 0

@@ -11,6 +11,7 @@ one Parquet file per partition (``days/``), for the dashboard's store.
 from __future__ import annotations
 
 import functools
+import pickle
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -81,8 +82,30 @@ def days_file(root: Path, partition: int) -> Path:
     return root / "days" / f"{partition:05d}.pickle"
 
 
+def _done(path: Path) -> object | None:
+    """A task's result kept on disk: a task run again (a cluster retries a lost worker's tasks) returns it."""
+    if not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        return pickle.load(handle)  # the pipeline's own scratch file, written by _keep
+
+
+def _keep(path: Path, result: object) -> None:
+    staging = path.with_name(path.name + ".staging")
+    with open(staging, "wb") as handle:
+        pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    staging.replace(path)
+
+
 def check_partition(layout: Layout, partition: int) -> PartitionCheck:
-    """SPEC §2.1's row rules on one partition (``load.validate_tables``); its accepted rows go to ``accepted/``."""
+    """SPEC §2.1's row rules on one partition (``load.validate_tables``); its accepted rows go to ``accepted/``.
+
+    The partition's shards are removed once its result is kept (so the work folder holds little
+    more than the input at any time); a second run of the task returns the kept result.
+    """
+    result_file = _accepted_folder(layout, partition) / "check.pickle"
+    if isinstance(done := _done(result_file), PartitionCheck):
+        return done
     raw = {
         stem: split.shard_tables(layout.root, stem, layout.names[stem], partition, layout.columns[stem])
         for stem in layout.names
@@ -99,7 +122,7 @@ def check_partition(layout: Layout, partition: int) -> PartitionCheck:
         if stem in validated
     ]
     latest = max((d for d in dates if pd.notna(d)), default=None)
-    return PartitionCheck(
+    result = PartitionCheck(
         rejected={stem: v.rejected for stem, v in validated.items()},
         unlisted={stem: v.unlisted for stem, v in validated.items()},
         rows_read={stem: len(raw[stem].cells) for stem in raw},
@@ -108,6 +131,10 @@ def check_partition(layout: Layout, partition: int) -> PartitionCheck:
         ignored={stem: v.ignored for stem, v in validated.items()},
         latest=latest,
     )
+    _keep(result_file, result)
+    for stem in layout.names:  # read once: the disk they hold is free for the next partitions
+        shutil.rmtree(split.shard_folder(layout.root, stem, partition), ignore_errors=True)
+    return result
 
 
 def accepted_tables(layout: Layout, partition: int) -> dict[str, pd.DataFrame]:
@@ -126,7 +153,13 @@ def analyse_partition(
     present: dict[str, frozenset[str]],
     partition: int,
 ) -> PartitionResult:
-    """``pipeline.analyse_at`` on one partition's accepted rows, for the ``as_of`` of the whole dataset."""
+    """``pipeline.analyse_at`` on one partition's accepted rows, for the ``as_of`` of the whole dataset.
+
+    Its accepted rows are removed once its result is kept (but for what is gathered afterwards).
+    """
+    result_file = _accepted_folder(layout, partition) / "analysis.pickle"
+    if isinstance(done := _done(result_file), PartitionResult):
+        return done
     empty = pd.DataFrame(columns=REJECTED_COLUMNS)
     dataset = Dataset(accepted_tables(layout, partition), empty, files, present)
     analysis = analyse_at(dataset, config, as_of)
@@ -134,9 +167,15 @@ def analyse_partition(
         target = days_file(layout.root, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
         analysis.patient_days.to_pickle(target)
-    return PartitionResult(
+    result = PartitionResult(
         analysis.patient_cycles, analysis.patient_status, analysis.adverse_events, len(analysis.patient_days)
     )
+    _keep(result_file, result)
+    if not layout.keep_days:  # only the patients table is gathered afterwards
+        for stem in layout.names:
+            if stem != "patients":
+                (_accepted_folder(layout, partition) / f"{stem}.pickle").unlink(missing_ok=True)
+    return result
 
 
 def auto_partitions(folder: Path) -> int:
