@@ -84,6 +84,17 @@ class Run:
     peak_process_mb: float
     processes: int
     last_line: str
+    peak_by_role: dict[str, float]
+    """The largest peak of a process in each role: client (the command), worker, other (helpers)."""
+
+
+def role(process: psutil.Process) -> str:
+    line = " ".join(process.cmdline())
+    if "analytics export" in line or "duckdb" in line:
+        return "client"
+    if "spawn_main" in line:  # a Dask worker, or a local worker process forked by the forkserver
+        return "worker"
+    return "other"
 
 
 def measured(name: str, command: list[str]) -> Run:
@@ -92,6 +103,8 @@ def measured(name: str, command: list[str]) -> Run:
     child = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak_total = peak_one = 0.0
     seen: set[int] = set()
+    by_role: dict[str, float] = {}
+    roles: dict[int, str] = {}
     done = threading.Event()
 
     def sample() -> None:
@@ -104,8 +117,11 @@ def measured(name: str, command: list[str]) -> Run:
                 for process in tree:
                     try:
                         # PSS: shared pages (the forked workers share their parent's) counted once in the sum.
-                        sizes.append(process.memory_full_info().pss)
+                        size = process.memory_full_info().pss
+                        sizes.append(size)
                         seen.add(process.pid)
+                        kind = roles.setdefault(process.pid, role(process))
+                        by_role[kind] = max(by_role.get(kind, 0.0), size / 2**20)
                     except psutil.Error:
                         pass
                 peak_total = max(peak_total, sum(sizes) / 2**20)
@@ -124,7 +140,7 @@ def measured(name: str, command: list[str]) -> Run:
         print(stderr)
         raise SystemExit(f"{name} failed with exit status {child.returncode}")
     last = stderr.strip().splitlines()[-1] if stderr.strip() else ""
-    return Run(name, wall, peak_total, peak_one, len(seen), last)
+    return Run(name, wall, peak_total, peak_one, len(seen), last, by_role)
 
 
 def main() -> None:
@@ -175,6 +191,8 @@ def main() -> None:
         print(f"\nexport / DuckDB wall: {default.wall_s / duck.wall_s:.2f} (target <= 1.5)")
         print(f"export peak memory: {default.peak_total_mb:,.0f} MB (target < 2,048 MB)")
     for run in runs:
+        roles = ", ".join(f"{kind} {mb:,.0f} MB" for kind, mb in sorted(run.peak_by_role.items()))
+        print(f"  {run.name}: largest process per role: {roles}")
         print(f"  {run.name}: {run.last_line}")
     for name in ("default", "dask", "single"):
         if (work / name).is_dir() and name != "default" and (work / "default").is_dir():
