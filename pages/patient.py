@@ -287,8 +287,9 @@ def render() -> None:
 
     # --- the charts
 
-    def show(key: str, heading: str, figure: object, caption: str) -> None:
-        ui_render.chart(figure, key=f"patient_{key}", caption=caption)
+    def show(key: str, heading: str, figure: object, caption: str, phone: object = None) -> None:
+        """Draw a chart (with its phone layout, if any) and keep the full layout for the printable summary."""
+        ui_render.chart(figure, key=f"patient_{key}", caption=caption, phone=phone)
         figure_list.append(report.ReportFigure(heading, figure, caption))
 
     st.subheader("Diary")
@@ -300,6 +301,7 @@ def render() -> None:
         f"A headache day has ≥{config.headache_min_hours:g} h "
         f"of headache. Blue frame: injection day; a late re-injection (more than {config.on_time_max_days} days "
         "after the previous one) is marked with its gap.",
+        phone=figures.build_diary_calendar_figure(days, config.headache_min_hours, cycles=cycles, compact=True),
     )
     show(
         "rolling",
@@ -323,6 +325,9 @@ def render() -> None:
         "Change in headache days from the baseline above each cycle; under each: days recorded / days in the window "
         f"and completeness. A window is evaluable with ≥{config.min_completeness:.0%} of "
         f"its days recorded and ≥{config.min_window_days} days; hatched bars are not evaluable and are not compared.",
+        phone=figures.build_cycle_bars_figure(
+            cycles, config.responder_thresholds, overuse_acute_days=config.overuse_acute_days, compact=True
+        ),
     )
     show(
         "weekly",
@@ -358,6 +363,9 @@ def render() -> None:
         f"n = {int((questionnaires['instrument'] == 'HIT-6').sum())} HIT-6 and "
         f"{int((questionnaires['instrument'] == 'MIDAS').sum())} MIDAS scores. Bands: HIT-6 ≤49 little or no impact, "
         "50–55 some, 56–59 substantial, ≥60 severe; MIDAS grade I 0–5, II 6–10, III 11–20, IV ≥21.",
+        phone=figures.build_questionnaires_figure(
+            questionnaires, cycles, "questionnaires" in tables.available, compact=True
+        ),
     )
 
     st.subheader("Injection sites")
@@ -391,7 +399,13 @@ def render() -> None:
                 "PREEMPT: 155 U as 31 fixed sites of 5 U; follow-the-pain (FTP) extras up to 195 U / 39 sites are "
                 "the units above the fixed dose of a muscle and side."
             )
-        show("injection_map", "Injection sites", map_figure, map_caption)
+        show(
+            "injection_map",
+            "Injection sites",
+            map_figure,
+            map_caption,
+            phone=figures.build_injection_site_map_figure(session_sites, session, compact=True),
+        )
         if len(session_sites):
             with st.expander("Units per muscle and side (table)"):
                 ui_render.table(
