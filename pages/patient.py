@@ -229,7 +229,7 @@ def render() -> None:
             )
         if status is not None and pd.notna(status["latest_mhd_pct_change"]):
             columns[-1].metric(
-                "Change in headache days",
+                "Headache-day change",
                 f"{status['latest_mhd_pct_change']:+.0f}%".replace("-", "−"),
                 border=True,
                 help="Change of headache days per 28 days from the baseline at the latest evaluable cycle "
@@ -240,7 +240,7 @@ def render() -> None:
                 f"{status['baseline_mhd']:.1f} → {status['latest_mhd']:.1f} headache days / 28 d"
             )
         else:
-            columns[-1].metric("Change in headache days", "not evaluable", border=True)
+            columns[-1].metric("Headache-day change", "not evaluable", border=True)
             columns[-1].caption("Needs an evaluable baseline with headache days and an evaluable cycle.")
     else:
         st.info(f"No injection session up to the data cut-off ({analysis.as_of:%d %b %Y}); the diary is shown below.")
@@ -329,11 +329,12 @@ def render() -> None:
             cycles, config.responder_thresholds, overuse_acute_days=config.overuse_acute_days, compact=True
         ),
     )
+    weekly = clinical.weekly_profile(days, config)
     show(
         "weekly",
         "Within-cycle weekly profile",
         figures.build_weekly_profile_figure(
-            clinical.weekly_profile(days, config),
+            weekly,
             days,
             _one(tables.cycle_profile, patient_id),
             params.wearing_off_reference_weeks,
@@ -344,6 +345,14 @@ def render() -> None:
         f"7-day moving average. Wearing-off: the last {params.wearing_off_late_days} days of a complete cycle are ≥"
         f"{params.wearing_off_min_rise:g} headache days / 28 d and ≥{params.wearing_off_min_relative:.0%} above "
         "weeks 3–8.",
+        phone=figures.build_weekly_profile_figure(
+            weekly,
+            days,
+            _one(tables.cycle_profile, patient_id),
+            params.wearing_off_reference_weeks,
+            params.wearing_off_late_days,
+            compact=True,
+        ),
     )
 
     st.subheader("Side effects and questionnaires")

@@ -65,7 +65,7 @@ def _finish(fig: go.Figure, title: str, height: int, subtitle: str = "") -> go.F
     text = f"{title}<br><span style='font-size:13px;color:{theme.BASELINE}'>{subtitle}</span>" if subtitle else title
     fig = theme.styled(fig, text, height + (20 if subtitle else 0))
     fig.update_layout(
-        title=dict(yref="container", y=1, yanchor="top", pad=dict(t=12)),
+        title=dict(yref="container", y=1, yanchor="top", pad=dict(t=16 if subtitle else 12)),
         margin=dict(t=56 + (20 if subtitle else 0)),
         legend=LEGEND_BELOW,
     )
@@ -143,7 +143,7 @@ def _late_text(late: pd.DataFrame) -> list[str]:
 
 def _late_label(late: pd.DataFrame) -> str:
     limit = int(late["interval_days"].iloc[0] - late["days_late"].iloc[0])
-    return f"late re-injection (more than {limit} days after the previous session)"
+    return f"late re-injection (>{limit} days after the previous one)"
 
 
 def _overuse_label(overuse_acute_days: float | None) -> str:
@@ -355,16 +355,12 @@ def build_diary_calendar_figure(
     if compact:
         # About 9 px a day on a phone: short rows, and room below for the legend's many wrapped lines.
         fig = _finish(fig, "Diary calendar (a row a month)", 290 + 15 * n_rows, subtitle=subtitle)
-        fig.update_layout(
-            margin=dict(t=90, l=10, r=10),
-            plot_bgcolor="white",
-            legend=dict(entrywidth=0.5, entrywidthmode="fraction"),  # two columns
-        )
+        fig.update_layout(margin=dict(t=90, l=10, r=10), plot_bgcolor="white")
         fig.update_xaxes(tickfont=dict(size=11))
         fig.update_yaxes(tickfont=dict(size=11))
         return fig
     subtitle += f", {days['date'].min():%d %b %Y} to {days['date'].max():%d %b %Y}"
-    fig = _finish(fig, "Diary calendar (one row per month, one column per day)", 150 + 26 * n_rows, subtitle=subtitle)
+    fig = _finish(fig, "Diary calendar (one row per month, one column per day)", 200 + 26 * n_rows, subtitle=subtitle)
     fig.update_layout(margin=dict(t=90, r=90 if late_notes else None), plot_bgcolor="white")
     if late_notes:
         fig.update_layout(annotations=[*fig.layout.annotations, *late_notes])
@@ -515,13 +511,13 @@ def build_rolling_headache_figure(
             shapes.append(_hline(b["mhd"], theme.BASELINE, 1.5, dash="dash"))
             annotations.append(
                 dict(
-                    x=1,
+                    x=0,
                     y=b["mhd"],
                     xref="paper",
                     yref="y",
                     text=label,
                     showarrow=False,
-                    xanchor="right",
+                    xanchor="left",
                     yanchor="bottom",
                     font=dict(size=12, color=theme.BASELINE),
                 )
@@ -529,13 +525,13 @@ def build_rolling_headache_figure(
     shapes.append(_hline(15, theme.NON_RESPONDER, 1, dash="dot"))
     annotations.append(
         dict(
-            x=0,
+            x=1,
             y=15,
             xref="paper",
             yref="y",
             text="15: chronic threshold",
             showarrow=False,
-            xanchor="left",
+            xanchor="right",
             yanchor="bottom",
             font=dict(size=11, color=theme.NON_RESPONDER),
         )
@@ -577,8 +573,9 @@ def build_cycle_bars_figure(
         c = pd.concat([c[c["cycle"] == 0], c[c["cycle"] >= 1].iloc[-PHONE_CYCLES:]], ignore_index=True)
     names = np.where(c["cycle"] == 0, "Baseline", "Cycle " + c["cycle"].astype(str))
     names = np.where(c["status"] == "ongoing", names + " (ongoing)", names)
+    brief = compact or len(c) > 9  # "C10" under a narrow group
     short = np.where(
-        c["cycle"] == 0, "Base" if compact else "Baseline", ("C" if compact else "Cycle ") + c["cycle"].astype(str)
+        c["cycle"] == 0, "Base" if brief else "Baseline", ("C" if brief else "Cycle ") + c["cycle"].astype(str)
     )
     short = np.where(c["status"] == "ongoing", short + "*", short)
     ticks = [
@@ -696,15 +693,15 @@ def build_cycle_bars_figure(
     )
     for i, row in c.iterrows():
         if row["cycle"] == 0:
-            note = "" if row["evaluable"] else "baseline not evaluable"
+            note = "" if row["evaluable"] else "not<br>evaluable"
         elif pd.isna(row["mhd"]):
-            note = "no diary days"
+            note = "no diary<br>days"
         elif not row["evaluable"]:
-            note = "not evaluable"
+            note = "not<br>evaluable"
         elif pd.notna(row["mhd_pct_change"]):
             note = f"<b>{_pct(row['mhd_pct_change'])}</b>"
         else:
-            note = "no change (baseline not evaluable)"
+            note = "not<br>compared"  # the baseline is not evaluable
         if note:
             annotations.append(
                 dict(
@@ -753,12 +750,14 @@ def build_weekly_profile_figure(
     profile: pd.DataFrame,
     reference_weeks: tuple[int, int] = (3, 8),
     late_days: int = 28,
+    compact: bool = False,
 ) -> go.Figure:
     """Headache days per week since the injection, one line per cycle, with onset and wearing-off.
 
     ``weekly`` is the patient's ``clinical.weekly_profile`` rows (weeks that are not evaluable are
     gaps), ``days`` the daily grid (thin lines: the 7-day moving average), ``profile`` the
-    patient's ``cycle_profile`` rows (onset week, wearing-off, baseline weekly rate).
+    patient's ``cycle_profile`` rows (onset week, wearing-off, baseline weekly rate). ``compact`` (a phone)
+    leaves the earlier cycles out of the legend too, which would otherwise outgrow the chart.
     """
     title = "Headache days per week, by cycle"
     if weekly.empty:
@@ -851,6 +850,8 @@ def build_weekly_profile_figure(
         ]
     shown = set(cycles[-VISIBLE_CYCLES:])
     for k in cycles:
+        if compact and k not in shown:
+            continue
         visible = True if k in shown else "legendonly"
         w = weekly[weekly["cycle"] == k]
         info = prof.loc[k] if k in prof.index else None
@@ -924,7 +925,7 @@ def build_weekly_profile_figure(
     )
     fig.update_yaxes(title="headache days per week (of 7)", range=[0, 7.4])
     hidden = len(cycles) - len(shown)
-    subtitle = f"latest {len(shown)} cycles; add others in the legend" if hidden > 0 else ""
+    subtitle = f"latest {len(shown)} cycles" + ("" if compact else "; add others in the legend") if hidden > 0 else ""
     fig = _finish(fig, title, 520, subtitle=subtitle)
     fig.update_layout(margin=dict(t=96 + (20 if subtitle else 0)))
     return fig
@@ -1263,10 +1264,10 @@ LABEL_POSITIONS: dict[tuple[str, str], tuple[float, float, str]] = {
     ("frontalis", "left"): (1.02, 1.1, "left"),
     ("temporalis", "left"): (1.02, 0.92, "left"),
     ("corrugator", "left"): (1.02, 0.74, "left"),
-    ("occipitalis", "left"): (BACK - 0.02, 0.78, "right"),
+    ("occipitalis", "left"): (BACK - 0.02, 0.72, "right"),  # clear of the front view's temporalis L label
     ("cervical_paraspinal", "left"): (BACK - 0.02, 0.45, "right"),
     ("trapezius", "left"): (BACK - 0.02, 0.22, "right"),
-    ("occipitalis", "right"): (BACK + 1.02, 0.78, "left"),
+    ("occipitalis", "right"): (BACK + 1.02, 0.72, "left"),
     ("cervical_paraspinal", "right"): (BACK + 1.02, 0.45, "left"),
     ("trapezius", "right"): (BACK + 1.02, 0.22, "left"),
 }
