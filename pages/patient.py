@@ -277,7 +277,7 @@ def render() -> None:
     # --- should we continue? The clinic's own comparable patients, beside the published figures
     evidence = continuation.continuation_evidence(analysis, patient_id)
     if evidence.applies:
-        with st.container(border=True):
+        with st.container(border=True, key="continue_panel"):  # the key names it for the README's screenshot
             st.subheader("Should we continue? What happened to comparable patients here")
             st.markdown("\n".join(f"- {ui_render.plain(line)}" for line in evidence.lines()))
             st.caption(
