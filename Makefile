@@ -13,7 +13,7 @@ STREAMLIT_SERVER_PORT ?= 8501
 STREAMLIT_SERVER_ADDRESS ?= 127.0.0.1
 export STREAMLIT_SERVER_PORT STREAMLIT_SERVER_ADDRESS
 
-.PHONY: run test venv chromium lint bench sample-data lock clean
+.PHONY: run test venv chromium lint bench sample-data lock clean screenshots
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -63,6 +63,13 @@ bench: $(RUNTIME)
 	$(PY) bench/bench_outcomes.py --data bench/out/cohort10k/data
 	$(PY) bench/bench_pages.py
 	$(PY) bench/bench_dashboard.py
+
+# The README's screenshots (docs/screenshots/) from the sample data: the dashboard in Debian's chromium, and page 1
+# of a clinic-visit PDF rendered by pdftoppm (Debian's poppler-utils, installed here as root when missing).
+screenshots: $(TESTENV) chromium
+	@command -v pdftoppm >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
+	$(PY) scripts/screenshots.py
 
 sample-data: $(RUNTIME)
 	$(PY) -m analytics.synth --patients 360 --seed 20261124 --out sample_data

@@ -15,8 +15,10 @@ import streamlit as st
 
 from pages import HANDED_OVER, audit, clinic, data, outcomes, patient
 from ui import auth, state
+from ui import render as ui_render
 
 st.set_page_config(page_title="Botox outcomes", page_icon=":material/stethoscope:", layout="wide")
+ui_render.page_style()  # phone-sized screens: phone chart layouts, no chart toolbar
 st.session_state.pop(HANDED_OVER, None)  # a page file run on its own sent this request here: pages/__init__.py
 
 # Each url_path is the page's name in the access matrix (analytics.privacy.access) and its module's name.

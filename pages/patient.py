@@ -229,7 +229,7 @@ def render() -> None:
             )
         if status is not None and pd.notna(status["latest_mhd_pct_change"]):
             columns[-1].metric(
-                "Change in headache days",
+                "Headache-day change",
                 f"{status['latest_mhd_pct_change']:+.0f}%".replace("-", "−"),
                 border=True,
                 help="Change of headache days per 28 days from the baseline at the latest evaluable cycle "
@@ -240,7 +240,7 @@ def render() -> None:
                 f"{status['baseline_mhd']:.1f} → {status['latest_mhd']:.1f} headache days / 28 d"
             )
         else:
-            columns[-1].metric("Change in headache days", "not evaluable", border=True)
+            columns[-1].metric("Headache-day change", "not evaluable", border=True)
             columns[-1].caption("Needs an evaluable baseline with headache days and an evaluable cycle.")
     else:
         st.info(f"No injection session up to the data cut-off ({analysis.as_of:%d %b %Y}); the diary is shown below.")
@@ -277,7 +277,7 @@ def render() -> None:
     # --- should we continue? The clinic's own comparable patients, beside the published figures
     evidence = continuation.continuation_evidence(analysis, patient_id)
     if evidence.applies:
-        with st.container(border=True):
+        with st.container(border=True, key="continue_panel"):  # the key names it for the README's screenshot
             st.subheader("Should we continue? What happened to comparable patients here")
             st.markdown("\n".join(f"- {ui_render.plain(line)}" for line in evidence.lines()))
             st.caption(
@@ -287,8 +287,9 @@ def render() -> None:
 
     # --- the charts
 
-    def show(key: str, heading: str, figure: object, caption: str) -> None:
-        ui_render.chart(figure, key=f"patient_{key}", caption=caption)
+    def show(key: str, heading: str, figure: object, caption: str, phone: object = None) -> None:
+        """Draw a chart (with its phone layout, if any) and keep the full layout for the printable summary."""
+        ui_render.chart(figure, key=f"patient_{key}", caption=caption, phone=phone)
         figure_list.append(report.ReportFigure(heading, figure, caption))
 
     st.subheader("Diary")
@@ -300,6 +301,7 @@ def render() -> None:
         f"A headache day has ≥{config.headache_min_hours:g} h "
         f"of headache. Blue frame: injection day; a late re-injection (more than {config.on_time_max_days} days "
         "after the previous one) is marked with its gap.",
+        phone=figures.build_diary_calendar_figure(days, config.headache_min_hours, cycles=cycles, compact=True),
     )
     show(
         "rolling",
@@ -323,12 +325,16 @@ def render() -> None:
         "Change in headache days from the baseline above each cycle; under each: days recorded / days in the window "
         f"and completeness. A window is evaluable with ≥{config.min_completeness:.0%} of "
         f"its days recorded and ≥{config.min_window_days} days; hatched bars are not evaluable and are not compared.",
+        phone=figures.build_cycle_bars_figure(
+            cycles, config.responder_thresholds, overuse_acute_days=config.overuse_acute_days, compact=True
+        ),
     )
+    weekly = clinical.weekly_profile(days, config)
     show(
         "weekly",
         "Within-cycle weekly profile",
         figures.build_weekly_profile_figure(
-            clinical.weekly_profile(days, config),
+            weekly,
             days,
             _one(tables.cycle_profile, patient_id),
             params.wearing_off_reference_weeks,
@@ -339,6 +345,14 @@ def render() -> None:
         f"7-day moving average. Wearing-off: the last {params.wearing_off_late_days} days of a complete cycle are ≥"
         f"{params.wearing_off_min_rise:g} headache days / 28 d and ≥{params.wearing_off_min_relative:.0%} above "
         "weeks 3–8.",
+        phone=figures.build_weekly_profile_figure(
+            weekly,
+            days,
+            _one(tables.cycle_profile, patient_id),
+            params.wearing_off_reference_weeks,
+            params.wearing_off_late_days,
+            compact=True,
+        ),
     )
 
     st.subheader("Side effects and questionnaires")
@@ -358,6 +372,9 @@ def render() -> None:
         f"n = {int((questionnaires['instrument'] == 'HIT-6').sum())} HIT-6 and "
         f"{int((questionnaires['instrument'] == 'MIDAS').sum())} MIDAS scores. Bands: HIT-6 ≤49 little or no impact, "
         "50–55 some, 56–59 substantial, ≥60 severe; MIDAS grade I 0–5, II 6–10, III 11–20, IV ≥21.",
+        phone=figures.build_questionnaires_figure(
+            questionnaires, cycles, "questionnaires" in tables.available, compact=True
+        ),
     )
 
     st.subheader("Injection sites")
@@ -391,7 +408,13 @@ def render() -> None:
                 "PREEMPT: 155 U as 31 fixed sites of 5 U; follow-the-pain (FTP) extras up to 195 U / 39 sites are "
                 "the units above the fixed dose of a muscle and side."
             )
-        show("injection_map", "Injection sites", map_figure, map_caption)
+        show(
+            "injection_map",
+            "Injection sites",
+            map_figure,
+            map_caption,
+            phone=figures.build_injection_site_map_figure(session_sites, session, compact=True),
+        )
         if len(session_sites):
             with st.expander("Units per muscle and side (table)"):
                 ui_render.table(

@@ -203,3 +203,18 @@ def test_funnel_figure_draws_limits_overall_rate_and_highlights_the_chosen_unit(
     none_evaluable = SimpleNamespace(patient_cycles=cycles.iloc[:0])
     empty = clinic.responder_funnel(none_evaluable, roster, "first_injector", "injector")
     assert "No patients evaluable" in annotations_text(figures.build_funnel_figure(empty))[0]
+
+
+def test_funnel_names_only_the_units_outside_the_limits_when_there_are_many() -> None:
+    # Six injectors of 20 patients: five with 10 responders, F with all 20 (far above the 99.8% limit).
+    injectors = [u for u in "ABCDEF" for _ in range(20)]
+    responders = [i % 20 < (20 if u == "F" else 10) for i, u in enumerate(injectors)]
+    ids = [f"p{i}" for i in range(len(injectors))]
+    cycles = pd.DataFrame(
+        {"patient_id": ids, "cycle": 2, "mhd_change": -5.0, "responder_50": pd.array(responders, dtype="boolean")}
+    )
+    roster = pd.DataFrame({"patient_id": ids, "first_injector": injectors})
+    funnel = clinic.responder_funnel(SimpleNamespace(patient_cycles=cycles), roster, "first_injector", "injector")
+    points = next(t for t in figures.build_funnel_figure(funnel).data if t.name == "injectors")
+    named = [unit for unit, template in zip(points.text, points.texttemplate, strict=True) if template]
+    assert named == ["F"] and sorted(points.text) == list("ABCDEF")  # every unit is still in the hover

@@ -129,7 +129,7 @@ def test_cycle_bars_never_draw_a_non_evaluable_cycle_as_zero(case):
     assert not bool(c1["evaluable"]) and y[1] == pytest.approx(c1["mhd"]) and y[1] > 0
     assert headache.marker.pattern.shape[1] == "/" and headache.marker.pattern.shape[0] == ""
     assert np.isnan(y[2])  # cycle 2: no diary day -> no bar, and it says so
-    texts = [a.text for a in fig.layout.annotations]
+    texts = [a.text.replace("<br>", " ") for a in fig.layout.annotations]  # notes wrap onto two lines
     assert "no diary days" in texts and "not evaluable" in texts
     baseline = cycles.iloc[0]["mhd"]
     levels = sorted(s.y0 for s in fig.layout.shapes if s.line.dash == "dash")
@@ -322,7 +322,7 @@ def test_calendar_annotates_the_late_reinjection(flagged):
     fig = figures.build_diary_calendar_figure(calendar(analysis, tables), analysis.config.headache_min_hours, cycles)
     late = [t for t in fig.data if t.name and t.name.startswith("late re-injection")]
     assert len(late) == 1
-    assert late[0].name == "late re-injection (more than 98 days after the previous session)"
+    assert late[0].name == "late re-injection (>98 days after the previous one)"
     # 2024-03-01 + 196 days = 2024-09-13: the row of September 2024 (row 7 from February), column 13.
     assert list(zip(late[0].x, late[0].y, strict=True)) == [(13, 7)]
     assert list(late[0].hovertext) == ["Cycle 3 started 112 days after the previous session (14 past 98)"]

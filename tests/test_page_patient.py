@@ -67,7 +67,9 @@ def test_page_opens_the_first_judged_patient_with_numbers_and_seven_charts(monke
     assert at.selectbox(key="patient").value == first
     numbers = shown(at)
     assert {k: numbers[k] for k in expected(analysis, first)} == expected(analysis, first)
-    assert len(at.get("plotly_chart")) == 7
+    # Seven charts; all but the rolling and adverse-event charts are also sent in their phone layout, which the
+    # page's style shows instead on a narrow screen (ui/render.py PAGE_STYLE).
+    assert len(at.get("plotly_chart")) == 7 + 5
     assert any("NICE TA260" in m.value for m in at.markdown)
     assert at.get("download_button")  # the printable summary
 
@@ -95,7 +97,8 @@ def test_choosing_another_patient_changes_numbers_and_charts(monkeypatch, sample
     assert {k: after[k] for k in expected(analysis, other)} == expected(analysis, other)
     assert after != before_numbers
     changed = [a != b for a, b in zip(before_charts, charts(at), strict=True)]
-    assert all(changed[:4]), changed  # calendar, rolling, per-cycle bars and weekly profile are this patient's
+    # Calendar (full and phone layout), rolling, per-cycle bars and weekly profile (both layouts) are this patient's.
+    assert all(changed[:7]), changed
 
 
 def test_a_parameter_change_changes_the_numbers(monkeypatch, sample) -> None:

@@ -21,7 +21,27 @@ from ui import auth
 # No image download from the chart's toolbar (modebar): it is an export made in the browser, which the
 # server can neither check against the user's role nor audit. Charts leave the app in the printable
 # summary, whose download is checked and audited (ui/auth.py).
-PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["toImage"]}
+PLOTLY_CONFIG = {"displaylogo": False, "modeBarButtonsToRemove": ["toImage"], "responsive": True}
+
+# The server does not know the screen's width, so the browser chooses: on a phone-sized screen (PHONE_MAX_PX)
+# the chart toolbar, which a tap would open over titles and labels, is hidden, and a chart drawn in two
+# layouts (``chart(..., phone=...)``) shows its phone layout; on a wider screen, its full one. Static CSS,
+# nothing data-derived; Streamlit gives a keyed container the class ``st-key-<key>``.
+PHONE_MAX_PX = 640
+PAGE_STYLE = f"""<style>
+@media (max-width: {PHONE_MAX_PX}px) {{
+  .js-plotly-plot .modebar-container {{ display: none !important; }}
+  [class*="st-key-wide-layout-"] {{ display: none !important; }}
+}}
+@media (min-width: {PHONE_MAX_PX + 1}px) {{
+  [class*="st-key-phone-layout-"] {{ display: none !important; }}
+}}
+</style>"""
+
+
+def page_style() -> None:
+    """Put the shared style (phone layouts, no chart toolbar on a phone) on the page; takes no space."""
+    st.html(PAGE_STYLE)
 
 
 def plain(text: object) -> str:
@@ -29,14 +49,21 @@ def plain(text: object) -> str:
     return escape_markdown(text)
 
 
-def chart(fig: go.Figure, key: str, caption: str | None = None) -> None:
+def chart(fig: go.Figure, key: str, caption: str | None = None, phone: go.Figure | None = None) -> None:
     """A Plotly chart (no image download from its toolbar) with an optional caption (n, method).
 
     Streamlit's chart theme sets the fonts and axes to match the app; its default trace colours are
     the template's ``SEQUENCE`` (``theme.chartCategoricalColors`` in .streamlit/config.toml), and
-    colours a figure sets itself (missing = grey, responder classes, ...) are kept.
+    colours a figure sets itself (missing = grey, responder classes, ...) are kept. With ``phone`` (the
+    same chart laid out for a narrow screen), both are sent and ``PAGE_STYLE`` shows the one that fits.
     """
-    st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+    if phone is None:
+        st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+    else:
+        with st.container(key=f"wide-layout-{key}"):
+            st.plotly_chart(fig, key=key, config=PLOTLY_CONFIG, width="stretch")
+        with st.container(key=f"phone-layout-{key}"):
+            st.plotly_chart(phone, key=f"{key}_phone", config=PLOTLY_CONFIG, width="stretch")
     if caption:
         st.caption(caption)
 

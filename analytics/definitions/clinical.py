@@ -862,7 +862,7 @@ def injection_sites(injections: pd.DataFrame, config: AnalysisConfig | None = No
 HEADER_MEASURES = (
     ("mhd", "headache_days", "Headache days / 28 d"),
     ("mmd", "migraine_days", "Migraine days / 28 d"),
-    ("amd", "acute_med_days", "Acute-medication days / 28 d"),
+    ("amd", "acute_med_days", "Acute-med. days / 28 d"),  # short enough for a metric card at 1280 px
 )
 
 

@@ -369,6 +369,9 @@ def build_completeness_figure(distribution: pd.DataFrame, min_completeness: floa
     return fig
 
 
+FUNNEL_ALL_NAMED = 4  # a funnel of this many units or fewer names every one on the plot
+
+
 def build_funnel_figure(funnel: Funnel, height: int = 430) -> go.Figure:
     """A funnel plot: each unit's 50% responder rate against its number of evaluable patients, with
     95% and 99.8% control limits around the overall rate. The chosen unit, if any, is highlighted."""
@@ -423,6 +426,13 @@ def build_funnel_figure(funnel: Funnel, height: int = 430) -> go.Figure:
             y=rows["rate"],
             mode="markers+text",
             text=rows["unit"],
+            # Named on the plot: the chosen unit and those outside the 95% limits, the ones a reader looks for (or
+            # all of a few units); the rest crowd together and are named in the hover (their names overprinted).
+            texttemplate=np.where(
+                is_chosen | (len(plotted) <= FUNNEL_ALL_NAMED) | (rows["position"] != "within 95% limits").to_numpy(),
+                "%{text}",
+                "",
+            ).tolist(),
             textposition=label_side[rows.index].tolist(),
             marker=dict(
                 size=14 if is_chosen else 10,

@@ -37,6 +37,9 @@ LATE_COLOUR = "#cc79a7"  # late re-injection: apart from the injection blue and 
 OVERUSE_COLOUR = theme.TEXT
 BARGAP = 0.25  # the per-cycle bars' gap between groups
 VISIBLE_CYCLES = 3  # the weekly profile shows the latest cycles; earlier ones are one legend click away
+# Horizontal, at the foot of the figure: it wraps to the chart's width (a phone's too) and pushes the margin.
+LEGEND_BELOW = dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left")
+PHONE_CYCLES = 4  # the compact per-cycle bars show the baseline and the latest cycles
 
 
 def _pct(value: float) -> str:
@@ -52,12 +55,20 @@ def _empty(message: str, title: str, height: int = 220) -> go.Figure:
     return theme.styled(fig, title, height)
 
 
-def _finish(fig: go.Figure, title: str, height: int, legend_rows: int = 1, subtitle: str = "") -> go.Figure:
-    """Shared template, the title pinned to the top (a smaller second line if any), room for the legend beneath."""
+def _finish(fig: go.Figure, title: str, height: int, subtitle: str = "") -> go.Figure:
+    """Shared template, the title pinned to the top (a smaller second line if any), the legend at the bottom.
+
+    The legend sits below the axes, where it can wrap into as many rows as a narrow (phone) screen needs:
+    Plotly grows the bottom margin for it, so it never covers the title or the plot. Titles are kept short
+    enough for a phone (Plotly does not wrap them); details go in the subtitle or the caption.
+    """
     text = f"{title}<br><span style='font-size:13px;color:{theme.BASELINE}'>{subtitle}</span>" if subtitle else title
     fig = theme.styled(fig, text, height + (20 if subtitle else 0))
-    top = (48 + 24 * legend_rows if legend_rows else 56) + (20 if subtitle else 0)
-    fig.update_layout(title=dict(yref="container", y=1, yanchor="top", pad=dict(t=12)), margin=dict(t=top))
+    fig.update_layout(
+        title=dict(yref="container", y=1, yanchor="top", pad=dict(t=16 if subtitle else 12)),
+        margin=dict(t=56 + (20 if subtitle else 0)),
+        legend=LEGEND_BELOW,
+    )
     return fig
 
 
@@ -132,7 +143,7 @@ def _late_text(late: pd.DataFrame) -> list[str]:
 
 def _late_label(late: pd.DataFrame) -> str:
     limit = int(late["interval_days"].iloc[0] - late["days_late"].iloc[0])
-    return f"late re-injection (more than {limit} days after the previous session)"
+    return f"late re-injection (>{limit} days after the previous one)"
 
 
 def _overuse_label(overuse_acute_days: float | None) -> str:
@@ -144,7 +155,7 @@ def _overuse_label(overuse_acute_days: float | None) -> str:
 
 
 def build_diary_calendar_figure(
-    days: pd.DataFrame, headache_min_hours: float, cycles: pd.DataFrame | None = None
+    days: pd.DataFrame, headache_min_hours: float, cycles: pd.DataFrame | None = None, compact: bool = False
 ) -> go.Figure:
     """Diary calendar: one row per month, one column per day of the month, coloured by category.
 
@@ -152,7 +163,8 @@ def build_diary_calendar_figure(
     headache-free days green; dates that do not exist (30 February) and days outside follow-up
     are left blank. Migraine days carry a white dot, acute medication a blue corner mark and
     injection days a blue frame. With ``cycles`` (the patient's rows of ``clinical.cycle_flags``), a
-    late re-injection gets an outer frame and a note at the end of its month's row.
+    late re-injection gets an outer frame and a note at the end of its month's row. ``compact`` lays it
+    out for a phone: every fifth day numbered, marks sized to cells of about 9 px, the late note in the hover.
     """
     title = "Diary calendar (one row per month)"
     if days.empty:
@@ -243,7 +255,7 @@ def build_diary_calendar_figure(
             mode="markers",
             name="migraine day",
             hoverinfo="skip",
-            marker=dict(symbol="circle", size=7, color="white", line=dict(width=1, color=theme.TEXT)),
+            marker=dict(symbol="circle", size=4 if compact else 7, color="white", line=dict(width=1, color=theme.TEXT)),
         )
     )
     acute = days["acute_medication"].fillna(False).astype(bool).to_numpy()
@@ -254,7 +266,12 @@ def build_diary_calendar_figure(
             mode="markers",
             name="acute medication",
             hoverinfo="skip",
-            marker=dict(symbol="triangle-down", size=6, color=ACUTE_MEDICATION, line=dict(width=0.5, color=theme.TEXT)),
+            marker=dict(
+                symbol="triangle-down",
+                size=4 if compact else 6,
+                color=ACUTE_MEDICATION,
+                line=dict(width=0.5, color=theme.TEXT),
+            ),
         )
     )
     inj = injected.to_numpy()
@@ -266,7 +283,10 @@ def build_diary_calendar_figure(
             name="injection day",
             hoverinfo="skip",
             marker=dict(
-                symbol="square-open", size=24, color=theme.INJECTION, line=dict(width=3, color=theme.INJECTION)
+                symbol="square-open",
+                size=12 if compact else 24,
+                color=theme.INJECTION,
+                line=dict(width=2 if compact else 3, color=theme.INJECTION),
             ),
         )
     )
@@ -285,22 +305,31 @@ def build_diary_calendar_figure(
                 name=_late_label(late),
                 hovertext=texts,
                 hovertemplate="%{hovertext}<extra></extra>",
-                marker=dict(symbol="square-open", size=30, color=LATE_COLOUR, line=dict(width=3, color=LATE_COLOUR)),
+                marker=dict(
+                    symbol="square-open",
+                    size=16 if compact else 30,
+                    color=LATE_COLOUR,
+                    line=dict(width=2 if compact else 3, color=LATE_COLOUR),
+                ),
             )
         )
-        late_notes = [
-            dict(
-                x=31.6,
-                y=r,
-                xref="x",
-                yref="y",
-                xanchor="left",
-                showarrow=False,
-                text=f"late: {int(gap)} d",
-                font=dict(size=11, color=LATE_COLOUR),
-            )
-            for r, gap in zip(late_row, late["interval_days"], strict=True)
-        ]
+        late_notes = (
+            []
+            if compact
+            else [
+                dict(
+                    x=31.6,
+                    y=r,
+                    xref="x",
+                    yref="y",
+                    xanchor="left",
+                    showarrow=False,
+                    text=f"late: {int(gap)} d",
+                    font=dict(size=11, color=LATE_COLOUR),
+                )
+                for r, gap in zip(late_row, late["interval_days"], strict=True)
+            ]
+        )
     legend_names = (
         "not recorded",
         "headache-free",
@@ -313,7 +342,7 @@ def build_diary_calendar_figure(
         fig.add_trace(_legend_square(name, colour))
     fig.update_xaxes(
         title=None,
-        tickvals=list(range(1, 32)),
+        tickvals=[1, 5, 10, 15, 20, 25, 30] if compact else list(range(1, 32)),
         range=[0.5, 31.5],
         showgrid=False,
         side="top",
@@ -322,19 +351,17 @@ def build_diary_calendar_figure(
     )
     fig.update_yaxes(tickvals=list(range(n_rows)), ticktext=tick_text, autorange="reversed", showgrid=False, title=None)
     recorded = int(days["recorded"].sum())
-    subtitle = (
-        f"{recorded} of {len(days)} days recorded ({recorded / len(days):.0%}), "
-        f"{days['date'].min():%d %b %Y} to {days['date'].max():%d %b %Y}"
-    )
-    height = 150 + 26 * n_rows
-    fig = _finish(
-        fig, "Diary calendar (one row per month, one column per day)", height, legend_rows=0, subtitle=subtitle
-    )
-    fig.update_layout(
-        legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0),
-        margin=dict(t=90, b=100, r=90 if late_notes else None),
-        plot_bgcolor="white",
-    )
+    subtitle = f"{recorded} of {len(days)} days recorded ({recorded / len(days):.0%})"
+    if compact:
+        # About 9 px a day on a phone: short rows, and room below for the legend's many wrapped lines.
+        fig = _finish(fig, "Diary calendar (a row a month)", 290 + 15 * n_rows, subtitle=subtitle)
+        fig.update_layout(margin=dict(t=90, l=10, r=10), plot_bgcolor="white")
+        fig.update_xaxes(tickfont=dict(size=11))
+        fig.update_yaxes(tickfont=dict(size=11))
+        return fig
+    subtitle += f", {days['date'].min():%d %b %Y} to {days['date'].max():%d %b %Y}"
+    fig = _finish(fig, "Diary calendar (one row per month, one column per day)", 200 + 26 * n_rows, subtitle=subtitle)
+    fig.update_layout(margin=dict(t=90, r=90 if late_notes else None), plot_bgcolor="white")
     if late_notes:
         fig.update_layout(annotations=[*fig.layout.annotations, *late_notes])
     return fig
@@ -408,7 +435,7 @@ def build_rolling_headache_figure(
     ``clinical.cycle_flags``, cycles with medication overuse get an "MO" bar along the top and late
     re-injections a marker at their injection line.
     """
-    title = f"Headache days per {period_days} days (rolling {period_days}-day window)"
+    title = f"Headache days per {period_days} days over time"
     if days.empty:
         return _empty("No diary days in this patient's follow-up", title)
     rate = days["rolling_mhd"]
@@ -484,13 +511,13 @@ def build_rolling_headache_figure(
             shapes.append(_hline(b["mhd"], theme.BASELINE, 1.5, dash="dash"))
             annotations.append(
                 dict(
-                    x=1,
+                    x=0,
                     y=b["mhd"],
                     xref="paper",
                     yref="y",
                     text=label,
                     showarrow=False,
-                    xanchor="right",
+                    xanchor="left",
                     yanchor="bottom",
                     font=dict(size=12, color=theme.BASELINE),
                 )
@@ -498,13 +525,13 @@ def build_rolling_headache_figure(
     shapes.append(_hline(15, theme.NON_RESPONDER, 1, dash="dot"))
     annotations.append(
         dict(
-            x=0,
+            x=1,
             y=15,
             xref="paper",
             yref="y",
             text="15: chronic threshold",
             showarrow=False,
-            xanchor="left",
+            xanchor="right",
             yanchor="bottom",
             font=dict(size=11, color=theme.NON_RESPONDER),
         )
@@ -522,7 +549,10 @@ def build_rolling_headache_figure(
 
 
 def build_cycle_bars_figure(
-    cycles: pd.DataFrame, thresholds: tuple[int, ...] = (30, 50, 75), overuse_acute_days: float | None = None
+    cycles: pd.DataFrame,
+    thresholds: tuple[int, ...] = (30, 50, 75),
+    overuse_acute_days: float | None = None,
+    compact: bool = False,
 ) -> go.Figure:
     """Headache, migraine and acute-medication days per 28 days for the baseline and each cycle.
 
@@ -530,17 +560,26 @@ def build_cycle_bars_figure(
     are hatched and labelled (a window with no diary day has no bar and says so); each cycle's
     completeness is written under it. When ``cycles`` carry ``clinical.cycle_flags``, windows with
     medication overuse get an "MO" mark over their acute-medication bar (with a legend entry).
+    ``compact`` lays it out for a phone: the baseline and the latest cycles only (``PHONE_CYCLES``), short
+    names under the bars and no values written on them (the hover has them).
     """
-    title = "Per cycle: days per 28 days against the baseline"
+    title = "Per cycle against the baseline" if compact else "Per cycle: days per 28 days against the baseline"
     if cycles.empty:
         return _empty("No injection sessions", title)
     c = cycles.sort_values("cycle").reset_index(drop=True)
+    dropped = 0
+    if compact and (c["cycle"] >= 1).sum() > PHONE_CYCLES:
+        dropped = int((c["cycle"] >= 1).sum()) - PHONE_CYCLES
+        c = pd.concat([c[c["cycle"] == 0], c[c["cycle"] >= 1].iloc[-PHONE_CYCLES:]], ignore_index=True)
     names = np.where(c["cycle"] == 0, "Baseline", "Cycle " + c["cycle"].astype(str))
     names = np.where(c["status"] == "ongoing", names + " (ongoing)", names)
-    short = np.where(c["cycle"] == 0, "Baseline", "Cycle " + c["cycle"].astype(str))
+    brief = compact or len(c) > 9  # "C10" under a narrow group
+    short = np.where(
+        c["cycle"] == 0, "Base" if brief else "Baseline", ("C" if brief else "Cycle ") + c["cycle"].astype(str)
+    )
     short = np.where(c["status"] == "ongoing", short + "*", short)
     ticks = [
-        f"<b>{name}</b><br>{int(rec)}/{int(win)} d<br>{comp:.0%}"
+        f"<b>{name}</b><br>{comp:.0%}" if compact else f"<b>{name}</b><br>{int(rec)}/{int(win)} d<br>{comp:.0%}"
         for name, rec, win, comp in zip(short, c["recorded_days"], c["window_days"], c["completeness"], strict=True)
     ]
     x = list(range(len(c)))
@@ -576,7 +615,9 @@ def build_cycle_bars_figure(
                 customdata=fig_custom,
                 textposition="outside",
                 # Values are written on the headache-day bars only; the others are in the hover.
-                text=values.map(lambda v: f"{v:.1f}" if pd.notna(v) else "") if column == "mhd" else None,
+                text=values.map(lambda v: f"{v:.1f}" if pd.notna(v) else "")
+                if column == "mhd" and not compact
+                else None,
                 hovertemplate=(
                     f"%{{customdata[0]}} (%{{customdata[1]}} – %{{customdata[2]}})<br>{label}: %{{y:.1f}} / 28 d"
                     " (%{customdata[6]:.0f} in %{customdata[3]:.0f} recorded days)"
@@ -601,7 +642,7 @@ def build_cycle_bars_figure(
                     mode="markers+text",
                     text=["MO"] * int(flagged.sum()),
                     textposition="top center",
-                    textfont=dict(size=12, color=OVERUSE_COLOUR),
+                    textfont=dict(size=11 if compact else 12, color=OVERUSE_COLOUR),
                     name=_overuse_label(overuse_acute_days),
                     marker=dict(
                         symbol="diamond", size=9, color=ACUTE_MEDICATION, line=dict(width=1.5, color=OVERUSE_COLOUR)
@@ -628,8 +669,8 @@ def build_cycle_bars_figure(
                     yref="y",
                     xanchor="left",
                     showarrow=False,
-                    text=f"{MINUS}{t}%: {level:.1f}",
-                    font=dict(size=12, color=colour),
+                    text=f"{MINUS}{t}%" if compact else f"{MINUS}{t}%: {level:.1f}",
+                    font=dict(size=11 if compact else 12, color=colour),
                 )
             )
         shapes.append(_hline(baseline_mhd, theme.BASELINE, 1.5, x0=-0.5, x1=len(c) - 0.5, xref="x"))
@@ -641,8 +682,8 @@ def build_cycle_bars_figure(
                 yref="y",
                 xanchor="left",
                 showarrow=False,
-                text=f"baseline: {baseline_mhd:.1f}",
-                font=dict(size=12, color=theme.BASELINE),
+                text=f"{baseline_mhd:.1f}" if compact else f"baseline: {baseline_mhd:.1f}",
+                font=dict(size=11 if compact else 12, color=theme.BASELINE),
             )
         )
     top = (
@@ -652,15 +693,15 @@ def build_cycle_bars_figure(
     )
     for i, row in c.iterrows():
         if row["cycle"] == 0:
-            note = "" if row["evaluable"] else "baseline not evaluable"
+            note = "" if row["evaluable"] else "not<br>evaluable"
         elif pd.isna(row["mhd"]):
-            note = "no diary days"
+            note = "no diary<br>days"
         elif not row["evaluable"]:
-            note = "not evaluable"
+            note = "not<br>evaluable"
         elif pd.notna(row["mhd_pct_change"]):
             note = f"<b>{_pct(row['mhd_pct_change'])}</b>"
         else:
-            note = "no change (baseline not evaluable)"
+            note = "not<br>compared"  # the baseline is not evaluable
         if note:
             annotations.append(
                 dict(
@@ -670,13 +711,21 @@ def build_cycle_bars_figure(
                     yref="y",
                     text=note,
                     showarrow=False,
-                    font=dict(size=13, color=theme.TEXT if row["evaluable"] else theme.BASELINE),
+                    font=dict(size=11 if compact else 13, color=theme.TEXT if row["evaluable"] else theme.BASELINE),
                 )
             )
     fig.update_layout(shapes=shapes, annotations=annotations, barmode="group", bargap=BARGAP)
     fig.update_xaxes(tickvals=x, ticktext=ticks, title=None, tickangle=0, tickfont=dict(size=12))
     fig.update_yaxes(title="days / 28 days", range=[0, max(28.0, top * 1.12 + 3)])
     ongoing = " (* ongoing)" if (c["status"] == "ongoing").any() else ""
+    if compact:
+        earlier = {0: "", 1: "; cycle 1 in the per-cycle table"}.get(
+            dropped, f"; cycles 1–{dropped} in the per-cycle table"
+        )
+        fig = _finish(fig, title + ongoing, 520, subtitle=f"days per 28 days{earlier}")
+        fig.update_layout(margin=dict(l=50, r=45))
+        fig.update_xaxes(tickfont=dict(size=11))
+        return fig
     fig = _finish(fig, title + ongoing, 480)
     fig.update_layout(margin=dict(r=110))
     return fig
@@ -701,14 +750,16 @@ def build_weekly_profile_figure(
     profile: pd.DataFrame,
     reference_weeks: tuple[int, int] = (3, 8),
     late_days: int = 28,
+    compact: bool = False,
 ) -> go.Figure:
     """Headache days per week since the injection, one line per cycle, with onset and wearing-off.
 
     ``weekly`` is the patient's ``clinical.weekly_profile`` rows (weeks that are not evaluable are
     gaps), ``days`` the daily grid (thin lines: the 7-day moving average), ``profile`` the
-    patient's ``cycle_profile`` rows (onset week, wearing-off, baseline weekly rate).
+    patient's ``cycle_profile`` rows (onset week, wearing-off, baseline weekly rate). ``compact`` (a phone)
+    leaves the earlier cycles out of the legend too, which would otherwise outgrow the chart.
     """
-    title = "Within-cycle profile: headache days per week since the injection"
+    title = "Headache days per week, by cycle"
     if weekly.empty:
         return _empty("No treatment cycle yet", title)
     cycles = sorted(weekly["cycle"].unique())
@@ -749,7 +800,7 @@ def build_weekly_profile_figure(
             y=1,
             xref="x",
             yref="paper",
-            text=f"weeks {first_week}–{last_week}: effect level",
+            text=f"weeks {first_week}–{last_week}<br>effect level",
             showarrow=False,
             yanchor="bottom",
             font=dict(size=12, color=theme.BASELINE),
@@ -759,7 +810,7 @@ def build_weekly_profile_figure(
             y=1,
             xref="x",
             yref="paper",
-            text=f"last {late_days // 7} weeks: wearing-off?",
+            text=f"last {late_days // 7} weeks<br>wearing-off?",
             showarrow=False,
             yanchor="bottom",
             font=dict(size=12, color=theme.BASELINE),
@@ -790,7 +841,7 @@ def build_weekly_profile_figure(
                 y=threshold,
                 xref="paper",
                 yref="y",
-                text=f"onset threshold {threshold:.1f} (30% below baseline)",
+                text=f"onset threshold {threshold:.1f} ({MINUS}30%)",
                 showarrow=False,
                 xanchor="right",
                 yanchor="top",
@@ -799,6 +850,8 @@ def build_weekly_profile_figure(
         ]
     shown = set(cycles[-VISIBLE_CYCLES:])
     for k in cycles:
+        if compact and k not in shown:
+            continue
         visible = True if k in shown else "legendonly"
         w = weekly[weekly["cycle"] == k]
         info = prof.loc[k] if k in prof.index else None
@@ -872,9 +925,9 @@ def build_weekly_profile_figure(
     )
     fig.update_yaxes(title="headache days per week (of 7)", range=[0, 7.4])
     hidden = len(cycles) - len(shown)
-    subtitle = f"latest {len(shown)} cycles shown; click an earlier cycle in the legend to add it" if hidden > 0 else ""
-    fig = _finish(fig, title, 460, legend_rows=2, subtitle=subtitle)
-    fig.update_layout(margin=dict(t=110 + (20 if subtitle else 0)))
+    subtitle = f"latest {len(shown)} cycles" + ("" if compact else "; add others in the legend") if hidden > 0 else ""
+    fig = _finish(fig, title, 520, subtitle=subtitle)
+    fig.update_layout(margin=dict(t=96 + (20 if subtitle else 0)))
     return fig
 
 
@@ -984,7 +1037,7 @@ def build_adverse_events_figure(
     fig.update_yaxes(tickvals=list(range(len(e))), ticktext=labels, autorange="reversed", title=None)
     fig.update_xaxes(title="days since the injection", range=[0, max(84.0, float(np.max(end)) + 6)])
     n = len(e)
-    fig = _finish(fig, f"{title}: {n} event{'s' if n != 1 else ''} after {n_sessions} sessions", 180 + 32 * n)
+    fig = _finish(fig, title, 200 + 32 * n, subtitle=f"{n} event{'s' if n != 1 else ''} after {n_sessions} sessions")
     fig.update_layout(barmode="overlay")
     return fig
 
@@ -993,16 +1046,22 @@ def build_adverse_events_figure(
 
 
 def build_questionnaires_figure(
-    questionnaires: pd.DataFrame, cycles: pd.DataFrame, available: bool = True
+    questionnaires: pd.DataFrame, cycles: pd.DataFrame, available: bool = True, compact: bool = False
 ) -> go.Figure:
-    """HIT-6 and MIDAS scores over time, side by side, on their bands, with the injection dates."""
-    title = "Questionnaires: HIT-6 and MIDAS with their bands"
+    """HIT-6 and MIDAS scores over time, side by side, on their bands, with the injection dates.
+
+    ``compact`` (a phone) puts the two panels one above the other. A band too thin to hold its name
+    (MIDAS grades I–III under a high score) is left unnamed; the caption lists every band.
+    """
+    title = "HIT-6 and MIDAS" if compact else "Questionnaires: HIT-6 and MIDAS with their bands"
     if not available:
         return _empty("No questionnaire file (questionnaires.csv) in this dataset", title, 180)
     instruments = list(BANDED_INSTRUMENTS)
     subtitles = {"HIT-6": "HIT-6 (headache impact, 36–78)", "MIDAS": "MIDAS (disability, 0–270)"}
-    # Two side-by-side panels laid out by hand (make_subplots is slow for a per-patient switch).
-    domains = {1: [0.0, 0.45], 2: [0.55, 1.0]}
+    # Two panels laid out by hand (make_subplots is slow for a per-patient switch): side by side, or stacked.
+    domains = {1: [0.0, 0.4], 2: [0.6, 1.0]} if compact else {1: [0.0, 0.45], 2: [0.55, 1.0]}
+    panel_height = 250 if compact else 330  # pixels of each panel's plot area, about
+    min_band = 16 / panel_height  # a band's share of the axis that holds an 11 px label
     layout: dict[str, dict[str, Any]] = {}
     traces: list[dict] = []
     shapes: list[dict] = []
@@ -1014,12 +1073,18 @@ def build_questionnaires_figure(
         bands = BANDED_INSTRUMENTS[instrument]
         top = 78.0 if instrument == "HIT-6" else max(30.0, float(q["score"].max()) * 1.1 if len(q) else 30.0)
         bottom = 36.0 if instrument == "HIT-6" else 0.0
-        layout[f"xaxis{axis}"] = dict(domain=domains[col], anchor=f"y{axis}", type="date")
-        layout[f"yaxis{axis}"] = dict(anchor=f"x{axis}", range=[bottom, top], title=f"{instrument} score")
+        if compact:
+            layout[f"xaxis{axis}"] = dict(anchor=f"y{axis}", type="date", nticks=5)
+            layout[f"yaxis{axis}"] = dict(
+                anchor=f"x{axis}", domain=domains[3 - col], range=[bottom, top], title=f"{instrument} score"
+            )
+        else:
+            layout[f"xaxis{axis}"] = dict(domain=domains[col], anchor=f"y{axis}", type="date")
+            layout[f"yaxis{axis}"] = dict(anchor=f"x{axis}", range=[bottom, top], title=f"{instrument} score")
         annotations.append(
             dict(
-                x=sum(domains[col]) / 2,
-                y=1,
+                x=0.5 if compact else sum(domains[col]) / 2,
+                y=domains[3 - col][1] if compact else 1,
                 xref="paper",
                 yref="paper",
                 text=subtitles[instrument],
@@ -1048,6 +1113,8 @@ def build_questionnaires_figure(
                     layer="below",
                 )
             )
+            if (y1 - y0) / (top - bottom) < min_band:
+                continue
             annotations.append(
                 dict(
                     x=0.01,
@@ -1107,7 +1174,11 @@ def build_questionnaires_figure(
             pad = pd.Timedelta(days=14)
             layout[f"xaxis{axis}"]["range"] = [dates.min() - pad, dates.max() + pad]
     fig = go.Figure(data=traces, layout=dict(**layout, shapes=shapes, annotations=annotations))
-    fig = _finish(fig, title + " (dotted lines: injections)", 420, legend_rows=0)
+    if compact:
+        fig = _finish(fig, title, 640, subtitle="dotted lines: injections")
+        fig.update_layout(margin=dict(t=110))
+        return fig
+    fig = _finish(fig, title + " (dotted lines: injections)", 420)
     fig.update_layout(margin=dict(t=80))
     return fig
 
@@ -1193,10 +1264,10 @@ LABEL_POSITIONS: dict[tuple[str, str], tuple[float, float, str]] = {
     ("frontalis", "left"): (1.02, 1.1, "left"),
     ("temporalis", "left"): (1.02, 0.92, "left"),
     ("corrugator", "left"): (1.02, 0.74, "left"),
-    ("occipitalis", "left"): (BACK - 0.02, 0.78, "right"),
+    ("occipitalis", "left"): (BACK - 0.02, 0.72, "right"),  # clear of the front view's temporalis L label
     ("cervical_paraspinal", "left"): (BACK - 0.02, 0.45, "right"),
     ("trapezius", "left"): (BACK - 0.02, 0.22, "right"),
-    ("occipitalis", "right"): (BACK + 1.02, 0.78, "left"),
+    ("occipitalis", "right"): (BACK + 1.02, 0.72, "left"),
     ("cervical_paraspinal", "right"): (BACK + 1.02, 0.45, "left"),
     ("trapezius", "right"): (BACK + 1.02, 0.22, "left"),
 }
@@ -1268,25 +1339,35 @@ class _InjectionSiteRow(Protocol):
     extra_sites: int
 
 
-def build_injection_site_map_figure(sites: pd.DataFrame, session: pd.Series | None = None) -> go.Figure:
+def build_injection_site_map_figure(
+    sites: pd.DataFrame, session: pd.Series | None = None, compact: bool = False
+) -> go.Figure:
     """Front and back head-and-neck diagram with the PREEMPT sites of one session.
 
     ``sites`` is one session's rows of ``clinical.injection_sites``. Each muscle and side is
     labelled with its units and sites; PREEMPT fixed sites are blue dots, follow-the-pain extras
     orange diamonds, fixed sites that were not injected open grey circles. ``session`` (a row of
-    the patient's cycles or sessions) supplies the date and totals for the title.
+    the patient's cycles or sessions) supplies the date and totals for the title. ``compact`` (a phone)
+    draws the sites without the muscle labels, which a phone's width cannot hold apart; the hover and the
+    table of units per muscle under the map have them.
     """
     title = "Injection sites"
     if session is not None:
         title += f" on {pd.Timestamp(session['session_date']):%d %b %Y}"
-        if pd.notna(session.get("cycle", pd.NA)):
+        if pd.notna(session.get("cycle", pd.NA)) and not compact:
             title += f" (cycle {int(session['cycle'])})"
     shapes = _outline(0.0, back=False) + _outline(BACK, back=True)
+    sides = (
+        ("<br>patient's right on the left", "<br>patient's left on the left")
+        if compact
+        else (
+            " (patient's right on the left)",
+            " (patient's left on the left)",
+        )
+    )
     annotations = [
-        dict(x=0.5, y=-0.06, text="<b>Front</b> (patient's right on the left)", showarrow=False, font=dict(size=13)),
-        dict(
-            x=BACK + 0.5, y=-0.06, text="<b>Back</b> (patient's left on the left)", showarrow=False, font=dict(size=13)
-        ),
+        dict(x=0.5, y=-0.06, yanchor="top", text=f"<b>Front</b>{sides[0]}", showarrow=False, font=dict(size=13)),
+        dict(x=BACK + 0.5, y=-0.06, yanchor="top", text=f"<b>Back</b>{sides[1]}", showarrow=False, font=dict(size=13)),
     ]
     fig = go.Figure()
     if sites.empty:
@@ -1338,6 +1419,8 @@ def build_injection_site_map_figure(sites: pd.DataFrame, session: pd.Series | No
                 missed_x.append(x)
                 missed_y.append(y)
                 missed_hover.append(detail)
+        if compact:
+            continue
         label_x, label_y, align = LABEL_POSITIONS[(row.muscle, side)]
         extra = (
             f" <span style='color:{FTP_COLOUR}'><b>+{row.extra_units:g} FTP</b></span>" if row.extra_units > 0 else ""
@@ -1397,18 +1480,31 @@ def build_injection_site_map_figure(sites: pd.DataFrame, session: pd.Series | No
         )
     if other:
         annotations.append(
-            dict(x=(BACK + 1) / 2, y=-0.16, showarrow=False, font=dict(size=12), text="Not drawn: " + "; ".join(other))
+            dict(
+                x=(BACK + 1) / 2,
+                y=-0.28 if compact else -0.16,
+                showarrow=False,
+                font=dict(size=11 if compact else 12),
+                text="Not drawn: " + "; ".join(other),
+            )
         )
+    totals = ""
     if len(sites):
         total_units, total_sites = float(sites["units"].sum()), int(sites["sites_given"].sum())
         extra_units = float(sites["extra_units"].sum())
-        title += f": {total_units:g} U in {total_sites} sites"
+        totals = f"{total_units:g} U in {total_sites} sites"
         if extra_units > 0:
-            title += f", {extra_units:g} U follow-the-pain"
+            totals += f", {extra_units:g} U follow-the-pain"
     fig.update_layout(shapes=shapes, annotations=annotations)
+    if compact:
+        fig.update_xaxes(visible=False, range=[-0.1, BACK + 1.1], constrain="domain")
+        fig.update_yaxes(visible=False, range=[-0.32, 1.18], scaleanchor="x", scaleratio=1, constrain="domain")
+        fig = _finish(fig, title, 360, subtitle=totals)
+        fig.update_layout(plot_bgcolor="white", margin=dict(l=5, r=5, b=10))
+        return fig
     fig.update_xaxes(visible=False, range=[-0.6, BACK + 1.6], constrain="domain")
     fig.update_yaxes(visible=False, range=[-0.22, 1.3], scaleanchor="x", scaleratio=1, constrain="domain")
-    fig = _finish(fig, title, 480)
+    fig = _finish(fig, f"{title}: {totals}" if totals else title, 480)
     fig.update_layout(plot_bgcolor="white", margin=dict(l=10, r=10, b=10))
     return fig
 
