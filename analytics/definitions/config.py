@@ -16,6 +16,10 @@ from typing import Any, TypedDict
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # analytics/definitions/config.py
 SAMPLE_DATA_DIR = PROJECT_DIR / "sample_data"
 
+TOLERANCE = 1e-9
+"""How far a value may fall short of a threshold and still meet it: rates and shares are float quotients,
+so 20 -> 10 headache days must be exactly a 50% reduction and 21 of 30 days exactly 0.7 complete."""
+
 
 def _doc(doc: str, basis: str) -> dict[str, str]:
     """Field metadata: the parameter's meaning and its basis, for the data dictionary."""
@@ -175,7 +179,7 @@ class AnalysisConfig:
             "the data cut-off",
         ),
     )
-    tolerance: float = field(default=1e-9, repr=False)
+    tolerance: float = field(default=TOLERANCE, repr=False)
 
     def __post_init__(self) -> None:
         problems = []

@@ -26,7 +26,7 @@ from scipy import stats as sps
 
 from analytics.definitions.clinical import stop_rules
 from analytics.definitions.cohort import cohort_cycles
-from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.config import TOLERANCE, AnalysisConfig
 from analytics.definitions.pipeline import Analysis
 from analytics.ingest.load import Dataset
 from analytics.ingest.schemas import EVENTS
@@ -619,9 +619,9 @@ def completeness_distribution(current: pd.DataFrame, min_completeness: float) ->
 
     Columns: bin_low (0, 0.1, …, 0.9; 100% falls in the last bin), bin_label, below_threshold, patients.
     """
-    bin_low = np.minimum(np.floor(current["completeness"].to_numpy(dtype="float64") * 10 + 1e-9), 9) / 10
+    bin_low = np.minimum(np.floor(current["completeness"].to_numpy(dtype="float64") * 10 + TOLERANCE), 9) / 10
     counts = (
-        pd.DataFrame({"bin_low": bin_low, "below_threshold": current["completeness"] < min_completeness - 1e-9})
+        pd.DataFrame({"bin_low": bin_low, "below_threshold": current["completeness"] < min_completeness - TOLERANCE})
         .groupby(["bin_low", "below_threshold"], sort=True)
         .size()
         .rename("patients")
