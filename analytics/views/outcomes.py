@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analytics.definitions.clinical import RESPONSE_CLASSES
+from analytics.definitions.clinical import RESPONSE_CLASSES, treatment_weeks
 from analytics.definitions.clinical import response_class as classify_response
 from analytics.definitions.pipeline import Analysis
 from analytics.definitions.status import OFF_TREATMENT
@@ -389,43 +389,29 @@ def patient_weeks(analysis: Analysis) -> pd.DataFrame:
     """Eligible patients' evaluable treatment weeks: patient_id, cycle, week, recorded_days,
     headache_days, headache_days_per_7.
 
-    The rule is the patient-level one of ``clinical.weekly_profile``: week w of cycle k covers days
-    7(w−1)+1..7w since the injection; it is evaluable when it lies wholly inside the cycle window and
-    recorded days / 7 ≥ min_completeness; its rate is headache days / recorded days × 7. Counted
-    here from the recorded diary days (an unrecorded day adds nothing to either count) so that a
-    cohort of 10,000 patients is summarised in a fraction of a second; a test checks both agree.
+    The rows of ``clinical.weekly_profile`` (computed by ``clinical.treatment_weeks``: week w of cycle k
+    covers days 7(w−1)+1..7w since the injection; it is evaluable when it lies wholly inside the cycle
+    window and recorded days / 7 ≥ min_completeness; its rate is headache days / recorded days × 7) that
+    have a rate, for the eligible patients. Counted from the recorded diary days as integer arrays, so that
+    a cohort of 10,000 patients is summarised in a fraction of a second.
     """
-    weeks = _patient_weeks(analysis, *_eligible_treated_days(analysis))
-    return weeks.sort_values(["patient_id", "cycle", "week"], kind="stable").reset_index(drop=True)
+    return _patient_weeks(analysis, *_eligible_treated_days(analysis)).reset_index(drop=True)
 
 
 def _patient_weeks(analysis: Analysis, eligible: pd.DataFrame, days: dict[str, np.ndarray]) -> pd.DataFrame:
-    config = analysis.config
-    week = (days["day"] - 1) // 7 + 1
-    n_weeks = int(week.max(initial=0)) + 1
-    n_cycles = int(days["cycle"].max(initial=0)) + 1
-    codes, keys = pd.factorize((days["patient"] * n_cycles + days["cycle"]) * n_weeks + week)
-    out = pd.DataFrame(
-        {
-            "patient": (keys // n_weeks) // n_cycles,
-            "cycle": (keys // n_weeks) % n_cycles,
-            "week": keys % n_weeks,
-            "recorded_days": np.bincount(codes, minlength=len(keys)),
-            "headache_days": np.bincount(codes, weights=days["headache"], minlength=len(keys)).astype("int64"),
-        }
-    )
-    windows = analysis.patient_cycles.loc[analysis.patient_cycles["cycle"] >= 1, ["patient_id", "cycle", "window_days"]]
-    window_days = out.merge(
-        windows.assign(patient=pd.Index(eligible["patient_id"]).get_indexer(windows["patient_id"])),
-        on=["patient", "cycle"],
-        how="left",
-    )["window_days"].to_numpy(dtype="float64")
-    inside = 7 * out["week"].to_numpy() <= window_days
-    enough = out["recorded_days"] / 7 >= config.min_completeness - config.tolerance
-    out = out.loc[inside & enough.to_numpy()].copy()
-    out["headache_days_per_7"] = out["headache_days"] / out["recorded_days"] * 7
-    out.insert(0, "patient_id", eligible["patient_id"].to_numpy()[out.pop("patient").to_numpy()])
-    return out
+    table = analysis.patient_cycles
+    windows = table.loc[table["cycle"] >= 1, ["patient_id", "cycle", "window_days"]]
+    patient = pd.Index(eligible["patient_id"]).get_indexer(windows["patient_id"])
+    windows, patient = windows[patient >= 0], patient[patient >= 0]
+    cycle = windows["cycle"].to_numpy(dtype="int64")
+    n_cycles = int(max(cycle.max(initial=0), days["cycle"].max(initial=0))) + 1
+    window = pd.Index(patient * n_cycles + cycle).get_indexer(days["patient"] * n_cycles + days["cycle"])
+    recorded = np.ones(len(window), dtype=bool)  # the treated days are the recorded ones
+    weeks = treatment_weeks(windows, window, days["day"], recorded, days["headache"].astype(bool), analysis.config)
+    return weeks.loc[
+        weeks["headache_days_per_7"].notna(),
+        ["patient_id", "cycle", "week", "recorded_days", "headache_days", "headache_days_per_7"],
+    ]
 
 
 def weekly_profile(analysis: Analysis, pooled_from: int = 5, days: TreatedDays | None = None) -> WithinCycleProfile:
