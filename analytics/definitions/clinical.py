@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -30,6 +30,7 @@ import pandas as pd
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.cycles import assign_days_to_windows
 from analytics.definitions.pipeline import Analysis
+from analytics.definitions.registry import Definition
 from analytics.ingest.load import Dataset
 from analytics.views.dictionary import STATUS_DEFINITIONS, fill, parameter_values
 
@@ -1134,14 +1135,14 @@ def clinical_tables(analysis: Analysis, dataset: Dataset, params: ClinicalParame
 # --- the data dictionary's view of these definitions
 
 
-def _definition(name: str, function: Callable[..., object], parameters: tuple[str, ...]) -> dict[str, object]:
+def _definition(name: str, function: Callable[..., object], parameters: tuple[str, ...]) -> Definition:
     doc = inspect.getdoc(function) or ""
     # Docstrings are ASCII; the dictionary shows the comparison signs a reader expects.
     text = doc.split("\n\n")[0].replace("\n", " ").replace(">=", "≥").replace("<=", "≤")
-    return {"name": name, "definition": text, "parameters": parameters}
+    return Definition(name, text, parameters=parameters)
 
 
-DEFINITIONS: list[dict[str, object]] = [
+DEFINITIONS: list[Definition] = [
     _definition(
         "Response class at the latest evaluable cycle (Patient page) or a chosen cycle (Table 1)",
         response_class,
@@ -1182,15 +1183,11 @@ def definitions_with_values(config: AnalysisConfig, params: ClinicalParameters) 
     each parameter written as name = value (SPEC parameter or clinical parameter)."""
     values = {**config.parameters(), **params.parameters()}
     shown = parameter_values(config)
-    spec: list[dict[str, object]] = [
-        {"name": d["term"], "definition": d["definition"], "parameters": d["parameters"].split(", ")}
-        for d in STATUS_DEFINITIONS
-    ]
     return [
         {
-            "name": str(d["name"]),
-            "definition": fill(str(d["definition"]), shown),
-            "parameters": "; ".join(f"{p} = {values[p]}" for p in cast("Iterable[str]", d["parameters"]) if p),
+            "name": d.name,
+            "definition": fill(d.text, shown),
+            "parameters": "; ".join(f"{p} = {values[p]}" for p in d.parameters),
         }
-        for d in [*spec, *DEFINITIONS]
+        for d in [*STATUS_DEFINITIONS, *DEFINITIONS]
     ]
