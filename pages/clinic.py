@@ -493,8 +493,8 @@ def render() -> None:
     with st.expander("Definitions used on this page"):
         definitions = pd.DataFrame(
             {
-                "term": [d["term"] for d in clinic.DEFINITIONS],
-                "definition": [clinic.definition(d["key"], config) for d in clinic.DEFINITIONS],
+                "term": [d.name for d in clinic.DEFINITIONS],
+                "definition": [clinic.definition(d.key, config) for d in clinic.DEFINITIONS],
             }
         )
         _table(definitions, "definitions")

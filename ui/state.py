@@ -45,7 +45,7 @@ import streamlit as st
 
 from analytics.definitions.clinical import ClinicalTables, clinical_tables
 from analytics.definitions.clinical import patient_calendar as calendar_of_patient
-from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
+from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig, DateControl, sidebar_controls
 from analytics.definitions.pipeline import Analysis, analyse
 from analytics.ingest.archive import files_from_upload
 from analytics.ingest.load import (
@@ -130,28 +130,6 @@ def set_query(**values: object) -> None:
 # --- analysis parameters -------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _NumberControl:
-    """A sidebar control for one numeric ``AnalysisConfig`` field; the key is the field's name."""
-
-    name: str
-    label: str
-    low: float
-    high: float
-    step: float
-    slider: bool = False
-
-
-PARAMETER_CONTROLS = (
-    _NumberControl("headache_min_hours", "Headache day: at least … hours", 0.0, 24.0, 0.5),
-    _NumberControl("baseline_days", "Baseline window (days)", 7, 180, 1),
-    _NumberControl("cycle_days", "Cycle length (days)", 28, 365, 1),
-    _NumberControl("min_completeness", "Minimum diary completeness", 0.0, 1.0, 0.05, slider=True),
-    _NumberControl("min_window_days", "Minimum window length (days)", 1, 365, 1),
-)
-AS_OF_KEY = "as_of"
-
-
 def _help(name: str) -> str:
     """A control's help text from the parameter's own documentation in ``AnalysisConfig``."""
     field = next(f for f in dataclasses.fields(AnalysisConfig) if f.name == name)
@@ -161,18 +139,23 @@ def _help(name: str) -> str:
 
 def _reset_parameters() -> None:
     default = AnalysisConfig()
-    for control in PARAMETER_CONTROLS:
-        st.session_state[control.name] = getattr(default, control.name)
-    st.session_state[AS_OF_KEY] = None
+    for name, _ in sidebar_controls():
+        st.session_state[name] = getattr(default, name)
 
 
 def _parameter_controls() -> AnalysisConfig:
-    """The parameter widgets (bound to the URL) and the configuration they describe."""
+    """The parameter widgets (bound to the URL), as ``AnalysisConfig``'s field metadata describes them, and the
+    configuration they describe; each widget's key is its parameter's name."""
     default = AnalysisConfig()
     with st.sidebar.expander("Analysis parameters (SPEC §3)", expanded=False):
         values: dict[str, object] = {}
-        for control in PARAMETER_CONTROLS:
-            value = getattr(default, control.name)
+        for name, control in sidebar_controls():
+            value = getattr(default, name)
+            if isinstance(control, DateControl):
+                values[name] = st.date_input(
+                    control.label, value=value, key=name, help=_help(name), bind="query-params", format="YYYY-MM-DD"
+                )
+                continue
             cast = float if isinstance(value, float) else int
             widget = st.slider if control.slider else st.number_input
             chosen = widget(
@@ -181,19 +164,11 @@ def _parameter_controls() -> AnalysisConfig:
                 max_value=cast(control.high),
                 value=value,
                 step=cast(control.step),
-                key=control.name,
-                help=_help(control.name),
+                key=name,
+                help=_help(name),
                 bind="query-params",
             )
-            values[control.name] = cast(chosen if chosen is not None else value)
-        values["as_of"] = st.date_input(
-            "Data cut-off (as_of)",
-            value=None,
-            key=AS_OF_KEY,
-            help=_help("as_of"),
-            bind="query-params",
-            format="YYYY-MM-DD",
-        )
+            values[name] = cast(chosen if chosen is not None else value)
         st.caption("Responder thresholds: " + ", ".join(f"{t}%" for t in default.responder_thresholds) + " (fixed).")
         st.button("Reset to the SPEC defaults", key="reset_parameters", on_click=_reset_parameters)
     return AnalysisConfig(**values)

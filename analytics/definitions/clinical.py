@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -30,6 +30,7 @@ import pandas as pd
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.cycles import assign_days_to_windows
 from analytics.definitions.pipeline import Analysis
+from analytics.definitions.registry import Definition
 from analytics.ingest.load import Dataset
 from analytics.views.dictionary import STATUS_DEFINITIONS, fill, parameter_values
 
@@ -611,47 +612,66 @@ def weekly_profile(grid: pd.DataFrame, config: AnalysisConfig, cycles: pd.DataFr
     Columns: patient_id, cycle, week, days, recorded_days, headache_days, headache_days_per_7, evaluable.
     """
     inside = grid[grid["cycle"].notna() & (grid["cycle"] >= 1)]
-    weeks = pd.DataFrame(
-        {
-            "patient_id": inside["patient_id"],
-            "cycle": inside["cycle"].astype("int64"),
-            "week": (inside["day_in_cycle"].astype("int64") - 1) // 7 + 1,
-            "days": 1,
-            "recorded_days": inside["recorded"].astype("int64"),
-            "headache_days": inside["headache_day"].fillna(False).astype("int64"),
-        }
-    )
-    if cycles is None:
-        out = weeks.groupby(["patient_id", "cycle", "week"], sort=True).sum().reset_index()
+    keys = ["patient_id", "cycle"]
+    if cycles is None:  # a daily grid has a row per calendar day, so a cycle's window is its rows
+        windows = inside.groupby(keys).size().rename("window_days").reset_index()
     else:
-        counted = weeks.drop(columns="days").groupby(["patient_id", "cycle", "week"], sort=False).sum()
-        out = _calendar_weeks(cycles).merge(
-            counted, left_on=["patient_id", "cycle", "week"], right_index=True, how="left"
-        )
-        out[["recorded_days", "headache_days"]] = out[["recorded_days", "headache_days"]].fillna(0).astype("int64")
-    out["evaluable"] = (out["days"] == 7) & (out["recorded_days"] / 7 >= config.min_completeness - config.tolerance)
-    rate = out["headache_days"] / out["recorded_days"].replace(0, np.nan) * 7
-    out["headache_days_per_7"] = rate.where(out["evaluable"])
-    return out
+        windows = cycles.loc[cycles["cycle"] >= 1, [*keys, "window_days"]]
+    window = pd.MultiIndex.from_frame(windows[keys].astype({"cycle": "int64"})).get_indexer(
+        pd.MultiIndex.from_arrays([inside["patient_id"], inside["cycle"].astype("int64")])
+    )
+    return treatment_weeks(
+        windows,
+        window,
+        inside["day_in_cycle"].to_numpy(dtype="int64"),
+        inside["recorded"].to_numpy(dtype=bool),
+        inside["headache_day"].fillna(False).to_numpy(dtype=bool),
+        config,
+    )
 
 
-def _calendar_weeks(cycles: pd.DataFrame) -> pd.DataFrame:
-    """Every week of every cycle k >= 1 with its number of calendar days (7, or fewer in the cycle's last week),
-    sorted by patient, cycle and week."""
-    treated = cycles.loc[cycles["cycle"] >= 1, ["patient_id", "cycle", "window_days"]]
-    treated = treated.sort_values(["patient_id", "cycle"], kind="stable")
-    window_days = treated["window_days"].to_numpy(dtype="int64")
+def treatment_weeks(
+    windows: pd.DataFrame,
+    window: np.ndarray,
+    day_in_cycle: np.ndarray,
+    recorded: np.ndarray,
+    headache: np.ndarray,
+    config: AnalysisConfig,
+) -> pd.DataFrame:
+    """The rows of ``weekly_profile``, counted from days: the one place its rule is computed.
+
+    ``windows`` holds cycle windows k >= 1 (patient_id, cycle, window_days); each counted day gives its window (row
+    position in ``windows``, -1 for none), its day_in_cycle, and whether it is recorded and a headache day. Every
+    week of every window is a row, sorted by patient, cycle and week, whether or not any day of it is counted;
+    integer counting only, so that a registry's or a cohort's days are summarised at once.
+    """
+    windows = windows.reset_index(drop=True)
+    order = windows.sort_values(["patient_id", "cycle"], kind="stable").index.to_numpy()
+    window_days = windows["window_days"].to_numpy(dtype="int64")[order]
     n_weeks = -(-window_days // 7)
     first = np.cumsum(n_weeks) - n_weeks
     week = np.arange(n_weeks.sum()) - np.repeat(first, n_weeks) + 1
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
-            "patient_id": np.repeat(treated["patient_id"].to_numpy(), n_weeks),
-            "cycle": np.repeat(treated["cycle"].to_numpy(dtype="int64"), n_weeks),
+            "patient_id": np.repeat(windows["patient_id"].to_numpy()[order], n_weeks),
+            "cycle": np.repeat(windows["cycle"].to_numpy(dtype="int64")[order], n_weeks),
             "week": week.astype("int64"),
             "days": np.minimum(7, np.repeat(window_days, n_weeks) - 7 * (week - 1)).astype("int64"),
         }
     )
+    # A day's window as a position in the sorted windows; a day without one (-1) falls in an empty last window.
+    rank = np.full(len(order) + 1, len(order), dtype="int64")
+    rank[order] = np.arange(len(order))
+    position = rank[window]
+    offset = (day_in_cycle - 1) // 7
+    counted = recorded & (offset >= 0) & (offset < np.append(n_weeks, 0)[position])
+    row = np.append(first, 0)[position] + offset
+    out["recorded_days"] = np.bincount(row[counted], minlength=len(out)).astype("int64")
+    out["headache_days"] = np.bincount(row[counted & headache], minlength=len(out)).astype("int64")
+    out["evaluable"] = (out["days"] == 7) & (out["recorded_days"] / 7 >= config.min_completeness - config.tolerance)
+    rate = out["headache_days"] / out["recorded_days"].replace(0, np.nan) * 7
+    out["headache_days_per_7"] = rate.where(out["evaluable"])
+    return out
 
 
 def onset_week(
@@ -1115,14 +1135,14 @@ def clinical_tables(analysis: Analysis, dataset: Dataset, params: ClinicalParame
 # --- the data dictionary's view of these definitions
 
 
-def _definition(name: str, function: Callable[..., object], parameters: tuple[str, ...]) -> dict[str, object]:
+def _definition(name: str, function: Callable[..., object], parameters: tuple[str, ...]) -> Definition:
     doc = inspect.getdoc(function) or ""
     # Docstrings are ASCII; the dictionary shows the comparison signs a reader expects.
     text = doc.split("\n\n")[0].replace("\n", " ").replace(">=", "≥").replace("<=", "≤")
-    return {"name": name, "definition": text, "parameters": parameters}
+    return Definition(name, text, parameters=parameters)
 
 
-DEFINITIONS: list[dict[str, object]] = [
+DEFINITIONS: list[Definition] = [
     _definition(
         "Response class at the latest evaluable cycle (Patient page) or a chosen cycle (Table 1)",
         response_class,
@@ -1163,15 +1183,11 @@ def definitions_with_values(config: AnalysisConfig, params: ClinicalParameters) 
     each parameter written as name = value (SPEC parameter or clinical parameter)."""
     values = {**config.parameters(), **params.parameters()}
     shown = parameter_values(config)
-    spec: list[dict[str, object]] = [
-        {"name": d["term"], "definition": d["definition"], "parameters": d["parameters"].split(", ")}
-        for d in STATUS_DEFINITIONS
-    ]
     return [
         {
-            "name": str(d["name"]),
-            "definition": fill(str(d["definition"]), shown),
-            "parameters": "; ".join(f"{p} = {values[p]}" for p in cast("Iterable[str]", d["parameters"]) if p),
+            "name": d.name,
+            "definition": fill(d.text, shown),
+            "parameters": "; ".join(f"{p} = {values[p]}" for p in d.parameters),
         }
-        for d in [*spec, *DEFINITIONS]
+        for d in [*STATUS_DEFINITIONS, *DEFINITIONS]
     ]

@@ -2,7 +2,10 @@
 
 One frozen dataclass holds every parameter of the clinical definitions with its documented
 default, so the export manifest, the data dictionary and the dashboard sidebar all read the
-same values. Paths are computed from this file's location, never from the working directory.
+same values. Each field's metadata documents it (meaning, basis) and, for the parameters the
+dashboard lets a user change, describes the sidebar control (label, widget, range), so the
+command-line flags, the sidebar and the dictionary are generated from the field alone. Paths are
+computed from this file's location, never from the working directory.
 """
 
 from __future__ import annotations
@@ -16,10 +19,33 @@ from typing import Any, TypedDict
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # analytics/definitions/config.py
 SAMPLE_DATA_DIR = PROJECT_DIR / "sample_data"
 
+TOLERANCE = 1e-9
+"""How far a value may fall short of a threshold and still meet it: rates and shares are float quotients,
+so 20 -> 10 headache days must be exactly a 50% reduction and 21 of 30 days exactly 0.7 complete."""
 
-def _doc(doc: str, basis: str) -> dict[str, str]:
-    """Field metadata: the parameter's meaning and its basis, for the data dictionary."""
-    return {"doc": doc, "basis": basis}
+
+@dataclass(frozen=True)
+class NumberControl:
+    """The dashboard's sidebar control of a numeric parameter: a number box, or a slider, over [low, high]."""
+
+    label: str
+    low: float
+    high: float
+    step: float
+    slider: bool = False
+
+
+@dataclass(frozen=True)
+class DateControl:
+    """The dashboard's sidebar control of a date parameter: a date picker, empty meaning automatic."""
+
+    label: str
+
+
+def _doc(doc: str, basis: str, control: NumberControl | DateControl | None = None) -> dict[str, object]:
+    """Field metadata: the parameter's meaning and its basis, for the data dictionary, and its sidebar control
+    when the dashboard lets a user change it."""
+    return {"doc": doc, "basis": basis} | ({"control": control} if control else {})
 
 
 # The parameters of SPEC §5 (patient status and safety), in the SPEC's order.
@@ -49,6 +75,7 @@ class AnalysisConfig:
         metadata=_doc(
             "A headache day has at least this many hours of headache.",
             "PREEMPT: a headache day has >=4 h of headache",
+            NumberControl("Headache day: at least … hours", 0.0, 24.0, 0.5),
         ),
     )
     baseline_days: int = field(
@@ -56,6 +83,7 @@ class AnalysisConfig:
         metadata=_doc(
             "Length of the prospective baseline window before the first injection (days).",
             "PREEMPT / COMPEL 28-day prospective baseline",
+            NumberControl("Baseline window (days)", 7, 180, 1),
         ),
     )
     cycle_days: int = field(
@@ -63,6 +91,7 @@ class AnalysisConfig:
         metadata=_doc(
             "Treatment cycle length: a cycle never runs past this many days (days).",
             "12-week re-injection interval",
+            NumberControl("Cycle length (days)", 28, 365, 1),
         ),
     )
     min_completeness: float = field(
@@ -70,6 +99,7 @@ class AnalysisConfig:
         metadata=_doc(
             "A window is evaluable with at least this share of its days recorded.",
             ">=20 of 28 days, i.e. >=5 diary days a week",
+            NumberControl("Minimum diary completeness", 0.0, 1.0, 0.05, slider=True),
         ),
     )
     min_window_days: int = field(
@@ -77,6 +107,7 @@ class AnalysisConfig:
         metadata=_doc(
             "A window is evaluable only when it spans at least this many days.",
             "a cycle is judged on at least 4 weeks",
+            NumberControl("Minimum window length (days)", 1, 365, 1),
         ),
     )
     responder_thresholds: tuple[int, ...] = field(
@@ -173,9 +204,10 @@ class AnalysisConfig:
             "Data cut-off; empty means the latest date among accepted session and diary rows. "
             "Rows dated after it are ignored.",
             "the data cut-off",
+            DateControl("Data cut-off (as_of)"),
         ),
     )
-    tolerance: float = field(default=1e-9, repr=False)
+    tolerance: float = field(default=TOLERANCE, repr=False)
 
     def __post_init__(self) -> None:
         problems = []
@@ -249,6 +281,11 @@ def parameter_docs() -> list[ParameterDoc]:
         for f in dataclasses.fields(AnalysisConfig)
         if f.repr
     ]
+
+
+def sidebar_controls() -> list[tuple[str, NumberControl | DateControl]]:
+    """The parameters the dashboard's sidebar lets a user change, in field order, with their controls."""
+    return [(f.name, f.metadata["control"]) for f in dataclasses.fields(AnalysisConfig) if "control" in f.metadata]
 
 
 def flag_parameters() -> list[str]:

@@ -20,6 +20,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from analytics.definitions.registry import Definition
+
 KM_METHOD = "Kaplan–Meier product-limit estimator"
 KM_CI_METHOD = "pointwise CI from Greenwood's variance on the log(−log S) scale (exponential Greenwood)"
 KM_TABLE_COLUMNS = ["time", "at_risk", "events", "censored", "survival", "ci_low", "ci_high"]
@@ -45,21 +47,21 @@ CIF_TABLE_COLUMNS = [
 CENSORED, EVENT, COMPETING = 0, 1, 2
 """Codes of ``cumulative_incidence``'s ``causes``."""
 
-DEFINITIONS: tuple[dict[str, str], ...] = (
-    {
-        "term": "Kaplan–Meier curve",
-        "definition": (
+DEFINITIONS: tuple[Definition, ...] = (
+    Definition(
+        "Kaplan–Meier curve",
+        (
             "S(t) = Π over event times t_i ≤ t of (1 − d_i / n_i), with n_i the subjects still observed at t_i "
             "(censored subjects tied with an event count as at risk) and d_i the events there. 95% pointwise "
             "interval: S(t) ** exp(± 1.96 · √V(t) / |log S(t)|), V(t) = Σ d_i / (n_i (n_i − d_i)) (Greenwood's "
             "variance on the log(−log S) scale, as lifelines reports). The number at risk under a chart counts "
             "subjects whose time is at least the tick's."
         ),
-        "columns": ", ".join(KM_TABLE_COLUMNS),
-    },
-    {
-        "term": "Cumulative incidence (Aalen–Johansen)",
-        "definition": (
+        columns=tuple(KM_TABLE_COLUMNS),
+    ),
+    Definition(
+        "Cumulative incidence (Aalen–Johansen)",
+        (
             "With a competing event that ends the chance of the event of interest, F(t) = Σ over event times t_i ≤ t "
             "of S(t_i−) · d_i / n_i, with S the Kaplan–Meier probability of neither event (both kinds of event end "
             "follow-up), d_i the events of interest at t_i and n_i the subjects still observed; the competing "
@@ -69,8 +71,8 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
             "count as at risk). 95% pointwise interval: lifelines' delta-method variance (Collett 2015) on the "
             "log(−log F) scale."
         ),
-        "columns": ", ".join(CIF_TABLE_COLUMNS),
-    },
+        columns=tuple(CIF_TABLE_COLUMNS),
+    ),
 )
 
 

@@ -26,8 +26,9 @@ from scipy import stats as sps
 
 from analytics.definitions.clinical import stop_rules
 from analytics.definitions.cohort import cohort_cycles
-from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.config import TOLERANCE, AnalysisConfig
 from analytics.definitions.pipeline import Analysis
+from analytics.definitions.registry import Definition
 from analytics.ingest.load import Dataset
 from analytics.ingest.schemas import EVENTS
 from analytics.statistics.stats import WILSON_METHOD, Proportion, proportion, wilson_interval
@@ -66,134 +67,134 @@ STOP_RULES_NOTE = (
     "migraine at baseline)."
 )
 
-DEFINITIONS: tuple[dict[str, str], ...] = (
-    {
-        "key": "active",
-        "term": "Active patient (clinic page)",
-        "definition": (
+DEFINITIONS: tuple[Definition, ...] = (
+    Definition(
+        "Active patient (clinic page)",
+        (
             "SPEC §5 treatment_state active: at most {on_time_max_days} days from the last session to as_of, and "
             "not discontinued (discontinued_on between the last session and as_of)."
         ),
-    },
-    {
-        "key": "interval",
-        "term": "Re-injection interval",
-        "definition": (
+        key="active",
+    ),
+    Definition(
+        "Re-injection interval",
+        (
             "Days from one session to the patient's next session, counted at the later session (its date and "
             "injector). On time at {on_time_min_days}–{on_time_max_days} days, early below, late above; the share "
             f"on time has a 95% Wilson interval. The REPOSE comparison counts patients with at least one interval "
             f"over {REPOSE_GAP_DAYS} days (13 weeks); REPOSE found {REPOSE_GAP_SHARE:.0%}."
         ),
-    },
-    {
-        "key": "retention",
-        "term": "Retention across cycles",
-        "definition": (
+        key="interval",
+    ),
+    Definition(
+        "Retention across cycles",
+        (
             "Of the patients whose first session was in the period, how many reached cycle k (had at least k "
             "sessions by as_of), as a count and a share of those who started; also the share among those who "
             "had the time to reach it (first session + (k − 1) × {on_time_max_days} days ≤ as_of), with a "
             "95% Wilson interval."
         ),
-    },
-    {
-        "key": "persistence",
-        "term": "Persistence on treatment",
-        "definition": (
+        key="retention",
+    ),
+    Definition(
+        "Persistence on treatment",
+        (
             "Kaplan–Meier estimate of the time from the first session to the end of treatment, which follows SPEC "
             "§5 treatment_state: a discontinued patient ends on discontinued_on, a lapsed one (no session for more "
             "than {lapse_days} days) at the last session + {on_time_max_days} days, the last on-time date of the "
             "session that never came. Active and overdue patients are censored at as_of. 95% pointwise interval: "
             "Greenwood variance on the log(−log S) scale."
         ),
-        "parameters": "as_of, lapse_days, on_time_max_days",
-    },
-    {
-        "key": "responders",
-        "term": "Responder rate per cycle (clinic page)",
-        "definition": (
+        parameters=("as_of", "lapse_days", "on_time_max_days"),
+        key="persistence",
+    ),
+    Definition(
+        "Responder rate per cycle (clinic page)",
+        (
             "responder_50_n / n_evaluable of SPEC §3, computed by cohort_cycles over the patient_cycles of the "
             "patients whose first session was in the period (and who match the clinic and injector), with a "
             "95% Wilson interval."
         ),
-    },
-    {
-        "key": "safety",
-        "term": "Adverse events against the published figures",
-        "definition": (
+        key="responders",
+    ),
+    Definition(
+        "Adverse events against the published figures",
+        (
             "SPEC §5.4 safety.csv over all treated patients (not the filter): the share of patients with each event "
             "at any time, and among patients with at least 2 sessions the share with the event after session 1 or "
             "2 (PREEMPT's 24-week figures are of this kind), each with a 95% Wilson interval, beside the published "
             "figures of PREEMPT (pooled double-blind phase, 24 weeks) and COMPEL (treatment-related events, 108 "
             "weeks), with their sources."
         ),
-    },
-    {
-        "key": "adverse_events",
-        "term": "Adverse events per 100 sessions",
-        "definition": (
+        key="safety",
+    ),
+    Definition(
+        "Adverse events per 100 sessions",
+        (
             "Events of each type that followed the sessions of the selection (onset on or before as_of), per 100 "
             f"of those sessions, with a {POISSON_METHOD}."
         ),
-    },
-    {
-        "key": "current_cycle",
-        "term": "Current cycle",
-        "definition": (
+        key="adverse_events",
+    ),
+    Definition(
+        "Current cycle",
+        (
             "An active patient's latest cycle window; its diary completeness is recorded days / days elapsed "
             "(the window runs to as_of while ongoing)."
         ),
-    },
-    {
-        "key": "overdue",
-        "term": "Overdue for re-injection (worklist)",
-        "definition": (
+        key="current_cycle",
+    ),
+    Definition(
+        "Overdue for re-injection (worklist)",
+        (
             "SPEC §5 treatment_state overdue: more than {on_time_max_days} and at most {lapse_days} days since the "
             "last session as of as_of, not discontinued. next_due = last session + {cycle_days} days; days_overdue "
             "= days past {on_time_max_days}. Longest wait first."
         ),
-        "parameters": "cycle_days, on_time_max_days, lapse_days",
-    },
-    {
-        "key": "lapsed",
-        "term": "Lapsed (worklist)",
-        "definition": (
+        parameters=("cycle_days", "on_time_max_days", "lapse_days"),
+        key="overdue",
+    ),
+    Definition(
+        "Lapsed (worklist)",
+        (
             "SPEC §5 treatment_state lapsed: more than {lapse_days} days since the last session as of as_of, not "
             "discontinued (lost to follow-up unless the clinic knows better). Longest wait first."
         ),
-        "parameters": "lapse_days",
-    },
-    {
-        "key": "diary",
-        "term": "Poor diary completeness (worklist)",
-        "definition": (
+        parameters=("lapse_days",),
+        key="lapsed",
+    ),
+    Definition(
+        "Poor diary completeness (worklist)",
+        (
             "An active patient whose current-cycle completeness is below {min_completeness}, once at least "
             f"{MIN_ELAPSED_DAYS} days of the cycle have passed."
         ),
-        "parameters": "min_completeness",
-    },
-    {
-        "key": "stop_indicated",
-        "term": "Stop indicated (worklist)",
-        "definition": STOP_RULES_NOTE + " Listed for patients still on treatment (active or overdue), next due first.",
-        "parameters": "stopping_min_reduction, stopping_cycle, ehf_cycles, episodic_periods, episodic_max_days",
-    },
-    {
-        "key": "recent_adverse_events",
-        "term": "Recent adverse event (worklist)",
-        "definition": (
+        parameters=("min_completeness",),
+        key="diary",
+    ),
+    Definition(
+        "Stop indicated (worklist)",
+        STOP_RULES_NOTE + " Listed for patients still on treatment (active or overdue), next due first.",
+        parameters=("stopping_min_reduction", "stopping_cycle", "ehf_cycles", "episodic_periods", "episodic_max_days"),
+        key="stop_indicated",
+    ),
+    Definition(
+        "Recent adverse event (worklist)",
+        (
             f"An adverse event whose onset (or, without an onset date, its session) lies in the {RECENT_AE_DAYS} "
             "days up to as_of."
         ),
-    },
-    {
-        "key": "funnel",
-        "term": "Funnel plot of 50% response",
-        "definition": (
+        key="recent_adverse_events",
+    ),
+    Definition(
+        "Funnel plot of 50% response",
+        (
             f"Each unit's share of 50% responders among its patients evaluable at cycle {FUNNEL_CYCLE} (a "
             "non-empty mhd_change there), plotted against that number of patients. A patient's outcome is "
             "attributed to the injector of their first session. Limits: 95% and 99.8% " + FUNNEL_METHOD + "."
         ),
-    },
+        key="funnel",
+    ),
 )
 
 
@@ -211,8 +212,8 @@ FILTER_NOTES = (
 
 def definition(key: str, config: AnalysisConfig) -> str:
     """One of ``DEFINITIONS`` by key, with the configuration's parameter values filled in."""
-    entry = next(d for d in DEFINITIONS if d["key"] == key)
-    return entry["definition"].format_map(parameter_values(config))
+    entry = next(d for d in DEFINITIONS if d.key == key)
+    return entry.text.format_map(parameter_values(config))
 
 
 # --- the filter ---------------------------------------------------------------------------------
@@ -619,9 +620,9 @@ def completeness_distribution(current: pd.DataFrame, min_completeness: float) ->
 
     Columns: bin_low (0, 0.1, …, 0.9; 100% falls in the last bin), bin_label, below_threshold, patients.
     """
-    bin_low = np.minimum(np.floor(current["completeness"].to_numpy(dtype="float64") * 10 + 1e-9), 9) / 10
+    bin_low = np.minimum(np.floor(current["completeness"].to_numpy(dtype="float64") * 10 + TOLERANCE), 9) / 10
     counts = (
-        pd.DataFrame({"bin_low": bin_low, "below_threshold": current["completeness"] < min_completeness - 1e-9})
+        pd.DataFrame({"bin_low": bin_low, "below_threshold": current["completeness"] < min_completeness - TOLERANCE})
         .groupby(["bin_low", "below_threshold"], sort=True)
         .size()
         .rename("patients")

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.definitions.cohort import cohort_cycles
-from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.config import TOLERANCE, AnalysisConfig
 from analytics.definitions.pipeline import Analysis
 from analytics.definitions.status import safety
 from analytics.errors import AnalyticsRefusal
@@ -242,8 +242,8 @@ class CohortFilter:
         # A small tolerance so that a baseline of exactly 20.0 days is inside [20, 25] after float division.
         in_range(
             "baseline_mhd",
-            None if self.baseline_mhd_min is None else self.baseline_mhd_min - 1e-9,
-            None if self.baseline_mhd_max is None else self.baseline_mhd_max + 1e-9,
+            None if self.baseline_mhd_min is None else self.baseline_mhd_min - TOLERANCE,
+            None if self.baseline_mhd_max is None else self.baseline_mhd_max + TOLERANCE,
         )
         in_range(
             "first_injection",

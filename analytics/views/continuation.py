@@ -25,6 +25,7 @@ import pandas as pd
 
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.pipeline import Analysis
+from analytics.definitions.registry import Definition
 from analytics.statistics.stats import WILSON_METHOD, Proportion, proportion, wilson_interval
 
 MIN_COMPARABLE = 10
@@ -376,21 +377,21 @@ def continuation_evidence(
 
 # --- the data dictionary's view -----------------------------------------------------------------------
 
-DEFINITIONS: tuple[dict[str, str], ...] = (
-    {
-        "term": "Continuation evidence: comparable patients",
-        "definition": (
+DEFINITIONS: tuple[Definition, ...] = (
+    Definition(
+        "Continuation evidence: comparable patients",
+        (
             "For a patient without a 50% response through their latest evaluable cycle k (SPEC §5.1 "
             "latest_evaluable_cycle; eligible per SPEC §3): the other patients of the analysis who are eligible, "
             "whose cumulative_responder_50 at cycle k is false (no responder_50 true in cycles 1..k and at least one "
             "of them evaluable) and who had session k + 1."
         ),
-        "columns": "cycle, applies, comparable",
-        "parameters": "min_completeness, min_window_days, responder_thresholds",
-    },
-    {
-        "term": "Continuation evidence: response at cycle k + 1 and by cycle k + 3",
-        "definition": (
+        columns=("cycle", "applies", "comparable"),
+        parameters=("min_completeness", "min_window_days", "responder_thresholds"),
+    ),
+    Definition(
+        "Continuation evidence: response at cycle k + 1 and by cycle k + 3",
+        (
             "Among comparable patients who had the time, on the {cycle_days}-day schedule, to complete h more cycles "
             "after session k + 1 (D(k+1) + h × {cycle_days} − 1 ≤ as_of; h = 1 and 3): the share with responder_50 "
             "true at cycle k + 1 (h = 1), and in any of cycles k + 1..k + 3 (h = 3). As in the intention-to-treat "
@@ -399,21 +400,31 @@ DEFINITIONS: tuple[dict[str, str], ...] = (
             "score interval; with fewer than {continuation_min_comparable} patients in the denominator, 'too few "
             "comparable patients (n = x)' instead of a rate."
         ),
-        "columns": (
-            "next_n, next_denominator, next_not_evaluated, next_rate, next_ci_low, next_ci_high, within_3_n, "
-            "within_3_denominator, within_3_not_evaluated, within_3_rate, within_3_ci_low, within_3_ci_high"
+        columns=(
+            "next_n",
+            "next_denominator",
+            "next_not_evaluated",
+            "next_rate",
+            "next_ci_low",
+            "next_ci_high",
+            "within_3_n",
+            "within_3_denominator",
+            "within_3_not_evaluated",
+            "within_3_rate",
+            "within_3_ci_low",
+            "within_3_ci_high",
         ),
-        "parameters": "cycle_days, as_of, continuation_min_comparable",
-    },
-    {
-        "term": "Continuation evidence: published figures",
-        "definition": (
+        parameters=("cycle_days", "as_of", "continuation_min_comparable"),
+    ),
+    Definition(
+        "Continuation evidence: published figures",
+        (
             "After cycle 1, PREEMPT's cumulative 50% responder figures (49.3%, +11.3 and +10.3 points after cycles "
             "1, 2, 3) give about 22% of cycle-1 non-responders responding at cycle 2, and about 26% of the remaining "
             "non-responders at cycle 3 (derived, not read in the paper); Sarchielli 2017 found 27% of 56 cycle-1 "
             "non-responders responding at cycle 2. No published figure for 'by cycle k + 3' was checked. Sources: "
             f"{PREEMPT_SOURCE}; {SARCHIELLI_SOURCE}."
         ),
-        "source": "analytics.views.continuation.PUBLISHED_CONTINUATION",
-    },
+        source="analytics.views.continuation.PUBLISHED_CONTINUATION",
+    ),
 )

@@ -9,28 +9,30 @@ with those values, and any analytics module listed in
 list (modules that do not exist yet are skipped). The Data page renders these tables and offers
 ``data_dictionary`` as one CSV, so what a user reads is what the code runs.
 
-A ``DEFINITIONS`` entry is a mapping (or an object with the same attributes) with ``term`` (or
-``name``) and ``definition``, and optionally ``columns`` (output columns it defines),
-``parameters`` (names of the parameters it uses) and ``source``. ``{parameter}`` placeholders in
-the definition are filled with the current values, e.g. ``"at least {headache_min_hours} h"``, and
-the parameters used are listed as ``name = value``. A module may also document parameters of its
-own with a function whose name ends in ``parameter_docs`` (returning the same records as
-``analytics.definitions.config.parameter_docs``); those are listed with their defaults, which are the values
-in use since the dashboard does not change them.
+A ``DEFINITIONS`` entry is a ``analytics.definitions.registry.Definition`` record (name, text, the
+output columns it defines, the parameters it uses, its source); a mapping or an object with ``term``
+(or ``name``) and ``definition`` (or ``text``), or a (term, definition) pair, is read into one.
+``{parameter}`` placeholders in the text are filled with the current values, e.g.
+``"at least {headache_min_hours} h"``, and the parameters used are listed as ``name = value``.
+A module may also document parameters of its own with a function whose name ends in
+``parameter_docs`` (returning the same records as ``analytics.definitions.config.parameter_docs``);
+those are listed with their defaults, which are the values in use since the dashboard does not
+change them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Iterable, Mapping
 from datetime import date
 from string import Formatter
 from types import ModuleType
-from typing import cast
 
 import pandas as pd
 
 from analytics.definitions.config import STATUS_PARAMETERS, AnalysisConfig, parameter_docs
+from analytics.definitions.registry import Definition
 from analytics.ingest import schemas
 
 # Analytics modules that may expose ``DEFINITIONS``; a module that is absent is skipped.
@@ -73,198 +75,204 @@ COLUMN_FIELDS = [
 PARAMETER_FIELDS = ["parameter", "value", "default", "differs_from_default", "meaning", "basis", "source"]
 DEFINITION_FIELDS = ["term", "definition", "columns", "parameters", "source"]
 
+
+def _basis(section: str, *definitions: Definition) -> tuple[Definition, ...]:
+    """``definitions`` with ``section`` (a part of the SPEC) as their source."""
+    return tuple(dataclasses.replace(d, source=section) for d in definitions)
+
+
 # SPEC §3, with the parameters as placeholders so the text always states the values in use.
-SPEC_DEFINITIONS: tuple[dict[str, str], ...] = (
-    {
-        "term": "Data cut-off (as_of)",
-        "definition": "{as_of}. Sessions and diary days dated after it are ignored.",
-        "columns": "",
-        "parameters": "as_of",
-    },
-    {
-        "term": "Patient and cycle",
-        "definition": (
+SPEC_DEFINITIONS: tuple[Definition, ...] = _basis(
+    "SPEC §3",
+    Definition(
+        "Data cut-off (as_of)",
+        "{as_of}. Sessions and diary days dated after it are ignored.",
+        parameters=("as_of",),
+    ),
+    Definition(
+        "Patient and cycle",
+        (
             "Each row of patient_cycles.csv is one treated patient (patient_id, the pseudonym of the input files) "
             "and one window: cycle 0 is the baseline, cycle k ≥ 1 follows the k-th session."
         ),
-        "columns": "patient_id, cycle",
-        "parameters": "",
-    },
-    {
-        "term": "Baseline (cycle 0)",
-        "definition": "The {baseline_days} days before the first injection: [D1 − {baseline_days}, D1 − 1].",
-        "columns": "cycle, start_date, end_date, status",
-        "parameters": "baseline_days",
-    },
-    {
-        "term": "Cycle k",
-        "definition": (
+        columns=("patient_id", "cycle"),
+    ),
+    Definition(
+        "Baseline (cycle 0)",
+        "The {baseline_days} days before the first injection: [D1 − {baseline_days}, D1 − 1].",
+        columns=("cycle", "start_date", "end_date", "status"),
+        parameters=("baseline_days",),
+    ),
+    Definition(
+        "Cycle k",
+        (
             "Starts on the k-th session date Dk and ends on min(D(k+1) − 1, Dk + {cycle_days} − 1). The last "
             "cycle ends on Dn + {cycle_days} − 1, or on as_of with status 'ongoing' when that is later "
             "(otherwise 'complete'). A late re-injection never stretches a cycle past {cycle_days} days."
         ),
-        "columns": "cycle, start_date, end_date, status",
-        "parameters": "cycle_days",
-    },
-    {
-        "term": "Window days, recorded days, completeness",
-        "definition": (
+        columns=("cycle", "start_date", "end_date", "status"),
+        parameters=("cycle_days",),
+    ),
+    Definition(
+        "Window days, recorded days, completeness",
+        (
             "window_days = end − start + 1; recorded_days = distinct diary dates in the window; "
             "completeness = recorded_days / window_days. A day absent from the diary is missing, never headache-free."
         ),
-        "columns": "window_days, recorded_days, completeness",
-        "parameters": "",
-    },
-    {
-        "term": "Evaluable window",
-        "definition": "completeness ≥ {min_completeness} and window_days ≥ {min_window_days}.",
-        "columns": "evaluable",
-        "parameters": "min_completeness, min_window_days",
-    },
-    {
-        "term": "Headache day",
-        "definition": "A recorded diary day with headache_hours ≥ {headache_min_hours} h.",
-        "columns": "headache_days",
-        "parameters": "headache_min_hours",
-    },
-    {
-        "term": "Migraine days, acute-medication days",
-        "definition": (
+        columns=("window_days", "recorded_days", "completeness"),
+    ),
+    Definition(
+        "Evaluable window",
+        "completeness ≥ {min_completeness} and window_days ≥ {min_window_days}.",
+        columns=("evaluable",),
+        parameters=("min_completeness", "min_window_days"),
+    ),
+    Definition(
+        "Headache day",
+        "A recorded diary day with headache_hours ≥ {headache_min_hours} h.",
+        columns=("headache_days",),
+        parameters=("headache_min_hours",),
+    ),
+    Definition(
+        "Migraine days, acute-medication days",
+        (
             "Recorded days with migraine true, and with acute_medication true (a missing value counts as false; "
             "the count is empty when the column is absent from diary.csv)."
         ),
-        "columns": "migraine_days, acute_med_days",
-        "parameters": "",
-    },
-    {
-        "term": "Monthly rates (per 28 days)",
-        "definition": (
+        columns=("migraine_days", "acute_med_days"),
+    ),
+    Definition(
+        "Monthly rates (per 28 days)",
+        (
             "mhd = headache_days / recorded_days × 28; mmd and amd likewise for migraine and acute-medication "
             "days; empty when recorded_days is 0."
         ),
-        "columns": "mhd, mmd, amd",
-        "parameters": "",
-    },
-    {
-        "term": "Change from baseline",
-        "definition": (
+        columns=("mhd", "mmd", "amd"),
+    ),
+    Definition(
+        "Change from baseline",
+        (
             "When cycle k and the baseline are both evaluable and baseline mhd > 0: mhd_change = mhd_k − mhd_0 and "
             "mhd_pct_change = 100 × mhd_change / mhd_0; otherwise both are empty."
         ),
-        "columns": "mhd_change, mhd_pct_change",
-        "parameters": "min_completeness, min_window_days",
-    },
-    {
-        "term": "Responder at t%",
-        "definition": (
+        columns=("mhd_change", "mhd_pct_change"),
+        parameters=("min_completeness", "min_window_days"),
+    ),
+    Definition(
+        "Responder at t%",
+        (
             "For t in {responder_thresholds}: mhd_pct_change ≤ −t (within 1e-9, so 20 → 10 headache days is "
             "exactly a 50% responder); empty when mhd_pct_change is empty."
         ),
-        "columns": "responder_30, responder_50, responder_75",
-        "parameters": "responder_thresholds",
-    },
-    {
-        "term": "Cumulative 50% responder through cycle k",
-        "definition": (
+        columns=("responder_30", "responder_50", "responder_75"),
+        parameters=("responder_thresholds",),
+    ),
+    Definition(
+        "Cumulative 50% responder through cycle k",
+        (
             "True if responder_50 is true in any cycle 1..k; false if not and at least one of cycles 1..k has "
             "a responder_50 value; otherwise empty."
         ),
-        "columns": "cumulative_responder_50",
-        "parameters": "",
-    },
-    {
-        "term": "Eligible patient",
-        "definition": "At least one session and an evaluable baseline with mhd_0 > 0.",
-        "columns": "eligible",
-        "parameters": "min_completeness, min_window_days",
-    },
-    {
-        "term": "Treated and evaluable patients per cycle",
-        "definition": (
+        columns=("cumulative_responder_50",),
+    ),
+    Definition(
+        "Eligible patient",
+        "At least one session and an evaluable baseline with mhd_0 > 0.",
+        columns=("eligible",),
+        parameters=("min_completeness", "min_window_days"),
+    ),
+    Definition(
+        "Treated and evaluable patients per cycle",
+        (
             "n_treated: patients with at least k sessions (cycle 0: at least one). n_evaluable: of those, "
             "patients with a non-empty mhd_change at cycle k (cycle 0: eligible patients); mean_mhd is over them."
         ),
-        "columns": "n_treated, n_evaluable, mean_mhd",
-        "parameters": "",
-    },
-    {
-        "term": "Mean change with 95% t-interval",
-        "definition": (
+        columns=("n_treated", "n_evaluable", "mean_mhd"),
+    ),
+    Definition(
+        "Mean change with 95% t-interval",
+        (
             "mean_mhd_change ± t(0.975, n − 1) · sd / √n with sd on n − 1 degrees of freedom, over the n_evaluable "
             "patients; empty when n < 2. median_mhd_change beside it."
         ),
-        "columns": "mean_mhd_change, mean_mhd_change_ci_low, mean_mhd_change_ci_high, median_mhd_change",
-        "parameters": "",
-    },
-    {
-        "term": "50% responder rate (Wilson 95% interval)",
-        "definition": (
+        columns=("mean_mhd_change", "mean_mhd_change_ci_low", "mean_mhd_change_ci_high", "median_mhd_change"),
+    ),
+    Definition(
+        "50% responder rate (Wilson 95% interval)",
+        (
             "responder_50_n / n_evaluable with a 95% Wilson score interval; the interval is empty when the "
             "denominator is 0."
         ),
-        "columns": "responder_50_n, responder_50_rate, responder_50_ci_low, responder_50_ci_high",
-        "parameters": "",
-    },
-    {
-        "term": "Cumulative responder rate, completers",
-        "definition": (
+        columns=("responder_50_n", "responder_50_rate", "responder_50_ci_low", "responder_50_ci_high"),
+    ),
+    Definition(
+        "Cumulative responder rate, completers",
+        (
             "Among eligible patients with at least k sessions, the share who were 50% responders in any "
             "cycle 1..k (Wilson 95% interval)."
         ),
-        "columns": (
-            "cum_responder_50_completers_n, cum_responder_50_completers_denom, cum_responder_50_completers_rate, "
-            "cum_responder_50_completers_ci_low, cum_responder_50_completers_ci_high"
+        columns=(
+            "cum_responder_50_completers_n",
+            "cum_responder_50_completers_denom",
+            "cum_responder_50_completers_rate",
+            "cum_responder_50_completers_ci_low",
+            "cum_responder_50_completers_ci_high",
         ),
-        "parameters": "",
-    },
-    {
-        "term": "Cumulative responder rate, intention-to-treat",
-        "definition": (
+    ),
+    Definition(
+        "Cumulative responder rate, intention-to-treat",
+        (
             "Among eligible patients who had the time to complete k cycles by as_of (D1 + k × {cycle_days} − 1 "
             "≤ as_of), the share who were 50% responders in any cycle 1..k; patients who stopped count as "
             "non-responders from then on (Wilson 95% interval)."
         ),
-        "columns": (
-            "cum_responder_50_itt_n, cum_responder_50_itt_denom, cum_responder_50_itt_rate, "
-            "cum_responder_50_itt_ci_low, cum_responder_50_itt_ci_high"
+        columns=(
+            "cum_responder_50_itt_n",
+            "cum_responder_50_itt_denom",
+            "cum_responder_50_itt_rate",
+            "cum_responder_50_itt_ci_low",
+            "cum_responder_50_itt_ci_high",
         ),
-        "parameters": "cycle_days",
-    },
-    {
-        "term": "Conditional new-responder rate",
-        "definition": (
+        parameters=("cycle_days",),
+    ),
+    Definition(
+        "Conditional new-responder rate",
+        (
             "Among eligible patients with an evaluable change at cycle k and no 50% response in cycles 1..k − 1, "
             "the share who respond at cycle k (Wilson 95% interval)."
         ),
-        "columns": (
-            "new_responder_50_n, prior_nonresponder_denom, new_responder_50_rate, new_responder_50_ci_low, "
-            "new_responder_50_ci_high"
+        columns=(
+            "new_responder_50_n",
+            "prior_nonresponder_denom",
+            "new_responder_50_rate",
+            "new_responder_50_ci_low",
+            "new_responder_50_ci_high",
         ),
-        "parameters": "",
-    },
+    ),
 )
 
 # SPEC §5 (patient_status.csv, safety.csv): what each column means, in short, with the parameters in use. The
 # exact order of the branches is the SPEC's; every page, worklist and the printable summary shows these values.
-STATUS_DEFINITIONS: tuple[dict[str, str], ...] = (
-    {
-        "term": "Treated patient and sessions (SPEC §5.1)",
-        "definition": (
+STATUS_DEFINITIONS: tuple[Definition, ...] = _basis(
+    "SPEC §5",
+    Definition(
+        "Treated patient and sessions (SPEC §5.1)",
+        (
             "One row of patient_status.csv per patient with at least one accepted session up to as_of: the "
             "number of sessions n and the first and last session dates D1 and Dn."
         ),
-        "columns": "patient_id, n_sessions, first_session, last_session",
-        "parameters": "as_of",
-    },
-    {
-        "term": "Baseline values (SPEC §5.1)",
-        "definition": "The baseline window's (cycle 0's) evaluable, mhd, mmd and amd of SPEC §3.",
-        "columns": "baseline_evaluable, baseline_mhd, baseline_mmd, baseline_amd",
-        "parameters": "baseline_days, min_completeness, min_window_days",
-    },
-    {
-        "term": "Chronic migraine, medication overuse and NICE suitability at baseline (SPEC §5.1)",
-        "definition": (
+        columns=("patient_id", "n_sessions", "first_session", "last_session"),
+        parameters=("as_of",),
+    ),
+    Definition(
+        "Baseline values (SPEC §5.1)",
+        "The baseline window's (cycle 0's) evaluable, mhd, mmd and amd of SPEC §3.",
+        columns=("baseline_evaluable", "baseline_mhd", "baseline_mmd", "baseline_amd"),
+        parameters=("baseline_days", "min_completeness", "min_window_days"),
+    ),
+    Definition(
+        "Chronic migraine, medication overuse and NICE suitability at baseline (SPEC §5.1)",
+        (
             "chronic_at_baseline: empty when the baseline is not evaluable; else baseline mhd ≥ "
             "{chronic_min_headache_days} and baseline mmd ≥ {chronic_min_migraine_days} (the migraine criterion "
             "is not applied when diary.csv has no migraine column). overuse_at_baseline: baseline amd ≥ "
@@ -272,116 +280,117 @@ STATUS_DEFINITIONS: tuple[dict[str, str], ...] = (
             "suitable_nice: true when chronic at baseline and prior_preventives ≥ {min_prior_preventives}; false when "
             "either fails; empty otherwise. Comparisons within 1e-9."
         ),
-        "columns": "chronic_at_baseline, overuse_at_baseline, prior_preventives, suitable_nice",
-        "parameters": "chronic_min_headache_days, chronic_min_migraine_days, overuse_acute_days, min_prior_preventives",
-    },
-    {
-        "term": "Latest change, ever and sustained 50% response (SPEC §5.1)",
-        "definition": (
+        columns=("chronic_at_baseline", "overuse_at_baseline", "prior_preventives", "suitable_nice"),
+        parameters=(
+            "chronic_min_headache_days",
+            "chronic_min_migraine_days",
+            "overuse_acute_days",
+            "min_prior_preventives",
+        ),
+    ),
+    Definition(
+        "Latest change, ever and sustained 50% response (SPEC §5.1)",
+        (
             "latest_evaluable_cycle: the largest cycle k ≥ 1 with a mhd_pct_change, and that value. "
             "ever_responder_50: cumulative_responder_50 of the last cycle. sustained_responder_50: responder_50 true "
             "in two consecutive cycles k and k+1; false when some such pair has both values; else empty."
         ),
-        "columns": "latest_evaluable_cycle, latest_mhd_pct_change, ever_responder_50, sustained_responder_50",
-        "parameters": "responder_thresholds",
-    },
-    {
-        "term": "Treatment state, next due date, days overdue (SPEC §5.1)",
-        "definition": (
+        columns=("latest_evaluable_cycle", "latest_mhd_pct_change", "ever_responder_50", "sustained_responder_50"),
+        parameters=("responder_thresholds",),
+    ),
+    Definition(
+        "Treatment state, next due date, days overdue (SPEC §5.1)",
+        (
             "discontinued when discontinued_on lies between the last session Dn and as_of (an earlier one was "
             "followed by a new start); otherwise, with g = as_of − Dn: active when g ≤ {on_time_max_days}, overdue "
             "when g ≤ {lapse_days}, lapsed beyond. next_due = Dn + {cycle_days} days; days_overdue = max(0, g − "
             "{on_time_max_days}); both empty when discontinued. Lapsed and discontinued patients are off treatment."
         ),
-        "columns": "treatment_state, next_due, days_overdue",
-        "parameters": "on_time_max_days, lapse_days, cycle_days",
-    },
-    {
-        "term": "Re-injection intervals per patient (SPEC §5.1)",
-        "definition": (
+        columns=("treatment_state", "next_due", "days_overdue"),
+        parameters=("on_time_max_days", "lapse_days", "cycle_days"),
+    ),
+    Definition(
+        "Re-injection intervals per patient (SPEC §5.1)",
+        (
             "Of the n − 1 intervals between consecutive sessions: on time within [{on_time_min_days}, "
             "{on_time_max_days}] days, early below, late above; the longest interval (empty when n = 1)."
         ),
-        "columns": "intervals_on_time, intervals_early, intervals_late, max_interval_days",
-        "parameters": "on_time_min_days, on_time_max_days",
-    },
-    {
-        "term": "NICE TA260 non-response rule (SPEC §5.2)",
-        "definition": (
+        columns=("intervals_on_time", "intervals_early", "intervals_late", "max_interval_days"),
+        parameters=("on_time_min_days", "on_time_max_days"),
+    ),
+    Definition(
+        "NICE TA260 non-response rule (SPEC §5.2)",
+        (
             "In this order: not assessable without an evaluable baseline with headache days; pending while fewer "
             "than {stopping_cycle} sessions or cycle {stopping_cycle} is ongoing (not reached when the patient is "
             "off treatment); not assessable when cycle {stopping_cycle} has no mhd_pct_change; stop when it is "
             "above −{stopping_min_reduction}%; otherwise continue."
         ),
-        "columns": "nice_state",
-        "parameters": "stopping_cycle, stopping_min_reduction",
-    },
-    {
-        "term": "EHF non-response rule (SPEC §5.2)",
-        "definition": (
+        columns=("nice_state",),
+        parameters=("stopping_cycle", "stopping_min_reduction"),
+    ),
+    Definition(
+        "EHF non-response rule (SPEC §5.2)",
+        (
             "In this order: not assessable without an evaluable baseline with headache days; continue when any of "
             "cycles 1–{ehf_cycles} has mhd_pct_change ≤ −{stopping_min_reduction}%; stop when cycles 1–{ehf_cycles} "
             "all exist, are complete and have a mhd_pct_change; pending while fewer cycles exist or cycle "
             "{ehf_cycles} is ongoing (not reached when off treatment); otherwise not assessable."
         ),
-        "columns": "ehf_state",
-        "parameters": "ehf_cycles, stopping_min_reduction",
-    },
-    {
-        "term": "Conversion to episodic migraine, NICE and EHF thresholds (SPEC §5.3)",
-        "definition": (
+        columns=("ehf_state",),
+        parameters=("ehf_cycles", "stopping_min_reduction"),
+    ),
+    Definition(
+        "Conversion to episodic migraine, NICE and EHF thresholds (SPEC §5.3)",
+        (
             "Only for chronic migraine at baseline (otherwise empty). Fixed 28-day periods from D1 that end by "
             "as_of, evaluable with recorded days / 28 ≥ {min_completeness}, rated as headache days per 28 recorded "
             "days. converted_on: end of the first run of {episodic_periods} consecutive evaluable periods below the "
             "threshold ({episodic_max_days}; EHF: {ehf_episodic_max_days}). now: over the last {episodic_periods} "
             "periods, true when all are evaluable and below, false when one is evaluable and not below, else empty."
         ),
-        "columns": "episodic_converted_on, episodic_now, ehf_episodic_converted_on, ehf_episodic_now",
-        "parameters": "episodic_periods, episodic_max_days, ehf_episodic_max_days, min_completeness",
-    },
-    {
-        "term": "Stop indicated (SPEC §5.1)",
-        "definition": (
+        columns=("episodic_converted_on", "episodic_now", "ehf_episodic_converted_on", "ehf_episodic_now"),
+        parameters=("episodic_periods", "episodic_max_days", "ehf_episodic_max_days", "min_completeness"),
+    ),
+    Definition(
+        "Stop indicated (SPEC §5.1)",
+        (
             "True when nice_state or ehf_state is stop or episodic_now is true; empty when none holds and the "
             "patient is discontinued or lapsed; false otherwise."
         ),
-        "columns": "stop_indicated",
-        "parameters": "",
-    },
-    {
-        "term": "Adverse events per patient (SPEC §5.1)",
-        "definition": (
+        columns=("stop_indicated",),
+    ),
+    Definition(
+        "Adverse events per patient (SPEC §5.1)",
+        (
             "The patient's sessions with at least one accepted adverse_events.csv row, and those rows with serious "
             "true; empty without adverse_events.csv."
         ),
-        "columns": "sessions_with_adverse_event, serious_adverse_events",
-        "parameters": "",
-    },
-    {
-        "term": "Patients with an adverse event (SPEC §5.4)",
-        "definition": (
+        columns=("sessions_with_adverse_event", "serious_adverse_events"),
+    ),
+    Definition(
+        "Patients with an adverse event (SPEC §5.4)",
+        (
             "One row of safety.csv per event of the vocabulary that occurs among the counted rows (accepted rows "
             "of treated patients' sessions up to as_of), then any: treated patients, those with at least one such "
             "row and 100 × their share."
         ),
-        "columns": "event, patients, patients_with_event, patients_with_event_pct",
-        "parameters": "as_of",
-    },
-    {
-        "term": "Patients with an adverse event in the first two cycles (SPEC §5.4)",
-        "definition": (
+        columns=("event", "patients", "patients_with_event", "patients_with_event_pct"),
+        parameters=("as_of",),
+    ),
+    Definition(
+        "Patients with an adverse event in the first two cycles (SPEC §5.4)",
+        (
             "Among patients with at least 2 sessions, those with such a row for session D1 or D2, their number and "
             "100 × the share (PREEMPT's 24-week figures are of this kind); empty when no patient has 2 sessions."
         ),
-        "columns": "patients_with_event_2_cycles, patients_2_cycles, pct_2_cycles",
-        "parameters": "",
-    },
-    {
-        "term": "Adverse events per 100 sessions (SPEC §5.4)",
-        "definition": "Treated patients' sessions, such rows, 100 × rows / sessions, and the rows with serious true.",
-        "columns": "sessions, events, events_per_100_sessions, serious_events",
-        "parameters": "",
-    },
+        columns=("patients_with_event_2_cycles", "patients_2_cycles", "pct_2_cycles"),
+    ),
+    Definition(
+        "Adverse events per 100 sessions (SPEC §5.4)",
+        "Treated patients' sessions, such rows, 100 × rows / sessions, and the rows with serious true.",
+        columns=("sessions", "events", "events_per_100_sessions", "serious_events"),
+    ),
 )
 
 
@@ -555,36 +564,43 @@ def _entry_field(entry: object, *names: str) -> object:
     return None
 
 
-def _names(value: object) -> list[str]:
+def _names(value: object) -> tuple[str, ...]:
     """Parameter or column names given as a sequence or as a comma- or semicolon-separated text."""
     if value is None:
-        return []
+        return ()
     if isinstance(value, str):
-        return [n.strip() for n in value.replace(";", ",").split(",") if n.strip()]
-    return [str(n) for n in value]  # type: ignore[attr-defined]
+        return tuple(n.strip() for n in value.replace(";", ",").split(",") if n.strip())
+    return tuple(str(n) for n in value)  # type: ignore[attr-defined]
 
 
-def module_definitions(modules: Iterable[str] = DEFINITION_MODULES) -> list[dict[str, object]]:
-    """The ``DEFINITIONS`` of the listed analytics modules that exist, as dictionary entries."""
-    entries: list[dict[str, object]] = []
-    for module in _modules(modules):
-        for entry in getattr(module, "DEFINITIONS", ()) or ():
-            if isinstance(entry, tuple) and len(entry) == 2:
-                entry = {"term": entry[0], "definition": entry[1]}
-            term = _entry_field(entry, "term", "name", "title")
-            text = _entry_field(entry, "definition", "doc", "text", "description")
-            if term is None or text is None:
-                continue
-            entries.append(
-                {
-                    "term": str(term),
-                    "definition": str(text),
-                    "columns": ", ".join(_names(_entry_field(entry, "columns"))),
-                    "parameters": _names(_entry_field(entry, "parameters")),
-                    "source": str(_entry_field(entry, "source") or module.__name__),
-                }
-            )
-    return entries
+def _as_definition(entry: object, module: str) -> Definition | None:
+    """A ``DEFINITIONS`` entry as a ``Definition`` whose source is ``module`` unless it names its own; None when the
+    entry has no name or no text."""
+    if isinstance(entry, Definition):
+        return entry if entry.source else dataclasses.replace(entry, source=module)
+    if isinstance(entry, tuple) and len(entry) == 2:
+        entry = {"term": entry[0], "definition": entry[1]}
+    term = _entry_field(entry, "term", "name", "title")
+    text = _entry_field(entry, "definition", "doc", "text", "description")
+    if term is None or text is None:
+        return None
+    return Definition(
+        str(term),
+        str(text),
+        columns=_names(_entry_field(entry, "columns")),
+        parameters=_names(_entry_field(entry, "parameters")),
+        source=str(_entry_field(entry, "source") or module),
+    )
+
+
+def module_definitions(modules: Iterable[str] = DEFINITION_MODULES) -> list[Definition]:
+    """The ``DEFINITIONS`` of the listed analytics modules that exist, as ``Definition`` records."""
+    found = (
+        _as_definition(entry, module.__name__)
+        for module in _modules(modules)
+        for entry in getattr(module, "DEFINITIONS", ()) or ()
+    )
+    return [definition for definition in found if definition is not None]
 
 
 def section_title(source: str) -> str:
@@ -610,21 +626,15 @@ def definition_dictionary(
     """
     parameter_table = parameter_dictionary(config, as_of, modules)
     values: dict[str, str] = dict(zip(parameter_table["parameter"], parameter_table["value"], strict=True))
-    entries = [
-        {**d, "parameters": _names(d["parameters"]), "source": source}
-        for source, spec in (("SPEC §3", SPEC_DEFINITIONS), ("SPEC §5", STATUS_DEFINITIONS))
-        for d in spec
-    ] + module_definitions(modules)
     rows = [
         {
-            **entry,
-            "definition": fill(str(entry["definition"]), values),
-            "parameters": "; ".join(
-                f"{name} = {values[name]}" if name in values else name
-                for name in cast("list[str]", entry["parameters"])  # both kinds of entry hold _names(...)
-            ),
+            "term": d.name,
+            "definition": fill(d.text, values),
+            "columns": ", ".join(d.columns),
+            "parameters": "; ".join(f"{name} = {values[name]}" if name in values else name for name in d.parameters),
+            "source": d.source,
         }
-        for entry in entries
+        for d in [*SPEC_DEFINITIONS, *STATUS_DEFINITIONS, *module_definitions(modules)]
     ]
     return pd.DataFrame(rows, columns=DEFINITION_FIELDS)
 

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from analytics.definitions.clinical import RESPONSE_CLASSES
+from analytics.definitions.clinical import RESPONSE_CLASSES, treatment_weeks
 from analytics.definitions.clinical import response_class as classify_response
 from analytics.definitions.pipeline import Analysis
+from analytics.definitions.registry import Definition
 from analytics.definitions.status import OFF_TREATMENT
 from analytics.statistics.stats import T_METHOD, WILSON_METHOD, t_interval, wilson_interval
 from analytics.statistics.survival import (
@@ -85,66 +86,66 @@ TIME_TO_RESPONSE_DEFINITION = (
     "scale; the share responded by day t is of all eligible patients, not only of those still treated."
 )
 
-DEFINITIONS: list[dict[str, str]] = [
-    {
-        "term": "Cohort filter (Outcomes page, export --filter-file)",
-        "definition": (
+DEFINITIONS: list[Definition] = [
+    Definition(
+        "Cohort filter (Outcomes page, export --filter-file)",
+        (
             "Treated patients matching every active criterion: sex, age band, clinic, prior preventives range, "
             "medication overuse, baseline headache days per 28 days range, first-injection date range, minimum "
             "number of cycles started. A missing attribute never matches an active criterion. Cohort statistics "
             "are recomputed for the selected patients with the same as_of and parameters."
         ),
-        "columns": "cohort_filter (manifest.json)",
-        "source": "analytics.views.cohort_filter",
-    },
-    {
-        "term": "Change in migraine days / acute-medication days",
-        "definition": (
+        columns=("cohort_filter (manifest.json)",),
+        source="analytics.views.cohort_filter",
+    ),
+    Definition(
+        "Change in migraine days / acute-medication days",
+        (
             "mmd (or amd) of cycle k minus that of the baseline, for the patients with a non-empty mhd_change at "
             "cycle k (so the three per-cycle change charts describe the same patients); empty when the diary has no "
             "migraine (acute_medication) column."
         ),
-        "columns": "mean_change, ci_low, ci_high, n",
-        "source": "analytics.views.outcomes.change_by_cycle",
-    },
-    {
-        "term": "Within-cycle weekly headache days",
-        "definition": (
+        columns=("mean_change", "ci_low", "ci_high", "n"),
+        source="analytics.views.outcomes.change_by_cycle",
+    ),
+    Definition(
+        "Within-cycle weekly headache days",
+        (
             "For eligible patients, days since the injection (day_in_cycle; week w = days 7w−6..7w). A patient-"
             "cycle-week counts when it lies wholly inside the cycle and recorded days / 7 ≥ {min_completeness} (the "
             "patient-level rule of the weekly profile); its weekly headache days are headache days / recorded days "
             "× 7, averaged over patient-cycles. Cycles from 5 on are pooled. The 7-day moving average is centred "
             "and pooled over patient-days. The baseline line is the eligible patients' mean baseline mhd / 4."
         ),
-        "parameters": "min_completeness, headache_min_hours",
-        "source": "analytics.views.outcomes.weekly_profile",
-    },
-    {
-        "term": "Time to first 50% response",
-        "definition": TIME_TO_RESPONSE_DEFINITION,
-        "parameters": "cycle_days, lapse_days",
-        "source": "analytics.views.outcomes.time_to_response",
-    },
-    {
-        "term": "Response class at cycle k",
-        "definition": (
+        parameters=("min_completeness", "headache_min_hours"),
+        source="analytics.views.outcomes.weekly_profile",
+    ),
+    Definition(
+        "Time to first 50% response",
+        TIME_TO_RESPONSE_DEFINITION,
+        parameters=("cycle_days", "lapse_days"),
+        source="analytics.views.outcomes.time_to_response",
+    ),
+    Definition(
+        "Response class at cycle k",
+        (
             "The response class of analytics.definitions.clinical.response_class (the Patient page's) "
             "at the chosen cycle k: "
             "≥75% excellent, 50–<75% responder, 30–<50% partial, <30% non-responder (SPEC §3 responder flags); "
             "not evaluable (reached cycle k, no mhd_change); did not reach cycle k (fewer than k sessions)."
         ),
-        "source": "analytics.definitions.clinical.response_class",
-    },
-    {
-        "term": "Mixed model of monthly headache days",
-        "definition": (
+        source="analytics.definitions.clinical.response_class",
+    ),
+    Definition(
+        "Mixed model of monthly headache days",
+        (
             "mhd of every evaluable window (baseline and cycles 1..K) of eligible patients, mhd ~ C(cycle) with a "
             "random intercept per patient (REML). Each C(cycle) coefficient is the model-based mean change from "
             "baseline at that cycle; patients with missing cycles still contribute (valid if missing at random). "
             "K is the last cycle before one with fewer than 10 evaluable patients."
         ),
-        "source": "analytics.views.outcomes.mixed_model",
-    },
+        source="analytics.views.outcomes.mixed_model",
+    ),
 ]
 
 
@@ -389,43 +390,29 @@ def patient_weeks(analysis: Analysis) -> pd.DataFrame:
     """Eligible patients' evaluable treatment weeks: patient_id, cycle, week, recorded_days,
     headache_days, headache_days_per_7.
 
-    The rule is the patient-level one of ``clinical.weekly_profile``: week w of cycle k covers days
-    7(w−1)+1..7w since the injection; it is evaluable when it lies wholly inside the cycle window and
-    recorded days / 7 ≥ min_completeness; its rate is headache days / recorded days × 7. Counted
-    here from the recorded diary days (an unrecorded day adds nothing to either count) so that a
-    cohort of 10,000 patients is summarised in a fraction of a second; a test checks both agree.
+    The rows of ``clinical.weekly_profile`` (computed by ``clinical.treatment_weeks``: week w of cycle k
+    covers days 7(w−1)+1..7w since the injection; it is evaluable when it lies wholly inside the cycle
+    window and recorded days / 7 ≥ min_completeness; its rate is headache days / recorded days × 7) that
+    have a rate, for the eligible patients. Counted from the recorded diary days as integer arrays, so that
+    a cohort of 10,000 patients is summarised in a fraction of a second.
     """
-    weeks = _patient_weeks(analysis, *_eligible_treated_days(analysis))
-    return weeks.sort_values(["patient_id", "cycle", "week"], kind="stable").reset_index(drop=True)
+    return _patient_weeks(analysis, *_eligible_treated_days(analysis)).reset_index(drop=True)
 
 
 def _patient_weeks(analysis: Analysis, eligible: pd.DataFrame, days: dict[str, np.ndarray]) -> pd.DataFrame:
-    config = analysis.config
-    week = (days["day"] - 1) // 7 + 1
-    n_weeks = int(week.max(initial=0)) + 1
-    n_cycles = int(days["cycle"].max(initial=0)) + 1
-    codes, keys = pd.factorize((days["patient"] * n_cycles + days["cycle"]) * n_weeks + week)
-    out = pd.DataFrame(
-        {
-            "patient": (keys // n_weeks) // n_cycles,
-            "cycle": (keys // n_weeks) % n_cycles,
-            "week": keys % n_weeks,
-            "recorded_days": np.bincount(codes, minlength=len(keys)),
-            "headache_days": np.bincount(codes, weights=days["headache"], minlength=len(keys)).astype("int64"),
-        }
-    )
-    windows = analysis.patient_cycles.loc[analysis.patient_cycles["cycle"] >= 1, ["patient_id", "cycle", "window_days"]]
-    window_days = out.merge(
-        windows.assign(patient=pd.Index(eligible["patient_id"]).get_indexer(windows["patient_id"])),
-        on=["patient", "cycle"],
-        how="left",
-    )["window_days"].to_numpy(dtype="float64")
-    inside = 7 * out["week"].to_numpy() <= window_days
-    enough = out["recorded_days"] / 7 >= config.min_completeness - config.tolerance
-    out = out.loc[inside & enough.to_numpy()].copy()
-    out["headache_days_per_7"] = out["headache_days"] / out["recorded_days"] * 7
-    out.insert(0, "patient_id", eligible["patient_id"].to_numpy()[out.pop("patient").to_numpy()])
-    return out
+    table = analysis.patient_cycles
+    windows = table.loc[table["cycle"] >= 1, ["patient_id", "cycle", "window_days"]]
+    patient = pd.Index(eligible["patient_id"]).get_indexer(windows["patient_id"])
+    windows, patient = windows[patient >= 0], patient[patient >= 0]
+    cycle = windows["cycle"].to_numpy(dtype="int64")
+    n_cycles = int(max(cycle.max(initial=0), days["cycle"].max(initial=0))) + 1
+    window = pd.Index(patient * n_cycles + cycle).get_indexer(days["patient"] * n_cycles + days["cycle"])
+    recorded = np.ones(len(window), dtype=bool)  # the treated days are the recorded ones
+    weeks = treatment_weeks(windows, window, days["day"], recorded, days["headache"].astype(bool), analysis.config)
+    return weeks.loc[
+        weeks["headache_days_per_7"].notna(),
+        ["patient_id", "cycle", "week", "recorded_days", "headache_days", "headache_days_per_7"],
+    ]
 
 
 def weekly_profile(analysis: Analysis, pooled_from: int = 5, days: TreatedDays | None = None) -> WithinCycleProfile:

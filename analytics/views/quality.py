@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics.definitions.config import AnalysisConfig
+from analytics.definitions.config import TOLERANCE, AnalysisConfig
 from analytics.ingest.load import Dataset
 
 RECONCILIATION_COLUMNS = [
@@ -32,8 +32,6 @@ BASELINE_WINDOW = "baseline (cycle 0)"
 TREATMENT_WINDOW = "treatment cycles (1, 2, …)"
 NOT_READ_COLUMNS = ["file", "reason"]
 NOT_READ_LISTED = 5  # files named in the reconciliation sentence; the table lists them all
-# A completeness on a bin edge (e.g. 21 of 30 days = 0.7) belongs to the bin it starts, whatever rounding says.
-_EDGE_TOLERANCE = 1e-9
 
 
 def file_reconciliation(dataset: Dataset) -> pd.DataFrame:
@@ -144,7 +142,8 @@ def completeness_bins(patient_cycles: pd.DataFrame, width: float = 0.05) -> pd.D
     n_bins = round(1 / width)
     completeness = patient_cycles["completeness"].astype("float64").to_numpy()
     known = ~np.isnan(completeness)
-    index = np.minimum(np.floor(completeness[known] * n_bins + _EDGE_TOLERANCE), n_bins - 1).astype(int)
+    # A completeness on a bin edge (e.g. 21 of 30 days = 0.7) belongs to the bin it starts, whatever rounding says.
+    index = np.minimum(np.floor(completeness[known] * n_bins + TOLERANCE), n_bins - 1).astype(int)
     kinds = np.where(patient_cycles["cycle"].to_numpy()[known] == 0, BASELINE_WINDOW, TREATMENT_WINDOW)
     counts = pd.crosstab(pd.Categorical(index, categories=pd.RangeIndex(n_bins)), kinds, dropna=False)
     counts = counts.reindex(columns=[BASELINE_WINDOW, TREATMENT_WINDOW], fill_value=0)
@@ -177,7 +176,7 @@ class CompletenessSummary:
 
 def completeness_summary(patient_cycles: pd.DataFrame, config: AnalysisConfig) -> CompletenessSummary:
     completeness = patient_cycles["completeness"].astype("float64")
-    below = completeness < config.min_completeness - _EDGE_TOLERANCE
+    below = completeness < config.min_completeness - TOLERANCE
     return CompletenessSummary(
         windows=int(completeness.notna().sum()),
         patients=int(patient_cycles["patient_id"].nunique()),
