@@ -26,12 +26,35 @@ from analytics.definitions.cohort import cohort_cycles
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.cycles import data_cutoff
 from analytics.definitions.pipeline import Analysis, analyse_at
+from analytics.definitions.registry import Definition
 from analytics.definitions.status import safety
 from analytics.ingest import load, schemas
 from analytics.ingest.load import FOLDER_LIMITS, REJECTED_COLUMNS, UNLISTED_COLUMNS, Dataset, FileReport, Limits
 from analytics.ingest.schemas import FILES
 from analytics.scale import split
 from analytics.scale.runners import Runner, SerialRunner
+
+DEFINITIONS = (
+    Definition(
+        "Partitioned Parquet table (a folder of parts)",
+        "A table may be given as a folder named after its file (diary/) holding Parquet parts; the parts are read "
+        "in name order as one table. Rows are numbered across the parts as if they were one file: line = the "
+        "row's number counted over the parts before it and its own part, + 1. Every part must have the first "
+        "part's columns (else the dataset is refused, exit 2); the size limits apply to each part; the table's "
+        "SHA-256 is that of the parts' bytes one after the other. A diary.csv or diary.parquet beside the folder "
+        "is read instead.",
+        columns=("line",),
+    ),
+    Definition(
+        "Partitioned export (--partitions, --engine local|dask)",
+        "The same export as one process, byte for byte: rows are split by a stable hash of the patient_id text "
+        "(every rule of SPEC §2–§5 but as_of and the cohort tables is local to one patient); as_of is the latest "
+        "accepted session or diary date over all partitions; the per-patient tables are concatenated in "
+        "patient_id order and the cohort and safety tables computed from them; rejected_rows.csv lists each "
+        "file's first rejected rows by line, as without partitions.",
+        parameters=("as_of",),
+    ),
+)
 
 ROWS_PER_PARTITION = 1_000_000
 """Input rows (of the largest table) per partition when the count is chosen automatically."""

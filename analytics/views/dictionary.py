@@ -43,6 +43,7 @@ DEFINITION_MODULES = (
     "analytics.views.continuation",
     "analytics.views.cohort_filter",
     "analytics.statistics.survival",
+    "analytics.scale.engine",
     "analytics.adherence",
     "analytics.safety",
     "analytics.questionnaires",
@@ -59,6 +60,7 @@ SECTION_TITLES = {
     "analytics.views.outcomes": "Outcomes page: cohort statistics and models",
     "analytics.views.cohort_filter": "Cohort filter",
     "analytics.statistics.survival": "Time-to-event estimates",
+    "analytics.scale": "Registry scale: partitioned tables and exports",
 }
 OTHER_SECTION = "Other definitions"
 
