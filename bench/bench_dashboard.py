@@ -2,10 +2,13 @@
 
 For each dataset a fresh process (empty caches) runs the real app with Streamlit's AppTest:
 imports = importing what dashboard.py imports (once per server start); cold = then the first Patient
-page (load + analysis + patient-level tables + the page); warm = the same page
+page with nothing built (load + analysis + patient-level tables + the page; an empty analysis store);
+restart = the same in a second fresh process, which finds the analysis store the first one wrote;
+warm = the same page
 in a new session (caches built); switch = choosing another patient (median of ``--switches``); then
 page changes to Clinic, Outcomes and Data (first visit: the page's own caches are built; again: the
-second visit, caches built); peak = the peak RSS of that process. The export (``python -m analytics
+second visit, caches built); filter = a cohort filter change on Outcomes (median of 3); peak = the
+peak RSS of that process. The export (``python -m analytics
 export`` in a child process) is timed on the same data for the "app <= 1.5 x export" ratio. AppTest
 runs the scripts without a browser, so these are server-side times; the browser adds drawing time.
 
@@ -24,9 +27,11 @@ import importlib
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 COHORT = ROOT / "bench" / "out" / "cohort10k_seed1"
 TARGETS = {
     "cold": "≤ 3 s (sample)",
+    "restart": "≤ 1 / 2 / 3 s",
+    "filter": "≤ 0.5 / 1 / 3 s",
     "switch": "≤ 0.3 s",
     "clinic": "≤ 1 s",
     "outcomes": "≤ 1 s",
@@ -88,17 +95,30 @@ def worker(root: Path, data: Path, switches: int) -> dict[str, float]:
         out[f"{page}_first"] = timed_run(switch_page(second, f"pages/{page}.py"))
         timed_run(switch_page(second, "pages/patient.py"))
         out[page] = timed_run(switch_page(second, f"pages/{page}.py"))
+    # A cohort filter change on Outcomes: the first sex, then both clinics' first two, then none (median).
+    outcomes = switch_page(second, "pages/outcomes.py")
+    timed_run(outcomes)
+    sex, clinics = outcomes.multiselect(key="sex"), outcomes.multiselect(key="clinic")
+    changes = [lambda: sex.set_value(sex.options[:1]), lambda: clinics.set_value(clinics.options[:2])]
+    changes.append(lambda: sex.set_value([]))
+    filter_times = []
+    for change in changes:
+        change()
+        filter_times.append(timed_run(outcomes))
+    out["filter"] = statistics.median(filter_times)
     out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
 
-def measure(root: Path, data: Path, switches: int) -> dict[str, float]:
-    """``worker`` in a child process (fresh interpreter, empty caches)."""
+def measure(root: Path, data: Path, switches: int, store: Path | None = None) -> dict[str, float]:
+    """``worker`` in a child process (fresh interpreter, empty caches), with the analysis store ``store``."""
+    environment = {**os.environ, **({"OUTCOMES_STORE_DIR": str(store)} if store else {})}
     result = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", str(root), str(data), "--switches", str(switches)],
         capture_output=True,
         text=True,
         cwd=root,
+        env=environment,
     )
     if result.returncode != 0:
         raise SystemExit(f"the benchmark of {root} on {data} failed:\n{result.stderr[-3000:]}")
@@ -134,21 +154,27 @@ def main() -> None:
     parser.add_argument("--worker", nargs=2, type=Path, metavar=("ROOT", "DATA"), help=argparse.SUPPRESS)
     parser.add_argument("--before", type=Path, help="another checkout of the project to measure alongside")
     parser.add_argument("--switches", type=int, default=10)
-    parser.add_argument("--only", choices=("sample", "10k"), help="one dataset only")
+    parser.add_argument("--only", choices=("sample", "10k", "100k"), help="one dataset only (100k: only when asked)")
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(*args.worker, args.switches)))
         return
 
     trees = {"now": ROOT, **({"before": args.before.resolve()} if args.before else {})}
-    datasets = {"sample": ROOT / "sample_data", "10k": None}
-    if args.only:
+    datasets: dict[str, Path | None] = {"sample": ROOT / "sample_data", "10k": None}
+    if args.only == "100k":
+        datasets = {"100k": ROOT / "bench" / "out" / "cohort100k" / "data"}  # bench/bench_scale.py writes it
+    elif args.only:
         datasets = {args.only: datasets[args.only]}
     results: dict[tuple[str, str], dict[str, float]] = {}
     for name, data in datasets.items():
         data = data or cohort()
         for tree, root in trees.items():
-            figures = measure(root, data, args.switches)
+            store = Path(tempfile.mkdtemp(prefix="bench_store_"))  # empty: nothing built yet
+            figures = measure(root, data, args.switches, store)
+            # A restarted server (a new process, empty caches) with the analysis store the first one built.
+            figures["restart"] = measure(root, data, args.switches, store)["cold"]
+            shutil.rmtree(store, ignore_errors=True)
             figures["export"] = export_seconds(root, data)
             results[(name, tree)] = figures
             print(f"{name} / {tree}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()), flush=True)
@@ -156,7 +182,8 @@ def main() -> None:
     columns = list(results)
     rows = [
         ("imports at server start (s)", "imports"),
-        ("first Patient page, cold (s)", "cold"),
+        ("first Patient page, nothing built (s)", "cold"),
+        ("first Patient page, store built: restart (s)", "restart"),
         ("first Patient page, warm (s)", "warm"),
         (f"patient switch, median of {args.switches} (s)", "switch"),
         ("patient switch, slowest (s)", "switch_max"),
@@ -166,6 +193,7 @@ def main() -> None:
         ("page change to Outcomes, again (s)", "outcomes"),
         ("page change to Data, first visit (s)", "data_first"),
         ("page change to Data, again (s)", "data"),
+        ("cohort filter change on Outcomes, median of 3 (s)", "filter"),
         ("peak RSS of the process (MB)", "peak_mb"),
         ("export, python -m analytics export (s)", "export"),
     ]
