@@ -65,6 +65,10 @@ class ProcessRunner:
             return list(self._pool.map(function, items))
         except BrokenProcessPool as exc:
             raise EngineFailed(f"a worker process ended abruptly (out of memory?): {exc}") from exc
+        except AnalyticsRefusal:
+            raise
+        except Exception as exc:  # a task's own failure, said in one line instead of a worker's traceback
+            raise EngineFailed(f"a task failed: {type(exc).__name__}: {exc}") from exc
 
 
 class DaskRunner:
@@ -117,6 +121,10 @@ class DaskRunner:
             return [future.result() for future in futures]
         except (KilledWorker, CommClosedError) as exc:
             raise EngineFailed(f"a Dask worker was lost: {exc}") from exc
+        except AnalyticsRefusal:
+            raise
+        except Exception as exc:  # a task's own failure (on a worker whose environment differs, say)
+            raise EngineFailed(f"a task failed on a Dask worker: {type(exc).__name__}: {exc}") from exc
         finally:
             self._client.cancel(futures)
 
