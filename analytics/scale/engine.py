@@ -234,6 +234,16 @@ def _quiet(message: str) -> None:
     del message
 
 
+def _ticker(say: Say, what: str) -> Callable[[int, int], None]:
+    """Progress for a round of tasks: about every tenth of them, and the last."""
+
+    def done(finished: int, total: int) -> None:
+        if total > 1 and (finished == total or finished % max(1, total // 10) == 0):
+            say(f"  {what} {finished}/{total}")
+
+    return done
+
+
 @dataclass
 class _Split:
     names: dict[str, str]
@@ -261,7 +271,7 @@ def _split_all(folder: Path, root: Path, partitions: int, runner: Runner, limits
         else:
             tasks, digest, columns = [split.WholeFile(stem, table.name, table.paths[0])], _sha256(table.paths), ()
         say(f"splitting {table.name} into {partitions} partition(s): {len(tasks)} task(s) ...")
-        results = runner.map(task, list(enumerate(tasks)))
+        results = runner.map(task, list(enumerate(tasks)), _ticker(say, f"{table.name} split tasks done:"))
         if any(not r.simple for r in results):  # a block the fast reader would not read: the file is read whole
             split.clear(root, stem)
             tasks = [split.WholeFile(stem, table.name, table.paths[0])]
@@ -375,7 +385,8 @@ def run_partitioned(
         parts = _split_all(folder, root, partitions, runner, limits, say)
         layout = Layout(root, partitions, parts.names, parts.columns, limits.max_rejected_listed, whole)
         say(f"checking {partitions} partition(s) ...")
-        checks = runner.map(functools.partial(check_partition, layout), list(range(partitions)))
+        check_one = functools.partial(check_partition, layout)
+        checks = runner.map(check_one, list(range(partitions)), _ticker(say, "partitions checked:"))
         latest = [c.latest for c in checks if c.latest is not None]
         as_of = data_cutoff(
             pd.DataFrame({"session_date": pd.Series(latest, dtype="datetime64[ns]")}),
@@ -386,7 +397,7 @@ def run_partitioned(
         say(f"analysing {partitions} partition(s) for as_of {as_of.date()} ...")
         present = dataset.present_columns
         analyse_one = functools.partial(analyse_partition, layout, config, as_of, dataset.files, present)
-        results = runner.map(analyse_one, list(range(partitions)))
+        results = runner.map(analyse_one, list(range(partitions)), _ticker(say, "partitions analysed:"))
         stems = list(layout.names) if whole else ["patients"]
         for stem in stems:
             dataset.tables[stem] = _accepted(layout, stem)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
@@ -28,15 +28,27 @@ class EngineFailed(AnalyticsRefusal):
     """The engine itself failed (a scheduler that cannot be reached, a worker process lost): not the data."""
 
 
+Done = Callable[[int, int], None]
+"""Told (tasks finished, tasks) as tasks finish, for progress on long work."""
+
+
+def _quiet(finished: int, total: int) -> None:
+    del finished, total
+
+
 class Runner(Protocol):
-    def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]: ...
+    def map(self, function: Callable[[T], R], items: Sequence[T], done: Done = _quiet) -> list[R]: ...
 
 
 class SerialRunner:
     """Every task in this process, one after the other."""
 
-    def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        return [function(item) for item in items]
+    def map(self, function: Callable[[T], R], items: Sequence[T], done: Done = _quiet) -> list[R]:
+        results = []
+        for item in items:
+            results.append(function(item))
+            done(len(results), len(items))
+        return results
 
 
 class ProcessRunner:
@@ -58,11 +70,14 @@ class ProcessRunner:
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
 
-    def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    def map(self, function: Callable[[T], R], items: Sequence[T], done: Done = _quiet) -> list[R]:
         if self._pool is None or len(items) <= 1:
-            return [function(item) for item in items]
+            return SerialRunner().map(function, items, done)
         try:
-            return list(self._pool.map(function, items))
+            futures = [self._pool.submit(function, item) for item in items]
+            for finished, _ in enumerate(as_completed(futures), start=1):
+                done(finished, len(items))
+            return [future.result() for future in futures]  # the first failure in the items' order
         except BrokenProcessPool as exc:
             raise EngineFailed(f"a worker process ended abruptly (out of memory?): {exc}") from exc
         except AnalyticsRefusal:
@@ -110,14 +125,16 @@ class DaskRunner:
     def client(self) -> Any:
         return self._client
 
-    def map(self, function: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    def map(self, function: Callable[[T], R], items: Sequence[T], done: Done = _quiet) -> list[R]:
         if not items:
             return []
-        from distributed import KilledWorker
+        from distributed import KilledWorker, as_completed
         from distributed.comm.core import CommClosedError
 
         futures = self._client.map(function, list(items), pure=False)
         try:
+            for finished, _ in enumerate(as_completed(futures), start=1):
+                done(finished, len(items))
             return [future.result() for future in futures]
         except (KilledWorker, CommClosedError) as exc:
             raise EngineFailed(f"a Dask worker was lost: {exc}") from exc
