@@ -51,10 +51,10 @@ def shown_numbers(view: clinic.ClinicView) -> dict[str, str]:
     activity = view.activity
     return {
         "Active patients": f"{activity.active:,}",
-        "Treated in period": f"{activity.treated_in_period:,}",
+        "Treated": f"{activity.treated_in_period:,}",
         "Sessions in period": f"{activity.sessions_in_period:,}",
         "New in period": f"{activity.new_in_period:,}",
-        "On-time intervals": f"{view.interval_summary.on_time.rate:.0%}",
+        "On time": f"{view.interval_summary.on_time.rate:.0%}",
     }
 
 
