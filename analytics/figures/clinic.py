@@ -49,9 +49,9 @@ def _fit(fig: go.Figure, compact: bool, legend_below: bool = True, extra_top: in
         lines = textwrap.wrap(str(fig.layout.title.text or ""), PHONE_TITLE_CHARS)
         fig.update_layout(
             title=dict(
-                text="<br>".join(lines), font=dict(size=15), yref="container", y=1, yanchor="top", pad=dict(t=10)
+                text="<br>".join(lines), font=dict(size=15), yref="container", y=1, yanchor="top", pad=dict(t=22)
             ),
-            margin=dict(t=24 + 19 * len(lines) + extra_top),
+            margin=dict(t=36 + 19 * len(lines) + extra_top),
         )
     return fig
 

@@ -62,8 +62,8 @@ def _phone_title(fig: go.Figure) -> go.Figure:
     """The title wrapped onto short lines for a phone, with room above the plot for them."""
     lines = textwrap.wrap(str(fig.layout.title.text or ""), PHONE_TITLE_CHARS)
     fig.update_layout(
-        title=dict(text="<br>".join(lines), font=dict(size=15), yref="container", y=1, yanchor="top", pad=dict(t=10)),
-        margin=dict(t=24 + 19 * len(lines)),
+        title=dict(text="<br>".join(lines), font=dict(size=15), yref="container", y=1, yanchor="top", pad=dict(t=22)),
+        margin=dict(t=36 + 19 * len(lines)),
     )
     return fig
 
