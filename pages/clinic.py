@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.definitions.config import AnalysisConfig
@@ -29,6 +31,11 @@ from ui.context import HASH_FUNCS, AppContext, context, current_user
 ALL = "(all)"
 PATIENT_ADDRESS = "/patient?patient="
 """A patient's page is this address followed by the patient id (the page's selectbox is bound to ?patient=)."""
+
+
+def _chart(build: Callable[..., go.Figure], *args: object, key: str, caption: str | None = None) -> None:
+    """A chart in its full layout and, for a phone, in its compact one (``ui.render.chart``)."""
+    ui_render.chart(build(*args), key=key, caption=caption, phone=build(*args, compact=True))
 
 
 def _filter_key(flt: clinic.ClinicFilter) -> str:
@@ -152,11 +159,13 @@ def _headline(view: clinic.ClinicView, config: AnalysisConfig) -> None:
         help=f"of {activity.ever_treated:,} patients ever treated in this clinic/injector selection, as of "
         f"{view.as_of:%Y-%m-%d}. " + clinic.definition("active", config),
     )
+    # Card labels stay short enough for a fifth of a laptop screen with the help icon; the help says the rest.
     columns[1].metric(
-        "Treated in period",
+        "Treated",
         f"{activity.treated_in_period:,}",
         border=True,
-        help="Distinct patients with a session in the period (by the selected injector, if any).",
+        help="Treated in the period: distinct patients with a session in the period (by the selected injector, "
+        "if any).",
     )
     columns[2].metric("Sessions in period", f"{activity.sessions_in_period:,}", border=True)
     columns[3].metric(
@@ -167,11 +176,11 @@ def _headline(view: clinic.ClinicView, config: AnalysisConfig) -> None:
     )
     on_time = timing.on_time
     columns[4].metric(
-        "On-time intervals",
+        "On time",
         "—" if on_time.denominator == 0 else f"{on_time.rate:.0%}",
         border=True,
-        help=f"{on_time.label()} of intervals at {config.on_time_min_days}–{config.on_time_max_days} days; "
-        f"{WILSON_METHOD}.",
+        help=f"On-time re-injection intervals: {on_time.label()} of intervals at "
+        f"{config.on_time_min_days}–{config.on_time_max_days} days; {WILSON_METHOD}.",
     )
     st.caption(
         f"Active: {activity.active:,} of {activity.ever_treated:,} ever treated · on time: {on_time.label()} "
@@ -181,8 +190,9 @@ def _headline(view: clinic.ClinicView, config: AnalysisConfig) -> None:
 
 def _activity(view: clinic.ClinicView) -> None:
     st.subheader("Activity")
-    ui_render.chart(
-        figures.build_sessions_per_month_figure(view.monthly),
+    _chart(
+        figures.build_sessions_per_month_figure,
+        view.monthly,
         key="sessions_per_month",
         caption="Sessions dated in the period, stacked by the injector who gave them; pale bars are months "
         "only partly inside the period or the data.",
@@ -196,8 +206,10 @@ def _timing(view: clinic.ClinicView) -> None:
     summary = view.interval_summary
     chart, numbers = st.columns([3, 2])
     with chart:
-        ui_render.chart(
-            figures.build_interval_figure(view.interval_distribution, summary),
+        _chart(
+            figures.build_interval_figure,
+            view.interval_distribution,
+            summary,
             key="intervals",
             caption="Each interval is counted at the re-injection that ends it (its date and injector).",
         )
@@ -231,8 +243,9 @@ def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:
     st.caption(f"Patients whose first session was in the period: n = {view.activity.new_in_period:,}.")
     left, right = st.columns(2)
     with left:
-        ui_render.chart(
-            figures.build_retention_figure(view.retention),
+        _chart(
+            figures.build_retention_figure,
+            view.retention,
             key="retention",
             caption="Bars: patients who reached each cycle, with the % of those who started. Recent "
             "starters have not had the time to reach later cycles; the table gives the share among "
@@ -242,10 +255,11 @@ def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:
         curve = view.persistence_curve
         median = curve.median()
         median_text = f"median {median / 7:.0f} weeks" if median == median else "median not reached"
-        ui_render.chart(
-            figures.build_kaplan_meier_figure(
-                curve, view.persistence_at_risk, f"Persistence on treatment (n = {curve.n:,}, {curve.n_events:,} ended)"
-            ),
+        _chart(
+            figures.build_kaplan_meier_figure,
+            curve,
+            view.persistence_at_risk,
+            f"Persistence on treatment (n = {curve.n:,}, {curve.n_events:,} ended)",
             key="persistence",
             caption=f"{curve.describe()}; {median_text}. Treatment ends at a recorded discontinuation, or for a "
             f"lapsed patient (no session for over {config.lapse_days} days) at the last session + "
@@ -274,8 +288,9 @@ def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:
 
 def _outcomes(view: clinic.ClinicView) -> None:
     st.subheader("Outcomes: 50% responders per cycle")
-    ui_render.chart(
-        figures.build_responder_rate_figure(view.responder_rates),
+    _chart(
+        figures.build_responder_rate_figure,
+        view.responder_rates,
         key="responders",
         caption="Patients whose first session was in the period; responder_50_n / n_evaluable per cycle "
         f"(SPEC §3), error bars: {WILSON_METHOD}.",
@@ -305,8 +320,9 @@ def _safety(view: clinic.ClinicView, safety: clinic.SafetyView | None) -> None:
         st.info("No adverse_events.csv in this dataset: adverse event rates are not available (they are not zero).")
         return
     total = view.adverse_events.iloc[-1]
-    ui_render.chart(
-        figures.build_adverse_event_figure(view.adverse_events),
+    _chart(
+        figures.build_adverse_event_figure,
+        view.adverse_events,
         key="adverse_events",
         caption=f"All events: {total['per_100_sessions']:.1f} per 100 sessions ({total['events']:,} events / "
         f"{total['sessions']:,} sessions; 95% CI {total['ci_low']:.1f}–{total['ci_high']:.1f}). "
@@ -331,8 +347,9 @@ def _safety_literature(safety: clinic.SafetyView) -> None:
         f"{safety.method}s; PREEMPT counted every event in the first 24 weeks, COMPEL treatment-related events "
         "over 108 weeks."
     )
-    ui_render.chart(
-        figures.build_safety_figure(safety),
+    _chart(
+        figures.build_safety_figure,
+        safety,
         key="safety_vs_published",
         caption="Dots: this dataset's share of patients with ≥2 sessions who had the event after session 1 "
         f"or 2 (SPEC §5.4 pct_2_cycles), error bars: {safety.method}. Diamonds: PREEMPT pooled "
@@ -370,8 +387,10 @@ def _diary(view: clinic.ClinicView, min_completeness: float) -> None:
     st.subheader("Diary completeness")
     current = view.current_cycles
     poor = int(current["poor_completeness"].sum())
-    ui_render.chart(
-        figures.build_completeness_figure(view.completeness_distribution, min_completeness),
+    _chart(
+        figures.build_completeness_figure,
+        view.completeness_distribution,
+        min_completeness,
         key="completeness",
         caption=f"Active patients' current cycle: recorded days / days elapsed. {poor} of {len(current)} are below "
         f"{min_completeness:.0%} after at least {clinic.MIN_ELAPSED_DAYS} days (worklist below).",

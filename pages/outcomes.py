@@ -488,14 +488,14 @@ def render() -> None:
 
     with tabs[0]:
         change = _shown(results["change"], last_cycle)
-        # Headache days (the primary outcome) full width; migraine and acute-medication days side by side.
-        places = dict(zip(outcomes.MEASURES, [st.container(), *st.columns(2)], strict=True))
+        # One measure under the other, each full width: side by side, a cycle's "C3 / n=207" labels overprint.
         for measure, label in outcomes.MEASURES.items():
             rows = change.loc[change["measure"] == measure].drop(columns=["measure", "measure_label"])
-            with places[measure]:
+            with st.container():
                 ui_render.chart(
                     figures.build_change_figure(rows, label),
                     key=f"change_{measure}",
+                    phone=figures.build_change_figure(rows, label, compact=True),
                     caption=f"Mean of (cycle − baseline) {label} per 28 recorded days among patients with an "
                     "evaluable change (SPEC §3: both windows evaluable, baseline headache days > 0); "
                     f"error bars: {T_METHOD}; n under each cycle.",

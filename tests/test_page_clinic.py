@@ -51,10 +51,10 @@ def shown_numbers(view: clinic.ClinicView) -> dict[str, str]:
     activity = view.activity
     return {
         "Active patients": f"{activity.active:,}",
-        "Treated in period": f"{activity.treated_in_period:,}",
+        "Treated": f"{activity.treated_in_period:,}",
         "Sessions in period": f"{activity.sessions_in_period:,}",
         "New in period": f"{activity.new_in_period:,}",
-        "On-time intervals": f"{view.interval_summary.on_time.rate:.0%}",
+        "On time": f"{view.interval_summary.on_time.rate:.0%}",
     }
 
 
@@ -66,7 +66,7 @@ def test_page_shows_the_analytics_numbers_charts_and_tables(monkeypatch, sample)
     at = open_page(monkeypatch)
     assert metrics(at) == shown_numbers(expected(sample))
     # volumes, intervals, retention, KM, responders, AEs, AEs against the literature, diary, 2 funnels
-    assert len(at.get("plotly_chart")) == 10
+    assert len(at.get("plotly_chart")) == 10 + 8  # and a phone layout of each chart but the two funnels
     assert len(at.get("download_button")) == len(at.dataframe)  # every table has its CSV download
     assert at.selectbox(key="site").options == ["All clinics", "East", "North", "South"]
 

@@ -70,7 +70,7 @@ def test_page_shows_the_cohort_its_charts_and_tables(monkeypatch, sample) -> Non
     at = open_page(monkeypatch)
     assert metrics(at) == expected_numbers(sample, CohortFilter())
     # Three change charts, responders, cumulative, within-cycle course, time to response, forest.
-    assert len(at.get("plotly_chart")) == 8
+    assert len(at.get("plotly_chart")) == 8 + 3  # and a phone layout of each change-from-baseline chart
     # Every table has its CSV download; the export tab adds the ZIP, four files and the filter.
     assert len(at.get("download_button")) == len(at.dataframe) + 6
     _, analysis, _ = sample

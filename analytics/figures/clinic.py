@@ -9,6 +9,8 @@ pages can reuse it.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -30,6 +32,34 @@ from analytics.statistics.survival import KaplanMeier
 from analytics.views.clinic import NOT_RECORDED, Funnel, IntervalSummary, SafetyView
 
 CATEGORY_COLOURS = {"early": PARTIAL, "on time": RESPONDER, "late": NON_RESPONDER}
+# Horizontal, at the foot of the figure: it wraps to the chart's width (a phone's too) and Plotly grows the
+# bottom margin for it, so it never covers the title, the plot or the axis title.
+LEGEND_BELOW = dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left")
+PHONE_TITLE_CHARS = 34  # a title line on a phone (Plotly does not wrap titles): about 330 px at 15 px
+
+
+def _fit(fig: go.Figure, compact: bool, legend_below: bool = True, extra_top: int = 0) -> go.Figure:
+    """The legend at the foot of the figure; on a phone (``compact``) the title wrapped onto short lines.
+
+    ``extra_top`` is room kept between the title and the plot (for a legend left at the top).
+    """
+    if legend_below:
+        fig.update_layout(legend=LEGEND_BELOW)
+    if compact:
+        lines = textwrap.wrap(str(fig.layout.title.text or ""), PHONE_TITLE_CHARS)
+        fig.update_layout(
+            title=dict(
+                text="<br>".join(lines), font=dict(size=15), yref="container", y=1, yanchor="top", pad=dict(t=22)
+            ),
+            margin=dict(t=36 + 19 * len(lines) + extra_top),
+        )
+    return fig
+
+
+def _thinned(order: list[str], every: int, suffix: str = "") -> dict[str, list[str]]:
+    """Category ticks on every ``every``-th category only (all categories keep their bars and hover)."""
+    shown = order[:: max(every, 1)]
+    return dict(tickvals=shown, ticktext=[label.removesuffix(suffix) for label in shown])
 
 
 def _empty(fig: go.Figure, message: str) -> go.Figure:
@@ -41,7 +71,7 @@ def _empty(fig: go.Figure, message: str) -> go.Figure:
     return fig
 
 
-def build_sessions_per_month_figure(monthly: pd.DataFrame, height: int = 360) -> go.Figure:
+def build_sessions_per_month_figure(monthly: pd.DataFrame, height: int = 360, compact: bool = False) -> go.Figure:
     """Stacked bars of sessions per month by injector; months cut by the period or the data cut-off are paler."""
     total = int(monthly["sessions"].sum())
     fig = styled(go.Figure(), f"Injection sessions per month (n = {total:,} sessions)", height)
@@ -67,15 +97,17 @@ def build_sessions_per_month_figure(monthly: pd.DataFrame, height: int = 360) ->
         barmode="stack",
         bargap=0.15,
         showlegend=True,
-        legend=dict(title_text="Injector", traceorder="normal"),
-        margin=dict(t=90),
     )
-    fig.update_xaxes(title="Month", dtick="M3", tickformat="%b %Y")
+    _fit(fig, compact)
+    fig.update_layout(legend=dict(title_text="Injector", traceorder="normal"))
+    fig.update_xaxes(title="Month", dtick="M6" if compact else "M3", tickformat="%b %Y")
     fig.update_yaxes(title="Sessions", rangemode="tozero")
     return fig
 
 
-def build_interval_figure(distribution: pd.DataFrame, summary: IntervalSummary, height: int = 360) -> go.Figure:
+def build_interval_figure(
+    distribution: pd.DataFrame, summary: IntervalSummary, height: int = 360, compact: bool = False
+) -> go.Figure:
     """The distribution of re-injection intervals in 7-day bins, coloured early / on time / late."""
     title = f"Re-injection intervals (n = {summary.n_intervals:,} intervals, {summary.n_patients:,} patients)"
     fig = styled(go.Figure(), title, height)
@@ -100,21 +132,29 @@ def build_interval_figure(distribution: pd.DataFrame, summary: IntervalSummary, 
             hovertemplate="%{x}: %{y} intervals " + category + "<extra></extra>",
         )
     fig.update_layout(barmode="stack", bargap=0.1)
+    _fit(fig, compact)
+    # Horizontal labels on every few bins (rotated ones overprint each other); each bar's hover names its bin.
     fig.update_xaxes(
-        title="Days from one session to the next", categoryorder="array", categoryarray=order, tickangle=-45
+        title="Days from one session to the next",
+        categoryorder="array",
+        categoryarray=order,
+        tickangle=0,
+        **_thinned(order, 4 if compact else 2, " days"),
     )
     fig.update_yaxes(title="Intervals", rangemode="tozero")
     return fig
 
 
-def build_retention_figure(retention: pd.DataFrame, height: int = 430) -> go.Figure:
-    """Bars of how many patients reached each cycle, labelled with the count and % of those who started."""
+def build_retention_figure(retention: pd.DataFrame, height: int = 430, compact: bool = False) -> go.Figure:
+    """Bars of how many patients reached each cycle, labelled with the count and % of those who started.
+
+    ``compact`` (a phone) lays the bars across, one row per cycle, where each label has a line of its own."""
     started = int(retention["started_n"].iloc[0]) if len(retention) else 0
     fig = styled(go.Figure(), f"Retention across cycles (n = {started:,} patients who started)", height)
     if retention.empty or started == 0:
         return _empty(fig, "No patients started treatment in this selection")
     reached = zip(retention["reached_n"], retention["reached_share"], strict=True)
-    labels = [f"{n}<br>{share:.0%}" for n, share in reached]
+    labels = [f"{n} ({share:.0%})" if compact else f"{n}<br>{share:.0%}" for n, share in reached]
     had_time = [
         f"{k}/{n} of those who had the time ({rate:.0%}; 95% Wilson {lo:.0%}–{hi:.0%})"
         if n
@@ -128,9 +168,10 @@ def build_retention_figure(retention: pd.DataFrame, height: int = 430) -> go.Fig
             strict=True,
         )
     ]
+    cycle_axis, count_axis = ("y", "x") if compact else ("x", "y")
     fig.add_bar(
-        x=retention["cycle"],
-        y=retention["reached_n"],
+        **{cycle_axis: retention["cycle"], count_axis: retention["reached_n"]},
+        orientation="h" if compact else "v",
         marker_color=PRIMARY,
         text=labels,
         textposition="outside",
@@ -138,9 +179,16 @@ def build_retention_figure(retention: pd.DataFrame, height: int = 430) -> go.Fig
         constraintext="none",
         cliponaxis=False,
         customdata=np.array(had_time, dtype=object)[:, None],
-        hovertemplate="Cycle %{x}: %{y} patients reached it<br>%{customdata[0]}<extra></extra>",
+        hovertemplate=f"Cycle %{{{cycle_axis}}}: %{{{count_axis}}} patients reached it<br>%{{customdata[0]}}"
+        "<extra></extra>",
         showlegend=False,
     )
+    _fit(fig, compact)
+    if compact:
+        fig.update_layout(height=max(height, 90 + 24 * len(retention)))
+        fig.update_yaxes(title="Cycle reached", dtick=1, autorange="reversed")
+        fig.update_xaxes(title="Patients", rangemode="tozero", range=[0, started * 1.45])
+        return fig
     fig.update_xaxes(title="Cycle reached (number of sessions)", dtick=1)
     fig.update_yaxes(title="Patients", rangemode="tozero", range=[0, started * 1.22])
     return fig
@@ -155,6 +203,7 @@ def build_kaplan_meier_figure(
     days_per_unit: float = 7.0,
     colour: str = INJECTION,
     height: int = 430,
+    compact: bool = False,
 ) -> go.Figure:
     """A Kaplan–Meier step curve with its CI band and, under the axis, the number at risk at each tick.
 
@@ -207,10 +256,11 @@ def build_kaplan_meier_figure(
     numbers = [dict(row, x=tick, xref="x", text=f"{n}") for tick, n in zip(ticks, at_risk["at_risk"], strict=True)]
     label = dict(row, x=0, xref="paper", text="At risk", xanchor="right", xshift=-8)
     fig.update_layout(annotations=[*numbers, label], margin=dict(b=105, l=80, t=90))
-    return fig
+    # The legend stays above the plot (the number-at-risk row holds the foot); on a phone it may wrap.
+    return _fit(fig, compact, legend_below=False, extra_top=50)
 
 
-def build_responder_rate_figure(cohort: pd.DataFrame, height: int = 380) -> go.Figure:
+def build_responder_rate_figure(cohort: pd.DataFrame, height: int = 380, compact: bool = False) -> go.Figure:
     """50% responder rate per cycle with 95% Wilson error bars and the number evaluable under each point."""
     rows = cohort[(cohort["cycle"] >= 1) & (cohort["n_evaluable"].fillna(0) > 0)]
     patients = int(cohort.loc[cohort["cycle"] == 1, "n_treated"].fillna(0).sum()) if len(cohort) else 0
@@ -236,16 +286,17 @@ def build_responder_rate_figure(cohort: pd.DataFrame, height: int = 380) -> go.F
         x=rows["cycle"],
         y=np.full(len(rows), -0.08),
         mode="text",
-        text=[f"n={n}" for n in rows["n_evaluable"]],
-        textfont=dict(size=11, color=BASELINE),
+        # On a phone the row is the numbers alone, smaller (the axis title says what they are).
+        text=[f"{n}" if compact else f"n={n}" for n in rows["n_evaluable"]],
+        textfont=dict(size=9 if compact else 11, color=BASELINE),
         hoverinfo="skip",
         showlegend=False,
     )
-    fig.update_xaxes(title="Cycle", dtick=1)
+    fig.update_xaxes(title="Cycle (below: n evaluable)" if compact else "Cycle", dtick=1)
     fig.update_yaxes(
         title="50% responders (of evaluable)", range=[-0.13, 1.02], tickformat=".0%", tickvals=[0, 0.25, 0.5, 0.75, 1]
     )
-    return fig
+    return _fit(fig, compact)
 
 
 def adverse_event_order(rates: pd.DataFrame) -> list[str]:
@@ -258,7 +309,7 @@ def adverse_event_order(rates: pd.DataFrame) -> list[str]:
     return ranked["event"].tolist()
 
 
-def build_adverse_event_figure(rates: pd.DataFrame, height: int = 380) -> go.Figure:
+def build_adverse_event_figure(rates: pd.DataFrame, height: int = 380, compact: bool = False) -> go.Figure:
     """Adverse events per 100 sessions by event type, with exact Poisson (Garwood) error bars; the most frequent
     type on top, ``other`` at the bottom (``adverse_event_order``)."""
     sessions = int(rates["sessions"].iloc[0]) if len(rates) else 0
@@ -293,10 +344,10 @@ def build_adverse_event_figure(rates: pd.DataFrame, height: int = 380) -> go.Fig
     fig.update_xaxes(title="Events per 100 sessions", rangemode="tozero")
     labels = [event.replace("_", " ") for event in order[::-1]]
     fig.update_yaxes(categoryorder="array", categoryarray=labels)
-    return fig
+    return _fit(fig, compact)
 
 
-def build_safety_figure(view: SafetyView, height: int = 400) -> go.Figure:
+def build_safety_figure(view: SafetyView, height: int = 400, compact: bool = False) -> go.Figure:
     """Share of patients with each adverse event after their first two sessions (SPEC §5.4 pct_2_cycles) with
     95% Wilson error bars, beside PREEMPT's published 24-week figures (hollow markers: not checked against the
     paper). The row ``any`` is left out of the chart (no PREEMPT figure of that kind)."""
@@ -336,13 +387,14 @@ def build_safety_figure(view: SafetyView, height: int = 400) -> go.Figure:
             customdata=points[["note"]].to_numpy(),
             hovertemplate="%{y}: PREEMPT %{x:.1f}%<br>%{customdata[0]}<extra></extra>",
         )
-    fig.update_layout(legend=dict(orientation="h", y=-0.2))
     fig.update_xaxes(title="% of patients with ≥2 sessions", rangemode="tozero")
     fig.update_yaxes(categoryorder="array", categoryarray=list(labels))
-    return fig
+    return _fit(fig, compact)
 
 
-def build_completeness_figure(distribution: pd.DataFrame, min_completeness: float, height: int = 340) -> go.Figure:
+def build_completeness_figure(
+    distribution: pd.DataFrame, min_completeness: float, height: int = 340, compact: bool = False
+) -> go.Figure:
     """Active patients by current-cycle diary completeness (10% bins), below the threshold highlighted."""
     n = int(distribution["patients"].sum())
     fig = styled(go.Figure(), f"Diary completeness in the current cycle (n = {n:,} active patients)", height)
@@ -364,9 +416,14 @@ def build_completeness_figure(distribution: pd.DataFrame, min_completeness: floa
             hovertemplate="%{x} of days recorded: %{y} patients<extra></extra>",
         )
     fig.update_layout(barmode="stack", bargap=0.1)
-    fig.update_xaxes(title="Share of the current cycle's days recorded", categoryorder="array", categoryarray=order)
+    fig.update_xaxes(
+        title="Share of the current cycle's days recorded",
+        categoryorder="array",
+        categoryarray=order,
+        **(_thinned(order, 2) if compact else {}),
+    )
     fig.update_yaxes(title="Active patients", rangemode="tozero")
-    return fig
+    return _fit(fig, compact)
 
 
 FUNNEL_ALL_NAMED = 4  # a funnel of this many units or fewer names every one on the plot

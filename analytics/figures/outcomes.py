@@ -10,6 +10,8 @@ an empty chart that says so, never zeros.
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -43,13 +45,27 @@ def _empty(fig: go.Figure, message: str) -> go.Figure:
     return fig
 
 
-def _cycle_ticks(cycles: pd.Series, n: pd.Series, what: str = "n") -> dict[str, list]:
-    return {
-        "tickvals": cycles.tolist(),
-        "ticktext": [
-            f"C{c}<br><span style='font-size:11px'>{what}={int(k)}</span>" for c, k in zip(cycles, n, strict=True)
-        ],
-    }
+def _cycle_ticks(cycles: pd.Series, n: pd.Series, what: str = "n", compact: bool = False) -> dict[str, list]:
+    """Tick labels 'Ck' with the n underneath; ``compact`` (a phone) has the bare numbers, smaller, and the axis
+    title says what they are."""
+    if compact:
+        text = [f"{c}<br><span style='font-size:9px'>{int(k)}</span>" for c, k in zip(cycles, n, strict=True)]
+    else:
+        text = [f"C{c}<br><span style='font-size:11px'>{what}={int(k)}</span>" for c, k in zip(cycles, n, strict=True)]
+    return {"tickvals": cycles.tolist(), "ticktext": text}
+
+
+PHONE_TITLE_CHARS = 34  # a title line on a phone (Plotly does not wrap titles): about 330 px at 15 px
+
+
+def _phone_title(fig: go.Figure) -> go.Figure:
+    """The title wrapped onto short lines for a phone, with room above the plot for them."""
+    lines = textwrap.wrap(str(fig.layout.title.text or ""), PHONE_TITLE_CHARS)
+    fig.update_layout(
+        title=dict(text="<br>".join(lines), font=dict(size=15), yref="container", y=1, yanchor="top", pad=dict(t=22)),
+        margin=dict(t=36 + 19 * len(lines)),
+    )
+    return fig
 
 
 def _errors(low: pd.Series, mid: pd.Series, high: pd.Series) -> dict[str, object]:
@@ -63,10 +79,12 @@ def _errors(low: pd.Series, mid: pd.Series, high: pd.Series) -> dict[str, object
     )
 
 
-def build_change_figure(change: pd.DataFrame, measure_label: str, height: int = 380) -> go.Figure:
+def build_change_figure(
+    change: pd.DataFrame, measure_label: str, height: int = 380, compact: bool = False
+) -> go.Figure:
     """Mean change from baseline per cycle with 95% t-interval error bars; n under each cycle.
 
-    ``change`` is one measure's rows of ``outcomes.change_by_cycle``.
+    ``change`` is one measure's rows of ``outcomes.change_by_cycle``; ``compact`` lays it out for a phone.
     """
     fig = go.Figure()
     title = f"Change in {measure_label} / 28 d from baseline"
@@ -103,11 +121,13 @@ def build_change_figure(change: pd.DataFrame, measure_label: str, height: int = 
         )
     )
     fig.update_xaxes(
-        title="Treatment cycle (n = patients with an evaluable change)", **_cycle_ticks(shown["cycle"], shown["n"])
+        title="Cycle (below: n evaluable)" if compact else "Treatment cycle (n = patients with an evaluable change)",
+        **_cycle_ticks(shown["cycle"], shown["n"], compact=compact),
     )
-    fig.update_yaxes(title=f"Change in {measure_label} / 28 d")
+    fig.update_yaxes(title=f"Change in {measure_label} / 28 d" if not compact else "Change / 28 d")
     fig.update_layout(showlegend=False)
-    return styled(fig, title, height)
+    fig = styled(fig, title, height)
+    return _phone_title(fig) if compact else fig
 
 
 def build_responder_figure(rates: pd.DataFrame, height: int = 400) -> go.Figure:
