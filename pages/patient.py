@@ -372,7 +372,7 @@ def render() -> None:
         st.info("No injection session to show.")
     else:
         injections = _one(tables.injections, patient_id)
-        by_date = dataset.tables["sessions"].set_index(["patient_id", "session_date"])
+        by_date = _one(dataset.tables["sessions"], patient_id).set_index(["patient_id", "session_date"])
         labels = {}
         for row in sessions.itertuples(index=False):
             units = by_date["total_units"].get((patient_id, row.start_date))

@@ -127,8 +127,12 @@ def _late_sessions(cycles: pd.DataFrame | None) -> pd.DataFrame:
     """The sessions ``clinical.cycle_flags`` marks as late re-injections (none without those columns)."""
     if cycles is None or "late_reinjection" not in cycles:
         return pd.DataFrame(columns=["cycle", "start_date", "interval_days", "days_late"])
-    late = cycles[cycles["late_reinjection"].eq(True).fillna(False).astype(bool)]
-    return late.sort_values("cycle")[["cycle", "start_date", "interval_days", "days_late"]]
+    # The four columns first: sorting the whole (wide) cycles frame copies every column.
+    late = cycles.loc[
+        cycles["late_reinjection"].eq(True).fillna(False).astype(bool),
+        ["cycle", "start_date", "interval_days", "days_late"],
+    ]
+    return late.sort_values("cycle")
 
 
 def _late_text(late: pd.DataFrame) -> list[str]:
@@ -374,7 +378,8 @@ def _timeline_flags(cycles: pd.DataFrame, overuse_acute_days: float | None) -> l
     """The timeline's MO bars (one segment per flagged window, near the top) and late re-injection markers."""
     traces: list[dict[str, Any]] = []
     if "overuse" in cycles:
-        flagged = cycles[cycles["overuse"].eq(True).fillna(False).astype(bool)].sort_values("cycle")
+        overuse = cycles["overuse"].eq(True).fillna(False).astype(bool)
+        flagged = cycles.loc[overuse, ["cycle", "start_date", "end_date", "amd"]].sort_values("cycle")
         if len(flagged):
             # One trace of segments separated by gaps (None), each from a window's start to its end.
             x = [v for a, b in zip(flagged["start_date"], flagged["end_date"], strict=True) for v in (a, b, None)]
@@ -846,7 +851,7 @@ def build_weekly_profile_figure(
         traces.append(
             dict(
                 type="scatter",
-                x=d["day_in_cycle"] / 7,
+                x=(d["day_in_cycle"] / 7).to_numpy("float64"),  # plain floats: a nullable column validates slowly
                 y=d["ma7_headache_days_per_7"],
                 mode="lines",
                 legendgroup=str(k),
