@@ -63,6 +63,7 @@ bench: $(RUNTIME)
 	$(PY) bench/bench_outcomes.py --data bench/out/cohort10k/data
 	$(PY) bench/bench_pages.py
 	$(PY) bench/bench_dashboard.py
+	$(PY) bench/bench_sessions.py
 
 sample-data: $(RUNTIME)
 	$(PY) -m analytics.synth --patients 360 --seed 20261124 --out sample_data
