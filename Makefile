@@ -63,6 +63,7 @@ bench: $(RUNTIME)
 	$(PY) bench/bench_outcomes.py --data bench/out/cohort10k/data
 	$(PY) bench/bench_pages.py
 	$(PY) bench/bench_dashboard.py
+	$(PY) bench/bench_sessions.py
 
 # The README's screenshots (docs/screenshots/) from the sample data: the dashboard in Debian's chromium, and page 1
 # of a clinic-visit PDF rendered by pdftoppm (Debian's poppler-utils, installed here as root when missing).

@@ -68,6 +68,12 @@ def _patient_choices(ctx: AppContext) -> tuple[tuple[str, ...], int]:
     return tuple(patient_ids), next((i for i, pid in enumerate(patient_ids) if pid in judged), 0)
 
 
+# Every patient's continuation evidence in one vectorised pass, once per data and parameters: a switch reads a row.
+@st.cache_resource(max_entries=4, show_spinner=False, hash_funcs=HASH_FUNCS)
+def _continuation_table(ctx: AppContext) -> pd.DataFrame:
+    return continuation.continuation_all_patients(ctx.analysis)
+
+
 def render() -> None:
     """The Patient page: the chosen patient's status, charts, cycles and printable summary."""
     ctx = context()
@@ -275,7 +281,7 @@ def render() -> None:
             )
 
     # --- should we continue? The clinic's own comparable patients, beside the published figures
-    evidence = continuation.continuation_evidence(analysis, patient_id)
+    evidence = continuation.continuation_evidence(analysis, patient_id, table=_continuation_table(ctx))
     if evidence.applies:
         with st.container(border=True, key="continue_panel"):  # the key names it for the README's screenshot
             st.subheader("Should we continue? What happened to comparable patients here")
@@ -383,7 +389,7 @@ def render() -> None:
         st.info("No injection session to show.")
     else:
         injections = _one(tables.injections, patient_id)
-        by_date = dataset.tables["sessions"].set_index(["patient_id", "session_date"])
+        by_date = _one(dataset.tables["sessions"], patient_id).set_index(["patient_id", "session_date"])
         labels = {}
         for row in sessions.itertuples(index=False):
             units = by_date["total_units"].get((patient_id, row.start_date))

@@ -48,33 +48,40 @@ def _pct(value: float) -> str:
 
 def _empty(message: str, title: str, height: int = 220) -> go.Figure:
     """A figure that says why there is nothing to draw (never an empty axis that reads as zero)."""
-    fig = go.Figure()
-    fig.add_annotation(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=15))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return theme.styled(fig, title, height)
+    note = dict(text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font=dict(size=15))
+    layout = dict(annotations=[note], xaxis=dict(visible=False), yaxis=dict(visible=False), title=title, height=height)
+    return theme.figure([], layout)
 
 
-def _finish(fig: go.Figure, title: str, height: int, subtitle: str = "") -> go.Figure:
-    """Shared template, the title pinned to the top (a smaller second line if any), the legend at the bottom.
+def _finish(
+    traces: list[dict[str, Any]], layout: dict[str, Any], title: str, height: int, subtitle: str = ""
+) -> go.Figure:
+    """The figure of these traces and layout, made once (``theme.figure``): shared template, the title pinned to the
+    top (a smaller second line if any), the legend at the bottom; a ``margin`` in ``layout`` overrides.
 
     The legend sits below the axes, where it can wrap into as many rows as a narrow (phone) screen needs:
     Plotly grows the bottom margin for it, so it never covers the title or the plot. Titles are kept short
     enough for a phone (Plotly does not wrap them); details go in the subtitle or the caption.
     """
     text = f"{title}<br><span style='font-size:13px;color:{theme.BASELINE}'>{subtitle}</span>" if subtitle else title
-    fig = theme.styled(fig, text, height + (20 if subtitle else 0))
-    fig.update_layout(
-        title=dict(yref="container", y=1, yanchor="top", pad=dict(t=16 if subtitle else 12)),
-        margin=dict(t=56 + (20 if subtitle else 0)),
-        legend=LEGEND_BELOW,
+    title_layout = dict(text=text, yref="container", y=1, yanchor="top", pad=dict(t=16 if subtitle else 12))
+    margin = {"t": 56 + (20 if subtitle else 0), **layout.get("margin", {})}
+    return theme.figure(
+        traces,
+        {
+            **layout,
+            "title": title_layout,
+            "height": height + (20 if subtitle else 0),
+            "margin": margin,
+            "legend": LEGEND_BELOW,
+        },
     )
-    return fig
 
 
-def _legend_square(name: str, colour: str, symbol: str = "square", line: str | None = None) -> go.Scatter:
+def _legend_square(name: str, colour: str, symbol: str = "square", line: str | None = None) -> dict[str, Any]:
     """A legend-only entry (no data) for a colour or marker used by a heatmap or shapes."""
-    return go.Scatter(
+    return dict(
+        type="scatter",
         x=[None],
         y=[None],
         mode="markers",
@@ -129,8 +136,12 @@ def _late_sessions(cycles: pd.DataFrame | None) -> pd.DataFrame:
     """The sessions ``clinical.cycle_flags`` marks as late re-injections (none without those columns)."""
     if cycles is None or "late_reinjection" not in cycles:
         return pd.DataFrame(columns=["cycle", "start_date", "interval_days", "days_late"])
-    late = cycles[cycles["late_reinjection"].eq(True).fillna(False).astype(bool)]
-    return late.sort_values("cycle")[["cycle", "start_date", "interval_days", "days_late"]]
+    # The four columns first: sorting the whole (wide) cycles frame copies every column.
+    late = cycles.loc[
+        cycles["late_reinjection"].eq(True).fillna(False).astype(bool),
+        ["cycle", "start_date", "interval_days", "days_late"],
+    ]
+    return late.sort_values("cycle")
 
 
 def _late_text(late: pd.DataFrame) -> list[str]:
@@ -231,8 +242,9 @@ def build_diary_calendar_figure(
     colorscale = []
     for i, colour in enumerate(CALENDAR_COLOURS):
         colorscale += [[i / n_cat, colour], [(i + 1) / n_cat, colour]]
-    fig = go.Figure(
-        go.Heatmap(
+    traces: list[dict[str, Any]] = [
+        dict(
+            type="heatmap",
             z=z,
             x=np.arange(1, 32),
             y=np.arange(n_rows),
@@ -246,10 +258,11 @@ def build_diary_calendar_figure(
             hovertemplate="%{hovertext}<extra></extra>",
             name="diary",
         )
-    )
+    ]
     migraine = days["migraine"].fillna(False).astype(bool).to_numpy()
-    fig.add_trace(
-        go.Scatter(
+    traces.append(
+        dict(
+            type="scatter",
             x=col[migraine] + 1,
             y=row[migraine],
             mode="markers",
@@ -259,8 +272,9 @@ def build_diary_calendar_figure(
         )
     )
     acute = days["acute_medication"].fillna(False).astype(bool).to_numpy()
-    fig.add_trace(
-        go.Scatter(
+    traces.append(
+        dict(
+            type="scatter",
             x=col[acute] + 1.3,
             y=row[acute] - 0.28,
             mode="markers",
@@ -275,8 +289,9 @@ def build_diary_calendar_figure(
         )
     )
     inj = injected.to_numpy()
-    fig.add_trace(
-        go.Scatter(
+    traces.append(
+        dict(
+            type="scatter",
             x=col[inj] + 1,
             y=row[inj],
             mode="markers",
@@ -297,8 +312,9 @@ def build_diary_calendar_figure(
         late_row = (late_dates.dt.year * 12 + late_dates.dt.month - 1).to_numpy() - first
         late_col = late_dates.dt.day.to_numpy()
         texts = _late_text(late)
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=late_col,
                 y=late_row,
                 mode="markers",
@@ -339,8 +355,8 @@ def build_diary_calendar_figure(
         "headache day, severe",
     )
     for name, colour in zip(legend_names, CALENDAR_COLOURS, strict=True):
-        fig.add_trace(_legend_square(name, colour))
-    fig.update_xaxes(
+        traces.append(_legend_square(name, colour))
+    xaxis = dict(
         title=None,
         tickvals=[1, 5, 10, 15, 20, 25, 30] if compact else list(range(1, 32)),
         range=[0.5, 31.5],
@@ -349,22 +365,25 @@ def build_diary_calendar_figure(
         ticks="",
         tickfont=dict(size=12),
     )
-    fig.update_yaxes(tickvals=list(range(n_rows)), ticktext=tick_text, autorange="reversed", showgrid=False, title=None)
+    yaxis = dict(tickvals=list(range(n_rows)), ticktext=tick_text, autorange="reversed", showgrid=False, title=None)
     recorded = int(days["recorded"].sum())
     subtitle = f"{recorded} of {len(days)} days recorded ({recorded / len(days):.0%})"
     if compact:
         # About 9 px a day on a phone: short rows, and room below for the legend's many wrapped lines.
-        fig = _finish(fig, "Diary calendar (a row a month)", 290 + 15 * n_rows, subtitle=subtitle)
-        fig.update_layout(margin=dict(t=90, l=10, r=10), plot_bgcolor="white")
-        fig.update_xaxes(tickfont=dict(size=11))
-        fig.update_yaxes(tickfont=dict(size=11))
-        return fig
+        layout = dict(
+            xaxis={**xaxis, "tickfont": dict(size=11)},
+            yaxis={**yaxis, "tickfont": dict(size=11)},
+            margin=dict(t=90, l=10, r=10),
+            plot_bgcolor="white",
+        )
+        return _finish(traces, layout, "Diary calendar (a row a month)", 290 + 15 * n_rows, subtitle=subtitle)
     subtitle += f", {days['date'].min():%d %b %Y} to {days['date'].max():%d %b %Y}"
-    fig = _finish(fig, "Diary calendar (one row per month, one column per day)", 200 + 26 * n_rows, subtitle=subtitle)
-    fig.update_layout(margin=dict(t=90, r=90 if late_notes else None), plot_bgcolor="white")
+    layout = dict(xaxis=xaxis, yaxis=yaxis, margin=dict(t=90, r=90 if late_notes else None), plot_bgcolor="white")
     if late_notes:
-        fig.update_layout(annotations=[*fig.layout.annotations, *late_notes])
-    return fig
+        layout["annotations"] = late_notes
+    return _finish(
+        traces, layout, "Diary calendar (one row per month, one column per day)", 200 + 26 * n_rows, subtitle=subtitle
+    )
 
 
 # --- 2. rolling 28-day headache days
@@ -378,11 +397,12 @@ def _missing_spans(dates: pd.Series, missing: pd.Series) -> list[tuple[pd.Timest
     return list(zip(spans["min"], spans["max"], strict=True))
 
 
-def _timeline_flags(cycles: pd.DataFrame, overuse_acute_days: float | None) -> list[go.Scatter]:
+def _timeline_flags(cycles: pd.DataFrame, overuse_acute_days: float | None) -> list[dict[str, Any]]:
     """The timeline's MO bars (one segment per flagged window, near the top) and late re-injection markers."""
-    traces = []
+    traces: list[dict[str, Any]] = []
     if "overuse" in cycles:
-        flagged = cycles[cycles["overuse"].eq(True).fillna(False).astype(bool)].sort_values("cycle")
+        overuse = cycles["overuse"].eq(True).fillna(False).astype(bool)
+        flagged = cycles.loc[overuse, ["cycle", "start_date", "end_date", "amd"]].sort_values("cycle")
         if len(flagged):
             # One trace of segments separated by gaps (None), each from a window's start to its end.
             x = [v for a, b in zip(flagged["start_date"], flagged["end_date"], strict=True) for v in (a, b, None)]
@@ -392,7 +412,8 @@ def _timeline_flags(cycles: pd.DataFrame, overuse_acute_days: float | None) -> l
                 for name, amd in zip(names, flagged["amd"], strict=True)
             ]
             traces.append(
-                go.Scatter(
+                dict(
+                    type="scatter",
                     x=x,
                     y=[27.2, 27.2, None] * len(flagged),
                     mode="lines",
@@ -405,7 +426,8 @@ def _timeline_flags(cycles: pd.DataFrame, overuse_acute_days: float | None) -> l
     late = _late_sessions(cycles)
     if len(late):
         traces.append(
-            go.Scatter(
+            dict(
+                type="scatter",
                 x=late["start_date"],
                 y=[25.8] * len(late),
                 mode="markers+text",
@@ -440,8 +462,9 @@ def build_rolling_headache_figure(
         return _empty("No diary days in this patient's follow-up", title)
     rate = days["rolling_mhd"]
     custom = np.column_stack([days["rolling_headache_days"], days["rolling_recorded"]])
-    fig = go.Figure(
-        go.Scatter(
+    traces: list[dict[str, Any]] = [
+        dict(
+            type="scatter",
             x=days["date"],
             y=rate,
             mode="lines",
@@ -455,7 +478,7 @@ def build_rolling_headache_figure(
                 "<extra></extra>"
             ),
         )
-    )
+    ]
     shapes, annotations = _injection_lines(cycles)
     for start, end in _missing_spans(days["date"], rate.isna()):
         shapes.append(
@@ -473,7 +496,7 @@ def build_rolling_headache_figure(
                 layer="below",
             )
         )
-    fig.add_trace(_legend_square(f"too few diary days (<{min_completeness:.0%} of {period_days})", theme.MISSING))
+    traces.append(_legend_square(f"too few diary days (<{min_completeness:.0%} of {period_days})", theme.MISSING))
     base = cycles[cycles["cycle"] == 0]
     if len(base):
         b = base.iloc[0]
@@ -536,13 +559,15 @@ def build_rolling_headache_figure(
             font=dict(size=11, color=theme.NON_RESPONDER),
         )
     )
-    fig.add_trace(_legend_square("injection (C = cycle)", theme.INJECTION, symbol="line-ns-open", line=theme.INJECTION))
-    for trace in _timeline_flags(cycles, overuse_acute_days):
-        fig.add_trace(trace)
-    fig.update_layout(shapes=shapes, annotations=annotations)
-    fig.update_yaxes(title=f"headache days / {period_days} days", range=[0, 28.5])
-    fig.update_xaxes(title=None)
-    return _finish(fig, title, 400)
+    traces.append(_legend_square("injection (C = cycle)", theme.INJECTION, symbol="line-ns-open", line=theme.INJECTION))
+    traces += _timeline_flags(cycles, overuse_acute_days)
+    layout = dict(
+        shapes=shapes,
+        annotations=annotations,
+        yaxis=dict(title=f"headache days / {period_days} days", range=[0, 28.5]),
+        xaxis=dict(title=None),
+    )
+    return _finish(traces, layout, title, 400)
 
 
 # --- 3. per-cycle bars
@@ -596,7 +621,7 @@ def build_cycle_bars_figure(
             np.where(evaluable, "evaluable", "NOT evaluable"),
         ]
     )
-    fig = go.Figure()
+    traces: list[dict[str, Any]] = []
     for column, count, label, colour in (
         ("mhd", "headache_days", "headache days", theme.PRIMARY),
         ("mmd", "migraine_days", "migraine days", theme.MIGRAINE),
@@ -606,8 +631,9 @@ def build_cycle_bars_figure(
         if values.isna().all():
             continue
         fig_custom = np.column_stack([custom, c[count].astype("float64")])
-        fig.add_trace(
-            go.Bar(
+        traces.append(
+            dict(
+                type="bar",
                 x=x,
                 y=values,
                 name=f"{label} / 28 d",
@@ -625,18 +651,19 @@ def build_cycle_bars_figure(
                 ),
             )
         )
-    if not fig.data:
+    if not traces:
         return _empty("No diary days in any window", title)
-    fig.add_trace(_legend_square("not evaluable (hatched: too few diary days)", "#cccccc", line=theme.TEXT))
+    traces.append(_legend_square("not evaluable (hatched: too few diary days)", "#cccccc", line=theme.TEXT))
     if "overuse" in c:
         flagged = c["overuse"].eq(True).fillna(False).astype(bool).to_numpy()
         if flagged.any():
             amd = c["amd"].astype("float64").to_numpy()
             # The acute-medication bar is the last of the group's n bars, each (1 − bargap) / n wide.
-            n_bars = sum(isinstance(t, go.Bar) for t in fig.data)
+            n_bars = sum(t["type"] == "bar" for t in traces)
             offset = (n_bars - 1) / 2 * (1 - BARGAP) / n_bars
-            fig.add_trace(
-                go.Scatter(
+            traces.append(
+                dict(
+                    type="scatter",
                     x=np.flatnonzero(flagged) + offset,
                     y=amd[flagged],
                     mode="markers+text",
@@ -714,21 +741,22 @@ def build_cycle_bars_figure(
                     font=dict(size=11 if compact else 13, color=theme.TEXT if row["evaluable"] else theme.BASELINE),
                 )
             )
-    fig.update_layout(shapes=shapes, annotations=annotations, barmode="group", bargap=BARGAP)
-    fig.update_xaxes(tickvals=x, ticktext=ticks, title=None, tickangle=0, tickfont=dict(size=12))
-    fig.update_yaxes(title="days / 28 days", range=[0, max(28.0, top * 1.12 + 3)])
+    layout = dict(
+        shapes=shapes,
+        annotations=annotations,
+        barmode="group",
+        bargap=BARGAP,
+        xaxis=dict(tickvals=x, ticktext=ticks, title=None, tickangle=0, tickfont=dict(size=11 if compact else 12)),
+        yaxis=dict(title="days / 28 days", range=[0, max(28.0, top * 1.12 + 3)]),
+        margin=dict(l=50, r=45) if compact else dict(r=110),
+    )
     ongoing = " (* ongoing)" if (c["status"] == "ongoing").any() else ""
     if compact:
         earlier = {0: "", 1: "; cycle 1 in the per-cycle table"}.get(
             dropped, f"; cycles 1–{dropped} in the per-cycle table"
         )
-        fig = _finish(fig, title + ongoing, 520, subtitle=f"days per 28 days{earlier}")
-        fig.update_layout(margin=dict(l=50, r=45))
-        fig.update_xaxes(tickfont=dict(size=11))
-        return fig
-    fig = _finish(fig, title + ongoing, 480)
-    fig.update_layout(margin=dict(r=110))
-    return fig
+        return _finish(traces, layout, title + ongoing, 520, subtitle=f"days per 28 days{earlier}")
+    return _finish(traces, layout, title + ongoing, 480)
 
 
 # --- 4. weekly profile within cycles
@@ -817,7 +845,7 @@ def build_weekly_profile_figure(
         ),
     ]
     # Traces are collected as dicts and validated once: a profile of many cycles has dozens.
-    traces: list[dict | go.Scatter] = []
+    traces: list[dict[str, Any]] = []
     prof = profile.set_index("cycle") if len(profile) else pd.DataFrame()
     baseline = prof["baseline_per_7"].dropna() if "baseline_per_7" in prof else pd.Series(dtype="float64")
     if len(baseline):
@@ -849,6 +877,8 @@ def build_weekly_profile_figure(
             ),
         ]
     shown = set(cycles[-VISIBLE_CYCLES:])
+    # The moving average from day 7 of each cycle, taken out of the wide daily grid once rather than per cycle.
+    moving = days.loc[days["day_in_cycle"] >= 7, ["cycle", "day_in_cycle", "ma7_headache_days_per_7"]]
     for k in cycles:
         if compact and k not in shown:
             continue
@@ -863,11 +893,11 @@ def build_weekly_profile_figure(
         if pd.notna(wearing) and bool(wearing):
             name += ", wearing-off"
         colour = colours[k]
-        d = days[(days["cycle"] == k) & (days["day_in_cycle"] >= 7)]
+        d = moving[moving["cycle"] == k]
         traces.append(
             dict(
                 type="scatter",
-                x=d["day_in_cycle"] / 7,
+                x=(d["day_in_cycle"] / 7).to_numpy("float64"),  # plain floats: a nullable column validates slowly
                 y=d["ma7_headache_days_per_7"],
                 mode="lines",
                 legendgroup=str(k),
@@ -919,16 +949,18 @@ def build_weekly_profile_figure(
                 )
             )
     traces.append(_legend_square("onset week (≥30% below baseline for 2 weeks)", theme.RESPONDER, symbol="star"))
-    fig = go.Figure(data=traces, layout=dict(shapes=shapes, annotations=annotations))
-    fig.update_xaxes(
-        title="week since the injection", tickvals=list(range(1, max_week + 1)), range=[0.5, max_week + 0.5]
-    )
-    fig.update_yaxes(title="headache days per week (of 7)", range=[0, 7.4])
     hidden = len(cycles) - len(shown)
     subtitle = f"latest {len(shown)} cycles" + ("" if compact else "; add others in the legend") if hidden > 0 else ""
-    fig = _finish(fig, title, 520, subtitle=subtitle)
-    fig.update_layout(margin=dict(t=96 + (20 if subtitle else 0)))
-    return fig
+    layout = dict(
+        shapes=shapes,
+        annotations=annotations,
+        xaxis=dict(
+            title="week since the injection", tickvals=list(range(1, max_week + 1)), range=[0.5, max_week + 0.5]
+        ),
+        yaxis=dict(title="headache days per week (of 7)", range=[0, 7.4]),
+        margin=dict(t=96 + (20 if subtitle else 0)),
+    )
+    return _finish(traces, layout, title, 520, subtitle=subtitle)
 
 
 # --- 5. adverse events
@@ -989,13 +1021,14 @@ def build_adverse_events_figure(
             "not resolved (as of data)",
         )
     )
-    fig = go.Figure()
+    traces: list[dict[str, Any]] = []
     for level, colour in [*AE_SEVERITY_COLOURS.items(), ("not given", theme.MISSING)]:
         rows = (severity == level).to_numpy()
         if not rows.any():
             continue
-        fig.add_trace(
-            go.Bar(
+        traces.append(
+            dict(
+                type="bar",
                 y=np.arange(len(e))[rows],
                 x=length[rows],
                 base=onset[rows],
@@ -1008,8 +1041,9 @@ def build_adverse_events_figure(
         )
     serious = e["serious"].fillna(False).astype(bool).to_numpy()
     if serious.any():
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=end[serious],
                 y=np.arange(len(e))[serious],
                 mode="markers+text",
@@ -1021,11 +1055,12 @@ def build_adverse_events_figure(
             )
         )
     if (~e["resolved"]).any():
-        fig.add_trace(_legend_square("not resolved (hatched)", "#dddddd", line=theme.TEXT))
+        traces.append(_legend_square("not resolved (hatched)", "#dddddd", line=theme.TEXT))
     no_onset = e["onset_date"].isna().to_numpy()
     if no_onset.any():
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=np.zeros(int(no_onset.sum())),
                 y=np.arange(len(e))[no_onset],
                 mode="markers",
@@ -1034,12 +1069,15 @@ def build_adverse_events_figure(
                 hoverinfo="skip",
             )
         )
-    fig.update_yaxes(tickvals=list(range(len(e))), ticktext=labels, autorange="reversed", title=None)
-    fig.update_xaxes(title="days since the injection", range=[0, max(84.0, float(np.max(end)) + 6)])
+    layout = dict(
+        yaxis=dict(tickvals=list(range(len(e))), ticktext=labels, autorange="reversed", title=None),
+        xaxis=dict(title="days since the injection", range=[0, max(84.0, float(np.max(end)) + 6)]),
+        barmode="overlay",
+    )
     n = len(e)
-    fig = _finish(fig, title, 200 + 32 * n, subtitle=f"{n} event{'s' if n != 1 else ''} after {n_sessions} sessions")
-    fig.update_layout(barmode="overlay")
-    return fig
+    return _finish(
+        traces, layout, title, 200 + 32 * n, subtitle=f"{n} event{'s' if n != 1 else ''} after {n_sessions} sessions"
+    )
 
 
 # --- 6. HIT-6 and MIDAS
@@ -1173,14 +1211,12 @@ def build_questionnaires_figure(
             dates = pd.concat([sessions, q["date"]])
             pad = pd.Timedelta(days=14)
             layout[f"xaxis{axis}"]["range"] = [dates.min() - pad, dates.max() + pad]
-    fig = go.Figure(data=traces, layout=dict(**layout, shapes=shapes, annotations=annotations))
+    figure_layout: dict[str, Any] = {**layout, "shapes": shapes, "annotations": annotations}
     if compact:
-        fig = _finish(fig, title, 640, subtitle="dotted lines: injections")
-        fig.update_layout(margin=dict(t=110))
-        return fig
-    fig = _finish(fig, title + " (dotted lines: injections)", 420)
-    fig.update_layout(margin=dict(t=80))
-    return fig
+        figure_layout["margin"] = dict(t=110)
+        return _finish(traces, figure_layout, title, 640, subtitle="dotted lines: injections")
+    figure_layout["margin"] = dict(t=80)
+    return _finish(traces, figure_layout, title + " (dotted lines: injections)", 420)
 
 
 # --- 7. injection-site map
@@ -1369,7 +1405,6 @@ def build_injection_site_map_figure(
         dict(x=0.5, y=-0.06, yanchor="top", text=f"<b>Front</b>{sides[0]}", showarrow=False, font=dict(size=13)),
         dict(x=BACK + 0.5, y=-0.06, yanchor="top", text=f"<b>Back</b>{sides[1]}", showarrow=False, font=dict(size=13)),
     ]
-    fig = go.Figure()
     if sites.empty:
         annotations.append(
             dict(
@@ -1444,8 +1479,9 @@ def build_injection_site_map_figure(
             shapes.append(
                 dict(type="line", x0=label_x, y0=label_y, x1=centre_x, y1=centre_y, line=dict(color="#c3ccd6", width=1))
             )
-    fig.add_trace(
-        go.Scatter(
+    traces: list[dict[str, Any]] = [
+        dict(
+            type="scatter",
             x=standard_x,
             y=standard_y,
             mode="markers",
@@ -1453,10 +1489,9 @@ def build_injection_site_map_figure(
             marker=dict(size=11, color=theme.INJECTION, line=dict(width=1, color="white")),
             hovertext=standard_hover,
             hovertemplate="%{hovertext}<extra></extra>",
-        )
-    )
-    fig.add_trace(
-        go.Scatter(
+        ),
+        dict(
+            type="scatter",
             x=extra_x,
             y=extra_y,
             mode="markers",
@@ -1464,11 +1499,12 @@ def build_injection_site_map_figure(
             marker=dict(size=13, symbol="diamond", color=FTP_COLOUR, line=dict(width=1, color=theme.TEXT)),
             hovertext=extra_hover,
             hovertemplate="%{hovertext}<extra></extra>",
-        )
-    )
+        ),
+    ]
     if missed_x:
-        fig.add_trace(
-            go.Scatter(
+        traces.append(
+            dict(
+                type="scatter",
                 x=missed_x,
                 y=missed_y,
                 mode="markers",
@@ -1495,18 +1531,25 @@ def build_injection_site_map_figure(
         totals = f"{total_units:g} U in {total_sites} sites"
         if extra_units > 0:
             totals += f", {extra_units:g} U follow-the-pain"
-    fig.update_layout(shapes=shapes, annotations=annotations)
     if compact:
-        fig.update_xaxes(visible=False, range=[-0.1, BACK + 1.1], constrain="domain")
-        fig.update_yaxes(visible=False, range=[-0.32, 1.18], scaleanchor="x", scaleratio=1, constrain="domain")
-        fig = _finish(fig, title, 360, subtitle=totals)
-        fig.update_layout(plot_bgcolor="white", margin=dict(l=5, r=5, b=10))
-        return fig
-    fig.update_xaxes(visible=False, range=[-0.6, BACK + 1.6], constrain="domain")
-    fig.update_yaxes(visible=False, range=[-0.22, 1.3], scaleanchor="x", scaleratio=1, constrain="domain")
-    fig = _finish(fig, f"{title}: {totals}" if totals else title, 480)
-    fig.update_layout(plot_bgcolor="white", margin=dict(l=10, r=10, b=10))
-    return fig
+        layout = dict(
+            shapes=shapes,
+            annotations=annotations,
+            xaxis=dict(visible=False, range=[-0.1, BACK + 1.1], constrain="domain"),
+            yaxis=dict(visible=False, range=[-0.32, 1.18], scaleanchor="x", scaleratio=1, constrain="domain"),
+            plot_bgcolor="white",
+            margin=dict(l=5, r=5, b=10),
+        )
+        return _finish(traces, layout, title, 360, subtitle=totals)
+    layout = dict(
+        shapes=shapes,
+        annotations=annotations,
+        xaxis=dict(visible=False, range=[-0.6, BACK + 1.6], constrain="domain"),
+        yaxis=dict(visible=False, range=[-0.22, 1.3], scaleanchor="x", scaleratio=1, constrain="domain"),
+        plot_bgcolor="white",
+        margin=dict(l=10, r=10, b=10),
+    )
+    return _finish(traces, layout, f"{title}: {totals}" if totals else title, 480)
 
 
 def muscle_table(sites: pd.DataFrame) -> pd.DataFrame:

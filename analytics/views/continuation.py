@@ -354,14 +354,24 @@ def _not_applicable(analysis: Analysis, patient_id: str) -> str:
 
 
 def continuation_evidence(
-    analysis: Analysis, patient_id: str, min_comparable: int = MIN_COMPARABLE, among: Collection[str] | None = None
+    analysis: Analysis,
+    patient_id: str,
+    min_comparable: int = MIN_COMPARABLE,
+    among: Collection[str] | None = None,
+    table: pd.DataFrame | None = None,
 ) -> ContinuationEvidence:
     """One patient's continuation evidence (``continuation_all_patients``'s row, in words); ``among`` narrows the
-    comparable patients to those ids (e.g. the patient's own clinic), None takes every patient of the analysis."""
-    table = continuation_all_patients(analysis, min_comparable, among).set_index("patient_id")
-    if patient_id not in table.index or not bool(table.loc[patient_id, "applies"]):
+    comparable patients to those ids (e.g. the patient's own clinic), None takes every patient of the analysis.
+
+    ``table`` is ``continuation_all_patients(analysis, min_comparable, among)`` when the caller already has it (the
+    Patient page computes it once per analysis, not on every patient switch); None computes it here.
+    """
+    if table is None:
+        table = continuation_all_patients(analysis, min_comparable, among)
+    own = table[table["patient_id"] == patient_id]
+    if own.empty or not bool(own["applies"].iloc[0]):
         return ContinuationEvidence(patient_id, False, _not_applicable(analysis, patient_id))
-    row = table.loc[[patient_id]].iloc[0]
+    row = own.iloc[0]
     k = int(row["cycle"])
     change = analysis.patient_status.set_index("patient_id").loc[patient_id, "latest_mhd_pct_change"]
     change_text = f"{change:+.0f}%".replace("-", "−")
