@@ -13,7 +13,7 @@ STREAMLIT_SERVER_PORT ?= 8501
 STREAMLIT_SERVER_ADDRESS ?= 127.0.0.1
 export STREAMLIT_SERVER_PORT STREAMLIT_SERVER_ADDRESS
 
-.PHONY: run test venv chromium lint bench sample-data lock clean screenshots
+.PHONY: run test venv chromium lint bench bench-scale sample-data lock clean screenshots
 
 $(PY):
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is needed ($(PYTHON) not found); set PYTHON=..."; exit 1; }
@@ -58,12 +58,19 @@ lock: $(TESTENV)
 	$(UV) pip compile pyproject.toml --quiet --python-version 3.11 --generate-hashes --no-header --group test --group dev \
 		-o requirements-test.txt
 
-bench: $(RUNTIME)
+# The benchmarks use the test lock (Playwright for bench_sessions, DuckDB for bench_scale) and chromium.
+bench: $(TESTENV) chromium
 	$(PY) bench/bench_export.py --keep bench/out/cohort10k
 	$(PY) bench/bench_outcomes.py --data bench/out/cohort10k/data
 	$(PY) bench/bench_pages.py
 	$(PY) bench/bench_dashboard.py
 	$(PY) bench/bench_sessions.py
+	$(PY) bench/bench_scale.py --patients 10000 --single
+
+# Registry scale (issue #13): the 100,000-patient export against a DuckDB query of the core table, and the
+# single-process export, in one run (generates the cohort into bench/out/ first; about 10 minutes).
+bench-scale: $(TESTENV)
+	$(PY) bench/bench_scale.py --patients 100000 --single --dask
 
 # The README's screenshots (docs/screenshots/) from the sample data: the dashboard in Debian's chromium, and page 1
 # of a clinic-visit PDF rendered by pdftoppm (Debian's poppler-utils, installed here as root when missing).
