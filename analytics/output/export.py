@@ -95,15 +95,24 @@ def _csv_fields(cells: pd.Series, lone: bool) -> np.ndarray:
     return np.where(fields == "", '""', fields) if lone else fields
 
 
+CSV_CHUNK_ROWS = 200_000
+"""Rows formatted at a time: a cell is formatted on its own, so chunks change nothing but the memory held
+(a registry's patient_cycles.csv has millions of rows, each a Python string per column while it is made)."""
+
+
 def csv_bytes(frame: pd.DataFrame) -> bytes:
     """The one CSV writer of the project (UTF-8, header row, "\\n" line ends, formula-safe text cells)."""
     lone = frame.shape[1] == 1
-    lines = np.full(len(frame), "", dtype=object)
-    for position, name in enumerate(frame.columns):
-        fields = _csv_fields(_csv_column(frame[name]), lone)
-        lines = fields if position == 0 else lines + "," + fields
     header = ",".join(_csv_field(_text_cell(c)) for c in frame.columns)
-    return ("\n".join([header, *lines]) + "\n").encode("utf-8")
+    parts = [(header + "\n").encode("utf-8")]
+    for start in range(0, len(frame), CSV_CHUNK_ROWS):
+        chunk = frame.iloc[start : start + CSV_CHUNK_ROWS]
+        lines = np.full(len(chunk), "", dtype=object)
+        for position in range(chunk.shape[1]):
+            fields = _csv_fields(_csv_column(chunk.iloc[:, position]), lone)
+            lines = fields if position == 0 else lines + "," + fields
+        parts.append(("\n".join(lines) + "\n").encode("utf-8"))
+    return b"".join(parts)
 
 
 def manifest(
