@@ -60,6 +60,8 @@ from analytics.ingest.load import (
 from analytics.output.store import AnalysisStore, source_key
 from analytics.privacy import access
 from analytics.scale.engine import auto_partitions, run_partitioned
+from analytics.scale.runners import runner_for
+from analytics.scale.split import cpu_count
 from ui import render
 from ui.context import CONTEXT_KEY, HASH_FUNCS, AppContext, current_user
 
@@ -253,8 +255,9 @@ def _load_folder(source: _Source) -> Dataset:
     key = source_key(source.folder)
     if (stored := store.get_dataset(key)) is not None:
         return stored
-    if auto_partitions(source.folder) > 1:
-        analysis, dataset = run_partitioned(source.folder, AnalysisConfig(), whole=True)
+    if (partitions := auto_partitions(source.folder)) > 1:
+        with runner_for("local", min(cpu_count(), partitions)) as runner:
+            analysis, dataset = run_partitioned(source.folder, AnalysisConfig(), partitions, runner, whole=True)
         store.put_analysis(dataset, analysis)
     else:
         dataset = load_dataset(source.folder, FOLDER_LIMITS)
