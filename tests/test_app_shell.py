@@ -432,6 +432,7 @@ def test_a_restarted_server_reads_the_analysis_store(
 
     monkeypatch.setattr(state, "load_dataset", counted("load", load_dataset))
     monkeypatch.setattr(state, "analyse", counted("analyse", analyse))
+    monkeypatch.setattr(state, "clinical_tables", counted("clinical", state.clinical_tables))
     for start in ("first start", "restart"):  # a restart: empty caches, the store on disk
         st.cache_data.clear()
         st.cache_resource.clear()
@@ -439,5 +440,5 @@ def test_a_restarted_server_reads_the_analysis_store(
         at.run()
         assert not at.exception, at.exception
         assert texts(at.title)
-        assert calls == ["load", "analyse"], f"{start}: {calls}"
-    assert len(list((tmp_path / "store").iterdir())) == 2  # the dataset and its analysis
+        assert calls == ["load", "analyse", "clinical"], f"{start}: {calls}"
+    assert len(list((tmp_path / "store").iterdir())) == 3  # the dataset, its analysis, the patient-level tables

@@ -76,3 +76,23 @@ def test_an_entry_is_whole_or_absent_and_never_rewritten(tmp_path: Path) -> None
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".staging-")]
     (entry / "meta.json").unlink()  # a torn entry reads as absent
     assert store.get_dataset("k") is None
+
+
+def test_the_patient_level_tables_come_back_exactly(tmp_path: Path) -> None:
+    import numpy as np
+
+    from analytics.definitions.clinical import ClinicalParameters, clinical_tables
+
+    store = AnalysisStore(tmp_path)
+    dataset = load_dataset(SAMPLE_DATA_DIR)
+    analysis = analyse(dataset)
+    tables = clinical_tables(analysis, dataset)
+    assert store.get_clinical(dataset, analysis, ClinicalParameters()) is None
+    store.put_clinical(dataset, analysis.config, tables)
+    back = store.get_clinical(dataset, analysis, ClinicalParameters())
+    assert back is not None and back.available == tables.available
+    for name in ("status", "weekly", "cycle_profile", "adverse_events", "questionnaires", "injections"):
+        pd.testing.assert_frame_equal(getattr(back, name), getattr(tables, name), check_exact=True)
+    assert all(np.array_equal(back.day_rows[p], rows) for p, rows in tables.day_rows.items())
+    other = ClinicalParameters(onset_reduction=40.0)
+    assert store.get_clinical(dataset, analysis, other) is None  # other thresholds, another entry

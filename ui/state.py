@@ -43,7 +43,7 @@ from typing import Protocol
 import pandas as pd
 import streamlit as st
 
-from analytics.definitions.clinical import ClinicalTables, clinical_tables
+from analytics.definitions.clinical import ClinicalParameters, ClinicalTables, clinical_tables
 from analytics.definitions.clinical import patient_calendar as calendar_of_patient
 from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig, DateControl, sidebar_controls
 from analytics.definitions.pipeline import Analysis, analyse
@@ -318,8 +318,18 @@ def _analyse(dataset: Dataset, config: AnalysisConfig, stored: bool) -> Analysis
     max_entries=4, show_spinner="Patient status… (response, onset, wearing-off, stopping rules)", hash_funcs=HASH_FUNCS
 )
 def clinical(ctx: AppContext) -> ClinicalTables:
-    """``analytics.definitions.clinical.clinical_tables`` for the context's data and parameters, once for all pages."""
-    return clinical_tables(ctx.analysis, ctx.dataset)
+    """``analytics.definitions.clinical.clinical_tables`` for the context's data and parameters, once for all pages.
+
+    From the analysis store for the clinic's data folder (never for an upload), computed and stored on a miss.
+    """
+    if ctx.data_dir is None:
+        return clinical_tables(ctx.analysis, ctx.dataset)
+    store = AnalysisStore()
+    if (stored := store.get_clinical(ctx.dataset, ctx.analysis, ClinicalParameters())) is not None:
+        return stored
+    tables = clinical_tables(ctx.analysis, ctx.dataset)
+    store.put_clinical(ctx.dataset, ctx.analysis.config, tables)
+    return tables
 
 
 # One patient's daily grid is small (hundreds of rows), so a copy per rerun costs nothing; many patients fit.

@@ -16,9 +16,11 @@ dashboard keeps it; only the clinic's data folder is stored, never an upload.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+import pickle
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -28,6 +30,7 @@ from pathlib import Path
 import pandas as pd
 
 from analytics import __version__
+from analytics.definitions.clinical import ClinicalParameters, ClinicalTables, rows_by_patient
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.pipeline import Analysis
 from analytics.ingest.load import Dataset, FileReport
@@ -138,6 +141,13 @@ class AnalysisStore:
         meta = {"frames": list(frames), "as_of": analysis.as_of.isoformat()}
         self._write(analysis_key(dataset, analysis.config), frames, meta)
 
+    def put_clinical(self, dataset: Dataset, config: AnalysisConfig, tables: ClinicalTables) -> None:
+        """The Patient page's tables of every patient (``clinical.clinical_tables``) for this analysis."""
+        _put_clinical(self, dataset, config, tables)
+
+    def get_clinical(self, dataset: Dataset, analysis: Analysis, params: ClinicalParameters) -> ClinicalTables | None:
+        return _get_clinical(self, dataset, analysis, params)
+
     def get_analysis(self, dataset: Dataset, config: AnalysisConfig) -> Analysis | None:
         read = self._read(analysis_key(dataset, config))
         if read is None:
@@ -153,6 +163,42 @@ class AnalysisStore:
             adverse_events=frames["adverse_events"],
             safety=frames["safety"],
         )
+
+
+def clinical_key(dataset: Dataset, config: AnalysisConfig, params: ClinicalParameters) -> str:
+    return _digest(["clinical", analysis_key(dataset, config), asdict(params)])
+
+
+def _put_clinical(store: AnalysisStore, dataset: Dataset, config: AnalysisConfig, tables: ClinicalTables) -> None:
+    # A pickle, not Parquet: these derived tables hold object columns (texts and numbers, None) that a
+    # Parquet round trip would retype. The store is the server's own folder, as trusted as its code.
+    key = clinical_key(dataset, config, tables.params)
+    if (store.root / key).is_dir():
+        return
+    store.root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store.root))
+    try:
+        kept = dataclasses.replace(tables, day_rows={})  # rebuilt from the analysis on reading
+        with open(staging / "clinical.pickle", "wb") as handle:
+            pickle.dump(kept, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        (staging / "meta.json").write_text(json.dumps({"frames": []}))
+        try:
+            staging.rename(store.root / key)
+        except OSError:
+            pass
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _get_clinical(
+    store: AnalysisStore, dataset: Dataset, analysis: Analysis, params: ClinicalParameters
+) -> ClinicalTables | None:
+    path = store.root / clinical_key(dataset, analysis.config, params) / "clinical.pickle"
+    if not path.is_file():
+        return None
+    with open(path, "rb") as handle:
+        tables = pickle.load(handle)  # written by _put_clinical into the server's own store
+    return dataclasses.replace(tables, day_rows=rows_by_patient(analysis.patient_days))
 
 
 def _frame(frame: pd.DataFrame | None) -> pd.DataFrame:
