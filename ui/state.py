@@ -60,8 +60,7 @@ from analytics.ingest.load import (
 from analytics.output.store import AnalysisStore, source_key
 from analytics.privacy import access
 from analytics.scale.engine import auto_partitions, run_partitioned
-from analytics.scale.runners import runner_for
-from analytics.scale.split import cpu_count
+from analytics.scale.runners import EngineFailed
 from ui import render
 from ui.context import CONTEXT_KEY, HASH_FUNCS, AppContext, current_user
 
@@ -242,6 +241,8 @@ def _load(source: _Source) -> Loaded:
             return load_dataset(source.read(), UPLOAD_LIMITS if upload else FOLDER_LIMITS), None
     except DatasetRefused as exc:
         return None, _with_needed_columns(exc)
+    except EngineFailed as exc:
+        return None, f"The data folder could not be read: {exc}"
 
 
 def _load_folder(source: _Source) -> Dataset:
@@ -256,8 +257,9 @@ def _load_folder(source: _Source) -> Dataset:
     if (stored := store.get_dataset(key)) is not None:
         return stored
     if (partitions := auto_partitions(source.folder)) > 1:
-        with runner_for("local", min(cpu_count(), partitions)) as runner:
-            analysis, dataset = run_partitioned(source.folder, AnalysisConfig(), partitions, runner, whole=True)
+        # In the server's own process, partition after partition: worker processes started from inside a
+        # Streamlit script run are not dependable (a pool's forkserver died under AppTest).
+        analysis, dataset = run_partitioned(source.folder, AnalysisConfig(), partitions, whole=True)
         store.put_analysis(dataset, analysis)
     else:
         dataset = load_dataset(source.folder, FOLDER_LIMITS)
