@@ -294,3 +294,19 @@ def test_a_task_run_twice_returns_its_kept_result(tmp_path: Path) -> None:
     assert not split.shard_folder(tmp_path, "diary", 1).exists()  # read once, then removed
     again = engine.check_partition(layout, 1)
     assert again.rows_accepted == first.rows_accepted and sum(first.rows_accepted.values()) > 0
+
+
+def test_workers_start_without_the_parents_main_script(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Under Streamlit (and AppTest) __main__ is the dashboard's script: a worker must not run it again."""
+    import types
+
+    from analytics.scale.runners import runner_for
+
+    script = tmp_path / "app.py"
+    script.write_text("raise SystemExit('the main script ran in a worker')\n")
+    main = types.ModuleType("__main__")
+    main.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    with runner_for("local", 2) as runner:
+        assert runner.map(abs, [-1, -2, 3]) == [1, 2, 3]
+    assert sys.modules["__main__"] is main

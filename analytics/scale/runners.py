@@ -8,6 +8,8 @@ included. Tasks read and write the work folder, which a cluster's workers must s
 from __future__ import annotations
 
 import multiprocessing
+import sys
+import types
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -22,6 +24,27 @@ CONNECT_TIMEOUT = "20s"
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+@contextmanager
+def _plain_main() -> Iterator[None]:
+    """Start worker processes without this process's main script.
+
+    A new process (spawn, forkserver, a Dask nanny) first imports the parent's ``__main__`` again. Under
+    Streamlit and its AppTest that is the dashboard's script, which must not run in a worker; under
+    ``python -m analytics`` it is harmless. Workers are started while a bare ``__main__`` stands in.
+    """
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
+def _nothing(item: int) -> int:
+    return item
 
 
 class EngineFailed(AnalyticsRefusal):
@@ -64,6 +87,10 @@ class ProcessRunner:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["analytics.scale.engine"])
         self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+        with _plain_main():  # every worker started now, without the parent's main script
+            started = [self._pool.submit(_nothing, i) for i in range(self.workers)]
+            for future in started:
+                future.result()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -105,13 +132,14 @@ class DaskRunner:
             except (OSError, TimeoutError) as exc:
                 raise EngineFailed(f"no Dask scheduler answers at {self.address} ({exc})") from exc
         else:
-            self._cluster = LocalCluster(
-                n_workers=self.workers,
-                threads_per_worker=1,
-                processes=True,
-                memory_limit=self.memory_limit,
-                dashboard_address=None,
-            )
+            with _plain_main():
+                self._cluster = LocalCluster(
+                    n_workers=self.workers,
+                    threads_per_worker=1,
+                    processes=True,
+                    memory_limit=self.memory_limit,
+                    dashboard_address=None,
+                )
             self._client = Client(self._cluster)
         return self
 
