@@ -61,3 +61,20 @@ def open_app_page(
     at.run()
     assert not at.exception, at.exception
     return at
+
+
+MISSING_WORDS = ("None", "nan", "NaN", "NaT", "<NA>")
+
+
+def missing_cells(at: AppTest) -> list[tuple[int, str, int]]:
+    """(table, column, count) for every cell of a shown table that is empty or reads like Python's missing
+    value ("None", "nan", "NaT", "<NA>"): the data grid prints an empty cell as "None"."""
+    found = []
+    for index, element in enumerate(at.dataframe):
+        frame = element.value
+        for column in frame.columns:
+            values = frame[column]
+            bad = values.isna() | values.astype(str).str.strip().isin(MISSING_WORDS)
+            if bad.any():
+                found.append((index, str(column), int(bad.sum())))
+    return found

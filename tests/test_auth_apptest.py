@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from page_helpers import switch_page
+from page_helpers import missing_cells, switch_page
 from streamlit.testing.v1 import AppTest
 
 from analytics.privacy import audit
@@ -272,6 +272,35 @@ def test_admin_gets_the_audit_page(app: Callable[..., AppTest], audit_log: Path)
     assert not at.exception
     log = at.dataframe[0].value
     assert set(log["user"]) == {"dr.north@clinic.example", "admin@clinic.example"}
+
+
+def test_the_audit_table_shows_no_none(audit_log: Path) -> None:
+    """Events carry different fields (a refusal has no role, a login no file), so most cells of the audit
+    table are empty: they read "—", never "None", "nan", "NaT" or "<NA>"."""
+    log = audit.AuditLog(audit_log)
+    log.record("refused", "stranger@x.org", None, reason="not in the access file")
+    log.record("open_patient", "dr.north@clinic.example", "doctor", patient_id="N1", page="patient")
+    log.record(
+        "export",
+        "boss.north@clinic.example",
+        "manager",
+        file="volumes.csv",
+        kind="aggregate",
+        rows=5,
+        filter={"clinic": "North"},
+        parameters={"cycle_days": 84},
+        page="clinic",
+    )
+    at = AppTest.from_file(DASHBOARD, default_timeout=60)
+    at.run()
+    switch_page(at, "pages/audit.py")
+    at.run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert {"refused", "open_patient", "export", "login"} <= set(shown["event"])
+    assert missing_cells(at) == []
+    assert shown.loc[shown["event"].eq("refused"), "role"].tolist() == ["—"]
+    assert shown.loc[shown["event"].eq("export"), "rows"].tolist() == ["5"]
 
 
 def test_the_audit_log_holds_no_diary_values(app: Callable[..., AppTest], audit_log: Path) -> None:

@@ -12,13 +12,15 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from page_helpers import open_app_page
+from page_helpers import missing_cells, open_app_page
 from streamlit.testing.v1 import AppTest
 
 from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.definitions.pipeline import analyse
 from analytics.ingest.load import load_dataset
+from analytics.output.cells import EMPTY_CELL
 from analytics.views import clinic
 
 APP = Path(__file__).resolve().parent.parent / "dashboard.py"
@@ -168,7 +170,9 @@ def test_the_safety_section_sets_adverse_events_beside_the_published_figures(mon
     table = table_with(at, "pct_2_cycles_ci_low").value
     assert table["event"].tolist() == safety.table["event"].tolist()
     assert table["patients_2_cycles"].tolist() == safety.table["patients_2_cycles"].tolist()
-    assert table["preempt_pct_2_cycles"].dropna().tolist() == safety.table["preempt_pct_2_cycles"].dropna().tolist()
+    # A column with an empty cell is shown as text, its numbers as formatted (one decimal) and "—" where empty.
+    published = safety.table["preempt_pct_2_cycles"]
+    assert table["preempt_pct_2_cycles"].tolist() == [EMPTY_CELL if pd.isna(v) else f"{v:.1f}" for v in published]
     specs = " ".join(chart.proto.spec for chart in at.get("plotly_chart"))
     assert "Patients with an adverse event in the first two cycles" in specs and "PREEMPT, 24 weeks" in specs
     sources = table_with(at, "source").value
@@ -181,3 +185,13 @@ def test_no_safety_section_without_adverse_events(monkeypatch) -> None:
         pytest.skip("needs the conformance data, which has no adverse_events.csv")
     at = open_app_page(monkeypatch, PAGE, conformance, timeout=60)
     assert "Adverse events against the published figures" not in [h.value for h in at.subheader]
+
+
+def test_no_table_shows_none_for_a_missing_value(monkeypatch) -> None:
+    """The data grid prints an empty cell as "None": every table on the page (worklists, retention,
+    persistence, responders, safety) shows "—" instead, and no cell reads None, nan, NaT or <NA>."""
+    at = open_page(monkeypatch)
+    assert len(at.dataframe) > 10
+    assert missing_cells(at) == []
+    persistence = table_with(at, "end_reason").value
+    assert (persistence["end_date"] == EMPTY_CELL).any()  # patients still on treatment have no end date

@@ -14,6 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from analytics.output.cells import readable_cells
 from analytics.output.export import csv_bytes
 from analytics.privacy.links import escape_markdown
 from ui import auth
@@ -68,6 +69,34 @@ def chart(fig: go.Figure, key: str, caption: str | None = None, phone: go.Figure
         st.caption(caption)
 
 
+def _readable(frame: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
+    """The frame as shown: empty cells as a dash, never "None" (``analytics.output.cells.readable_cells``).
+
+    A column made text keeps its label, width and help; its number format is applied to the text, and
+    numbers stay right-aligned.
+    """
+    formats = {
+        name: (config.get("type_config") or {}).get("format")
+        for name, config in column_config.items()
+        if isinstance(config, Mapping)
+    }
+    shown = readable_cells(frame, formats)
+    config = dict(column_config)
+    for name in frame.columns:
+        if shown[name].dtype == frame[name].dtype:
+            continue
+        old = column_config.get(name)
+        old = old if isinstance(old, Mapping) else {"label": old} if isinstance(old, str) else {}
+        numeric = pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name])
+        config[name] = st.column_config.TextColumn(
+            old.get("label") or str(name),
+            width=old.get("width"),
+            help=old.get("help"),
+            alignment="right" if numeric else old.get("alignment"),
+        )
+    return shown, config
+
+
 def table(
     frame: pd.DataFrame,
     key: str,
@@ -82,6 +111,7 @@ def table(
     each value is shown as a link there, labelled with the value itself, and the CSV holds the values.
     """
     shown, column_config = frame, dict(kwargs.pop("column_config", None) or {})
+    shown, column_config = _readable(frame, column_config)
     for name, address in (links or {}).items():
         shown = shown.assign(**{name: address + frame[name].astype(str).map(quote)})
         column_config[name] = st.column_config.LinkColumn(

@@ -31,6 +31,7 @@ from analytics.definitions.pipeline import Analysis
 from analytics.definitions.registry import Definition
 from analytics.ingest.load import Dataset
 from analytics.ingest.schemas import EVENTS
+from analytics.output import cells
 from analytics.statistics.stats import WILSON_METHOD, Proportion, proportion, wilson_interval
 from analytics.statistics.survival import KaplanMeier, at_risk_table, kaplan_meier
 from analytics.views.dictionary import parameter_values
@@ -637,31 +638,13 @@ def completeness_distribution(current: pd.DataFrame, min_completeness: float) ->
 # --- worklists ---------------------------------------------------------------------------------
 
 
-EMPTY_CELL = "—"
+EMPTY_CELL = cells.EMPTY_CELL
 
 
 def filled_cells(worklist: pd.DataFrame) -> pd.DataFrame:
-    """A worklist without empty cells, since the dashboard's tables print an empty cell as the word "None": a
-    column with an empty cell becomes text, its values as shown (dates YYYY-MM-DD, booleans yes/no, numbers
-    with at most one decimal) and ``EMPTY_CELL`` where empty. Columns without one keep their type."""
-    out = worklist.copy()
-    for column in out.columns:
-        values = out[column]
-        missing = values.isna()
-        if not missing.any():
-            continue
-        if pd.api.types.is_datetime64_any_dtype(values):
-            text = values.dt.strftime("%Y-%m-%d")
-        elif pd.api.types.is_bool_dtype(values):
-            text = values.map({True: "yes", False: "no"})
-        elif pd.api.types.is_numeric_dtype(values):
-            # Rounded first, and + 0.0 so that a value rounding to −0.0 reads 0.
-            numbers = values.astype("float64").round(1) + 0.0
-            text = numbers.map(lambda v: f"{v:.0f}" if float(v).is_integer() else f"{v:.1f}")
-        else:
-            text = values.astype("string")
-        out[column] = text.astype("string").mask(missing, EMPTY_CELL)
-    return out
+    """A worklist without empty cells (``analytics.output.cells.readable_cells``, numbers with at most one
+    decimal): a column with an empty cell becomes text, ``EMPTY_CELL`` where empty."""
+    return cells.readable_cells(worklist, places=1)
 
 
 def _waiting_worklist(patients: pd.DataFrame, state: str) -> pd.DataFrame:
