@@ -75,6 +75,8 @@ def render() -> None:
         caption="Newest first. export: file, kind, rows, the view's filter and the analysis parameters; open_patient: "
         "the patient id as the user saw it.",
         height=min(600, 38 + 35 * max(len(shown), 1)),
+        column_config={"ts": st.column_config.TextColumn("time (UTC)", width=150)},
+        fit=("user", "clinics", "reason", "file", "filter", "parameters"),
     )
 
 

@@ -62,18 +62,38 @@ def _may_open_patients() -> bool:
     return user is None or access.can_view(user.role, "patient")
 
 
+# Shorter headers for the worklists' long column names, which the table otherwise cuts ("latest_evaluable_c…");
+# the column's name stays in its help (and in the CSV).
+LABELS = {
+    "days_since_last_session": ("days since last", "days_since_last_session: days from the last session to as_of"),
+    "latest_evaluable_cycle": ("latest cycle", "latest_evaluable_cycle: the latest cycle with enough diary days"),
+    "latest_mhd_pct_change": ("MHD % change", "latest_mhd_pct_change: that cycle's % change in monthly headache days"),
+    "treatment_state": ("state", "treatment_state (SPEC §5)"),
+    "nice_state": ("NICE", "nice_state: the NICE 30% stopping rule's state"),
+    "ehf_state": ("EHF", "ehf_state: the EHF stopping rule's state"),
+    "recorded_days": ("recorded", "recorded_days: diary days recorded in the cycle so far"),
+    "elapsed_days": ("elapsed", "elapsed_days: days of the cycle so far"),
+}
+DECIMALS = {"latest_mhd_pct_change": 1}
+
+
 def _columns(frame: pd.DataFrame, percent: tuple[str, ...] = (), decimals: dict[str, int] | None = None) -> dict:
-    """Column formats: ISO dates, percentages and rounded numbers; patient ids as text for roles without the page."""
+    """Column formats: ISO dates, percentages and rounded numbers, short headers for long names (``LABELS``);
+    patient ids as text for roles without the page."""
     config: dict[str, object] = {}
+    places = {name: n for name, n in (DECIMALS | (decimals or {})).items() if name in frame.columns}
     for name in frame.columns:
+        label, help_text = LABELS.get(name, (name, None))
         if name == "patient" and not _may_open_patients():
             config[name] = st.column_config.TextColumn(name, help="Patient pages are not part of your role")
         elif pd.api.types.is_datetime64_any_dtype(frame[name]):
-            config[name] = st.column_config.DateColumn(name, format="YYYY-MM-DD")
+            config[name] = st.column_config.DateColumn(label, format="YYYY-MM-DD", help=help_text)
         elif name in percent:
-            config[name] = st.column_config.NumberColumn(name, format="percent")
-    for name, places in (decimals or {}).items():
-        config[name] = st.column_config.NumberColumn(name, format=f"%.{places}f")
+            config[name] = st.column_config.NumberColumn(label, format="percent", help=help_text)
+        elif name in places:
+            config[name] = st.column_config.NumberColumn(label, format=f"%.{places[name]}f", help=help_text)
+        elif name in LABELS:
+            config[name] = st.column_config.Column(label, help=help_text)
     return config
 
 

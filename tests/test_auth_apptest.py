@@ -301,6 +301,10 @@ def test_the_audit_table_shows_no_none(audit_log: Path) -> None:
     assert missing_cells(at) == []
     assert shown.loc[shown["event"].eq("refused"), "role"].tolist() == ["—"]
     assert shown.loc[shown["event"].eq("export"), "rows"].tolist() == ["5"]
+    # The long texts (the export's filter and parameters) get a column as wide as they are, not cut.
+    columns = json.loads(at.dataframe[0].proto.columns)
+    for name in ("filter", "parameters"):
+        assert columns[name]["width"] >= 7 * shown[name].str.len().max(), columns[name]
 
 
 def test_the_audit_log_holds_no_diary_values(app: Callable[..., AppTest], audit_log: Path) -> None:

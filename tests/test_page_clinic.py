@@ -195,3 +195,13 @@ def test_no_table_shows_none_for_a_missing_value(monkeypatch) -> None:
     assert missing_cells(at) == []
     persistence = table_with(at, "end_reason").value
     assert (persistence["end_date"] == EMPTY_CELL).any()  # patients still on treatment have no end date
+
+
+def test_worklist_headers_are_short_enough_to_read(monkeypatch) -> None:
+    """Long column names ("latest_evaluable_cycle") get short headers, which the table does not cut."""
+    at = open_page(monkeypatch)
+    stop = table_with(at, "rules")
+    config = json.loads(stop.proto.columns)
+    headers = [config.get(name, {}).get("label") or name for name in stop.value.columns]
+    assert all(len(header) <= 16 for header in headers), headers
+    assert config["latest_evaluable_cycle"]["help"].startswith("latest_evaluable_cycle")

@@ -7,7 +7,7 @@ YYYY-MM-DD, empty for missing), the same writer as the export command.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from urllib.parse import quote
 
 import pandas as pd
@@ -83,11 +83,16 @@ def _readable(frame: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, d
     shown = readable_cells(frame, formats)
     config = dict(column_config)
     for name in frame.columns:
-        if shown[name].dtype == frame[name].dtype:
-            continue
         old = column_config.get(name)
         old = old if isinstance(old, Mapping) else {"label": old} if isinstance(old, str) else {}
-        numeric = pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name])
+        kind = (old.get("type_config") or {}).get("type")
+        # A number or date format on a column already written as text (a worklist's "—") would not read it.
+        already_text = kind in ("number", "date", "datetime") and pd.api.types.is_string_dtype(shown[name])
+        if shown[name].dtype == frame[name].dtype and not already_text:
+            continue
+        numeric = kind == "number" or (
+            pd.api.types.is_numeric_dtype(frame[name]) and not pd.api.types.is_bool_dtype(frame[name])
+        )
         config[name] = st.column_config.TextColumn(
             old.get("label") or str(name),
             width=old.get("width"),
@@ -97,21 +102,39 @@ def _readable(frame: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, d
     return shown, config
 
 
+# The table's font is about 7.5 px a character; a cell has 8 px padding each side.
+CHAR_PX, CELL_PADDING_PX, FIT_MAX_PX = 7.5, 24, 720
+
+
+def _fitted(config: object, name: str, values: pd.Series) -> dict:
+    """A text column as wide as its longest value or its header (within ``FIT_MAX_PX``)."""
+    old = dict(config) if isinstance(config, Mapping) else {}
+    label = str(old.get("label") or name)
+    longest = max([len(label), *values.astype("string").fillna("").str.len().tolist()])
+    width = min(FIT_MAX_PX, int(CELL_PADDING_PX + CHAR_PX * longest))
+    return st.column_config.TextColumn(label, width=width, help=old.get("help"))
+
+
 def table(
     frame: pd.DataFrame,
     key: str,
     filename: str,
     caption: str | None = None,
     links: Mapping[str, str] | None = None,
+    fit: Sequence[str] = (),
     **kwargs: object,
 ) -> None:
     """A table with a CSV download of exactly what is shown.
 
     ``links`` maps a column to the address its values are appended to (``{"patient": "/patient?patient="}``):
     each value is shown as a link there, labelled with the value itself, and the CSV holds the values.
+    The columns named in ``fit`` are as wide as their longest text (up to ``FIT_MAX_PX``), which the
+    table would otherwise cut.
     """
-    shown, column_config = frame, dict(kwargs.pop("column_config", None) or {})
-    shown, column_config = _readable(frame, column_config)
+    shown, column_config = _readable(frame, dict(kwargs.pop("column_config", None) or {}))
+    for name in fit or ():
+        if name in shown.columns:
+            column_config[name] = _fitted(column_config.get(name), name, shown[name])
     for name, address in (links or {}).items():
         shown = shown.assign(**{name: address + frame[name].astype(str).map(quote)})
         column_config[name] = st.column_config.LinkColumn(
