@@ -119,9 +119,11 @@ def _completeness_section(analysis: Analysis) -> None:
         st.info("No treated patients, so no windows to describe.")
         return
     summary = quality.completeness_summary(table, analysis.config)
+    bins = quality.completeness_bins(table)
     ui_render.chart(
-        build_completeness_figure(quality.completeness_bins(table), analysis.config.min_completeness),
+        build_completeness_figure(bins, analysis.config.min_completeness),
         key="data_completeness",
+        phone=build_completeness_figure(bins, analysis.config.min_completeness, compact=True),
         caption=(
             f"n = {summary.windows:,} patient-cycle windows of {summary.patients:,} patients "
             f"({summary.baseline_windows:,} baselines, {summary.treatment_windows:,} treatment cycles; an ongoing "
@@ -173,7 +175,7 @@ def _exports_section(dataset: Dataset, analysis: Analysis, data_dir: Path | None
     if data_dir is not None:  # the bundled sample data as the project-relative path `make` users know
         folder = str(data_dir.relative_to(PROJECT_DIR) if data_dir.is_relative_to(PROJECT_DIR) else data_dir)
     command = export_command(CohortFilter(), analysis.config, data=folder)
-    st.code(command + (f" --min-cell {min_cell}" if suppress else ""), language="bash")
+    st.code(command + (f" --min-cell {min_cell}" if suppress else ""), language="bash", wrap_lines=True)
 
     def files() -> dict[str, bytes]:
         if suppress:

@@ -256,3 +256,30 @@ def test_completeness_figure_draws_the_bins_the_threshold_and_the_n() -> None:
     assert fig.layout.annotations[0].text.strip() == "not evaluable below 80%"
     baseline = fig.data[0]
     assert list(np.asarray(baseline.y)[np.asarray(baseline.x) == 52.5]) == [1]  # 0.5 falls in [50%, 55%)
+
+
+def test_completeness_figure_has_a_phone_layout_with_the_same_bars() -> None:
+    """On a phone (390 px) the title is wrapped onto short lines, the legend sits below the plot and the
+    axis titles are shorter; the bars, the n and the threshold are those of the full figure."""
+    table = pd.DataFrame({"patient_id": ["A", "A", "B"], "cycle": [0, 1, 0], "completeness": [0.5, 0.9, 0.95]})
+    bins = quality.completeness_bins(table)
+    full = build_completeness_figure(bins, min_completeness=0.8)
+    phone = build_completeness_figure(bins, min_completeness=0.8, compact=True)
+    assert [(t.name, list(t.x), list(t.y)) for t in phone.data] == [(t.name, list(t.x), list(t.y)) for t in full.data]
+    lines = phone.layout.title.text.split("<br>")
+    assert len(lines) > 1 and all(len(line) <= 34 for line in lines)
+    assert "n = 3 windows" in phone.layout.title.text.replace("<br>", " ")
+    assert phone.layout.legend.orientation == "h" and phone.layout.legend.yanchor == "bottom"
+    assert phone.layout.xaxis.dtick == 20
+    assert phone.layout.annotations[0].text.replace("<br>", " ").strip() == "not evaluable below 80%"
+
+
+def test_the_page_sends_the_phone_layout_and_a_wrapping_command(data_with_rejections, monkeypatch) -> None:
+    folder, _, _ = data_with_rejections
+    at = run_data_page(folder, monkeypatch)
+    specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    titles = [spec["layout"]["title"]["text"] for spec in specs]
+    assert len(titles) == 2 and titles[0] == titles[1].replace(
+        "<br>", " "
+    )  # the full layout and the phone one (ui.render.PAGE_STYLE shows the one that fits)
+    assert all(code.proto.wrap_lines for code in at.get("code"))

@@ -10,15 +10,20 @@ from __future__ import annotations
 import pandas as pd
 import plotly.graph_objects as go
 
-from analytics.figures.theme import PRIMARY, TEXT, styled
+from analytics.figures.theme import LEGEND_BELOW, PRIMARY, TEXT, phone_title, styled
 from analytics.views.quality import BASELINE_WINDOW, TREATMENT_WINDOW
 
 WINDOW_COLOURS = {BASELINE_WINDOW: "#56b4e9", TREATMENT_WINDOW: PRIMARY}
 NOT_EVALUABLE_SHADE = "rgba(204, 121, 167, 0.12)"
 
 
-def build_completeness_figure(bins: pd.DataFrame, min_completeness: float, height: int = 380) -> go.Figure:
-    """Stacked bars of patient-cycle windows by diary completeness (%), baseline and treatment cycles."""
+def build_completeness_figure(
+    bins: pd.DataFrame, min_completeness: float, height: int = 380, compact: bool = False
+) -> go.Figure:
+    """Stacked bars of patient-cycle windows by diary completeness (%), baseline and treatment cycles.
+
+    ``compact`` (a phone): the title wrapped, the legend below the plot, fewer ticks and shorter axis titles.
+    """
     total = int(bins["windows"].sum())
     fig = styled(go.Figure(), f"Diary completeness per patient-cycle window (n = {total:,} windows)", height)
     for window in (BASELINE_WINDOW, TREATMENT_WINDOW):
@@ -45,10 +50,14 @@ def build_completeness_figure(bins: pd.DataFrame, min_completeness: float, heigh
             xanchor="right",
             yanchor="top",
             showarrow=False,
-            text=f"not evaluable below {threshold:.0f}% ",
-            font=dict(size=13, color=TEXT),
+            text=f"not evaluable<br>below {threshold:.0f}% " if compact else f"not evaluable below {threshold:.0f}% ",
+            font=dict(size=12 if compact else 13, color=TEXT),
         )
     fig.update_layout(barmode="stack", bargap=0)
-    fig.update_xaxes(title_text="Days with a diary entry in the window (%)", range=[0, 100], dtick=10, ticksuffix="%")
-    fig.update_yaxes(title_text="Patient-cycle windows (n)", rangemode="tozero")
+    if compact:
+        fig.update_layout(legend=LEGEND_BELOW, height=height + 60)
+        phone_title(fig)
+    x_title = "Days with a diary entry (%)" if compact else "Days with a diary entry in the window (%)"
+    fig.update_xaxes(title_text=x_title, range=[0, 100], dtick=20 if compact else 10, ticksuffix="%")
+    fig.update_yaxes(title_text="Windows (n)" if compact else "Patient-cycle windows (n)", rangemode="tozero")
     return fig

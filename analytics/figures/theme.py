@@ -11,6 +11,7 @@ validating it again, whereas setting a template on a figure validates and copies
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -81,4 +82,19 @@ def styled(fig: go.Figure, title: str | dict | None = None, height: int | None =
     if height is not None:
         layout["height"] = height
     fig.update_layout(layout)
+    return fig
+
+
+PHONE_TITLE_CHARS = 34  # a title line on a phone (Plotly does not wrap titles): about 330 px at 15 px
+LEGEND_BELOW = dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left")
+"""A horizontal legend at the foot of the figure: it wraps to the chart's width and Plotly grows the bottom margin."""
+
+
+def phone_title(fig: go.Figure) -> go.Figure:
+    """The title wrapped onto short lines for a phone, with room above the plot for them."""
+    lines = textwrap.wrap(str(fig.layout.title.text or ""), PHONE_TITLE_CHARS, break_on_hyphens=False)
+    fig.update_layout(
+        title=dict(text="<br>".join(lines), font=dict(size=15), yref="container", y=1, yanchor="top", pad=dict(t=22)),
+        margin=dict(t=36 + 19 * len(lines)),
+    )
     return fig
