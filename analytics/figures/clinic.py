@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 from analytics.figures.theme import (
     BASELINE,
     INJECTION,
+    LEGEND_BELOW,
     MIGRAINE,
     MISSING,
     NON_RESPONDER,
@@ -32,9 +33,6 @@ from analytics.statistics.survival import KaplanMeier
 from analytics.views.clinic import NOT_RECORDED, Funnel, IntervalSummary, SafetyView
 
 CATEGORY_COLOURS = {"early": PARTIAL, "on time": RESPONDER, "late": NON_RESPONDER}
-# Horizontal, at the foot of the figure: it wraps to the chart's width (a phone's too) and Plotly grows the
-# bottom margin for it, so it never covers the title, the plot or the axis title.
-LEGEND_BELOW = dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left")
 PHONE_TITLE_CHARS = 34  # a title line on a phone (Plotly does not wrap titles): about 330 px at 15 px
 
 

@@ -37,8 +37,7 @@ LATE_COLOUR = "#cc79a7"  # late re-injection: apart from the injection blue and 
 OVERUSE_COLOUR = theme.TEXT
 BARGAP = 0.25  # the per-cycle bars' gap between groups
 VISIBLE_CYCLES = 3  # the weekly profile shows the latest cycles; earlier ones are one legend click away
-# Horizontal, at the foot of the figure: it wraps to the chart's width (a phone's too) and pushes the margin.
-LEGEND_BELOW = dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left")
+LEGEND_BELOW = theme.LEGEND_BELOW
 PHONE_CYCLES = 4  # the compact per-cycle bars show the baseline and the latest cycles
 
 
