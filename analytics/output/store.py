@@ -34,6 +34,7 @@ from analytics.definitions.clinical import ClinicalParameters, ClinicalTables, r
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.pipeline import Analysis
 from analytics.ingest.load import Dataset, FileReport
+from analytics.scale.split import files_sha256
 
 FORMAT = 1
 """Bumped when what an entry holds changes; with the software version it is part of every key."""
@@ -53,11 +54,7 @@ def source_key(folder: Path) -> str:
     """The SHA-256 of every file of a data folder and of its table folders (names and contents)."""
     entries = []
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest = hashlib.sha256()
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(2**24), b""):
-                digest.update(chunk)
-        entries.append((path.relative_to(folder).as_posix(), digest.hexdigest()))
+        entries.append((path.relative_to(folder).as_posix(), files_sha256([path])))
     return _digest(["dataset", entries])
 
 

@@ -269,7 +269,11 @@ def _split_all(folder: Path, root: Path, partitions: int, runner: Runner, limits
             if plan.columns:
                 _check_header_or_refuse_exactly(spec, table, columns, limits)
         else:
-            tasks, digest, columns = [split.WholeFile(stem, table.name, table.paths[0])], _sha256(table.paths), ()
+            tasks, digest, columns = (
+                [split.WholeFile(stem, table.name, table.paths[0])],
+                split.files_sha256(table.paths),
+                (),
+            )
         say(f"splitting {table.name} into {partitions} partition(s): {len(tasks)} task(s) ...")
         results = runner.map(task, list(enumerate(tasks)), _ticker(say, f"{table.name} split tasks done:"))
         if any(not r.simple for r in results):  # a block the fast reader would not read: the file is read whole
@@ -294,17 +298,6 @@ def _split_all(folder: Path, root: Path, partitions: int, runner: Runner, limits
 def _split_task(item: tuple[int, split.SplitTask], root: Path, partitions: int, limits: Limits) -> split.SplitResult:
     index, task = item
     return split.run_split(task, index, root, partitions, limits)
-
-
-def _sha256(paths: tuple[Path, ...]) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(split.BLOCK_BYTES), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _parquet_columns(table: split.TableInput) -> tuple[str, ...]:

@@ -324,17 +324,23 @@ def _header(head: bytes) -> tuple[tuple[str, ...], str, int] | None:
     return tuple(header), delimiter, newline + 1
 
 
+def files_sha256(paths: tuple[Path, ...] | list[Path]) -> str:
+    """The SHA-256 of the files' bytes one after the other, read in blocks (a file may be gigabytes)."""
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(BLOCK_BYTES), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
 def parquet_parts(table: TableInput, limits: Limits = FOLDER_LIMITS) -> tuple[list[SplitTask], str]:
     """One task per part of a partitioned Parquet table, with the rows before it; and the parts' SHA-256."""
-    digest = hashlib.sha256()
     tasks: list[SplitTask] = []
     offset = 0
     first: list[str] | None = None
     for path in table.paths:
         part_name = f"{table.name}{path.name}"
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(BLOCK_BYTES), b""):
-                digest.update(chunk)
         try:
             meta = pq.read_metadata(path)
             columns = [load._header_name(c) for c in meta.schema.to_arrow_schema().names]
@@ -345,7 +351,7 @@ def parquet_parts(table: TableInput, limits: Limits = FOLDER_LIMITS) -> tuple[li
         first = first if first is not None else columns
         tasks.append(ParquetPart(table.stem, table.name, part_name, path, offset))
         offset += meta.num_rows
-    return tasks, digest.hexdigest()
+    return tasks, files_sha256(table.paths)
 
 
 def clear(root: Path, stem: str) -> None:
