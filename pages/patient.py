@@ -62,7 +62,7 @@ def _patient_choices(ctx: AppContext) -> tuple[tuple[str, ...], int]:
     whose response can be judged (evaluable baseline), which the page opens without a patient in the link."""
     tables, cycles = state.clinical(ctx), ctx.analysis.patient_cycles
     patient_ids = sorted(
-        set(tables.status["patient_id"]) | set(tables.day_rows) | set(ctx.dataset.tables["patients"]["patient_id"])
+        set(tables.status["patient_id"]) | tables.days.patient_ids() | set(ctx.dataset.tables["patients"]["patient_id"])
     )
     judged = set(cycles.loc[cycles["eligible"].astype(bool), "patient_id"])
     return tuple(patient_ids), next((i for i, pid in enumerate(patient_ids) if pid in judged), 0)

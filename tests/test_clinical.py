@@ -637,13 +637,13 @@ def test_one_patients_calendar_is_their_rows_of_the_all_patient_grid(sample):
     for patient_id in chosen:
         expected = grid[grid["patient_id"] == patient_id].reset_index(drop=True)
         assert len(expected) > 0
-        for rows in (tables.day_rows, None):
+        for rows in (tables.days, None):
             own = clinical.patient_calendar(analysis, patient_id, tables.params, rows)
             pd.testing.assert_frame_equal(own, expected)
         weekly = tables.weekly[tables.weekly["patient_id"] == patient_id].reset_index(drop=True)
         pd.testing.assert_frame_equal(clinical.weekly_profile(own, analysis.config), weekly)
     # Every patient the all-patient grid has is a patient with diary days or a treated patient.
-    assert set(grid["patient_id"]) == set(tables.day_rows) | set(status.index)
+    assert set(grid["patient_id"]) == tables.days.patient_ids() | set(status.index)
 
 
 def test_status_and_profiles_from_the_recorded_days_equal_those_from_the_all_patient_grid(sample):

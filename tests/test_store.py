@@ -79,8 +79,6 @@ def test_an_entry_is_whole_or_absent_and_never_rewritten(tmp_path: Path) -> None
 
 
 def test_the_patient_level_tables_come_back_exactly(tmp_path: Path) -> None:
-    import numpy as np
-
     from analytics.definitions.clinical import ClinicalParameters, clinical_tables
 
     store = AnalysisStore(tmp_path)
@@ -93,6 +91,52 @@ def test_the_patient_level_tables_come_back_exactly(tmp_path: Path) -> None:
     assert back is not None and back.available == tables.available
     for name in ("status", "weekly", "cycle_profile", "adverse_events", "questionnaires", "injections"):
         pd.testing.assert_frame_equal(getattr(back, name), getattr(tables, name), check_exact=True)
-    assert all(np.array_equal(back.day_rows[p], rows) for p, rows in tables.day_rows.items())
+    assert back.days.patient_ids() == tables.days.patient_ids()
     other = ClinicalParameters(onset_reduction=40.0)
     assert store.get_clinical(dataset, analysis, other) is None  # other thresholds, another entry
+
+
+@pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "interleaved"])
+def test_stored_days_are_read_by_patient_or_by_column_exactly(tmp_path: Path, grouped: bool) -> None:
+    """A stored analysis keeps patient_days on disk: one patient's rows (from the row groups that hold them, in
+    the frame's order), some columns, or the whole frame, each equal to the in-memory analysis's. Interleaved:
+    the patients' days are not grouped, so the store keeps a copy grouped by patient."""
+    import dataclasses
+
+    from analytics.definitions.pipeline import PatientDays
+    from analytics.output import store as store_module
+
+    dataset = load_dataset(SAMPLE_DATA_DIR)
+    analysis = analyse(dataset)
+    if not grouped:
+        shuffled = analysis.patient_days.sample(frac=1.0, random_state=3).reset_index(drop=True)
+        analysis = dataclasses.replace(analysis, patient_days=shuffled)
+    store = AnalysisStore(tmp_path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(store_module, "DAYS_ROW_GROUP", 997)  # many row groups: patients straddle their edges
+        store.put_analysis(dataset, analysis)
+    stored = store.get_analysis(dataset, AnalysisConfig())
+    assert isinstance(stored, store_module.StoredAnalysis) and stored._days is None
+    columns = ["patient_id", "cycle", "day_in_cycle", "headache_hours"]
+    pd.testing.assert_frame_equal(stored.day_columns(columns), analysis.patient_days[columns], check_exact=True)
+    days, expected = stored.days_by_patient(), PatientDays(analysis.patient_days)
+    assert stored._days is None  # neither read the whole frame
+    assert days.patient_ids() == expected.patient_ids()
+    for patient_id in [*sorted(expected.patient_ids()), "no such patient"]:
+        pd.testing.assert_frame_equal(days.of(patient_id), expected.of(patient_id), check_exact=True)
+    pd.testing.assert_frame_equal(stored.patient_days, analysis.patient_days, check_exact=True)
+
+
+def test_a_stored_dataset_reads_its_diary_only_when_asked(tmp_path: Path) -> None:
+    from analytics.ingest.load import LazyTables
+
+    dataset = load_dataset(SAMPLE_DATA_DIR)
+    store = AnalysisStore(tmp_path)
+    store.put_dataset("k", dataset)
+    back = store.get_dataset("k")
+    assert back is not None and isinstance(back.tables, LazyTables)
+    assert "diary" not in back.tables._tables
+    assert back.row_count("diary") == len(dataset.tables["diary"]) > 0
+    assert sorted(back.tables) == sorted(dataset.tables)
+    pd.testing.assert_frame_equal(back.tables["diary"], dataset.tables["diary"], check_exact=True)
+    assert back.row_count("diary") == len(dataset.tables["diary"])

@@ -261,13 +261,18 @@ def _load_folder(source: _Source) -> Dataset:
         # Streamlit script run are not dependable (a pool's forkserver died under AppTest).
         analysis, dataset = run_partitioned(source.folder, AnalysisConfig(), partitions, whole=True)
         store.put_analysis(dataset, analysis)
+        del analysis
     else:
         dataset = load_dataset(source.folder, FOLDER_LIMITS)
     # Only the data files of the folder (and its table folders) are accounted for, not its README or notes.
     names = [p.name + ("/" if p.is_dir() else "") for p in source.folder.iterdir() if _data_entry(p)]
     dataset.files_not_read = unread_files(names, [f.file for f in dataset.files])
     store.put_dataset(key, dataset)
-    return dataset
+    del dataset
+    # What the server keeps is the stored dataset, whose diary stays on disk until something needs it.
+    stored = store.get_dataset(key)
+    assert stored is not None, "the analysis store lost the entry it has just written"
+    return stored
 
 
 def _data_entry(path: Path) -> bool:
@@ -311,9 +316,11 @@ def _analyse(dataset: Dataset, config: AnalysisConfig, stored: bool) -> Analysis
     store = AnalysisStore()
     if (analysis := store.get_analysis(dataset, config)) is not None:
         return analysis
-    analysis = analyse(dataset, config)
-    store.put_analysis(dataset, analysis)
-    return analysis
+    store.put_analysis(dataset, analyse(dataset, config))
+    # Kept as stored: its per-patient-day frame stays on disk (read by patient, or by column) until needed.
+    stored = store.get_analysis(dataset, config)
+    assert stored is not None, "the analysis store lost the entry it has just written"
+    return stored
 
 
 @st.cache_resource(
@@ -339,7 +346,7 @@ def clinical(ctx: AppContext) -> ClinicalTables:
 def patient_calendar(ctx: AppContext, patient_id: str) -> pd.DataFrame:
     """``analytics.definitions.clinical.patient_calendar``: the chosen patient's daily grid, built on demand."""
     tables = clinical(ctx)
-    return calendar_of_patient(ctx.analysis, patient_id, tables.params, tables.day_rows)
+    return calendar_of_patient(ctx.analysis, patient_id, tables.params, tables.days)
 
 
 def _upload_key(uploads: Iterable[Upload]) -> SourceKey:
@@ -380,15 +387,19 @@ def _choose_source() -> _Source:
     return _folder_source(SAMPLE_LABEL, SAMPLE_DATA_DIR, "run `make sample-data` to create it")
 
 
+@st.cache_resource(max_entries=8, show_spinner=False, hash_funcs=HASH_FUNCS)
+def _patients_with_sessions(dataset: Dataset) -> int:
+    return int(dataset.tables["sessions"]["patient_id"].nunique())
+
+
 def _source_status(ctx: AppContext, data_page: st.Page) -> None:
     """Under the controls: what was loaded, as of when, and a pointer to any rejected rows."""
     if ctx.dataset is None or ctx.analysis is None:
         return
-    tables = ctx.dataset.tables
     st.sidebar.caption(
         f"**{render.plain(ctx.source_label)}**  \n"
-        f"{tables['sessions']['patient_id'].nunique():,} patients with sessions  \n"
-        f"{len(tables['sessions']):,} sessions · {len(tables['diary']):,} diary days  \n"
+        f"{_patients_with_sessions(ctx.dataset):,} patients with sessions  \n"
+        f"{ctx.dataset.row_count('sessions'):,} sessions · {ctx.dataset.row_count('diary'):,} diary days  \n"
         f"data as of {ctx.analysis.as_of:%Y-%m-%d}"
     )
     rejected = sorted((f.file, f.rows_rejected) for f in ctx.dataset.files if f.rows_rejected)

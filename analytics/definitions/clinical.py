@@ -29,7 +29,7 @@ import pandas as pd
 
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.cycles import assign_days_to_windows
-from analytics.definitions.pipeline import Analysis
+from analytics.definitions.pipeline import Analysis, PatientDays
 from analytics.definitions.registry import Definition
 from analytics.ingest.load import Dataset
 from analytics.views.dictionary import STATUS_DEFINITIONS, fill, parameter_values
@@ -499,29 +499,20 @@ def diary_days(analysis: Analysis, params: ClinicalParameters) -> pd.DataFrame:
     return _calendar(analysis.patient_days, analysis.patient_cycles, analysis.as_of, analysis.config, params)
 
 
-def rows_by_patient(frame: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The row positions of each patient in ``frame`` (in the frame's order), for picking one patient's rows of a
-    large table without comparing every row's patient_id."""
-    codes, ids = pd.factorize(frame["patient_id"])
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(ids) + 1))
-    return {str(pid): order[bounds[i] : bounds[i + 1]] for i, pid in enumerate(ids)}
-
-
 def patient_calendar(
     analysis: Analysis,
     patient_id: str,
     params: ClinicalParameters,
-    day_rows: dict[str, np.ndarray] | None = None,
+    days: PatientDays | None = None,
 ) -> pd.DataFrame:
     """One patient's daily diary grid (``diary_days``), built from that patient's rows only: the same rows as the
-    all-patient grid's for this patient. ``day_rows`` (``rows_by_patient(analysis.patient_days)``) finds the
-    patient's days without scanning the whole per-patient-day frame."""
-    days, cycles = analysis.patient_days, analysis.patient_cycles
-    if day_rows is None:
-        own_days = days[days["patient_id"] == patient_id]
+    all-patient grid's for this patient. ``days`` (``analysis.days_by_patient()``) finds the patient's days
+    without scanning the whole per-patient-day frame (and, for an analysis read from the store, reads only them)."""
+    cycles = analysis.patient_cycles
+    if days is None:
+        own_days = analysis.patient_days[analysis.patient_days["patient_id"] == patient_id]
     else:
-        own_days = days.iloc[day_rows.get(patient_id, np.empty(0, dtype="int64"))]
+        own_days = days.of(patient_id)
     own_cycles = cycles[cycles["patient_id"] == patient_id]
     return _calendar(own_days, own_cycles, analysis.as_of, analysis.config, params)
 
@@ -1027,8 +1018,8 @@ class ClinicalTables:
     params: ClinicalParameters
     status: pd.DataFrame
     """One row per treated patient: SPEC §5's patient_status, the response class, wearing-off, onset, statements."""
-    day_rows: dict[str, np.ndarray]
-    """Each patient's row positions in ``analysis.patient_days`` (``rows_by_patient``), for ``patient_calendar``."""
+    days: PatientDays
+    """``analysis.days_by_patient()``: each patient's rows of ``analysis.patient_days``, for ``patient_calendar``."""
     weekly: pd.DataFrame
     """The weekly profile of every patient (``weekly_profile``), from group-bys of the recorded days."""
     cycle_profile: pd.DataFrame
@@ -1104,7 +1095,7 @@ def clinical_tables(analysis: Analysis, dataset: Dataset, params: ClinicalParame
     params = params or ClinicalParameters()
     config, cycles = analysis.config, analysis.patient_cycles
     # Recorded days only: the calendar days that complete a week or a part are counted from the cycle windows.
-    days = _with_day_flags(analysis.patient_days[["patient_id", "cycle", "day_in_cycle", "headache_hours"]], config)
+    days = _with_day_flags(analysis.day_columns(["patient_id", "cycle", "day_in_cycle", "headache_hours"]), config)
     weekly = weekly_profile(days, config, cycles)
     profile = onset_week(weekly, cycles, config, params).merge(
         wearing_off(days, cycles, config, params), on=["patient_id", "cycle"], how="left"
@@ -1120,7 +1111,7 @@ def clinical_tables(analysis: Analysis, dataset: Dataset, params: ClinicalParame
     return ClinicalTables(
         params=params,
         status=status,
-        day_rows=rows_by_patient(analysis.patient_days),
+        days=analysis.days_by_patient(),
         weekly=weekly,
         cycle_profile=profile,
         adverse_events=adverse_events_by_cycle(

@@ -7,8 +7,10 @@ parameters; pages and the export command call it and never recompute a definitio
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from analytics.definitions.cohort import cohort_cycles
@@ -36,6 +38,39 @@ class Analysis:
     """The adverse-event rows SPEC §5.4 counts (treated patients' sessions up to as_of), with the cycle."""
     safety: pd.DataFrame | None
     """Adverse events per event (SPEC §5.4); None when the dataset has no adverse_events.csv."""
+
+    def day_columns(self, columns: Sequence[str]) -> pd.DataFrame:
+        """Some columns of ``patient_days``, in its order (an analysis read from the store reads only these)."""
+        return self.patient_days[list(columns)]
+
+    def days_by_patient(self) -> PatientDays:
+        """``patient_days`` one patient at a time (an analysis read from the store reads that patient's rows)."""
+        return PatientDays(self.patient_days)
+
+
+def rows_by_patient(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The row positions of each patient in ``frame`` (in the frame's order), for picking one patient's rows of a
+    large table without comparing every row's patient_id."""
+    codes, ids = pd.factorize(frame["patient_id"])
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(ids) + 1))
+    return {str(pid): order[bounds[i] : bounds[i + 1]] for i, pid in enumerate(ids)}
+
+
+class PatientDays:
+    """Each patient's rows of a per-patient-day frame (in the frame's order), found without scanning the frame."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self._frame = frame
+        self._rows = rows_by_patient(frame)
+
+    def patient_ids(self) -> frozenset[str]:
+        """The patients with at least one row."""
+        return frozenset(self._rows)
+
+    def of(self, patient_id: str) -> pd.DataFrame:
+        """The patient's rows (none for a patient without diary days), index reset."""
+        return self._frame.iloc[self._rows.get(patient_id, np.empty(0, dtype="int64"))].reset_index(drop=True)
 
 
 def analyse(dataset: Dataset, config: AnalysisConfig | None = None) -> Analysis:

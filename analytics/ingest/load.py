@@ -14,8 +14,9 @@ import csv
 import difflib
 import hashlib
 import io
+import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -143,6 +144,46 @@ def _empty_unlisted() -> pd.DataFrame:
     )
 
 
+class LazyTables(MutableMapping[str, pd.DataFrame]):
+    """A dataset's tables where some are read only when first asked for (then kept).
+
+    The analysis store gives a dashboard its dataset this way: the diary of a 100,000-patient network is
+    millions of rows that a page showing stored results never needs, so it stays on disk until something
+    (a clinic-scoped view, a recomputation) asks for it. ``row_count`` answers without reading.
+    """
+
+    def __init__(self, tables: Mapping[str, pd.DataFrame], later: Mapping[str, tuple[Callable[[], pd.DataFrame], int]]):
+        self._tables = dict(tables)
+        self._later = dict(later)
+        self._lock = threading.Lock()
+
+    def __getitem__(self, stem: str) -> pd.DataFrame:
+        if stem not in self._tables and stem in self._later:
+            with self._lock:  # sessions of a server share one dataset: read it once
+                if stem not in self._tables:
+                    self._tables[stem] = self._later[stem][0]()
+        return self._tables[stem]
+
+    def __setitem__(self, stem: str, table: pd.DataFrame) -> None:
+        self._tables[stem] = table
+        self._later.pop(stem, None)
+
+    def __delitem__(self, stem: str) -> None:
+        self._tables.pop(stem, None)
+        self._later.pop(stem, None)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*self._tables, *(s for s in self._later if s not in self._tables)])
+
+    def __len__(self) -> int:
+        return len(set(self._tables) | set(self._later))
+
+    def row_count(self, stem: str) -> int:
+        if stem not in self._tables and stem in self._later:
+            return self._later[stem][1]
+        return len(self._tables[stem])
+
+
 @dataclass
 class Dataset:
     """Typed accepted rows per file stem, the rejection report and a report per file read.
@@ -152,7 +193,8 @@ class Dataset:
     count (``FileReport.rows_rejected``, ``rejected_total``, ``rejection_counts``) stays exact.
     """
 
-    tables: dict[str, pd.DataFrame]
+    tables: MutableMapping[str, pd.DataFrame]
+    """Per file stem; a ``LazyTables`` when read from the analysis store."""
     rejected: pd.DataFrame
     files: list[FileReport]
     present_columns: dict[str, frozenset[str]] = field(default_factory=dict)
@@ -162,6 +204,12 @@ class Dataset:
 
     def has_column(self, stem: str, column: str) -> bool:
         return column in self.present_columns.get(stem, frozenset())
+
+    def row_count(self, stem: str) -> int:
+        """The accepted rows of a table (without reading a table the store has not read yet)."""
+        if isinstance(self.tables, LazyTables):
+            return self.tables.row_count(stem)
+        return len(self.tables[stem])
 
     def rejected_total(self) -> int:
         """All rejected rows, listed or not."""

@@ -17,28 +17,37 @@ dashboard keeps it; only the clinic's data folder is stored, never an upload.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import pickle
 import shutil
 import tempfile
-from collections.abc import Mapping
+import threading
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from analytics import __version__
-from analytics.definitions.clinical import ClinicalParameters, ClinicalTables, rows_by_patient
+from analytics.definitions.clinical import ClinicalParameters, ClinicalTables
 from analytics.definitions.config import AnalysisConfig
-from analytics.definitions.pipeline import Analysis
-from analytics.ingest.load import Dataset, FileReport
+from analytics.definitions.pipeline import Analysis, PatientDays
+from analytics.ingest.load import Dataset, FileReport, LazyTables
 from analytics.scale.split import files_sha256
 
-FORMAT = 1
+FORMAT = 2
 """Bumped when what an entry holds changes; with the software version it is part of every key."""
 ANALYSIS_TABLES = ("patient_days", "patient_cycles", "cohort_cycles", "patient_status", "adverse_events", "safety")
+LAZY_TABLES = ("diary",)
+"""Dataset tables read only when something asks for them (``load.LazyTables``): the diary is most of the rows."""
+DAYS_ROW_GROUP = 65_536
+"""Rows per Parquet row group of the per-patient copy of patient_days: one patient's days are one or two groups."""
 
 
 def default_root() -> Path:
@@ -80,7 +89,9 @@ class AnalysisStore:
         try:
             for name, frame in frames.items():
                 if frame is not None:
-                    frame.to_parquet(staging / f"{name}.parquet", index=False)
+                    # Small row groups for the day tables, so that one patient's rows are read alone (StoredDays).
+                    groups = DAYS_ROW_GROUP if name.startswith("patient_days") else None
+                    frame.to_parquet(staging / f"{name}.parquet", index=False, row_group_size=groups)
             (staging / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
             try:
                 staging.rename(self._entry(key))
@@ -89,18 +100,13 @@ class AnalysisStore:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
-    def _read(self, key: str) -> tuple[dict[str, pd.DataFrame | None], dict] | None:
+    def _read(self, key: str, lazy: tuple[str, ...] = ()) -> tuple[dict[str, pd.DataFrame | None], dict] | None:
+        """An entry's frames and meta, or None when it is not stored; the frames named in ``lazy`` are left out."""
         entry = self._entry(key)
         if not (entry / "meta.json").is_file():
             return None
         meta = json.loads((entry / "meta.json").read_text())
-        frames: dict[str, pd.DataFrame | None] = {}
-        for name in meta["frames"]:
-            path = entry / f"{name}.parquet"
-            # The project's text columns are Arrow-backed strings (schemas.TEXT_DTYPE): read them back as such.
-            with pd.option_context("mode.string_storage", "pyarrow"):
-                frames[name] = pd.read_parquet(path) if path.is_file() else None
-        return frames, meta
+        return {name: _read_frame(entry / f"{name}.parquet") for name in meta["frames"] if name not in lazy}, meta
 
     # --- datasets ----------------------------------------------------------------------------
 
@@ -110,6 +116,7 @@ class AnalysisStore:
         frames["rejected_unlisted"] = dataset.rejected_unlisted
         meta = {
             "frames": list(frames),
+            "rows": {name: len(frame) for name, frame in frames.items() if frame is not None},
             "files": [asdict(f) for f in dataset.files],
             "present_columns": {stem: sorted(columns) for stem, columns in dataset.present_columns.items()},
             "files_not_read": dataset.files_not_read,
@@ -117,13 +124,20 @@ class AnalysisStore:
         self._write(key, frames, meta)
 
     def get_dataset(self, key: str) -> Dataset | None:
-        read = self._read(key)
+        """The stored dataset; its diary is read from disk when first asked for (``load.LazyTables``)."""
+        lazy = tuple(f"table_{stem}" for stem in LAZY_TABLES)
+        read = self._read(key, lazy)
         if read is None:
             return None
         frames, meta = read
         tables = {name.removeprefix("table_"): f for name, f in frames.items() if name.startswith("table_")}
+        later = {
+            name.removeprefix("table_"): (functools.partial(_table, self._entry(key) / f"{name}.parquet"), rows)
+            for name, rows in meta["rows"].items()
+            if name in lazy
+        }
         return Dataset(
-            tables={stem: table for stem, table in tables.items() if table is not None},
+            tables=LazyTables({stem: table for stem, table in tables.items() if table is not None}, later),
             rejected=_frame(frames["rejected"]),
             files=[FileReport(**{**f, "columns_ignored": tuple(f["columns_ignored"])}) for f in meta["files"]],
             present_columns={stem: frozenset(columns) for stem, columns in meta["present_columns"].items()},
@@ -134,8 +148,19 @@ class AnalysisStore:
     # --- analyses ----------------------------------------------------------------------------
 
     def put_analysis(self, dataset: Dataset, analysis: Analysis) -> None:
-        frames = {name: getattr(analysis, name) for name in ANALYSIS_TABLES}
-        meta = {"frames": list(frames), "as_of": analysis.as_of.isoformat()}
+        """The analysis's tables; patient_days also as a copy grouped by patient with an index of each patient's
+        rows (``StoredDays``), unless it is grouped by patient already."""
+        frames: dict[str, pd.DataFrame | None] = {name: getattr(analysis, name) for name in ANALYSIS_TABLES}
+        days = analysis.patient_days
+        codes, patient_ids = pd.factorize(days["patient_id"])
+        grouped = bool(np.all(np.diff(codes) >= 0))
+        order = np.arange(len(codes)) if grouped else np.argsort(codes, kind="stable")
+        bounds = np.searchsorted(codes[order], np.arange(len(patient_ids) + 1))
+        frames["patient_days_index"] = pd.DataFrame(
+            {"patient_id": pd.Series(patient_ids, dtype="string"), "start": bounds[:-1], "stop": bounds[1:]}
+        )
+        frames["patient_days_by_patient"] = None if grouped else days.iloc[order].reset_index(drop=True)
+        meta = {"frames": list(frames), "as_of": analysis.as_of.isoformat(), "days_grouped": grouped}
         self._write(analysis_key(dataset, analysis.config), frames, meta)
 
     def put_clinical(self, dataset: Dataset, config: AnalysisConfig, tables: ClinicalTables) -> None:
@@ -146,20 +171,93 @@ class AnalysisStore:
         return _get_clinical(self, dataset, analysis, params)
 
     def get_analysis(self, dataset: Dataset, config: AnalysisConfig) -> Analysis | None:
-        read = self._read(analysis_key(dataset, config))
+        """The stored analysis; its patient_days are read from disk when asked for (``StoredAnalysis``)."""
+        key = analysis_key(dataset, config)
+        read = self._read(key, ("patient_days", "patient_days_index", "patient_days_by_patient"))
         if read is None:
             return None
         frames, meta = read
-        return Analysis(
+        return StoredAnalysis(
             config=config,
             as_of=pd.Timestamp(meta["as_of"]),
-            patient_days=_frame(frames["patient_days"]),
+            patient_days=None,
             patient_cycles=_frame(frames["patient_cycles"]),
             cohort_cycles=_frame(frames["cohort_cycles"]),
             patient_status=_frame(frames["patient_status"]),
             adverse_events=frames["adverse_events"],
             safety=frames["safety"],
+            entry=self._entry(key),
+            days_grouped=bool(meta["days_grouped"]),
         )
+
+
+class StoredAnalysis(Analysis):
+    """An ``Analysis`` read from the store whose patient_days (a row per diary day: millions for a network) stay
+    on disk: ``day_columns`` reads only the columns asked for, ``days_by_patient`` only one patient's rows, and
+    ``patient_days`` itself is read whole (once, then kept) only by what needs every column."""
+
+    _entry: Path | None
+    _days_grouped: bool
+    _lock: threading.Lock
+    _days: pd.DataFrame | None
+
+    def __init__(self, *args: object, entry: Path | None = None, days_grouped: bool = True, **fields: object):
+        object.__setattr__(self, "_entry", entry)
+        object.__setattr__(self, "_days_grouped", days_grouped)
+        object.__setattr__(self, "_lock", threading.Lock())
+        super().__init__(*args, **fields)  # type: ignore[arg-type]
+
+    @property
+    def patient_days(self) -> pd.DataFrame:
+        if self._days is None:
+            with self._lock:
+                if self._days is None:
+                    object.__setattr__(self, "_days", _table(self._stored("patient_days")))
+        return _frame(self._days)
+
+    @patient_days.setter
+    def patient_days(self, frame: pd.DataFrame | None) -> None:
+        object.__setattr__(self, "_days", frame)
+
+    def day_columns(self, columns: Sequence[str]) -> pd.DataFrame:
+        if self._days is not None or self._entry is None:
+            return super().day_columns(columns)
+        return _frame(_read_frame(self._stored("patient_days"), list(columns)))
+
+    def days_by_patient(self) -> PatientDays:
+        if self._entry is None:
+            return super().days_by_patient()
+        name = "patient_days" if self._days_grouped else "patient_days_by_patient"
+        return StoredDays(self._stored(name), _table(self._stored("patient_days_index")))
+
+    def _stored(self, name: str) -> Path:
+        assert self._entry is not None
+        return self._entry / f"{name}.parquet"
+
+
+class StoredDays(PatientDays):
+    """One patient's rows of the stored patient_days, read from the row groups that hold them (a few ms)."""
+
+    def __init__(self, path: Path, index: pd.DataFrame):
+        self._path = path
+        spans = zip(index["start"].tolist(), index["stop"].tolist(), strict=True)
+        self._bounds = dict(zip(index["patient_id"].astype(str), spans, strict=True))
+        metadata = pq.read_metadata(path)
+        sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        self._group_starts = np.concatenate([[0], np.cumsum(sizes, dtype="int64")])
+
+    def patient_ids(self) -> frozenset[str]:
+        return frozenset(self._bounds)
+
+    def of(self, patient_id: str) -> pd.DataFrame:
+        start, stop = self._bounds.get(patient_id, (0, 0))
+        if stop <= start:
+            return _from_arrow(pq.read_schema(self._path).empty_table())
+        first = int(np.searchsorted(self._group_starts, start, side="right")) - 1
+        last = int(np.searchsorted(self._group_starts, stop, side="left")) - 1
+        table = pq.ParquetFile(self._path).read_row_groups(list(range(first, last + 1)))
+        offset = int(self._group_starts[first])
+        return _from_arrow(table.slice(start - offset, stop - start))
 
 
 def clinical_key(dataset: Dataset, config: AnalysisConfig, params: ClinicalParameters) -> str:
@@ -175,7 +273,7 @@ def _put_clinical(store: AnalysisStore, dataset: Dataset, config: AnalysisConfig
     store.root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store.root))
     try:
-        kept = dataclasses.replace(tables, day_rows={})  # rebuilt from the analysis on reading
+        kept = dataclasses.replace(tables, days=PatientDays(tables.status.iloc[:0]))  # days_by_patient() on reading
         with open(staging / "clinical.pickle", "wb") as handle:
             pickle.dump(kept, handle, protocol=pickle.HIGHEST_PROTOCOL)
         (staging / "meta.json").write_text(json.dumps({"frames": []}))
@@ -195,7 +293,24 @@ def _get_clinical(
         return None
     with open(path, "rb") as handle:
         tables = pickle.load(handle)  # written by _put_clinical into the server's own store
-    return dataclasses.replace(tables, day_rows=rows_by_patient(analysis.patient_days))
+    return dataclasses.replace(tables, days=analysis.days_by_patient())
+
+
+def _read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame | None:
+    """A stored table (None when the entry has none), with the project's text columns as Arrow-backed strings."""
+    if not path.is_file():
+        return None
+    return _from_arrow(pq.read_table(path, columns=columns))
+
+
+def _table(path: Path) -> pd.DataFrame:
+    return _frame(_read_frame(path))
+
+
+def _from_arrow(table: pa.Table) -> pd.DataFrame:
+    # The project's text columns are Arrow-backed strings (schemas.TEXT_DTYPE): read them back as such.
+    with pd.option_context("mode.string_storage", "pyarrow"):
+        return table.to_pandas()
 
 
 def _frame(frame: pd.DataFrame | None) -> pd.DataFrame:

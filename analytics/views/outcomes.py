@@ -348,11 +348,11 @@ class TreatedDays:
 
 def treated_days(analysis: Analysis) -> TreatedDays:
     """The recorded diary days in cycles ≥ 1 of ``analysis`` (all its patients) as a ``TreatedDays``."""
-    days = analysis.patient_days
+    days = analysis.day_columns(["patient_id", "cycle", "day_in_cycle", "headache_day"])  # a stored one: from disk
     in_cycle = days["cycle"].to_numpy(dtype="float64", na_value=np.nan) >= 1
-    codes, patient_ids = pd.factorize(np.asarray(days["patient_id"].array, dtype=object)[in_cycle])
+    codes, patient_ids = pd.factorize(days["patient_id"].array[in_cycle])
     return TreatedDays(
-        patient_ids=pd.Index(patient_ids, dtype=object),
+        patient_ids=pd.Index(np.asarray(patient_ids, dtype=object), dtype=object),
         patient=codes.astype("int64"),
         cycle=days["cycle"].to_numpy(dtype="float64", na_value=0)[in_cycle].astype("int64"),
         day=days["day_in_cycle"].to_numpy(dtype="float64", na_value=0)[in_cycle].astype("int64"),

@@ -90,7 +90,7 @@ class PatientRecords:
             self._facts[str(row["patient_id"])] = {
                 label: str(row[column]) for label, column in FACT_COLUMNS if column in row and pd.notna(row[column])
             }
-        known = set(self._cycles) | set(tables.day_rows) | set(self._facts)
+        known = set(self._cycles) | tables.days.patient_ids() | set(self._facts)
         known |= {str(p) for p in dataset.tables["sessions"]["patient_id"].dropna().unique()}
         self.ids: list[str] = sorted(known)
         """Every patient id in the accepted data (treated or not), sorted."""
@@ -112,7 +112,7 @@ class PatientRecords:
             cycles=self._cycles.get(patient_id, self._empty["cycles"]).reset_index(drop=True),
             windows=self._windows.get(patient_id, self._empty["windows"]).reset_index(drop=True),
             status=self._status.get(patient_id),
-            days=patient_calendar(self.analysis, patient_id, self._tables.params, self._tables.day_rows),
+            days=patient_calendar(self.analysis, patient_id, self._tables.params, self._tables.days),
             questionnaires=self._questionnaires.get(patient_id, self._empty["questionnaires"]).reset_index(drop=True),
             adverse_events=events.reset_index(drop=True) if self._has_adverse_events else None,
             facts=self._facts.get(patient_id, {}),
