@@ -13,6 +13,9 @@ not in the data, 2 or 3 when the dataset is refused, 4 when a PDF cannot be writ
 ``export --engine local|dask [--partitions N] [--workers N] [--scheduler ADDRESS]`` runs the export on partitions of
 patients (``analytics.scale``), in local processes or on a Dask cluster, with the same output; exit 5 when the
 engine cannot run (a scheduler that cannot be reached, a worker lost).
+``python -m analytics store --data DIR [--store DIR] [--workers N]`` builds the dashboard's analysis store for a
+data folder ahead of time (``analytics.output.store.build_folder``): exit 2 or 3 when the dataset is refused, 4 when
+the store cannot be written, 5 when the worker processes cannot run.
 ``analytics/__main__.py`` only calls ``main()``.
 """
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -33,6 +37,7 @@ from analytics.definitions.config import AnalysisConfig, flag_name, flag_paramet
 from analytics.definitions.pipeline import Analysis, analyse
 from analytics.ingest.load import Dataset, DatasetRefused, load_dataset
 from analytics.output.export import PATIENT_LEVEL_FILES, verify_export, write_atomically
+from analytics.output.store import AnalysisStore, build_folder, default_root
 from analytics.privacy import audit, deidentify
 from analytics.privacy.suppression import DEFAULT_MIN_CELL
 from analytics.scale.engine import ROWS_PER_PARTITION, auto_partitions, run_partitioned
@@ -168,6 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     summary.add_argument("--page-size", choices=PAGE_SIZE_NAMES, default="a4", help="a4 (default) or letter")
     summary.add_argument("--appendix", action="store_true", help="add the charts on the following pages")
     _parameter_arguments(summary)
+    store = commands.add_parser(
+        "store",
+        help="build the dashboard's analysis store for a data folder ahead of time (the dataset, its analysis for "
+        "the default parameters and the Patient page's tables), so that its first page opens at once",
+    )
+    store.add_argument("--data", required=True, type=Path, help="folder with sessions.csv, diary.csv, ...")
+    store.add_argument(
+        "--store", type=Path, help="the analysis store (default: $OUTCOMES_STORE_DIR, else .outcomes-store)"
+    )
+    store.add_argument("--workers", type=int, metavar="N", help=f"processes (default: the CPUs, here {cpu_count()})")
     verify = commands.add_parser("audit-verify", help="check the audit log's hash chain and head file")
     verify.add_argument("--log", type=Path, help="the audit log (default: $OUTCOMES_AUDIT_LOG, else logs/audit.jsonl)")
     return parser
@@ -352,6 +367,32 @@ def run_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_store(args: argparse.Namespace) -> int:
+    """``python -m analytics store``: progress on stderr; one JSON line on stdout, ``{"key": ...}`` or
+    ``{"refused": {...}}`` (the refusal's message, exit code, file, column and needed columns)."""
+    if args.workers is not None and args.workers < 1:
+        _say(f"error: --workers must be at least 1 (got {args.workers})")
+        return 2
+    if not args.data.is_dir():
+        _say(f"error: {args.data} is not a folder")
+        return 2
+    try:
+        key = build_folder(args.data, AnalysisStore(args.store), args.workers, say=_say)
+    except DatasetRefused as exc:
+        _say(f"refused: {exc}")
+        refusal = {"message": str(exc), "exit_code": exc.exit_code, "file": exc.file, "column": exc.column}
+        print(json.dumps({"refused": {**refusal, "needed_columns": exc.needed_columns}}), flush=True)
+        return exc.exit_code
+    except EngineFailed as exc:
+        _say(f"error: the worker processes could not run: {exc}")
+        return 5
+    except OSError as exc:
+        _say(f"error: cannot write the store {args.store or default_root()}: {exc.strerror or exc}")
+        return 4
+    print(json.dumps({"key": key}), flush=True)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "export":
@@ -366,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1 if problems else 0
     if args.command == "summary":
         return run_summary(args)
+    if args.command == "store":
+        return run_store(args)
     if args.command == "audit-verify":
         log = args.log or Path(os.environ.get("OUTCOMES_AUDIT_LOG") or audit.DEFAULT_AUDIT_LOG)
         result = audit.verify(log)

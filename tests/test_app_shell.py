@@ -24,6 +24,7 @@ from streamlit.testing.v1 import AppTest
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.pipeline import analyse
 from analytics.ingest.load import load_dataset
+from analytics.output import store as stored
 from analytics.privacy.links import escape_markdown
 from ui import auth, context, state
 
@@ -201,9 +202,9 @@ def test_reruns_and_page_switches_do_not_load_or_compute_again(
 ) -> None:
     folder = write_dataset(tmp_path, sessions=SESSIONS, diary=diary_text(120))
     monkeypatch.setenv(state.DATA_DIR_VARIABLE, str(folder))
-    loads, analyses = _Counter(state.load_dataset), _Counter(state.analyse)
-    monkeypatch.setattr(state, "load_dataset", loads)
-    monkeypatch.setattr(state, "analyse", analyses)
+    loads, analyses = _Counter(stored.load_dataset), _Counter(stored.analyse)
+    monkeypatch.setattr(stored, "load_dataset", loads)  # a data folder is read and analysed through the store
+    monkeypatch.setattr(stored, "analyse", analyses)
     st.cache_data.clear()
     st.cache_resource.clear()  # the dataset and analysis are shared resources (ui.state)
 
@@ -244,9 +245,9 @@ def test_pages_never_write_into_the_shared_dataset_analysis_or_patient_tables(
         return wrapper
 
     monkeypatch.setenv("OUTCOMES_STORE_DIR", str(tmp_path / "store"))  # an empty store: everything is computed here
-    monkeypatch.setattr(state, "load_dataset", kept(state.load_dataset))
-    monkeypatch.setattr(state, "analyse", kept(state.analyse))
-    monkeypatch.setattr(state, "clinical_tables", kept(state.clinical_tables))
+    monkeypatch.setattr(stored, "load_dataset", kept(stored.load_dataset))
+    monkeypatch.setattr(stored, "analyse", kept(stored.analyse))
+    monkeypatch.setattr(stored, "clinical_tables", kept(stored.clinical_tables))
     st.cache_data.clear()
     st.cache_resource.clear()
     at = app_on("patient")
@@ -430,9 +431,9 @@ def test_a_restarted_server_reads_the_analysis_store(
 
         return wrapper
 
-    monkeypatch.setattr(state, "load_dataset", counted("load", load_dataset))
-    monkeypatch.setattr(state, "analyse", counted("analyse", analyse))
-    monkeypatch.setattr(state, "clinical_tables", counted("clinical", state.clinical_tables))
+    monkeypatch.setattr(stored, "load_dataset", counted("load", load_dataset))
+    monkeypatch.setattr(stored, "analyse", counted("analyse", analyse))
+    monkeypatch.setattr(stored, "clinical_tables", counted("clinical", stored.clinical_tables))
     for start in ("first start", "restart"):  # a restart: empty caches, the store on disk
         st.cache_data.clear()
         st.cache_resource.clear()
@@ -441,4 +442,92 @@ def test_a_restarted_server_reads_the_analysis_store(
         assert not at.exception, at.exception
         assert texts(at.title)
         assert calls == ["load", "analyse", "clinical"], f"{start}: {calls}"
-    assert len(list((tmp_path / "store").iterdir())) == 3  # the dataset, its analysis, the patient-level tables
+    entries = [p.name for p in (tmp_path / "store").iterdir() if p.name != "folders"]  # folders: the memo of keys
+    assert len(entries) == 3  # the dataset, its analysis, the patient-level tables
+
+
+def _counting_store_computations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    for name in ("load_dataset", "analyse", "clinical_tables"):
+        function = getattr(stored, name)
+        monkeypatch.setattr(stored, name, lambda *a, _f=function, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    return calls
+
+
+def test_a_big_folder_is_built_by_a_child_process_with_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder of more than one partition is built by ``python -m analytics store`` in a child process (every
+    CPU, its memory returned when it ends): the server computes nothing itself and reads the store (issue #12)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for p in (PROJECT_DIR / "tests" / "conformance" / "data").iterdir():
+        (folder / p.name).write_bytes(p.read_bytes())
+    monkeypatch.setenv(state.DATA_DIR_VARIABLE, str(folder))
+    monkeypatch.setenv("OUTCOMES_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setattr(state, "auto_partitions", lambda f: 2)  # as if it were big
+    calls = _counting_store_computations(monkeypatch)
+    st.cache_resource.clear()
+    at = app_on("patient")
+    at.run()
+    assert not at.exception, at.exception
+    assert texts(at.title) and calls == []  # the child computed everything
+    entries = [p.name for p in (tmp_path / "store").iterdir() if p.name != "folders"]
+    assert len(entries) == 3
+
+
+def test_progress_of_a_build_follows_its_steps() -> None:
+    step = state._STEPS[0]
+    fraction, step = state._progress("splitting diary.csv into 35 partition(s): 18 task(s) ...", step)
+    assert fraction == 0.0
+    fraction, step = state._progress("  diary.csv split tasks done: 9/18", step)
+    assert fraction == pytest.approx(0.35 * 9 / 18)
+    fraction, step = state._progress("checking 35 partition(s) ...", step)
+    assert fraction == pytest.approx(0.35)
+    fraction, step = state._progress("  partitions checked: 7/35", step)
+    assert fraction == pytest.approx(0.35 + 0.2 * 7 / 35)
+    assert state._progress("computing the patient-level tables ...", step)[0] == pytest.approx(0.82)
+
+
+def test_a_refusal_in_the_child_is_shown_with_the_columns_needed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "sessions.csv").write_text("patient_id,when\nP1,2024-03-01\n")
+    (folder / "diary.csv").write_text(diary_text(30))
+    monkeypatch.setenv(state.DATA_DIR_VARIABLE, str(folder))
+    monkeypatch.setenv("OUTCOMES_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setattr(state, "auto_partitions", lambda f: 2)
+    calls = _counting_store_computations(monkeypatch)
+    st.cache_resource.clear()
+    at = app_on("data")
+    at.run()
+    assert not at.exception, at.exception
+    refusal = " ".join(texts(at.error)).replace("\\", "")  # shown as plain text: Markdown escaped
+    assert "session_date" in refusal and "The file needs these columns" in refusal
+    assert calls == []  # refused by the child; the server did not read the folder again
+
+
+def test_a_failed_child_build_is_done_in_the_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nothing is lost when the child cannot build (killed, out of memory): the server computes, and logs why."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for p in (PROJECT_DIR / "tests" / "conformance" / "data").iterdir():
+        (folder / p.name).write_bytes(p.read_bytes())
+    monkeypatch.setenv(state.DATA_DIR_VARIABLE, str(folder))
+    monkeypatch.setenv("OUTCOMES_STORE_DIR", str(tmp_path / "store"))
+    monkeypatch.setattr(state, "auto_partitions", lambda f: 2)
+    monkeypatch.setattr(
+        state, "STORE_COMMAND", [sys.executable, "-c", "import sys; print('killed', file=sys.stderr); sys.exit(9)"]
+    )
+    calls = _counting_store_computations(monkeypatch)
+    st.cache_resource.clear()
+    with caplog.at_level(logging.ERROR, logger="outcomes.dashboard"):
+        at = app_on("patient")
+        at.run()
+    assert not at.exception, at.exception
+    assert texts(at.title) and calls == ["load_dataset", "analyse", "clinical_tables"]
+    assert "exit 9" in caplog.text and "killed" in caplog.text

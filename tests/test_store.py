@@ -140,3 +140,48 @@ def test_a_stored_dataset_reads_its_diary_only_when_asked(tmp_path: Path) -> Non
     assert sorted(back.tables) == sorted(dataset.tables)
     pd.testing.assert_frame_equal(back.tables["diary"], dataset.tables["diary"], check_exact=True)
     assert back.row_count("diary") == len(dataset.tables["diary"])
+
+
+def test_a_folder_key_is_remembered_until_a_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files are hashed once per version of the folder: a restart reads the remembered key, and a file whose
+    size or modification time changed is hashed again (to the same key as ``source_key``)."""
+    import analytics.output.store as stored
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for p in CASES[1].iterdir():
+        (folder / p.name).write_bytes(p.read_bytes())
+    hashed: list[Path] = []
+    monkeypatch.setattr(stored, "source_key", lambda f: hashed.append(f) or source_key(f))
+    store = AnalysisStore(tmp_path / "store")
+    first = store.folder_key(folder)
+    assert first == source_key(folder) and AnalysisStore(tmp_path / "store").folder_key(folder) == first
+    assert len(hashed) == 1
+    (folder / "diary.csv").write_bytes((folder / "diary.csv").read_bytes() + b"\n")
+    assert store.folder_key(folder) == source_key(folder) != first
+    assert len(hashed) == 2
+
+
+def test_build_folder_stores_what_the_first_patient_page_needs(tmp_path: Path) -> None:
+    """``build_folder`` (python -m analytics store) leaves the dataset, the default analysis and the patient-level
+    tables in the store, equal to computing them in memory; a second build computes nothing."""
+    from analytics.definitions.clinical import ClinicalParameters, clinical_tables
+    from analytics.output.store import build_folder
+
+    store = AnalysisStore(tmp_path)
+    said: list[str] = []
+    key = build_folder(CASES[1], store, workers=1, say=said.append)
+    assert key == source_key(CASES[1]) and said[-1] == "done"
+    dataset = store.get_dataset(key)
+    assert dataset is not None
+    analysis = store.get_analysis(dataset, AnalysisConfig())
+    assert analysis is not None
+    tables = store.get_clinical(dataset, analysis, ClinicalParameters())
+    assert tables is not None
+    fresh = load_dataset(CASES[1])
+    expected = clinical_tables(analyse(fresh), fresh)
+    pd.testing.assert_frame_equal(tables.status, expected.status, check_exact=True)
+    pd.testing.assert_frame_equal(tables.weekly, expected.weekly, check_exact=True)
+    entries = sorted(p.name for p in tmp_path.iterdir())
+    build_folder(CASES[1], store, workers=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == entries

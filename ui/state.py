@@ -30,8 +30,12 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import os
+import re
+import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -43,7 +47,7 @@ from typing import Protocol
 import pandas as pd
 import streamlit as st
 
-from analytics.definitions.clinical import ClinicalParameters, ClinicalTables, clinical_tables
+from analytics.definitions.clinical import ClinicalTables, clinical_tables
 from analytics.definitions.clinical import patient_calendar as calendar_of_patient
 from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig, DateControl, sidebar_controls
 from analytics.definitions.pipeline import Analysis, analyse
@@ -55,11 +59,10 @@ from analytics.ingest.load import (
     Dataset,
     DatasetRefused,
     load_dataset,
-    unread_files,
 )
-from analytics.output.store import AnalysisStore, source_key
+from analytics.output.store import AnalysisStore
 from analytics.privacy import access
-from analytics.scale.engine import auto_partitions, run_partitioned
+from analytics.scale.engine import auto_partitions
 from analytics.scale.runners import EngineFailed
 from ui import render
 from ui.context import CONTEXT_KEY, HASH_FUNCS, AppContext, current_user
@@ -246,39 +249,92 @@ def _load(source: _Source) -> Loaded:
 
 
 def _load_folder(source: _Source) -> Dataset:
-    """A data folder's dataset from the analysis store, or read (and stored) on a miss.
-
-    A folder too big for one partition is read by the partitioned pipeline (``analytics.scale``),
-    which also gives the analysis for the default parameters: both go to the store.
-    """
+    """A data folder's dataset from the analysis store (built by ``_build`` when it is big), or read in this
+    process and stored on a miss (``AnalysisStore.folder_dataset``)."""
     assert source.folder is not None
-    store = AnalysisStore()
-    key = source_key(source.folder)
-    if (stored := store.get_dataset(key)) is not None:
-        return stored
-    if (partitions := auto_partitions(source.folder)) > 1:
-        # In the server's own process, partition after partition: worker processes started from inside a
-        # Streamlit script run are not dependable (a pool's forkserver died under AppTest).
-        analysis, dataset = run_partitioned(source.folder, AnalysisConfig(), partitions, whole=True)
-        store.put_analysis(dataset, analysis)
-        del analysis
-    else:
-        dataset = load_dataset(source.folder, FOLDER_LIMITS)
-    # Only the data files of the folder (and its table folders) are accounted for, not its README or notes.
-    names = [p.name + ("/" if p.is_dir() else "") for p in source.folder.iterdir() if _data_entry(p)]
-    dataset.files_not_read = unread_files(names, [f.file for f in dataset.files])
-    store.put_dataset(key, dataset)
-    del dataset
-    # What the server keeps is the stored dataset, whose diary stays on disk until something needs it.
-    stored = store.get_dataset(key)
-    assert stored is not None, "the analysis store lost the entry it has just written"
-    return stored
+    if (refusal := _REFUSALS.get(source.key)) is not None:
+        raise refusal
+    return AnalysisStore().folder_dataset(source.folder)
 
 
-def _data_entry(path: Path) -> bool:
-    return (path.is_file() and path.suffix.lower() in DATA_SUFFIXES) or (
-        path.is_dir() and any(p.suffix.lower() == ".parquet" for p in path.iterdir())
-    )
+# --- building a big folder's store in a child process, with progress ------------------------------
+
+STORE_COMMAND = [sys.executable, "-m", "analytics", "store"]
+"""The command that builds a folder's store (``analytics.cli``), followed by --data FOLDER --store ROOT."""
+_BUILT: set[SourceKey] = set()
+"""Folder sources whose store is known to be built (or small enough to read in the server): not checked again."""
+_REFUSALS: dict[SourceKey, DatasetRefused] = {}
+_BUILDING: dict[SourceKey, threading.Lock] = {}
+_BUILDING_LOCK = threading.Lock()
+# Where each step of ``store.build_folder`` ends on the progress bar (the split of the files is most of the work).
+_STEPS = (
+    ("splitting", 0.0, 0.35),
+    ("checking", 0.35, 0.55),
+    ("analysing", 0.55, 0.7),
+    ("storing", 0.7, 0.8),
+    ("computing cycles", 0.8, 0.82),
+    ("computing the patient-level tables", 0.82, 1.0),
+)
+_COUNT = re.compile(r"(\d+)/(\d+)\s*$")
+
+
+def _progress(message: str, step: tuple[str, float, float]) -> tuple[float, tuple[str, float, float]]:
+    """Where the bar stands after the child said ``message`` (a step's name, or "i/n" of the current step)."""
+    text = message.strip()
+    step = next((s for s in _STEPS if text.startswith(s[0])), step)
+    _, start, stop = step
+    if (count := _COUNT.search(text)) and int(count.group(2)):
+        return start + (stop - start) * int(count.group(1)) / int(count.group(2)), step
+    return start, step
+
+
+def _build(source: _Source) -> None:
+    """A big data folder's store (dataset, default analysis, patient-level tables), built once by
+    ``python -m analytics store`` in a child process that uses every CPU, with its progress on the page.
+
+    The server process never holds the whole computation (the child's memory is returned when it ends),
+    and a second session asking for the same folder meanwhile waits for the first one's build. A folder of
+    one partition is read in the server instead (``_load_folder``): a child would only add its start-up. If
+    the child fails, ``_load_folder`` computes in the server, so nothing is lost but time.
+    """
+    if source.folder is None or source.key is None or source.key in _BUILT:
+        return
+    with _BUILDING_LOCK:
+        lock = _BUILDING.setdefault(source.key, threading.Lock())
+    with st.spinner("Another session is building this data folder's analysis…") if lock.locked() else nullcontext():
+        with lock:
+            if source.key in _BUILT:
+                return
+            store = AnalysisStore()
+            if auto_partitions(source.folder) > 1 and not store.has_dataset(store.folder_key(source.folder)):
+                _build_in_child(source, store)
+            _BUILT.add(source.key)
+
+
+def _build_in_child(source: _Source, store: AnalysisStore) -> None:
+    assert source.folder is not None and source.key is not None
+    bar = st.progress(0.0, text="Reading the data folder for the first time…")
+    command = [*STORE_COMMAND, "--data", str(source.folder), "--store", str(store.root)]
+    root = Path(__file__).resolve().parent.parent
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    with subprocess.Popen(
+        command, cwd=root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as child:
+        assert child.stderr is not None and child.stdout is not None
+        said: list[str] = []
+        step = _STEPS[0]
+        for line in child.stderr:
+            said = [*said[-19:], line.rstrip()]
+            fraction, step = _progress(line, step)
+            bar.progress(min(fraction, 1.0), text=f"Reading the data folder for the first time: {line.strip()}")
+        result = child.stdout.read().strip().splitlines()
+        status = child.wait()
+    bar.empty()
+    answer = json.loads(result[-1]) if result else {}
+    if "refused" in answer:
+        _REFUSALS[source.key] = DatasetRefused(**answer["refused"])
+    elif status != 0:
+        logger.error("python -m analytics store failed (exit %s); computing here:\n%s", status, "\n".join(said))
 
 
 def _with_needed_columns(refusal: DatasetRefused) -> str:
@@ -311,16 +367,7 @@ def scoped(dataset: Dataset, config: AnalysisConfig) -> tuple[Dataset, AnalysisC
 )
 def _analyse(dataset: Dataset, config: AnalysisConfig, stored: bool) -> Analysis:
     """The analysis, from the store when ``stored`` (the clinic's data folder; never an upload)."""
-    if not stored:
-        return analyse(dataset, config)
-    store = AnalysisStore()
-    if (analysis := store.get_analysis(dataset, config)) is not None:
-        return analysis
-    store.put_analysis(dataset, analyse(dataset, config))
-    # Kept as stored: its per-patient-day frame stays on disk (read by patient, or by column) until needed.
-    stored = store.get_analysis(dataset, config)
-    assert stored is not None, "the analysis store lost the entry it has just written"
-    return stored
+    return AnalysisStore().analysis(dataset, config) if stored else analyse(dataset, config)
 
 
 @st.cache_resource(
@@ -333,12 +380,7 @@ def clinical(ctx: AppContext) -> ClinicalTables:
     """
     if ctx.data_dir is None:
         return clinical_tables(ctx.analysis, ctx.dataset)
-    store = AnalysisStore()
-    if (stored := store.get_clinical(ctx.dataset, ctx.analysis, ClinicalParameters())) is not None:
-        return stored
-    tables = clinical_tables(ctx.analysis, ctx.dataset)
-    store.put_clinical(ctx.dataset, ctx.analysis.config, tables)
-    return tables
+    return AnalysisStore().clinical(ctx.dataset, ctx.analysis)
 
 
 # One patient's daily grid is small (hundreds of rows), so a copy per rerun costs nothing; many patients fit.
@@ -425,6 +467,7 @@ def sidebar(data_page: st.Page) -> AppContext:
         source_label=source.label, config=config, refused=source.refused, notice=source.notice, data_dir=source.folder
     )
     if source.key is not None and source.read is not None:
+        _build(source)
         dataset, refusal = _load(source)
         if dataset is None:
             ctx.refused = refusal

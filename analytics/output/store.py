@@ -12,6 +12,11 @@ An entry is written to a temporary folder and renamed into place, so a reader se
 none, and two servers computing the same entry at once both end with one. Nothing is ever updated:
 new files or parameters make a new key. ``DEFAULT_ROOT`` (``$OUTCOMES_STORE_DIR``) is where the
 dashboard keeps it; only the clinic's data folder is stored, never an upload.
+
+``build_folder`` fills the store for a data folder (the dataset, its analysis for the default parameters and
+the Patient page's tables of every patient) with the partitioned pipeline in worker processes: ``python -m
+analytics store`` runs it ahead of time, and the dashboard runs that command in a child process on its first
+visit of a big folder, showing its progress, so that the server never holds the whole computation.
 """
 
 from __future__ import annotations
@@ -35,11 +40,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analytics import __version__
-from analytics.definitions.clinical import ClinicalParameters, ClinicalTables
+from analytics.definitions.clinical import ClinicalParameters, ClinicalTables, clinical_tables
 from analytics.definitions.config import AnalysisConfig
-from analytics.definitions.pipeline import Analysis, PatientDays
-from analytics.ingest.load import Dataset, FileReport, LazyTables
-from analytics.scale.split import files_sha256
+from analytics.definitions.pipeline import Analysis, PatientDays, analyse
+from analytics.ingest.load import (
+    DATA_SUFFIXES,
+    FOLDER_LIMITS,
+    Dataset,
+    FileReport,
+    LazyTables,
+    load_dataset,
+    unread_files,
+)
+from analytics.scale.engine import Say, auto_partitions, run_partitioned
+from analytics.scale.runners import Runner, runner_for
+from analytics.scale.split import cpu_count, files_sha256
 
 FORMAT = 2
 """Bumped when what an entry holds changes; with the software version it is part of every key."""
@@ -67,6 +82,31 @@ def source_key(folder: Path) -> str:
     return _digest(["dataset", entries])
 
 
+def folder_signature(folder: Path) -> str:
+    """A digest of every file's path, size and modification time under ``folder``: changes when any file does."""
+    entries = []
+    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        status = path.stat()
+        entries.append((path.relative_to(folder).as_posix(), status.st_size, status.st_mtime_ns))
+    return _digest(["signature", str(Path(folder).resolve()), entries])
+
+
+def data_entries(folder: Path) -> list[str]:
+    """The data files (CSV, Parquet) and table folders (of Parquet parts, with a trailing '/') of a folder: what
+    the dashboard reports as not read when the loader did not use it, leaving out its README or notes."""
+    names = []
+    for path in Path(folder).iterdir():
+        if path.is_file() and path.suffix.lower() in DATA_SUFFIXES:
+            names.append(path.name)
+        elif path.is_dir() and any(p.suffix.lower() == ".parquet" for p in path.iterdir()):
+            names.append(path.name + "/")
+    return names
+
+
+def _quiet(message: str) -> None:
+    del message
+
+
 def analysis_key(dataset: Dataset, config: AnalysisConfig) -> str:
     files = [(f.file, f.sha256) for f in dataset.files]
     return _digest(["analysis", files, config.parameters(), str(config.as_of)])
@@ -80,6 +120,67 @@ class AnalysisStore:
 
     def _entry(self, key: str) -> Path:
         return self.root / key
+
+    def folder_key(self, folder: Path) -> str:
+        """``source_key(folder)``, remembered by ``folder_signature``: the files are hashed again only when a
+        file's name, size or modification time changed (as make and git decide), not on every server start."""
+        memo = self.root / "folders" / folder_signature(folder)
+        if memo.is_file():
+            return memo.read_text().strip()
+        key = source_key(folder)
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        staging = memo.with_name(f".{memo.name}.{os.getpid()}")
+        staging.write_text(key)
+        staging.replace(memo)
+        return key
+
+    # --- get or compute ------------------------------------------------------------------------
+
+    def folder_dataset(self, folder: Path, runner: Runner | None = None, say: Say = _quiet) -> Dataset:
+        """A data folder's dataset from the store, or read, checked and stored on a miss; the stored version.
+
+        A folder too big for one partition is read by the partitioned pipeline (``analytics.scale``, in
+        ``runner``'s processes), which gives the analysis for the default parameters too: both are stored.
+        Raises ``DatasetRefused`` (or ``EngineFailed``) as the loader does.
+        """
+        key = self.folder_key(folder)
+        if (stored := self.get_dataset(key)) is not None:
+            return stored
+        if (partitions := auto_partitions(folder)) > 1:
+            analysis, dataset = run_partitioned(folder, AnalysisConfig(), partitions, runner, whole=True, say=say)
+            say("storing the analysis ...")
+            self.put_analysis(dataset, analysis)
+            del analysis
+        else:
+            dataset = load_dataset(folder, FOLDER_LIMITS)
+        dataset.files_not_read = unread_files(data_entries(folder), [f.file for f in dataset.files])
+        say("storing the dataset ...")
+        self.put_dataset(key, dataset)
+        del dataset
+        # What is kept is the stored dataset, whose diary stays on disk until something needs it.
+        stored = self.get_dataset(key)
+        assert stored is not None, "the analysis store lost the entry it has just written"
+        return stored
+
+    def analysis(self, dataset: Dataset, config: AnalysisConfig) -> Analysis:
+        """The stored analysis of ``dataset`` with ``config``, computed and stored on a miss; the stored version
+        (its per-patient-day frame stays on disk, read by patient or by column until something needs it all)."""
+        if (stored := self.get_analysis(dataset, config)) is None:
+            self.put_analysis(dataset, analyse(dataset, config))
+            stored = self.get_analysis(dataset, config)
+        assert stored is not None, "the analysis store lost the entry it has just written"
+        return stored
+
+    def clinical(
+        self, dataset: Dataset, analysis: Analysis, params: ClinicalParameters | None = None
+    ) -> ClinicalTables:
+        """``clinical.clinical_tables`` of a stored analysis, computed and stored on a miss."""
+        params = params or ClinicalParameters()
+        if (stored := self.get_clinical(dataset, analysis, params)) is not None:
+            return stored
+        tables = clinical_tables(analysis, dataset, params)
+        self.put_clinical(dataset, analysis.config, tables)
+        return tables
 
     def _write(self, key: str, frames: Mapping[str, pd.DataFrame | None], meta: Mapping[str, object]) -> None:
         if self._entry(key).is_dir():
@@ -122,6 +223,9 @@ class AnalysisStore:
             "files_not_read": dataset.files_not_read,
         }
         self._write(key, frames, meta)
+
+    def has_dataset(self, key: str) -> bool:
+        return (self._entry(key) / "meta.json").is_file()
 
     def get_dataset(self, key: str) -> Dataset | None:
         """The stored dataset; its diary is read from disk when first asked for (``load.LazyTables``)."""
@@ -258,6 +362,27 @@ class StoredDays(PatientDays):
         table = pq.ParquetFile(self._path).read_row_groups(list(range(first, last + 1)))
         offset = int(self._group_starts[first])
         return _from_arrow(table.slice(start - offset, stop - start))
+
+
+def build_folder(
+    folder: Path, store: AnalysisStore | None = None, workers: int | None = None, say: Say = _quiet
+) -> str:
+    """Everything the dashboard's first Patient page needs of a data folder, into the store once: the dataset,
+    its analysis for the default parameters and the patient-level tables; the dataset's key.
+
+    The partitioned pipeline runs in ``workers`` processes (default: the CPUs); what is already stored is
+    not computed again. ``say`` is told what is being done ("partitions checked: 3/35").
+    """
+    store = store or AnalysisStore()
+    workers = min(workers or cpu_count(), max(1, auto_partitions(folder)))
+    with runner_for("local", workers) as runner:
+        dataset = store.folder_dataset(folder, runner, say)
+    say("computing cycles for the default parameters ...")
+    analysis = store.analysis(dataset, AnalysisConfig())
+    say("computing the patient-level tables ...")
+    store.clinical(dataset, analysis)
+    say("done")
+    return store.folder_key(folder)
 
 
 def clinical_key(dataset: Dataset, config: AnalysisConfig, params: ClinicalParameters) -> str:
