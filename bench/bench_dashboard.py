@@ -205,7 +205,8 @@ def main() -> None:
     header = f"{'':44}" + "".join(f"{d + ' ' + t:>16}" for d, t in columns) + "  target"
     print("\n" + header)
     for label, key in rows:
-        print(f"{label:44}" + "".join(f"{results[c].get(key, float('nan')):>16.2f}" for c in columns) + f"  {TARGETS.get(key, '')}")
+        cells = "".join(f"{results[c].get(key, float('nan')):>16.2f}" for c in columns)
+        print(f"{label:44}" + cells + f"  {TARGETS.get(key, '')}")
     ratio = "".join(f"{results[c]['cold'] / results[c]['export']:>16.2f}" for c in columns)
     print(f"{'cold Patient page / export':44}" + ratio + "  ≤ 1.5")
 

@@ -26,6 +26,7 @@ from analytics.statistics.stats import WILSON_METHOD
 from analytics.views import clinic
 from pages import run_dashboard_instead
 from ui import render as ui_render
+from ui import state
 from ui.context import HASH_FUNCS, AppContext, context, current_user
 
 ALL = "(all)"
@@ -42,18 +43,27 @@ def _filter_key(flt: clinic.ClinicFilter) -> str:
     return json.dumps(dataclasses.asdict(flt), default=str, sort_keys=True)
 
 
-@st.cache_data(max_entries=8, show_spinner=False, hash_funcs=HASH_FUNCS)
+# Shared, read-only (st.cache_data would unpickle a copy of the view's tables on every rerun); for the clinic's
+# data folder the choices and the view of every clinic are computed once into the analysis store.
+@st.cache_resource(max_entries=8, show_spinner=False, hash_funcs=HASH_FUNCS)
 def _options(ctx: AppContext) -> clinic.FilterOptions:
+    if ctx.data_dir is not None:
+        return state.stored_result(ctx, "clinic_options", lambda store: store.clinic_options(ctx.dataset, ctx.analysis))
     register = clinic.session_register(ctx.dataset, ctx.analysis.as_of)
     return clinic.filter_options(ctx.dataset, register, ctx.analysis.as_of)
 
 
-@st.cache_data(
+@st.cache_resource(
     max_entries=32,
     show_spinner="Computing the clinic view…",
     hash_funcs={**HASH_FUNCS, clinic.ClinicFilter: _filter_key},
 )
 def _view(ctx: AppContext, flt: clinic.ClinicFilter) -> clinic.ClinicView:
+    if ctx.data_dir is not None and flt == clinic.ClinicFilter():
+        detail = dataclasses.asdict(flt)
+        return state.stored_result(
+            ctx, "clinic_view", lambda store: store.clinic_view(ctx.dataset, ctx.analysis, flt), detail
+        )
     return clinic.clinic_view(ctx.dataset, ctx.analysis, flt)
 
 

@@ -79,7 +79,9 @@ def _attributes(ctx: AppContext) -> pd.DataFrame:
 # every rerun), from which the within-cycle course of any cohort is counted.
 @st.cache_resource(max_entries=2, show_spinner=False, hash_funcs=HASH_FUNCS)
 def _treated_days(ctx: AppContext) -> outcomes.TreatedDays:
-    return outcomes.treated_days(ctx.analysis)
+    if ctx.data_dir is None:  # an upload
+        return outcomes.treated_days(ctx.analysis)
+    return state.stored_result(ctx, "treated_days", lambda store: store.treated_days(ctx.dataset, ctx.analysis))
 
 
 # The cohort's analysis without its diary days (read through _treated_days instead), so a filter
@@ -93,16 +95,9 @@ def _cohort(ctx: AppContext, cohort_filter: CohortFilter) -> Analysis:
 
 @st.cache_data(max_entries=16, show_spinner="Computing the cohort's statistics…", hash_funcs=COHORT_HASH_FUNCS)
 def _cohort_results(ctx: AppContext, cohort_filter: CohortFilter) -> dict[str, object]:
-    cohort = _cohort(ctx, cohort_filter)
-    return {
-        "change": outcomes.change_by_cycle(cohort),
-        "responders": outcomes.responder_rates(cohort),
-        "cumulative": outcomes.cumulative_response(cohort),
-        "weekly": outcomes.weekly_profile(cohort, days=_treated_days(ctx)),
-        "time_to_response": outcomes.time_to_response(cohort),
-        "wilcoxon": outcomes.results_frame(outcomes.wilcoxon_by_cycle(cohort), omit_caveats=outcomes.WILCOXON_CAVEATS),
-        "cohort_cycles": cohort.cohort_cycles,
-    }
+    if cohort_filter.is_empty() and ctx.data_dir is not None:  # everyone: computed once into the analysis store
+        return state.stored_result(ctx, "outcomes", lambda store: store.everyone_outcomes(ctx.dataset, ctx.analysis))
+    return outcomes.cohort_results(_cohort(ctx, cohort_filter), _treated_days(ctx))
 
 
 @st.cache_data(max_entries=32, show_spinner=False, hash_funcs=COHORT_HASH_FUNCS)

@@ -447,10 +447,15 @@ def test_a_restarted_server_reads_the_analysis_store(
 
 
 def _counting_store_computations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    from analytics.views import clinic, outcomes
+
     calls: list[str] = []
-    for name in ("load_dataset", "analyse", "clinical_tables"):
-        function = getattr(stored, name)
-        monkeypatch.setattr(stored, name, lambda *a, _f=function, _n=name, **k: calls.append(_n) or _f(*a, **k))
+    for module, name in [(stored, "load_dataset"), (stored, "analyse"), (stored, "clinical_tables")] + [
+        (clinic, "clinic_view"),
+        (outcomes, "cohort_results"),
+    ]:
+        function = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, _f=function, _n=name, **k: calls.append(_n) or _f(*a, **k))
     return calls
 
 
@@ -472,8 +477,15 @@ def test_a_big_folder_is_built_by_a_child_process_with_progress(
     at.run()
     assert not at.exception, at.exception
     assert texts(at.title) and calls == []  # the child computed everything
+    # The child went on with the other pages' first views; Clinic and Outcomes wait for them, if need be.
+    for page in ("clinic", "outcomes"):
+        switch_page(at, f"pages/{page}.py").run()
+        assert not at.exception, at.exception
+    assert calls == []
+    for finishing in list(state._FINISHING.values()):
+        finishing.join(60)
     entries = [p.name for p in (tmp_path / "store").iterdir() if p.name != "folders"]
-    assert len(entries) == 3
+    assert len(entries) == 7  # the dataset, analysis, patient-level tables; clinic choices and view; days, outcomes
 
 
 def test_progress_of_a_build_follows_its_steps() -> None:

@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -60,7 +60,7 @@ from analytics.ingest.load import (
     DatasetRefused,
     load_dataset,
 )
-from analytics.output.store import AnalysisStore
+from analytics.output.store import READY, AnalysisStore
 from analytics.privacy import access
 from analytics.scale.engine import auto_partitions
 from analytics.scale.runners import EngineFailed
@@ -74,6 +74,7 @@ SAMPLE_LABEL = "Bundled sample data (synthetic)"
 FOLDER_LABEL = "Clinic data folder"
 UPLOAD_LABEL = "Upload files"
 
+T = TypeVar("T")
 SourceKey = tuple[object, ...]
 Loaded = tuple[Dataset | None, str | None]
 
@@ -317,24 +318,56 @@ def _build_in_child(source: _Source, store: AnalysisStore) -> None:
     command = [*STORE_COMMAND, "--data", str(source.folder), "--store", str(store.root)]
     root = Path(__file__).resolve().parent.parent
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-    with subprocess.Popen(
+    child = subprocess.Popen(
         command, cwd=root, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    ) as child:
-        assert child.stderr is not None and child.stdout is not None
-        said: list[str] = []
-        step = _STEPS[0]
-        for line in child.stderr:
-            said = [*said[-19:], line.rstrip()]
-            fraction, step = _progress(line, step)
-            bar.progress(min(fraction, 1.0), text=f"Reading the data folder for the first time: {line.strip()}")
-        result = child.stdout.read().strip().splitlines()
-        status = child.wait()
+    )
+    assert child.stderr is not None and child.stdout is not None
+    said: list[str] = []
+    step = _STEPS[0]
+    for line in child.stderr:
+        said = [*said[-19:], line.rstrip()]
+        if line.startswith(READY):  # the child goes on with the other pages' views; the Patient page can be drawn
+            finishing = threading.Thread(target=_finish_child, args=(child, said), daemon=True)
+            _FINISHING[source.folder.resolve()] = finishing
+            finishing.start()
+            bar.empty()
+            return
+        fraction, step = _progress(line, step)
+        bar.progress(min(fraction, 1.0), text=f"Reading the data folder for the first time: {line.strip()}")
     bar.empty()
+    _finish_child(child, said, source.key)
+
+
+def _finish_child(child: subprocess.Popen[str], said: list[str], key: SourceKey | None = None) -> None:
+    """Wait for the build's child process (reading what it says); record a refusal, log a failure."""
+    assert child.stderr is not None and child.stdout is not None
+    for line in child.stderr:
+        said = [*said[-19:], line.rstrip()]
+    result = child.stdout.read().strip().splitlines()
+    status = child.wait()
     answer = json.loads(result[-1]) if result else {}
-    if "refused" in answer:
-        _REFUSALS[source.key] = DatasetRefused(**answer["refused"])
+    if "refused" in answer and key is not None:
+        _REFUSALS[key] = DatasetRefused(**answer["refused"])
     elif status != 0:
         logger.error("python -m analytics store failed (exit %s); computing here:\n%s", status, "\n".join(said))
+
+
+_FINISHING: dict[Path, threading.Thread] = {}
+"""Per data folder, the build's child while it computes the other pages' views after the Patient page's tables."""
+
+
+def stored_result(ctx: AppContext, kind: str, read: Callable[[AnalysisStore], T], detail: object = None) -> T:
+    """A result the analysis store keeps for the context's data folder (``AnalysisStore.derived``), waiting for
+    the build's child process when it is computing that very result (instead of computing it twice)."""
+    store = AnalysisStore()
+    assert ctx.data_dir is not None and ctx.dataset is not None and ctx.analysis is not None
+    finishing = _FINISHING.get(ctx.data_dir.resolve())
+    # The child computes for the whole folder and the default parameters only.
+    if finishing is not None and finishing.is_alive() and ctx.analysis.config == AnalysisConfig():
+        with st.spinner("Finishing this page's statistics in the background…"):
+            while finishing.is_alive() and not store.has_derived(kind, ctx.dataset, ctx.analysis, detail):
+                finishing.join(0.2)
+    return read(store)
 
 
 def _with_needed_columns(refusal: DatasetRefused) -> str:

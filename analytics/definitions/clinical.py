@@ -1021,7 +1021,9 @@ class ClinicalTables:
     days: PatientDays
     """``analysis.days_by_patient()``: each patient's rows of ``analysis.patient_days``, for ``patient_calendar``."""
     weekly: pd.DataFrame
-    """The weekly profile of every patient (``weekly_profile``), from group-bys of the recorded days."""
+    """The weekly profile of every patient (``weekly_profile``), from group-bys of the recorded days: what the onset
+    and wearing-off are derived from. Empty when read from the analysis store, which does not keep it (millions of
+    rows no page reads; the Patient page builds one patient's from their days)."""
     cycle_profile: pd.DataFrame
     """Per patient and cycle >= 1: onset week and the wearing-off assessment."""
     adverse_events: pd.DataFrame

@@ -30,9 +30,10 @@ import pickle
 import shutil
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -55,14 +56,23 @@ from analytics.ingest.load import (
 from analytics.scale.engine import Say, auto_partitions, run_partitioned
 from analytics.scale.runners import Runner, runner_for
 from analytics.scale.split import cpu_count, files_sha256
+from analytics.views import clinic, outcomes
+from analytics.views.outcomes import TreatedDays
 
-FORMAT = 2
+T = TypeVar("T")
+
+FORMAT = 3
 """Bumped when what an entry holds changes; with the software version it is part of every key."""
 ANALYSIS_TABLES = ("patient_days", "patient_cycles", "cohort_cycles", "patient_status", "adverse_events", "safety")
-LAZY_TABLES = ("diary",)
-"""Dataset tables read only when something asks for them (``load.LazyTables``): the diary is most of the rows."""
+LAZY_TABLES = ("diary", "injections", "questionnaires")
+"""Dataset tables read only when something asks for them (``load.LazyTables``): the diary is most of the rows, and
+the injections and questionnaires are read by the patient-level tables, which the store keeps."""
 DAYS_ROW_GROUP = 65_536
 """Rows per Parquet row group of the per-patient copy of patient_days: one patient's days are one or two groups."""
+
+
+READY = "ready: the Patient page's tables are stored"
+"""What ``build_folder`` says when the first Patient page can be drawn; it goes on with the other pages' views."""
 
 
 def default_root() -> Path:
@@ -170,6 +180,51 @@ class AnalysisStore:
             stored = self.get_analysis(dataset, config)
         assert stored is not None, "the analysis store lost the entry it has just written"
         return stored
+
+    def has_derived(self, kind: str, dataset: Dataset, analysis: Analysis, detail: object = None) -> bool:
+        return (self.root / derived_key(kind, dataset, analysis.config, detail) / "meta.json").is_file()
+
+    def derived(
+        self, kind: str, dataset: Dataset, analysis: Analysis, compute: Callable[[], T], detail: object = None
+    ) -> T:
+        """A result derived from a stored analysis (the Outcomes page's statistics of everyone, the Clinic page's
+        view of every clinic...), computed once and kept under ``derived_key``; ``compute`` makes it on a miss."""
+        key = derived_key(kind, dataset, analysis.config, detail)
+        if (stored := _get_pickle(self, key)) is not None:
+            return cast(T, stored)
+        value = compute()
+        _put_pickle(self, key, value)
+        return value
+
+    def treated_days(self, dataset: Dataset, analysis: Analysis) -> TreatedDays:
+        """``outcomes.treated_days`` of a stored analysis (every treated diary day as integer arrays), kept in
+        narrow integers (a fifth of the bytes) and widened to int64 when read; computed and stored on a miss."""
+        narrow = self.derived("treated_days", dataset, analysis, lambda: _narrow(outcomes.treated_days(analysis)))
+        return _widen(narrow)
+
+    def everyone_outcomes(self, dataset: Dataset, analysis: Analysis) -> dict[str, object]:
+        """``outcomes.cohort_results`` of every treated patient (the Outcomes page before any filter)."""
+        return self.derived(
+            "outcomes",
+            dataset,
+            analysis,
+            lambda: outcomes.cohort_results(analysis, self.treated_days(dataset, analysis)),
+        )
+
+    def clinic_options(self, dataset: Dataset, analysis: Analysis) -> clinic.FilterOptions:
+        """The Clinic page's filter choices (``clinic.filter_options``)."""
+
+        def compute() -> clinic.FilterOptions:
+            register = clinic.session_register(dataset, analysis.as_of)
+            return clinic.filter_options(dataset, register, analysis.as_of)
+
+        return self.derived("clinic_options", dataset, analysis, compute)
+
+    def clinic_view(self, dataset: Dataset, analysis: Analysis, flt: clinic.ClinicFilter) -> clinic.ClinicView:
+        """``clinic.clinic_view`` for one filter of the Clinic page."""
+        return self.derived(
+            "clinic_view", dataset, analysis, lambda: clinic.clinic_view(dataset, analysis, flt), asdict(flt)
+        )
 
     def clinical(
         self, dataset: Dataset, analysis: Analysis, params: ClinicalParameters | None = None
@@ -381,43 +436,85 @@ def build_folder(
     analysis = store.analysis(dataset, AnalysisConfig())
     say("computing the patient-level tables ...")
     store.clinical(dataset, analysis)
+    say(READY)
+    # The first visits of the other pages: the dashboard shows the Patient page meanwhile.
+    say("computing the Clinic page's view ...")
+    store.clinic_options(dataset, analysis)
+    store.clinic_view(dataset, analysis, clinic.ClinicFilter())
+    say("computing the Outcomes page's statistics ...")
+    store.everyone_outcomes(dataset, analysis)
     say("done")
     return store.folder_key(folder)
 
 
+def derived_key(kind: str, dataset: Dataset, config: AnalysisConfig, detail: object = None) -> str:
+    """The key of a result derived from an analysis: its kind, the analysis's key and what else it depends on."""
+    return _digest([kind, analysis_key(dataset, config), detail])
+
+
+def _narrow(days: TreatedDays) -> TreatedDays:
+    """The arrays in the narrowest integers that hold them (patients int32, cycles and days int16, 0/1 int8)."""
+    return dataclasses.replace(
+        days,
+        patient=days.patient.astype("int32"),
+        cycle=days.cycle.astype("int16"),
+        day=days.day.astype("int16"),
+        headache=days.headache.astype("int8"),
+    )
+
+
+def _widen(days: TreatedDays) -> TreatedDays:
+    wide = {name: getattr(days, name).astype("int64") for name in ("patient", "cycle", "day", "headache")}
+    return dataclasses.replace(days, **wide)
+
+
 def clinical_key(dataset: Dataset, config: AnalysisConfig, params: ClinicalParameters) -> str:
-    return _digest(["clinical", analysis_key(dataset, config), asdict(params)])
+    return derived_key("clinical", dataset, config, asdict(params))
 
 
-def _put_clinical(store: AnalysisStore, dataset: Dataset, config: AnalysisConfig, tables: ClinicalTables) -> None:
-    # A pickle, not Parquet: these derived tables hold object columns (texts and numbers, None) that a
-    # Parquet round trip would retype. The store is the server's own folder, as trusted as its code.
-    key = clinical_key(dataset, config, tables.params)
+def _put_pickle(store: AnalysisStore, key: str, value: object) -> None:
+    # A pickle, not Parquet: derived results hold object columns (texts and numbers, None) and nested records
+    # that a Parquet round trip would retype. The store is the server's own folder, as trusted as its code.
     if (store.root / key).is_dir():
         return
     store.root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store.root))
     try:
-        kept = dataclasses.replace(tables, days=PatientDays(tables.status.iloc[:0]))  # days_by_patient() on reading
-        with open(staging / "clinical.pickle", "wb") as handle:
-            pickle.dump(kept, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        with open(staging / "value.pickle", "wb") as handle:
+            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
         (staging / "meta.json").write_text(json.dumps({"frames": []}))
         try:
             staging.rename(store.root / key)
-        except OSError:
+        except OSError:  # another process stored the same entry first: theirs is the same
             pass
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _get_clinical(
-    store: AnalysisStore, dataset: Dataset, analysis: Analysis, params: ClinicalParameters
-) -> ClinicalTables | None:
-    path = store.root / clinical_key(dataset, analysis.config, params) / "clinical.pickle"
+def _get_pickle(store: AnalysisStore, key: str) -> object | None:
+    path = store.root / key / "value.pickle"
     if not path.is_file():
         return None
     with open(path, "rb") as handle:
-        tables = pickle.load(handle)  # written by _put_clinical into the server's own store
+        return pickle.load(handle)  # written by _put_pickle into the server's own store
+
+
+def _put_clinical(store: AnalysisStore, dataset: Dataset, config: AnalysisConfig, tables: ClinicalTables) -> None:
+    # The weekly profile of every patient (millions of rows) is what clinical_tables derives the onset and
+    # wearing-off from; no page reads it, so it is not kept (a stored ClinicalTables has it empty).
+    kept = dataclasses.replace(
+        tables, days=PatientDays(tables.status.iloc[:0]), weekly=tables.weekly.iloc[:0]
+    )  # days: days_by_patient() on reading
+    _put_pickle(store, clinical_key(dataset, config, tables.params), kept)
+
+
+def _get_clinical(
+    store: AnalysisStore, dataset: Dataset, analysis: Analysis, params: ClinicalParameters
+) -> ClinicalTables | None:
+    tables = _get_pickle(store, clinical_key(dataset, analysis.config, params))
+    if tables is None:
+        return None
+    assert isinstance(tables, ClinicalTables)
     return dataclasses.replace(tables, days=analysis.days_by_patient())
 
 

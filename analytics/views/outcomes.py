@@ -360,6 +360,21 @@ def treated_days(analysis: Analysis) -> TreatedDays:
     )
 
 
+def cohort_results(cohort: Analysis, days: TreatedDays) -> dict[str, object]:
+    """The Outcomes page's statistics of a cohort (an analysis, or its restriction to the cohort's patients):
+    change, responders, cumulative response, the within-cycle course (counted from ``days``, the whole
+    dataset's ``treated_days``), time to response, the Wilcoxon tests and the cohort table."""
+    return {
+        "change": change_by_cycle(cohort),
+        "responders": responder_rates(cohort),
+        "cumulative": cumulative_response(cohort),
+        "weekly": weekly_profile(cohort, days=days),
+        "time_to_response": time_to_response(cohort),
+        "wilcoxon": results_frame(wilcoxon_by_cycle(cohort), omit_caveats=WILCOXON_CAVEATS),
+        "cohort_cycles": cohort.cohort_cycles,
+    }
+
+
 def _eligible_treated_days(
     analysis: Analysis, days: TreatedDays | None = None
 ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
