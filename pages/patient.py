@@ -71,7 +71,9 @@ def _patient_choices(ctx: AppContext) -> tuple[tuple[str, ...], int]:
 # Every patient's continuation evidence in one vectorised pass, once per data and parameters: a switch reads a row.
 @st.cache_resource(max_entries=4, show_spinner=False, hash_funcs=HASH_FUNCS)
 def _continuation_table(ctx: AppContext) -> pd.DataFrame:
-    return continuation.continuation_all_patients(ctx.analysis)
+    if ctx.data_dir is None:  # an upload
+        return continuation.continuation_all_patients(ctx.analysis)
+    return state.stored_result(ctx, "continuation", lambda store: store.continuation(ctx.dataset, ctx.analysis))
 
 
 def render() -> None:
@@ -388,7 +390,7 @@ def render() -> None:
     if sessions.empty:
         st.info("No injection session to show.")
     else:
-        injections = _one(tables.injections, patient_id)
+        injections = tables.injections_of(patient_id)
         by_date = _one(dataset.tables["sessions"], patient_id).set_index(["patient_id", "session_date"])
         labels = {}
         for row in sessions.itertuples(index=False):

@@ -443,17 +443,15 @@ def test_a_restarted_server_reads_the_analysis_store(
         assert texts(at.title)
         assert calls == ["load", "analyse", "clinical"], f"{start}: {calls}"
     entries = [p.name for p in (tmp_path / "store").iterdir() if p.name != "folders"]  # folders: the memo of keys
-    assert len(entries) == 3  # the dataset, its analysis, the patient-level tables
+    assert len(entries) == 4  # the dataset, its analysis, the patient-level tables, the continuation evidence
 
 
 def _counting_store_computations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     from analytics.views import clinic, outcomes
 
     calls: list[str] = []
-    for module, name in [(stored, "load_dataset"), (stored, "analyse"), (stored, "clinical_tables")] + [
-        (clinic, "clinic_view"),
-        (outcomes, "cohort_results"),
-    ]:
+    counted = [(stored, "load_dataset"), (stored, "analyse"), (stored, "clinical_tables")]
+    for module, name in [*counted, (clinic, "clinic_view"), (outcomes, "cohort_results")]:
         function = getattr(module, name)
         monkeypatch.setattr(module, name, lambda *a, _f=function, _n=name, **k: calls.append(_n) or _f(*a, **k))
     return calls
@@ -485,7 +483,9 @@ def test_a_big_folder_is_built_by_a_child_process_with_progress(
     for finishing in list(state._FINISHING.values()):
         finishing.join(60)
     entries = [p.name for p in (tmp_path / "store").iterdir() if p.name != "folders"]
-    assert len(entries) == 7  # the dataset, analysis, patient-level tables; clinic choices and view; days, outcomes
+    assert (
+        len(entries) == 8
+    )  # dataset, analysis, patient-level tables, continuation; clinic choices and view; days, outcomes
 
 
 def test_progress_of_a_build_follows_its_steps() -> None:

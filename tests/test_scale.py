@@ -310,3 +310,27 @@ def test_workers_start_without_the_parents_main_script(tmp_path: Path, monkeypat
     with runner_for("local", 2) as runner:
         assert runner.map(abs, [-1, -2, 3]) == [1, 2, 3]
     assert sys.modules["__main__"] is main
+
+
+@pytest.mark.parametrize("partitions", [1, 3])
+def test_run_whole_gives_the_single_process_tables_and_patient_level_tables(partitions: int) -> None:
+    """The dashboard's store is filled from ``run_whole``: every accepted table and the per-patient-day frame as
+    the single process has them, and the patient-level tables computed on each partition, each patient's rows as
+    ``clinical_tables`` of the whole dataset gives them (the patients in patient_id order)."""
+    from analytics.definitions.clinical import clinical_tables
+    from analytics.definitions.config import SAMPLE_DATA_DIR
+    from analytics.scale.engine import run_whole
+
+    dataset = load_dataset(SAMPLE_DATA_DIR)
+    analysis = analyse(dataset)
+    expected = clinical_tables(analysis, dataset)
+    got_analysis, got_dataset, got = run_whole(SAMPLE_DATA_DIR, partitions=partitions)
+    for stem, table in dataset.tables.items():
+        pd.testing.assert_frame_equal(got_dataset.tables[stem], table, check_exact=True)
+    for name in ("patient_days", "patient_cycles", "cohort_cycles", "patient_status"):
+        pd.testing.assert_frame_equal(getattr(got_analysis, name), getattr(analysis, name), check_exact=True)
+    assert (got.params, got.available) == (expected.params, expected.available)
+    assert got.weekly.empty
+    for name in ("status", "cycle_profile", "adverse_events", "questionnaires", "injections"):
+        mine = getattr(expected, name).sort_values("patient_id", kind="stable", ignore_index=True)
+        pd.testing.assert_frame_equal(getattr(got, name), mine, check_exact=True, obj=name)

@@ -89,8 +89,14 @@ def test_the_patient_level_tables_come_back_exactly(tmp_path: Path) -> None:
     store.put_clinical(dataset, analysis.config, tables)
     back = store.get_clinical(dataset, analysis, ClinicalParameters())
     assert back is not None and back.available == tables.available
-    for name in ("status", "cycle_profile", "adverse_events", "questionnaires", "injections"):
+    for name in ("status", "cycle_profile", "adverse_events", "questionnaires"):
         pd.testing.assert_frame_equal(getattr(back, name), getattr(tables, name), check_exact=True)
+    # The injections are read by patient from disk (a row per injection: millions for a network).
+    assert back.injections.empty and back.injection_rows is not None
+    for patient_id in [*tables.injections["patient_id"].unique(), "NOT-A-PATIENT"]:
+        pd.testing.assert_frame_equal(
+            back.injections_of(patient_id), tables.injections_of(patient_id), check_exact=True
+        )
     assert back.weekly.empty and list(back.weekly.columns) == list(tables.weekly.columns)  # not kept: no page reads it
     assert back.days.patient_ids() == tables.days.patient_ids()
     other = ClinicalParameters(onset_reduction=40.0)

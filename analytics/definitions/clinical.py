@@ -1031,6 +1031,15 @@ class ClinicalTables:
     injections: pd.DataFrame
     available: frozenset[str]
     """Optional input files that were provided (patients, injections, adverse_events, questionnaires)."""
+    injection_rows: PatientDays | None = None
+    """Read from the analysis store: each patient's ``injections`` rows, read from disk by patient (millions of
+    rows for a network); ``injections`` is then empty. Read one patient's with ``injections_of``."""
+
+    def injections_of(self, patient_id: str) -> pd.DataFrame:
+        """One patient's rows of ``injections`` (from disk for a stored ClinicalTables), numbered from 0."""
+        if self.injection_rows is not None:
+            return self.injection_rows.of(patient_id)
+        return self.injections[self.injections["patient_id"] == patient_id].reset_index(drop=True)
 
 
 def _latest_scores(questionnaires: pd.DataFrame) -> pd.DataFrame:

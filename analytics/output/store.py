@@ -53,10 +53,10 @@ from analytics.ingest.load import (
     load_dataset,
     unread_files,
 )
-from analytics.scale.engine import Say, auto_partitions, run_partitioned
+from analytics.scale.engine import Say, auto_partitions, run_whole
 from analytics.scale.runners import Runner, runner_for
 from analytics.scale.split import cpu_count, files_sha256
-from analytics.views import clinic, outcomes
+from analytics.views import clinic, continuation, outcomes
 from analytics.views.outcomes import TreatedDays
 
 T = TypeVar("T")
@@ -150,17 +150,19 @@ class AnalysisStore:
         """A data folder's dataset from the store, or read, checked and stored on a miss; the stored version.
 
         A folder too big for one partition is read by the partitioned pipeline (``analytics.scale``, in
-        ``runner``'s processes), which gives the analysis for the default parameters too: both are stored.
+        ``runner``'s processes), which gives the analysis for the default parameters and its patient-level
+        tables too: all are stored.
         Raises ``DatasetRefused`` (or ``EngineFailed``) as the loader does.
         """
         key = self.folder_key(folder)
         if (stored := self.get_dataset(key)) is not None:
             return stored
         if (partitions := auto_partitions(folder)) > 1:
-            analysis, dataset = run_partitioned(folder, AnalysisConfig(), partitions, runner, whole=True, say=say)
+            analysis, dataset, tables = run_whole(folder, AnalysisConfig(), partitions, runner, say=say)
             say("storing the analysis ...")
             self.put_analysis(dataset, analysis)
-            del analysis
+            self.put_clinical(dataset, analysis.config, tables)
+            del analysis, tables
         else:
             dataset = load_dataset(folder, FOLDER_LIMITS)
         dataset.files_not_read = unread_files(data_entries(folder), [f.file for f in dataset.files])
@@ -210,6 +212,10 @@ class AnalysisStore:
             analysis,
             lambda: outcomes.cohort_results(analysis, self.treated_days(dataset, analysis)),
         )
+
+    def continuation(self, dataset: Dataset, analysis: Analysis) -> pd.DataFrame:
+        """``continuation.continuation_all_patients``: every patient's continuation evidence (the Patient page)."""
+        return self.derived("continuation", dataset, analysis, lambda: continuation.continuation_all_patients(analysis))
 
     def clinic_options(self, dataset: Dataset, analysis: Analysis) -> clinic.FilterOptions:
         """The Clinic page's filter choices (``clinic.filter_options``)."""
@@ -310,15 +316,9 @@ class AnalysisStore:
         """The analysis's tables; patient_days also as a copy grouped by patient with an index of each patient's
         rows (``StoredDays``), unless it is grouped by patient already."""
         frames: dict[str, pd.DataFrame | None] = {name: getattr(analysis, name) for name in ANALYSIS_TABLES}
-        days = analysis.patient_days
-        codes, patient_ids = pd.factorize(days["patient_id"])
-        grouped = bool(np.all(np.diff(codes) >= 0))
-        order = np.arange(len(codes)) if grouped else np.argsort(codes, kind="stable")
-        bounds = np.searchsorted(codes[order], np.arange(len(patient_ids) + 1))
-        frames["patient_days_index"] = pd.DataFrame(
-            {"patient_id": pd.Series(patient_ids, dtype="string"), "start": bounds[:-1], "stop": bounds[1:]}
-        )
-        frames["patient_days_by_patient"] = None if grouped else days.iloc[order].reset_index(drop=True)
+        by_patient, frames["patient_days_index"] = _by_patient(analysis.patient_days)
+        grouped = by_patient is None
+        frames["patient_days_by_patient"] = by_patient
         meta = {"frames": list(frames), "as_of": analysis.as_of.isoformat(), "days_grouped": grouped}
         self._write(analysis_key(dataset, analysis.config), frames, meta)
 
@@ -436,6 +436,7 @@ def build_folder(
     analysis = store.analysis(dataset, AnalysisConfig())
     say("computing the patient-level tables ...")
     store.clinical(dataset, analysis)
+    store.continuation(dataset, analysis)
     say(READY)
     # The first visits of the other pages: the dashboard shows the Patient page meanwhile.
     say("computing the Clinic page's view ...")
@@ -450,6 +451,19 @@ def build_folder(
 def derived_key(kind: str, dataset: Dataset, config: AnalysisConfig, detail: object = None) -> str:
     """The key of a result derived from an analysis: its kind, the analysis's key and what else it depends on."""
     return _digest([kind, analysis_key(dataset, config), detail])
+
+
+def _by_patient(frame: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """``frame`` grouped by patient (each patient's rows in their order; None when it is grouped already) and the
+    index of each patient's rows in it (patient_id, start, stop), for ``StoredDays``."""
+    codes, patient_ids = pd.factorize(frame["patient_id"])
+    grouped = bool(np.all(np.diff(codes) >= 0))
+    order = np.arange(len(codes)) if grouped else np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(patient_ids) + 1))
+    index = pd.DataFrame(
+        {"patient_id": pd.Series(patient_ids, dtype="string"), "start": bounds[:-1], "stop": bounds[1:]}
+    )
+    return None if grouped else frame.iloc[order].reset_index(drop=True), index
 
 
 def _narrow(days: TreatedDays) -> TreatedDays:
@@ -472,7 +486,9 @@ def clinical_key(dataset: Dataset, config: AnalysisConfig, params: ClinicalParam
     return derived_key("clinical", dataset, config, asdict(params))
 
 
-def _put_pickle(store: AnalysisStore, key: str, value: object) -> None:
+def _put_pickle(
+    store: AnalysisStore, key: str, value: object, frames: Mapping[str, pd.DataFrame] | None = None
+) -> None:
     # A pickle, not Parquet: derived results hold object columns (texts and numbers, None) and nested records
     # that a Parquet round trip would retype. The store is the server's own folder, as trusted as its code.
     if (store.root / key).is_dir():
@@ -482,6 +498,8 @@ def _put_pickle(store: AnalysisStore, key: str, value: object) -> None:
     try:
         with open(staging / "value.pickle", "wb") as handle:
             pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        for name, frame in (frames or {}).items():  # tables read by patient (StoredDays): small row groups
+            frame.to_parquet(staging / f"{name}.parquet", index=False, row_group_size=DAYS_ROW_GROUP)
         (staging / "meta.json").write_text(json.dumps({"frames": []}))
         try:
             staging.rename(store.root / key)
@@ -502,20 +520,30 @@ def _get_pickle(store: AnalysisStore, key: str) -> object | None:
 def _put_clinical(store: AnalysisStore, dataset: Dataset, config: AnalysisConfig, tables: ClinicalTables) -> None:
     # The weekly profile of every patient (millions of rows) is what clinical_tables derives the onset and
     # wearing-off from; no page reads it, so it is not kept (a stored ClinicalTables has it empty).
+    # The injections (a row per injection: millions) are kept grouped by patient and read by patient.
+    injections = tables.injections
+    by_patient, index = _by_patient(injections)
+    frames = {"injections": injections if by_patient is None else by_patient, "injections_index": index}
     kept = dataclasses.replace(
-        tables, days=PatientDays(tables.status.iloc[:0]), weekly=tables.weekly.iloc[:0]
-    )  # days: days_by_patient() on reading
-    _put_pickle(store, clinical_key(dataset, config, tables.params), kept)
+        tables,
+        days=PatientDays(tables.status.iloc[:0]),  # days_by_patient() on reading
+        weekly=tables.weekly.iloc[:0],
+        injections=injections.iloc[:0],
+        injection_rows=None,
+    )
+    _put_pickle(store, clinical_key(dataset, config, tables.params), kept, frames)
 
 
 def _get_clinical(
     store: AnalysisStore, dataset: Dataset, analysis: Analysis, params: ClinicalParameters
 ) -> ClinicalTables | None:
-    tables = _get_pickle(store, clinical_key(dataset, analysis.config, params))
+    key = clinical_key(dataset, analysis.config, params)
+    tables = _get_pickle(store, key)
     if tables is None:
         return None
     assert isinstance(tables, ClinicalTables)
-    return dataclasses.replace(tables, days=analysis.days_by_patient())
+    rows = StoredDays(store.root / key / "injections.parquet", _table(store.root / key / "injections_index.parquet"))
+    return dataclasses.replace(tables, days=analysis.days_by_patient(), injection_rows=rows)
 
 
 def _read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame | None:

@@ -10,6 +10,7 @@ one Parquet file per partition (``days/``), for the dashboard's store.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import pickle
 import shutil
@@ -22,10 +23,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analytics.definitions.clinical import ClinicalTables, clinical_tables
 from analytics.definitions.cohort import cohort_cycles
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.cycles import data_cutoff
-from analytics.definitions.pipeline import Analysis, analyse_at
+from analytics.definitions.pipeline import Analysis, PatientDays, analyse_at
 from analytics.definitions.registry import Definition
 from analytics.definitions.status import safety
 from analytics.ingest import load, schemas
@@ -71,7 +73,8 @@ class Layout:
     columns: dict[str, tuple[str, ...]]
     max_listed: int
     keep_days: bool = False
-    """Keep each partition's per-patient-day frame (``days/``) for a ``whole`` result."""
+    """Keep each partition's per-patient-day frame (``days/``) and compute its patient-level tables, for a
+    ``whole`` result."""
 
 
 @dataclass
@@ -95,6 +98,8 @@ class PartitionResult:
     adverse_events: pd.DataFrame | None
     days: int
     """Rows of the partition's per-patient-day frame."""
+    clinical: ClinicalTables | None = None
+    """With ``keep_days``: the partition's ``clinical.clinical_tables`` (without its days and weekly profile)."""
 
 
 def _accepted_folder(layout: Layout, partition: int) -> Path:
@@ -193,6 +198,10 @@ def analyse_partition(
     result = PartitionResult(
         analysis.patient_cycles, analysis.patient_status, analysis.adverse_events, len(analysis.patient_days)
     )
+    if layout.keep_days:  # every rule of the patient-level tables is local to one patient, as the analysis's
+        tables = clinical_tables(analysis, dataset)
+        empty_days = PatientDays(tables.status.iloc[:0])
+        result.clinical = dataclasses.replace(tables, days=empty_days, weekly=tables.weekly.iloc[:0])
     _keep(result_file, result)
     if not layout.keep_days:  # only the patients table is gathered afterwards
         for stem in layout.names:
@@ -360,15 +369,43 @@ def run_partitioned(
     work_dir: Path | None = None,
     limits: Limits = FOLDER_LIMITS,
     say: Say = _quiet,
-    whole: bool = False,
 ) -> tuple[Analysis, Dataset]:
     """``analyse(load_dataset(folder), config)`` on partitions of patients.
 
     ``runner`` runs the tasks (in this process by default); ``work_dir`` is where the partitions are
-    written (it must be shared with the workers of a cluster). By default the results hold what the
-    export needs (see the module's docstring); ``whole`` also gathers every accepted table and the
-    per-patient-day frame, in the single-process path's order, for the dashboard's store.
+    written (it must be shared with the workers of a cluster). The results hold what the export needs
+    (see the module's docstring); ``run_whole`` gives everything, for the dashboard's store.
     """
+    analysis, dataset, _ = _run(folder, config, partitions, runner, work_dir, limits, say, whole=False)
+    return analysis, dataset
+
+
+def run_whole(
+    folder: Path,
+    config: AnalysisConfig | None = None,
+    partitions: int | None = None,
+    runner: Runner | None = None,
+    say: Say = _quiet,
+) -> tuple[Analysis, Dataset, ClinicalTables]:
+    """``run_partitioned`` that also gathers every accepted table and the per-patient-day frame, in the
+    single-process path's order, and the patient-level tables (``clinical.clinical_tables``, computed on each
+    partition: each patient's rows as the single-process tables have them, the patients in patient_id order;
+    without the weekly profile of every patient, which the store does not keep)."""
+    analysis, dataset, tables = _run(folder, config, partitions, runner, None, FOLDER_LIMITS, say, whole=True)
+    assert tables is not None
+    return analysis, dataset, tables
+
+
+def _run(
+    folder: Path,
+    config: AnalysisConfig | None = None,
+    partitions: int | None = None,
+    runner: Runner | None = None,
+    work_dir: Path | None = None,
+    limits: Limits = FOLDER_LIMITS,
+    say: Say = _quiet,
+    whole: bool = False,
+) -> tuple[Analysis, Dataset, ClinicalTables | None]:
     config = config or AnalysisConfig()
     runner = runner or SerialRunner()
     folder = Path(folder)
@@ -399,7 +436,20 @@ def run_partitioned(
             frames = [pd.read_pickle(days_file(root, p)) for p in range(partitions)]
             days = pd.concat(frames, ignore_index=True).sort_values("line", kind="stable")
             days = days.reset_index(drop=True)
-    return _combined_analysis(config, as_of, results, days), dataset
+    tables = _combined_clinical([r.clinical for r in results if r.clinical is not None]) if whole else None
+    return _combined_analysis(config, as_of, results, days), dataset, tables
+
+
+def _combined_clinical(parts: list[ClinicalTables]) -> ClinicalTables:
+    """The partitions' patient-level tables as one: the patients in patient_id order (each patient's rows in
+    their partition's order, which is the single-process order of that patient's rows)."""
+    frames = {
+        name: pd.concat([getattr(p, name) for p in parts], ignore_index=True).sort_values(
+            "patient_id", kind="stable", ignore_index=True
+        )
+        for name in ("status", "cycle_profile", "adverse_events", "questionnaires", "injections")
+    }
+    return dataclasses.replace(parts[0], **frames)
 
 
 def _accepted(layout: Layout, stem: str) -> pd.DataFrame:
