@@ -255,7 +255,7 @@ def _load_folder(source: _Source) -> Dataset:
     assert source.folder is not None
     if (refusal := _REFUSALS.get(source.key)) is not None:
         raise refusal
-    return AnalysisStore().folder_dataset(source.folder)
+    return AnalysisStore().folder_dataset(source.folder, limits=FOLDER_LIMITS)
 
 
 # --- building a big folder's store in a child process, with progress ------------------------------

@@ -50,6 +50,7 @@ from analytics.ingest.load import (
     Dataset,
     FileReport,
     LazyTables,
+    Limits,
     load_dataset,
     unread_files,
 )
@@ -146,7 +147,9 @@ class AnalysisStore:
 
     # --- get or compute ------------------------------------------------------------------------
 
-    def folder_dataset(self, folder: Path, runner: Runner | None = None, say: Say = _quiet) -> Dataset:
+    def folder_dataset(
+        self, folder: Path, runner: Runner | None = None, say: Say = _quiet, limits: Limits = FOLDER_LIMITS
+    ) -> Dataset:
         """A data folder's dataset from the store, or read, checked and stored on a miss; the stored version.
 
         A folder too big for one partition is read by the partitioned pipeline (``analytics.scale``, in
@@ -158,13 +161,13 @@ class AnalysisStore:
         if (stored := self.get_dataset(key)) is not None:
             return stored
         if (partitions := auto_partitions(folder)) > 1:
-            analysis, dataset, tables = run_whole(folder, AnalysisConfig(), partitions, runner, say=say)
+            analysis, dataset, tables = run_whole(folder, AnalysisConfig(), partitions, runner, limits, say)
             say("storing the analysis ...")
             self.put_analysis(dataset, analysis)
             self.put_clinical(dataset, analysis.config, tables)
             del analysis, tables
         else:
-            dataset = load_dataset(folder, FOLDER_LIMITS)
+            dataset = load_dataset(folder, limits)
         dataset.files_not_read = unread_files(data_entries(folder), [f.file for f in dataset.files])
         say("storing the dataset ...")
         self.put_dataset(key, dataset)

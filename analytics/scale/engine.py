@@ -385,13 +385,14 @@ def run_whole(
     config: AnalysisConfig | None = None,
     partitions: int | None = None,
     runner: Runner | None = None,
+    limits: Limits = FOLDER_LIMITS,
     say: Say = _quiet,
 ) -> tuple[Analysis, Dataset, ClinicalTables]:
     """``run_partitioned`` that also gathers every accepted table and the per-patient-day frame, in the
     single-process path's order, and the patient-level tables (``clinical.clinical_tables``, computed on each
     partition: each patient's rows as the single-process tables have them, the patients in patient_id order;
     without the weekly profile of every patient, which the store does not keep)."""
-    analysis, dataset, tables = _run(folder, config, partitions, runner, None, FOLDER_LIMITS, say, whole=True)
+    analysis, dataset, tables = _run(folder, config, partitions, runner, None, limits, say, whole=True)
     assert tables is not None
     return analysis, dataset, tables
 
