@@ -457,18 +457,23 @@ def _counting_store_computations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return calls
 
 
-def test_a_big_folder_is_built_by_a_child_process_with_progress(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A folder of more than one partition is built by ``python -m analytics store`` in a child process (every
-    CPU, its memory returned when it ends): the server computes nothing itself and reads the store (issue #12)."""
+def _big_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app on a copy of the conformance data with an empty store, as if the folder were big."""
     folder = tmp_path / "data"
     folder.mkdir()
     for p in (PROJECT_DIR / "tests" / "conformance" / "data").iterdir():
         (folder / p.name).write_bytes(p.read_bytes())
     monkeypatch.setenv(state.DATA_DIR_VARIABLE, str(folder))
     monkeypatch.setenv("OUTCOMES_STORE_DIR", str(tmp_path / "store"))
-    monkeypatch.setattr(state, "auto_partitions", lambda f: 2)  # as if it were big
+    monkeypatch.setattr(state, "auto_partitions", lambda f: 2)  # more than one partition: built by a child
+
+
+def test_a_big_folder_is_built_by_a_child_process_with_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder of more than one partition is built by ``python -m analytics store`` in a child process (every
+    CPU, its memory returned when it ends): the server computes nothing itself and reads the store (issue #12)."""
+    _big_folder(tmp_path, monkeypatch)
     calls = _counting_store_computations(monkeypatch)
     st.cache_resource.clear()
     at = app_on("patient")
@@ -525,13 +530,7 @@ def test_a_failed_child_build_is_done_in_the_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Nothing is lost when the child cannot build (killed, out of memory): the server computes, and logs why."""
-    folder = tmp_path / "data"
-    folder.mkdir()
-    for p in (PROJECT_DIR / "tests" / "conformance" / "data").iterdir():
-        (folder / p.name).write_bytes(p.read_bytes())
-    monkeypatch.setenv(state.DATA_DIR_VARIABLE, str(folder))
-    monkeypatch.setenv("OUTCOMES_STORE_DIR", str(tmp_path / "store"))
-    monkeypatch.setattr(state, "auto_partitions", lambda f: 2)
+    _big_folder(tmp_path, monkeypatch)
     monkeypatch.setattr(
         state, "STORE_COMMAND", [sys.executable, "-c", "import sys; print('killed', file=sys.stderr); sys.exit(9)"]
     )
