@@ -399,13 +399,14 @@ def run_whole(
 
 def _run(
     folder: Path,
-    config: AnalysisConfig | None = None,
-    partitions: int | None = None,
-    runner: Runner | None = None,
-    work_dir: Path | None = None,
-    limits: Limits = FOLDER_LIMITS,
-    say: Say = _quiet,
-    whole: bool = False,
+    config: AnalysisConfig | None,
+    partitions: int | None,
+    runner: Runner | None,
+    work_dir: Path | None,
+    limits: Limits,
+    say: Say,
+    *,
+    whole: bool,
 ) -> tuple[Analysis, Dataset, ClinicalTables | None]:
     config = config or AnalysisConfig()
     runner = runner or SerialRunner()
