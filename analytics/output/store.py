@@ -438,7 +438,8 @@ def build_folder(
     say("computing cycles for the default parameters ...")
     analysis = store.analysis(dataset, AnalysisConfig())
     say("computing the patient-level tables ...")
-    store.clinical(dataset, analysis)
+    if not (store.root / clinical_key(dataset, analysis.config, ClinicalParameters()) / "meta.json").is_file():
+        store.clinical(dataset, analysis)  # not read back when the partitions have stored them
     store.continuation(dataset, analysis)
     say(READY)
     # The first visits of the other pages: the dashboard shows the Patient page meanwhile.
