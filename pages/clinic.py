@@ -48,7 +48,7 @@ def _filter_key(flt: clinic.ClinicFilter) -> str:
 @st.cache_resource(max_entries=8, show_spinner=False, hash_funcs=HASH_FUNCS)
 def _options(ctx: AppContext) -> clinic.FilterOptions:
     if ctx.data_dir is not None:
-        return state.stored_result(ctx, "clinic_options", lambda store: store.clinic_options(ctx.dataset, ctx.analysis))
+        return state.stored_result(ctx, lambda store: store.clinic_options(ctx.dataset, ctx.analysis))
     register = clinic.session_register(ctx.dataset, ctx.analysis.as_of)
     return clinic.filter_options(ctx.dataset, register, ctx.analysis.as_of)
 
@@ -60,10 +60,7 @@ def _options(ctx: AppContext) -> clinic.FilterOptions:
 )
 def _view(ctx: AppContext, flt: clinic.ClinicFilter) -> clinic.ClinicView:
     if ctx.data_dir is not None and flt == clinic.ClinicFilter():
-        detail = dataclasses.asdict(flt)
-        return state.stored_result(
-            ctx, "clinic_view", lambda store: store.clinic_view(ctx.dataset, ctx.analysis, flt), detail
-        )
+        return state.stored_result(ctx, lambda store: store.clinic_view(ctx.dataset, ctx.analysis, flt))
     return clinic.clinic_view(ctx.dataset, ctx.analysis, flt)
 
 

@@ -81,7 +81,7 @@ def _attributes(ctx: AppContext) -> pd.DataFrame:
 def _treated_days(ctx: AppContext) -> outcomes.TreatedDays:
     if ctx.data_dir is None:  # an upload
         return outcomes.treated_days(ctx.analysis)
-    return state.stored_result(ctx, "treated_days", lambda store: store.treated_days(ctx.dataset, ctx.analysis))
+    return state.stored_result(ctx, lambda store: store.treated_days(ctx.dataset, ctx.analysis))
 
 
 # The cohort's analysis without its diary days (read through _treated_days instead), so a filter
@@ -96,7 +96,7 @@ def _cohort(ctx: AppContext, cohort_filter: CohortFilter) -> Analysis:
 @st.cache_data(max_entries=16, show_spinner="Computing the cohort's statistics…", hash_funcs=COHORT_HASH_FUNCS)
 def _cohort_results(ctx: AppContext, cohort_filter: CohortFilter) -> dict[str, object]:
     if cohort_filter.is_empty() and ctx.data_dir is not None:  # everyone: computed once into the analysis store
-        return state.stored_result(ctx, "outcomes", lambda store: store.everyone_outcomes(ctx.dataset, ctx.analysis))
+        return state.stored_result(ctx, lambda store: store.everyone_outcomes(ctx.dataset, ctx.analysis))
     return outcomes.cohort_results(_cohort(ctx, cohort_filter), _treated_days(ctx))
 
 

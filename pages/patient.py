@@ -73,7 +73,7 @@ def _patient_choices(ctx: AppContext) -> tuple[tuple[str, ...], int]:
 def _continuation_table(ctx: AppContext) -> pd.DataFrame:
     if ctx.data_dir is None:  # an upload
         return continuation.continuation_all_patients(ctx.analysis)
-    return state.stored_result(ctx, "continuation", lambda store: store.continuation(ctx.dataset, ctx.analysis))
+    return state.stored_result(ctx, lambda store: store.continuation(ctx.dataset, ctx.analysis))
 
 
 def render() -> None:

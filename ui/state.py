@@ -356,18 +356,21 @@ _FINISHING: dict[Path, threading.Thread] = {}
 """Per data folder, the build's child while it computes the other pages' views after the Patient page's tables."""
 
 
-def stored_result(ctx: AppContext, kind: str, read: Callable[[AnalysisStore], T], detail: object = None) -> T:
-    """A result the analysis store keeps for the context's data folder (``AnalysisStore.derived``), waiting for
-    the build's child process when it is computing that very result (instead of computing it twice)."""
-    store = AnalysisStore()
-    assert ctx.data_dir is not None and ctx.dataset is not None and ctx.analysis is not None
+def stored_result(ctx: AppContext, read: Callable[[AnalysisStore], T]) -> T:
+    """``read`` (a result the analysis store keeps for the context's data folder, computed on a miss), waiting
+    on a miss while the build's child process may be computing that very result (instead of computing it twice)."""
+    assert ctx.data_dir is not None and ctx.analysis is not None
     finishing = _FINISHING.get(ctx.data_dir.resolve())
-    # The child computes for the whole folder and the default parameters only.
-    if finishing is not None and finishing.is_alive() and ctx.analysis.config == AnalysisConfig():
+
+    def wait(stored: Callable[[], bool]) -> None:
+        # The child computes for the whole folder and the default parameters only.
+        if finishing is None or not finishing.is_alive() or ctx.analysis.config != AnalysisConfig():
+            return
         with st.spinner("Finishing this page's statistics in the background…"):
-            while finishing.is_alive() and not store.has_derived(kind, ctx.dataset, ctx.analysis, detail):
+            while finishing.is_alive() and not stored():
                 finishing.join(0.2)
-    return read(store)
+
+    return read(AnalysisStore(wait=wait))
 
 
 def _with_needed_columns(refusal: DatasetRefused) -> str:

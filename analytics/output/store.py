@@ -85,20 +85,19 @@ def _digest(parts: object) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _files(folder: Path) -> list[tuple[str, Path]]:
+    """Every file of a data folder and of its table folders, by relative path."""
+    return [(p.relative_to(folder).as_posix(), p) for p in sorted(Path(folder).rglob("*")) if p.is_file()]
+
+
 def source_key(folder: Path) -> str:
     """The SHA-256 of every file of a data folder and of its table folders (names and contents)."""
-    entries = []
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        entries.append((path.relative_to(folder).as_posix(), files_sha256([path])))
-    return _digest(["dataset", entries])
+    return _digest(["dataset", [(name, files_sha256([path])) for name, path in _files(folder)]])
 
 
 def folder_signature(folder: Path) -> str:
     """A digest of every file's path, size and modification time under ``folder``: changes when any file does."""
-    entries = []
-    for path in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
-        status = path.stat()
-        entries.append((path.relative_to(folder).as_posix(), status.st_size, status.st_mtime_ns))
+    entries = [(name, path.stat().st_size, path.stat().st_mtime_ns) for name, path in _files(folder)]
     return _digest(["signature", str(Path(folder).resolve()), entries])
 
 
@@ -126,11 +125,17 @@ def analysis_key(dataset: Dataset, config: AnalysisConfig) -> str:
 class AnalysisStore:
     """Datasets and analyses on disk under ``root`` (see the module docstring)."""
 
-    def __init__(self, root: Path | None = None):
+    def __init__(self, root: Path | None = None, wait: Callable[[Callable[[], bool]], None] | None = None):
         self.root = Path(root) if root is not None else default_root()
+        self.wait = wait
+        """Called on a derived result's miss with a test of whether it is stored yet, before computing it: the
+        dashboard waits there while the build's child process may be computing that very result."""
 
     def _entry(self, key: str) -> Path:
         return self.root / key
+
+    def _has(self, key: str) -> bool:
+        return (self._entry(key) / "meta.json").is_file()
 
     def folder_key(self, folder: Path) -> str:
         """``source_key(folder)``, remembered by ``folder_signature``: the files are hashed again only when a
@@ -186,15 +191,14 @@ class AnalysisStore:
         assert stored is not None, "the analysis store lost the entry it has just written"
         return stored
 
-    def has_derived(self, kind: str, dataset: Dataset, analysis: Analysis, detail: object = None) -> bool:
-        return (self.root / derived_key(kind, dataset, analysis.config, detail) / "meta.json").is_file()
-
     def derived(
         self, kind: str, dataset: Dataset, analysis: Analysis, compute: Callable[[], T], detail: object = None
     ) -> T:
         """A result derived from a stored analysis (the Outcomes page's statistics of everyone, the Clinic page's
         view of every clinic...), computed once and kept under ``derived_key``; ``compute`` makes it on a miss."""
         key = derived_key(kind, dataset, analysis.config, detail)
+        if self.wait is not None and not self._has(key):
+            self.wait(lambda: self._has(key))
         if (stored := _get_pickle(self, key)) is not None:
             return cast(T, stored)
         value = compute()
@@ -289,7 +293,7 @@ class AnalysisStore:
         self._write(key, frames, meta)
 
     def has_dataset(self, key: str) -> bool:
-        return (self._entry(key) / "meta.json").is_file()
+        return self._has(key)
 
     def get_dataset(self, key: str) -> Dataset | None:
         """The stored dataset; its diary is read from disk when first asked for (``load.LazyTables``)."""
@@ -438,7 +442,7 @@ def build_folder(
     say("computing cycles for the default parameters ...")
     analysis = store.analysis(dataset, AnalysisConfig())
     say("computing the patient-level tables ...")
-    if not (store.root / clinical_key(dataset, analysis.config, ClinicalParameters()) / "meta.json").is_file():
+    if not store._has(clinical_key(dataset, analysis.config, ClinicalParameters())):
         store.clinical(dataset, analysis)  # not read back when the partitions have stored them
     store.continuation(dataset, analysis)
     say(READY)
