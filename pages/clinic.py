@@ -35,8 +35,10 @@ PATIENT_ADDRESS = "/patient?patient="
 
 
 def _chart(build: Callable[..., go.Figure], *args: object, key: str, caption: str | None = None) -> None:
-    """A chart in its full layout and, for a phone, in its compact one (``ui.render.chart``)."""
-    ui_render.chart(build(*args), key=key, caption=caption, phone=build(*args, compact=True))
+    """A chart in its full layout and, for a phone, in its compact one (``ui.render.chart``), each drawn once for
+    the same data (``ui.render.figure``)."""
+    full, phone = ui_render.figure(build, *args), ui_render.figure(build, *args, compact=True)
+    ui_render.chart(full, key=key, caption=caption, phone=phone)
 
 
 def _filter_key(flt: clinic.ClinicFilter) -> str:
@@ -479,7 +481,7 @@ def _funnels(view: clinic.ClinicView) -> None:
     funnels = ((view.injector_funnel, "funnel_injectors"), (view.clinic_funnel, "funnel_clinics"))
     for column, (funnel, key) in zip(st.columns(2), funnels, strict=True):
         with column:
-            ui_render.chart(figures.build_funnel_figure(funnel), key=key)
+            ui_render.chart(ui_render.figure(figures.build_funnel_figure, funnel), key=key)
     st.caption(
         f"Limits: {view.injector_funnel.method}. Hover a point for its rate, numerator/denominator and 95% "
         "Wilson interval."

@@ -121,9 +121,9 @@ def _completeness_section(analysis: Analysis) -> None:
     summary = quality.completeness_summary(table, analysis.config)
     bins = quality.completeness_bins(table)
     ui_render.chart(
-        build_completeness_figure(bins, analysis.config.min_completeness),
+        ui_render.figure(build_completeness_figure, bins, analysis.config.min_completeness),
         key="data_completeness",
-        phone=build_completeness_figure(bins, analysis.config.min_completeness, compact=True),
+        phone=ui_render.figure(build_completeness_figure, bins, analysis.config.min_completeness, compact=True),
         caption=(
             f"n = {summary.windows:,} patient-cycle windows of {summary.patients:,} patients "
             f"({summary.baseline_windows:,} baselines, {summary.treatment_windows:,} treatment cycles; an ongoing "

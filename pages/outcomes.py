@@ -488,9 +488,9 @@ def render() -> None:
             rows = change.loc[change["measure"] == measure].drop(columns=["measure", "measure_label"])
             with st.container():
                 ui_render.chart(
-                    figures.build_change_figure(rows, label),
+                    ui_render.figure(figures.build_change_figure, rows, label),
                     key=f"change_{measure}",
-                    phone=figures.build_change_figure(rows, label, compact=True),
+                    phone=ui_render.figure(figures.build_change_figure, rows, label, compact=True),
                     caption=f"Mean of (cycle − baseline) {label} per 28 recorded days among patients with an "
                     "evaluable change (SPEC §3: both windows evaluable, baseline headache days > 0); "
                     f"error bars: {T_METHOD}; n under each cycle.",
@@ -500,7 +500,7 @@ def render() -> None:
     with tabs[1]:
         rates = _shown(results["responders"], last_cycle)
         ui_render.chart(
-            figures.build_responder_figure(rates),
+            ui_render.figure(figures.build_responder_figure, rates),
             key="responders",
             caption=f"Share of evaluable patients (n under each cycle) whose monthly headache days fell by at "
             f"least 30, 50 or 75% from baseline; error bars: {WILSON_METHOD}.",
@@ -508,7 +508,7 @@ def render() -> None:
         _table_behind(rates, "responders", percent=("rate", "ci_low", "ci_high"))
         cumulative = _shown(results["cumulative"], last_cycle)
         ui_render.chart(
-            figures.build_cumulative_figure(cumulative),
+            ui_render.figure(figures.build_cumulative_figure, cumulative),
             key="cumulative",
             caption=(
                 "Under each cycle: responders / denominator of each bar. Completers: among eligible patients with "
@@ -524,7 +524,7 @@ def render() -> None:
     with tabs[2]:
         profile: outcomes.WithinCycleProfile = results["weekly"]
         ui_render.chart(
-            figures.build_weekly_profile_figure(profile),
+            ui_render.figure(figures.build_weekly_profile_figure, profile),
             key="weekly_profile",
             caption=f"Onset and wearing-off. Markers: {profile.method}. Lines: {profile.moving_average_method}. "
             f"Dashed: the same patients' baseline (mean baseline headache days per 28 days / 4, "
@@ -542,7 +542,7 @@ def render() -> None:
     with tabs[3]:
         ttr: outcomes.TimeToResponse = results["time_to_response"]
         step = analysis.config.cycle_days
-        ui_render.chart(figures.build_time_to_response_figure(ttr, step), key="time_to_response")
+        ui_render.chart(ui_render.figure(figures.build_time_to_response_figure, ttr, step), key="time_to_response")
         median = ttr.curve.median()
         median_text = f"{median:.0f} days" if np.isfinite(median) else "not reached (fewer than half responded)"
         shares = ("responded", "ci_low", "ci_high", "stopped", "stopped_ci_low", "stopped_ci_high")
@@ -564,7 +564,7 @@ def render() -> None:
     with tabs[4]:
         forest, table_one = _cycle_results(ctx, cohort_filter, chosen_cycle)
         ui_render.chart(
-            figures.build_forest_figure(forest),
+            ui_render.figure(figures.build_forest_figure, forest),
             key="forest",
             caption=f"Share of patients with a 50% response at cycle {chosen_cycle} among those evaluable at that "
             f"cycle, by subgroup (responders / n at the right); squares scale with n; grey: attribute "

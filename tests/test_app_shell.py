@@ -315,6 +315,55 @@ def test_config_toml_is_production_and_shares_the_plotly_colours() -> None:
     assert config["theme"]["textColor"].lower() == theme.TEXT.lower()
     assert config["theme"]["backgroundColor"].lower() == "#ffffff"
     assert [c.lower() for c in config["theme"]["chartCategoricalColors"]] == [c.lower() for c in theme.SEQUENCE]
+    assert config["runner"]["magicEnabled"] is False  # a bare expression is never written (as Markdown) to a page
+
+
+def test_figures_are_shared_by_content_never_by_shape_or_builder_name() -> None:
+    """ui.render.figure keeps one figure per builder and arguments' content: equal data give the one shared
+    figure; a frame of the same shape with one value changed, or past Streamlit's own 100,000-row sampling, or
+    a builder of the same name in another module, gives its own."""
+    import pandas as pd
+
+    from analytics.figures import outcomes as outcome_figures
+    from analytics.figures import patient as patient_figures
+    from ui import render as ui_render
+
+    calls: list[int] = []
+
+    def build(frame: pd.DataFrame, compact: bool = False) -> dict:
+        calls.append(len(frame))
+        return {"total": int(frame["x"].sum()), "compact": compact}
+
+    st.cache_resource.clear()
+    frame = pd.DataFrame({"x": range(150_000)})
+    first = ui_render.figure(build, frame)
+    assert ui_render.figure(build, frame.copy()) is first and len(calls) == 1  # same content: not drawn again
+    changed = frame.copy()
+    changed.loc[149_999, "x"] = 0  # one value of 150,000: Streamlit's sampling would very likely miss it
+    assert ui_render.figure(build, changed)["total"] == first["total"] - 149_999
+    assert ui_render.figure(build, frame, compact=True)["compact"] is True and len(calls) == 3
+    assert ui_render._function_name(outcome_figures.build_weekly_profile_figure) != ui_render._function_name(
+        patient_figures.build_weekly_profile_figure
+    )
+    retyped = frame.astype("float64")  # same values, another type: another key
+    assert ui_render._content(retyped) != ui_render._content(frame)
+
+
+def test_a_shared_table_is_not_changed_by_the_page_that_shows_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tables are formatted once (ui.render._shared_readable) and shared; links added by one page must not
+    reach the shared result another page reads."""
+    import pandas as pd
+
+    from ui import render as ui_render
+
+    monkeypatch.setattr(auth, "table_download", lambda *args, **kwargs: None)
+    monkeypatch.setattr(st, "dataframe", lambda *args, **kwargs: None)
+    st.cache_resource.clear()
+    frame = pd.DataFrame({"patient": ["P1", "P2"], "value": [1.0, None]})
+    ui_render.table(frame, key="t", filename="t.csv", links={"patient": "/patient?patient="})
+    shown, config = ui_render._shared_readable(frame, {})
+    assert shown["patient"].tolist() == ["P1", "P2"] and "patient" not in config
+    assert shown["value"].tolist()[1] == "—"
 
 
 # --- the shell's structure -------------------------------------------------------------------------

@@ -6,8 +6,10 @@ YYYY-MM-DD, empty for missing), the same writer as the export command.
 
 from __future__ import annotations
 
+import pickle
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import FunctionType
 from urllib.parse import quote
 
 import pandas as pd
@@ -48,6 +50,36 @@ def page_style() -> None:
 def plain(text: object) -> str:
     """Data-derived text to put inside Markdown, shown as typed (``analytics.privacy.links.escape_markdown``)."""
     return escape_markdown(text)
+
+
+def _content(value: pd.DataFrame | pd.Series) -> bytes:
+    """What identifies a frame's content for the caches below: its columns, types and every row.
+
+    Streamlit's own hashing samples frames of 100,000 rows or more, which could give two different frames
+    the same key; this reads every row (pandas' hash, about a millisecond per 10,000 rows).
+    """
+    try:
+        rows = pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes()
+    except TypeError:  # unhashable cells (lists): the pickled frame
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    names = value.dtypes.items() if isinstance(value, pd.DataFrame) else [(value.name, value.dtype)]
+    return repr([(str(name), str(dtype)) for name, dtype in names]).encode() + rows
+
+
+def _function_name(function: FunctionType) -> str:
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+CONTENT_HASH_FUNCS = {pd.DataFrame: _content, pd.Series: _content, FunctionType: _function_name}
+
+
+# A figure is drawn once for the same builder and arguments, by content, and the one object is shared by every
+# session and rerun: a page change or a rerun does not rebuild the page's figures (tens of milliseconds each).
+# Streamlit's st.plotly_chart reads a figure (to_dict) without changing it.
+@st.cache_resource(max_entries=512, show_spinner=False, hash_funcs=CONTENT_HASH_FUNCS)
+def figure(build: Callable[..., go.Figure], *args: object, **kwargs: object) -> go.Figure:
+    """``build(*args, **kwargs)``, cached by the builder and the arguments' content; do not change the result."""
+    return build(*args, **kwargs)
 
 
 def chart(fig: go.Figure, key: str, caption: str | None = None, phone: go.Figure | None = None) -> None:
@@ -102,6 +134,16 @@ def _readable(frame: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, d
     return shown, config
 
 
+# Shared like the figures: a table shown again (a rerun, another session) is not formatted again. Tables of more
+# rows are formatted each time, so that the cache stays small (a few MB) whatever the cohort's size.
+SHARED_TABLE_MAX_ROWS = 20_000
+
+
+@st.cache_resource(max_entries=512, show_spinner=False, hash_funcs=CONTENT_HASH_FUNCS)
+def _shared_readable(frame: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
+    return _readable(frame, column_config)
+
+
 # The table's font is about 7.5 px a character; a cell has 8 px padding each side.
 CHAR_PX, CELL_PADDING_PX, FIT_MAX_PX = 7.5, 24, 720
 
@@ -131,7 +173,9 @@ def table(
     The columns named in ``fit`` are as wide as their longest text (up to ``FIT_MAX_PX``), which the
     table would otherwise cut.
     """
-    shown, column_config = _readable(frame, dict(kwargs.pop("column_config", None) or {}))
+    readable = _shared_readable if len(frame) <= SHARED_TABLE_MAX_ROWS else _readable
+    shown, column_config = readable(frame, dict(kwargs.pop("column_config", None) or {}))
+    column_config = dict(column_config)  # the shared result is not changed
     for name in fit or ():
         if name in shown.columns:
             column_config[name] = _fitted(column_config.get(name), name, shown[name])
