@@ -350,8 +350,8 @@ def test_figures_are_shared_by_content_never_by_shape_or_builder_name() -> None:
 
 
 def test_a_shared_table_is_not_changed_by_the_page_that_shows_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tables are formatted once (ui.render._shared_readable) and shared; links added by one page must not
-    reach the shared result another page reads."""
+    """Tables are formatted once (ui.render._shared_shown) and shared; what st.dataframe is given must not be
+    the shared config, and a table without links does not get the links of another page's."""
     import pandas as pd
 
     from ui import render as ui_render
@@ -361,9 +361,12 @@ def test_a_shared_table_is_not_changed_by_the_page_that_shows_it(monkeypatch: py
     st.cache_resource.clear()
     frame = pd.DataFrame({"patient": ["P1", "P2"], "value": [1.0, None]})
     ui_render.table(frame, key="t", filename="t.csv", links={"patient": "/patient?patient="})
-    shown, config = ui_render._shared_readable(frame, {})
-    assert shown["patient"].tolist() == ["P1", "P2"] and "patient" not in config
-    assert shown["value"].tolist()[1] == "—"
+    shown, config = ui_render._shared_shown(frame, {}, {}, ())
+    assert shown.column("patient").to_pylist() == ["P1", "P2"] and "patient" not in config
+    assert shown.column("value").to_pylist()[1] == "—"
+    linked, linked_config = ui_render._shared_shown(frame, {}, {"patient": "/patient?patient="}, ())
+    assert linked.column("patient").to_pylist() == ["/patient?patient=P1", "/patient?patient=P2"]
+    assert linked_config["patient"]["type_config"]["type"] == "link"
 
 
 # --- the shell's structure -------------------------------------------------------------------------

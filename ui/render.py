@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import pandas as pd
 import plotly.graph_objects as go
+import pyarrow as pa
 import streamlit as st
 
 from analytics.output.cells import readable_cells
@@ -134,16 +135,6 @@ def _readable(frame: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, d
     return shown, config
 
 
-# Shared like the figures: a table shown again (a rerun, another session) is not formatted again. Tables of more
-# rows are formatted each time, so that the cache stays small (a few MB) whatever the cohort's size.
-SHARED_TABLE_MAX_ROWS = 20_000
-
-
-@st.cache_resource(max_entries=512, show_spinner=False, hash_funcs=CONTENT_HASH_FUNCS)
-def _shared_readable(frame: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
-    return _readable(frame, column_config)
-
-
 # The table's font is about 7.5 px a character; a cell has 8 px padding each side.
 CHAR_PX, CELL_PADDING_PX, FIT_MAX_PX = 7.5, 24, 720
 
@@ -155,6 +146,41 @@ def _fitted(config: object, name: str, values: pd.Series) -> dict:
     longest = max([len(label), *values.astype("string").fillna("").str.len().tolist()])
     width = min(FIT_MAX_PX, int(CELL_PADDING_PX + CHAR_PX * longest))
     return st.column_config.TextColumn(label, width=width, help=old.get("help"))
+
+
+def _shown(
+    frame: pd.DataFrame, column_config: dict, links: Mapping[str, str], fit: tuple[str, ...]
+) -> tuple[pd.DataFrame | pa.Table, dict]:
+    """What ``table`` sends: the readable cells (with links and fitted widths) as an Arrow table, and its config.
+
+    Arrow is what Streamlit sends anyway; converting here lets the shared result skip it on the next rerun. A frame
+    Arrow cannot take as it is (mixed types in a column) is left to Streamlit, which fixes its types.
+    """
+    shown, config = _readable(frame, column_config)
+    for name in fit:
+        if name in shown.columns:
+            config[name] = _fitted(config.get(name), name, shown[name])
+    for name, address in links.items():
+        shown = shown.assign(**{name: address + frame[name].astype(str).map(quote)})
+        config[name] = st.column_config.LinkColumn(
+            name, display_text=re.escape(address) + "(.*)", help=f"Opens the {name}'s page"
+        )
+    try:
+        return pa.Table.from_pandas(shown, preserve_index=False), config
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, OverflowError):
+        return shown, config
+
+
+# Shared like the figures: a table shown again (a rerun, another session) is neither formatted nor converted
+# again. Tables of more rows are made each time, so that the cache stays small (a few MB) whatever the cohort.
+SHARED_TABLE_MAX_ROWS = 20_000
+
+
+@st.cache_resource(max_entries=512, show_spinner=False, hash_funcs=CONTENT_HASH_FUNCS)
+def _shared_shown(
+    frame: pd.DataFrame, column_config: dict, links: Mapping[str, str], fit: tuple[str, ...]
+) -> tuple[pd.DataFrame | pa.Table, dict]:
+    return _shown(frame, column_config, links, fit)
 
 
 def table(
@@ -173,18 +199,10 @@ def table(
     The columns named in ``fit`` are as wide as their longest text (up to ``FIT_MAX_PX``), which the
     table would otherwise cut.
     """
-    readable = _shared_readable if len(frame) <= SHARED_TABLE_MAX_ROWS else _readable
-    shown, column_config = readable(frame, dict(kwargs.pop("column_config", None) or {}))
-    column_config = dict(column_config)  # the shared result is not changed
-    for name in fit or ():
-        if name in shown.columns:
-            column_config[name] = _fitted(column_config.get(name), name, shown[name])
-    for name, address in (links or {}).items():
-        shown = shown.assign(**{name: address + frame[name].astype(str).map(quote)})
-        column_config[name] = st.column_config.LinkColumn(
-            name, display_text=re.escape(address) + "(.*)", help=f"Opens the {name}'s page"
-        )
-    st.dataframe(shown, hide_index=True, key=f"{key}_table", column_config=column_config or None, **kwargs)
+    make = _shared_shown if len(frame) <= SHARED_TABLE_MAX_ROWS else _shown
+    config = dict(kwargs.pop("column_config", None) or {})
+    shown, column_config = make(frame, config, dict(links or {}), tuple(fit or ()))
+    st.dataframe(shown, hide_index=True, key=f"{key}_table", column_config=dict(column_config) or None, **kwargs)
     if caption:
         st.caption(caption)
     # The CSV is written when the button is clicked (not on every rerun), and clicking does not rerun the page;
