@@ -304,20 +304,17 @@ def render() -> None:
     show(
         "calendar",
         "Diary calendar",
-        ui_render.figure(figures.build_diary_calendar_figure, days, config.headache_min_hours, cycles=cycles),
+        figures.build_diary_calendar_figure(days, config.headache_min_hours, cycles=cycles),
         "Grey: day not recorded (missing, never counted as headache-free). "
         f"A headache day has ≥{config.headache_min_hours:g} h "
         f"of headache. Blue frame: injection day; a late re-injection (more than {config.on_time_max_days} days "
         "after the previous one) is marked with its gap.",
-        phone=ui_render.figure(
-            figures.build_diary_calendar_figure, days, config.headache_min_hours, cycles=cycles, compact=True
-        ),
+        phone=figures.build_diary_calendar_figure(days, config.headache_min_hours, cycles=cycles, compact=True),
     )
     show(
         "rolling",
         "Headache days per 28 days over time",
-        ui_render.figure(
-            figures.build_rolling_headache_figure,
+        figures.build_rolling_headache_figure(
             days,
             cycles,
             config.min_completeness,
@@ -334,8 +331,7 @@ def render() -> None:
     show(
         "cycles",
         "Per cycle against the baseline",
-        ui_render.figure(
-            figures.build_cycle_bars_figure,
+        figures.build_cycle_bars_figure(
             cycles,
             config.responder_thresholds,
             overuse_acute_days=config.overuse_acute_days,
@@ -343,8 +339,7 @@ def render() -> None:
         "Change in headache days from the baseline above each cycle; under each: days recorded / days in the window "
         f"and completeness. A window is evaluable with ≥{config.min_completeness:.0%} of "
         f"its days recorded and ≥{config.min_window_days} days; hatched bars are not evaluable and are not compared.",
-        phone=ui_render.figure(
-            figures.build_cycle_bars_figure,
+        phone=figures.build_cycle_bars_figure(
             cycles,
             config.responder_thresholds,
             overuse_acute_days=config.overuse_acute_days,
@@ -355,8 +350,7 @@ def render() -> None:
     show(
         "weekly",
         "Within-cycle weekly profile",
-        ui_render.figure(
-            figures.build_weekly_profile_figure,
+        figures.build_weekly_profile_figure(
             weekly,
             days,
             _one(tables.cycle_profile, patient_id),
@@ -368,8 +362,7 @@ def render() -> None:
         f"7-day moving average. Wearing-off: the last {params.wearing_off_late_days} days of a complete cycle are ≥"
         f"{params.wearing_off_min_rise:g} headache days / 28 d and ≥{params.wearing_off_min_relative:.0%} above "
         "weeks 3–8.",
-        phone=ui_render.figure(
-            figures.build_weekly_profile_figure,
+        phone=figures.build_weekly_profile_figure(
             weekly,
             days,
             _one(tables.cycle_profile, patient_id),
@@ -383,8 +376,7 @@ def render() -> None:
     show(
         "adverse_events",
         "Adverse events by cycle",
-        ui_render.figure(
-            figures.build_adverse_events_figure,
+        figures.build_adverse_events_figure(
             _one(tables.adverse_events, patient_id),
             cycles,
             analysis.as_of,
@@ -396,14 +388,11 @@ def render() -> None:
     show(
         "questionnaires",
         "HIT-6 and MIDAS",
-        ui_render.figure(
-            figures.build_questionnaires_figure, questionnaires, cycles, "questionnaires" in tables.available
-        ),
+        figures.build_questionnaires_figure(questionnaires, cycles, "questionnaires" in tables.available),
         f"n = {int((questionnaires['instrument'] == 'HIT-6').sum())} HIT-6 and "
         f"{int((questionnaires['instrument'] == 'MIDAS').sum())} MIDAS scores. Bands: HIT-6 ≤49 little or no impact, "
         "50–55 some, 56–59 substantial, ≥60 severe; MIDAS grade I 0–5, II 6–10, III 11–20, IV ≥21.",
-        phone=ui_render.figure(
-            figures.build_questionnaires_figure,
+        phone=figures.build_questionnaires_figure(
             questionnaires,
             cycles,
             "questionnaires" in tables.available,
@@ -434,7 +423,7 @@ def render() -> None:
         chosen_date = pd.Timestamp(chosen)
         session = sessions[sessions["start_date"] == chosen_date].iloc[0].rename({"start_date": "session_date"})
         session_sites = injections[injections["session_date"] == chosen_date]
-        map_figure = ui_render.figure(figures.build_injection_site_map_figure, session_sites, session)
+        map_figure = figures.build_injection_site_map_figure(session_sites, session)
         if "injections" not in tables.available:
             map_caption = "No injections.csv in this dataset: the sites of each session are not recorded."
         else:
@@ -447,7 +436,7 @@ def render() -> None:
             "Injection sites",
             map_figure,
             map_caption,
-            phone=ui_render.figure(figures.build_injection_site_map_figure, session_sites, session, compact=True),
+            phone=figures.build_injection_site_map_figure(session_sites, session, compact=True),
         )
         if len(session_sites):
             with st.expander("Units per muscle and side (table)"):

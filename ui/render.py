@@ -76,7 +76,9 @@ CONTENT_HASH_FUNCS = {pd.DataFrame: _content, pd.Series: _content, FunctionType:
 
 # A figure is drawn once for the same builder and arguments, by content, and the one object is shared by every
 # session and rerun: a page change or a rerun does not rebuild the page's figures (tens of milliseconds each).
-# Streamlit's st.plotly_chart reads a figure (to_dict) without changing it.
+# Streamlit's st.plotly_chart reads a figure (to_dict) without changing it. For the pages that show the same data
+# to many (Clinic, Outcomes, Data); the Patient page's figures are of one patient, and hashing their data on each
+# first visit cost more than the rare second visit saved (bench/bench_sessions.py, ten new patients at once).
 @st.cache_resource(max_entries=512, show_spinner=False, hash_funcs=CONTENT_HASH_FUNCS)
 def figure(build: Callable[..., go.Figure], *args: object, **kwargs: object) -> go.Figure:
     """``build(*args, **kwargs)``, cached by the builder and the arguments' content; do not change the result."""
