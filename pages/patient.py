@@ -315,11 +315,7 @@ def render() -> None:
         "rolling",
         "Headache days per 28 days over time",
         figures.build_rolling_headache_figure(
-            days,
-            cycles,
-            config.min_completeness,
-            params.period_days,
-            overuse_acute_days=config.overuse_acute_days,
+            days, cycles, config.min_completeness, params.period_days, overuse_acute_days=config.overuse_acute_days
         ),
         f"Each point counts headache days in the 28 days ending that day, per 28 recorded days; shown only when at "
         f"least {config.min_completeness:.0%} of the 28 days were recorded (grey bands otherwise). MO: a window with "
@@ -332,18 +328,13 @@ def render() -> None:
         "cycles",
         "Per cycle against the baseline",
         figures.build_cycle_bars_figure(
-            cycles,
-            config.responder_thresholds,
-            overuse_acute_days=config.overuse_acute_days,
+            cycles, config.responder_thresholds, overuse_acute_days=config.overuse_acute_days
         ),
         "Change in headache days from the baseline above each cycle; under each: days recorded / days in the window "
         f"and completeness. A window is evaluable with ≥{config.min_completeness:.0%} of "
         f"its days recorded and ≥{config.min_window_days} days; hatched bars are not evaluable and are not compared.",
         phone=figures.build_cycle_bars_figure(
-            cycles,
-            config.responder_thresholds,
-            overuse_acute_days=config.overuse_acute_days,
-            compact=True,
+            cycles, config.responder_thresholds, overuse_acute_days=config.overuse_acute_days, compact=True
         ),
     )
     weekly = clinical.weekly_profile(days, config)
@@ -377,10 +368,7 @@ def render() -> None:
         "adverse_events",
         "Adverse events by cycle",
         figures.build_adverse_events_figure(
-            _one(tables.adverse_events, patient_id),
-            cycles,
-            analysis.as_of,
-            "adverse_events" in tables.available,
+            _one(tables.adverse_events, patient_id), cycles, analysis.as_of, "adverse_events" in tables.available
         ),
         "Bars run from onset to resolution, in days since the injection; hatched: not resolved by the data cut-off.",
     )
@@ -393,10 +381,7 @@ def render() -> None:
         f"{int((questionnaires['instrument'] == 'MIDAS').sum())} MIDAS scores. Bands: HIT-6 ≤49 little or no impact, "
         "50–55 some, 56–59 substantial, ≥60 severe; MIDAS grade I 0–5, II 6–10, III 11–20, IV ≥21.",
         phone=figures.build_questionnaires_figure(
-            questionnaires,
-            cycles,
-            "questionnaires" in tables.available,
-            compact=True,
+            questionnaires, cycles, "questionnaires" in tables.available, compact=True
         ),
     )
 
