@@ -64,7 +64,7 @@ bench: $(TESTENV) chromium
 	$(PY) bench/bench_outcomes.py --data bench/out/cohort10k/data
 	$(PY) bench/bench_pages.py
 	$(PY) bench/bench_dashboard.py
-	$(PY) bench/bench_sessions.py
+	$(PY) bench/bench_sessions.py --browser
 	$(PY) bench/bench_scale.py --patients 10000 --single
 
 # Registry scale (issue #13): the 100,000-patient export against a DuckDB query of the core table, and the

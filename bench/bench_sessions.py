@@ -1,16 +1,25 @@
-"""Many sessions at once on a warm server, in a real browser: how long each page takes to show.
+"""Many sessions at once on a warm server: how long each page takes, on the server and in a real browser.
 
 Starts ``streamlit run dashboard.py`` (headless, production ``.streamlit/config.toml``, a free port of
-127.0.0.1) on the sample data or a generated cohort, and drives Debian's chromium (/usr/bin/chromium)
-with Playwright's async API: one browser, one context (a separate user, with its own cookies and
-Streamlit session) per session. First one session opens every page once, which builds the server's
-caches (the "fresh server" row: the first visit of each page, in page order); then ``--sessions``
-sessions at once each open /patient?patient=<a different patient>, /clinic, /outcomes and /data in
-turn. A page counts as shown when its title (h1) and its first chart have been drawn; as finished when
-the script has also stopped running and every chart on it is drawn. The browser and the server share
-the machine, so these times include the browser's own drawing of ten pages at once.
+127.0.0.1) on the sample data or a generated cohort.
 
-    .venv/bin/python bench/bench_sessions.py [--sessions 10] [--patients 100000] [--before DIR]
+Server side (the issue's target): ``--sessions`` clients speak Streamlit's own WebSocket protocol (the
+browser's BackMsg / ForwardMsg protobufs, no browser): after one session has opened every page (the
+server's caches are built), they connect at once and each opens the Patient page of a patient no session
+has opened before, then Clinic, Outcomes and Data, as a user clicks through the sidebar. A page's time runs
+from the request to the server's "script finished": the server's whole work for it, queued behind the other
+sessions' pages on the same two cores.
+
+In the browser (``--browser``, context: the browser shares the two cores with the server) it drives
+Debian's chromium (/usr/bin/chromium) with Playwright's async API: one browser, one context (a separate
+user, with its own cookies and Streamlit session) per session, on a fresh server. First one session opens
+every page once, which builds the server's caches (the "fresh server" row: the first visit of each page,
+in page order); then ``--sessions`` sessions at once each open /patient?patient=<a different patient>,
+/clinic, /outcomes and /data in turn. A page counts as shown when its title (h1) and its first chart have
+been drawn; as finished when the script has also stopped running and every chart on it is drawn. The
+browser and the server share the machine, so these times include the browser's own drawing of ten pages.
+
+    .venv/bin/python bench/bench_sessions.py [--sessions 10] [--patients 100000] [--before DIR] [--browser]
 
 ``--patients N`` generates a cohort of N patients once with ``python -m analytics.synth --patients N --seed 1``
 into bench/out/ (git-ignored; the 10,000-patient one is bench_dashboard.py's) and reuses it; without it the
@@ -40,6 +49,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-sync", "--no-first-run"]
 PAGES = ("patient", "clinic", "outcomes", "data")
 TARGET_SECONDS = 3.0
+FINISHED_SUCCESSFULLY = 0  # ForwardMsg.ScriptFinishedStatus
 # Shown: the page's title and its first chart drawn. Finished: no "Running…" status, every chart drawn.
 SHOWN = """() => {
     const title = document.querySelector('[data-testid="stMain"] h1');
@@ -169,6 +179,61 @@ async def measure(url: str, data: Path, sessions: int, timeout_s: float) -> dict
     return {"warm_up": warm_up, "sessions": results, "wall": wall}
 
 
+async def server_page(socket: object, page: str, query: str = "") -> float:
+    """Ask the server for ``page`` on an open session; seconds until its script finished (with what it drew)."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    request = BackMsg()
+    request.rerun_script.query_string = query
+    request.rerun_script.page_name = page
+    started = time.perf_counter()
+    await socket.send(request.SerializeToString())  # type: ignore[attr-defined]
+    drawn = False
+    while True:
+        message = ForwardMsg()
+        message.ParseFromString(await socket.recv())  # type: ignore[attr-defined]
+        kind = message.WhichOneof("type")
+        if kind == "delta" and message.delta.WhichOneof("type") == "new_element":
+            drawn = True
+            if message.delta.new_element.WhichOneof("type") == "exception":
+                raise SystemExit(f"{page} showed an exception: {message.delta.new_element.exception.message}")
+        if kind == "script_finished" and message.script_finished == FINISHED_SUCCESSFULLY and drawn:
+            return time.perf_counter() - started
+
+
+async def server_session(url: str, patient: str) -> dict[str, float]:
+    """One user over Streamlit's WebSocket: the Patient page of ``patient``, then each other page in turn."""
+    from websockets.asyncio.client import connect
+
+    address = url.replace("http://", "ws://") + "/_stcore/stream"
+    async with connect(address, subprotocols=["streamlit"], max_size=None) as socket:  # type: ignore[list-item]
+        times = {"patient": await server_page(socket, "patient", f"patient={patient}")}
+        for page in PAGES[1:]:
+            times[page] = await server_page(socket, page)
+        return times
+
+
+async def measure_server(url: str, data: Path, sessions: int) -> dict[str, object]:
+    ids = patient_ids(data, sessions + 1)
+    warm_up = await server_session(url, ids[0])  # builds the server's caches: the rest measure a warm server
+    started = time.perf_counter()
+    results = await asyncio.gather(*(server_session(url, patient) for patient in ids[1:]))
+    return {"warm_up": warm_up, "sessions": results, "wall": time.perf_counter() - started}
+
+
+def report_server(name: str, figures: dict[str, object], sessions: int) -> None:
+    warm_up: dict[str, float] = figures["warm_up"]  # type: ignore[assignment]
+    results: list[dict[str, float]] = figures["sessions"]  # type: ignore[assignment]
+    print(f"\n{name}: first visit of each page on a fresh server, one session, server side (s)")
+    print("  " + ", ".join(f"{page} {warm_up[page]:.2f}" for page in PAGES))
+    print(f"{name}: {sessions} sessions at once on the warm server, server side ({figures['wall']:.1f} s in all)")
+    print(f"  {'page':10}{'median':>10}{'max':>10}  target")
+    for page in PAGES:
+        times = [r[page] for r in results]
+        print(f"  {page:10}{statistics.median(times):>10.2f}{max(times):>10.2f}  ≤ {TARGET_SECONDS:g} s")
+
+
 def report(name: str, figures: dict[str, object], sessions: int) -> None:
     warm_up: dict[str, tuple[float, float]] = figures["warm_up"]  # type: ignore[assignment]
     results: list[dict[str, tuple[float, float]]] = figures["sessions"]  # type: ignore[assignment]
@@ -191,15 +256,19 @@ def main() -> None:
     parser.add_argument("--patients", type=int, help="a generated cohort of this many patients (default: sample)")
     parser.add_argument("--before", type=Path, help="another checkout of the project to measure after this one")
     parser.add_argument("--timeout", type=float, default=600, help="seconds a page may take (default 600)")
+    parser.add_argument("--browser", action="store_true", help="also in chromium (the browser shares the cores)")
     args = parser.parse_args()
-    if not Path(CHROMIUM).is_file():
+    if args.browser and not Path(CHROMIUM).is_file():
         raise SystemExit(f"{CHROMIUM} is missing (Debian's chromium: apt-get install chromium)")
     data = cohort(args.patients) if args.patients else ROOT / "sample_data"
     trees = {"now": ROOT, **({"before": args.before.resolve()} if args.before else {})}
     for name, root in trees.items():
         with server(root, data, f"bench_sessions_{name}.log") as url:
-            figures = asyncio.run(measure(url, data, args.sessions, args.timeout))
-        report(f"{data.name} / {name}", figures, args.sessions)
+            report_server(f"{data.name} / {name}", asyncio.run(measure_server(url, data, args.sessions)), args.sessions)
+        if args.browser:  # a fresh server, so that the browser's sessions open pages the server has not drawn
+            with server(root, data, f"bench_sessions_browser_{name}.log") as url:
+                figures = asyncio.run(measure(url, data, args.sessions, args.timeout))
+            report(f"{data.name} / {name} / browser", figures, args.sessions)
 
 
 if __name__ == "__main__":
