@@ -192,3 +192,46 @@ def test_build_folder_stores_what_the_first_patient_page_needs(tmp_path: Path) -
     entries = sorted(p.name for p in tmp_path.iterdir())
     build_folder(CASES[1], store, workers=1)
     assert sorted(p.name for p in tmp_path.iterdir()) == entries
+
+
+def test_a_partitioned_build_keeps_the_workers_parts_and_reads_them_back_exactly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder of several partitions is stored from the workers' Parquet parts (engine.write_parts), not gathered
+    into one process: read back, every table, the per-patient-day frame (whole, by column, by patient) and the
+    patient-level tables are those of the single process, rows in line order."""
+    from analytics.definitions.clinical import ClinicalParameters, clinical_tables
+    from analytics.definitions.pipeline import PatientDays
+    from analytics.output import store as store_module
+    from analytics.scale.engine import DAYS
+
+    monkeypatch.setattr(store_module, "auto_partitions", lambda folder: 3)
+    monkeypatch.setattr(store_module, "DAYS_ROW_GROUP", 997)  # many row groups: patients straddle their edges
+    store = AnalysisStore(tmp_path)
+    dataset = store.folder_dataset(SAMPLE_DATA_DIR)
+    entry = tmp_path / store.folder_key(SAMPLE_DATA_DIR)
+    assert sorted(p.name for p in (entry / "table_diary").iterdir())[-1] == "part-00002.parquet"
+    fresh = load_dataset(SAMPLE_DATA_DIR)
+    for stem, table in fresh.tables.items():
+        pd.testing.assert_frame_equal(dataset.tables[stem], table, check_exact=True, obj=stem)
+    assert dataset.row_count("diary") == len(fresh.tables["diary"])
+    analysis = store.get_analysis(dataset, AnalysisConfig())
+    assert isinstance(analysis, store_module.StoredAnalysis)
+    assert (tmp_path / analysis_key(dataset, AnalysisConfig()) / DAYS).is_dir()
+    expected = analyse(fresh)
+    columns = ["patient_id", "cycle", "day_in_cycle", "headache_hours"]
+    pd.testing.assert_frame_equal(analysis.day_columns(columns), expected.patient_days[columns], check_exact=True)
+    days, by_patient = analysis.days_by_patient(), PatientDays(expected.patient_days)
+    assert days.patient_ids() == by_patient.patient_ids()
+    for patient_id in [*sorted(by_patient.patient_ids())[::7], "no such patient"]:
+        pd.testing.assert_frame_equal(days.of(patient_id), by_patient.of(patient_id), check_exact=True)
+    for name in ("patient_days", "patient_cycles", "cohort_cycles", "patient_status"):
+        pd.testing.assert_frame_equal(getattr(analysis, name), getattr(expected, name), check_exact=True, obj=name)
+    tables = store.get_clinical(dataset, analysis, ClinicalParameters())
+    assert tables is not None
+    single = clinical_tables(expected, fresh)
+    for patient_id in sorted(by_patient.patient_ids())[::50]:
+        pd.testing.assert_frame_equal(
+            tables.injections_of(patient_id), single.injections_of(patient_id), check_exact=True
+        )
+    assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no parts or staging left behind

@@ -38,6 +38,7 @@ from typing import TypeVar, cast
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analytics import __version__
@@ -54,7 +55,7 @@ from analytics.ingest.load import (
     load_dataset,
     unread_files,
 )
-from analytics.scale.engine import Say, auto_partitions, run_whole
+from analytics.scale.engine import DAYS, DAYS_INDEX, PART_GLOB, Say, auto_partitions, by_patient, part_file, run_whole
 from analytics.scale.runners import Runner, runner_for
 from analytics.scale.split import cpu_count, files_sha256
 from analytics.views import clinic, continuation, outcomes
@@ -62,7 +63,7 @@ from analytics.views.outcomes import TreatedDays
 
 T = TypeVar("T")
 
-FORMAT = 3
+FORMAT = 4
 """Bumped when what an entry holds changes; with the software version it is part of every key."""
 ANALYSIS_TABLES = ("patient_days", "patient_cycles", "cohort_cycles", "patient_status", "adverse_events", "safety")
 LAZY_TABLES = ("diary", "injections", "questionnaires")
@@ -165,18 +166,25 @@ class AnalysisStore:
         key = self.folder_key(folder)
         if (stored := self.get_dataset(key)) is not None:
             return stored
-        if (partitions := auto_partitions(folder)) > 1:
-            analysis, dataset, tables = run_whole(folder, AnalysisConfig(), partitions, runner, limits, say)
-            say("storing the analysis ...")
-            self.put_analysis(dataset, analysis)
-            self.put_clinical(dataset, analysis.config, tables)
-            del analysis, tables
-        else:
-            dataset = load_dataset(folder, limits)
-        dataset.files_not_read = unread_files(data_entries(folder), [f.file for f in dataset.files])
-        say("storing the dataset ...")
-        self.put_dataset(key, dataset)
-        del dataset
+        self.root.mkdir(parents=True, exist_ok=True)
+        parts = Path(tempfile.mkdtemp(prefix=".parts-", dir=self.root))  # the workers' Parquet parts, moved in
+        try:
+            if (partitions := auto_partitions(folder)) > 1:
+                analysis, dataset, tables = run_whole(
+                    folder, AnalysisConfig(), partitions, runner, limits, say, parts, LAZY_TABLES, DAYS_ROW_GROUP
+                )
+                say("storing the analysis ...")
+                self.put_analysis(dataset, analysis, parts)
+                self.put_clinical(dataset, analysis.config, tables)
+                del analysis, tables
+            else:
+                dataset = load_dataset(folder, limits)
+            dataset.files_not_read = unread_files(data_entries(folder), [f.file for f in dataset.files])
+            say("storing the dataset ...")
+            self.put_dataset(key, dataset, parts)
+            del dataset
+        finally:
+            shutil.rmtree(parts, ignore_errors=True)
         # What is kept is the stored dataset, whose diary stays on disk until something needs it.
         stored = self.get_dataset(key)
         assert stored is not None, "the analysis store lost the entry it has just written"
@@ -250,12 +258,22 @@ class AnalysisStore:
         self.put_clinical(dataset, analysis.config, tables)
         return tables
 
-    def _write(self, key: str, frames: Mapping[str, pd.DataFrame | None], meta: Mapping[str, object]) -> None:
+    def _write(
+        self,
+        key: str,
+        frames: Mapping[str, pd.DataFrame | None],
+        meta: Mapping[str, object],
+        parts: Mapping[str, Path] | None = None,
+    ) -> None:
+        """An entry of these frames (one Parquet file each) and of the tables written as parts by the partitioned
+        pipeline's workers (``parts``: a table's name and its folder of parts, moved into the entry as they are)."""
         if self._entry(key).is_dir():
             return
         self.root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.root))
         try:
+            for name, folder in (parts or {}).items():
+                shutil.move(folder, staging / name)  # a rename: the parts are written in the store's folder
             for name, frame in frames.items():
                 if frame is not None:
                     # Small row groups for the day tables, so that one patient's rows are read alone (StoredDays).
@@ -275,22 +293,29 @@ class AnalysisStore:
         if not (entry / "meta.json").is_file():
             return None
         meta = json.loads((entry / "meta.json").read_text())
-        return {name: _read_frame(entry / f"{name}.parquet") for name in meta["frames"] if name not in lazy}, meta
+        return {name: _read_frame(_path(entry, name)) for name in meta["frames"] if name not in lazy}, meta
 
     # --- datasets ----------------------------------------------------------------------------
 
-    def put_dataset(self, key: str, dataset: Dataset) -> None:
-        frames: dict[str, pd.DataFrame | None] = {f"table_{stem}": table for stem, table in dataset.tables.items()}
+    def put_dataset(self, key: str, dataset: Dataset, parts: Path | None = None) -> None:
+        """The dataset's tables; those of its tables that the partitioned pipeline wrote as parts into ``parts``
+        (``run_whole``; the dataset has them empty) are moved in as they are."""
+        folders = _parts_in(parts, [f"table_{stem}" for stem in dataset.tables])
+        frames: dict[str, pd.DataFrame | None] = {
+            f"table_{stem}": table for stem, table in dataset.tables.items() if f"table_{stem}" not in folders
+        }
         frames["rejected"] = dataset.rejected
         frames["rejected_unlisted"] = dataset.rejected_unlisted
+        rows = {name: len(frame) for name, frame in frames.items() if frame is not None}
+        rows |= {name: _rows(folder) for name, folder in folders.items()}
         meta = {
-            "frames": list(frames),
-            "rows": {name: len(frame) for name, frame in frames.items() if frame is not None},
+            "frames": [*frames, *folders],
+            "rows": rows,
             "files": [asdict(f) for f in dataset.files],
             "present_columns": {stem: sorted(columns) for stem, columns in dataset.present_columns.items()},
             "files_not_read": dataset.files_not_read,
         }
-        self._write(key, frames, meta)
+        self._write(key, frames, meta, folders)
 
     def has_dataset(self, key: str) -> bool:
         return self._has(key)
@@ -304,7 +329,7 @@ class AnalysisStore:
         frames, meta = read
         tables = {name.removeprefix("table_"): f for name, f in frames.items() if name.startswith("table_")}
         later = {
-            name.removeprefix("table_"): (functools.partial(_table, self._entry(key) / f"{name}.parquet"), rows)
+            name.removeprefix("table_"): (functools.partial(_table, _path(self._entry(key), name)), rows)
             for name, rows in meta["rows"].items()
             if name in lazy
         }
@@ -319,15 +344,21 @@ class AnalysisStore:
 
     # --- analyses ----------------------------------------------------------------------------
 
-    def put_analysis(self, dataset: Dataset, analysis: Analysis) -> None:
+    def put_analysis(self, dataset: Dataset, analysis: Analysis, parts: Path | None = None) -> None:
         """The analysis's tables; patient_days also as a copy grouped by patient with an index of each patient's
-        rows (``StoredDays``), unless it is grouped by patient already."""
+        rows (``StoredDays``), unless it is grouped by patient already. With ``parts``, patient_days and its
+        index are the partitions' parts there (``engine.write_parts``; the analysis has them empty)."""
+        folders = _parts_in(parts, [DAYS, DAYS_INDEX])
         frames: dict[str, pd.DataFrame | None] = {name: getattr(analysis, name) for name in ANALYSIS_TABLES}
-        by_patient, frames["patient_days_index"] = _by_patient(analysis.patient_days)
-        grouped = by_patient is None
-        frames["patient_days_by_patient"] = by_patient
-        meta = {"frames": list(frames), "as_of": analysis.as_of.isoformat(), "days_grouped": grouped}
-        self._write(analysis_key(dataset, analysis.config), frames, meta)
+        grouped = True
+        if folders:  # each part grouped by patient; the index gives each patient's part and rows in it
+            del frames[DAYS]
+        else:
+            copy, frames[DAYS_INDEX] = by_patient(analysis.patient_days)
+            grouped = copy is None
+            frames["patient_days_by_patient"] = copy
+        meta = {"frames": [*frames, *folders], "as_of": analysis.as_of.isoformat(), "days_grouped": grouped}
+        self._write(analysis_key(dataset, analysis.config), frames, meta, folders)
 
     def put_clinical(self, dataset: Dataset, config: AnalysisConfig, tables: ClinicalTables) -> None:
         """The Patient page's tables of every patient (``clinical.clinical_tables``) for this analysis."""
@@ -398,31 +429,47 @@ class StoredAnalysis(Analysis):
 
     def _stored(self, name: str) -> Path:
         assert self._entry is not None
-        return self._entry / f"{name}.parquet"
+        return _path(self._entry, name)
 
 
 class StoredDays(PatientDays):
-    """One patient's rows of the stored patient_days, read from the row groups that hold them (a few ms)."""
+    """One patient's rows of a stored table grouped by patient, read from the row groups that hold them (a few ms).
+
+    ``path`` is a Parquet file, or a folder of parts (``engine.write_parts``) when ``index`` has a ``part``
+    column: each patient's rows are then in one part.
+    """
 
     def __init__(self, path: Path, index: pd.DataFrame):
         self._path = path
-        spans = zip(index["start"].tolist(), index["stop"].tolist(), strict=True)
+        parts = index["part"].tolist() if "part" in index.columns else [None] * len(index)
+        spans = zip(parts, index["start"].tolist(), index["stop"].tolist(), strict=True)
         self._bounds = dict(zip(index["patient_id"].astype(str), spans, strict=True))
-        metadata = pq.read_metadata(path)
-        sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
-        self._group_starts = np.concatenate([[0], np.cumsum(sizes, dtype="int64")])
+        self._group_starts: dict[Path, np.ndarray] = {}
+
+    def _file(self, part: int | None) -> Path:
+        return self._path if part is None else part_file(self._path, part)
+
+    def _starts(self, path: Path) -> np.ndarray:
+        if path not in self._group_starts:
+            metadata = pq.read_metadata(path)
+            sizes = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+            self._group_starts[path] = np.concatenate([[0], np.cumsum(sizes, dtype="int64")])
+        return self._group_starts[path]
 
     def patient_ids(self) -> frozenset[str]:
         return frozenset(self._bounds)
 
     def of(self, patient_id: str) -> pd.DataFrame:
-        start, stop = self._bounds.get(patient_id, (0, 0))
+        part, start, stop = self._bounds.get(patient_id, (None, 0, 0))
         if stop <= start:
-            return _from_arrow(pq.read_schema(self._path).empty_table())
-        first = int(np.searchsorted(self._group_starts, start, side="right")) - 1
-        last = int(np.searchsorted(self._group_starts, stop, side="left")) - 1
-        table = pq.ParquetFile(self._path).read_row_groups(list(range(first, last + 1)))
-        offset = int(self._group_starts[first])
+            path = self._path if self._path.is_file() else min(self._path.glob(PART_GLOB))
+            return _from_arrow(pq.read_schema(path).empty_table())
+        path = self._file(part)
+        starts = self._starts(path)
+        first = int(np.searchsorted(starts, start, side="right")) - 1
+        last = int(np.searchsorted(starts, stop, side="left")) - 1
+        table = pq.ParquetFile(path).read_row_groups(list(range(first, last + 1)))
+        offset = int(starts[first])
         return _from_arrow(table.slice(start - offset, stop - start))
 
 
@@ -459,19 +506,6 @@ def build_folder(
 def derived_key(kind: str, dataset: Dataset, config: AnalysisConfig, detail: object = None) -> str:
     """The key of a result derived from an analysis: its kind, the analysis's key and what else it depends on."""
     return _digest([kind, analysis_key(dataset, config), detail])
-
-
-def _by_patient(frame: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFrame]:
-    """``frame`` grouped by patient (each patient's rows in their order; None when it is grouped already) and the
-    index of each patient's rows in it (patient_id, start, stop), for ``StoredDays``."""
-    codes, patient_ids = pd.factorize(frame["patient_id"])
-    grouped = bool(np.all(np.diff(codes) >= 0))
-    order = np.arange(len(codes)) if grouped else np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(patient_ids) + 1))
-    index = pd.DataFrame(
-        {"patient_id": pd.Series(patient_ids, dtype="string"), "start": bounds[:-1], "stop": bounds[1:]}
-    )
-    return None if grouped else frame.iloc[order].reset_index(drop=True), index
 
 
 def _narrow(days: TreatedDays) -> TreatedDays:
@@ -530,8 +564,8 @@ def _put_clinical(store: AnalysisStore, dataset: Dataset, config: AnalysisConfig
     # wearing-off from; no page reads it, so it is not kept (a stored ClinicalTables has it empty).
     # The injections (a row per injection: millions) are kept grouped by patient and read by patient.
     injections = tables.injections
-    by_patient, index = _by_patient(injections)
-    frames = {"injections": injections if by_patient is None else by_patient, "injections_index": index}
+    grouped, index = by_patient(injections)
+    frames = {"injections": injections if grouped is None else grouped, "injections_index": index}
     kept = dataclasses.replace(
         tables,
         days=PatientDays(tables.status.iloc[:0]),  # days_by_patient() on reading
@@ -554,8 +588,40 @@ def _get_clinical(
     return dataclasses.replace(tables, days=analysis.days_by_patient(), injection_rows=rows)
 
 
+def _path(entry: Path, name: str) -> Path:
+    """Where an entry keeps a table: its Parquet file, or its folder of parts (``engine.write_parts``)."""
+    folder = entry / name
+    return folder if folder.is_dir() else entry / f"{name}.parquet"
+
+
+def _parts_in(parts: Path | None, names: Sequence[str]) -> dict[str, Path]:
+    """The tables of ``names`` that the partitioned pipeline wrote as parts into ``parts``, and their folders."""
+    if parts is None:
+        return {}
+    return {name: parts / name for name in names if (parts / name).is_dir()}
+
+
+def _rows(folder: Path) -> int:
+    return sum(pq.read_metadata(path).num_rows for path in folder.glob(PART_GLOB))
+
+
 def _read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame | None:
-    """A stored table (None when the entry has none), with the project's text columns as Arrow-backed strings."""
+    """A stored table (None when the entry has none), with the project's text columns as Arrow-backed strings.
+
+    A folder of parts is read as one table: the parts one after the other and, when the table has a ``line``
+    column (a file's rows, or the per-patient-day frame), in line order, as the single-process loader gives it
+    (lines are unique in a file, so the order is the same whatever the parts' own).
+    """
+    if path.is_dir():
+        files = sorted(path.glob(PART_GLOB))
+        has_line = "line" in pq.read_schema(files[0]).names
+        wanted = None if columns is None else [*columns, *(["line"] if has_line and "line" not in columns else [])]
+        table = pa.concat_tables([pq.read_table(f, columns=wanted) for f in files], promote_options="permissive")
+        if has_line:
+            table = table.take(pc.sort_indices(table["line"]))
+            if columns is not None and "line" not in columns:
+                table = table.drop_columns(["line"])
+        return _from_arrow(table)
     if not path.is_file():
         return None
     return _from_arrow(pq.read_table(path, columns=columns))

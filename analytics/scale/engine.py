@@ -4,8 +4,9 @@
 for the export (the same export bytes; ``tests/test_scale.py`` compares them), holding at any time
 one partition per worker plus the per-patient tables. The combined ``Dataset`` carries the
 accepted ``patients`` rows (for cohort filters) and the rejection report; its other tables, and the
-combined ``Analysis.patient_days``, are empty: the per-patient-day frames stay in the work folder,
-one Parquet file per partition (``days/``), for the dashboard's store.
+combined ``Analysis.patient_days``, are empty. ``run_whole`` gives them too, for the dashboard's store,
+gathered in line order or, with ``parts``, written by each worker as its partition's Parquet part
+(``write_parts``), which the store keeps as they are.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import functools
 import pickle
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,18 @@ CSV_BYTES_PER_ROW = 35
 
 
 @dataclass(frozen=True)
+class Whole:
+    """What ``run_whole`` asks of the partitioned pipeline beyond the export: each partition's per-patient-day
+    frame and patient-level tables; with ``parts`` (a folder), each worker writes its partition's per-patient-day
+    frame and accepted rows of ``part_tables`` there as Parquet parts (``write_parts``), not gathered."""
+
+    parts: Path | None = None
+    part_tables: tuple[str, ...] = ()
+    row_group: int | None = None
+    """Rows per row group of the per-patient-day parts (read one patient at a time)."""
+
+
+@dataclass(frozen=True)
 class Layout:
     """What every task needs to know of the split: where the shards are, and each file's name and columns."""
 
@@ -72,9 +85,17 @@ class Layout:
     names: dict[str, str]
     columns: dict[str, tuple[str, ...]]
     max_listed: int
-    keep_days: bool = False
-    """Keep each partition's per-patient-day frame (``days/``) and compute its patient-level tables, for a
-    ``whole`` result."""
+    whole: Whole | None = None
+    """For ``run_whole``: keep each partition's per-patient-day frame (``days/``, or its parts) and compute its
+    patient-level tables."""
+
+    @property
+    def keep_days(self) -> bool:
+        return self.whole is not None
+
+    @property
+    def part_tables(self) -> tuple[str, ...]:
+        return self.whole.part_tables if self.whole is not None and self.whole.parts is not None else ()
 
 
 @dataclass
@@ -104,6 +125,52 @@ class PartitionResult:
 
 def _accepted_folder(layout: Layout, partition: int) -> Path:
     return layout.root / "accepted" / f"{partition:05d}"
+
+
+PART_GLOB = "part-*.parquet"
+DAYS = "patient_days"
+DAYS_INDEX = "patient_days_index"
+
+
+def part_file(folder: Path, partition: int) -> Path:
+    """A partition's part of a table written as parts (``folder/part-00003.parquet``); parts read in name order."""
+    return folder / f"part-{partition:05d}.parquet"
+
+
+def _write_part(folder: Path, partition: int, frame: pd.DataFrame, row_group: int | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = folder / f".part-{partition:05d}.staging"
+    frame.to_parquet(staging, index=False, row_group_size=row_group)
+    staging.replace(part_file(folder, partition))  # whole or absent, also when a retried task writes it again
+
+
+def by_patient(frame: pd.DataFrame) -> tuple[pd.DataFrame | None, pd.DataFrame]:
+    """``frame`` grouped by patient (each patient's rows in their order; None when it is grouped already) and the
+    index of each patient's rows in it (patient_id, start, stop), to read one patient's rows alone."""
+    codes, patient_ids = pd.factorize(frame["patient_id"])
+    grouped = bool(np.all(np.diff(codes) >= 0))
+    order = np.arange(len(codes)) if grouped else np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(patient_ids) + 1))
+    index = pd.DataFrame(
+        {"patient_id": pd.Series(patient_ids, dtype="string"), "start": bounds[:-1], "stop": bounds[1:]}
+    )
+    return None if grouped else frame.iloc[order].reset_index(drop=True), index
+
+
+def write_parts(layout: Layout, partition: int, days: pd.DataFrame, tables: Mapping[str, pd.DataFrame]) -> None:
+    """A partition's share of the whole tables, written by its worker into ``Whole.parts``: its per-patient-day
+    rows grouped by patient (``patient_days/``) with the index of each patient's rows (``patient_days_index/``:
+    patient_id, part, start, stop), and its accepted rows of each of ``layout.part_tables`` (``table_diary/``...).
+
+    Every table with a ``line`` column is put back in line order when read whole (``read_parts``): the rows of
+    a partition are in line order within it, and lines are unique in a file."""
+    assert layout.whole is not None and layout.whole.parts is not None
+    folder = layout.whole.parts
+    grouped, index = by_patient(days)
+    _write_part(folder / DAYS, partition, days if grouped is None else grouped, layout.whole.row_group)
+    _write_part(folder / DAYS_INDEX, partition, index.assign(part=partition))
+    for stem in layout.part_tables:
+        _write_part(folder / f"table_{stem}", partition, tables[stem])
 
 
 def days_file(root: Path, partition: int) -> Path:
@@ -191,7 +258,9 @@ def analyse_partition(
     empty = pd.DataFrame(columns=REJECTED_COLUMNS)
     dataset = Dataset(accepted_tables(layout, partition), empty, files, present)
     analysis = analyse_at(dataset, config, as_of)
-    if layout.keep_days:
+    if layout.whole is not None and layout.whole.parts is not None:
+        write_parts(layout, partition, analysis.patient_days, dataset.tables)
+    elif layout.keep_days:
         target = days_file(layout.root, partition)
         target.parent.mkdir(parents=True, exist_ok=True)
         analysis.patient_days.to_pickle(target)
@@ -376,7 +445,7 @@ def run_partitioned(
     written (it must be shared with the workers of a cluster). The results hold what the export needs
     (see the module's docstring); ``run_whole`` gives everything, for the dashboard's store.
     """
-    analysis, dataset, _ = _run(folder, config, partitions, runner, work_dir, limits, say, whole=False)
+    analysis, dataset, _ = _run(folder, config, partitions, runner, work_dir, limits, say, whole=None)
     return analysis, dataset
 
 
@@ -387,12 +456,20 @@ def run_whole(
     runner: Runner | None = None,
     limits: Limits = FOLDER_LIMITS,
     say: Say = _quiet,
+    parts: Path | None = None,
+    part_tables: tuple[str, ...] = (),
+    row_group: int | None = None,
 ) -> tuple[Analysis, Dataset, ClinicalTables]:
     """``run_partitioned`` that also gathers every accepted table and the per-patient-day frame, in the
     single-process path's order, and the patient-level tables (``clinical.clinical_tables``, computed on each
     partition: each patient's rows as the single-process tables have them, the patients in patient_id order;
-    without the weekly profile of every patient, which the store does not keep)."""
-    analysis, dataset, tables = _run(folder, config, partitions, runner, None, limits, say, whole=True)
+    without the weekly profile of every patient, which the store does not keep).
+
+    With ``parts`` (a folder), the per-patient-day frame and the tables named in ``part_tables`` are not
+    gathered: each worker writes its partition's share there (``write_parts``), and the result has them empty.
+    """
+    whole = Whole(parts, part_tables, row_group)
+    analysis, dataset, tables = _run(folder, config, partitions, runner, None, limits, say, whole=whole)
     assert tables is not None
     return analysis, dataset, tables
 
@@ -406,7 +483,7 @@ def _run(
     limits: Limits,
     say: Say,
     *,
-    whole: bool,
+    whole: Whole | None,
 ) -> tuple[Analysis, Dataset, ClinicalTables | None]:
     config = config or AnalysisConfig()
     runner = runner or SerialRunner()
@@ -430,15 +507,16 @@ def _run(
         present = dataset.present_columns
         analyse_one = functools.partial(analyse_partition, layout, config, as_of, dataset.files, present)
         results = runner.map(analyse_one, list(range(partitions)), _ticker(say, "partitions analysed:"))
-        stems = list(layout.names) if whole else ["patients"]
+        stems = [s for s in layout.names if s not in layout.part_tables] if whole is not None else ["patients"]
         for stem in stems:
             dataset.tables[stem] = _accepted(layout, stem)
         days = None
-        if whole:
+        if whole is not None and whole.parts is None:
             frames = [pd.read_pickle(days_file(root, p)) for p in range(partitions)]
             days = pd.concat(frames, ignore_index=True).sort_values("line", kind="stable")
             days = days.reset_index(drop=True)
-    tables = _combined_clinical([r.clinical for r in results if r.clinical is not None]) if whole else None
+    clinical = [r.clinical for r in results if r.clinical is not None]
+    tables = _combined_clinical(clinical) if whole is not None else None
     return _combined_analysis(config, as_of, results, days), dataset, tables
 
 
