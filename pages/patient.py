@@ -61,10 +61,12 @@ def _patient_choices(ctx: AppContext) -> tuple[tuple[str, ...], int]:
     """Every patient with sessions, diary days or a patients.csv row, sorted; and the position of the first one
     whose response can be judged (evaluable baseline), which the page opens without a patient in the link."""
     tables, cycles = state.clinical(ctx), ctx.analysis.patient_cycles
+    # .unique().tolist(): Python strings in one pass over each Arrow column, not one element at a time.
+    listed = set(tables.status["patient_id"].unique().tolist())
     patient_ids = sorted(
-        set(tables.status["patient_id"]) | tables.days.patient_ids() | set(ctx.dataset.tables["patients"]["patient_id"])
+        listed | tables.days.patient_ids() | set(ctx.dataset.tables["patients"]["patient_id"].tolist())
     )
-    judged = set(cycles.loc[cycles["eligible"].astype(bool), "patient_id"])
+    judged = set(cycles.loc[cycles["eligible"].astype(bool), "patient_id"].unique().tolist())
     return tuple(patient_ids), next((i for i, pid in enumerate(patient_ids) if pid in judged), 0)
 
 

@@ -13,6 +13,10 @@ none, and two servers computing the same entry at once both end with one. Nothin
 new files or parameters make a new key. ``DEFAULT_ROOT`` (``$OUTCOMES_STORE_DIR``) is where the
 dashboard keeps it; only the clinic's data folder is stored, never an upload.
 
+A big folder's tables are kept as the partitioned pipeline's workers wrote them, a folder of Parquet parts
+per table (``engine.write_parts``), never gathered into one process; read whole, such a table comes back in
+line order, as the single-process loader gives it.
+
 ``build_folder`` fills the store for a data folder (the dataset, its analysis for the default parameters and
 the Patient page's tables of every patient) with the partitioned pipeline in worker processes: ``python -m
 analytics store`` runs it ahead of time, and the dashboard runs that command in a child process on its first
@@ -443,7 +447,7 @@ class StoredDays(PatientDays):
         self._path = path
         parts = index["part"].tolist() if "part" in index.columns else [None] * len(index)
         spans = zip(parts, index["start"].tolist(), index["stop"].tolist(), strict=True)
-        self._bounds = dict(zip(index["patient_id"].astype(str), spans, strict=True))
+        self._bounds = dict(zip(index["patient_id"].astype(str).tolist(), spans, strict=True))
         self._group_starts: dict[Path, np.ndarray] = {}
 
     def _file(self, part: int | None) -> Path:
