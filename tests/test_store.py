@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -194,12 +195,24 @@ def test_build_folder_stores_what_the_first_patient_page_needs(tmp_path: Path) -
     assert sorted(p.name for p in tmp_path.iterdir()) == entries
 
 
+@pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "interleaved"])
 def test_a_partitioned_build_keeps_the_workers_parts_and_reads_them_back_exactly(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, grouped: bool
 ) -> None:
     """A folder of several partitions is stored from the workers' Parquet parts (engine.write_parts), not gathered
     into one process: read back, every table, the per-patient-day frame (whole, by column, by patient) and the
-    patient-level tables are those of the single process, rows in line order."""
+    patient-level tables are those of the single process, rows in line order. Interleaved: the diary's rows are
+    shuffled, so each part is regrouped by patient and read back in line order."""
+    import shutil
+
+    folder = SAMPLE_DATA_DIR
+    if not grouped:
+        folder = tmp_path / "data"
+        shutil.copytree(SAMPLE_DATA_DIR, folder)
+        header, *rows = (folder / "diary.csv").read_text().splitlines()
+        rows = pd.Series(rows).sample(frac=1.0, random_state=5).tolist()
+        (folder / "diary.csv").write_text("\n".join([header, *rows]) + "\n")
+        tmp_path = tmp_path / "store"
     from analytics.definitions.clinical import ClinicalParameters, clinical_tables
     from analytics.definitions.pipeline import PatientDays
     from analytics.output import store as store_module
@@ -208,10 +221,10 @@ def test_a_partitioned_build_keeps_the_workers_parts_and_reads_them_back_exactly
     monkeypatch.setattr(store_module, "auto_partitions", lambda folder: 3)
     monkeypatch.setattr(store_module, "DAYS_ROW_GROUP", 997)  # many row groups: patients straddle their edges
     store = AnalysisStore(tmp_path)
-    dataset = store.folder_dataset(SAMPLE_DATA_DIR)
-    entry = tmp_path / store.folder_key(SAMPLE_DATA_DIR)
+    dataset = store.folder_dataset(folder)
+    entry = tmp_path / store.folder_key(folder)
     assert sorted(p.name for p in (entry / "table_diary").iterdir())[-1] == "part-00002.parquet"
-    fresh = load_dataset(SAMPLE_DATA_DIR)
+    fresh = load_dataset(folder)
     for stem, table in fresh.tables.items():
         pd.testing.assert_frame_equal(dataset.tables[stem], table, check_exact=True, obj=stem)
     assert dataset.row_count("diary") == len(fresh.tables["diary"])
@@ -234,4 +247,12 @@ def test_a_partitioned_build_keeps_the_workers_parts_and_reads_them_back_exactly
         pd.testing.assert_frame_equal(
             tables.injections_of(patient_id), single.injections_of(patient_id), check_exact=True
         )
+    # The Outcomes page's treated days, made from the parts' numbers and their index: those of the single process.
+    from analytics.views.outcomes import treated_days
+
+    assert analysis.days_in_parts()
+    fast, single_days = store_module._treated_days(analysis), treated_days(expected)
+    assert fast.patient_ids.equals(single_days.patient_ids)
+    for name in ("patient", "cycle", "day", "headache"):
+        assert np.array_equal(getattr(fast, name), getattr(single_days, name)), name
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no parts or staging left behind

@@ -220,7 +220,7 @@ class AnalysisStore:
     def treated_days(self, dataset: Dataset, analysis: Analysis) -> TreatedDays:
         """``outcomes.treated_days`` of a stored analysis (every treated diary day as integer arrays), kept in
         narrow integers (a fifth of the bytes) and widened to int64 when read; computed and stored on a miss."""
-        narrow = self.derived("treated_days", dataset, analysis, lambda: _narrow(outcomes.treated_days(analysis)))
+        narrow = self.derived("treated_days", dataset, analysis, lambda: _narrow(_treated_days(analysis)))
         return _widen(narrow)
 
     def everyone_outcomes(self, dataset: Dataset, analysis: Analysis) -> dict[str, object]:
@@ -425,6 +425,10 @@ class StoredAnalysis(Analysis):
             return super().day_columns(columns)
         return _frame(_read_frame(self._stored("patient_days"), list(columns)))
 
+    def days_in_parts(self) -> bool:
+        """Whether patient_days is kept as the partitioned pipeline's parts (``engine.write_parts``)."""
+        return self._entry is not None and self._stored(DAYS).is_dir()
+
     def days_by_patient(self) -> PatientDays:
         if self._entry is None:
             return super().days_by_patient()
@@ -510,6 +514,26 @@ def build_folder(
 def derived_key(kind: str, dataset: Dataset, config: AnalysisConfig, detail: object = None) -> str:
     """The key of a result derived from an analysis: its kind, the analysis's key and what else it depends on."""
     return _digest([kind, analysis_key(dataset, config), detail])
+
+
+def _treated_days(analysis: Analysis) -> TreatedDays:
+    """``outcomes.treated_days``; of a stored analysis kept as parts, from their numbers only: each row's patient
+    comes from the index of each patient's rows (not from reading millions of patient_id texts), and the rows are
+    put in line order as the single process has them."""
+    if not isinstance(analysis, StoredAnalysis) or not analysis.days_in_parts():
+        return outcomes.treated_days(analysis)
+    folder, index = analysis._stored(DAYS), _table(analysis._stored(DAYS_INDEX))
+    labels = index["patient_id"].to_numpy(dtype=object)
+    index = index.assign(number=np.arange(len(index))).sort_values(["part", "start"], kind="stable")
+    numbers = np.repeat(index["number"].to_numpy(), (index["stop"] - index["start"]).to_numpy())
+    columns = ["cycle", "day_in_cycle", "headache_day", "line"]
+    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in sorted(folder.glob(PART_GLOB))])
+    assert table.num_rows == len(numbers), "the index of each patient's rows does not cover its parts"
+    order = np.argsort(table.column("line").to_numpy(), kind="stable")
+    cycle = pc.fill_null(table.column("cycle").cast(pa.float64()), np.nan).to_numpy()
+    day = pc.fill_null(table.column("day_in_cycle").cast(pa.float64()), 0.0).to_numpy()
+    headache = table.column("headache_day").to_numpy()
+    return outcomes.treated_days_from(numbers[order], cycle[order], day[order], headache[order], labels)
 
 
 def _narrow(days: TreatedDays) -> TreatedDays:

@@ -349,14 +349,34 @@ class TreatedDays:
 def treated_days(analysis: Analysis) -> TreatedDays:
     """The recorded diary days in cycles ≥ 1 of ``analysis`` (all its patients) as a ``TreatedDays``."""
     days = analysis.day_columns(["patient_id", "cycle", "day_in_cycle", "headache_day"])  # a stored one: from disk
-    in_cycle = days["cycle"].to_numpy(dtype="float64", na_value=np.nan) >= 1
-    codes, patient_ids = pd.factorize(days["patient_id"].array[in_cycle])
+    return treated_days_from(
+        days["patient_id"].array,
+        days["cycle"].to_numpy(dtype="float64", na_value=np.nan),
+        days["day_in_cycle"].to_numpy(dtype="float64", na_value=0),
+        days["headache_day"].to_numpy(dtype=bool),
+    )
+
+
+def treated_days_from(
+    patient: np.ndarray | pd.api.extensions.ExtensionArray,
+    cycle: np.ndarray,
+    day: np.ndarray,
+    headache: np.ndarray,
+    labels: np.ndarray | None = None,
+) -> TreatedDays:
+    """``treated_days`` of the per-patient-day rows given as arrays, in the frame's (line) order: each row's patient
+    (its patient_id, or its position in ``labels``), cycle (NaN: none), day_in_cycle (0: none) and headache_day.
+
+    The patients are coded in the order they first appear among the treated days."""
+    in_cycle = cycle >= 1
+    codes, uniques = pd.factorize(patient[in_cycle])  # type: ignore[arg-type]  # pandas-stubs: ExtensionArray too
+    patient_ids = uniques if labels is None else labels[uniques]
     return TreatedDays(
         patient_ids=pd.Index(np.asarray(patient_ids, dtype=object), dtype=object),
         patient=codes.astype("int64"),
-        cycle=days["cycle"].to_numpy(dtype="float64", na_value=0)[in_cycle].astype("int64"),
-        day=days["day_in_cycle"].to_numpy(dtype="float64", na_value=0)[in_cycle].astype("int64"),
-        headache=days["headache_day"].to_numpy(dtype=bool)[in_cycle].astype("int64"),
+        cycle=cycle[in_cycle].astype("int64"),
+        day=day[in_cycle].astype("int64"),
+        headache=headache[in_cycle].astype("int64"),
     )
 
 
