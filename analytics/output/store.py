@@ -529,11 +529,12 @@ def _treated_days(analysis: Analysis) -> TreatedDays:
     columns = ["cycle", "day_in_cycle", "headache_day", "line"]
     table = pa.concat_tables([pq.read_table(f, columns=columns) for f in sorted(folder.glob(PART_GLOB))])
     assert table.num_rows == len(numbers), "the index of each patient's rows does not cover its parts"
-    order = np.argsort(table.column("line").to_numpy(), kind="stable")
-    cycle = pc.fill_null(table.column("cycle").cast(pa.float64()), np.nan).to_numpy()
-    day = pc.fill_null(table.column("day_in_cycle").cast(pa.float64()), 0.0).to_numpy()
-    headache = table.column("headache_day").to_numpy()
-    return outcomes.treated_days_from(numbers[order], cycle[order], day[order], headache[order], labels)
+    cycle = table.column("cycle").to_numpy()  # float64 with NaN where missing (int64 when none is)
+    treated = np.flatnonzero(cycle >= 1)  # only the treated days are put in line order: the others are dropped
+    treated = treated[np.argsort(table.column("line").to_numpy()[treated], kind="stable")]
+    day = np.nan_to_num(table.column("day_in_cycle").to_numpy()[treated].astype("float64"), nan=0.0)
+    headache = table.column("headache_day").to_numpy()[treated]
+    return outcomes.treated_days_from(numbers[treated], cycle[treated].astype("float64"), day, headache, labels)
 
 
 def _narrow(days: TreatedDays) -> TreatedDays:
