@@ -93,8 +93,11 @@ def worker(root: Path, data: Path, switches: int) -> dict[str, float]:
     out["switch_max"] = max(times)
     for page in ("clinic", "outcomes", "data"):
         out[f"{page}_first"] = timed_run(switch_page(second, f"pages/{page}.py"))
-        timed_run(switch_page(second, "pages/patient.py"))
-        out[page] = timed_run(switch_page(second, f"pages/{page}.py"))
+        again = []  # a noisy shared machine: the median of three returns to the page
+        for _ in range(3):
+            timed_run(switch_page(second, "pages/patient.py"))
+            again.append(timed_run(switch_page(second, f"pages/{page}.py")))
+        out[page] = statistics.median(again)
     # A cohort filter change on Outcomes: the first sex, then both clinics' first two, then none (median).
     outcomes = switch_page(second, "pages/outcomes.py")
     timed_run(outcomes)
@@ -191,11 +194,11 @@ def main() -> None:
         (f"patient switch, median of {args.switches} (s)", "switch"),
         ("patient switch, slowest (s)", "switch_max"),
         ("page change to Clinic, first visit (s)", "clinic_first"),
-        ("page change to Clinic, again (s)", "clinic"),
+        ("page change to Clinic, again (median of 3) (s)", "clinic"),
         ("page change to Outcomes, first visit (s)", "outcomes_first"),
-        ("page change to Outcomes, again (s)", "outcomes"),
+        ("page change to Outcomes, again (median of 3) (s)", "outcomes"),
         ("page change to Data, first visit (s)", "data_first"),
-        ("page change to Data, again (s)", "data"),
+        ("page change to Data, again (median of 3) (s)", "data"),
         ("cohort filter change on Outcomes, median of 3 (s)", "filter"),
         ("peak RSS of the server process (MB)", "peak_mb"),
         ("peak RSS of its build child process (MB)", "peak_child_mb"),
