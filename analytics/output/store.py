@@ -59,7 +59,16 @@ from analytics.ingest.load import (
     load_dataset,
     unread_files,
 )
-from analytics.scale.engine import DAYS, DAYS_INDEX, PART_GLOB, Say, auto_partitions, by_patient, part_file, run_whole
+from analytics.scale.engine import (
+    DAYS,
+    DAYS_INDEX,
+    Say,
+    auto_partitions,
+    by_patient,
+    part_file,
+    part_files,
+    run_whole,
+)
 from analytics.scale.runners import Runner, runner_for
 from analytics.scale.split import cpu_count, files_sha256
 from analytics.views import clinic, continuation, outcomes
@@ -170,10 +179,11 @@ class AnalysisStore:
         key = self.folder_key(folder)
         if (stored := self.get_dataset(key)) is not None:
             return stored
-        self.root.mkdir(parents=True, exist_ok=True)
-        parts = Path(tempfile.mkdtemp(prefix=".parts-", dir=self.root))  # the workers' Parquet parts, moved in
+        parts = None
         try:
             if (partitions := auto_partitions(folder)) > 1:
+                self.root.mkdir(parents=True, exist_ok=True)
+                parts = Path(tempfile.mkdtemp(prefix=".parts-", dir=self.root))  # the workers' parts, moved in
                 analysis, dataset, tables = run_whole(
                     folder, AnalysisConfig(), partitions, runner, limits, say, parts, LAZY_TABLES, DAYS_ROW_GROUP
                 )
@@ -188,7 +198,8 @@ class AnalysisStore:
             self.put_dataset(key, dataset, parts)
             del dataset
         finally:
-            shutil.rmtree(parts, ignore_errors=True)
+            if parts is not None:
+                shutil.rmtree(parts, ignore_errors=True)
         # What is kept is the stored dataset, whose diary stays on disk until something needs it.
         stored = self.get_dataset(key)
         assert stored is not None, "the analysis store lost the entry it has just written"
@@ -374,7 +385,7 @@ class AnalysisStore:
     def get_analysis(self, dataset: Dataset, config: AnalysisConfig) -> Analysis | None:
         """The stored analysis; its patient_days are read from disk when asked for (``StoredAnalysis``)."""
         key = analysis_key(dataset, config)
-        read = self._read(key, ("patient_days", "patient_days_index", "patient_days_by_patient"))
+        read = self._read(key, (DAYS, DAYS_INDEX, "patient_days_by_patient"))
         if read is None:
             return None
         frames, meta = read
@@ -413,7 +424,7 @@ class StoredAnalysis(Analysis):
         if self._days is None:
             with self._lock:
                 if self._days is None:
-                    object.__setattr__(self, "_days", _table(self._stored("patient_days")))
+                    object.__setattr__(self, "_days", _table(self._stored(DAYS)))
         return _frame(self._days)
 
     @patient_days.setter
@@ -423,7 +434,7 @@ class StoredAnalysis(Analysis):
     def day_columns(self, columns: Sequence[str]) -> pd.DataFrame:
         if self._days is not None or self._entry is None:
             return super().day_columns(columns)
-        return _frame(_read_frame(self._stored("patient_days"), list(columns)))
+        return _frame(_read_frame(self._stored(DAYS), list(columns)))
 
     def days_in_parts(self) -> bool:
         """Whether patient_days is kept as the partitioned pipeline's parts (``engine.write_parts``)."""
@@ -432,8 +443,8 @@ class StoredAnalysis(Analysis):
     def days_by_patient(self) -> PatientDays:
         if self._entry is None:
             return super().days_by_patient()
-        name = "patient_days" if self._days_grouped else "patient_days_by_patient"
-        return StoredDays(self._stored(name), _table(self._stored("patient_days_index")))
+        name = DAYS if self._days_grouped else "patient_days_by_patient"
+        return StoredDays(self._stored(name), _table(self._stored(DAYS_INDEX)))
 
     def _stored(self, name: str) -> Path:
         assert self._entry is not None
@@ -470,7 +481,7 @@ class StoredDays(PatientDays):
     def of(self, patient_id: str) -> pd.DataFrame:
         part, start, stop = self._bounds.get(patient_id, (None, 0, 0))
         if stop <= start:
-            path = self._path if self._path.is_file() else min(self._path.glob(PART_GLOB))
+            path = self._path if self._path.is_file() else part_files(self._path)[0]
             return _from_arrow(pq.read_schema(path).empty_table())
         path = self._file(part)
         starts = self._starts(path)
@@ -527,7 +538,7 @@ def _treated_days(analysis: Analysis) -> TreatedDays:
     index = index.assign(number=np.arange(len(index))).sort_values(["part", "start"], kind="stable")
     numbers = np.repeat(index["number"].to_numpy(), (index["stop"] - index["start"]).to_numpy())
     columns = ["cycle", "day_in_cycle", "headache_day", "line"]
-    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in sorted(folder.glob(PART_GLOB))])
+    table = pa.concat_tables([pq.read_table(f, columns=columns) for f in part_files(folder)])
     assert table.num_rows == len(numbers), "the index of each patient's rows does not cover its parts"
     cycle = table.column("cycle").to_numpy()  # float64 with NaN where missing (int64 when none is)
     treated = np.flatnonzero(cycle >= 1)  # only the treated days are put in line order: the others are dropped
@@ -631,7 +642,7 @@ def _parts_in(parts: Path | None, names: Sequence[str]) -> dict[str, Path]:
 
 
 def _rows(folder: Path) -> int:
-    return sum(pq.read_metadata(path).num_rows for path in folder.glob(PART_GLOB))
+    return sum(pq.read_metadata(path).num_rows for path in part_files(folder))
 
 
 def _read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame | None:
@@ -642,7 +653,7 @@ def _read_frame(path: Path, columns: list[str] | None = None) -> pd.DataFrame | 
     (lines are unique in a file, so the order is the same whatever the parts' own).
     """
     if path.is_dir():
-        files = sorted(path.glob(PART_GLOB))
+        files = part_files(path)
         has_line = "line" in pq.read_schema(files[0]).names
         wanted = None if columns is None else [*columns, *(["line"] if has_line and "line" not in columns else [])]
         table = pa.concat_tables([pq.read_table(f, columns=wanted) for f in files], promote_options="permissive")

@@ -94,8 +94,13 @@ class Layout:
         return self.whole is not None
 
     @property
+    def parts(self) -> Path | None:
+        """Where the workers write their Parquet parts (``write_parts``); None: nothing is written as parts."""
+        return self.whole.parts if self.whole is not None else None
+
+    @property
     def part_tables(self) -> tuple[str, ...]:
-        return self.whole.part_tables if self.whole is not None and self.whole.parts is not None else ()
+        return self.whole.part_tables if self.whole is not None and self.parts is not None else ()
 
 
 @dataclass
@@ -137,6 +142,11 @@ def part_file(folder: Path, partition: int) -> Path:
     return folder / f"part-{partition:05d}.parquet"
 
 
+def part_files(folder: Path) -> list[Path]:
+    """The parts of a table written as parts, in name (partition) order."""
+    return sorted(folder.glob(PART_GLOB))
+
+
 def _write_part(folder: Path, partition: int, frame: pd.DataFrame, row_group: int | None = None) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     staging = folder / f".part-{partition:05d}.staging"
@@ -162,10 +172,10 @@ def write_parts(layout: Layout, partition: int, days: pd.DataFrame, tables: Mapp
     rows grouped by patient (``patient_days/``) with the index of each patient's rows (``patient_days_index/``:
     patient_id, part, start, stop), and its accepted rows of each of ``layout.part_tables`` (``table_diary/``...).
 
-    Every table with a ``line`` column is put back in line order when read whole (``read_parts``): the rows of
-    a partition are in line order within it, and lines are unique in a file."""
-    assert layout.whole is not None and layout.whole.parts is not None
-    folder = layout.whole.parts
+    Every table with a ``line`` column is put back in line order when read whole (the store's ``_read_frame``):
+    the rows of a partition are in line order within it, and lines are unique in a file."""
+    assert layout.whole is not None and layout.parts is not None
+    folder = layout.parts
     grouped, index = by_patient(days)
     _write_part(folder / DAYS, partition, days if grouped is None else grouped, layout.whole.row_group)
     _write_part(folder / DAYS_INDEX, partition, index.assign(part=partition))
@@ -258,7 +268,7 @@ def analyse_partition(
     empty = pd.DataFrame(columns=REJECTED_COLUMNS)
     dataset = Dataset(accepted_tables(layout, partition), empty, files, present)
     analysis = analyse_at(dataset, config, as_of)
-    if layout.whole is not None and layout.whole.parts is not None:
+    if layout.parts is not None:
         write_parts(layout, partition, analysis.patient_days, dataset.tables)
     elif layout.keep_days:
         target = days_file(layout.root, partition)
@@ -511,7 +521,7 @@ def _run(
         for stem in stems:
             dataset.tables[stem] = _accepted(layout, stem)
         days = None
-        if whole is not None and whole.parts is None:
+        if layout.keep_days and layout.parts is None:
             frames = [pd.read_pickle(days_file(root, p)) for p in range(partitions)]
             days = pd.concat(frames, ignore_index=True).sort_values("line", kind="stable")
             days = days.reset_index(drop=True)
