@@ -12,13 +12,18 @@ the same patient. ``render()`` draws the page; importing the module draws nothin
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from functools import cache, partial
+from typing import TypeVar
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.definitions import clinical
+from analytics.definitions.clinical import patient_calendar as calendar_of_patient
 from analytics.figures import patient as figures
 from analytics.privacy.links import patient_from_link
 from analytics.views import continuation, report
@@ -53,6 +58,191 @@ def _yes(value: object) -> bool:
 
 def _one(frame: pd.DataFrame, patient_id: str) -> pd.DataFrame:
     return frame[frame["patient_id"] == patient_id]
+
+
+SECTIONS = ("Diary", "Cycles", "Side effects, questionnaires", "Injection sites")
+"""The Patient page's tabs. Only the open one's charts are built: a patient switch builds the diary's three."""
+
+T = TypeVar("T")
+
+
+def _memo(function: Callable[..., T], *args: object) -> Callable[[], T]:
+    """``function(*args)``, computed on the first call only (a chart that needs it asks for it)."""
+    return cache(partial(function, *args))
+
+
+@dataclass(frozen=True)
+class Chart:
+    """One chart of the Patient page: its tab, heading and caption, and how to build it (and its phone layout).
+
+    The builders run only when called: the page calls those of the open tab, the printable summary all of them."""
+
+    section: str
+    key: str
+    heading: str
+    caption: str | Callable[[], str]  # a callable when it counts the patient's rows
+    build: Callable[[], go.Figure]
+    phone: Callable[[], go.Figure] | None = None
+
+    def text(self) -> str:
+        return self.caption() if callable(self.caption) else self.caption
+
+
+def patient_charts(
+    ctx: AppContext,
+    tables: clinical.ClinicalTables,
+    patient_id: str,
+    cycles: pd.DataFrame,
+    days: Callable[[], pd.DataFrame],
+    session_date: pd.Timestamp | None = None,
+) -> list[Chart]:
+    """The patient's charts in page order, with the injection sites of ``session_date`` (default: the latest
+    session; none without a session). ``days`` gives the patient's daily grid when a chart needs it."""
+    analysis, config, params = ctx.analysis, ctx.config, tables.params
+    weekly = _memo(lambda: clinical.weekly_profile(days(), config))
+    profile = _memo(_one, tables.cycle_profile, patient_id)
+    questionnaires = _memo(_one, tables.questionnaires, patient_id)
+    adverse_events = _memo(_one, tables.adverse_events, patient_id)
+    charts = [
+        Chart(
+            "Diary",
+            "calendar",
+            "Diary calendar",
+            "Grey: day not recorded (missing, never counted as headache-free). "
+            f"A headache day has ≥{config.headache_min_hours:g} h "
+            f"of headache. Blue frame: injection day; a late re-injection (more than {config.on_time_max_days} days "
+            "after the previous one) is marked with its gap.",
+            lambda: figures.build_diary_calendar_figure(days(), config.headache_min_hours, cycles=cycles),
+            lambda: figures.build_diary_calendar_figure(days(), config.headache_min_hours, cycles=cycles, compact=True),
+        ),
+        Chart(
+            "Diary",
+            "rolling",
+            "Headache days per 28 days over time",
+            f"Each point counts headache days in the 28 days ending that day, per 28 recorded days; shown only when at "
+            f"least {config.min_completeness:.0%} of the 28 days were recorded (grey bands otherwise). MO: a window "
+            f"with acute medication on ≥{config.overuse_acute_days:g} days per 28 (medication overuse); late: a late "
+            "re-injection.",
+            lambda: figures.build_rolling_headache_figure(
+                days(),
+                cycles,
+                config.min_completeness,
+                params.period_days,
+                overuse_acute_days=config.overuse_acute_days,
+            ),
+        ),
+        Chart(
+            "Cycles",
+            "cycles",
+            "Per cycle against the baseline",
+            "Change in headache days from the baseline above each cycle; under each: days recorded / days in the "
+            f"window and completeness. A window is evaluable with ≥{config.min_completeness:.0%} of "
+            f"its days recorded and ≥{config.min_window_days} days; hatched bars are not evaluable and are not "
+            "compared.",
+            lambda: figures.build_cycle_bars_figure(
+                cycles, config.responder_thresholds, overuse_acute_days=config.overuse_acute_days
+            ),
+            lambda: figures.build_cycle_bars_figure(
+                cycles, config.responder_thresholds, overuse_acute_days=config.overuse_acute_days, compact=True
+            ),
+        ),
+        Chart(
+            "Cycles",
+            "weekly",
+            "Within-cycle weekly profile",
+            "Points: headache days in each week since the injection (weeks with fewer than "
+            f"{math.ceil(7 * (config.min_completeness - config.tolerance))} of 7 days recorded are gaps); thin lines: "
+            f"7-day moving average. Wearing-off: the last {params.wearing_off_late_days} days of a complete cycle are "
+            f"≥{params.wearing_off_min_rise:g} headache days / 28 d and ≥{params.wearing_off_min_relative:.0%} above "
+            "weeks 3–8.",
+            lambda: figures.build_weekly_profile_figure(
+                weekly(), days(), profile(), params.wearing_off_reference_weeks, params.wearing_off_late_days
+            ),
+            lambda: figures.build_weekly_profile_figure(
+                weekly(),
+                days(),
+                profile(),
+                params.wearing_off_reference_weeks,
+                params.wearing_off_late_days,
+                compact=True,
+            ),
+        ),
+        Chart(
+            "Side effects, questionnaires",
+            "adverse_events",
+            "Adverse events by cycle",
+            "Bars run from onset to resolution, in days since the injection; hatched: not resolved by the data "
+            "cut-off.",
+            lambda: figures.build_adverse_events_figure(
+                adverse_events(), cycles, analysis.as_of, "adverse_events" in tables.available
+            ),
+        ),
+        Chart(
+            "Side effects, questionnaires",
+            "questionnaires",
+            "HIT-6 and MIDAS",
+            lambda: (
+                f"n = {int((questionnaires()['instrument'] == 'HIT-6').sum())} HIT-6 and "
+                f"{int((questionnaires()['instrument'] == 'MIDAS').sum())} MIDAS scores. Bands: HIT-6 ≤49 little or "
+                "no impact, 50–55 some, 56–59 substantial, ≥60 severe; MIDAS grade I 0–5, II 6–10, III 11–20, IV ≥21."
+            ),
+            lambda: figures.build_questionnaires_figure(questionnaires(), cycles, "questionnaires" in tables.available),
+            lambda: figures.build_questionnaires_figure(
+                questionnaires(), cycles, "questionnaires" in tables.available, compact=True
+            ),
+        ),
+    ]
+    sessions = cycles[cycles["cycle"] >= 1]
+    if sessions.empty:
+        return charts
+    chosen = sessions["start_date"].max() if session_date is None else session_date
+    session = sessions[sessions["start_date"] == chosen].iloc[0].rename({"start_date": "session_date"})
+
+    def chosen_sites() -> pd.DataFrame:
+        rows = tables.injections_of(patient_id)
+        return rows[rows["session_date"] == chosen]
+
+    sites = _memo(chosen_sites)
+    if "injections" not in tables.available:
+        caption = "No injections.csv in this dataset: the sites of each session are not recorded."
+    else:
+        caption = (
+            "PREEMPT: 155 U as 31 fixed sites of 5 U; follow-the-pain (FTP) extras up to 195 U / 39 sites are the "
+            "units above the fixed dose of a muscle and side."
+        )
+    charts.append(
+        Chart(
+            "Injection sites",
+            "injection_map",
+            "Injection sites",
+            caption,
+            lambda: figures.build_injection_site_map_figure(sites(), session),
+            lambda: figures.build_injection_site_map_figure(sites(), session, compact=True),
+        )
+    )
+    return charts
+
+
+def _session_choice(ctx: AppContext, cycles: pd.DataFrame, patient_id: str) -> pd.Timestamp | None:
+    """The session whose injection sites are shown (a selectbox, the latest first), or None without a session."""
+    sessions = cycles[cycles["cycle"] >= 1]
+    if sessions.empty:
+        st.info("No injection session to show.")
+        return None
+    by_date = _one(ctx.dataset.tables["sessions"], patient_id).set_index(["patient_id", "session_date"])
+    labels = {}
+    for row in sessions.itertuples(index=False):
+        units = by_date["total_units"].get((patient_id, row.start_date))
+        units_text = f" · {units:g} U" if units is not None and pd.notna(units) else ""
+        labels[row.start_date.strftime("%Y-%m-%d")] = f"{row.start_date:%d %b %Y} · cycle {row.cycle}{units_text}"
+    chosen = st.selectbox(
+        "Session",
+        list(labels)[::-1],
+        key="injection_session",
+        format_func=labels.__getitem__,
+        help="The latest session is shown first.",
+    )
+    return pd.Timestamp(chosen)
 
 
 # Listing 10,000 patients walks every id of three tables; once per data and parameters, not on every rerun.
@@ -118,7 +308,6 @@ def render() -> None:
     status = status_rows.iloc[0] if len(status_rows) else None
     # Medication overuse per window and late re-injections (clinical.cycle_flags) ride along with the cycles.
     cycles = clinical.cycle_flags(_one(analysis.patient_cycles, patient_id).sort_values("cycle"), config)
-    days = state.patient_calendar(ctx, patient_id)  # this patient's daily grid only, cached per patient
     facts_row = _one(dataset.tables["patients"], patient_id)
     facts: dict[str, str] = {}
     if len(facts_row):
@@ -136,20 +325,17 @@ def render() -> None:
         " · ".join(f"**{k}**: {ui_render.plain(v)}" for k, v in facts.items()) or "No patient details in patients.csv"
     )
 
-    figure_list: list[report.ReportFigure] = []
-
-    def summary_bytes(
-        patient_id: str,
-        cycles: pd.DataFrame,
-        status: pd.Series | None,
-        figure_list: list[report.ReportFigure],
-        facts: dict[str, str],
-    ) -> bytes:
+    def summary_bytes(patient_id: str, cycles: pd.DataFrame, status: pd.Series | None, facts: dict[str, str]) -> bytes:
+        # Run on click, outside the script run: every chart of every tab, built here (the page builds only the
+        # open tab's), from the patient's own rows (no Streamlit cache).
+        charts = patient_charts(
+            ctx, tables, patient_id, cycles, _memo(calendar_of_patient, analysis, patient_id, params, tables.days)
+        )
         return report.build_patient_report(
             patient_id,
             cycles,
             status,
-            figure_list,
+            [report.ReportFigure(c.heading, c.build(), c.text()) for c in charts],
             clinical.definitions_with_values(config, params),
             {**config.parameters(), "as_of (used)": f"{analysis.as_of:%Y-%m-%d}"},
             analysis.as_of,
@@ -160,13 +346,12 @@ def render() -> None:
             datetime.now(),
         ).encode("utf-8")
 
-    # The summary is built only when the button is pressed; by then this run has filled figure_list.
     auth.download_button(  # checked against the user's role and audited: ui/auth.py
         "Printable summary",
         kind="patient_level",
         rows=1,  # one patient
         container=top[2],
-        data=partial(summary_bytes, patient_id, cycles, status, figure_list, facts),
+        data=partial(summary_bytes, patient_id, cycles, status, facts),
         file_name=f"patient_{patient_id}_{analysis.as_of:%Y-%m-%d}.html",
         mime="text/html",
         key="patient_report",
@@ -295,151 +480,41 @@ def render() -> None:
                 "cycle who had the next session; 95% Wilson intervals. The Data page's dictionary defines it."
             )
 
-    # --- the charts
-
-    def show(key: str, heading: str, figure: object, caption: str, phone: object = None) -> None:
-        """Draw a chart (with its phone layout, if any) and keep the full layout for the printable summary."""
-        ui_render.chart(figure, key=f"patient_{key}", caption=caption, phone=phone)
-        figure_list.append(report.ReportFigure(heading, figure, caption))
-
-    st.subheader("Diary")
-    show(
-        "calendar",
-        "Diary calendar",
-        figures.build_diary_calendar_figure(days, config.headache_min_hours, cycles=cycles),
-        "Grey: day not recorded (missing, never counted as headache-free). "
-        f"A headache day has ≥{config.headache_min_hours:g} h "
-        f"of headache. Blue frame: injection day; a late re-injection (more than {config.on_time_max_days} days "
-        "after the previous one) is marked with its gap.",
-        phone=figures.build_diary_calendar_figure(days, config.headache_min_hours, cycles=cycles, compact=True),
-    )
-    show(
-        "rolling",
-        "Headache days per 28 days over time",
-        figures.build_rolling_headache_figure(
-            days, cycles, config.min_completeness, params.period_days, overuse_acute_days=config.overuse_acute_days
-        ),
-        f"Each point counts headache days in the 28 days ending that day, per 28 recorded days; shown only when at "
-        f"least {config.min_completeness:.0%} of the 28 days were recorded (grey bands otherwise). MO: a window with "
-        f"acute medication on ≥{config.overuse_acute_days:g} days per 28 (medication overuse); late: a late "
-        "re-injection.",
-    )
-
-    st.subheader("Cycles")
-    show(
-        "cycles",
-        "Per cycle against the baseline",
-        figures.build_cycle_bars_figure(
-            cycles, config.responder_thresholds, overuse_acute_days=config.overuse_acute_days
-        ),
-        "Change in headache days from the baseline above each cycle; under each: days recorded / days in the window "
-        f"and completeness. A window is evaluable with ≥{config.min_completeness:.0%} of "
-        f"its days recorded and ≥{config.min_window_days} days; hatched bars are not evaluable and are not compared.",
-        phone=figures.build_cycle_bars_figure(
-            cycles, config.responder_thresholds, overuse_acute_days=config.overuse_acute_days, compact=True
-        ),
-    )
-    weekly = clinical.weekly_profile(days, config)
-    show(
-        "weekly",
-        "Within-cycle weekly profile",
-        figures.build_weekly_profile_figure(
-            weekly,
-            days,
-            _one(tables.cycle_profile, patient_id),
-            params.wearing_off_reference_weeks,
-            params.wearing_off_late_days,
-        ),
-        "Points: headache days in each week since the injection (weeks with fewer than "
-        f"{math.ceil(7 * (config.min_completeness - config.tolerance))} of 7 days recorded are gaps); thin lines: "
-        f"7-day moving average. Wearing-off: the last {params.wearing_off_late_days} days of a complete cycle are ≥"
-        f"{params.wearing_off_min_rise:g} headache days / 28 d and ≥{params.wearing_off_min_relative:.0%} above "
-        "weeks 3–8.",
-        phone=figures.build_weekly_profile_figure(
-            weekly,
-            days,
-            _one(tables.cycle_profile, patient_id),
-            params.wearing_off_reference_weeks,
-            params.wearing_off_late_days,
-            compact=True,
-        ),
-    )
-
-    st.subheader("Side effects and questionnaires")
-    show(
-        "adverse_events",
-        "Adverse events by cycle",
-        figures.build_adverse_events_figure(
-            _one(tables.adverse_events, patient_id), cycles, analysis.as_of, "adverse_events" in tables.available
-        ),
-        "Bars run from onset to resolution, in days since the injection; hatched: not resolved by the data cut-off.",
-    )
-    questionnaires = _one(tables.questionnaires, patient_id)
-    show(
-        "questionnaires",
-        "HIT-6 and MIDAS",
-        figures.build_questionnaires_figure(questionnaires, cycles, "questionnaires" in tables.available),
-        f"n = {int((questionnaires['instrument'] == 'HIT-6').sum())} HIT-6 and "
-        f"{int((questionnaires['instrument'] == 'MIDAS').sum())} MIDAS scores. Bands: HIT-6 ≤49 little or no impact, "
-        "50–55 some, 56–59 substantial, ≥60 severe; MIDAS grade I 0–5, II 6–10, III 11–20, IV ≥21.",
-        phone=figures.build_questionnaires_figure(
-            questionnaires, cycles, "questionnaires" in tables.available, compact=True
-        ),
-    )
-
-    st.subheader("Injection sites")
-    sessions = cycles[cycles["cycle"] >= 1]
-    if sessions.empty:
-        st.info("No injection session to show.")
-    else:
-        injections = tables.injections_of(patient_id)
-        by_date = _one(dataset.tables["sessions"], patient_id).set_index(["patient_id", "session_date"])
-        labels = {}
-        for row in sessions.itertuples(index=False):
-            units = by_date["total_units"].get((patient_id, row.start_date))
-            units_text = f" · {units:g} U" if units is not None and pd.notna(units) else ""
-            labels[row.start_date.strftime("%Y-%m-%d")] = f"{row.start_date:%d %b %Y} · cycle {row.cycle}{units_text}"
-        options = list(labels)[::-1]
-        chosen = st.selectbox(
-            "Session",
-            options,
-            key="injection_session",
-            format_func=labels.__getitem__,
-            help="The latest session is shown first.",
-        )
-        chosen_date = pd.Timestamp(chosen)
-        session = sessions[sessions["start_date"] == chosen_date].iloc[0].rename({"start_date": "session_date"})
-        session_sites = injections[injections["session_date"] == chosen_date]
-        map_figure = figures.build_injection_site_map_figure(session_sites, session)
-        if "injections" not in tables.available:
-            map_caption = "No injections.csv in this dataset: the sites of each session are not recorded."
-        else:
-            map_caption = (
-                "PREEMPT: 155 U as 31 fixed sites of 5 U; follow-the-pain (FTP) extras up to 195 U / 39 sites are "
-                "the units above the fixed dose of a muscle and side."
-            )
-        show(
-            "injection_map",
-            "Injection sites",
-            map_figure,
-            map_caption,
-            phone=figures.build_injection_site_map_figure(session_sites, session, compact=True),
-        )
-        if len(session_sites):
-            with st.expander("Units per muscle and side (table)"):
-                ui_render.table(
-                    figures.muscle_table(session_sites),
-                    key="patient_injections",
-                    filename=f"{patient_id}_{chosen}_injections.csv",
-                )
-
-    with st.expander("Per-cycle numbers (the data behind the charts)"):
-        ui_render.table(
-            report.readable_cycle_table(cycles),
-            key="patient_cycles",
-            filename=f"{patient_id}_cycles.csv",
-            caption="Rates per 28 recorded days; change is against the baseline and empty unless both are evaluable.",
-        )
+    # --- the charts, a tab each group: only the open tab's charts are built (a switch builds three, not twelve)
+    days = _memo(state.patient_calendar, ctx, patient_id)  # this patient's daily grid only, cached per patient
+    tabs = st.tabs(SECTIONS, key="patient_section", on_change="rerun")
+    for section, tab in zip(SECTIONS, tabs, strict=True):
+        if not tab.open:
+            continue
+        with tab:
+            chosen = _session_choice(ctx, cycles, patient_id) if section == "Injection sites" else None
+            for chart in patient_charts(ctx, tables, patient_id, cycles, days, chosen):
+                if chart.section == section:
+                    ui_render.chart(
+                        chart.build(),
+                        key=f"patient_{chart.key}",
+                        caption=chart.text(),
+                        phone=chart.phone() if chart.phone else None,
+                    )
+            if section == "Cycles":
+                with st.expander("Per-cycle numbers (the data behind the charts)"):
+                    ui_render.table(
+                        report.readable_cycle_table(cycles),
+                        key="patient_cycles",
+                        filename=f"{patient_id}_cycles.csv",
+                        caption="Rates per 28 recorded days; change is against the baseline and empty unless both are "
+                        "evaluable.",
+                    )
+            if chosen is not None:
+                sites = tables.injections_of(patient_id)
+                sites = sites[sites["session_date"] == chosen]
+                if len(sites):
+                    with st.expander("Units per muscle and side (table)"):
+                        ui_render.table(
+                            figures.muscle_table(sites),
+                            key="patient_injections",
+                            filename=f"{patient_id}_{chosen:%Y-%m-%d}_injections.csv",
+                        )
 
     st.caption(f"Data as of {analysis.as_of:%d %b %Y} · {ui_render.plain(ctx.source_label)}")
 

@@ -15,11 +15,13 @@ import pandas as pd
 import pytest
 from page_helpers import open_app_page
 from streamlit.testing.v1 import AppTest
+from test_page_data import as_bytes, capture_downloads
 
 from analytics.definitions import clinical
 from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
 from analytics.definitions.pipeline import analyse
 from analytics.ingest.load import load_dataset
+from pages.patient import SECTIONS
 
 PAGE = "pages/patient.py"
 CONFORMANCE_DATA = Path(__file__).resolve().parent / "conformance" / "data"
@@ -52,13 +54,25 @@ def charts(at: AppTest) -> list[str]:
     return [chart.proto.spec for chart in at.get("plotly_chart")]
 
 
+def open_tab(at: AppTest, section: str) -> AppTest:
+    """The page again with another of its tabs open (AppTest cannot click a tab; its key holds the open one)."""
+    at.session_state["patient_section"] = section
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart_keys_by_tab(at: AppTest) -> dict[str, list[str]]:
+    return {section: [c.key for c in open_tab(at, section).get("plotly_chart")] for section in SECTIONS}
+
+
 def first_judged(analysis) -> str:
     """The page's default: the first patient (by id) whose baseline is evaluable, so a response can be judged."""
     cycles = analysis.patient_cycles
     return sorted(cycles.loc[cycles["eligible"].astype(bool), "patient_id"].unique())[0]
 
 
-def test_page_opens_the_first_judged_patient_with_numbers_and_seven_charts(monkeypatch, sample) -> None:
+def test_page_opens_the_first_judged_patient_with_numbers_and_seven_charts_in_four_tabs(monkeypatch, sample) -> None:
     _, analysis = sample
     at = open_page(monkeypatch)
     first = first_judged(analysis)
@@ -67,11 +81,46 @@ def test_page_opens_the_first_judged_patient_with_numbers_and_seven_charts(monke
     assert at.selectbox(key="patient").value == first
     numbers = shown(at)
     assert {k: numbers[k] for k in expected(analysis, first)} == expected(analysis, first)
-    # Seven charts; all but the rolling and adverse-event charts are also sent in their phone layout, which the
-    # page's style shows instead on a narrow screen (ui/render.py PAGE_STYLE).
-    assert len(at.get("plotly_chart")) == 7 + 5
+    assert [t.label for t in at.tabs] == list(SECTIONS)
+    # The Diary tab is open; only its charts are built and sent: the calendar (and its phone layout, which the
+    # page's style shows instead on a narrow screen, ui/render.py PAGE_STYLE) and the rolling headache days.
+    assert [c.key for c in at.get("plotly_chart")] == ["patient_calendar", "patient_calendar_phone", "patient_rolling"]
     assert any("NICE TA260" in m.value for m in at.markdown)
     assert at.get("download_button")  # the printable summary
+    # Seven charts in all, one tab at a time; all but the rolling and adverse-event charts in both layouts.
+    assert chart_keys_by_tab(at) == {
+        "Diary": ["patient_calendar", "patient_calendar_phone", "patient_rolling"],
+        "Cycles": ["patient_cycles", "patient_cycles_phone", "patient_weekly", "patient_weekly_phone"],
+        "Side effects, questionnaires": [
+            "patient_adverse_events",
+            "patient_questionnaires",
+            "patient_questionnaires_phone",
+        ],
+        "Injection sites": ["patient_injection_map", "patient_injection_map_phone"],
+    }
+    # The header (numbers, status, stopping rules) stays above the tabs, whichever is open.
+    assert {k: shown(at)[k] for k in expected(analysis, first)} == expected(analysis, first)
+
+
+def test_the_printable_summary_holds_every_tabs_charts(monkeypatch, sample) -> None:
+    # The page builds only the open tab's charts; the summary, made when its button is pressed (outside the
+    # script run), builds all seven itself, for the patient shown.
+    _, analysis = sample
+    captured = capture_downloads(monkeypatch)
+    open_page(monkeypatch)
+    first = first_judged(analysis)
+    html = as_bytes(captured[f"patient_{first}_{analysis.as_of:%Y-%m-%d}.html"]).decode()
+    for heading in (
+        "Diary calendar",
+        "Headache days per 28 days over time",
+        "Per cycle against the baseline",
+        "Within-cycle weekly profile",
+        "Adverse events by cycle",
+        "HIT-6 and MIDAS",
+        "Injection sites",
+    ):
+        assert f'<div class="figure" aria-label="{heading}">' in html, heading
+    assert html.count('<div class="figure"') == 7
 
 
 def test_a_patient_link_opens_that_patient(monkeypatch, sample) -> None:
@@ -97,8 +146,12 @@ def test_choosing_another_patient_changes_numbers_and_charts(monkeypatch, sample
     assert {k: after[k] for k in expected(analysis, other)} == expected(analysis, other)
     assert after != before_numbers
     changed = [a != b for a, b in zip(before_charts, charts(at), strict=True)]
-    # Calendar (full and phone layout), rolling, per-cycle bars and weekly profile (both layouts) are this patient's.
-    assert all(changed[:7]), changed
+    # The open tab's calendar (full and phone layout) and rolling headache days are this patient's.
+    assert len(changed) == 3 and all(changed), changed
+    before_cycles = charts(open_tab(at, "Cycles"))
+    at.selectbox(key="patient").select(default).run()
+    assert at.session_state["patient_section"] == "Cycles"  # the open tab stays open across patients
+    assert all(a != b for a, b in zip(before_cycles, charts(at), strict=True))  # per-cycle bars, weekly profile
 
 
 def test_a_parameter_change_changes_the_numbers(monkeypatch, sample) -> None:
@@ -142,11 +195,11 @@ def test_a_patient_with_a_diary_but_no_session(monkeypatch, tmp_path) -> None:
 def test_a_dataset_without_the_optional_files(monkeypatch) -> None:
     if not (CONFORMANCE_DATA / "sessions.csv").exists():
         pytest.skip("no conformance data")
-    at = open_page(monkeypatch, CONFORMANCE_DATA)
+    at = open_tab(open_page(monkeypatch, CONFORMANCE_DATA), "Side effects, questionnaires")
     specs = " ".join(charts(at))
     assert "No adverse-event file (adverse_events.csv) in this dataset" in specs
     assert "No questionnaire file (questionnaires.csv) in this dataset" in specs
-    assert any("No injections.csv in this dataset" in c.value for c in at.caption)
+    assert any("No injections.csv in this dataset" in c.value for c in open_tab(at, "Injection sites").caption)
 
 
 def badges(at: AppTest) -> list[str]:
@@ -194,7 +247,7 @@ def test_badges_show_the_spec_5_status(monkeypatch, sample) -> None:
 
 def test_the_weekly_caption_states_the_completeness_rule_in_use(monkeypatch, sample) -> None:
     _, analysis = sample
-    at = open_page(monkeypatch, patient=first_judged(analysis))
+    at = open_tab(open_page(monkeypatch, patient=first_judged(analysis)), "Cycles")
     assert any("weeks with fewer than 5 of 7 days recorded are gaps" in c.value for c in at.caption)
     at.slider(key="min_completeness").set_value(0.8).run()  # 0.8 × 7 = 5.6: six days needed
     assert not at.exception
