@@ -646,6 +646,29 @@ def test_one_patients_calendar_is_their_rows_of_the_all_patient_grid(sample):
     assert set(grid["patient_id"]) == tables.days.patient_ids() | set(status.index)
 
 
+def test_the_grid_puts_each_diary_day_and_session_in_its_row_as_a_merge_would(sample):
+    """The grid places the diary values and sessions by row number (block start + days since the patient's first
+    day); a merge on (patient_id, date), the earlier construction, must give the same values."""
+    _, analysis, tables = sample
+    grid = clinical.diary_days(analysis, tables.params)
+    # One row per calendar day, patients in id order, days in date order without gaps.
+    assert grid[["patient_id", "date"]].equals(grid.sort_values(["patient_id", "date"])[["patient_id", "date"]])
+    steps = grid.groupby("patient_id")["date"].diff().dropna()
+    assert (steps == pd.Timedelta(days=1)).all()
+    columns = ["headache_hours", "migraine", "severity", "acute_medication"]
+    diary = analysis.patient_days[["patient_id", "date", *columns]].astype({"patient_id": "object"})
+    merged = grid[["patient_id", "date"]].astype({"patient_id": "object"}).merge(diary, how="left")
+    for column in columns:
+        pd.testing.assert_series_equal(grid[column], merged[column])
+    cycles = analysis.patient_cycles
+    sessions = cycles.loc[cycles["cycle"] >= 1, ["patient_id", "start_date", "cycle"]].astype({"patient_id": "object"})
+    sessions = sessions.rename(columns={"start_date": "date", "cycle": "injection_cycle"})
+    merged = grid[["patient_id", "date"]].astype({"patient_id": "object"}).merge(sessions, how="left")
+    pd.testing.assert_series_equal(grid["injection_cycle"], merged["injection_cycle"].astype("Int64"))
+    # Every diary day up to the data cut-off is in the grid, once.
+    assert int(grid["recorded"].sum()) == int(analysis.patient_days["headache_hours"].notna().sum())
+
+
 def test_status_and_profiles_from_the_recorded_days_equal_those_from_the_all_patient_grid(sample):
     """Before: weekly profile, onset and wearing-off were built from the daily grid of every patient (a calendar row
     per day); now from group-bys of the recorded days, the calendar days counted from the cycle windows."""

@@ -529,39 +529,56 @@ def _with_day_flags(days: pd.DataFrame, config: AnalysisConfig) -> pd.DataFrame:
 def _calendar(
     days: pd.DataFrame, cycles: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisConfig, params: ClinicalParameters
 ) -> pd.DataFrame:
-    """``diary_days`` over the given patients' per-patient-day rows and per-patient-cycle rows."""
-    span = (
-        pd.concat(
-            [
-                days.groupby("patient_id")["date"].agg(["min", "max"]),
-                cycles.groupby("patient_id").agg(min=("start_date", "min"), max=("end_date", "max")),
-            ]
-        )
-        .groupby(level=0)
-        .agg({"min": "min", "max": "max"})
+    """``diary_days`` over the given patients' per-patient-day rows and per-patient-cycle rows.
+
+    The grid holds each patient's days in one block, patients in id order and days in date order, so a
+    (patient, date) has a row number (block start + days since the patient's first day): the diary values and
+    the sessions are put in their rows by that number, and the rolling counts are differences of cumulative
+    sums within a block, with no merge, sort or group-by (a patient switch builds one patient's grid).
+    """
+    patient_ids = pd.concat([days["patient_id"], cycles["patient_id"]], ignore_index=True)
+    span = pd.DataFrame(
+        {
+            "min": pd.concat([days["date"], cycles["start_date"]], ignore_index=True).groupby(patient_ids).min(),
+            "max": pd.concat([days["date"], cycles["end_date"]], ignore_index=True).groupby(patient_ids).max(),
+        }
     )
     # pandas-stubs: Series.clip takes no Timestamp bound
     span["max"] = span["max"].clip(upper=as_of)  # type: ignore[call-overload]
     span = span[span["max"] >= span["min"]]
     lengths = ((span["max"] - span["min"]).dt.days + 1).to_numpy()
-    starts = np.repeat(span["min"].to_numpy(), lengths)
-    offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    block = np.cumsum(lengths) - lengths  # each patient's first row
+    first_day = span["min"].to_numpy(dtype="datetime64[ns]").astype("datetime64[D]")
+    offsets = np.arange(lengths.sum()) - np.repeat(block, lengths)  # days since the patient's first day
     grid = pd.DataFrame(
         {
             "patient_id": pd.array(np.repeat(span.index.to_numpy(), lengths), dtype="string"),
-            "date": starts + offsets.astype("timedelta64[D]"),
+            "date": (np.repeat(first_day, lengths) + offsets).astype("datetime64[ns]"),
         }
     )
     windows = cycles[["patient_id", "cycle", "start_date", "end_date"]]
-    grid = assign_days_to_windows(grid, windows)
-    values = days[["patient_id", "date", "headache_hours", "migraine", "severity", "acute_medication"]]
-    grid = grid.merge(values, on=["patient_id", "date"], how="left")
-    sessions = cycles.loc[cycles["cycle"] >= 1, ["patient_id", "start_date", "cycle"]].rename(
-        columns={"start_date": "date", "cycle": "injection_cycle"}
+    grid = assign_days_to_windows(grid, windows)  # keeps the grid's order
+
+    def taken(ids: pd.Series, dates: pd.Series) -> np.ndarray:
+        """For each grid row, the position of the (ids, dates) row on that day, or -1 (pairs are unique)."""
+        patient = span.index.get_indexer(pd.Index(ids))
+        known = patient >= 0
+        patient = np.where(known, patient, 0)
+        day = (dates.to_numpy(dtype="datetime64[ns]").astype("datetime64[D]") - first_day[patient]).astype("int64")
+        inside = known & (day >= 0) & (day < lengths[patient])
+        positions = np.full(len(grid), -1, dtype="int64")
+        positions[block[patient[inside]] + day[inside]] = np.flatnonzero(inside)
+        return positions
+
+    found = taken(days["patient_id"], days["date"])
+    for column in ("headache_hours", "migraine", "severity", "acute_medication"):
+        grid[column] = days[column].array.take(found, allow_fill=True)
+    sessions = cycles[cycles["cycle"] >= 1]
+    grid["injection_cycle"] = (
+        sessions["cycle"]
+        .astype("Int64")
+        .array.take(taken(sessions["patient_id"], sessions["start_date"]), allow_fill=True)
     )
-    grid = grid.merge(sessions, on=["patient_id", "date"], how="left")
-    grid = grid.sort_values(["patient_id", "date"], kind="stable").reset_index(drop=True)
-    grid["injection_cycle"] = grid["injection_cycle"].astype("Int64")
 
     hours = grid["headache_hours"]
     grid = _with_day_flags(grid, config)
@@ -572,19 +589,25 @@ def _calendar(
         3,
     ).astype("int64")
 
-    by_patient = grid["patient_id"]
-    recorded = grid["recorded"].astype("int64")
-    headaches = grid["headache_day"].fillna(False).astype("int64")
+    recorded = grid["recorded"].to_numpy(dtype="int64")
+    headaches = grid["headache_day"].fillna(False).to_numpy(dtype="int64")
     for prefix, width in (("rolling", params.period_days), ("ma7", 7)):
-        cum_recorded = recorded.groupby(by_patient, sort=False).cumsum()
-        cum_headache = headaches.groupby(by_patient, sort=False).cumsum()
-        # Days before a patient's grid are unrecorded, so the shifted cumulative count starts at 0.
-        in_window = cum_recorded - cum_recorded.groupby(by_patient, sort=False).shift(width, fill_value=0)
-        headache_in_window = cum_headache - cum_headache.groupby(by_patient, sort=False).shift(width, fill_value=0)
-        enough = in_window / width >= config.min_completeness - config.tolerance
-        rate = (headache_in_window / in_window.replace(0, np.nan) * width).where(enough & (in_window > 0))
-        grid[f"{prefix}_recorded"] = in_window.astype("int64")
-        grid[f"{prefix}_headache_days"] = headache_in_window.astype("int64")
+
+        def in_window(flags: np.ndarray, width: int = width) -> np.ndarray:
+            """Days flagged in the ``width`` days ending on each day (days before a patient's grid count 0)."""
+            total = np.cumsum(flags)
+            within = total - np.repeat(total[block] - flags[block], lengths)  # the cumulative sum within a block
+            earlier = np.zeros_like(within)
+            late = offsets >= width
+            earlier[late] = within[np.flatnonzero(late) - width]
+            return within - earlier
+
+        recorded_in = pd.Series(in_window(recorded), index=grid.index)
+        headache_in = pd.Series(in_window(headaches), index=grid.index)
+        enough = recorded_in / width >= config.min_completeness - config.tolerance
+        rate = (headache_in / recorded_in.replace(0, np.nan) * width).where(enough & (recorded_in > 0))
+        grid[f"{prefix}_recorded"] = recorded_in
+        grid[f"{prefix}_headache_days"] = headache_in
         grid[f"{prefix}_mhd" if prefix == "rolling" else f"{prefix}_headache_days_per_7"] = rate
     return grid
 
