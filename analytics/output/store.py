@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset  # what pq.read_table reads with: imported at start, not on the first read
 import pyarrow.parquet as pq
 
 from analytics import __version__
