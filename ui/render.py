@@ -6,6 +6,7 @@ YYYY-MM-DD, empty for missing), the same writer as the export command.
 
 from __future__ import annotations
 
+import inspect
 import pickle
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -210,3 +211,17 @@ def table(
     # The CSV is written when the button is clicked (not on every rerun), and clicking does not rerun the page;
     # ui/auth.py shows the button only when the user's role may export the table, and audits the download.
     auth.table_download(frame, filename, key=f"{key}_csv", csv=csv_bytes)
+
+
+def _map_modules_to_files() -> None:
+    """Have ``inspect`` map the loaded modules to their files now, while the app's modules are imported.
+
+    Streamlit asks, at the first element a process draws, whether it runs in a Python REPL (``inspect.stack()``),
+    and inspect then maps every loaded module to its file: a quarter of a second with pandas, pyarrow and plotly
+    loaded, which fell on the first page opened after a restart. Mapped here, only the modules imported later are
+    left for that check.
+    """
+    inspect.getmodule(inspect.currentframe())
+
+
+_map_modules_to_files()
