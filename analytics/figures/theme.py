@@ -101,7 +101,6 @@ def phone_title(fig: go.Figure) -> go.Figure:
     return fig
 
 
-
 def _load_plotly_parts() -> None:
     """Plotly imports each trace type's and layout part's classes, narwhals its pandas support and plotly.io its
     JSON writer the first time a figure needs them (about 0.1 s on the Patient page's first figures after a
