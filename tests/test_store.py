@@ -6,6 +6,7 @@ That the dashboard uses it (a restarted server reads the store, not the files) i
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -256,3 +257,38 @@ def test_a_partitioned_build_keeps_the_workers_parts_and_reads_them_back_exactly
     for name in ("patient", "cycle", "day", "headache"):
         assert np.array_equal(getattr(fast, name), getattr(single_days, name)), name
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())  # no parts or staging left behind
+
+
+def test_a_partitioned_build_computes_the_outcomes_beside_the_clinic_view(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With two workers, ``build_folder`` computes the Outcomes page's statistics in a forked process while it
+    computes the Clinic page's view: the stored statistics are those computed in memory; should that process fail,
+    the build computes them itself."""
+    from analytics.output import store as store_module
+    from analytics.output.store import build_folder, derived_key
+    from analytics.views.outcomes import cohort_results, treated_days
+
+    monkeypatch.setattr(store_module, "auto_partitions", lambda folder: 2)
+    forked: list[int] = []
+    fork = store_module._fork
+    monkeypatch.setattr(store_module, "_fork", lambda work: forked.append(1) or fork(work))
+    store = AnalysisStore(tmp_path / "a")
+    said: list[str] = []
+    build_folder(CASES[1], store, workers=2, say=said.append)
+    assert forked == [1] and said[-1] == "done"
+    dataset = store.get_dataset(store.folder_key(CASES[1]))
+    assert dataset is not None
+    analysis = store.get_analysis(dataset, AnalysisConfig())
+    assert analysis is not None
+    stored = store_module._get_pickle(store, derived_key("outcomes", dataset, analysis.config))
+    expected = analyse(load_dataset(CASES[1]))
+    computed = cohort_results(expected, treated_days(expected))
+    assert isinstance(stored, dict) and stored.keys() == computed.keys()
+    for name in ("change", "responders", "cumulative", "cohort_cycles"):
+        pd.testing.assert_frame_equal(stored[name], computed[name], check_exact=True, obj=name)
+    # The forked process fails: the outcomes are computed by the build itself.
+    monkeypatch.setattr(store_module, "_fork", lambda work: fork(lambda: os._exit(3)))
+    other = AnalysisStore(tmp_path / "b")
+    build_folder(CASES[1], other, workers=2)
+    assert store_module._get_pickle(other, derived_key("outcomes", dataset, analysis.config)) is not None

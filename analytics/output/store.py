@@ -29,6 +29,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import multiprocessing
 import os
 import pickle
 import shutil
@@ -513,14 +514,29 @@ def build_folder(
         store.clinical(dataset, analysis)  # not read back when the partitions have stored them
     store.continuation(dataset, analysis)
     say(READY)
-    # The first visits of the other pages: the dashboard shows the Patient page meanwhile.
+    # The first visits of the other pages, while the dashboard shows the Patient page: with two CPUs or more, the
+    # Outcomes page's statistics in a second process (a fork: it shares the analysis already read) beside the
+    # Clinic page's view, so that neither waits for the other.
+    beside = _fork(lambda: store.everyone_outcomes(dataset, analysis)) if workers > 1 else None
     say("computing the Clinic page's view ...")
     store.clinic_options(dataset, analysis)
     store.clinic_view(dataset, analysis, clinic.ClinicFilter())
     say("computing the Outcomes page's statistics ...")
-    store.everyone_outcomes(dataset, analysis)
+    if beside is not None:
+        beside.join()
+    if beside is None or beside.exitcode != 0:  # one CPU, or the other process failed: here
+        store.everyone_outcomes(dataset, analysis)
     say("done")
     return store.folder_key(folder)
+
+
+def _fork(work: Callable[[], object]) -> multiprocessing.process.BaseProcess | None:
+    """``work()`` in a forked process (started; join it), or None where processes cannot be forked."""
+    if "fork" not in multiprocessing.get_all_start_methods():
+        return None
+    process = multiprocessing.get_context("fork").Process(target=work, daemon=True)
+    process.start()
+    return process
 
 
 def derived_key(kind: str, dataset: Dataset, config: AnalysisConfig, detail: object = None) -> str:
