@@ -516,8 +516,7 @@ def build_folder(
     say(READY)
     # The first visits of the other pages, while the dashboard shows the Patient page: with two CPUs or more, the
     # Outcomes page's statistics in a second process (a fork: it shares the analysis already read) beside the
-    # Clinic page's view, at a lower priority, so that the Clinic page's view (the first to be asked for, in the
-    # sidebar's order) and the server's pages are not slowed by it.
+    # Clinic page's view, so that neither waits for the other.
     beside = _fork(lambda: store.everyone_outcomes(dataset, analysis)) if workers > 1 else None
     say("computing the Clinic page's view ...")
     store.clinic_options(dataset, analysis)
@@ -532,16 +531,10 @@ def build_folder(
 
 
 def _fork(work: Callable[[], object]) -> multiprocessing.process.BaseProcess | None:
-    """``work()`` in a forked process at a lower priority (``os.nice``; started: join it), or None where processes
-    cannot be forked."""
+    """``work()`` in a forked process (started; join it), or None where processes cannot be forked."""
     if "fork" not in multiprocessing.get_all_start_methods():
         return None
-
-    def nice_work() -> None:
-        os.nice(10)
-        work()
-
-    process = multiprocessing.get_context("fork").Process(target=nice_work, daemon=True)
+    process = multiprocessing.get_context("fork").Process(target=work, daemon=True)
     process.start()
     return process
 
