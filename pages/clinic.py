@@ -41,6 +41,14 @@ def _chart(build: Callable[..., go.Figure], *args: object, key: str, caption: st
     ui_render.chart(full, key=key, caption=caption, phone=phone)
 
 
+def _rows_expander(label: str, key: str) -> st.delta_generator.DeltaGenerator | None:
+    """An expander of tables with a row per patient or per session, or None while it is closed: such a table is
+    made (formatted, linked, converted) only when someone opens it, which reruns the page, not on every visit
+    (at 100,000 patients a second of each Clinic page). Its key holds whether it is open."""
+    box = st.expander(label, key=f"{key}_expander", on_change="rerun")
+    return box if box.open else None
+
+
 def _filter_key(flt: clinic.ClinicFilter) -> str:
     return json.dumps(dataclasses.asdict(flt), default=str, sort_keys=True)
 
@@ -257,14 +265,11 @@ def _timing(view: clinic.ClinicView) -> None:
                 f"{clinic.REPOSE_GAP_SHARE:.0%} over two years of treatment.\n"
             )
             st.caption(f"Intervals: {WILSON_METHOD}.")
-    with st.expander("Table: every re-injection interval"):
-        intervals = view.intervals.rename(columns={"patient_id": "patient"})
-        _table(
-            intervals[
-                ["patient", "clinic", "previous_session_date", "session_date", "interval_days", "category", "injector"]
-            ],
-            "intervals",
-        )
+    if (box := _rows_expander("Table: every re-injection interval", "intervals")) is not None:
+        with box:
+            intervals = view.intervals.rename(columns={"patient_id": "patient"})
+            columns = ["patient", "clinic", "previous_session_date", "session_date", "interval_days", "category"]
+            _table(intervals[[*columns, "injector"]], "intervals")
 
 
 def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:
@@ -295,7 +300,10 @@ def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:
             f"{config.on_time_max_days} days; active and overdue patients are censored at "
             f"{view.as_of:%Y-%m-%d}. The row under the axis is the number still at risk.",
         )
-    with st.expander("Tables: retention by cycle, number at risk, time on treatment per patient"):
+    label = "Tables: retention by cycle, number at risk, time on treatment per patient"
+    if (box := _rows_expander(label, "persistence")) is None:
+        return
+    with box:
         _table(
             view.retention,
             "retention",

@@ -64,6 +64,19 @@ def table_with(at: AppTest, column: str):
     return next(d for d in at.dataframe if column in d.value.columns)
 
 
+ROW_EXPANDERS = ("intervals_expander", "persistence_expander")
+"""The expanders of tables with a row per session or per patient, made only while open (pages/clinic.py)."""
+
+
+def open_row_tables(at: AppTest) -> AppTest:
+    """The page again with those expanders open (AppTest cannot click one; its key holds whether it is open)."""
+    for key in ROW_EXPANDERS:
+        at.session_state[key] = True
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
 def test_page_shows_the_analytics_numbers_charts_and_tables(monkeypatch, sample) -> None:
     at = open_page(monkeypatch)
     assert metrics(at) == shown_numbers(expected(sample))
@@ -71,6 +84,14 @@ def test_page_shows_the_analytics_numbers_charts_and_tables(monkeypatch, sample)
     assert len(at.get("plotly_chart")) == 10 + 8  # and a phone layout of each chart but the two funnels
     assert len(at.get("download_button")) == len(at.dataframe)  # every table has its CSV download
     assert at.selectbox(key="site").options == ["All clinics", "East", "North", "South"]
+    # The tables of a row per session or per patient are made only when their expander is opened.
+    closed = [tuple(d.value.columns) for d in at.dataframe]
+    assert not any("interval_days" in c or "end_reason" in c for c in closed)
+    open_row_tables(at)
+    assert len(at.dataframe) == len(closed) + 4  # intervals; retention, number at risk, time on treatment
+    assert len(at.get("download_button")) == len(at.dataframe)
+    intervals = table_with(at, "interval_days").value
+    assert len(intervals) == expected(sample).interval_summary.n_intervals
 
 
 def test_choosing_a_clinic_changes_the_numbers(monkeypatch, sample) -> None:
@@ -190,7 +211,7 @@ def test_no_safety_section_without_adverse_events(monkeypatch) -> None:
 def test_no_table_shows_none_for_a_missing_value(monkeypatch) -> None:
     """The data grid prints an empty cell as "None": every table on the page (worklists, retention,
     persistence, responders, safety) shows "—" instead, and no cell reads None, nan, NaT or <NA>."""
-    at = open_page(monkeypatch)
+    at = open_row_tables(open_page(monkeypatch))
     assert len(at.dataframe) > 10
     assert missing_cells(at) == []
     persistence = table_with(at, "end_reason").value
