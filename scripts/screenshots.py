@@ -4,8 +4,9 @@ Starts ``streamlit run dashboard.py`` headless on a free port of 127.0.0.1 (prod
 data), drives Debian's chromium through Playwright (``executable_path``, no browser download) and writes
 PNGs to ``docs/screenshots/``:
 
-- ``patient_1280.png``: the Patient page of P00005 on a laptop, from the header to the per-cycle bars;
-- ``patient_390.png``: the same page on a phone (390 px), its charts in their phone layout;
+- ``patient_1280.png``: the Patient page of P00005 on a laptop, from the header to the end of the Diary tab
+  (calendar and rolling headache days), the tab the page opens on;
+- ``patient_390.png``: the same page's tabs on a phone (390 px), the Diary tab's charts in their phone layout;
 - ``continue_panel.png``: the "Should we continue?" panel of the first patient it applies to;
 - ``summary_pdf.png``: page 1 of P00005's clinic-visit PDF (``python -m analytics summary``), rendered by
   pdftoppm (Debian's poppler-utils).
@@ -91,6 +92,11 @@ def _below(page: object, selector: str) -> float:
     return float(page.locator(selector).first.evaluate("e => e.getBoundingClientRect().top + window.scrollY"))
 
 
+def _end(page: object, selector: str) -> float:
+    """The page offset (px) of the bottom of the first element matching ``selector``."""
+    return float(page.locator(selector).first.evaluate("e => e.getBoundingClientRect().bottom + window.scrollY"))
+
+
 def _continue_patient() -> str:
     """The first sample patient for whom "Should we continue?" applies (vectorised, as the page computes it)."""
     sys.path.insert(0, str(PROJECT_DIR))
@@ -107,16 +113,16 @@ def page_screenshots(url: str) -> None:
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        # A laptop: the header, the status, the calendar and the rolling chart (a tall window, so all are drawn).
+        # A laptop: the header, the status and the Diary tab: calendar and rolling chart (a tall window: all drawn).
         page = _open(browser, f"{url}/patient?patient={PATIENT}", 1280, 3200)
         top = _below(page, '[data-testid="stMain"] h1') - 24
-        bottom = _below(page, '[data-testid="stHeading"]:has-text("Cycles")')
+        bottom = _end(page, '[data-testid="stTabs"]') + 16
         page.screenshot(path=OUT_DIR / "patient_1280.png", clip=dict(x=0, y=top, width=1280, height=bottom - top))
         page.context.close()
-        # A phone: from the diary to the per-cycle bars, in their phone layout.
+        # A phone: the tabs and the Diary tab's charts, in their phone layout.
         page = _open(browser, f"{url}/patient?patient={PATIENT}", 390, 7000)
-        top = _below(page, '[data-testid="stHeading"]:has-text("Diary")') - 8
-        bottom = _below(page, '[data-testid="stHeading"]:has-text("Side effects")')
+        top = _below(page, '[data-testid="stTabs"]') - 8
+        bottom = _end(page, '[data-testid="stTabs"]') + 16
         page.screenshot(path=OUT_DIR / "patient_390.png", clip=dict(x=0, y=top, width=390, height=bottom - top))
         page.context.close()
         # The "Should we continue?" panel, as an element.
