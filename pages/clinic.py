@@ -268,8 +268,20 @@ def _timing(view: clinic.ClinicView) -> None:
     if (box := _rows_expander("Table: every re-injection interval", "intervals")) is not None:
         with box:
             intervals = view.intervals.rename(columns={"patient_id": "patient"})
-            columns = ["patient", "clinic", "previous_session_date", "session_date", "interval_days", "category"]
-            _table(intervals[[*columns, "injector"]], "intervals")
+            _table(
+                intervals[
+                    [
+                        "patient",
+                        "clinic",
+                        "previous_session_date",
+                        "session_date",
+                        "interval_days",
+                        "category",
+                        "injector",
+                    ]
+                ],
+                "intervals",
+            )
 
 
 def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:

@@ -94,10 +94,12 @@ def patient_charts(
     patient_id: str,
     cycles: pd.DataFrame,
     days: Callable[[], pd.DataFrame],
+    injections: Callable[[], pd.DataFrame],
     session_date: pd.Timestamp | None = None,
 ) -> list[Chart]:
     """The patient's charts in page order, with the injection sites of ``session_date`` (default: the latest
-    session; none without a session). ``days`` gives the patient's daily grid when a chart needs it."""
+    session; none without a session). ``days`` and ``injections`` give the patient's daily grid and injection
+    rows when a chart needs them."""
     analysis, config, params = ctx.analysis, ctx.config, tables.params
     weekly = _memo(lambda: clinical.weekly_profile(days(), config))
     profile = _memo(_one, tables.cycle_profile, patient_id)
@@ -198,11 +200,7 @@ def patient_charts(
     chosen = sessions["start_date"].max() if session_date is None else session_date
     session = sessions[sessions["start_date"] == chosen].iloc[0].rename({"start_date": "session_date"})
 
-    def chosen_sites() -> pd.DataFrame:
-        rows = tables.injections_of(patient_id)
-        return rows[rows["session_date"] == chosen]
-
-    sites = _memo(chosen_sites)
+    sites = _memo(_of_session, injections, chosen)
     if "injections" not in tables.available:
         caption = "No injections.csv in this dataset: the sites of each session are not recorded."
     else:
@@ -221,6 +219,12 @@ def patient_charts(
         )
     )
     return charts
+
+
+def _of_session(injections: Callable[[], pd.DataFrame], session_date: pd.Timestamp) -> pd.DataFrame:
+    """The injection rows of one session."""
+    rows = injections()
+    return rows[rows["session_date"] == session_date]
 
 
 def _session_choice(ctx: AppContext, cycles: pd.DataFrame, patient_id: str) -> pd.Timestamp | None:
@@ -328,9 +332,8 @@ def render() -> None:
     def summary_bytes(patient_id: str, cycles: pd.DataFrame, status: pd.Series | None, facts: dict[str, str]) -> bytes:
         # Run on click, outside the script run: every chart of every tab, built here (the page builds only the
         # open tab's), from the patient's own rows (no Streamlit cache).
-        charts = patient_charts(
-            ctx, tables, patient_id, cycles, _memo(calendar_of_patient, analysis, patient_id, params, tables.days)
-        )
+        days = _memo(calendar_of_patient, analysis, patient_id, params, tables.days)
+        charts = patient_charts(ctx, tables, patient_id, cycles, days, _memo(tables.injections_of, patient_id))
         return report.build_patient_report(
             patient_id,
             cycles,
@@ -482,13 +485,14 @@ def render() -> None:
 
     # --- the charts, a tab each group: only the open tab's charts are built (a switch builds three, not twelve)
     days = _memo(state.patient_calendar, ctx, patient_id)  # this patient's daily grid only, cached per patient
+    injections = _memo(tables.injections_of, patient_id)  # read from disk for a stored analysis: once a run
     tabs = st.tabs(SECTIONS, key="patient_section", on_change="rerun")
     for section, tab in zip(SECTIONS, tabs, strict=True):
         if not tab.open:
             continue
         with tab:
             chosen = _session_choice(ctx, cycles, patient_id) if section == "Injection sites" else None
-            for chart in patient_charts(ctx, tables, patient_id, cycles, days, chosen):
+            for chart in patient_charts(ctx, tables, patient_id, cycles, days, injections, chosen):
                 if chart.section == section:
                     ui_render.chart(
                         chart.build(),
@@ -506,8 +510,7 @@ def render() -> None:
                         "evaluable.",
                     )
             if chosen is not None:
-                sites = tables.injections_of(patient_id)
-                sites = sites[sites["session_date"] == chosen]
+                sites = _of_session(injections, chosen)
                 if len(sites):
                     with st.expander("Units per muscle and side (table)"):
                         ui_render.table(
