@@ -12,11 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
 from datetime import date
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.definitions.config import AnalysisConfig
@@ -32,13 +30,6 @@ from ui.context import HASH_FUNCS, AppContext, context, current_user
 ALL = "(all)"
 PATIENT_ADDRESS = "/patient?patient="
 """A patient's page is this address followed by the patient id (the page's selectbox is bound to ?patient=)."""
-
-
-def _chart(build: Callable[..., go.Figure], *args: object, key: str, caption: str | None = None) -> None:
-    """A chart in its full layout and, for a phone, in its compact one (``ui.render.chart``), each drawn once for
-    the same data (``ui.render.figure``)."""
-    full, phone = ui_render.figure(build, *args), ui_render.figure(build, *args, compact=True)
-    ui_render.chart(full, key=key, caption=caption, phone=phone)
 
 
 def _rows_expander(label: str, key: str) -> st.delta_generator.DeltaGenerator | None:
@@ -227,7 +218,7 @@ def _headline(view: clinic.ClinicView, config: AnalysisConfig) -> None:
 
 def _activity(view: clinic.ClinicView) -> None:
     st.subheader("Activity")
-    _chart(
+    ui_render.chart_of(
         figures.build_sessions_per_month_figure,
         view.monthly,
         key="sessions_per_month",
@@ -243,7 +234,7 @@ def _timing(view: clinic.ClinicView) -> None:
     summary = view.interval_summary
     chart, numbers = st.columns([3, 2])
     with chart:
-        _chart(
+        ui_render.chart_of(
             figures.build_interval_figure,
             view.interval_distribution,
             summary,
@@ -289,7 +280,7 @@ def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:
     st.caption(f"Patients whose first session was in the period: n = {view.activity.new_in_period:,}.")
     left, right = st.columns(2)
     with left:
-        _chart(
+        ui_render.chart_of(
             figures.build_retention_figure,
             view.retention,
             key="retention",
@@ -301,7 +292,7 @@ def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:
         curve = view.persistence_curve
         median = curve.median()
         median_text = f"median {median / 7:.0f} weeks" if median == median else "median not reached"
-        _chart(
+        ui_render.chart_of(
             figures.build_kaplan_meier_figure,
             curve,
             view.persistence_at_risk,
@@ -337,7 +328,7 @@ def _retention(view: clinic.ClinicView, config: AnalysisConfig) -> None:
 
 def _outcomes(view: clinic.ClinicView) -> None:
     st.subheader("Outcomes: 50% responders per cycle")
-    _chart(
+    ui_render.chart_of(
         figures.build_responder_rate_figure,
         view.responder_rates,
         key="responders",
@@ -369,7 +360,7 @@ def _safety(view: clinic.ClinicView, safety: clinic.SafetyView | None) -> None:
         st.info("No adverse_events.csv in this dataset: adverse event rates are not available (they are not zero).")
         return
     total = view.adverse_events.iloc[-1]
-    _chart(
+    ui_render.chart_of(
         figures.build_adverse_event_figure,
         view.adverse_events,
         key="adverse_events",
@@ -396,7 +387,7 @@ def _safety_literature(safety: clinic.SafetyView) -> None:
         f"{safety.method}s; PREEMPT counted every event in the first 24 weeks, COMPEL treatment-related events "
         "over 108 weeks."
     )
-    _chart(
+    ui_render.chart_of(
         figures.build_safety_figure,
         safety,
         key="safety_vs_published",
@@ -436,7 +427,7 @@ def _diary(view: clinic.ClinicView, min_completeness: float) -> None:
     st.subheader("Diary completeness")
     current = view.current_cycles
     poor = int(current["poor_completeness"].sum())
-    _chart(
+    ui_render.chart_of(
         figures.build_completeness_figure,
         view.completeness_distribution,
         min_completeness,

@@ -15,6 +15,8 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -93,11 +95,13 @@ def _cohort(ctx: AppContext, cohort_filter: CohortFilter) -> Analysis:
     return restrict(ctx.analysis, frozenset(cohort_filter.select(_attributes(ctx))), with_days=False)
 
 
-@st.cache_data(max_entries=16, show_spinner="Computing the cohort's statistics…", hash_funcs=COHORT_HASH_FUNCS)
-def _cohort_results(ctx: AppContext, cohort_filter: CohortFilter) -> dict[str, object]:
+@st.cache_data(max_entries=48, show_spinner="Computing the cohort's statistics…", hash_funcs=COHORT_HASH_FUNCS)
+def _cohort_results(ctx: AppContext, cohort_filter: CohortFilter, part: str) -> dict[str, object]:
+    """One part of the cohort's statistics (``outcomes.RESULT_PARTS``): the page asks only for its open tab's."""
     if cohort_filter.is_empty() and ctx.data_dir is not None:  # everyone: computed once into the analysis store
-        return state.stored_result(ctx, lambda store: store.everyone_outcomes(ctx.dataset, ctx.analysis))
-    return outcomes.cohort_results(_cohort(ctx, cohort_filter), _treated_days(ctx))
+        return state.stored_result(ctx, lambda store: store.everyone_outcomes(ctx.dataset, ctx.analysis, part))
+    days = _treated_days(ctx) if part == "weekly" else None  # the whole dataset's: the cohort has no diary days
+    return outcomes.cohort_results(_cohort(ctx, cohort_filter), days, part)
 
 
 @st.cache_data(max_entries=32, show_spinner=False, hash_funcs=COHORT_HASH_FUNCS)
@@ -400,10 +404,305 @@ def _suppressed_view(cohort_cycles: pd.DataFrame, min_cell: int) -> None:
     )
 
 
+@dataclass(frozen=True)
+class _Page:
+    """What the tabs draw from: the context, the cohort and its per-cycle statistics, the chosen cycles."""
+
+    ctx: AppContext
+    cohort_filter: CohortFilter
+    results: dict[str, object]
+    chosen_cycle: int
+    last_cycle: int
+    attributes: pd.DataFrame
+    n_selected: int
+
+
+def _change_tab(page: _Page) -> None:
+    """The change from baseline per cycle, a chart per measure."""
+    results, last_cycle = page.results, page.last_cycle
+    change = _shown(results["change"], last_cycle)
+    # One measure under the other, each full width: side by side, a cycle's "C3 / n=207" labels overprint.
+    for measure, label in outcomes.MEASURES.items():
+        rows = change.loc[change["measure"] == measure].drop(columns=["measure", "measure_label"])
+        with st.container():
+            ui_render.chart_of(
+                figures.build_change_figure,
+                rows,
+                label,
+                key=f"change_{measure}",
+                caption=f"Mean of (cycle − baseline) {label} per 28 recorded days among patients with an "
+                "evaluable change (SPEC §3: both windows evaluable, baseline headache days > 0); "
+                f"error bars: {T_METHOD}; n under each cycle.",
+            )
+            _table_behind(rows, f"change_{measure}")
+
+
+def _responders_tab(page: _Page) -> None:
+    """Responder rates per cycle and the cumulative response."""
+    results, last_cycle = page.results, page.last_cycle
+    rates = _shown(results["responders"], last_cycle)
+    ui_render.chart_of(
+        figures.build_responder_figure,
+        rates,
+        key="responders",
+        caption=f"Share of evaluable patients (n under each cycle) whose monthly headache days fell by at "
+        f"least 30, 50 or 75% from baseline; error bars: {WILSON_METHOD}.",
+    )
+    _table_behind(rates, "responders", percent=("rate", "ci_low", "ci_high"))
+    cumulative = _shown(results["cumulative"], last_cycle)
+    ui_render.chart_of(
+        figures.build_cumulative_figure,
+        cumulative,
+        key="cumulative",
+        caption=(
+            "Under each cycle: responders / denominator of each bar. Completers: among eligible patients with "
+            "at least k sessions, the share with a 50% response in any cycle 1..k. Intention-to-treat: among "
+            "eligible patients who had time to complete k cycles by the data cut-off (stopped = non-responder). "
+            "New responders: among patients with an evaluable change at cycle k and no 50% response before, the "
+            "share responding at k "
+            f"(SPEC §3). Error bars: {WILSON_METHOD}."
+        ),
+    )
+    _table_behind(cumulative, "cumulative", percent=("rate", "ci_low", "ci_high"))
+
+
+def _course_tab(page: _Page) -> None:
+    """Onset and wearing-off within a cycle (its own part of the statistics)."""
+    results = _cohort_results(page.ctx, page.cohort_filter, "weekly")
+    profile: outcomes.WithinCycleProfile = results["weekly"]
+    ui_render.chart_of(
+        figures.build_weekly_profile_figure,
+        profile,
+        key="weekly_profile",
+        caption=f"Onset and wearing-off. Markers: {profile.method}. Lines: {profile.moving_average_method}. "
+        f"Dashed: the same patients' baseline (mean baseline headache days per 28 days / 4, "
+        f"n = {profile.baseline_n}). Cycles 5 and later are pooled.",
+    )
+    with st.expander("Tables behind the chart (CSV download)"):
+        _table(profile.weekly, "weekly_profile", caption="Weekly means; n = patient-cycles with an evaluable week.")
+        _table(
+            profile.daily,
+            "daily_profile",
+            caption="Per day since injection: recorded patient-days, headache days and the centred 7-day "
+            "moving average (headache days per week).",
+        )
+
+
+def _time_to_response_tab(page: _Page) -> None:
+    """Time to a first 50% response (its own part of the statistics)."""
+    results = _cohort_results(page.ctx, page.cohort_filter, "time_to_response")
+    analysis = page.ctx.analysis
+    ttr: outcomes.TimeToResponse = results["time_to_response"]
+    step = analysis.config.cycle_days
+    ui_render.chart_of(figures.build_time_to_response_figure, ttr, step, key="time_to_response")
+    median = ttr.curve.median()
+    median_text = f"{median:.0f} days" if np.isfinite(median) else "not reached (fewer than half responded)"
+    shares = ("responded", "ci_low", "ci_high", "stopped", "stopped_ci_low", "stopped_ci_high")
+    st.caption(
+        f"{ttr.definition} {ttr.curve.describe()}; {ttr.no_evaluable_cycle} eligible patient(s) had no "
+        "evaluable cycle (they count, and can only stop or be censored). Time by which half of the "
+        f"eligible patients had a first 50% response: {median_text}. Number at risk every {step} days "
+        "(one cycle)."
+    )
+    _table(
+        ttr.at_risk(step),
+        "time_to_response_at_risk",
+        percent=shares,
+        caption="Number at risk and the shares responded and stopped, with 95% CIs, at each cycle length.",
+    )
+    with st.expander("Cumulative incidence table (CSV download)"):
+        _table(ttr.cumulative(), "time_to_response_curve", percent=(*shares, "neither"))
+
+
+def _subgroups_tab(page: _Page) -> None:
+    """Responders by subgroup at the chosen cycle, and Table 1."""
+    ctx, cohort_filter, chosen_cycle = page.ctx, page.cohort_filter, page.chosen_cycle
+    forest, table_one = _cycle_results(ctx, cohort_filter, chosen_cycle)
+    ui_render.chart_of(
+        figures.build_forest_figure,
+        forest,
+        key="forest",
+        caption=f"Share of patients with a 50% response at cycle {chosen_cycle} among those evaluable at that "
+        f"cycle, by subgroup (responders / n at the right); squares scale with n; grey: attribute "
+        f"not recorded; dashed line: the whole cohort. Error bars: {WILSON_METHOD}. Subgroups are "
+        "descriptive: no test of interaction, and small subgroups have wide intervals.",
+    )
+    _table_behind(forest, "forest", percent=("rate", "ci_low", "ci_high"))
+    st.subheader(f"Table 1: baseline characteristics by response at cycle {chosen_cycle}")
+    formatted = table_one.formatted()
+    _table(
+        formatted,
+        "table1",
+        height=min(38 * len(formatted) + 40, 1400),
+        caption="Categorical: n (% of the column's patients with the value recorded); continuous: mean (SD) and "
+        "median [IQR]; 'missing' counts patients without the value. Response classes use the SPEC "
+        "responder flags at the chosen cycle; 'not evaluable' reached the cycle without a change from "
+        "baseline; 'did not reach' had fewer sessions.",
+    )
+    with st.expander("Table 1 in long form (numbers, CSV download)"):
+        _table(table_one.long, "table1_long")
+
+
+def _statistics_tab(page: _Page) -> None:
+    """The Wilcoxon tests per cycle and the mixed model on demand."""
+    ctx, cohort_filter, results, last_cycle = page.ctx, page.cohort_filter, page.results, page.last_cycle
+    st.subheader("Change from baseline per cycle: Wilcoxon signed-rank test")
+    wilcoxon = _shown(results["wilcoxon"], last_cycle)
+    left, right = st.columns([3, 1])
+    with left:
+        _table(
+            wilcoxon.drop(columns=["name", "estimate_label", "method", "ci_method"]).rename(
+                columns={"estimate": "median_change"}
+            ),
+            "wilcoxon",
+            caption="median_change: median change in headache days per 28 days (cycle − baseline); ci_low / "
+            "ci_high: its 95% CI; statistic: Wilcoxon's W; caveats: those of the row only (the others are "
+            "beside).",
+        )
+    with right:
+        st.markdown(
+            f"**Method:** {outcomes.WILCOXON_METHOD}.  \n**Estimate:** median change with a "
+            f"{outcomes.MEDIAN_CI_METHOD}.  \n**n:** patients with an evaluable change at the cycle (in "
+            "the table)."
+        )
+        st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in outcomes.WILCOXON_CAVEATS))
+    st.subheader("Headache days per 28 days over cycles: linear mixed model")
+    request = (analysis_key(ctx), cohort_filter.to_json())  # this data, parameters and cohort
+    left, right = st.columns([3, 1])
+    with right:
+        st.markdown(f"**Method:** {outcomes.MIXED_MODEL_METHOD}.")
+        st.button(
+            "Fit the mixed model",
+            key="fit_mixed_model",
+            type="primary",
+            on_click=_request_mixed_model,
+            args=(request,),
+            help="Takes about a second for a few hundred patients, longer for thousands; the result is kept.",
+        )
+    if request in st.session_state.get(MIXED_MODEL_REQUESTS, set()):
+        model = _mixed_model(ctx, cohort_filter)
+        if model is None:
+            left.info(
+                "Not enough data to fit the model (it needs at least two patients and a treated cycle with "
+                f"{outcomes.MIN_PATIENTS_PER_MODEL_CYCLE} or more evaluable patients)."
+            )
+        else:
+            with left:
+                _table(
+                    model.coefficients,
+                    "mixed_model",
+                    caption="Each row: model-based mean change in headache days per 28 days at the cycle versus "
+                    "baseline (cycle 0), with its Wald 95% CI and p-value; n_patients with an evaluable "
+                    "window at that cycle.",
+                )
+            with right:
+                st.markdown(
+                    f"**n:** {model.n_patients:,} patients, {model.n_observations:,} evaluable windows (cycles "
+                    f"{model.cycles[0]}–{model.cycles[-1]}).  \n"
+                    f"**Baseline mean:** {model.baseline_mean:.1f} days.  \n"
+                    f"**Between-patient variance:** {model.patient_variance:.2f}; residual "
+                    f"{model.residual_variance:.2f} (ICC {model.icc:.2f}).  \n"
+                    f"**Converged:** {'yes' if model.converged else 'no'}."
+                )
+                st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in model.caveats))
+    else:
+        left.info("Press **Fit the mixed model** to fit it for this cohort (it is then kept for this filter).")
+
+
+def _export_tab(page: _Page) -> None:
+    """The filtered export: the ZIP, its files, the filter and the equivalent command."""
+    ctx, cohort_filter, attributes, n_selected = page.ctx, page.cohort_filter, page.attributes, page.n_selected
+    analysis, dataset = ctx.analysis, ctx.dataset
+    st.markdown(
+        f"**Filtered export** of {n_selected:,} patients: `patient_cycles.csv` and `cohort_cycles.csv` "
+        "of the cohort, `rejected_rows.csv` of the whole dataset, `manifest.json` with the parameters, the "
+        f"file hashes and the filter, and `{FILTER_FILE_NAME}`. Written by the same code as "
+        "`python -m analytics export`, so the command below gives the same files (but for exported_at)."
+    )
+
+    def export_bundle() -> dict[str, bytes]:
+        files = filtered_export(analysis, dataset, cohort_filter, attributes=attributes)
+        files[FILTER_FILE_NAME] = cohort_filter.to_json().encode()
+        return files
+
+    # Checked against the user's role (the ZIP holds patient-level rows) and audited: ui/auth.py.
+    auth.download_button(
+        "Download the export (ZIP)",
+        lambda: _archive(export_bundle()),
+        kind="patient_level",
+        file_name="outcomes_export.zip",
+        mime="application/zip",
+        key="export_zip",
+        type="primary",
+        on_click="ignore",
+        icon=":material/download:",
+    )
+    columns = st.columns(5)
+    names = ["patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv", "manifest.json"]
+    for column, name in zip(columns, names, strict=False):
+        auth.download_button(
+            name,
+            lambda name=name: export_bundle()[name],
+            kind=access.EXPORT_FILE_KINDS[name],
+            container=column,
+            file_name=name,
+            key=f"export_{name}",
+            on_click="ignore",
+            mime="application/json" if name.endswith(".json") else "text/csv",
+        )
+    columns[4].download_button(
+        FILTER_FILE_NAME,
+        cohort_filter.to_json(),
+        file_name=FILTER_FILE_NAME,
+        mime="application/json",
+        key="export_filter",
+        on_click="ignore",
+    )
+    data_argument = _data_argument(ctx)
+    st.markdown(
+        "**The same export from the command line**"
+        + (f" (with `{FILTER_FILE_NAME}` downloaded above):" if not cohort_filter.is_empty() else ":")
+    )
+    st.code(
+        export_command(
+            cohort_filter,
+            analysis.config,
+            data=data_argument,
+            out="outcomes_export",
+            filter_file=FILTER_FILE_NAME if not cohort_filter.is_empty() else None,
+        ),
+        language="bash",
+    )
+    if not cohort_filter.is_empty():
+        st.markdown("or with the filter as flags:")
+        st.code(
+            export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export"),
+            language="bash",
+        )
+    if data_argument == "DATA_DIR":
+        st.caption("DATA_DIR: the folder holding the uploaded files.")
+    st.markdown(f"**{FILTER_FILE_NAME}**")
+    st.code(cohort_filter.to_json(), language="json")
+    st.caption(f"Data as of {analysis.as_of:%Y-%m-%d}; manifest.json records the time of the download as exported_at.")
+
+
+TABS: dict[str, Callable[[_Page], None]] = {
+    "Change from baseline": _change_tab,
+    "Responders": _responders_tab,
+    "Within-cycle course": _course_tab,
+    "Time to response": _time_to_response_tab,
+    "Subgroups & Table 1": _subgroups_tab,
+    "Statistics": _statistics_tab,
+    "Export": _export_tab,
+}
+"""The page's tabs and what draws each: only the open one is drawn (its figures, tables and statistics built).
+The open tab is kept in the page's link (``?outcomes_tab=``)."""
+
+
 def render() -> None:
     """The Outcomes page: the cohort builder, the cohort's statistics in tabs, and its export."""
     ctx = context()
-    analysis, dataset = ctx.analysis, ctx.dataset
+    analysis = ctx.analysis
 
     st.title("Outcomes")
     st.caption(
@@ -422,7 +721,7 @@ def render() -> None:
         )
     selected = cohort_filter.select(attributes)
     selected_attributes = attributes.loc[attributes["patient_id"].isin(selected)].reset_index(drop=True)
-    results = _cohort_results(ctx, cohort_filter)
+    results = _cohort_results(ctx, cohort_filter, "statistics")
     cohort_cycles = results["cohort_cycles"]
     k_max = int(analysis.patient_cycles["cycle"].max()) if len(analysis.patient_cycles) else 0
     chosen_cycle, last_cycle = view_controls(k_max, cohort_cycles)
@@ -469,260 +768,12 @@ def render() -> None:
         st.warning("No treated patient matches this filter. Widen a criterion or press **Reset filter**.")
         st.stop()
 
-    tabs = st.tabs(
-        [
-            "Change from baseline",
-            "Responders",
-            "Within-cycle course",
-            "Time to response",
-            "Subgroups & Table 1",
-            "Statistics",
-            "Export",
-        ]
-    )
-
-    with tabs[0]:
-        change = _shown(results["change"], last_cycle)
-        # One measure under the other, each full width: side by side, a cycle's "C3 / n=207" labels overprint.
-        for measure, label in outcomes.MEASURES.items():
-            rows = change.loc[change["measure"] == measure].drop(columns=["measure", "measure_label"])
-            with st.container():
-                ui_render.chart(
-                    ui_render.figure(figures.build_change_figure, rows, label),
-                    key=f"change_{measure}",
-                    phone=ui_render.figure(figures.build_change_figure, rows, label, compact=True),
-                    caption=f"Mean of (cycle − baseline) {label} per 28 recorded days among patients with an "
-                    "evaluable change (SPEC §3: both windows evaluable, baseline headache days > 0); "
-                    f"error bars: {T_METHOD}; n under each cycle.",
-                )
-                _table_behind(rows, f"change_{measure}")
-
-    with tabs[1]:
-        rates = _shown(results["responders"], last_cycle)
-        ui_render.chart(
-            ui_render.figure(figures.build_responder_figure, rates),
-            key="responders",
-            caption=f"Share of evaluable patients (n under each cycle) whose monthly headache days fell by at "
-            f"least 30, 50 or 75% from baseline; error bars: {WILSON_METHOD}.",
-        )
-        _table_behind(rates, "responders", percent=("rate", "ci_low", "ci_high"))
-        cumulative = _shown(results["cumulative"], last_cycle)
-        ui_render.chart(
-            ui_render.figure(figures.build_cumulative_figure, cumulative),
-            key="cumulative",
-            caption=(
-                "Under each cycle: responders / denominator of each bar. Completers: among eligible patients with "
-                "at least k sessions, the share with a 50% response in any cycle 1..k. Intention-to-treat: among "
-                "eligible patients who had time to complete k cycles by the data cut-off (stopped = non-responder). "
-                "New responders: among patients with an evaluable change at cycle k and no 50% response before, the "
-                "share responding at k "
-                f"(SPEC §3). Error bars: {WILSON_METHOD}."
-            ),
-        )
-        _table_behind(cumulative, "cumulative", percent=("rate", "ci_low", "ci_high"))
-
-    with tabs[2]:
-        profile: outcomes.WithinCycleProfile = results["weekly"]
-        ui_render.chart(
-            ui_render.figure(figures.build_weekly_profile_figure, profile),
-            key="weekly_profile",
-            caption=f"Onset and wearing-off. Markers: {profile.method}. Lines: {profile.moving_average_method}. "
-            f"Dashed: the same patients' baseline (mean baseline headache days per 28 days / 4, "
-            f"n = {profile.baseline_n}). Cycles 5 and later are pooled.",
-        )
-        with st.expander("Tables behind the chart (CSV download)"):
-            _table(profile.weekly, "weekly_profile", caption="Weekly means; n = patient-cycles with an evaluable week.")
-            _table(
-                profile.daily,
-                "daily_profile",
-                caption="Per day since injection: recorded patient-days, headache days and the centred 7-day "
-                "moving average (headache days per week).",
-            )
-
-    with tabs[3]:
-        ttr: outcomes.TimeToResponse = results["time_to_response"]
-        step = analysis.config.cycle_days
-        ui_render.chart(ui_render.figure(figures.build_time_to_response_figure, ttr, step), key="time_to_response")
-        median = ttr.curve.median()
-        median_text = f"{median:.0f} days" if np.isfinite(median) else "not reached (fewer than half responded)"
-        shares = ("responded", "ci_low", "ci_high", "stopped", "stopped_ci_low", "stopped_ci_high")
-        st.caption(
-            f"{ttr.definition} {ttr.curve.describe()}; {ttr.no_evaluable_cycle} eligible patient(s) had no "
-            "evaluable cycle (they count, and can only stop or be censored). Time by which half of the "
-            f"eligible patients had a first 50% response: {median_text}. Number at risk every {step} days "
-            "(one cycle)."
-        )
-        _table(
-            ttr.at_risk(step),
-            "time_to_response_at_risk",
-            percent=shares,
-            caption="Number at risk and the shares responded and stopped, with 95% CIs, at each cycle length.",
-        )
-        with st.expander("Cumulative incidence table (CSV download)"):
-            _table(ttr.cumulative(), "time_to_response_curve", percent=(*shares, "neither"))
-
-    with tabs[4]:
-        forest, table_one = _cycle_results(ctx, cohort_filter, chosen_cycle)
-        ui_render.chart(
-            ui_render.figure(figures.build_forest_figure, forest),
-            key="forest",
-            caption=f"Share of patients with a 50% response at cycle {chosen_cycle} among those evaluable at that "
-            f"cycle, by subgroup (responders / n at the right); squares scale with n; grey: attribute "
-            f"not recorded; dashed line: the whole cohort. Error bars: {WILSON_METHOD}. Subgroups are "
-            "descriptive: no test of interaction, and small subgroups have wide intervals.",
-        )
-        _table_behind(forest, "forest", percent=("rate", "ci_low", "ci_high"))
-        st.subheader(f"Table 1: baseline characteristics by response at cycle {chosen_cycle}")
-        formatted = table_one.formatted()
-        _table(
-            formatted,
-            "table1",
-            height=min(38 * len(formatted) + 40, 1400),
-            caption="Categorical: n (% of the column's patients with the value recorded); continuous: mean (SD) and "
-            "median [IQR]; 'missing' counts patients without the value. Response classes use the SPEC "
-            "responder flags at the chosen cycle; 'not evaluable' reached the cycle without a change from "
-            "baseline; 'did not reach' had fewer sessions.",
-        )
-        with st.expander("Table 1 in long form (numbers, CSV download)"):
-            _table(table_one.long, "table1_long")
-
-    with tabs[5]:
-        st.subheader("Change from baseline per cycle: Wilcoxon signed-rank test")
-        wilcoxon = _shown(results["wilcoxon"], last_cycle)
-        left, right = st.columns([3, 1])
-        with left:
-            _table(
-                wilcoxon.drop(columns=["name", "estimate_label", "method", "ci_method"]).rename(
-                    columns={"estimate": "median_change"}
-                ),
-                "wilcoxon",
-                caption="median_change: median change in headache days per 28 days (cycle − baseline); ci_low / "
-                "ci_high: its 95% CI; statistic: Wilcoxon's W; caveats: those of the row only (the others are "
-                "beside).",
-            )
-        with right:
-            st.markdown(
-                f"**Method:** {outcomes.WILCOXON_METHOD}.  \n**Estimate:** median change with a "
-                f"{outcomes.MEDIAN_CI_METHOD}.  \n**n:** patients with an evaluable change at the cycle (in "
-                "the table)."
-            )
-            st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in outcomes.WILCOXON_CAVEATS))
-        st.subheader("Headache days per 28 days over cycles: linear mixed model")
-        request = (analysis_key(ctx), cohort_filter.to_json())  # this data, parameters and cohort
-        left, right = st.columns([3, 1])
-        with right:
-            st.markdown(f"**Method:** {outcomes.MIXED_MODEL_METHOD}.")
-            st.button(
-                "Fit the mixed model",
-                key="fit_mixed_model",
-                type="primary",
-                on_click=_request_mixed_model,
-                args=(request,),
-                help="Takes about a second for a few hundred patients, longer for thousands; the result is kept.",
-            )
-        if request in st.session_state.get(MIXED_MODEL_REQUESTS, set()):
-            model = _mixed_model(ctx, cohort_filter)
-            if model is None:
-                left.info(
-                    "Not enough data to fit the model (it needs at least two patients and a treated cycle with "
-                    f"{outcomes.MIN_PATIENTS_PER_MODEL_CYCLE} or more evaluable patients)."
-                )
-            else:
-                with left:
-                    _table(
-                        model.coefficients,
-                        "mixed_model",
-                        caption="Each row: model-based mean change in headache days per 28 days at the cycle versus "
-                        "baseline (cycle 0), with its Wald 95% CI and p-value; n_patients with an evaluable "
-                        "window at that cycle.",
-                    )
-                with right:
-                    st.markdown(
-                        f"**n:** {model.n_patients:,} patients, {model.n_observations:,} evaluable windows (cycles "
-                        f"{model.cycles[0]}–{model.cycles[-1]}).  \n"
-                        f"**Baseline mean:** {model.baseline_mean:.1f} days.  \n"
-                        f"**Between-patient variance:** {model.patient_variance:.2f}; residual "
-                        f"{model.residual_variance:.2f} (ICC {model.icc:.2f}).  \n"
-                        f"**Converged:** {'yes' if model.converged else 'no'}."
-                    )
-                    st.markdown("**Caveats**\n" + "\n".join(f"- {c}" for c in model.caveats))
-        else:
-            left.info("Press **Fit the mixed model** to fit it for this cohort (it is then kept for this filter).")
-
-    with tabs[6]:
-        st.markdown(
-            f"**Filtered export** of {n_selected:,} patients: `patient_cycles.csv` and `cohort_cycles.csv` "
-            "of the cohort, `rejected_rows.csv` of the whole dataset, `manifest.json` with the parameters, the "
-            f"file hashes and the filter, and `{FILTER_FILE_NAME}`. Written by the same code as "
-            "`python -m analytics export`, so the command below gives the same files (but for exported_at)."
-        )
-
-        def export_bundle() -> dict[str, bytes]:
-            files = filtered_export(analysis, dataset, cohort_filter, attributes=attributes)
-            files[FILTER_FILE_NAME] = cohort_filter.to_json().encode()
-            return files
-
-        # Checked against the user's role (the ZIP holds patient-level rows) and audited: ui/auth.py.
-        auth.download_button(
-            "Download the export (ZIP)",
-            lambda: _archive(export_bundle()),
-            kind="patient_level",
-            file_name="outcomes_export.zip",
-            mime="application/zip",
-            key="export_zip",
-            type="primary",
-            on_click="ignore",
-            icon=":material/download:",
-        )
-        columns = st.columns(5)
-        names = ["patient_cycles.csv", "cohort_cycles.csv", "rejected_rows.csv", "manifest.json"]
-        for column, name in zip(columns, names, strict=False):
-            auth.download_button(
-                name,
-                lambda name=name: export_bundle()[name],
-                kind=access.EXPORT_FILE_KINDS[name],
-                container=column,
-                file_name=name,
-                key=f"export_{name}",
-                on_click="ignore",
-                mime="application/json" if name.endswith(".json") else "text/csv",
-            )
-        columns[4].download_button(
-            FILTER_FILE_NAME,
-            cohort_filter.to_json(),
-            file_name=FILTER_FILE_NAME,
-            mime="application/json",
-            key="export_filter",
-            on_click="ignore",
-        )
-        data_argument = _data_argument(ctx)
-        st.markdown(
-            "**The same export from the command line**"
-            + (f" (with `{FILTER_FILE_NAME}` downloaded above):" if not cohort_filter.is_empty() else ":")
-        )
-        st.code(
-            export_command(
-                cohort_filter,
-                analysis.config,
-                data=data_argument,
-                out="outcomes_export",
-                filter_file=FILTER_FILE_NAME if not cohort_filter.is_empty() else None,
-            ),
-            language="bash",
-        )
-        if not cohort_filter.is_empty():
-            st.markdown("or with the filter as flags:")
-            st.code(
-                export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export"),
-                language="bash",
-            )
-        if data_argument == "DATA_DIR":
-            st.caption("DATA_DIR: the folder holding the uploaded files.")
-        st.markdown(f"**{FILTER_FILE_NAME}**")
-        st.code(cohort_filter.to_json(), language="json")
-        st.caption(
-            f"Data as of {analysis.as_of:%Y-%m-%d}; manifest.json records the time of the download as exported_at."
-        )
+    page = _Page(ctx, cohort_filter, results, chosen_cycle, last_cycle, attributes, n_selected)
+    tabs = st.tabs(list(TABS), key="outcomes_tab", on_change="rerun", bind="query-params")
+    for draw, tab in zip(TABS.values(), tabs, strict=True):
+        if tab.open:
+            with tab:
+                draw(page)
 
 
 if __name__ == "__main__":  # Streamlit ran this file on its own (legacy pages/ mode): see pages/__init__.py

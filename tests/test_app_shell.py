@@ -540,9 +540,8 @@ def test_a_big_folder_is_built_by_a_child_process_with_progress(
     for finishing in list(state._FINISHING.values()):
         finishing.join(60)
     entries = [p.name for p in (tmp_path / "store").iterdir() if p.name != "folders"]
-    assert (
-        len(entries) == 8
-    )  # dataset, analysis, patient-level tables, continuation; clinic choices and view; days, outcomes
+    # dataset, analysis, patient-level tables, continuation; clinic choices and view; days; the outcomes' three parts
+    assert len(entries) == 10
 
 
 def test_progress_of_a_build_follows_its_steps() -> None:

@@ -130,6 +130,7 @@ def test_the_command_shown_on_the_page_reproduces_its_download(monkeypatch, tmp_
     at.switch_page("pages/outcomes.py")
     at.query_params["clinic"] = ["East"]
     at.query_params["medication_overuse"] = "false"
+    at.query_params["outcomes_tab"] = "Export"
     at.run()
     assert not at.exception, at.exception
     shown = {c.language: c.value for c in at.code}

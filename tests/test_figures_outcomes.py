@@ -4,6 +4,7 @@ cohort gives a chart that says so instead of zeros. Built from the hand-worked c
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,29 @@ def test_an_empty_cohort_gives_empty_charts_that_say_so(tiny) -> None:
         assert len(fig.data) == 0
         assert any(text.startswith("No ") for text in annotations(fig))
     assert pd.isna(outcomes.weekly_profile(empty).baseline_mean)
+
+
+def test_phone_layouts_keep_each_n_in_fewer_words(tmp_path, tiny) -> None:
+    """The compact (phone) layouts: the n stays under each cycle as a bare number, the legend goes under the plot,
+    the cumulative chart's ticks keep each bar's denominator, the number at risk is thinned to fit."""
+    analysis, attributes = tiny
+    phone = figures.build_responder_figure(outcomes.responder_rates(analysis), compact=True)
+    assert ">4<" in phone.layout.xaxis.ticktext[0] and "n=" not in phone.layout.xaxis.ticktext[0]
+    assert phone.layout.legend.yref == "container" and phone.layout.legend.y == 0
+    cumulative = outcomes.cumulative_response(analysis)
+    full = figures.build_cumulative_figure(cumulative)
+    compact = figures.build_cumulative_figure(cumulative, compact=True)
+    assert [t.name for t in compact.data] == [t.name for t in full.data]
+    ticks = compact.layout.xaxis.ticktext
+    assert ">4<" in ticks[0] and ">3<" in ticks[1] and ">4<" in ticks[1]  # completers 1/4; 2/3 and ITT 2/4
+    assert not any(re.search(r">\d+/\d+<", tick) for tick in ticks)
+    folder = tiny_cohort_module().write_tiny(tmp_path / "tiny")
+    ttr = outcomes.time_to_response(analyse(load_dataset(folder), AnalysisConfig(lapse_days=120)))
+    weekly = figures.build_time_to_response_figure(ttr, 7)
+    thinned = figures.build_time_to_response_figure(ttr, 7, compact=True)
+    every, shown = next(t for t in weekly.data if t.mode == "text"), next(t for t in thinned.data if t.mode == "text")
+    assert len(every.text) > 6 >= len(shown.text) and shown.text[0] == every.text[0]
+    forest = figures.build_forest_figure(outcomes.subgroup_response(analysis, attributes, cycle=1), compact=True)
+    assert list(forest.data[1].text) == list(
+        figures.build_forest_figure(outcomes.subgroup_response(analysis, attributes, cycle=1)).data[1].text
+    )

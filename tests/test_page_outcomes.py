@@ -66,13 +66,36 @@ def expected_numbers(sample, cohort_filter: CohortFilter, cycle: int = 2) -> dic
     }
 
 
+def open_tab(at: AppTest, label: str) -> AppTest:
+    """Open the page's tab ``label`` (a click on it reruns the page, which then draws that tab only)."""
+    at.session_state["outcomes_tab"] = label
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart_keys(at: AppTest) -> set[str]:
+    return {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+
+
+# Each chart with its phone layout (``ui.render.chart_of``).
+TAB_CHARTS = {
+    label: {f"{chart}{phone}" for chart in charts for phone in ("", "_phone")}
+    for label, charts in {
+        "Change from baseline": [f"change_{measure}" for measure in outcomes.MEASURES],
+        "Responders": ["responders", "cumulative"],
+        "Within-cycle course": ["weekly_profile"],
+        "Time to response": ["time_to_response"],
+        "Subgroups & Table 1": ["forest"],
+        "Statistics": [],
+        "Export": [],
+    }.items()
+}
+
+
 def test_page_shows_the_cohort_its_charts_and_tables(monkeypatch, sample) -> None:
     at = open_page(monkeypatch)
     assert metrics(at) == expected_numbers(sample, CohortFilter())
-    # Three change charts, responders, cumulative, within-cycle course, time to response, forest.
-    assert len(at.get("plotly_chart")) == 8 + 3  # and a phone layout of each change-from-baseline chart
-    # Every table has its CSV download; the export tab adds the ZIP, four files and the filter.
-    assert len(at.get("download_button")) == len(at.dataframe) + 6
     _, analysis, _ = sample
     change = outcomes.change_by_cycle(analysis)
     np.testing.assert_allclose(
@@ -80,6 +103,26 @@ def test_page_shows_the_cohort_its_charts_and_tables(monkeypatch, sample) -> Non
         change.loc[change["measure"] == "mhd", "mean_change"][: len(chart_y(at, "change_mhd"))],
     )
     assert any("Outcomes cohort" in m.value for m in at.sidebar.markdown)
+    # Only the open tab is drawn: the first shows the three change charts (each with a phone layout) and no other.
+    assert chart_keys(at) == TAB_CHARTS["Change from baseline"]
+    assert not any(b.key == "export_zip" for b in at.get("download_button"))
+    for label, charts in TAB_CHARTS.items():
+        open_tab(at, label)
+        assert chart_keys(at) == charts, label
+        assert metrics(at) == expected_numbers(sample, CohortFilter())  # the cohort's numbers stay above the tabs
+        # Every table has its CSV download; the export tab adds the ZIP, four files and the filter.
+        assert len(at.get("download_button")) == len(at.dataframe) + (6 if label == "Export" else 0), label
+    weekly = outcomes.weekly_profile(analysis)
+    open_tab(at, "Within-cycle course")
+    shown = next(d.value for d in at.dataframe if "moving_average" in d.value.columns)
+    np.testing.assert_array_equal(shown["recorded"].astype("int64"), weekly.daily["recorded"])
+
+
+def test_the_open_tab_is_in_the_link(monkeypatch) -> None:
+    """A link with ?outcomes_tab= opens that tab (the Export tab, with its download of the cohort)."""
+    at = open_page(monkeypatch, {"outcomes_tab": "Export"})
+    assert {b.key for b in at.get("download_button")} >= {"export_zip", "export_filter"}
+    assert chart_keys(at) == set()
 
 
 def test_the_cohort_builder_changes_n_and_the_figures(monkeypatch, sample) -> None:
@@ -112,7 +155,7 @@ def test_a_link_reproduces_the_cohort(monkeypatch, sample) -> None:
         medication_overuse=True,
         min_cycles=2,
     )
-    at = open_page(monkeypatch, {**chosen.to_query_params(bounds), "cycle": ["3"]})
+    at = open_page(monkeypatch, {**chosen.to_query_params(bounds), "cycle": ["3"], "outcomes_tab": "Export"})
     shown = CohortFilter.from_json(next(c.value for c in at.code if c.language == "json"))
     assert shown == chosen
     assert metrics(at) == expected_numbers(sample, chosen, cycle=3)
@@ -120,7 +163,7 @@ def test_a_link_reproduces_the_cohort(monkeypatch, sample) -> None:
 
 
 def test_the_mixed_model_is_fitted_on_demand(monkeypatch, sample) -> None:
-    at = open_page(monkeypatch, {"clinic": ["South"]})
+    at = open_page(monkeypatch, {"clinic": ["South"], "outcomes_tab": "Statistics"})
     assert not any("term" in d.value.columns for d in at.dataframe)
     at.button(key="fit_mixed_model").click().run()
     assert not at.exception, at.exception

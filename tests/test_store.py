@@ -267,7 +267,7 @@ def test_a_partitioned_build_computes_the_outcomes_beside_the_clinic_view(
     the build computes them itself."""
     from analytics.output import store as store_module
     from analytics.output.store import build_folder, derived_key
-    from analytics.views.outcomes import cohort_results, treated_days
+    from analytics.views.outcomes import RESULT_PARTS, cohort_results, treated_days
 
     monkeypatch.setattr(store_module, "auto_partitions", lambda folder: 2)
     forked: list[int] = []
@@ -281,14 +281,20 @@ def test_a_partitioned_build_computes_the_outcomes_beside_the_clinic_view(
     assert dataset is not None
     analysis = store.get_analysis(dataset, AnalysisConfig())
     assert analysis is not None
-    stored = store_module._get_pickle(store, derived_key("outcomes", dataset, analysis.config))
+    keys = [derived_key("outcomes", dataset, analysis.config, part) for part in RESULT_PARTS]
+    parts = [store_module._get_pickle(store, key) for key in keys]
+    assert all(isinstance(part, dict) for part in parts)
+    stored = {name: value for part in parts for name, value in part.items()}
     expected = analyse(load_dataset(CASES[1]))
     computed = cohort_results(expected, treated_days(expected))
-    assert isinstance(stored, dict) and stored.keys() == computed.keys()
-    for name in ("change", "responders", "cumulative", "cohort_cycles"):
+    assert stored.keys() == computed.keys()
+    for name in ("change", "responders", "cumulative", "cohort_cycles", "wilcoxon"):
         pd.testing.assert_frame_equal(stored[name], computed[name], check_exact=True, obj=name)
+    pd.testing.assert_frame_equal(stored["weekly"].daily, computed["weekly"].daily, check_exact=True)
+    pd.testing.assert_frame_equal(stored["time_to_response"].cumulative(), computed["time_to_response"].cumulative())
     # The forked process fails: the outcomes are computed by the build itself.
     monkeypatch.setattr(store_module, "_fork", lambda work: fork(lambda: os._exit(3)))
     other = AnalysisStore(tmp_path / "b")
     build_folder(CASES[1], other, workers=2)
-    assert store_module._get_pickle(other, derived_key("outcomes", dataset, analysis.config)) is not None
+    for part in RESULT_PARTS:
+        assert store_module._get_pickle(other, derived_key("outcomes", dataset, analysis.config, part)) is not None

@@ -105,6 +105,12 @@ def chart(fig: go.Figure, key: str, caption: str | None = None, phone: go.Figure
         st.caption(caption)
 
 
+def chart_of(build: Callable[..., go.Figure], *args: object, key: str, caption: str | None = None) -> None:
+    """``chart`` of ``build(*args)`` in its full layout and, for a phone, in its compact one (``build(*args,
+    compact=True)``), each drawn once for the same data (``figure``)."""
+    chart(figure(build, *args), key=key, caption=caption, phone=figure(build, *args, compact=True))
+
+
 def _readable(frame: pd.DataFrame, column_config: dict) -> tuple[pd.DataFrame, dict]:
     """The frame as shown: empty cells as a dash, never "None" (``analytics.output.cells.readable_cells``).
 

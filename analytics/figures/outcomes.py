@@ -10,14 +10,23 @@ an empty chart that says so, never zeros.
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analytics.figures.theme import BASELINE, GRID, MISSING, PRIMARY, SEQUENCE, TEXT, THRESHOLD_COLOURS, styled
+from analytics.figures.theme import (
+    BASELINE,
+    GRID,
+    LEGEND_BELOW,
+    MISSING,
+    PRIMARY,
+    SEQUENCE,
+    TEXT,
+    THRESHOLD_COLOURS,
+    phone_title,
+    styled,
+)
 from analytics.views.outcomes import TimeToResponse, WithinCycleProfile
 
 CUMULATIVE_COLOURS = {"completers": PRIMARY, "itt": "#56b4e9", "new_responder": "#e69f00"}
@@ -55,17 +64,13 @@ def _cycle_ticks(cycles: pd.Series, n: pd.Series, what: str = "n", compact: bool
     return {"tickvals": cycles.tolist(), "ticktext": text}
 
 
-PHONE_TITLE_CHARS = 34  # a title line on a phone (Plotly does not wrap titles): about 330 px at 15 px
-
-
-def _phone_title(fig: go.Figure) -> go.Figure:
-    """The title wrapped onto short lines for a phone, with room above the plot for them."""
-    lines = textwrap.wrap(str(fig.layout.title.text or ""), PHONE_TITLE_CHARS)
-    fig.update_layout(
-        title=dict(text="<br>".join(lines), font=dict(size=15), yref="container", y=1, yanchor="top", pad=dict(t=22)),
-        margin=dict(t=36 + 19 * len(lines)),
-    )
-    return fig
+def _laid_out(fig: go.Figure, compact: bool) -> go.Figure:
+    """The finishing layout: on a phone (``compact``) the title wrapped onto short lines and the legend under the
+    plot, where it wraps to the screen's width; else the legend between the title and the plot."""
+    if compact:
+        phone_title(fig).update_layout(legend=LEGEND_BELOW)
+        return fig
+    return _legend_on_top(fig)
 
 
 def _errors(low: pd.Series, mid: pd.Series, high: pd.Series) -> dict[str, object]:
@@ -127,11 +132,12 @@ def build_change_figure(
     fig.update_yaxes(title=f"Change in {measure_label} / 28 d" if not compact else "Change / 28 d")
     fig.update_layout(showlegend=False)
     fig = styled(fig, title, height)
-    return _phone_title(fig) if compact else fig
+    return phone_title(fig) if compact else fig
 
 
-def build_responder_figure(rates: pd.DataFrame, height: int = 400) -> go.Figure:
-    """Responder rates per cycle at each threshold with 95% Wilson error bars (``responder_rates``)."""
+def build_responder_figure(rates: pd.DataFrame, height: int = 400, compact: bool = False) -> go.Figure:
+    """Responder rates per cycle at each threshold with 95% Wilson error bars (``responder_rates``); ``compact``
+    lays it out for a phone."""
     fig = go.Figure()
     title = "Responders per cycle (reduction in monthly headache days from baseline)"
     shown = rates.loc[rates["evaluable"] > 0]
@@ -162,40 +168,44 @@ def build_responder_figure(rates: pd.DataFrame, height: int = 400) -> go.Figure:
         )
     per_cycle = shown.groupby("cycle")["evaluable"].max().reset_index()
     fig.update_xaxes(
-        title="Treatment cycle (n = evaluable patients)", **_cycle_ticks(per_cycle["cycle"], per_cycle["evaluable"])
+        title="Cycle (below: n evaluable)" if compact else "Treatment cycle (n = evaluable patients)",
+        **_cycle_ticks(per_cycle["cycle"], per_cycle["evaluable"], compact=compact),
     )
     fig.update_yaxes(title="Share of evaluable patients", tickformat=".0%", range=[0, 1.05])
-    return _legend_on_top(styled(fig, title, height))
+    return _laid_out(styled(fig, title, height), compact)
 
 
-def _ratio_ticks(cycles: list[int], rows: pd.DataFrame, measures: list[str]) -> list[str]:
-    """Tick labels 'Ck' with each measure's responders/denominator underneath, in the measure's colour."""
+def _ratio_ticks(cycles: list[int], rows: pd.DataFrame, measures: list[str], compact: bool = False) -> list[str]:
+    """Tick labels 'Ck' with each measure's responders/denominator underneath, in the measure's colour;
+    ``compact`` (a phone): the bare cycle number and each denominator, smaller."""
     labels = []
     for cycle in cycles:
-        lines = [f"C{cycle}"]
+        lines = [f"{cycle}" if compact else f"C{cycle}"]
         for measure in measures:
             row = rows.loc[(rows["measure"] == measure) & (rows["cycle"] == cycle)]
             if len(row):
-                text = f"{int(row['numerator'].iloc[0])}/{int(row['denominator'].iloc[0])}"
-                lines.append(f"<span style='font-size:11px;color:{CUMULATIVE_TEXT[measure]}'>{text}</span>")
+                numerator, denominator = int(row["numerator"].iloc[0]), int(row["denominator"].iloc[0])
+                text, size = (f"{denominator}", 9) if compact else (f"{numerator}/{denominator}", 11)
+                lines.append(f"<span style='font-size:{size}px;color:{CUMULATIVE_TEXT[measure]}'>{text}</span>")
         labels.append("<br>".join(lines))
     return labels
 
 
-def build_cumulative_figure(cumulative: pd.DataFrame, height: int = 460) -> go.Figure:
-    """Cumulative 50% response (completers and ITT side by side) and the conditional new-responder
+def build_cumulative_figure(cumulative: pd.DataFrame, height: int = 640, compact: bool = False) -> go.Figure:
+    """Cumulative 50% response (completers and ITT side by side) above the conditional new-responder
     rate per cycle (``cumulative_response``): bars with 95% Wilson error bars; under each cycle the
-    responders / denominator of each bar, in its colour."""
-    title = "Cumulative 50% response (left) and new responders among prior non-responders (right)"
+    responders / denominator of each bar, in its colour (``compact``, a phone: the denominators)."""
+    title = "Cumulative 50% response (top) and new responders among prior non-responders (bottom)"
     if cumulative.empty or (cumulative["denominator"] == 0).all():
         return styled(_empty(go.Figure(), "No eligible patient in this cohort"), title, height)
-    fig = make_subplots(rows=1, cols=2, column_widths=[0.62, 0.38], horizontal_spacing=0.07)
+    # One panel above the other, each the chart's full width: side by side, eleven cycles' labels overprint.
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.55, 0.45], vertical_spacing=0.3 if compact else 0.25)
     cycles = sorted(int(c) for c in cumulative["cycle"].unique())
     panels = {1: ["completers", "itt"], 2: ["new_responder"]}
-    for column, measures in panels.items():
+    for place, measures in panels.items():
         # A cycle without any denominator has no rate: it is left off the panel rather than shown as 0/0.
         panel = cumulative.loc[cumulative["measure"].isin(measures) & (cumulative["denominator"] > 0)]
-        ticks = sorted(int(c) for c in panel["cycle"].unique()) if column == 2 else cycles
+        ticks = sorted(int(c) for c in panel["cycle"].unique()) if place == 2 else cycles
         for measure in measures:
             rows = panel.loc[panel["measure"] == measure]
             if rows.empty:
@@ -223,21 +233,27 @@ def build_cumulative_figure(cumulative: pd.DataFrame, height: int = 460) -> go.F
                         "<extra></extra>"
                     ),
                 ),
-                row=1,
-                col=column,
+                row=place,
+                col=1,
             )
-        fig.update_xaxes(tickvals=ticks, ticktext=_ratio_ticks(ticks, panel, measures), tickangle=0, row=1, col=column)
+        labels = _ratio_ticks(ticks, panel, measures, compact)
+        fig.update_xaxes(tickvals=ticks, ticktext=labels, tickangle=0, row=place, col=1)
     fig.update_layout(barmode="group", bargap=0.2, bargroupgap=0.04)
-    fig.update_xaxes(title="Cycle (under it: responders / denominator)", row=1, col=1)
-    fig.update_xaxes(title="Cycle (new responders / prior non-responders)", row=1, col=2)
+    if compact:
+        fig.update_xaxes(title="Cycle (below: denominators)", row=1, col=1)
+        fig.update_xaxes(title="Cycle (below: prior non-responders)", row=2, col=1)
+    else:
+        fig.update_xaxes(title="Cycle (under it: responders / denominator)", row=1, col=1)
+        fig.update_xaxes(title="Cycle (new responders / prior non-responders)", row=2, col=1)
     fig.update_yaxes(title="Share of the denominator", tickformat=".0%", range=[0, 1.05], row=1, col=1)
-    fig.update_yaxes(tickformat=".0%", range=[0, 1.05], row=1, col=2)
-    return _legend_on_top(styled(fig, title, height))
+    fig.update_yaxes(title="New responders", tickformat=".0%", range=[0, 1.05], row=2, col=1)
+    return _laid_out(styled(fig, title, height), compact)
 
 
-def build_weekly_profile_figure(profile: WithinCycleProfile, height: int = 460) -> go.Figure:
+def build_weekly_profile_figure(profile: WithinCycleProfile, height: int = 460, compact: bool = False) -> go.Figure:
     """Weekly headache days by week since injection, cycles overlaid (markers: weekly means with 95%
-    t-intervals; lines: the centred 7-day moving average), with the baseline level as a dashed line."""
+    t-intervals; lines: the centred 7-day moving average), with the baseline level as a dashed line;
+    ``compact`` lays it out for a phone (shorter notes, a tick every four weeks)."""
     fig = go.Figure()
     title = "Within-cycle course: headache days per week since injection"
     weekly, daily = profile.weekly, profile.daily
@@ -251,7 +267,7 @@ def build_weekly_profile_figure(profile: WithinCycleProfile, height: int = 460) 
         opacity=0.35,
         line_width=0,
         layer="below",
-        annotation_text="weeks 1–2: onset",
+        annotation_text="onset" if compact else "weeks 1–2: onset",
         annotation_position="bottom left",
         annotation_font=dict(size=11, color=BASELINE),
     )
@@ -263,7 +279,7 @@ def build_weekly_profile_figure(profile: WithinCycleProfile, height: int = 460) 
             opacity=0.35,
             line_width=0,
             layer="below",
-            annotation_text="last 4 weeks: wearing-off?",
+            annotation_text="wearing-off?" if compact else "last 4 weeks: wearing-off?",
             annotation_position="bottom left",
             annotation_font=dict(size=11, color=BASELINE),
         )
@@ -271,7 +287,8 @@ def build_weekly_profile_figure(profile: WithinCycleProfile, height: int = 460) 
         fig.add_hline(
             y=profile.baseline_mean,
             line=dict(color=BASELINE, dash="dash", width=1.5),
-            annotation_text=f"baseline {profile.baseline_mean:.1f} / week (n = {profile.baseline_n})",
+            annotation_text=f"baseline {profile.baseline_mean:.1f}"
+            + ("" if compact else f" / week (n = {profile.baseline_n})"),
             annotation_position="top right",
             annotation_font=dict(size=11, color=BASELINE),
         )
@@ -314,16 +331,17 @@ def build_weekly_profile_figure(profile: WithinCycleProfile, height: int = 460) 
                 ),
             )
         )
-    ticks = list(range(0, span + 1, 14))
+    ticks = list(range(0, span + 1, 28 if compact else 14))
     fig.update_xaxes(
-        title="Days since injection (markers: weekly means at mid-week; lines: 7-day moving average)",
+        title="Days since injection"
+        + ("" if compact else " (markers: weekly means at mid-week; lines: 7-day moving average)"),
         tickvals=ticks,
         range=[0, span + 1],
         ticktext=[f"{d}<br><span style='font-size:11px'>wk {d // 7}</span>" for d in ticks],
     )
     top = np.nanmax([weekly["ci_high"].max(), daily["moving_average"].max(), profile.baseline_mean])
     fig.update_yaxes(title="Headache days per week", range=[0, float(top) * 1.12 if np.isfinite(top) else 7])
-    return _legend_on_top(styled(fig, title, height))
+    return _laid_out(styled(fig, title, height), compact)
 
 
 STOPPED_COLOUR = "#d55e00"
@@ -383,10 +401,12 @@ def _incidence_traces(
     )
 
 
-def build_time_to_response_figure(ttr: TimeToResponse, step_days: int = 84, height: int = 480) -> go.Figure:
+def build_time_to_response_figure(
+    ttr: TimeToResponse, step_days: int = 84, height: int = 480, compact: bool = False
+) -> go.Figure:
     """Cumulative incidence of a first 50% response and of stopping without one, by days since the first
     injection (Aalen–Johansen, stopping a competing event), each with its 95% band; the number at risk
-    every ``step_days`` under the axis."""
+    every ``step_days`` under the axis (``compact``, a phone: every other one, smaller)."""
     title = "Time to first 50% response: cumulative incidence, stopping as a competing event"
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.85, 0.15], vertical_spacing=0.1)
     if ttr.curve.n == 0:
@@ -423,20 +443,28 @@ def build_time_to_response_figure(ttr: TimeToResponse, step_days: int = 84, heig
         col=1,
     )
     risk = ttr.at_risk(step_days)
+    if compact:  # a phone's width holds about six numbers
+        risk = risk.iloc[:: max(1, -(-len(risk) // 6))]
     fig.add_trace(
         go.Scatter(
             x=risk["day"],
             y=np.zeros(len(risk)),
             mode="text",
             text=risk["at_risk"].astype(str),
-            textfont=dict(size=12, color=TEXT),
+            textfont=dict(size=10 if compact else 12, color=TEXT),
             showlegend=False,
             hovertemplate="Day %{x}: %{text} at risk<extra></extra>",
         ),
         row=2,
         col=1,
     )
-    fig.update_yaxes(title="Share of eligible patients", tickformat=".0%", range=[0, 1.02], row=1, col=1)
+    fig.update_yaxes(
+        title="Share of eligible" if compact else "Share of eligible patients",
+        tickformat=".0%",
+        range=[0, 1.02],
+        row=1,
+        col=1,
+    )
     fig.update_yaxes(visible=False, row=2, col=1, range=[-1, 1])
     fig.update_xaxes(showticklabels=True, tickvals=risk["day"], row=1, col=1)
     fig.update_xaxes(
@@ -457,15 +485,16 @@ def build_time_to_response_figure(ttr: TimeToResponse, step_days: int = 84, heig
         y=0,
         yref="y2",
         showarrow=False,
-        font=dict(size=12, color=BASELINE),
+        font=dict(size=10 if compact else 12, color=BASELINE),
         xshift=-8,
     )
-    return _legend_on_top(styled(fig, title, height))
+    return _laid_out(styled(fig, title, height), compact)
 
 
-def build_forest_figure(forest: pd.DataFrame, height: int | None = None) -> go.Figure:
+def build_forest_figure(forest: pd.DataFrame, height: int | None = None, compact: bool = False) -> go.Figure:
     """50% response at one cycle by subgroup (``subgroup_response``): rate with 95% Wilson CI per
-    level, responders/evaluable beside it, the overall rate as a dashed line."""
+    level, responders/evaluable beside it, the overall rate as a dashed line; ``compact`` lays it out for a
+    phone (the levels' labels and the counts smaller, the counts inside the chart's right edge)."""
     fig = go.Figure()
     cycle = int(forest["cycle"].iloc[0]) if len(forest) else 0
     title = f"50% response at cycle {cycle} by subgroup"
@@ -509,16 +538,25 @@ def build_forest_figure(forest: pd.DataFrame, height: int | None = None) -> go.F
             mode="text",
             textposition="middle right",
             text=[f"{r}/{n}" for r, n in zip(rows["responders"], rows["evaluable"], strict=True)],
-            textfont=dict(size=12, color=TEXT),
+            textfont=dict(size=10 if compact else 12, color=TEXT),
             hoverinfo="skip",
             showlegend=False,
         )
     )
-    fig.update_yaxes(tickvals=y, ticktext=labels, showgrid=False, range=[-0.7, len(rows) - 0.3])
-    fig.update_xaxes(
-        title="Share of evaluable patients with ≥50% reduction (95% Wilson CI); right: responders / n",
-        tickformat=".0%",
-        range=[-0.02, 1.2],
-        tickvals=[0, 0.25, 0.5, 0.75, 1.0],
+    fig.update_yaxes(
+        tickvals=y,
+        ticktext=labels,
+        showgrid=False,
+        range=[-0.7, len(rows) - 0.3],
+        tickfont=dict(size=10) if compact else None,
     )
-    return styled(fig, title, height or max(320, 26 * len(rows) + 120))
+    fig.update_xaxes(
+        title="Share responding (95% CI)"
+        if compact
+        else "Share of evaluable patients with ≥50% reduction (95% Wilson CI); right: responders / n",
+        tickformat=".0%",
+        range=[-0.02, 1.45 if compact else 1.2],
+        tickvals=[0, 0.5, 1.0] if compact else [0, 0.25, 0.5, 0.75, 1.0],
+    )
+    fig = styled(fig, title, height or max(320, 26 * len(rows) + 120))
+    return phone_title(fig) if compact else fig

@@ -236,14 +236,21 @@ class AnalysisStore:
         narrow = self.derived("treated_days", dataset, analysis, lambda: _narrow(_treated_days(analysis)))
         return _widen(narrow)
 
-    def everyone_outcomes(self, dataset: Dataset, analysis: Analysis) -> dict[str, object]:
-        """``outcomes.cohort_results`` of every treated patient (the Outcomes page before any filter)."""
-        return self.derived(
-            "outcomes",
-            dataset,
-            analysis,
-            lambda: outcomes.cohort_results(analysis, self.treated_days(dataset, analysis)),
-        )
+    def everyone_outcomes(self, dataset: Dataset, analysis: Analysis, part: str) -> dict[str, object]:
+        """One part (``outcomes.RESULT_PARTS``) of ``outcomes.cohort_results`` of every treated patient (the Outcomes
+        page before any filter); only the within-cycle course reads the treated days."""
+
+        def compute() -> dict[str, object]:
+            days = self.treated_days(dataset, analysis) if part == "weekly" else None
+            return outcomes.cohort_results(analysis, days, part)
+
+        return self.derived("outcomes", dataset, analysis, compute, part)
+
+    def all_outcomes(self, dataset: Dataset, analysis: Analysis) -> None:
+        """Every part of ``everyone_outcomes`` into the store, in the order of the Outcomes page's tabs (the per-cycle
+        statistics of its first tab first, so that a page waiting for them is not kept waiting for the others)."""
+        for part in outcomes.RESULT_PARTS:
+            self.everyone_outcomes(dataset, analysis, part)
 
     def continuation(self, dataset: Dataset, analysis: Analysis) -> pd.DataFrame:
         """``continuation.continuation_all_patients``: every patient's continuation evidence (the Patient page)."""
@@ -517,7 +524,7 @@ def build_folder(
     # The first visits of the other pages, while the dashboard shows the Patient page: with two CPUs or more, the
     # Outcomes page's statistics in a second process (a fork: it shares the analysis already read) beside the
     # Clinic page's view, so that neither waits for the other.
-    beside = _fork(lambda: store.everyone_outcomes(dataset, analysis)) if workers > 1 else None
+    beside = _fork(lambda: store.all_outcomes(dataset, analysis)) if workers > 1 else None
     say("computing the Clinic page's view ...")
     store.clinic_options(dataset, analysis)
     store.clinic_view(dataset, analysis, clinic.ClinicFilter())
@@ -525,7 +532,7 @@ def build_folder(
     if beside is not None:
         beside.join()
     if beside is None or beside.exitcode != 0:  # one CPU, or the other process failed: here
-        store.everyone_outcomes(dataset, analysis)
+        store.all_outcomes(dataset, analysis)
     say("done")
     return store.folder_key(folder)
 

@@ -12,7 +12,7 @@ classes, the statistical models) are listed in ``DEFINITIONS`` for the data dict
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -380,19 +380,32 @@ def treated_days_from(
     )
 
 
-def cohort_results(cohort: Analysis, days: TreatedDays) -> dict[str, object]:
+RESULT_PARTS: dict[str, tuple[str, ...]] = {
+    "statistics": ("change", "responders", "cumulative", "wilcoxon", "cohort_cycles"),
+    "weekly": ("weekly",),
+    "time_to_response": ("time_to_response",),
+}
+"""``cohort_results`` in the parts the Outcomes page's tabs read, each computed (and stored) on its own: a page
+shows its open tab without waiting for the others (at 100,000 patients the within-cycle course and the time to
+response take seconds each, the per-cycle statistics a fraction of that)."""
+
+
+def cohort_results(cohort: Analysis, days: TreatedDays | None, part: str | None = None) -> dict[str, object]:
     """The Outcomes page's statistics of a cohort (an analysis, or its restriction to the cohort's patients):
     change, responders, cumulative response, the within-cycle course (counted from ``days``, the whole
-    dataset's ``treated_days``), time to response, the Wilcoxon tests and the cohort table."""
-    return {
-        "change": change_by_cycle(cohort),
-        "responders": responder_rates(cohort),
-        "cumulative": cumulative_response(cohort),
-        "weekly": weekly_profile(cohort, days=days),
-        "time_to_response": time_to_response(cohort),
-        "wilcoxon": results_frame(wilcoxon_by_cycle(cohort), omit_caveats=WILCOXON_CAVEATS),
-        "cohort_cycles": cohort.cohort_cycles,
+    dataset's ``treated_days``, or the cohort's own days when None), time to response, the Wilcoxon tests and
+    the cohort table; with ``part``, only that part's (``RESULT_PARTS``)."""
+    compute: dict[str, Callable[[], object]] = {
+        "change": lambda: change_by_cycle(cohort),
+        "responders": lambda: responder_rates(cohort),
+        "cumulative": lambda: cumulative_response(cohort),
+        "wilcoxon": lambda: results_frame(wilcoxon_by_cycle(cohort), omit_caveats=WILCOXON_CAVEATS),
+        "cohort_cycles": lambda: cohort.cohort_cycles,
+        "weekly": lambda: weekly_profile(cohort, days=days),
+        "time_to_response": lambda: time_to_response(cohort),
     }
+    names = RESULT_PARTS[part] if part is not None else [name for names in RESULT_PARTS.values() for name in names]
+    return {name: compute[name]() for name in names}
 
 
 def _eligible_treated_days(

@@ -92,6 +92,23 @@ def open_page(chromium: object, address: str, width: int) -> object:
     return page
 
 
+def open_tab(page: object, section: str, width: int) -> None:
+    """Click a tab (of a page whose tabs are built only when open), wait for the rerun that builds its charts, and
+    grow the window to the page's new height."""
+    page.get_by_role("tab", name=section, exact=True).click()
+    page.wait_for_function(
+        """name => [...document.querySelectorAll('[role="tabpanel"]')].some(panel => panel.offsetParent !== null
+            && panel.getAttribute('aria-labelledby') && document.getElementById(panel.getAttribute('aria-labelledby'))
+                ?.textContent.trim() === name && panel.querySelector('.js-plotly-plot, [data-testid="stAlert"]'))""",
+        arg=section,
+        timeout=TIMEOUT_MS,
+    )
+    wait_until_rendered(page)
+    height = page.evaluate(MAIN_HEIGHT)
+    page.set_viewport_size({"width": width, "height": min(int(height) + 80, 16_000)})
+    wait_until_rendered(page)
+
+
 def screenshot(page: object, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)

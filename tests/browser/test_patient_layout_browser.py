@@ -15,8 +15,7 @@ charts sit in four tabs, of which only the open one is built: each tab is opened
 from __future__ import annotations
 
 import pytest
-from layout_checks import LAPTOP, MAIN_HEIGHT, PHONE, assert_laid_out, open_page, screenshot
-from test_pages_browser import TIMEOUT_MS, wait_until_rendered
+from layout_checks import LAPTOP, PHONE, assert_laid_out, open_page, open_tab, screenshot
 
 from pages.patient import SECTIONS
 
@@ -40,19 +39,3 @@ def test_patient_page_texts_do_not_overlap_or_overflow(chromium: object, app_url
         assert [len(titles) for titles in shown.values()] == [2, 2, 2, 1], shown
     finally:
         page.context.close()
-
-
-def open_tab(page: object, section: str, width: int) -> None:
-    """Click a tab, wait for the rerun that builds its charts, and grow the window to the page's new height."""
-    page.get_by_role("tab", name=section, exact=True).click()
-    page.wait_for_function(
-        """name => [...document.querySelectorAll('[role="tabpanel"]')].some(panel => panel.offsetParent !== null
-            && panel.getAttribute('aria-labelledby') && document.getElementById(panel.getAttribute('aria-labelledby'))
-                ?.textContent.trim() === name && panel.querySelector('.js-plotly-plot, [data-testid="stAlert"]'))""",
-        arg=section,
-        timeout=TIMEOUT_MS,
-    )
-    wait_until_rendered(page)
-    height = page.evaluate(MAIN_HEIGHT)
-    page.set_viewport_size({"width": width, "height": min(int(height) + 80, 16_000)})
-    wait_until_rendered(page)
