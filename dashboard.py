@@ -36,8 +36,10 @@ page = auth.navigation(  # only the pages this user's role may open (login, or r
 )
 try:
     auth.identity()
-    state.banner(state.sidebar(DATA_PAGE))
+    ctx = state.sidebar(DATA_PAGE)
+    state.banner(ctx)
     page.run()
+    state.finish_in_background(ctx)  # the other pages' first views, while this one is read
 except Exception:
     state.report_unexpected_error()
     if "PYTEST_CURRENT_TEST" in os.environ:

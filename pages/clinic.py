@@ -523,8 +523,13 @@ def _funnels(view: clinic.ClinicView) -> None:
         )
 
 
+SECTIONS = ("Activity and timing", "Retention and outcomes", "Safety and diary", "Worklists", "Injectors and clinics")
+"""The page's tabs under its headline numbers. Only the open one is drawn (its charts and tables made): a visit
+draws one section, not five. The open tab is kept in the page's link (``?clinic_tab=``)."""
+
+
 def render() -> None:
-    """The Clinic page: filters, then each section of the clinic view."""
+    """The Clinic page: filters, the headline numbers, then the sections of the clinic view in tabs."""
     ctx = context()
     analysis = ctx.analysis
     config = analysis.config
@@ -541,14 +546,18 @@ def render() -> None:
         st.markdown(clinic.FILTER_NOTES)
 
     _headline(view, config)
-    _activity(view)
-    _timing(view)
-    _retention(view, config)
-    _outcomes(view)
-    _safety(view, clinic.safety_view(analysis))
-    _diary(view, analysis.config.min_completeness)
-    _worklists(view, config)
-    _funnels(view)
+    draw = [
+        lambda: (_activity(view), _timing(view)),
+        lambda: (_retention(view, config), _outcomes(view)),
+        lambda: (_safety(view, clinic.safety_view(analysis)), _diary(view, config.min_completeness)),
+        lambda: _worklists(view, config),
+        lambda: _funnels(view),
+    ]
+    tabs = st.tabs(SECTIONS, key="clinic_tab", on_change="rerun", bind="query-params")
+    for section, tab in zip(draw, tabs, strict=True):
+        if tab.open:
+            with tab:
+                section()
     with st.expander("Definitions used on this page"):
         definitions = pd.DataFrame(
             {

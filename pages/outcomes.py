@@ -672,17 +672,19 @@ def _export_tab(page: _Page) -> None:
             filter_file=FILTER_FILE_NAME if not cohort_filter.is_empty() else None,
         ),
         language="bash",
+        wrap_lines=True,  # a phone's width: wrapped rather than scrolled sideways
     )
     if not cohort_filter.is_empty():
         st.markdown("or with the filter as flags:")
         st.code(
             export_command(cohort_filter, analysis.config, data=data_argument, out="outcomes_export"),
             language="bash",
+            wrap_lines=True,
         )
     if data_argument == "DATA_DIR":
         st.caption("DATA_DIR: the folder holding the uploaded files.")
     st.markdown(f"**{FILTER_FILE_NAME}**")
-    st.code(cohort_filter.to_json(), language="json")
+    st.code(cohort_filter.to_json(), language="json", wrap_lines=True)
     st.caption(f"Data as of {analysis.as_of:%Y-%m-%d}; manifest.json records the time of the download as exported_at.")
 
 

@@ -494,8 +494,44 @@ def test_a_restarted_server_reads_the_analysis_store(
         assert not at.exception, at.exception
         assert texts(at.title)
         assert calls == ["load", "analyse", "clinical"], f"{start}: {calls}"
+        for finishing in list(state._FINISHING.values()):  # the other pages' first views, after the first page
+            finishing.join(60)
     entries = [p.name for p in (tmp_path / "store").iterdir() if p.name != "folders"]  # folders: the memo of keys
-    assert len(entries) == 4  # the dataset, its analysis, the patient-level tables, the continuation evidence
+    # The dataset, its analysis, the patient-level tables, the continuation evidence; computed in the background
+    # once the first page was drawn: the clinic choices and view, the treated days, the outcomes' three parts.
+    assert len(entries) == 10
+
+
+def test_the_other_pages_first_views_are_computed_while_the_first_page_is_read(
+    on_sample: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After the first page of a data folder, a thread computes the Clinic page's view and the Outcomes page's
+    statistics into the store (once per folder and store); the pages then read them and compute nothing."""
+    monkeypatch.setenv("OUTCOMES_STORE_DIR", str(tmp_path / "store"))
+    calls = _counting_store_computations(monkeypatch)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    at = app_on("patient")
+    at.run()
+    assert not at.exception, at.exception
+    started = [t for (folder, root), t in state._FINISHING.items() if root == tmp_path / "store"]
+    assert len(started) == 1
+    started[0].join(60)
+    assert sorted(calls) == [
+        "analyse",
+        "clinic_view",
+        "clinical_tables",
+        "cohort_results",
+        "cohort_results",
+        "cohort_results",
+        "load_dataset",
+    ]
+    calls.clear()
+    for page in ("clinic", "outcomes"):
+        switch_page(at, f"pages/{page}.py").run()
+        assert not at.exception, at.exception
+    at.run()  # a second run starts no second thread
+    assert calls == [] and len([root for _, root in state._FINISHING if root == tmp_path / "store"]) == 1
 
 
 def _counting_store_computations(monkeypatch: pytest.MonkeyPatch) -> list[str]:

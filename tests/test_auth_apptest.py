@@ -225,6 +225,7 @@ def test_manager_sees_the_clinic_page_without_patient_level_exports(
     app: Callable[..., AppTest], audit_log: Path
 ) -> None:
     at = app("boss.north@clinic.example")
+    at.session_state["clinic_tab"] = "Worklists"
     at.run()
     assert not at.exception
     assert at.title[0].value == "Clinic"  # the first page this role may open

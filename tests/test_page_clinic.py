@@ -22,6 +22,7 @@ from analytics.definitions.pipeline import analyse
 from analytics.ingest.load import load_dataset
 from analytics.output.cells import EMPTY_CELL
 from analytics.views import clinic
+from pages.clinic import SECTIONS
 
 APP = Path(__file__).resolve().parent.parent / "dashboard.py"
 PAGE = "pages/clinic.py"
@@ -77,21 +78,62 @@ def open_row_tables(at: AppTest) -> AppTest:
     return at
 
 
+def open_tab(at: AppTest, section: str) -> AppTest:
+    """The page again with its tab ``section`` open (a click on a tab reruns the page, which draws that tab only)."""
+    at.session_state["clinic_tab"] = section
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart_keys(at: AppTest) -> set[str]:
+    return {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+
+
+# Each tab's charts, each with a phone layout but the two funnels.
+TAB_CHARTS = {
+    "Activity and timing": {"sessions_per_month", "intervals"},
+    "Retention and outcomes": {"retention", "persistence", "responders"},
+    "Safety and diary": {"adverse_events", "safety_vs_published", "completeness"},
+    "Worklists": set(),
+    "Injectors and clinics": {"funnel_injectors", "funnel_clinics"},
+}
+
+
 def test_page_shows_the_analytics_numbers_charts_and_tables(monkeypatch, sample) -> None:
     at = open_page(monkeypatch)
     assert metrics(at) == shown_numbers(expected(sample))
-    # volumes, intervals, retention, KM, responders, AEs, AEs against the literature, diary, 2 funnels
-    assert len(at.get("plotly_chart")) == 10 + 8  # and a phone layout of each chart but the two funnels
-    assert len(at.get("download_button")) == len(at.dataframe)  # every table has its CSV download
     assert at.selectbox(key="site").options == ["All clinics", "East", "North", "South"]
-    # The tables of a row per session or per patient are made only when their expander is opened.
-    closed = [tuple(d.value.columns) for d in at.dataframe]
-    assert not any("interval_days" in c or "end_reason" in c for c in closed)
+    assert [tab.label for tab in at.tabs][: len(SECTIONS)] == list(SECTIONS)
+    charts = {}
+    for section in SECTIONS:  # only the open tab is drawn; the headline numbers stay above the tabs
+        open_tab(at, section)
+        assert metrics(at) == shown_numbers(expected(sample))
+        charts[section] = chart_keys(at)
+        assert len(at.get("download_button")) == len(at.dataframe), section  # every table has its CSV download
+        # The tables of a row per session or per patient are made only when their expander is opened.
+        closed = [tuple(d.value.columns) for d in at.dataframe]
+        assert not any("interval_days" in c or "end_reason" in c for c in closed)
+    phones = {f"{key}_phone" for keys in TAB_CHARTS.values() for key in keys if not key.startswith("funnel")}
+    assert set().union(*charts.values()) == set().union(*TAB_CHARTS.values()) | phones
+    for section, keys in TAB_CHARTS.items():
+        assert {key.removesuffix("_phone") for key in charts[section]} == keys, section
+    open_tab(at, "Activity and timing")
+    before = len(at.dataframe)
     open_row_tables(at)
-    assert len(at.dataframe) == len(closed) + 4  # intervals; retention, number at risk, time on treatment
-    assert len(at.get("download_button")) == len(at.dataframe)
+    assert len(at.dataframe) == before + 1  # every re-injection interval
     intervals = table_with(at, "interval_days").value
     assert len(intervals) == expected(sample).interval_summary.n_intervals
+    open_row_tables(open_tab(at, "Retention and outcomes"))
+    assert table_with(at, "end_reason") is not None  # retention, number at risk, time on treatment
+    assert len(at.get("download_button")) == len(at.dataframe)
+
+
+def test_the_open_tab_is_in_the_link(monkeypatch) -> None:
+    """A link with ?clinic_tab= opens that tab: the worklists, and none of the other tabs' charts."""
+    at = open_page(monkeypatch, clinic_tab="Worklists")
+    assert chart_keys(at) == set()
+    assert table_with(at, "days_since_last_session") is not None
 
 
 def test_choosing_a_clinic_changes_the_numbers(monkeypatch, sample) -> None:
@@ -118,7 +160,7 @@ def test_the_url_opens_the_same_view(monkeypatch, sample) -> None:
 
 
 def test_worklist_rows_link_to_the_patient_page(monkeypatch, sample) -> None:
-    at = open_page(monkeypatch, site="North")
+    at = open_page(monkeypatch, site="North", clinic_tab="Worklists")
     view = expected(sample, clinic="North")
     for column, name in (
         ("days_since_last_session", "overdue"),
@@ -138,7 +180,7 @@ def test_worklist_rows_link_to_the_patient_page(monkeypatch, sample) -> None:
 
 
 def test_a_worklist_link_opens_that_patient_on_the_patient_page(monkeypatch, sample) -> None:
-    at = open_page(monkeypatch)
+    at = open_page(monkeypatch, clinic_tab="Worklists")
     link = table_with(at, "days_since_last_session").value["patient"].iloc[0]
     assert link == "/patient?patient=" + expected(sample).worklists["overdue"]["patient"].iloc[0]
     path, query = link.split("?", 1)
@@ -155,7 +197,7 @@ def test_a_worklist_link_opens_that_patient_on_the_patient_page(monkeypatch, sam
 
 def test_worklists_are_the_spec_5_states(monkeypatch, sample) -> None:
     _, analysis = sample
-    at = open_page(monkeypatch)
+    at = open_page(monkeypatch, clinic_tab="Worklists")
     view = expected(sample)
     status = analysis.patient_status
     labels = [tab.label for tab in at.tabs]
@@ -185,7 +227,7 @@ def test_worklists_are_the_spec_5_states(monkeypatch, sample) -> None:
 
 def test_the_safety_section_sets_adverse_events_beside_the_published_figures(monkeypatch, sample) -> None:
     _, analysis = sample
-    at = open_page(monkeypatch)
+    at = open_page(monkeypatch, clinic_tab="Safety and diary")
     assert "Adverse events against the published figures" in [h.value for h in at.subheader]
     safety = clinic.safety_view(analysis)
     table = table_with(at, "pct_2_cycles_ci_low").value
@@ -204,7 +246,8 @@ def test_no_safety_section_without_adverse_events(monkeypatch) -> None:
     conformance = Path(__file__).resolve().parent / "conformance" / "data"
     if not (conformance / "sessions.csv").exists() or (conformance / "adverse_events.csv").exists():
         pytest.skip("needs the conformance data, which has no adverse_events.csv")
-    at = open_app_page(monkeypatch, PAGE, conformance, timeout=60)
+    at = open_app_page(monkeypatch, PAGE, conformance, query={"clinic_tab": "Safety and diary"}, timeout=60)
+    assert "Diary completeness" in [h.value for h in at.subheader]  # the tab is open
     assert "Adverse events against the published figures" not in [h.value for h in at.subheader]
 
 
@@ -212,15 +255,20 @@ def test_no_table_shows_none_for_a_missing_value(monkeypatch) -> None:
     """The data grid prints an empty cell as "None": every table on the page (worklists, retention,
     persistence, responders, safety) shows "—" instead, and no cell reads None, nan, NaT or <NA>."""
     at = open_row_tables(open_page(monkeypatch))
-    assert len(at.dataframe) > 10
-    assert missing_cells(at) == []
-    persistence = table_with(at, "end_reason").value
-    assert (persistence["end_date"] == EMPTY_CELL).any()  # patients still on treatment have no end date
+    tables = 0
+    for section in SECTIONS:
+        open_row_tables(open_tab(at, section))  # an expander not drawn in a run forgets that it was open
+        tables += len(at.dataframe)
+        assert missing_cells(at) == [], section
+        if section == "Retention and outcomes":
+            persistence = table_with(at, "end_reason").value
+            assert (persistence["end_date"] == EMPTY_CELL).any()  # patients still on treatment have no end date
+    assert tables > 10
 
 
 def test_worklist_headers_are_short_enough_to_read(monkeypatch) -> None:
     """Long column names ("latest_evaluable_cycle") get short headers, which the table does not cut."""
-    at = open_page(monkeypatch)
+    at = open_page(monkeypatch, clinic_tab="Worklists")
     stop = table_with(at, "rules")
     config = json.loads(stop.proto.columns)
     headers = [config.get(name, {}).get("label") or name for name in stop.value.columns]

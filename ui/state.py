@@ -60,7 +60,7 @@ from analytics.ingest.load import (
     DatasetRefused,
     load_dataset,
 )
-from analytics.output.store import READY, AnalysisStore
+from analytics.output.store import READY, AnalysisStore, other_pages
 from analytics.privacy import access
 from analytics.scale.engine import auto_partitions
 from analytics.scale.runners import EngineFailed
@@ -328,7 +328,7 @@ def _build_in_child(source: _Source, store: AnalysisStore) -> None:
         said = [*said[-19:], line.rstrip()]
         if line.startswith(READY):  # the child goes on with the other pages' views; the Patient page can be drawn
             finishing = threading.Thread(target=_finish_child, args=(child, said), daemon=True)
-            _FINISHING[source.folder.resolve()] = finishing
+            _FINISHING[(source.folder.resolve(), store.root)] = finishing
             finishing.start()
             bar.empty()
             return
@@ -352,25 +352,66 @@ def _finish_child(child: subprocess.Popen[str], said: list[str], key: SourceKey 
         logger.error("python -m analytics store failed (exit %s); computing here:\n%s", status, "\n".join(said))
 
 
-_FINISHING: dict[Path, threading.Thread] = {}
-"""Per data folder, the build's child while it computes the other pages' views after the Patient page's tables."""
+_FINISHING: dict[tuple[Path, Path], threading.Thread] = {}
+"""Per data folder and analysis store, what computes the other pages' first views after the first page: the thread
+that follows the build's child, or ``finish_in_background``'s."""
 
 
 def stored_result(ctx: AppContext, read: Callable[[AnalysisStore], T]) -> T:
     """``read`` (a result the analysis store keeps for the context's data folder, computed on a miss), waiting
     on a miss while the build's child process may be computing that very result (instead of computing it twice)."""
     assert ctx.data_dir is not None and ctx.analysis is not None
-    finishing = _FINISHING.get(ctx.data_dir.resolve())
+    store = AnalysisStore()
+    finishing = _FINISHING.get((ctx.data_dir.resolve(), store.root))
 
     def wait(stored: Callable[[], bool]) -> None:
-        # The child computes for the whole folder and the default parameters only.
-        if finishing is None or not finishing.is_alive() or ctx.analysis.config != AnalysisConfig():
+        # Computed in the background for the whole folder and the default parameters only.
+        if finishing is None or not finishing.is_alive() or not _whole_folder_default(ctx):
             return
         with st.spinner("Finishing this page's statistics in the background…"):
             while finishing.is_alive() and not stored():
-                finishing.join(0.2)
+                finishing.join(0.05)
 
-    return read(AnalysisStore(wait=wait))
+    store.wait = wait
+    return read(store)
+
+
+def finish_in_background(ctx: AppContext) -> None:
+    """Once a page of the clinic's data folder is drawn, the other pages' first views (``store.other_pages``: the
+    Clinic page's view, the Outcomes page's statistics) are computed into the store in a thread, once per folder
+    and server, while the user reads that page; a page that needs one of them meanwhile waits for it
+    (``stored_result``) rather than computing it twice. A big folder's build child does this itself, and what is
+    stored is not computed again (a restart). Only for the whole folder with the default parameters, as the child.
+    """
+    if ctx.data_dir is None or ctx.dataset is None or not _whole_folder_default(ctx):
+        return
+    store = AnalysisStore()
+    key = (ctx.data_dir.resolve(), store.root)
+    with _BUILDING_LOCK:
+        if key in _FINISHING:
+            return
+        thread = threading.Thread(target=_other_pages, args=(store, ctx.dataset, ctx.analysis), daemon=True)
+        _FINISHING[key] = thread
+    thread.start()
+
+
+def _whole_folder_default(ctx: AppContext) -> bool:
+    """Whether the context is the whole data folder (a user who sees every clinic) with the default parameters:
+    what the build's child and ``finish_in_background`` compute the other pages' first views for."""
+    user = current_user()
+    return (
+        ctx.analysis is not None
+        and ctx.analysis.config == AnalysisConfig()
+        and user is not None
+        and (user.scope.everything)
+    )
+
+
+def _other_pages(store: AnalysisStore, dataset: Dataset, analysis: Analysis) -> None:
+    try:
+        other_pages(store, dataset, analysis)
+    except Exception:  # the pages compute what is missing themselves: nothing is lost but time
+        logger.exception("computing the other pages' first views in the background failed")
 
 
 def _with_needed_columns(refusal: DatasetRefused) -> str:

@@ -230,6 +230,10 @@ class AnalysisStore:
         _put_pickle(self, key, value)
         return value
 
+    def has_derived(self, kind: str, dataset: Dataset, config: AnalysisConfig, detail: object = None) -> bool:
+        """Whether the result ``derived`` would read for these arguments is stored."""
+        return self._has(derived_key(kind, dataset, config, detail))
+
     def treated_days(self, dataset: Dataset, analysis: Analysis) -> TreatedDays:
         """``outcomes.treated_days`` of a stored analysis (every treated diary day as integer arrays), kept in
         narrow integers (a fifth of the bytes) and widened to int64 when read; computed and stored on a miss."""
@@ -521,20 +525,35 @@ def build_folder(
         store.clinical(dataset, analysis)  # not read back when the partitions have stored them
     store.continuation(dataset, analysis)
     say(READY)
-    # The first visits of the other pages, while the dashboard shows the Patient page: with two CPUs or more, the
-    # Outcomes page's statistics in a second process (a fork: it shares the analysis already read) beside the
-    # Clinic page's view, so that neither waits for the other.
-    beside = _fork(lambda: store.all_outcomes(dataset, analysis)) if workers > 1 else None
-    say("computing the Clinic page's view ...")
-    store.clinic_options(dataset, analysis)
-    store.clinic_view(dataset, analysis, clinic.ClinicFilter())
-    say("computing the Outcomes page's statistics ...")
-    if beside is not None:
-        beside.join()
-    if beside is None or beside.exitcode != 0:  # one CPU, or the other process failed: here
-        store.all_outcomes(dataset, analysis)
+    other_pages(store, dataset, analysis, fork=workers > 1, say=say)
     say("done")
     return store.folder_key(folder)
+
+
+def other_pages(
+    store: AnalysisStore, dataset: Dataset, analysis: Analysis, fork: bool = False, say: Say = _quiet
+) -> None:
+    """The first views of the pages after the Patient page, into the store while the dashboard shows that page:
+    the Clinic page's choices and view of every clinic, the Outcomes page's statistics of everyone. What is already
+    stored is not read back. With ``fork`` (two CPUs or more), the Outcomes page's statistics in a second process
+    (a fork: it shares the analysis already read) beside the Clinic page's view, so that neither waits for the
+    other; should that process fail, they are computed here."""
+    config = analysis.config
+    clinic_done = store.has_derived("clinic_options", dataset, config) and store.has_derived(
+        "clinic_view", dataset, config, asdict(clinic.ClinicFilter())
+    )
+    outcomes_done = all(store.has_derived("outcomes", dataset, config, part) for part in outcomes.RESULT_PARTS)
+    beside = _fork(lambda: store.all_outcomes(dataset, analysis)) if fork and not outcomes_done else None
+    if not clinic_done:
+        say("computing the Clinic page's view ...")
+        store.clinic_options(dataset, analysis)
+        store.clinic_view(dataset, analysis, clinic.ClinicFilter())
+    if not outcomes_done:
+        say("computing the Outcomes page's statistics ...")
+        if beside is not None:
+            beside.join()
+        if beside is None or beside.exitcode != 0:  # one CPU, or the other process failed: here
+            store.all_outcomes(dataset, analysis)
 
 
 def _fork(work: Callable[[], object]) -> multiprocessing.process.BaseProcess | None:

@@ -99,7 +99,7 @@ def open_tab(page: object, section: str, width: int) -> None:
     page.wait_for_function(
         """name => [...document.querySelectorAll('[role="tabpanel"]')].some(panel => panel.offsetParent !== null
             && panel.getAttribute('aria-labelledby') && document.getElementById(panel.getAttribute('aria-labelledby'))
-                ?.textContent.trim() === name && panel.querySelector('.js-plotly-plot, [data-testid="stAlert"]'))""",
+                ?.textContent.trim() === name && panel.querySelector('[data-testid="stElementContainer"]'))""",
         arg=section,
         timeout=TIMEOUT_MS,
     )

@@ -15,7 +15,7 @@ import re
 import pytest
 from layout_checks import CARD_TEXTS, EXPANDER_LABELS, LAPTOP, PHONE, assert_laid_out, open_page, open_tab, screenshot
 
-from pages.outcomes import TABS
+from pages import clinic, outcomes
 
 pytestmark = pytest.mark.browser
 
@@ -27,7 +27,7 @@ CASES = [
     for width in (PHONE, LAPTOP)
     if width == LAPTOP or name in ("clinic", "outcomes", "data")
 ]
-OUTCOMES_CHART_TABS = [label for label in TABS if label not in ("Change from baseline", "Statistics", "Export")]
+TABS = {"clinic": clinic.SECTIONS, "outcomes": tuple(outcomes.TABS)}
 NEGATIVE_ZERO = re.compile(r"[-−]0(\.0+)?(?![.\d])")
 
 
@@ -42,10 +42,10 @@ def test_page_texts_do_not_overlap_or_overflow(chromium: object, app_url: str, p
         assert not [label for label in expanders if "analytics." in label], expanders
         cards = page.evaluate(CARD_TEXTS)
         assert not [card for card in cards if NEGATIVE_ZERO.search(card)], cards
-        if page_name == "outcomes":  # only the open tab is built: open each tab with a chart in turn
-            for label in OUTCOMES_CHART_TABS:
-                open_tab(page, label, width)
-                screenshot(page, f"outcomes_{width}px_{label.split(' ')[0].lower()}")
-                assert assert_laid_out(page, width), label
+        # Only the open tab is built: each of the others is opened in turn and measured too.
+        for label in TABS.get(page_name, ())[1:]:
+            open_tab(page, label, width)
+            screenshot(page, f"{page_name}_{width}px_{label.split(' ')[0].lower()}")
+            assert_laid_out(page, width)
     finally:
         page.context.close()
