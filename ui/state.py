@@ -37,6 +37,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import nullcontext
@@ -407,7 +408,13 @@ def _whole_folder_default(ctx: AppContext) -> bool:
     )
 
 
+BACKGROUND_DELAY_S = 0.5
+"""How long ``finish_in_background``'s thread waits before it starts: the page that started it finishes sending
+first (the thread would share the one Python core with it)."""
+
+
 def _other_pages(store: AnalysisStore, dataset: Dataset, analysis: Analysis) -> None:
+    time.sleep(BACKGROUND_DELAY_S)
     try:
         other_pages(store, dataset, analysis)
     except Exception:  # the pages compute what is missing themselves: nothing is lost but time

@@ -72,34 +72,44 @@ def _empty(fig: go.Figure, message: str) -> go.Figure:
 def build_sessions_per_month_figure(monthly: pd.DataFrame, height: int = 360, compact: bool = False) -> go.Figure:
     """Stacked bars of sessions per month by injector; months cut by the period or the data cut-off are paler."""
     total = int(monthly["sessions"].sum())
-    fig = styled(go.Figure(), f"Injection sessions per month (n = {total:,} sessions)", height)
+    title = f"Injection sessions per month (n = {total:,} sessions)"
     if monthly.empty:
-        return _empty(fig, "No sessions in this selection")
+        return _empty(styled(go.Figure(), title, height), "No sessions in this selection")
     injectors = sorted(monthly["injector"].unique(), key=lambda name: (name == NOT_RECORDED, name))
+    by_injector = dict(tuple(monthly.groupby("injector", sort=False)))
+    traces = []
     for i, injector in enumerate(injectors):
-        rows = monthly[monthly["injector"] == injector]
-        colour = MISSING if injector == NOT_RECORDED else SEQUENCE[i % len(SEQUENCE)]
-        fig.add_bar(
-            x=rows["month"],
-            y=rows["sessions"],
-            name=str(injector),
-            marker_color=colour,
-            marker_opacity=np.where(rows["partial_month"], 0.45, 1.0),
-            customdata=np.column_stack([rows["patients"], np.where(rows["partial_month"], " (partial month)", "")]),
-            hovertemplate="%{x|%b %Y}%{customdata[1]}<br>"
-            + f"{injector}: "
-            + "%{y} sessions, %{customdata[0]} patients<extra></extra>",
+        rows = by_injector[injector]
+        partial = rows["partial_month"].to_numpy(dtype=bool)
+        traces.append(
+            go.Bar(
+                x=rows["month"],
+                y=rows["sessions"],
+                name=str(injector),
+                marker=dict(
+                    color=MISSING if injector == NOT_RECORDED else SEQUENCE[i % len(SEQUENCE)],
+                    opacity=np.where(partial, 0.45, 1.0),
+                ),
+                customdata=np.column_stack([rows["patients"], np.where(partial, " (partial month)", "")]),
+                hovertemplate="%{x|%b %Y}%{customdata[1]}<br>"
+                + f"{injector}: "
+                + "%{y} sessions, %{customdata[0]} patients<extra></extra>",
+            )
         )
-    # The legend stays even for a single injector, so the chart always says whose sessions it counts.
-    fig.update_layout(
+    # One construction and one layout (each update runs Plotly's validators again: this chart is on the Clinic
+    # page's first tab). The legend stays even for a single injector, so the chart says whose sessions it counts.
+    fig = styled(
+        go.Figure(data=traces),
+        title,
+        height,
         barmode="stack",
         bargap=0.15,
         showlegend=True,
+        xaxis=dict(title="Month", dtick="M6" if compact else "M3", tickformat="%b %Y"),
+        yaxis=dict(title="Sessions", rangemode="tozero"),
     )
     _fit(fig, compact)
     fig.update_layout(legend=dict(title_text="Injector", traceorder="normal"))
-    fig.update_xaxes(title="Month", dtick="M6" if compact else "M3", tickformat="%b %Y")
-    fig.update_yaxes(title="Sessions", rangemode="tozero")
     return fig
 
 

@@ -98,40 +98,46 @@ def build_change_figure(
         return styled(
             _empty(fig, f"No patient has an evaluable change in {measure_label} in this cohort"), title, height
         )
-    fig.add_hline(y=0, line=dict(color=BASELINE, width=1, dash="dot"))
-    fig.add_trace(
-        go.Scatter(
-            x=shown["cycle"],
-            y=shown["mean_change"],
-            mode="markers+lines",
-            name="mean change",
-            marker=dict(size=9, color=PRIMARY),
-            line=dict(color=PRIMARY, width=1.5),
-            error_y=_errors(shown["ci_low"], shown["mean_change"], shown["ci_high"]),
-            customdata=np.column_stack(
-                [
-                    shown["n"],
-                    shown["ci_low"],
-                    shown["ci_high"],
-                    shown["median_change"],
-                    shown["mean_baseline"],
-                    shown["mean_cycle"],
-                ]
-            ),
-            hovertemplate=(
-                "Cycle %{x}: mean change %{y:.1f} days (95% t-CI %{customdata[1]:.1f} to "
-                "%{customdata[2]:.1f})<br>median %{customdata[3]:.1f}; baseline %{customdata[4]:.1f} → "
-                "%{customdata[5]:.1f}<br>n = %{customdata[0]} patients<extra></extra>"
-            ),
-        )
+    # One construction and one layout (each update runs Plotly's validators again): the first tab of Outcomes.
+    trace = go.Scatter(
+        x=shown["cycle"],
+        y=shown["mean_change"],
+        mode="markers+lines",
+        name="mean change",
+        marker=dict(size=9, color=PRIMARY),
+        line=dict(color=PRIMARY, width=1.5),
+        error_y=_errors(shown["ci_low"], shown["mean_change"], shown["ci_high"]),
+        customdata=np.column_stack(
+            [
+                shown["n"],
+                shown["ci_low"],
+                shown["ci_high"],
+                shown["median_change"],
+                shown["mean_baseline"],
+                shown["mean_cycle"],
+            ]
+        ),
+        hovertemplate=(
+            "Cycle %{x}: mean change %{y:.1f} days (95% t-CI %{customdata[1]:.1f} to "
+            "%{customdata[2]:.1f})<br>median %{customdata[3]:.1f}; baseline %{customdata[4]:.1f} → "
+            "%{customdata[5]:.1f}<br>n = %{customdata[0]} patients<extra></extra>"
+        ),
     )
-    fig.update_xaxes(
-        title="Cycle (below: n evaluable)" if compact else "Treatment cycle (n = patients with an evaluable change)",
-        **_cycle_ticks(shown["cycle"], shown["n"], compact=compact),
+    zero = dict(type="line", xref="x domain", x0=0, x1=1, yref="y", y0=0, y1=0)  # what add_hline(y=0) draws
+    fig = styled(
+        go.Figure(data=[trace]),
+        title,
+        height,
+        shapes=[zero | {"line": dict(color=BASELINE, width=1, dash="dot")}],
+        xaxis=dict(
+            title="Cycle (below: n evaluable)"
+            if compact
+            else "Treatment cycle (n = patients with an evaluable change)",
+            **_cycle_ticks(shown["cycle"], shown["n"], compact=compact),
+        ),
+        yaxis=dict(title=f"Change in {measure_label} / 28 d" if not compact else "Change / 28 d"),
+        showlegend=False,
     )
-    fig.update_yaxes(title=f"Change in {measure_label} / 28 d" if not compact else "Change / 28 d")
-    fig.update_layout(showlegend=False)
-    fig = styled(fig, title, height)
     return phone_title(fig) if compact else fig
 
 
