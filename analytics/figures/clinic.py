@@ -9,8 +9,6 @@ pages can reuse it.
 
 from __future__ import annotations
 
-import textwrap
-
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -27,13 +25,13 @@ from analytics.figures.theme import (
     RESPONDER,
     SEQUENCE,
     TEXT,
+    phone_title,
     styled,
 )
 from analytics.statistics.survival import KaplanMeier
 from analytics.views.clinic import NOT_RECORDED, Funnel, IntervalSummary, SafetyView
 
 CATEGORY_COLOURS = {"early": PARTIAL, "on time": RESPONDER, "late": NON_RESPONDER}
-PHONE_TITLE_CHARS = 34  # a title line on a phone (Plotly does not wrap titles): about 330 px at 15 px
 
 
 def _fit(fig: go.Figure, compact: bool, legend_below: bool = True, extra_top: int = 0) -> go.Figure:
@@ -43,15 +41,7 @@ def _fit(fig: go.Figure, compact: bool, legend_below: bool = True, extra_top: in
     """
     if legend_below:
         fig.update_layout(legend=LEGEND_BELOW)
-    if compact:
-        lines = textwrap.wrap(str(fig.layout.title.text or ""), PHONE_TITLE_CHARS)
-        fig.update_layout(
-            title=dict(
-                text="<br>".join(lines), font=dict(size=15), yref="container", y=1, yanchor="top", pad=dict(t=22)
-            ),
-            margin=dict(t=36 + 19 * len(lines) + extra_top),
-        )
-    return fig
+    return phone_title(fig, extra_top) if compact else fig
 
 
 def _thinned(order: list[str], every: int, suffix: str = "") -> dict[str, list[str]]:

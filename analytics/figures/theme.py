@@ -91,12 +91,13 @@ LEGEND_BELOW = dict(orientation="h", yref="container", y=0, yanchor="bottom", x=
 """A horizontal legend at the foot of the figure: it wraps to the chart's width and Plotly grows the bottom margin."""
 
 
-def phone_title(fig: go.Figure) -> go.Figure:
-    """The title wrapped onto short lines for a phone, with room above the plot for them."""
+def phone_title(fig: go.Figure, extra_top: int = 0) -> go.Figure:
+    """The title wrapped onto short lines for a phone, with room above the plot for them (and ``extra_top`` pixels
+    more, for a legend left between the title and the plot)."""
     lines = textwrap.wrap(str(fig.layout.title.text or ""), PHONE_TITLE_CHARS, break_on_hyphens=False)
     fig.update_layout(
         title=dict(text="<br>".join(lines), font=dict(size=15), yref="container", y=1, yanchor="top", pad=dict(t=22)),
-        margin=dict(t=36 + 19 * len(lines)),
+        margin=dict(t=36 + 19 * len(lines) + extra_top),
     )
     return fig
 

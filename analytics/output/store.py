@@ -250,10 +250,16 @@ class AnalysisStore:
 
         return self.derived("outcomes", dataset, analysis, compute, part)
 
-    def all_outcomes(self, dataset: Dataset, analysis: Analysis) -> None:
+    def all_outcomes(self, dataset: Dataset, analysis: Analysis, then_nice: bool = False) -> None:
         """Every part of ``everyone_outcomes`` into the store, in the order of the Outcomes page's tabs (the per-cycle
-        statistics of its first tab first, so that a page waiting for them is not kept waiting for the others)."""
-        for part in outcomes.RESULT_PARTS:
+        statistics of its first tab first, so that a page waiting for them is not kept waiting for the others).
+
+        ``then_nice`` (a process of its own): the parts after the first at a lower CPU priority, so that the
+        dashboard's requests meanwhile (a patient switch while a big folder's first views are computed) come first.
+        """
+        for number, part in enumerate(outcomes.RESULT_PARTS):
+            if number == 1 and then_nice:
+                os.nice(NICER)
             self.everyone_outcomes(dataset, analysis, part)
 
     def continuation(self, dataset: Dataset, analysis: Analysis) -> pd.DataFrame:
@@ -543,7 +549,9 @@ def other_pages(
         "clinic_view", dataset, config, asdict(clinic.ClinicFilter())
     )
     outcomes_done = all(store.has_derived("outcomes", dataset, config, part) for part in outcomes.RESULT_PARTS)
-    beside = _fork(lambda: store.all_outcomes(dataset, analysis)) if fork and not outcomes_done else None
+    beside = (
+        _fork(lambda: store.all_outcomes(dataset, analysis, then_nice=True)) if fork and not outcomes_done else None
+    )
     if not clinic_done:
         say("computing the Clinic page's view ...")
         store.clinic_options(dataset, analysis)
@@ -554,6 +562,10 @@ def other_pages(
             beside.join()
         if beside is None or beside.exitcode != 0:  # one CPU, or the other process failed: here
             store.all_outcomes(dataset, analysis)
+
+
+NICER = 10
+"""How much lower the priority of the Outcomes page's later statistics is in the build's forked process."""
 
 
 def _fork(work: Callable[[], object]) -> multiprocessing.process.BaseProcess | None:
