@@ -32,6 +32,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import multiprocessing.process
 import os
 import re
 import subprocess
@@ -61,7 +62,7 @@ from analytics.ingest.load import (
     DatasetRefused,
     load_dataset,
 )
-from analytics.output.store import READY, AnalysisStore, other_pages
+from analytics.output.store import READY, AnalysisStore, other_pages, other_pages_in_a_fork, other_pages_stored
 from analytics.privacy import access
 from analytics.scale.engine import auto_partitions
 from analytics.scale.runners import EngineFailed
@@ -353,7 +354,7 @@ def _finish_child(child: subprocess.Popen[str], said: list[str], key: SourceKey 
         logger.error("python -m analytics store failed (exit %s); computing here:\n%s", status, "\n".join(said))
 
 
-_FINISHING: dict[tuple[Path, Path], threading.Thread] = {}
+_FINISHING: dict[tuple[Path, Path], threading.Thread | multiprocessing.process.BaseProcess | None] = {}
 """Per data folder and analysis store, what computes the other pages' first views after the first page: the thread
 that follows the build's child, or ``finish_in_background``'s."""
 
@@ -379,10 +380,11 @@ def stored_result(ctx: AppContext, read: Callable[[AnalysisStore], T]) -> T:
 
 def finish_in_background(ctx: AppContext) -> None:
     """Once a page of the clinic's data folder is drawn, the other pages' first views (``store.other_pages``: the
-    Clinic page's view, the Outcomes page's statistics) are computed into the store in a thread, once per folder
-    and server, while the user reads that page; a page that needs one of them meanwhile waits for it
-    (``stored_result``) rather than computing it twice. A big folder's build child does this itself, and what is
-    stored is not computed again (a restart). Only for the whole folder with the default parameters, as the child.
+    Clinic page's view, the Outcomes page's statistics) are computed into the store in a forked process (on the
+    other CPU, sharing the data in memory; a thread where processes cannot be forked), once per folder and server,
+    while the user reads that page; a page that needs one of them meanwhile waits for it (``stored_result``) rather
+    than computing it twice. A big folder's build child does this itself, and what is stored is not computed again
+    (a restart). Only for the whole folder with the default parameters, as the child.
     """
     if ctx.data_dir is None or ctx.dataset is None or not _whole_folder_default(ctx):
         return
@@ -391,9 +393,18 @@ def finish_in_background(ctx: AppContext) -> None:
     with _BUILDING_LOCK:
         if key in _FINISHING:
             return
-        thread = threading.Thread(target=_other_pages, args=(store, ctx.dataset, ctx.analysis), daemon=True)
-        _FINISHING[key] = thread
-    thread.start()
+        worker = other_pages_in_a_fork(store, ctx.dataset, ctx.analysis)
+        if worker is not None:
+            threading.Thread(target=worker.join, daemon=True).start()  # reaps the process when it ends
+        elif not all(_stored_other_pages(store, ctx)):  # no fork on this system: a thread
+            worker = threading.Thread(target=_other_pages, args=(store, ctx.dataset, ctx.analysis), daemon=True)
+            worker.start()
+        _FINISHING[key] = worker
+
+
+def _stored_other_pages(store: AnalysisStore, ctx: AppContext) -> tuple[bool, bool]:
+    assert ctx.dataset is not None and ctx.analysis is not None
+    return other_pages_stored(store, ctx.dataset, ctx.analysis.config)
 
 
 def _whole_folder_default(ctx: AppContext) -> bool:

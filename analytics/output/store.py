@@ -544,11 +544,7 @@ def other_pages(
     stored is not read back. With ``fork`` (two CPUs or more), the Outcomes page's statistics in a second process
     (a fork: it shares the analysis already read) beside the Clinic page's view, so that neither waits for the
     other; should that process fail, they are computed here."""
-    config = analysis.config
-    clinic_done = store.has_derived("clinic_options", dataset, config) and store.has_derived(
-        "clinic_view", dataset, config, asdict(clinic.ClinicFilter())
-    )
-    outcomes_done = all(store.has_derived("outcomes", dataset, config, part) for part in outcomes.RESULT_PARTS)
+    clinic_done, outcomes_done = other_pages_stored(store, dataset, analysis.config)
     beside = (
         _fork(lambda: store.all_outcomes(dataset, analysis, then_nice=True)) if fork and not outcomes_done else None
     )
@@ -562,6 +558,25 @@ def other_pages(
             beside.join()
         if beside is None or beside.exitcode != 0:  # one CPU, or the other process failed: here
             store.all_outcomes(dataset, analysis)
+
+
+def other_pages_stored(store: AnalysisStore, dataset: Dataset, config: AnalysisConfig) -> tuple[bool, bool]:
+    """Whether the Clinic page's first view, and the Outcomes page's statistics of everyone, are stored."""
+    clinic_done = store.has_derived("clinic_options", dataset, config) and store.has_derived(
+        "clinic_view", dataset, config, asdict(clinic.ClinicFilter())
+    )
+    return clinic_done, all(store.has_derived("outcomes", dataset, config, part) for part in outcomes.RESULT_PARTS)
+
+
+def other_pages_in_a_fork(
+    store: AnalysisStore, dataset: Dataset, analysis: Analysis
+) -> multiprocessing.process.BaseProcess | None:
+    """``other_pages`` in a forked process (started: join it to reap it), or None when everything is already stored
+    or where processes cannot be forked. The fork shares the dataset and analysis in memory, and computes on
+    another CPU than the process that forked it (the dashboard, whose requests it does not slow)."""
+    if all(other_pages_stored(store, dataset, analysis.config)):
+        return None
+    return _fork(lambda: other_pages(store, dataset, analysis))
 
 
 NICER = 10
