@@ -63,6 +63,20 @@ def open_app_page(
     return at
 
 
+def open_page_tab(at: AppTest, label: str, key: str) -> AppTest:
+    """The page again with its tab ``label`` open, of the tabs whose key is ``key`` (AppTest cannot click a tab; the
+    key holds the open one). The pages' tabs are lazy: the rerun draws that tab only."""
+    at.session_state[key] = label
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def chart_keys(at: AppTest) -> set[str]:
+    """The keys of the Plotly charts the last run drew."""
+    return {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+
+
 MISSING_WORDS = ("None", "nan", "NaN", "NaT", "<NA>")
 
 

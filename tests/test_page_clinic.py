@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from page_helpers import missing_cells, open_app_page
+from page_helpers import chart_keys, missing_cells, open_app_page, open_page_tab
 from streamlit.testing.v1 import AppTest
 
 from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
@@ -78,16 +79,7 @@ def open_row_tables(at: AppTest) -> AppTest:
     return at
 
 
-def open_tab(at: AppTest, section: str) -> AppTest:
-    """The page again with its tab ``section`` open (a click on a tab reruns the page, which draws that tab only)."""
-    at.session_state["clinic_tab"] = section
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def chart_keys(at: AppTest) -> set[str]:
-    return {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+open_tab = partial(open_page_tab, key="clinic_tab")
 
 
 # Each tab's charts, each with a phone layout but the two funnels.

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import json
+from functools import partial
 
 import numpy as np
 import pytest
-from page_helpers import open_app_page
+from page_helpers import chart_keys, open_app_page, open_page_tab
 from streamlit.testing.v1 import AppTest
 
 from analytics.definitions.config import SAMPLE_DATA_DIR, AnalysisConfig
@@ -66,16 +67,7 @@ def expected_numbers(sample, cohort_filter: CohortFilter, cycle: int = 2) -> dic
     }
 
 
-def open_tab(at: AppTest, label: str) -> AppTest:
-    """Open the page's tab ``label`` (a click on it reruns the page, which then draws that tab only)."""
-    at.session_state["outcomes_tab"] = label
-    at.run()
-    assert not at.exception, at.exception
-    return at
-
-
-def chart_keys(at: AppTest) -> set[str]:
-    return {c.proto.id.rsplit("-", 1)[-1] for c in at.get("plotly_chart")}
+open_tab = partial(open_page_tab, key="outcomes_tab")
 
 
 # Each chart with its phone layout (``ui.render.chart_of``).

@@ -9,11 +9,12 @@ a dataset without the optional files.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from page_helpers import open_app_page
+from page_helpers import open_app_page, open_page_tab
 from streamlit.testing.v1 import AppTest
 from test_page_data import as_bytes, capture_downloads
 
@@ -54,12 +55,7 @@ def charts(at: AppTest) -> list[str]:
     return [chart.proto.spec for chart in at.get("plotly_chart")]
 
 
-def open_tab(at: AppTest, section: str) -> AppTest:
-    """The page again with another of its tabs open (AppTest cannot click a tab; its key holds the open one)."""
-    at.session_state["patient_section"] = section
-    at.run()
-    assert not at.exception, at.exception
-    return at
+open_tab = partial(open_page_tab, key="patient_section")
 
 
 def chart_keys_by_tab(at: AppTest) -> dict[str, list[str]]:
