@@ -633,3 +633,29 @@ def test_a_failed_child_build_is_done_in_the_server(
     assert not at.exception, at.exception
     assert texts(at.title) and calls == ["load_dataset", "analyse", "clinical_tables"]
     assert "exit 9" in caplog.text and "killed" in caplog.text
+
+
+def test_a_page_does_not_wait_forever_for_a_result_computed_in_the_background(
+    on_sample: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A background computation that hangs holds a page only ``WAIT_LIMIT_S``: then the page computes the result."""
+    import threading
+
+    store = tmp_path / "store"
+    monkeypatch.setenv("OUTCOMES_STORE_DIR", str(store))
+    monkeypatch.setattr(state, "WAIT_LIMIT_S", 0.3)
+    monkeypatch.setattr(state, "finish_in_background", lambda ctx: None)
+    release = threading.Event()
+    hung = threading.Thread(target=release.wait, daemon=True)
+    hung.start()
+    monkeypatch.setattr(state, "_FINISHING", {(on_sample.resolve(), store): hung})
+    calls = _counting_store_computations(monkeypatch)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    try:
+        at = app_on("clinic")
+        at.run()
+        assert not at.exception, at.exception
+        assert "clinic_view" in calls and texts(at.title) == ["Clinic"]
+    finally:
+        release.set()

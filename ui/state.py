@@ -359,6 +359,10 @@ _FINISHING: dict[tuple[Path, Path], threading.Thread | multiprocessing.process.B
 that follows the build's child, or ``finish_in_background``'s."""
 
 
+WAIT_LIMIT_S = 300.0
+"""The longest a page waits for a result being computed in the background before it computes the result itself."""
+
+
 def stored_result(ctx: AppContext, read: Callable[[AnalysisStore], T]) -> T:
     """``read`` (a result the analysis store keeps for the context's data folder, computed on a miss), waiting
     on a miss while the build's child process may be computing that very result (instead of computing it twice)."""
@@ -370,8 +374,9 @@ def stored_result(ctx: AppContext, read: Callable[[AnalysisStore], T]) -> T:
         # Computed in the background for the whole folder and the default parameters only.
         if finishing is None or not finishing.is_alive() or not _whole_folder_default(ctx):
             return
+        deadline = time.monotonic() + WAIT_LIMIT_S  # a background process that hangs does not hang the page
         with st.spinner("Finishing this page's statistics in the background…"):
-            while finishing.is_alive() and not stored():
+            while finishing.is_alive() and not stored() and time.monotonic() < deadline:
                 finishing.join(0.05)
 
     store.wait = wait
