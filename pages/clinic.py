@@ -2,8 +2,9 @@
 
 The page only orchestrates: the filters (clinic, injector, period) are widgets bound to the URL, so a
 link opens the same view; ``analytics.views.clinic.clinic_view`` computes everything for the filter in one
-cached call; ``analytics.figures.clinic`` draws it and ``ui.render`` shows charts (PNG from the
-toolbar) and tables (CSV download). Definitions live in ``analytics.views.clinic`` and are printed from there.
+cached call; ``analytics.figures.clinic`` draws it and ``ui.render`` shows charts and tables (CSV download).
+Under the headline numbers the sections are tabs (``SECTIONS``), of which only the open one is drawn; the open
+tab is in the link too. Definitions live in ``analytics.views.clinic`` and are printed from there.
 Worklists hold patient ids; the tables show them as links to the Patient page to users who may open
 it. ``render()`` draws the page; importing the module draws nothing.
 """

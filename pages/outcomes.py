@@ -5,9 +5,11 @@ The page only orchestrates. The cohort builder's widgets are bound to the URL un
 link reproduces the cohort; they make a ``CohortFilter``, which narrows the cached analysis
 (``cohort_filter.restrict``). Every statistic comes from ``analytics.views.outcomes`` through caches
 keyed on the data's SHA-256, the parameters and the filter (``COHORT_HASH_FUNCS``), is drawn by
-``analytics.figures.outcomes`` and shown with ``ui.render`` (charts with a PNG toolbar, tables with a
-CSV download). The export tab downloads the same bytes as ``python -m analytics export`` with the
-same filter. ``render()`` draws the page; importing the module draws nothing.
+``analytics.figures.outcomes`` and shown with ``ui.render`` (charts in a full and a phone layout, tables with a
+CSV download). The statistics sit in tabs (``TABS``), of which only the open one is drawn, and each tab asks
+only for its own part of the cohort's statistics (``outcomes.RESULT_PARTS``); the open tab is in the link too.
+The export tab downloads the same bytes as ``python -m analytics export`` with the same filter. ``render()``
+draws the page; importing the module draws nothing.
 """
 
 from __future__ import annotations

@@ -32,7 +32,6 @@ import dataclasses
 import hashlib
 import json
 import logging
-import multiprocessing.process
 import os
 import re
 import subprocess
@@ -354,7 +353,7 @@ def _finish_child(child: subprocess.Popen[str], said: list[str], key: SourceKey 
         logger.error("python -m analytics store failed (exit %s); computing here:\n%s", status, "\n".join(said))
 
 
-_FINISHING: dict[tuple[Path, Path], threading.Thread | multiprocessing.process.BaseProcess | None] = {}
+_FINISHING: dict[tuple[Path, Path], threading.Thread | None] = {}
 """Per data folder and analysis store, what computes the other pages' first views after the first page: the thread
 that follows the build's child, or ``finish_in_background``'s."""
 
@@ -398,11 +397,14 @@ def finish_in_background(ctx: AppContext) -> None:
     with _BUILDING_LOCK:
         if key in _FINISHING:
             return
-        worker = other_pages_in_a_fork(store, ctx.dataset, ctx.analysis)
-        if worker is not None:
-            threading.Thread(target=worker.join, daemon=True).start()  # reaps the process when it ends
+        worker: threading.Thread | None = None
+        if (process := other_pages_in_a_fork(store, ctx.dataset, ctx.analysis)) is not None:
+            # One thread waits for the process and reaps it when it ends; pages wait on that thread (two waiters
+            # of one process would race to reap it).
+            worker = threading.Thread(target=process.join, daemon=True)
         elif not all(_stored_other_pages(store, ctx)):  # no fork on this system: a thread
             worker = threading.Thread(target=_other_pages, args=(store, ctx.dataset, ctx.analysis), daemon=True)
+        if worker is not None:
             worker.start()
         _FINISHING[key] = worker
 
