@@ -398,20 +398,17 @@ def finish_in_background(ctx: AppContext) -> None:
         if key in _FINISHING:
             return
         worker: threading.Thread | None = None
-        if (process := other_pages_in_a_fork(store, ctx.dataset, ctx.analysis)) is not None:
+        if all(other_pages_stored(store, ctx.dataset, ctx.analysis.config)):
+            pass  # a restart: nothing to compute
+        elif (process := other_pages_in_a_fork(store, ctx.dataset, ctx.analysis)) is not None:
             # One thread waits for the process and reaps it when it ends; pages wait on that thread (two waiters
             # of one process would race to reap it).
             worker = threading.Thread(target=process.join, daemon=True)
-        elif not all(_stored_other_pages(store, ctx)):  # no fork on this system: a thread
+        else:  # no fork on this system: a thread
             worker = threading.Thread(target=_other_pages, args=(store, ctx.dataset, ctx.analysis), daemon=True)
         if worker is not None:
             worker.start()
         _FINISHING[key] = worker
-
-
-def _stored_other_pages(store: AnalysisStore, ctx: AppContext) -> tuple[bool, bool]:
-    assert ctx.dataset is not None and ctx.analysis is not None
-    return other_pages_stored(store, ctx.dataset, ctx.analysis.config)
 
 
 def _whole_folder_default(ctx: AppContext) -> bool:
@@ -422,7 +419,7 @@ def _whole_folder_default(ctx: AppContext) -> bool:
         ctx.analysis is not None
         and ctx.analysis.config == AnalysisConfig()
         and user is not None
-        and (user.scope.everything)
+        and user.scope.everything
     )
 
 

@@ -91,12 +91,11 @@ def build_change_figure(
 
     ``change`` is one measure's rows of ``outcomes.change_by_cycle``; ``compact`` lays it out for a phone.
     """
-    fig = go.Figure()
     title = f"Change in {measure_label} / 28 d from baseline"
     shown = change.loc[change["n"] > 0]
     if shown.empty:
         return styled(
-            _empty(fig, f"No patient has an evaluable change in {measure_label} in this cohort"), title, height
+            _empty(go.Figure(), f"No patient has an evaluable change in {measure_label} in this cohort"), title, height
         )
     # One construction and one layout (each update runs Plotly's validators again): the first tab of Outcomes.
     trace = go.Scatter(

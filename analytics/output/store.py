@@ -571,11 +571,9 @@ def other_pages_stored(store: AnalysisStore, dataset: Dataset, config: AnalysisC
 def other_pages_in_a_fork(
     store: AnalysisStore, dataset: Dataset, analysis: Analysis
 ) -> multiprocessing.process.BaseProcess | None:
-    """``other_pages`` in a forked process (started: join it to reap it), or None when everything is already stored
-    or where processes cannot be forked. The fork shares the dataset and analysis in memory, and computes on
-    another CPU than the process that forked it (the dashboard, whose requests it does not slow)."""
-    if all(other_pages_stored(store, dataset, analysis.config)):
-        return None
+    """``other_pages`` in a forked process (started: join it to reap it), or None where processes cannot be forked.
+    The fork shares the dataset and analysis in memory, and computes on another CPU than the process that forked
+    it (the dashboard, whose requests it does not slow)."""
     return _fork(lambda: other_pages(store, dataset, analysis))
 
 
