@@ -30,7 +30,7 @@ $(TESTENV): requirements-test.txt requirements.txt | $(PY)
 venv: $(RUNTIME)
 
 run: $(RUNTIME)
-	$(PY) -m streamlit run dashboard.py --server.port $(STREAMLIT_SERVER_PORT) --server.address $(STREAMLIT_SERVER_ADDRESS)
+	$(PY) -m ui.serve --server.port $(STREAMLIT_SERVER_PORT) --server.address $(STREAMLIT_SERVER_ADDRESS)
 
 # Debian's chromium for the real-browser tests; skipped quietly where apt is not available.
 chromium:

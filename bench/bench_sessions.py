@@ -1,7 +1,8 @@
 """Many sessions at once on a warm server: how long each page takes, on the server and in a real browser.
 
-Starts ``streamlit run dashboard.py`` (headless, production ``.streamlit/config.toml``, a free port of
-127.0.0.1) on the sample data or a generated cohort.
+Starts the dashboard as ``make run`` does (``python -m ui.serve``: ``streamlit run dashboard.py`` with the code
+imported first; headless, production ``.streamlit/config.toml``, a free port of 127.0.0.1) on the sample data or a
+generated cohort.
 
 Server side (the issue's target): ``--sessions`` clients speak Streamlit's own WebSocket protocol (the
 browser's BackMsg / ForwardMsg protobufs, no browser): after one session has opened every page (the
@@ -93,14 +94,19 @@ def healthy(url: str) -> bool:
 
 @contextlib.contextmanager
 def server(root: Path, data: Path, log_name: str) -> Iterator[str]:
-    """``streamlit run dashboard.py`` of the checkout ``root`` on ``data``; yields its URL once healthy."""
+    """The dashboard server of the checkout ``root`` on ``data``; yields its URL once healthy."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"} | {"OUTCOMES_DATA_DIR": str(data)}
     OUT.mkdir(parents=True, exist_ok=True)
     log_path = OUT / log_name
     with open(log_path, "wb") as log:
-        command = [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.headless", "true"]
+        # As make run starts it (ui/serve.py: the code imported before the first page); a checkout from before
+        # ui/serve.py existed as it was started then.
+        launcher = (
+            ["-m", "ui.serve"] if (root / "ui" / "serve.py").is_file() else ["-m", "streamlit", "run", "dashboard.py"]
+        )
+        command = [sys.executable, *launcher, "--server.headless", "true"]
         process = subprocess.Popen(
             [*command, "--server.port", str(port), "--server.address", "127.0.0.1"],
             cwd=root,

@@ -52,7 +52,7 @@ def _dashboard() -> Iterator[str]:
     """The dashboard on the sample data, as ``make run`` serves it; yields its URL, stops it afterwards."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "OUTCOMES_DATA_DIR"}
-    command = [sys.executable, "-m", "streamlit", "run", "dashboard.py", "--server.port", str(port)]
+    command = [sys.executable, "-m", "ui.serve", "--server.port", str(port)]
     command += ["--server.address", "127.0.0.1", "--server.headless", "true"]
     server = subprocess.Popen(command, cwd=PROJECT_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"

@@ -23,15 +23,29 @@ from analytics.definitions.config import AnalysisConfig  # noqa: E402
 from analytics.definitions.pipeline import Analysis, analyse  # noqa: E402
 from analytics.ingest.load import Dataset, load_dataset  # noqa: E402
 
+_MADE: list[Path] = []  # the temporary folders this process made (pytest-xdist's workers inherit the controller's)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Tests (and the app servers they start) write audit events to a temporary log, not the repo's ..."""
     import os
     import tempfile
 
-    os.environ.setdefault("OUTCOMES_AUDIT_LOG", str(Path(tempfile.mkdtemp(prefix="audit_")) / "audit.jsonl"))
+    if "OUTCOMES_AUDIT_LOG" not in os.environ:
+        _MADE.append(Path(tempfile.mkdtemp(prefix="audit_")))
+        os.environ["OUTCOMES_AUDIT_LOG"] = str(_MADE[-1] / "audit.jsonl")
     # ... and keep their analysis store in a temporary folder, not the repo's.
-    os.environ.setdefault("OUTCOMES_STORE_DIR", tempfile.mkdtemp(prefix="store_"))
+    if "OUTCOMES_STORE_DIR" not in os.environ:
+        _MADE.append(Path(tempfile.mkdtemp(prefix="store_")))
+        os.environ["OUTCOMES_STORE_DIR"] = str(_MADE[-1])
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The temporary audit log and store go when the run that made them ends (after its workers)."""
+    import shutil
+
+    for folder in _MADE:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 INPUT_STEMS = ("sessions", "diary", "patients", "injections", "adverse_events", "questionnaires")

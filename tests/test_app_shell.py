@@ -659,3 +659,38 @@ def test_a_page_does_not_wait_forever_for_a_result_computed_in_the_background(
         assert "clinic_view" in calls and texts(at.title) == ["Clinic"]
     finally:
         release.set()
+
+
+def test_the_server_imports_what_the_dashboard_imports_before_the_first_page(monkeypatch: pytest.MonkeyPatch):
+    """make run starts ``python -m ui.serve``: it imports every module dashboard.py imports (their own imports
+    included), then hands its options to Streamlit's own ``streamlit run dashboard.py``, unchanged."""
+    from ui import serve
+
+    imported = set()
+    for node in ast.walk(ast.parse(Path(DASHBOARD).read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imported.add(node.module)  # from pages import audit, HANDED_OVER: the modules pages and pages.audit
+            folder = PROJECT_DIR.joinpath(*node.module.split("."))
+            imported |= {f"{node.module}.{a.name}" for a in node.names if (folder / f"{a.name}.py").is_file()}
+        elif isinstance(node, ast.Import):
+            imported |= {alias.name for alias in node.names}
+    ours = {name for name in imported if name.split(".")[0] in ("pages", "ui")}
+    assert ours and "pages.patient" in ours and "ui.state" in ours
+    script = (
+        "import sys; from ui import serve; serve.preload(); "
+        f"missing = sorted(m for m in {sorted(ours)!r} if m not in sys.modules); print(missing)"
+    )
+    shown = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True, check=True)
+    assert shown.stdout.strip().splitlines()[-1] == "[]", shown.stdout
+    assert "No runtime found" not in shown.stderr  # the import-time cache check says nothing a user could misread
+
+    calls: list[tuple[str, str, list[str]]] = []
+    monkeypatch.setattr(serve, "preload", lambda: 0.0)
+    monkeypatch.setattr(sys, "argv", list(sys.argv))
+    monkeypatch.setattr(
+        serve.runpy, "run_module", lambda name, run_name, alter_sys: calls.append((name, run_name, list(sys.argv)))
+    )
+    serve.main(["--server.port", "8765", "--server.address", "127.0.0.1"])
+    command = ["streamlit", "run", DASHBOARD, "--server.port", "8765", "--server.address", "127.0.0.1"]
+    assert calls == [("streamlit", "__main__", command)]  # python -m streamlit run dashboard.py ...
+    assert "-m ui.serve" in (PROJECT_DIR / "Makefile").read_text()

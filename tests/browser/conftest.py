@@ -72,9 +72,7 @@ def running_streamlit(
             [
                 sys.executable,
                 "-m",
-                "streamlit",
-                "run",
-                "dashboard.py",
+                "ui.serve",  # as make run starts it: streamlit run dashboard.py, the code imported first
                 "--server.port",
                 str(port),
                 "--server.address",
