@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import pandas as pd
@@ -637,17 +637,23 @@ def clinical_key(dataset: Dataset, config: AnalysisConfig, params: ClinicalParam
 
 
 def _put_pickle(
-    store: AnalysisStore, key: str, value: object, frames: Mapping[str, pd.DataFrame] | None = None
+    store: AnalysisStore,
+    key: str,
+    value: object,
+    frames: Mapping[str, pd.DataFrame] | None = None,
+    pickles: Mapping[str, object] | None = None,
 ) -> None:
     # A pickle, not Parquet: derived results hold object columns (texts and numbers, None) and nested records
     # that a Parquet round trip would retype. The store is the server's own folder, as trusted as its code.
+    # ``pickles``: more values, each in a pickle of its own (<name>.pickle), read apart from the value.
     if (store.root / key).is_dir():
         return
     store.root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=store.root))
     try:
-        with open(staging / "value.pickle", "wb") as handle:
-            pickle.dump(value, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        for name, part in {**(pickles or {}), "value": value}.items():
+            with open(staging / f"{name}.pickle", "wb") as handle:
+                pickle.dump(part, handle, protocol=pickle.HIGHEST_PROTOCOL)
         for name, frame in (frames or {}).items():  # tables read by patient (StoredDays): small row groups
             frame.to_parquet(staging / f"{name}.parquet", index=False, row_group_size=DAYS_ROW_GROUP)
         (staging / "meta.json").write_text(json.dumps({"frames": []}))
@@ -659,12 +665,63 @@ def _put_pickle(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _get_pickle(store: AnalysisStore, key: str) -> object | None:
-    path = store.root / key / "value.pickle"
+def _get_pickle(store: AnalysisStore, key: str, name: str = "value") -> object | None:
+    path = store.root / key / f"{name}.pickle"
     if not path.is_file():
         return None
     with open(path, "rb") as handle:
         return pickle.load(handle)  # written by _put_pickle into the server's own store
+
+
+ON_DEMAND_CLINICAL = ("cycle_profile", "questionnaires", "adverse_events")
+"""The patient-level tables a stored ``ClinicalTables`` reads from disk when first asked for (``StoredClinicalTables``).
+At 100,000 patients: 0.46 M, 1.1 M and 65 k rows, two fifths of the stored tables' bytes."""
+
+
+class _OnDemand:
+    """A table of a ``StoredClinicalTables``: read from disk when first asked for (unless given)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, tables: StoredClinicalTables | None, owner: type | None = None) -> Any:  # the table
+        return self if tables is None else tables._on_demand(self.name)
+
+    def __set__(self, tables: StoredClinicalTables, frame: pd.DataFrame | None) -> None:
+        tables._given(self.name, frame)
+
+
+class StoredClinicalTables(ClinicalTables):
+    """``ClinicalTables`` read from the store whose per-cycle profile, questionnaire scores and adverse events
+    (``ON_DEMAND_CLINICAL``) stay on disk until something asks for them: a restarted server's first Patient page
+    reads the status of every patient, not the tables of the tabs it does not show. Each is read once, then kept."""
+
+    _entry: Path | None
+    _lock: threading.Lock
+    _read: dict[str, pd.DataFrame]
+    cycle_profile = _OnDemand()
+    questionnaires = _OnDemand()
+    adverse_events = _OnDemand()
+
+    def __init__(self, *args: object, entry: Path | None = None, **fields: object):
+        # entry None: a copy (dataclasses.replace), which is given every table
+        object.__setattr__(self, "_entry", entry)
+        object.__setattr__(self, "_lock", threading.Lock())
+        object.__setattr__(self, "_read", {})
+        super().__init__(*args, **fields)  # type: ignore[arg-type]
+
+    def _on_demand(self, name: str) -> pd.DataFrame:
+        if name not in self._read:
+            with self._lock:
+                if name not in self._read:
+                    assert self._entry is not None, f"a copy of stored clinical tables was not given {name}"
+                    with open(self._entry / f"{name}.pickle", "rb") as handle:
+                        self._read[name] = pickle.load(handle)  # written by _put_clinical
+        return self._read[name]
+
+    def _given(self, name: str, frame: pd.DataFrame | None) -> None:
+        if frame is not None:  # None: read from disk when asked for
+            self._read[name] = frame
 
 
 def _put_clinical(store: AnalysisStore, dataset: Dataset, config: AnalysisConfig, tables: ClinicalTables) -> None:
@@ -680,8 +737,10 @@ def _put_clinical(store: AnalysisStore, dataset: Dataset, config: AnalysisConfig
         weekly=tables.weekly.iloc[:0],
         injections=injections.iloc[:0],
         injection_rows=None,
+        **{name: getattr(tables, name).iloc[:0] for name in ON_DEMAND_CLINICAL},  # each in a pickle of its own
     )
-    _put_pickle(store, clinical_key(dataset, config, tables.params), kept, frames)
+    on_demand = {name: getattr(tables, name) for name in ON_DEMAND_CLINICAL}
+    _put_pickle(store, clinical_key(dataset, config, tables.params), kept, frames, on_demand)
 
 
 def _get_clinical(
@@ -692,8 +751,13 @@ def _get_clinical(
     if tables is None:
         return None
     assert isinstance(tables, ClinicalTables)
-    rows = StoredDays(store.root / key / "injections.parquet", _table(store.root / key / "injections_index.parquet"))
-    return dataclasses.replace(tables, days=analysis.days_by_patient(), injection_rows=rows)
+    entry = store.root / key
+    rows = StoredDays(entry / "injections.parquet", _table(entry / "injections_index.parquet"))
+    fields = {field.name: getattr(tables, field.name) for field in dataclasses.fields(tables)}
+    fields.update(days=analysis.days_by_patient(), injection_rows=rows)
+    if not all((entry / f"{name}.pickle").is_file() for name in ON_DEMAND_CLINICAL):
+        return ClinicalTables(**fields)  # an entry that keeps them all in value.pickle
+    return StoredClinicalTables(entry=entry, **{**fields, **dict.fromkeys(ON_DEMAND_CLINICAL)})
 
 
 def _path(entry: Path, name: str) -> Path:
