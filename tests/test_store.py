@@ -305,6 +305,10 @@ def test_a_partitioned_build_computes_the_outcomes_beside_the_clinic_view(
     said: list[str] = []
     build_folder(CASES[1], store, workers=2, say=said.append)
     assert forked == [1] and said[-1] == "done"
+    # The dashboard draws the first page on READY: the Clinic page's view is stored by then (its first visit does
+    # not wait for it), the Outcomes page's statistics after.
+    assert said.index("computing the Clinic page's view ...") < said.index(store_module.READY)
+    assert said.index(store_module.READY) < said.index("computing the Outcomes page's statistics ...")
     dataset = store.get_dataset(store.folder_key(CASES[1]))
     assert dataset is not None
     analysis = store.get_analysis(dataset, AnalysisConfig())

@@ -275,7 +275,8 @@ _STEPS = (
     ("analysing", 0.55, 0.7),
     ("storing", 0.7, 0.8),
     ("computing cycles", 0.8, 0.82),
-    ("computing the patient-level tables", 0.82, 1.0),
+    ("computing the patient-level tables", 0.82, 0.95),
+    ("computing the Clinic page's view", 0.95, 1.0),
 )
 _COUNT = re.compile(r"(\d+)/(\d+)\s*$")
 
@@ -327,7 +328,7 @@ def _build_in_child(source: _Source, store: AnalysisStore) -> None:
     step = _STEPS[0]
     for line in child.stderr:
         said = [*said[-19:], line.rstrip()]
-        if line.startswith(READY):  # the child goes on with the other pages' views; the Patient page can be drawn
+        if line.startswith(READY):  # the child goes on with the Outcomes statistics; the Patient page can be drawn
             finishing = threading.Thread(target=_finish_child, args=(child, said), daemon=True)
             _FINISHING[(source.folder.resolve(), store.root)] = finishing
             finishing.start()

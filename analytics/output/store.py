@@ -89,7 +89,8 @@ DAYS_ROW_GROUP = 65_536
 
 
 READY = "ready: the Patient page's tables are stored"
-"""What ``build_folder`` says when the first Patient page can be drawn; it goes on with the other pages' views."""
+"""What ``build_folder`` says when the first Patient page can be drawn (the Patient page's tables and the Clinic
+page's view are stored); it goes on with the Outcomes page's statistics."""
 
 
 def default_root() -> Path:
@@ -530,20 +531,28 @@ def build_folder(
     if not store._has(clinical_key(dataset, analysis.config, ClinicalParameters())):
         store.clinical(dataset, analysis)  # not read back when the partitions have stored them
     store.continuation(dataset, analysis)
-    say(READY)
-    other_pages(store, dataset, analysis, fork=workers > 1, say=say)
+    # Ready once the Clinic page's view is stored too (seconds, against minutes of the whole build): a visit to the
+    # Clinic page soon after the first Patient page would otherwise wait for it, and patient switches meanwhile
+    # would share the CPUs with it. The Outcomes page's statistics go on in their process after that.
+    other_pages(store, dataset, analysis, fork=workers > 1, say=say, ready=lambda: say(READY))
     say("done")
     return store.folder_key(folder)
 
 
 def other_pages(
-    store: AnalysisStore, dataset: Dataset, analysis: Analysis, fork: bool = False, say: Say = _quiet
+    store: AnalysisStore,
+    dataset: Dataset,
+    analysis: Analysis,
+    fork: bool = False,
+    say: Say = _quiet,
+    ready: Callable[[], object] = lambda: None,
 ) -> None:
     """The first views of the pages after the Patient page, into the store while the dashboard shows that page:
     the Clinic page's choices and view of every clinic, the Outcomes page's statistics of everyone. What is already
     stored is not read back. With ``fork`` (two CPUs or more), the Outcomes page's statistics in a second process
     (a fork: it shares the analysis already read) beside the Clinic page's view, so that neither waits for the
-    other; should that process fail, they are computed here."""
+    other; should that process fail, they are computed here. ``ready()`` is called once the Clinic page's view is
+    stored, before the Outcomes page's statistics are waited for."""
     clinic_done, outcomes_done = other_pages_stored(store, dataset, analysis.config)
     beside = (
         _fork(lambda: store.all_outcomes(dataset, analysis, then_nice=True)) if fork and not outcomes_done else None
@@ -552,6 +561,7 @@ def other_pages(
         say("computing the Clinic page's view ...")
         store.clinic_options(dataset, analysis)
         store.clinic_view(dataset, analysis, clinic.ClinicFilter())
+    ready()
     if not outcomes_done:
         say("computing the Outcomes page's statistics ...")
         if beside is not None:
