@@ -555,7 +555,10 @@ def persistence(patients: pd.DataFrame, as_of: pd.Timestamp, config: AnalysisCon
 def responder_rates(analysis: Analysis, patient_ids: pd.Index | pd.Series) -> pd.DataFrame:
     """SPEC §3 cohort statistics (cohort_cycles) over the given patients' patient_cycles."""
     table = analysis.patient_cycles
-    return cohort_cycles(table[table["patient_id"].isin(patient_ids)], analysis.as_of, analysis.config)
+    # Index lookups, not Series.isin: pandas' isin on Arrow-backed text converts the wanted ids one at a time (0.85 s
+    # of the Clinic page's view at 100,000 patients); the same rows.
+    wanted = pd.Index(patient_ids).unique().get_indexer(table["patient_id"]) >= 0
+    return cohort_cycles(table[wanted], analysis.as_of, analysis.config)
 
 
 def poisson_interval(events: np.ndarray | pd.Series | float, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
