@@ -675,8 +675,8 @@ def _put_pickle(
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _get_pickle(store: AnalysisStore, key: str, name: str = "value") -> object | None:
-    path = store.root / key / f"{name}.pickle"
+def _get_pickle(store: AnalysisStore, key: str) -> object | None:
+    path = store.root / key / "value.pickle"
     if not path.is_file():
         return None
     with open(path, "rb") as handle:
