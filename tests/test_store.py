@@ -82,10 +82,8 @@ def test_an_entry_is_whole_or_absent_and_never_rewritten(tmp_path: Path) -> None
 
 def test_the_patient_level_tables_come_back_exactly(tmp_path: Path) -> None:
     import dataclasses
-    import pickle
 
     from analytics.definitions.clinical import ClinicalParameters, clinical_tables
-    from analytics.definitions.pipeline import PatientDays
 
     store = AnalysisStore(tmp_path)
     dataset = load_dataset(SAMPLE_DATA_DIR)
@@ -105,22 +103,6 @@ def test_the_patient_level_tables_come_back_exactly(tmp_path: Path) -> None:
     assert set(back._read) == set(ON_DEMAND_CLINICAL)  # type: ignore[attr-defined]
     assert all(getattr(back, name) is getattr(back, name) for name in ON_DEMAND_CLINICAL)  # read once, then kept
     assert back == dataclasses.replace(back)  # a copy (as pages make) has the same tables
-    # An entry of the earlier layout (every table in value.pickle) is read as before.
-    entry = next(path.parent for path in tmp_path.glob("*/cycle_profile.pickle"))
-    for name in ON_DEMAND_CLINICAL:
-        (entry / f"{name}.pickle").rename(entry / f"{name}.moved")
-    earlier_layout = dataclasses.replace(
-        tables,
-        days=PatientDays(tables.status.iloc[:0]),
-        weekly=tables.weekly.iloc[:0],
-        injections=tables.injections.iloc[:0],
-        injection_rows=None,
-    )
-    with open(entry / "value.pickle", "wb") as handle:
-        pickle.dump(earlier_layout, handle)
-    earlier = store.get_clinical(dataset, analysis, ClinicalParameters())
-    assert earlier is not None and type(earlier).__name__ == "ClinicalTables"
-    pd.testing.assert_frame_equal(earlier.questionnaires, tables.questionnaires, check_exact=True)
     # The injections are read by patient from disk (a row per injection: millions for a network).
     assert back.injections.empty and back.injection_rows is not None
     for patient_id in [*tables.injections["patient_id"].unique(), "NOT-A-PATIENT"]:

@@ -78,7 +78,7 @@ from analytics.views.outcomes import TreatedDays
 
 T = TypeVar("T")
 
-FORMAT = 4
+FORMAT = 5
 """Bumped when what an entry holds changes; with the software version it is part of every key."""
 ANALYSIS_TABLES = ("patient_days", "patient_cycles", "cohort_cycles", "patient_status", "adverse_events", "safety")
 LAZY_TABLES = ("diary", "injections", "questionnaires")
@@ -764,10 +764,8 @@ def _get_clinical(
     entry = store.root / key
     rows = StoredDays(entry / "injections.parquet", _table(entry / "injections_index.parquet"))
     fields = {field.name: getattr(tables, field.name) for field in dataclasses.fields(tables)}
-    fields.update(days=analysis.days_by_patient(), injection_rows=rows)
-    if not all((entry / f"{name}.pickle").is_file() for name in ON_DEMAND_CLINICAL):
-        return ClinicalTables(**fields)  # an entry that keeps them all in value.pickle
-    return StoredClinicalTables(entry=entry, **{**fields, **dict.fromkeys(ON_DEMAND_CLINICAL)})
+    fields.update(days=analysis.days_by_patient(), injection_rows=rows, **dict.fromkeys(ON_DEMAND_CLINICAL))
+    return StoredClinicalTables(entry=entry, **fields)
 
 
 def _path(entry: Path, name: str) -> Path:
