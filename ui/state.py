@@ -398,16 +398,14 @@ def finish_in_background(ctx: AppContext) -> None:
     with _BUILDING_LOCK:
         if key in _FINISHING:
             return
-        worker: threading.Thread | None = None
-        if all(other_pages_stored(store, ctx.dataset, ctx.analysis.config)):
-            pass  # a restart: nothing to compute
-        elif (process := other_pages_in_a_fork(store, ctx.dataset, ctx.analysis)) is not None:
-            # One thread waits for the process and reaps it when it ends; pages wait on that thread (two waiters
-            # of one process would race to reap it).
-            worker = threading.Thread(target=process.join, daemon=True)
-        else:  # no fork on this system: a thread
-            worker = threading.Thread(target=_other_pages, args=(store, ctx.dataset, ctx.analysis), daemon=True)
-        if worker is not None:
+        worker: threading.Thread | None = None  # None: a restart, which finds them stored
+        if not all(other_pages_stored(store, ctx.dataset, ctx.analysis.config)):
+            if (process := other_pages_in_a_fork(store, ctx.dataset, ctx.analysis)) is not None:
+                # One thread waits for the process and reaps it when it ends; pages wait on that thread (two
+                # waiters of one process would race to reap it).
+                worker = threading.Thread(target=process.join, daemon=True)
+            else:  # no fork on this system: a thread
+                worker = threading.Thread(target=_other_pages, args=(store, ctx.dataset, ctx.analysis), daemon=True)
             worker.start()
         _FINISHING[key] = worker
 
