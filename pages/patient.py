@@ -102,9 +102,10 @@ def patient_charts(
     rows when a chart needs them."""
     analysis, config, params = ctx.analysis, ctx.config, tables.params
     weekly = _memo(lambda: clinical.weekly_profile(days(), config))
-    profile = _memo(_one, tables.cycle_profile, patient_id)
-    questionnaires = _memo(_one, tables.questionnaires, patient_id)
-    adverse_events = _memo(_one, tables.adverse_events, patient_id)
+    # The tables themselves are asked for only when a chart needs them: a stored analysis reads each from disk then.
+    profile = _memo(lambda: _one(tables.cycle_profile, patient_id))
+    questionnaires = _memo(lambda: _one(tables.questionnaires, patient_id))
+    adverse_events = _memo(lambda: _one(tables.adverse_events, patient_id))
     charts = [
         Chart(
             "Diary",
@@ -254,14 +255,8 @@ def _session_choice(ctx: AppContext, cycles: pd.DataFrame, patient_id: str) -> p
 def _patient_choices(ctx: AppContext) -> tuple[tuple[str, ...], int]:
     """Every patient with sessions, diary days or a patients.csv row, sorted; and the position of the first one
     whose response can be judged (evaluable baseline), which the page opens without a patient in the link."""
-    tables, cycles = state.clinical(ctx), ctx.analysis.patient_cycles
-    # .unique().tolist(): Python strings in one pass over each Arrow column, not one element at a time.
-    listed = set(tables.status["patient_id"].unique().tolist())
-    patient_ids = sorted(
-        listed | tables.days.patient_ids() | set(ctx.dataset.tables["patients"]["patient_id"].tolist())
-    )
-    judged = set(cycles.loc[cycles["eligible"].astype(bool), "patient_id"].unique().tolist())
-    return tuple(patient_ids), next((i for i, pid in enumerate(patient_ids) if pid in judged), 0)
+    patient_ids, first_judged = clinical.listed_patients(state.clinical(ctx), ctx.analysis, ctx.dataset)
+    return tuple(patient_ids), first_judged
 
 
 # Every patient's continuation evidence in one vectorised pass, once per data and parameters: a switch reads a row.

@@ -486,6 +486,13 @@ def test_a_restarted_server_reads_the_analysis_store(
     monkeypatch.setattr(stored, "load_dataset", counted("load", load_dataset))
     monkeypatch.setattr(stored, "analyse", counted("analyse", analyse))
     monkeypatch.setattr(stored, "clinical_tables", counted("clinical", stored.clinical_tables))
+    read_on_demand: list[str] = []
+    on_demand = stored.StoredClinicalTables._on_demand
+    monkeypatch.setattr(
+        stored.StoredClinicalTables,
+        "_on_demand",
+        lambda tables, name: read_on_demand.append(name) or on_demand(tables, name),
+    )
     for start in ("first start", "restart"):  # a restart: empty caches, the store on disk
         st.cache_data.clear()
         st.cache_resource.clear()
@@ -494,6 +501,8 @@ def test_a_restarted_server_reads_the_analysis_store(
         assert not at.exception, at.exception
         assert texts(at.title)
         assert calls == ["load", "analyse", "clinical"], f"{start}: {calls}"
+        # The Diary tab needs none of the tables of the other tabs: a restart leaves them on disk.
+        assert read_on_demand == [], f"{start}: {read_on_demand}"
         for finishing in list(state._FINISHING.values()):  # the other pages' first views, after the first page
             if finishing is not None:
                 finishing.join(60)

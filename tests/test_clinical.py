@@ -707,3 +707,43 @@ def test_status_and_profiles_from_the_recorded_days_equal_those_from_the_all_pat
     )
     pd.testing.assert_frame_equal(tables.status, status)
     assert tables.status["wearing_off_cycles"].sum() > 0 and tables.status["last_onset_week"].notna().sum() > 10
+
+
+def test_the_patient_list_is_every_known_patient_sorted_by_code_point_with_the_first_judged_one():
+    """``listed_patients`` (in Arrow) against the sets and ``sorted`` it replaced, on ids that sort differently
+    by code point than by locale or case (``Z1`` < ``a1`` < ``Ä1``); a patient known only from the diary or from
+    patients.csv is listed, and the first whose baseline is evaluable is the one opened."""
+    from types import SimpleNamespace
+
+    from analytics.definitions.pipeline import PatientDays
+
+    text = "string[pyarrow]"
+    status = pd.DataFrame({"patient_id": pd.Series(["Ä1", "a1", "b2"], dtype=text)})
+    days = PatientDays(pd.DataFrame({"patient_id": pd.Series(["Z1", "a1", "a1"], dtype=text)}))
+    patients = pd.DataFrame({"patient_id": pd.Series(["b2", "P9"], dtype=text)})
+    cycles = pd.DataFrame({"patient_id": pd.Series(["Ä1", "b2", "a1"], dtype=text), "eligible": [True, True, False]})
+    tables = SimpleNamespace(status=status, days=days)
+    listed, first = clinical.listed_patients(
+        tables,  # type: ignore[arg-type]
+        SimpleNamespace(patient_cycles=cycles),  # type: ignore[arg-type]
+        SimpleNamespace(tables={"patients": patients}),  # type: ignore[arg-type]
+    )
+    assert listed == ["P9", "Z1", "a1", "b2", "Ä1"] and first == 3  # b2: the first with an eligible cycle
+    nobody = cycles.assign(eligible=False)
+    assert clinical.listed_patients(
+        tables,  # type: ignore[arg-type]
+        SimpleNamespace(patient_cycles=nobody),  # type: ignore[arg-type]
+        SimpleNamespace(tables={"patients": patients}),  # type: ignore[arg-type]
+    ) == (listed, 0)
+
+    dataset = load_dataset(SAMPLE_DATA_DIR)
+    analysis = analyse(dataset)
+    sample = clinical.clinical_tables(analysis, dataset)
+    expected = sorted(
+        set(sample.status["patient_id"]) | sample.days.patient_ids() | set(dataset.tables["patients"]["patient_id"])
+    )
+    judged = set(analysis.patient_cycles.loc[analysis.patient_cycles["eligible"].astype(bool), "patient_id"])
+    assert clinical.listed_patients(sample, analysis, dataset) == (
+        expected,
+        next(i for i, pid in enumerate(expected) if pid in judged),
+    )

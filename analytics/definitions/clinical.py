@@ -26,6 +26,8 @@ from typing import Any, cast
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from analytics.definitions.config import AnalysisConfig
 from analytics.definitions.cycles import assign_days_to_windows
@@ -1118,6 +1120,26 @@ def patient_status(
     out["days_since_last_session"] = (analysis.as_of - out["last_session"]).dt.days.astype("int64")
     out = out.merge(rule_statements(out, cycles, config), on="patient_id", how="left")
     return out.merge(_latest_scores(questionnaires), on="patient_id", how="left")
+
+
+def listed_patients(tables: ClinicalTables, analysis: Analysis, dataset: Dataset) -> tuple[list[str], int]:
+    """Every patient with sessions, diary days or a patients.csv row, sorted as Python sorts text (by code point),
+    and the position of the first whose response can be judged (an eligible cycle: an evaluable baseline), 0 when
+    none can. In Arrow: at 100,000 patients the union, sort and lookup in Python took a fifth of a restarted
+    server's first page."""
+    ids = pa.chunked_array(
+        [
+            pa.array(tables.status["patient_id"], type=pa.string()),
+            pa.array(list(tables.days.patient_ids()), type=pa.string()),
+            pa.array(dataset.tables["patients"]["patient_id"], type=pa.string()),
+        ],
+        type=pa.string(),
+    ).unique()
+    ids = ids.take(pc.sort_indices(ids))  # UTF-8 byte order is code point order
+    cycles = analysis.patient_cycles
+    judged = pa.array(cycles.loc[cycles["eligible"].astype(bool), "patient_id"], type=pa.string())
+    first = np.flatnonzero(pc.is_in(ids, value_set=judged).to_numpy(zero_copy_only=False))
+    return ids.to_pylist(), int(first[0]) if len(first) else 0
 
 
 def clinical_tables(analysis: Analysis, dataset: Dataset, params: ClinicalParameters | None = None) -> ClinicalTables:

@@ -480,10 +480,20 @@ class StoredDays(PatientDays):
 
     def __init__(self, path: Path, index: pd.DataFrame):
         self._path = path
-        parts = index["part"].tolist() if "part" in index.columns else [None] * len(index)
-        spans = zip(parts, index["start"].tolist(), index["stop"].tolist(), strict=True)
-        self._bounds = dict(zip(index["patient_id"].astype(str).tolist(), spans, strict=True))
+        # Arrays and an index looked up by patient, not a dict of every patient's span: a restarted server reads
+        # this for 100,000 patients before its first page, and looks up one patient at a time.
+        self._ids = pd.Index(index["patient_id"].to_numpy(dtype=object))
+        self._parts = index["part"].to_numpy() if "part" in index.columns else None
+        self._spans = index[["start", "stop"]].to_numpy(dtype="int64")
         self._group_starts: dict[Path, np.ndarray] = {}
+
+    def _bounds(self, patient_id: str) -> tuple[int | None, int, int]:
+        """The part (None for one file) and the rows [start, stop) of the patient's rows; (None, 0, 0) for none."""
+        position = self._ids.get_indexer([patient_id])[0]  # a patient's rows are in one span: the ids are unique
+        if position < 0:
+            return None, 0, 0
+        part = None if self._parts is None else int(self._parts[position])
+        return part, int(self._spans[position, 0]), int(self._spans[position, 1])
 
     def _file(self, part: int | None) -> Path:
         return self._path if part is None else part_file(self._path, part)
@@ -496,10 +506,10 @@ class StoredDays(PatientDays):
         return self._group_starts[path]
 
     def patient_ids(self) -> frozenset[str]:
-        return frozenset(self._bounds)
+        return frozenset(self._ids)
 
     def of(self, patient_id: str) -> pd.DataFrame:
-        part, start, stop = self._bounds.get(patient_id, (None, 0, 0))
+        part, start, stop = self._bounds(patient_id)
         if stop <= start:
             path = self._path if self._path.is_file() else part_files(self._path)[0]
             return _from_arrow(pq.read_schema(path).empty_table())
