@@ -102,6 +102,7 @@ def patient_charts(
     rows when a chart needs them."""
     analysis, config, params = ctx.analysis, ctx.config, tables.params
     weekly = _memo(lambda: clinical.weekly_profile(days(), config))
+    calendar = _memo(lambda: figures.build_diary_calendar_figures(days(), config.headache_min_hours, cycles=cycles))
     # The tables themselves are asked for only when a chart needs them: a stored analysis reads each from disk then.
     profile = _memo(lambda: _one(tables.cycle_profile, patient_id))
     questionnaires = _memo(lambda: _one(tables.questionnaires, patient_id))
@@ -115,8 +116,8 @@ def patient_charts(
             f"A headache day has ≥{config.headache_min_hours:g} h "
             f"of headache. Blue frame: injection day; a late re-injection (more than {config.on_time_max_days} days "
             "after the previous one) is marked with its gap.",
-            lambda: figures.build_diary_calendar_figure(days(), config.headache_min_hours, cycles=cycles),
-            lambda: figures.build_diary_calendar_figure(days(), config.headache_min_hours, cycles=cycles, compact=True),
+            lambda: calendar()[0],
+            lambda: calendar()[1],
         ),
         Chart(
             "Diary",

@@ -334,6 +334,21 @@ def test_calendar_annotates_the_late_reinjection(flagged):
     assert not any(t.name and t.name.startswith("late") for t in unflagged.data)
 
 
+def test_both_calendar_layouts_from_one_pass_are_the_two_single_builds(flagged):
+    analysis, tables, cycles = flagged
+    days, hours = calendar(analysis, tables), analysis.config.headache_min_hours
+    full, compact = figures.build_diary_calendar_figures(days, hours, cycles)
+    assert full.to_json() == figures.build_diary_calendar_figure(days, hours, cycles).to_json()
+    assert compact.to_json() == figures.build_diary_calendar_figure(days, hours, cycles, compact=True).to_json()
+    assert full.to_json() != compact.to_json()
+    empty_full, empty_compact = figures.build_diary_calendar_figures(days.iloc[:0], hours, cycles)
+    assert (
+        empty_full.to_json()
+        == empty_compact.to_json()
+        == figures.build_diary_calendar_figure(days.iloc[:0], hours).to_json()
+    )
+
+
 def test_timeline_marks_overuse_windows_and_the_late_reinjection(flagged, case):
     analysis, tables, cycles = flagged
     fig = figures.build_rolling_headache_figure(

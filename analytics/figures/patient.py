@@ -12,6 +12,7 @@ layout in one call because adding them one by one is slow.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import numpy as np
@@ -164,21 +165,26 @@ def _overuse_label(overuse_acute_days: float | None) -> str:
 # --- 1. diary calendar
 
 
-def build_diary_calendar_figure(
-    days: pd.DataFrame, headache_min_hours: float, cycles: pd.DataFrame | None = None, compact: bool = False
-) -> go.Figure:
-    """Diary calendar: one row per month, one column per day of the month, coloured by category.
+@dataclass(frozen=True)
+class _Calendar:
+    """What the full and the compact diary calendar share (``_calendar``): the page draws both of one patient."""
 
-    ``days`` is one patient's daily grid (``clinical.diary_days``). Unrecorded days are grey,
-    headache-free days green; dates that do not exist (30 February) and days outside follow-up
-    are left blank. Migraine days carry a white dot, acute medication a blue corner mark and
-    injection days a blue frame. With ``cycles`` (the patient's rows of ``clinical.cycle_flags``), a
-    late re-injection gets an outer frame and a note at the end of its month's row. ``compact`` lays it
-    out for a phone: every fifth day numbered, marks sized to cells of about 9 px, the late note in the hover.
-    """
-    title = "Diary calendar (one row per month)"
-    if days.empty:
-        return _empty("No diary days in this patient's follow-up", title)
+    days: pd.DataFrame
+    z: np.ndarray  # category per (month row, day column)
+    text: np.ndarray  # hover text per (month row, day column)
+    row: np.ndarray  # each diary day's month row and day column
+    col: np.ndarray
+    migraine: np.ndarray  # each diary day's marks
+    acute: np.ndarray
+    injected: np.ndarray
+    tick_text: list[str]
+    late: pd.DataFrame  # the late re-injections (``_late_sessions``), with their row, column and hover text
+    late_row: np.ndarray
+    late_col: np.ndarray
+    late_text: list[str]
+
+
+def _calendar(days: pd.DataFrame, cycles: pd.DataFrame | None) -> _Calendar:
     dates = days["date"]
     month_index = (dates.dt.year * 12 + dates.dt.month - 1).to_numpy()
     first = int(month_index.min())
@@ -236,7 +242,59 @@ def build_diary_calendar_figure(
     month_labels = pd.period_range(
         pd.Period(year=first // 12, month=first % 12 + 1, freq="M"), periods=n_rows, freq="M"
     )
-    tick_text = [p.strftime("%b %Y") for p in month_labels]
+    late = _late_sessions(cycles)
+    late_dates = pd.to_datetime(late["start_date"])
+    return _Calendar(
+        days=days,
+        z=z,
+        text=text,
+        row=row,
+        col=col,
+        migraine=days["migraine"].fillna(False).astype(bool).to_numpy(),
+        acute=days["acute_medication"].fillna(False).astype(bool).to_numpy(),
+        injected=injected.to_numpy(),
+        tick_text=[p.strftime("%b %Y") for p in month_labels],
+        late=late,
+        late_row=(late_dates.dt.year * 12 + late_dates.dt.month - 1).to_numpy() - first,
+        late_col=late_dates.dt.day.to_numpy(),
+        late_text=_late_text(late) if len(late) else [],
+    )
+
+
+def build_diary_calendar_figure(
+    days: pd.DataFrame, headache_min_hours: float, cycles: pd.DataFrame | None = None, compact: bool = False
+) -> go.Figure:
+    """Diary calendar: one row per month, one column per day of the month, coloured by category.
+
+    ``days`` is one patient's daily grid (``clinical.diary_days``). Unrecorded days are grey,
+    headache-free days green; dates that do not exist (30 February) and days outside follow-up
+    are left blank. Migraine days carry a white dot, acute medication a blue corner mark and
+    injection days a blue frame. With ``cycles`` (the patient's rows of ``clinical.cycle_flags``), a
+    late re-injection gets an outer frame and a note at the end of its month's row. ``compact`` lays it
+    out for a phone: every fifth day numbered, marks sized to cells of about 9 px, the late note in the hover.
+    """
+    if days.empty:
+        return _empty_calendar()
+    return _calendar_figure(_calendar(days, cycles), headache_min_hours, compact)
+
+
+def _empty_calendar() -> go.Figure:
+    return _empty("No diary days in this patient's follow-up", "Diary calendar (one row per month)")
+
+
+def build_diary_calendar_figures(
+    days: pd.DataFrame, headache_min_hours: float, cycles: pd.DataFrame | None = None
+) -> tuple[go.Figure, go.Figure]:
+    """``build_diary_calendar_figure`` in its full and its compact layout, from one pass over the days."""
+    if days.empty:
+        return _empty_calendar(), _empty_calendar()
+    calendar = _calendar(days, cycles)
+    return _calendar_figure(calendar, headache_min_hours, False), _calendar_figure(calendar, headache_min_hours, True)
+
+
+def _calendar_figure(calendar: _Calendar, headache_min_hours: float, compact: bool) -> go.Figure:
+    days, row, col = calendar.days, calendar.row, calendar.col
+    n_rows = len(calendar.tick_text)
     n_cat = len(CALENDAR_COLOURS)
     colorscale = []
     for i, colour in enumerate(CALENDAR_COLOURS):
@@ -244,7 +302,7 @@ def build_diary_calendar_figure(
     traces: list[dict[str, Any]] = [
         dict(
             type="heatmap",
-            z=z,
+            z=calendar.z,
             x=np.arange(1, 32),
             y=np.arange(n_rows),
             colorscale=colorscale,
@@ -253,12 +311,12 @@ def build_diary_calendar_figure(
             showscale=False,
             xgap=2,
             ygap=2,
-            hovertext=text,
+            hovertext=calendar.text,
             hovertemplate="%{hovertext}<extra></extra>",
             name="diary",
         )
     ]
-    migraine = days["migraine"].fillna(False).astype(bool).to_numpy()
+    migraine, acute, inj = calendar.migraine, calendar.acute, calendar.injected
     traces.append(
         dict(
             type="scatter",
@@ -270,7 +328,6 @@ def build_diary_calendar_figure(
             marker=dict(symbol="circle", size=4 if compact else 7, color="white", line=dict(width=1, color=theme.TEXT)),
         )
     )
-    acute = days["acute_medication"].fillna(False).astype(bool).to_numpy()
     traces.append(
         dict(
             type="scatter",
@@ -287,7 +344,6 @@ def build_diary_calendar_figure(
             ),
         )
     )
-    inj = injected.to_numpy()
     traces.append(
         dict(
             type="scatter",
@@ -304,21 +360,17 @@ def build_diary_calendar_figure(
             ),
         )
     )
-    late = _late_sessions(cycles)
+    late = calendar.late
     late_notes: list[dict] = []
     if len(late):
-        late_dates = pd.to_datetime(late["start_date"])
-        late_row = (late_dates.dt.year * 12 + late_dates.dt.month - 1).to_numpy() - first
-        late_col = late_dates.dt.day.to_numpy()
-        texts = _late_text(late)
         traces.append(
             dict(
                 type="scatter",
-                x=late_col,
-                y=late_row,
+                x=calendar.late_col,
+                y=calendar.late_row,
                 mode="markers",
                 name=_late_label(late),
-                hovertext=texts,
+                hovertext=calendar.late_text,
                 hovertemplate="%{hovertext}<extra></extra>",
                 marker=dict(
                     symbol="square-open",
@@ -342,7 +394,7 @@ def build_diary_calendar_figure(
                     text=f"late: {int(gap)} d",
                     font=dict(size=11, color=LATE_COLOUR),
                 )
-                for r, gap in zip(late_row, late["interval_days"], strict=True)
+                for r, gap in zip(calendar.late_row, late["interval_days"], strict=True)
             ]
         )
     legend_names = (
@@ -364,7 +416,9 @@ def build_diary_calendar_figure(
         ticks="",
         tickfont=dict(size=12),
     )
-    yaxis = dict(tickvals=list(range(n_rows)), ticktext=tick_text, autorange="reversed", showgrid=False, title=None)
+    yaxis = dict(
+        tickvals=list(range(n_rows)), ticktext=calendar.tick_text, autorange="reversed", showgrid=False, title=None
+    )
     recorded = int(days["recorded"].sum())
     subtitle = f"{recorded} of {len(days)} days recorded ({recorded / len(days):.0%})"
     if compact:

@@ -489,7 +489,7 @@ class StoredDays(PatientDays):
 
     def _bounds(self, patient_id: str) -> tuple[int | None, int, int]:
         """The part (None for one file) and the rows [start, stop) of the patient's rows; (None, 0, 0) for none."""
-        position = self._ids.get_indexer(pd.Index([patient_id]))[0]  # a patient's rows are in one span: the ids are unique
+        position = self._ids.get_indexer(pd.Index([patient_id]))[0]  # the ids are unique: a patient, one span
         if position < 0:
             return None, 0, 0
         part = None if self._parts is None else int(self._parts[position])
