@@ -41,8 +41,15 @@ def build_completeness_figure(
         )
     threshold = 100 * min_completeness
     if threshold > 0:
-        fig.add_vrect(x0=0, x1=threshold, fillcolor=NOT_EVALUABLE_SHADE, line_width=0, layer="below")
-        fig.add_vline(x=threshold, line=dict(color=TEXT, dash="dash", width=1.5))
+        # What add_vrect and add_vline draw, as layout shapes (the two calls took 30 ms of a Data page).
+        below = dict(xref="x", yref="y domain", y0=0, y1=1)
+        fig.update_layout(
+            shapes=[
+                dict(type="rect", x0=0, x1=threshold, fillcolor=NOT_EVALUABLE_SHADE, line=dict(width=0), layer="below")
+                | below,
+                dict(type="line", x0=threshold, x1=threshold, line=dict(color=TEXT, dash="dash", width=1.5)) | below,
+            ]
+        )
         fig.add_annotation(
             x=threshold,
             y=1,
