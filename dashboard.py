@@ -14,7 +14,7 @@ import os
 import streamlit as st
 
 from pages import HANDED_OVER, audit, clinic, data, outcomes, patient
-from ui import auth, state
+from ui import auth, state, turns
 from ui import render as ui_render
 
 st.set_page_config(page_title="Botox outcomes", page_icon=":material/stethoscope:", layout="wide")
@@ -34,13 +34,14 @@ page = auth.navigation(  # only the pages this user's role may open (login, or r
         st.Page(audit.render, title="Audit", icon=":material/policy:", url_path="audit"),
     ]
 )
-try:
-    auth.identity()
-    ctx = state.sidebar(DATA_PAGE)
-    state.banner(ctx)
-    page.run()
-    state.finish_in_background(ctx)  # the other pages' first views, while this one is read
-except Exception:
-    state.report_unexpected_error()
-    if "PYTEST_CURRENT_TEST" in os.environ:
-        raise
+with turns.turn():  # sessions' pages take turns on the one Python core (ui/turns.py)
+    try:
+        auth.identity()
+        ctx = state.sidebar(DATA_PAGE)
+        state.banner(ctx)
+        page.run()
+        state.finish_in_background(ctx)  # the other pages' first views, while this one is read
+    except Exception:
+        state.report_unexpected_error()
+        if "PYTEST_CURRENT_TEST" in os.environ:
+            raise

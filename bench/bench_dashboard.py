@@ -3,7 +3,8 @@
 For each dataset a fresh process (empty caches) runs the real app with Streamlit's AppTest:
 imports = importing what dashboard.py imports (once per server start); cold = then the first Patient
 page with nothing built (load + analysis + patient-level tables + the page; an empty analysis store);
-restart = the same in a second fresh process, which finds the analysis store the first one wrote;
+restart = the same in a second fresh process, which finds the analysis store the first one wrote (the median of
+``--restarts`` such processes, the checkouts alternating);
 warm = the same page
 in a new session (caches built); switch = choosing another patient (median of ``--switches``); then
 page changes to Clinic, Outcomes and Data (first visit: the page's own caches are built; again: the
@@ -17,7 +18,7 @@ runs the scripts without a browser, so these are server-side times; the browser 
 10,000-patient cohort is generated once with ``python -m analytics.synth --patients 10000 --seed 1``
 into bench/out/ (git-ignored) and reused.
 
-    .venv/bin/python bench/bench_dashboard.py [--before DIR] [--switches 10] [--only sample|10k]
+    .venv/bin/python bench/bench_dashboard.py [--before DIR] [--switches 10] [--restarts 3] [--only sample|10k|100k]
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ TARGETS = {
 }
 
 
-def worker(root: Path, data: Path, switches: int) -> dict[str, float]:
-    """Run in a fresh process: time the pages of the app in ``root`` on ``data``; return the figures."""
+def worker(root: Path, data: Path, switches: int, first_only: bool = False) -> dict[str, float]:
+    """Run in a fresh process: time the pages of the app in ``root`` on ``data``; return the figures (``first_only``:
+    the first Patient page's)."""
     os.chdir(root)
     sys.path.insert(0, str(root))
     sys.path.insert(0, str(root / "tests"))
@@ -84,6 +86,9 @@ def worker(root: Path, data: Path, switches: int) -> dict[str, float]:
     first = session()
     first.switch_page("pages/patient.py")
     out["cold"] = timed_run(first)
+    if first_only:
+        out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return out
     second = session()
     second.switch_page("pages/patient.py")
     out["warm"] = timed_run(second)
@@ -119,11 +124,14 @@ def worker(root: Path, data: Path, switches: int) -> dict[str, float]:
     return out
 
 
-def measure(root: Path, data: Path, switches: int, store: Path | None = None) -> dict[str, float]:
+def measure(
+    root: Path, data: Path, switches: int, store: Path | None = None, first_only: bool = False
+) -> dict[str, float]:
     """``worker`` in a child process (fresh interpreter, empty caches), with the analysis store ``store``."""
     environment = {**os.environ, **({"OUTCOMES_STORE_DIR": str(store)} if store else {})}
+    command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(root), str(data)]
     result = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", str(root), str(data), "--switches", str(switches)],
+        [*command, "--switches", str(switches), *(["--first-only"] if first_only else [])],
         capture_output=True,
         text=True,
         cwd=root,
@@ -164,9 +172,11 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="another checkout of the project to measure alongside")
     parser.add_argument("--switches", type=int, default=10)
     parser.add_argument("--only", choices=("sample", "10k", "100k"), help="one dataset only (100k: only when asked)")
+    parser.add_argument("--restarts", type=int, default=3, help="restarts measured per checkout (the median shown)")
+    parser.add_argument("--first-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        print(json.dumps(worker(*args.worker, args.switches)))
+        print(json.dumps(worker(*args.worker, args.switches, args.first_only)))
         return
 
     trees = {"now": ROOT, **({"before": args.before.resolve()} if args.before else {})}
@@ -178,22 +188,36 @@ def main() -> None:
     results: dict[tuple[str, str], dict[str, float]] = {}
     for name, data in datasets.items():
         data = data or cohort()
+        stores, restarts = {}, {}
         for tree, root in trees.items():
-            store = Path(tempfile.mkdtemp(prefix="bench_store_"))  # empty: nothing built yet
+            stores[tree] = store = Path(tempfile.mkdtemp(prefix="bench_store_"))  # empty: nothing built yet
             figures = measure(root, data, args.switches, store)
             # A restarted server (a new process, empty caches) with the analysis store the first one built.
             restarted = measure(root, data, args.switches, store)
-            figures["restart"], figures["restart_peak_mb"] = restarted["cold"], restarted["peak_mb"]
-            shutil.rmtree(store, ignore_errors=True)
+            restarts[tree] = [restarted["cold"]]
+            figures["restart_peak_mb"] = restarted["peak_mb"]
             figures["export"] = export_seconds(root, data)
             results[(name, tree)] = figures
             print(f"{name} / {tree}: " + ", ".join(f"{k} {v:.2f}" for k, v in figures.items()), flush=True)
+        for _ in range(args.restarts - 1):  # more restarts, the checkouts alternating: the median of them all
+            for tree, root in trees.items():
+                restarts[tree].append(measure(root, data, args.switches, stores[tree], first_only=True)["cold"])
+        for tree in trees:
+            shutil.rmtree(stores[tree], ignore_errors=True)
+            results[(name, tree)] |= {
+                "restart": statistics.median(restarts[tree]),
+                "restart_min": min(restarts[tree]),
+                "restart_max": max(restarts[tree]),
+            }
+            print(f"{name} / {tree}: restarts " + ", ".join(f"{t:.2f}" for t in restarts[tree]), flush=True)
 
     columns = list(results)
     rows = [
         ("imports at server start (s)", "imports"),
         ("first Patient page, nothing built (s)", "cold"),
-        ("first Patient page, store built: restart (s)", "restart"),
+        (f"first Patient page, store built: restart, median of {args.restarts} (s)", "restart"),
+        ("  fastest restart (s)", "restart_min"),
+        ("  slowest restart (s)", "restart_max"),
         ("first Patient page, warm (s)", "warm"),
         (f"patient switch, median of {args.switches} (s)", "switch"),
         ("patient switch, slowest (s)", "switch_max"),

@@ -65,7 +65,7 @@ from analytics.output.store import READY, AnalysisStore, other_pages, other_page
 from analytics.privacy import access
 from analytics.scale.engine import auto_partitions
 from analytics.scale.runners import EngineFailed
-from ui import render
+from ui import render, turns
 from ui.context import CONTEXT_KEY, HASH_FUNCS, AppContext, current_user
 
 logger = logging.getLogger("outcomes.dashboard")
@@ -304,8 +304,9 @@ def _build(source: _Source) -> None:
         return
     with _BUILDING_LOCK:
         lock = _BUILDING.setdefault(source.key, threading.Lock())
-    with st.spinner("Another session is building this data folder's analysis…") if lock.locked() else nullcontext():
-        with lock:
+    another = lock.locked()  # another session's child process builds it: other sessions' pages may run meanwhile
+    with st.spinner("Another session is building this data folder's analysis…") if another else nullcontext():
+        with turns.waiting() if another else nullcontext(), lock:
             if source.key in _BUILT:
                 return
             store = AnalysisStore()
@@ -326,18 +327,19 @@ def _build_in_child(source: _Source, store: AnalysisStore) -> None:
     assert child.stderr is not None and child.stdout is not None
     said: list[str] = []
     step = _STEPS[0]
-    for line in child.stderr:
-        said = [*said[-19:], line.rstrip()]
-        if line.startswith(READY):  # the child goes on with the Outcomes statistics; the Patient page can be drawn
-            finishing = threading.Thread(target=_finish_child, args=(child, said), daemon=True)
-            _FINISHING[(source.folder.resolve(), store.root)] = finishing
-            finishing.start()
-            bar.empty()
-            return
-        fraction, step = _progress(line, step)
-        bar.progress(min(fraction, 1.0), text=f"Reading the data folder for the first time: {line.strip()}")
-    bar.empty()
-    _finish_child(child, said, source.key)
+    with turns.waiting():  # the child computes: other sessions' pages may run meanwhile
+        for line in child.stderr:
+            said = [*said[-19:], line.rstrip()]
+            if line.startswith(READY):  # the child goes on with the Outcomes statistics; the Patient page can be drawn
+                finishing = threading.Thread(target=_finish_child, args=(child, said), daemon=True)
+                _FINISHING[(source.folder.resolve(), store.root)] = finishing
+                finishing.start()
+                bar.empty()
+                return
+            fraction, step = _progress(line, step)
+            bar.progress(min(fraction, 1.0), text=f"Reading the data folder for the first time: {line.strip()}")
+        bar.empty()
+        _finish_child(child, said, source.key)
 
 
 def _finish_child(child: subprocess.Popen[str], said: list[str], key: SourceKey | None = None) -> None:
@@ -375,7 +377,7 @@ def stored_result(ctx: AppContext, read: Callable[[AnalysisStore], T]) -> T:
         if finishing is None or not finishing.is_alive() or not _whole_folder_default(ctx):
             return
         deadline = time.monotonic() + WAIT_LIMIT_S  # a background process that hangs does not hang the page
-        with st.spinner("Finishing this page's statistics in the background…"):
+        with st.spinner("Finishing this page's statistics in the background…"), turns.waiting():
             while finishing.is_alive() and not stored() and time.monotonic() < deadline:
                 finishing.join(0.05)
 
