@@ -6,7 +6,8 @@ sidebar (``ui.state``) loads and analyses the chosen data into the context the p
 (``ui.context``). An unexpected error on a page is shown as a short message with a reference while
 the traceback goes to the server log; under pytest it is raised again after the message, so that a
 test never passes over a broken page. (``st.stop()``, ``st.rerun()`` and ``st.switch_page()`` steer the
-script with exceptions that are not an ``Exception``, so they pass through.)
+script with exceptions that are not an ``Exception``, so they pass through.) Sessions' scripts take turns
+(``ui.turns``): many users clicking at once are served in order rather than all slowly together.
 """
 
 import os
