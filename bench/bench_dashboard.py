@@ -233,13 +233,14 @@ def main() -> None:
         ("peak RSS of the restarted server (MB)", "restart_peak_mb"),
         ("export, python -m analytics export (s)", "export"),
     ]
-    header = f"{'':44}" + "".join(f"{d + ' ' + t:>16}" for d, t in columns) + "  target"
+    width = max(len(label) for label, _ in rows) + 2
+    header = f"{'':{width}}" + "".join(f"{d + ' ' + t:>16}" for d, t in columns) + "  target"
     print("\n" + header)
     for label, key in rows:
         cells = "".join(f"{results[c].get(key, float('nan')):>16.2f}" for c in columns)
-        print(f"{label:44}" + cells + f"  {TARGETS.get(key, '')}")
+        print(f"{label:{width}}" + cells + f"  {TARGETS.get(key, '')}")
     ratio = "".join(f"{results[c]['cold'] / results[c]['export']:>16.2f}" for c in columns)
-    print(f"{'cold Patient page / export':44}" + ratio + "  ≤ 1.5")
+    print(f"{'cold Patient page / export':{width}}" + ratio + "  ≤ 1.5")
 
 
 if __name__ == "__main__":
