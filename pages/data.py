@@ -230,11 +230,8 @@ class _DictionaryParts:
 def _dictionary_parts(config: AnalysisConfig, as_of: str | None) -> _DictionaryParts:
     """The dictionary's sections, as the page shows them, and its CSV for one set of parameters (built once: the
     Markdown of its entries took about 20 ms of every Data page)."""
-    columns, parameters, definitions = (
-        column_dictionary(),
-        parameter_dictionary(config, as_of),
-        definition_dictionary(config, as_of),
-    )
+    columns, parameters = column_dictionary(), parameter_dictionary(config, as_of)
+    definitions = definition_dictionary(config, as_of)
     core = definitions["source"] == "SPEC §3"
     return _DictionaryParts(
         csv=csv_bytes(data_dictionary(config, as_of)),
@@ -246,16 +243,15 @@ def _dictionary_parts(config: AnalysisConfig, as_of: str | None) -> _DictionaryP
         ],
         parameters=(f"##### Parameters ({len(parameters)})", _parameters_markdown(parameters)),
         columns=f"##### Input files and columns ({len(columns)} rules)",
-        files=[
-            (
-                f"{file}: {'required' if rules.iloc[0]['file_required'] else 'optional'}, one row per "
-                f"{rules.iloc[0]['one_row_per']}",
-                bool(rules.iloc[0]["file_required"]),
-                _columns_markdown(rules),
-            )
-            for file, rules in columns.groupby("file", sort=False)
-        ],
+        files=[_file_part(str(file), rules) for file, rules in columns.groupby("file", sort=False)],
     )
+
+
+def _file_part(file: str, rules: pd.DataFrame) -> tuple[str, bool, str]:
+    """One input file's expander label, whether it opens expanded (a required file), and its rules' Markdown."""
+    required = bool(rules.iloc[0]["file_required"])
+    label = f"{file}: {'required' if required else 'optional'}, one row per {rules.iloc[0]['one_row_per']}"
+    return label, required, _columns_markdown(rules)
 
 
 def _definitions_markdown(definitions: pd.DataFrame) -> str:

@@ -41,7 +41,7 @@ def build_completeness_figure(
         )
     threshold = 100 * min_completeness
     if threshold > 0:
-        # What add_vrect and add_vline draw, as layout shapes (the two calls took 30 ms of a Data page).
+        # What add_vrect and add_vline draw, as layout shapes (the two calls look up every axis: about 6 ms a figure).
         below = dict(xref="x", yref="y domain", y0=0, y1=1)
         fig.update_layout(
             shapes=[
